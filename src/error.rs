@@ -1,0 +1,106 @@
+//! The library's error type. Every variant names where the problem is (which box,
+//! which track, which object) so one line is enough for the person who uploaded it.
+
+use std::fmt;
+
+/// A four-character code, printed as text (`moov`, `stsz`) for error messages.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FourCc(pub [u8; 4]);
+
+impl FourCc {
+    pub const fn new(code: &[u8; 4]) -> Self {
+        FourCc(*code)
+    }
+}
+
+impl fmt::Display for FourCc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for &b in &self.0 {
+            if b.is_ascii_graphic() || b == b' ' {
+                write!(f, "{}", b as char)?;
+            } else {
+                write!(f, "\\x{b:02x}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for FourCc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "'{self}'")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("I/O error reading {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("not an MP4 file: {0}")]
+    NotMp4(String),
+    #[error("truncated file: box '{fourcc}' at offset {offset} needs {needed} bytes but the file ends at {file_len}")]
+    Truncated {
+        fourcc: FourCc,
+        offset: u64,
+        needed: u64,
+        file_len: u64,
+    },
+    #[error("malformed box '{fourcc}'{}: {reason}", track_suffix(*.track))]
+    Malformed {
+        fourcc: FourCc,
+        track: Option<u32>,
+        reason: String,
+    },
+    #[error("missing box '{fourcc}'{}", track_suffix(*.track))]
+    MissingBox { fourcc: FourCc, track: Option<u32> },
+    #[error("limit exceeded in '{fourcc}'{}: {what} is {value}, the limit is {limit}", track_suffix(*.track))]
+    Limit {
+        fourcc: FourCc,
+        track: Option<u32>,
+        what: &'static str,
+        value: u64,
+        limit: u64,
+    },
+    #[error("no usable track: {0}")]
+    NoUsableTrack(String),
+    #[error("invalid settings: {0}")]
+    Settings(String),
+    #[error("storage error for '{key}': {reason}")]
+    Store { key: String, reason: String },
+}
+
+fn track_suffix(track: Option<u32>) -> String {
+    match track {
+        Some(id) => format!(" (track {id})"),
+        None => String::new(),
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn malformed(fourcc: &[u8; 4], track: Option<u32>, reason: impl Into<String>) -> Self {
+        Error::Malformed {
+            fourcc: FourCc(*fourcc),
+            track,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn missing(fourcc: &[u8; 4], track: Option<u32>) -> Self {
+        Error::MissingBox {
+            fourcc: FourCc(*fourcc),
+            track,
+        }
+    }
+
+    /// Whether retrying the same work could succeed (I/O and storage trouble), as
+    /// opposed to a property of the input that will fail the same way every time.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Io { .. } | Error::Store { .. })
+    }
+}

@@ -1,0 +1,127 @@
+//! The media model the demuxer produces and every writer consumes: tracks, their
+//! codec configuration and their samples, with times already resolved (edit lists
+//! applied, see [`Track::presentation_shift`]).
+
+/// What a track carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackKind {
+    Video,
+    Audio,
+}
+
+/// The codec of a usable track, with the configuration record that the CODECS
+/// attribute and the init segment are built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Codec {
+    /// H.264. `fourcc` is `avc1` (parameter sets in the sample entry) or `avc3`
+    /// (in-band). `avcc` is the AVCDecoderConfigurationRecord (ISO/IEC 14496-15 § 5.3.3.1).
+    H264 { fourcc: [u8; 4], avcc: Vec<u8> },
+    /// H.265. `fourcc` is `hvc1` or `hev1`. `hvcc` is the
+    /// HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 § 8.3.3.1).
+    H265 { fourcc: [u8; 4], hvcc: Vec<u8> },
+    /// AAC in `mp4a`. `asc` is the AudioSpecificConfig (ISO/IEC 14496-3 § 1.6.2.1)
+    /// from the esds DecoderSpecificInfo.
+    Aac { asc: Vec<u8> },
+}
+
+impl Codec {
+    pub fn kind(&self) -> TrackKind {
+        match self {
+            Codec::H264 { .. } | Codec::H265 { .. } => TrackKind::Video,
+            Codec::Aac { .. } => TrackKind::Audio,
+        }
+    }
+}
+
+/// One access unit. Times are in the track's media timescale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    /// Absolute byte offset in the source file.
+    pub offset: u64,
+    pub size: u32,
+    /// Decode time, from `stts`, starting at 0 for the first sample.
+    pub dts: u64,
+    /// Duration from `stts`.
+    pub duration: u32,
+    /// Composition offset from `ctts` (signed: version 1 allows negative values).
+    pub cts_offset: i32,
+    /// A sync sample (`stss`, or every sample when there is no `stss`).
+    pub sync: bool,
+}
+
+/// A usable track of one input file.
+#[derive(Debug, Clone)]
+pub struct Track {
+    /// Index of the input file this track came from (a title may be several files).
+    pub input: usize,
+    /// `tkhd` track_ID in the source.
+    pub id: u32,
+    pub kind: TrackKind,
+    pub codec: Codec,
+    /// The sample entry box exactly as it was in the source `stsd` (header included),
+    /// copied into the init segment so the decoder gets the same configuration.
+    pub sample_entry: Vec<u8>,
+    /// `mdhd` timescale (ticks per second).
+    pub timescale: u32,
+    /// `mdhd` language, ISO 639-2/T (`eng`, `fra`); `und` when unset.
+    pub language: String,
+    /// Visual size from the sample entry (video only, else 0).
+    pub width: u16,
+    pub height: u16,
+    /// Audio channel count and sample rate (audio only, else 0).
+    pub channels: u16,
+    pub sample_rate: u32,
+    /// Edit list, resolved: presentation time = dts + cts_offset - `media_start`
+    /// + `empty_delay` (all in the media timescale). `media_start` is the media time
+    /// of the first edit that plays media; `empty_delay` the length of leading empty
+    /// edits, converted to the media timescale (ISO/IEC 14496-12 § 8.6.6).
+    pub media_start: i64,
+    pub empty_delay: i64,
+    /// Samples in decode order.
+    pub samples: Vec<Sample>,
+}
+
+impl Track {
+    /// Presentation time of a sample, in the media timescale.
+    pub fn pts(&self, s: &Sample) -> i64 {
+        s.dts as i64 + s.cts_offset as i64 - self.media_start + self.empty_delay
+    }
+
+    /// Sum of all sample durations (media timescale).
+    pub fn media_duration(&self) -> u64 {
+        self.samples.iter().map(|s| u64::from(s.duration)).sum()
+    }
+
+    /// Duration in seconds.
+    pub fn duration_secs(&self) -> f64 {
+        self.media_duration() as f64 / f64::from(self.timescale.max(1))
+    }
+
+    /// Frames per second from the average sample duration (video only).
+    pub fn frame_rate(&self) -> Option<f64> {
+        if self.kind != TrackKind::Video || self.samples.is_empty() {
+            return None;
+        }
+        let d = self.media_duration();
+        (d > 0).then(|| self.samples.len() as f64 * f64::from(self.timescale) / d as f64)
+    }
+}
+
+/// One demuxed input file.
+#[derive(Debug, Clone)]
+pub struct Movie {
+    /// Usable tracks (video and audio), in file order.
+    pub tracks: Vec<Track>,
+    /// Tracks that were skipped, with the reason (timecode, text, unknown codec).
+    pub skipped: Vec<SkippedTrack>,
+    /// Hash of the moov box bytes and the file size: identifies the input's layout
+    /// cheaply when no ETag is at hand (see `publish::version`).
+    pub fingerprint: [u8; 32],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedTrack {
+    pub id: u32,
+    pub reason: String,
+}

@@ -3,6 +3,11 @@
 //! Pure: the specs below go in, playlist text comes out. Nothing here touches
 //! storage; `package` decides names and order, `publish` writes.
 
+pub mod codecs;
+mod playlist;
+
+pub use playlist::{master_playlist, media_playlist};
+
 /// One media segment line of a media playlist.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegmentEntry {

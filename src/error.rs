@@ -69,6 +69,12 @@ pub enum Error {
     NoUsableTrack(String),
     #[error("invalid settings: {0}")]
     Settings(String),
+    #[error("{input}: {source}")]
+    InInput {
+        input: String,
+        #[source]
+        source: Box<Error>,
+    },
     #[error("storage error for '{key}': {reason}")]
     Store { key: String, reason: String },
 }
@@ -101,6 +107,14 @@ impl Error {
     /// Whether retrying the same work could succeed (I/O and storage trouble), as
     /// opposed to a property of the input that will fail the same way every time.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Io { .. } | Error::Store { .. })
+        match self {
+            Error::InInput { source, .. } => source.is_retryable(),
+            Error::Io { source, .. } => !matches!(
+                source.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidInput
+            ),
+            Error::Store { .. } => true,
+            _ => false,
+        }
     }
 }

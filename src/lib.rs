@@ -2,16 +2,23 @@
 //!
 //! ```text
 //! Source (read_at) ─► mp4::demux ─► Movie (tracks, samples, codec configs)
-//!                  ─► plan        ─► SegmentPlan (cuts at video sync samples)
+//!                  ─► plan        ─► segment ranges (cuts at video sync samples)
 //!                  ─► fmp4        ─► init.mp4 + .m4s bodies (headers + source byte ranges)
 //!                  ─► hls         ─► media and master playlists
 //!                  ─► package     ─► the title's objects, in publish order
-//!                  ─► publish     ─► written through a store: segments, playlists, master, manifest
+//!                  ─► publish     ─► written through a store: segments, playlists, master
 //! ```
 
 pub mod error;
+pub mod fmp4;
 pub mod hls;
 pub mod model;
+pub mod mp4;
+pub mod object;
+pub mod package;
+pub mod plan;
+pub mod publish;
 pub mod source;
+pub mod store;
 
 pub use error::{Error, Result};

@@ -3,7 +3,7 @@
 //! applied, see [`Track::presentation_shift`]).
 
 /// What a track carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TrackKind {
     Video,
@@ -59,8 +59,9 @@ pub struct Track {
     pub id: u32,
     pub kind: TrackKind,
     pub codec: Codec,
-    /// The sample entry box exactly as it was in the source `stsd` (header included),
-    /// copied into the init segment so the decoder gets the same configuration.
+    /// The sample entry box (header included) for the init segment: the source's
+    /// own for video, so the decoder gets the same configuration; rebuilt as a plain
+    /// ISO `mp4a` for audio (QuickTime sound descriptions do not belong in fMP4).
     pub sample_entry: Vec<u8>,
     /// `mdhd` timescale (ticks per second).
     pub timescale: u32,
@@ -72,10 +73,10 @@ pub struct Track {
     /// Audio channel count and sample rate (audio only, else 0).
     pub channels: u16,
     pub sample_rate: u32,
-    /// Edit list, resolved: presentation time = dts + cts_offset - `media_start`
-    /// + `empty_delay` (all in the media timescale). `media_start` is the media time
-    /// of the first edit that plays media; `empty_delay` the length of leading empty
-    /// edits, converted to the media timescale (ISO/IEC 14496-12 § 8.6.6).
+    /// Edit list, resolved: presentation time is dts plus cts_offset minus
+    /// `media_start` plus `empty_delay`, all in the media timescale. `media_start` is
+    /// the media time of the first edit that plays media; `empty_delay` the length of
+    /// leading empty edits, converted to the media timescale (ISO/IEC 14496-12 § 8.6.6).
     pub media_start: i64,
     pub empty_delay: i64,
     /// Samples in decode order.

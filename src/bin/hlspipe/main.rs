@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "hlspipe", version, about = "MP4 to HLS without re-encoding, delivered behind CloudFront signed cookies")]
+#[command(
+    name = "hlspipe",
+    version,
+    about = "MP4 to HLS without re-encoding, delivered behind CloudFront signed cookies"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

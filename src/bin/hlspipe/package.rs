@@ -1,20 +1,202 @@
 //! `hlspipe package INPUT... OUT_DIR`
 
+use anyhow::Context;
+use hlspipe::package::{package, Input, PackagedTitle, Settings};
+use hlspipe::publish::{self, Manifest, PublishOptions, SourceInfo, State};
+use hlspipe::source::{FileSource, Source};
+use hlspipe::store::DirStore;
+use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Input MP4 files (several = one bit-rate ladder of the same content), then the output directory.
-    #[arg(required = true, num_args = 2..)]
+    #[arg(required = true, num_args = 2.., value_name = "INPUT... OUT_DIR")]
     paths: Vec<PathBuf>,
-    /// Target segment duration in seconds; cuts happen at the first video sync sample at or after it.
-    #[arg(long, default_value_t = 6.0)]
+    /// Target segment duration in seconds; each cut is at the first video sync sample at or after it.
+    #[arg(long, default_value_t = 6.0, value_parser = segment_duration)]
     segment_duration: f64,
+    /// Objects written at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
     /// Print a JSON summary instead of text.
     #[arg(long)]
     json: bool,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("package: being built in this commit series")
+/// Parses `--segment-duration`: a usage error (exit 2) when out of range.
+fn segment_duration(text: &str) -> Result<f64, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    let settings = Settings {
+        segment_duration: secs,
+        ..Settings::default()
+    };
+    settings.validate().map_err(|e| e.to_string())?;
+    Ok(secs)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let (out, inputs) = match args.paths.split_last() {
+        Some((out, inputs)) if !inputs.is_empty() => (out.clone(), inputs.to_vec()),
+        _ => anyhow::bail!("usage: hlspipe package INPUT... OUT_DIR"),
+    };
+    let settings = Settings {
+        segment_duration: args.segment_duration,
+        ..Settings::default()
+    };
+    settings.validate()?;
+    let started = Instant::now();
+    let started_at = unix_now();
+    let store = DirStore::new(&out);
+
+    let mut sources: Vec<Arc<dyn Source>> = Vec::with_capacity(inputs.len());
+    let mut infos = Vec::with_capacity(inputs.len());
+    for path in &inputs {
+        let src = FileSource::open(path)?;
+        infos.push(SourceInfo {
+            key: path.display().to_string(),
+            etag: None,
+            size: src.len(),
+        });
+        sources.push(Arc::new(src));
+    }
+    let fail = |manifest: &mut Manifest, err: &dyn std::fmt::Display| {
+        manifest.state = State::Failed;
+        manifest.error = Some(err.to_string());
+        manifest.finished_at = Some(unix_now());
+        manifest.elapsed_seconds = Some(started.elapsed().as_secs_f64());
+        // The failure itself is what the user needs to hear about; a manifest that
+        // cannot be written is reported after it.
+        if let Err(e) = publish::write_manifest(&store, "", manifest) {
+            eprintln!("hlspipe: also could not write the failed manifest: {e}");
+        }
+    };
+    let mut manifest = Manifest::processing(infos, started_at);
+    publish::write_manifest(&store, "", &manifest)
+        .with_context(|| format!("cannot write to {}", out.display()))?;
+
+    let package_inputs: Vec<Input> = sources
+        .iter()
+        .map(|s| Input {
+            source: Arc::clone(s),
+            etag: None,
+        })
+        .collect();
+    let title = match package(&package_inputs, &settings) {
+        Ok(t) => t,
+        Err(e) => {
+            fail(&mut manifest, &e);
+            return Err(e.into());
+        }
+    };
+    for w in &title.warnings {
+        eprintln!("hlspipe: warning: {w}");
+    }
+
+    let total: u64 = title
+        .media
+        .iter()
+        .chain(&title.playlists)
+        .map(|o| o.body.len())
+        .sum::<u64>()
+        + title.master.body.len();
+    let bar = progress_bar(total, args.json);
+    let progress = |n: u64| {
+        if let Some(b) = &bar {
+            b.inc(n);
+        }
+    };
+    let opts = PublishOptions {
+        prefix: "",
+        concurrency: args.concurrency,
+        progress: &progress,
+    };
+    if let Err(e) = publish::publish(&store, &title, &sources, &opts) {
+        fail(&mut manifest, &e);
+        return Err(e.into());
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    manifest.state = State::Complete;
+    manifest.version = Some(title.version.clone());
+    manifest.renditions = title.renditions.clone();
+    manifest.duration = Some(title.duration);
+    manifest.warnings = title.warnings.clone();
+    manifest.finished_at = Some(unix_now());
+    manifest.elapsed_seconds = Some(elapsed);
+    publish::write_manifest(&store, "", &manifest)?;
+    print_summary(&title, &out, elapsed, args.json)
+}
+
+fn progress_bar(total: u64, json: bool) -> Option<indicatif::ProgressBar> {
+    if json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} {bytes}/{total_bytes} {wide_bar} {bytes_per_sec} {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+fn print_summary(
+    title: &PackagedTitle,
+    out: &std::path::Path,
+    elapsed: f64,
+    json: bool,
+) -> anyhow::Result<()> {
+    let segments: usize = title.renditions.iter().map(|r| r.segment_count).sum();
+    let mb = title.media_bytes as f64 / 1e6;
+    let rate = if elapsed > 0.0 { mb / elapsed } else { 0.0 };
+    if json {
+        let summary = serde_json::json!({
+            "master": out.join("master.m3u8"),
+            "version": title.version,
+            "duration": title.duration,
+            "renditions": title.renditions,
+            "segments": segments,
+            "media_bytes": title.media_bytes,
+            "seconds": elapsed,
+            "mb_per_s": rate,
+            "warnings": title.warnings,
+        });
+        println!("{summary}");
+        return Ok(());
+    }
+    println!("{}", out.join("master.m3u8").display());
+    for r in &title.renditions {
+        let what = match (r.resolution, r.language.as_deref()) {
+            (Some((w, h)), _) => format!("{w}x{h}"),
+            (None, Some(lang)) => format!("{lang}, {} ch", r.channels.unwrap_or(0)),
+            _ => String::new(),
+        };
+        println!(
+            "  {:<14} {:<28} {:>9.1} kb/s peak  {:>4} segments  {:.3} s  ({what})",
+            r.name,
+            r.codecs,
+            r.bandwidth as f64 / 1000.0,
+            r.segment_count,
+            r.duration
+        );
+    }
+    println!(
+        "version {}: {:.3} s of media, {segments} segments, {mb:.1} MB in {elapsed:.2} s ({rate:.0} MB/s)",
+        title.version, title.duration
+    );
+    Ok(())
 }

@@ -3,6 +3,7 @@
 //! Pure: the specs below go in, playlist text comes out. Nothing here touches
 //! storage; `package` decides names and order, `publish` writes.
 
+pub mod check;
 pub mod codecs;
 mod playlist;
 

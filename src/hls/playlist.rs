@@ -97,7 +97,8 @@ pub fn master_playlist(spec: &MasterPlaylistSpec) -> String {
             // NO (RFC 8216 § 4.3.4.1).
             default: a.default,
             autoselect: a.autoselect,
-            channels: Some(a.channels.to_string()),
+            // An unknown (0) channel count is left out rather than written as "0".
+            channels: (a.channels > 0).then(|| a.channels.to_string()),
             ..AlternativeMedia::default()
         })
         .collect();

@@ -1,27 +1,95 @@
-//! Where objects go. One trait; a filesystem implementation here (the embedded
-//! default: a bucket is a folder), S3 beside it.
+//! Where objects go. One trait; a filesystem implementation (the embedded default:
+//! a bucket is a folder) and an S3 implementation, both held to the same tests.
+//!
+//! The trait is synchronous: packaging is CPU-and-copy work that runs on plain
+//! threads (`publish` writes with a bounded pool). An async backend (S3) drives its
+//! client from those threads with a runtime handle; async callers run packaging in
+//! `spawn_blocking`.
 
 mod dir;
 
 pub use dir::DirStore;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::object::Object;
 use crate::source::Source;
 use std::sync::Arc;
 
+/// What a HEAD or a listing says about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    /// The store's entity tag, without quotes. For a single-part upload S3's is the
+    /// MD5 of the bytes in hex; the directory store computes the same.
+    pub etag: String,
+}
+
 /// An object store. Keys are `/`-separated and relative to the store's root.
 pub trait Store: Send + Sync {
-    /// Writes `obj` at `key`, atomically: a reader sees the old object or the whole
-    /// new one, never a part. Source ranges in the body are read from `sources`.
+    /// Writes `obj` at `key` with its content type and cache control, atomically: a
+    /// reader sees the old object or the whole new one, never a part. Source ranges
+    /// in the body are read from `sources`.
     fn put(&self, key: &str, obj: &Object, sources: &[Arc<dyn Source>]) -> Result<()>;
 
     /// Reads a whole (small) object; `None` when there is none.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
 
+    /// Reads `buf.len()` bytes at `offset` of an object (a ranged GET). Reading
+    /// past the end is an error.
+    fn read_range(&self, key: &str, offset: u64, buf: &mut [u8]) -> Result<()>;
+
+    /// Size and ETag of an object; `None` when there is none.
+    fn head(&self, key: &str) -> Result<Option<ObjectInfo>>;
+
     /// Removes an object; removing a missing object is not an error.
     fn delete(&self, key: &str) -> Result<()>;
 
-    /// Keys under `prefix`, sorted.
-    fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Every object under `prefix`, sorted by key (all pages).
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+}
+
+/// An object of a store as a [`Source`], for the demuxer and the segment writers.
+/// Backends with a cost per request (S3) wrap this in a read-ahead cache.
+pub struct StoreSource {
+    store: Arc<dyn Store>,
+    key: String,
+    len: u64,
+    name: String,
+}
+
+impl StoreSource {
+    /// Opens `key`, or fails with a "not found" storage error.
+    pub fn open(store: Arc<dyn Store>, key: &str) -> Result<(Self, ObjectInfo)> {
+        let info = store.head(key)?.ok_or_else(|| Error::Store {
+            key: key.to_string(),
+            reason: "no such object".into(),
+        })?;
+        let source = StoreSource {
+            store,
+            key: key.to_string(),
+            len: info.size,
+            name: key.to_string(),
+        };
+        Ok((source, info))
+    }
+}
+
+impl Source for StoreSource {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.store
+            .read_range(&self.key, offset, buf)
+            .map_err(|e| match e {
+                Error::Io { source, .. } => source,
+                other => std::io::Error::other(other.to_string()),
+            })
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
 }

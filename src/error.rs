@@ -77,6 +77,12 @@ pub enum Error {
     },
     #[error("storage error for '{key}': {reason}")]
     Store { key: String, reason: String },
+    #[error("unreadable event: {0}")]
+    Event(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("title manifest '{key}': {reason}")]
+    TitleManifest { key: String, reason: String },
 }
 
 fn track_suffix(track: Option<u32>) -> String {

@@ -7,9 +7,12 @@
 //!                  ─► hls         ─► media and master playlists
 //!                  ─► package     ─► the title's objects, in publish order
 //!                  ─► publish     ─► written through a store: segments, playlists, master
+//!
+//! S3 / SQS / EventBridge event ─► events ─► Record
 //! ```
 
 pub mod error;
+pub mod events;
 pub mod fmp4;
 pub mod hls;
 pub mod model;

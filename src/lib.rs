@@ -8,9 +8,10 @@
 //!                  ─► package     ─► the title's objects, in publish order
 //!                  ─► publish     ─► written through a store: segments, playlists, master
 //!
-//! S3 / SQS / EventBridge event ─► events ─► Record
+//! S3 / SQS / EventBridge event ─► events ─► Record ─► worker (config) ─► package + publish
 //! ```
 
+pub mod config;
 pub mod error;
 pub mod events;
 pub mod fmp4;
@@ -23,5 +24,6 @@ pub mod plan;
 pub mod publish;
 pub mod source;
 pub mod store;
+pub mod worker;
 
 pub use error::{Error, Result};

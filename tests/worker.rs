@@ -424,3 +424,36 @@ fn unsupported_store_schemes_are_refused_clearly() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("only file:///"), "{}", stderr(&out));
 }
+
+/// STYLE.md's warning about a Lambda example: a record that cannot be read must fail (and
+/// be reported for its SQS message), never be skipped while the batch reports success.
+#[test]
+fn an_undecodable_key_fails_its_message_and_the_batch_goes_on() {
+    let b = Buckets::new();
+    let good = b.put_file("uploads/batch/second—two.mp4", clip());
+    let event = fixture("sqs-batch.json")
+        .replace("first+one.mp4", "first%C3one.mp4")
+        .replace("2e4a6c8e0a2c4e6a8c0e2a4c6e8a0c2e", &good);
+    let out = process_event(&b, &event, &[], &["--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["records"][0]["outcome"], "failed");
+    assert!(
+        report["records"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("UTF-8"),
+        "{report}"
+    );
+    assert_eq!(report["records"][1]["outcome"], "processed");
+    assert_eq!(
+        report["batchItemFailures"],
+        serde_json::json!([{ "itemIdentifier": "059f36b4-87a3-44ab-83d2-661975830a7d" }])
+    );
+}

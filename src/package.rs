@@ -154,11 +154,6 @@ fn build(inputs: &[Input], movies: &[Movie], settings: &Settings) -> Result<Pack
                 && *c == codecs
         });
         if duplicate {
-            warnings.push(format!(
-                "{}: audio track {} duplicates one already in the title; not used",
-                inputs[t.input].source.name(),
-                t.id
-            ));
             continue;
         }
         audios.push((t, codecs));

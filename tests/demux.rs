@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/media").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/media")
+        .join(name)
 }
 
 fn open(name: &str) -> Movie {
@@ -30,7 +32,10 @@ fn moov_at_the_end_reads_the_same_tracks_as_faststart() {
         assert_eq!(x.codec, y.codec);
         assert_eq!(x.samples.len(), y.samples.len());
         for (s, t) in x.samples.iter().zip(&y.samples) {
-            assert_eq!((s.size, s.dts, s.duration, s.sync, s.cts_offset), (t.size, t.dts, t.duration, t.sync, t.cts_offset));
+            assert_eq!(
+                (s.size, s.dts, s.duration, s.sync, s.cts_offset),
+                (t.size, t.dts, t.duration, t.sync, t.cts_offset)
+            );
         }
     }
     let video = &a.tracks[0];
@@ -48,8 +53,15 @@ fn moov_at_the_end_reads_the_same_tracks_as_faststart() {
 #[test]
 fn b_frames_and_edit_list_present_from_zero() {
     let m = open("bframes_editlist.mp4");
-    let v = m.tracks.iter().find(|t| t.kind == TrackKind::Video).unwrap();
-    assert!(v.samples.iter().any(|s| s.cts_offset != 0), "fixture should have B-frames");
+    let v = m
+        .tracks
+        .iter()
+        .find(|t| t.kind == TrackKind::Video)
+        .unwrap();
+    assert!(
+        v.samples.iter().any(|s| s.cts_offset != 0),
+        "fixture should have B-frames"
+    );
     assert!(v.media_start > 0, "fixture should have an edit list");
     let first_pts = v.samples.iter().map(|s| v.pts(s)).min().unwrap();
     assert_eq!(first_pts, 0, "presentation must start at 0");
@@ -84,9 +96,15 @@ fn two_audio_languages_are_two_tracks() {
 #[test]
 fn audio_only_and_video_only() {
     let a = open("audio_only.m4a");
-    assert_eq!(a.tracks.iter().map(|t| t.kind).collect::<Vec<_>>(), [TrackKind::Audio]);
+    assert_eq!(
+        a.tracks.iter().map(|t| t.kind).collect::<Vec<_>>(),
+        [TrackKind::Audio]
+    );
     let v = open("video_only.mp4");
-    assert_eq!(v.tracks.iter().map(|t| t.kind).collect::<Vec<_>>(), [TrackKind::Video]);
+    assert_eq!(
+        v.tracks.iter().map(|t| t.kind).collect::<Vec<_>>(),
+        [TrackKind::Video]
+    );
 }
 
 #[test]
@@ -96,9 +114,15 @@ fn long_gop_gives_whole_gop_segments() {
     let segs = plan::split_at_sync(v, 6.0);
     let secs: Vec<f64> = segs.iter().map(|s| s.duration_secs(v.timescale)).collect();
     assert_eq!(secs.len(), 3, "{secs:?}");
-    assert!((secs[0] - 10.0).abs() < 0.01 && (secs[1] - 10.0).abs() < 0.01, "{secs:?}");
+    assert!(
+        (secs[0] - 10.0).abs() < 0.01 && (secs[1] - 10.0).abs() < 0.01,
+        "{secs:?}"
+    );
     for s in &segs {
-        assert!(v.samples[s.first].sync, "every segment starts at a sync sample");
+        assert!(
+            v.samples[s.first].sync,
+            "every segment starts at a sync sample"
+        );
     }
 }
 
@@ -147,7 +171,8 @@ fn mutated_files_never_panic() {
             match rng.next() % 4 {
                 0 => data[at] ^= 1 << (rng.next() % 8),
                 1 if at + 4 <= data.len() => {
-                    let v = [0u32, 1, 7, 8, 0x7fff_ffff, 0xffff_ffff, 0xffff_fff0][(rng.next() % 7) as usize];
+                    let v = [0u32, 1, 7, 8, 0x7fff_ffff, 0xffff_ffff, 0xffff_fff0]
+                        [(rng.next() % 7) as usize];
                     data[at..at + 4].copy_from_slice(&v.to_be_bytes());
                 }
                 2 => data.truncate(at.max(1)),
@@ -155,13 +180,21 @@ fn mutated_files_never_panic() {
             }
         }
         let source: Arc<dyn Source> = Arc::new(MemorySource::new(data, format!("case-{case}")));
-        let input = Input { source: Arc::clone(&source), etag: None };
+        let input = Input {
+            source: Arc::clone(&source),
+            etag: None,
+        };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             package(std::slice::from_ref(&input), &settings).map(|title| {
                 for obj in title.media.iter().chain(&title.playlists) {
-                    obj.body.to_vec(std::slice::from_ref(&source)).unwrap_or_else(|e| {
-                        panic!("case {case}: accepted object {} cannot be read: {e}", obj.key)
-                    });
+                    obj.body
+                        .to_vec(std::slice::from_ref(&source))
+                        .unwrap_or_else(|e| {
+                            panic!(
+                                "case {case}: accepted object {} cannot be read: {e}",
+                                obj.key
+                            )
+                        });
                 }
             })
         }));
@@ -177,8 +210,15 @@ fn mutated_files_never_panic() {
 
 #[test]
 fn release_profile_keeps_overflow_checks() {
-    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
-    let release = manifest.split("[profile.release]").nth(1).expect("a [profile.release] section");
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let release = manifest
+        .split("[profile.release]")
+        .nth(1)
+        .expect("a [profile.release] section");
     let section = release.split("\n[").next().unwrap_or("");
-    assert!(section.contains("overflow-checks = true"), "[profile.release] must keep overflow-checks = true");
+    assert!(
+        section.contains("overflow-checks = true"),
+        "[profile.release] must keep overflow-checks = true"
+    );
 }

@@ -86,6 +86,31 @@ fn check_playlists(out: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
             );
         }
     }
+    // I-frame playlists: every entry is a whole key-frame fragment, so ffmpeg
+    // decodes exactly one picture per entry, with no error.
+    for uri in &master.iframe_uris {
+        let p = out.join(uri);
+        let media = check_media_playlist(&read(&p))
+            .unwrap_or_else(|errs| panic!("{} breaks the rules: {errs:#?}", p.display()));
+        assert!(media.iframes_only, "{} is not I-frames only", p.display());
+        let errors = ffmpeg_decode_errors(&p);
+        assert!(errors.is_empty(), "{}: {errors}", p.display());
+        assert_eq!(
+            ffprobe_frames(&p),
+            media.segment_uris.len() as u64,
+            "{}",
+            p.display()
+        );
+    }
+    assert_eq!(
+        master.iframe_uris.len(),
+        master
+            .variant_uris
+            .iter()
+            .filter(|u| u.contains("/video_"))
+            .count(),
+        "one I-frame playlist per video rendition"
+    );
     video.sort();
     video.dedup();
     audio.sort();

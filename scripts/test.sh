@@ -35,11 +35,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # One build of the test profile serves every integration test: they run the binary through
 # env!("CARGO_BIN_EXE_hlspipe"), never a separate release build.
 if command -v cargo-nextest >/dev/null; then
-  section "cargo nextest run --locked --workspace"
-  cargo nextest run --locked --workspace
-  # nextest does not run doctests.
+  # nextest does not run doctests; run them first so the suite's summary closes the log.
   section "cargo test --doc --locked --workspace"
   cargo test --doc --locked --workspace
+  section "cargo nextest run --locked --workspace"
+  cargo nextest run --locked --workspace
 else
   section "cargo test --locked --workspace (cargo-nextest not installed)"
   cargo test --locked --workspace

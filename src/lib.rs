@@ -12,6 +12,7 @@
 pub mod error;
 pub mod hls;
 pub mod model;
+pub mod sign;
 pub mod source;
 
 pub use error::{Error, Result};

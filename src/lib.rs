@@ -34,6 +34,7 @@ pub mod object;
 pub mod package;
 pub mod plan;
 pub mod publish;
+pub mod sign;
 pub mod source;
 pub mod store;
 

@@ -2,6 +2,7 @@
 //! exit 0 (success), 1 (failure) or 2 (usage; clap's own code).
 
 mod package;
+mod sign;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -21,12 +22,21 @@ struct Cli {
 enum Command {
     /// Package one title (one MP4, or several MP4s of one bit-rate ladder) into OUT_DIR.
     Package(package::Args),
+    /// Print CloudFront signed cookies covering one title's prefix (or an exact policy).
+    SignCookies(sign::CookiesArgs),
+    /// Print a CloudFront signed URL (canned, or custom over a title prefix).
+    SignUrl(sign::UrlArgs),
+    /// Say whether CloudFront would serve a request: `allow` (exit 0) or `deny: <reason>` (exit 1).
+    Verify(sign::VerifyArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Package(args) => package::run(args),
+        Command::SignCookies(args) => sign::run_cookies(args),
+        Command::SignUrl(args) => sign::run_url(args),
+        Command::Verify(args) => sign::run_verify(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

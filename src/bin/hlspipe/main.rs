@@ -30,8 +30,26 @@ enum Command {
     Verify(sign::VerifyArgs),
 }
 
+/// Short-lived commands that print and exit end quietly when their reader goes
+/// away (`hlspipe … | head`), as Unix tools do: restore SIGPIPE's default action,
+/// which Rust's runtime sets to "ignore". Servers keep it ignored, so a closed
+/// socket is an error to handle, not a signal that ends the process.
+fn quiet_on_broken_pipe() {
+    // SAFETY: called once at start-up, before any thread exists; SIG_DFL is a
+    // valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Package(_) | Command::SignCookies(_) | Command::SignUrl(_) | Command::Verify(_)
+    ) {
+        quiet_on_broken_pipe();
+    }
     let result = match cli.command {
         Command::Package(args) => package::run(args),
         Command::SignCookies(args) => sign::run_cookies(args),

@@ -219,3 +219,14 @@ fn static_server_serves_types_head_ranges_and_refuses_escapes() {
     let statuses: Vec<u16> = server.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, vec![200, 200, 206, 404, 405]);
 }
+
+#[test]
+fn hlspipe_helper_runs_the_binary_of_this_build() {
+    let out = run_tool(hlspipe().arg("--version"));
+    assert!(out.status.success(), "{out:?}");
+    let version = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        version.trim(),
+        concat!("hlspipe ", env!("CARGO_PKG_VERSION"))
+    );
+}

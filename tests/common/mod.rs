@@ -108,10 +108,11 @@ fn tsv_rows(path: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// A `Command` for the `hlspipe` binary of this build (test profile), run from the repo root.
+/// A `Command` for the `hlspipe` binary of this build (test profile, the one cargo just built
+/// for this test crate), with stdin closed as on CI. Give it absolute paths (tempdirs, [`fixture`]).
 pub fn hlspipe() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hlspipe"));
-    cmd.current_dir(repo_root()).stdin(Stdio::null());
+    cmd.stdin(Stdio::null());
     cmd
 }
 

@@ -203,6 +203,32 @@ pub fn ffmpeg_decode_errors(path: &Path) -> String {
     stderr
 }
 
+/// The check every packaged output must pass (DESIGN.md, "Tests that count"): `output` (a master
+/// playlist, or any file ffmpeg reads) decodes with no errors, with the same video frame count
+/// as `source` and a duration within 50 ms of it.
+pub fn assert_decodes_like_source(source: &Path, output: &Path) {
+    let errors = ffmpeg_decode_errors(output);
+    assert!(
+        errors.is_empty(),
+        "{} decodes with errors:\n{errors}",
+        output.display()
+    );
+    assert_eq!(
+        ffprobe_frames(output),
+        ffprobe_frames(source),
+        "video frames of {} vs its source {}",
+        output.display(),
+        source.display()
+    );
+    let (got, want) = (ffprobe_duration(output), ffprobe_duration(source));
+    assert!(
+        (got - want).abs() <= 0.05,
+        "duration of {} is {got} s, its source {} lasts {want} s",
+        output.display(),
+        source.display()
+    );
+}
+
 /// One request the [`StaticServer`] answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServedRequest {

@@ -995,6 +995,9 @@ mod tests {
             key: key.into(),
             size: 1,
             etag: "e".into(),
+            last_modified: None,
+            content_type: None,
+            cache_control: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! aws_lambda_events' types, parses to the expected records, and drives
 //! `hlspipe process-event` against a bucket folder holding a real MP4 at the decoded key.
 
-#[path = "worker_support.rs"]
+#[path = "worker_support/mod.rs"]
 mod common;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;

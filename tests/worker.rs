@@ -2,7 +2,7 @@
 //! keep the previous master, removal, re-publish with invalidation and garbage collection,
 //! title manifests, and the configuration the worker refuses.
 
-#[path = "worker_support.rs"]
+#[path = "worker_support/mod.rs"]
 mod common;
 
 use common::*;

@@ -16,6 +16,7 @@ trap 'printf "\n==== FAILED: %s ====\n" "$current" >&2' ERR
 
 section "test dependencies (scripts/install-test-deps.sh)"
 bash scripts/install-test-deps.sh </dev/null
+bash scripts/install-aws-test-deps.sh </dev/null
 
 section "scripts: bash -n, shellcheck, node --check, python syntax"
 shell_scripts=(.ci/run scripts/*.sh fixtures/generate.sh benches/*.sh)

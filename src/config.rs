@@ -13,7 +13,10 @@
 //! | `HLSPIPE_EXTENSIONS` (`.mp4,.mov`)    | `extensions`            | `.mp4 .m4v .mov .m4a`    |
 //! | `HLSPIPE_STORE` (`file:///srv/b`)     | `store`                 | none                     |
 //! | `HLSPIPE_GC_GRACE_SECONDS`            | `gc_grace_seconds`      | `86400`                  |
-//! | `HLSPIPE_CLOUDFRONT_DISTRIBUTION_ID`  | `[cdn] distribution_id` | none                     |
+//! | `HLSPIPE_DISTRIBUTION_ID`             | `[cdn] distribution_id` | none (no invalidation)   |
+//!
+//! `HLSPIPE_CLOUDFRONT_DISTRIBUTION_ID` is accepted as another name for
+//! `HLSPIPE_DISTRIBUTION_ID`.
 //!
 //! `HLSPIPE_CONFIG` names the TOML file; the binary reads it and passes the text.
 
@@ -24,8 +27,7 @@ use serde::Deserialize;
 /// Environment variable naming the optional TOML file.
 pub const CONFIG_FILE_VAR: &str = "HLSPIPE_CONFIG";
 
-/// Where invalidations go. The CloudFront client itself lands later (see
-/// `worker::Invalidator`); this only carries its settings.
+/// Where invalidations go (`cdn::CloudFrontInvalidator`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CdnConfig {
@@ -136,7 +138,7 @@ impl WorkerConfig {
                 }
                 "HLSPIPE_STORE" => c.store = Some(v.to_string()).filter(|s| !s.is_empty()),
                 "HLSPIPE_GC_GRACE_SECONDS" => c.gc_grace_seconds = number(k, v)?,
-                "HLSPIPE_CLOUDFRONT_DISTRIBUTION_ID" => {
+                "HLSPIPE_DISTRIBUTION_ID" | "HLSPIPE_CLOUDFRONT_DISTRIBUTION_ID" => {
                     c.cdn = (!v.is_empty()).then(|| CdnConfig {
                         distribution_id: v.to_string(),
                     })

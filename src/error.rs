@@ -83,6 +83,11 @@ pub enum Error {
     Config(String),
     #[error("title manifest '{key}': {reason}")]
     TitleManifest { key: String, reason: String },
+    #[error("CDN: {0}")]
+    Cdn(String),
+    /// A queue (SQS) call failed.
+    #[error("queue: {0}")]
+    Queue(String),
 }
 
 fn track_suffix(track: Option<u32>) -> String {

@@ -241,7 +241,18 @@ fn s3_kind(name: &str) -> RecordKind {
     }
 }
 
-fn s3_record(v: Value, index: usize) -> std::result::Result<Record, String> {
+fn s3_record(mut v: Value, index: usize) -> std::result::Result<Record, String> {
+    // aws_lambda_events requires `userIdentity`, `requestParameters` and `eventTime`, which
+    // S3 always sends and nothing here reads; S3-compatible servers (moto) leave the first
+    // two out. Absent, they are filled in rather than failing the record.
+    if let Value::Object(map) = &mut v {
+        for field in ["userIdentity", "requestParameters"] {
+            map.entry(field)
+                .or_insert_with(|| Value::Object(Default::default()));
+        }
+        map.entry("eventTime")
+            .or_insert_with(|| Value::String("1970-01-01T00:00:00.000Z".into()));
+    }
     let rec: S3EventRecord =
         serde_json::from_value(v).map_err(|e| format!("S3 record {index} is not readable: {e}"))?;
     let name = rec
@@ -419,6 +430,79 @@ pub fn decode_s3_key(raw: &str) -> std::result::Result<String, String> {
     })
 }
 
+/// Encodes a key as S3 writes it in event notifications, the inverse of
+/// [`decode_s3_key`]: form encoding, with `/` kept (S3's `uploads/shows/Happy+Face.jpg`).
+/// Letters, digits and `- _ . *` stay; a space is `+`; every other byte is `%XY`.
+pub fn encode_s3_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + key.len() / 2);
+    for &b in key.as_bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' | b'/' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// An `ObjectCreated:Put` notification for one object, shaped as S3 sends it ("Event
+/// message structure", S3 User Guide, event version 2.1): what `reprocess --enqueue`
+/// puts on the queue so that every consumer sees the same document as for an upload.
+pub fn s3_put_event(bucket: &str, key: &str, etag: &str, size: u64, unix_seconds: u64) -> String {
+    let doc = serde_json::json!({
+        "Records": [{
+            "eventVersion": "2.1",
+            "eventSource": "aws:s3",
+            "awsRegion": "",
+            "eventTime": rfc3339(unix_seconds),
+            "eventName": "ObjectCreated:Put",
+            "userIdentity": { "principalId": "hlspipe-reprocess" },
+            "requestParameters": { "sourceIPAddress": "127.0.0.1" },
+            "responseElements": {},
+            "s3": {
+                "s3SchemaVersion": "1.0",
+                "configurationId": "hlspipe-reprocess",
+                "bucket": {
+                    "name": bucket,
+                    "ownerIdentity": { "principalId": "hlspipe-reprocess" },
+                    "arn": format!("arn:aws:s3:::{bucket}"),
+                },
+                "object": {
+                    "key": encode_s3_key(key),
+                    "size": size,
+                    "eTag": etag,
+                    "sequencer": format!("{unix_seconds:016X}"),
+                },
+            },
+        }]
+    });
+    doc.to_string()
+}
+
+/// `1970-01-01T00:00:00.000Z` from Unix seconds (proleptic Gregorian calendar; Howard
+/// Hinnant's days-to-civil algorithm).
+fn rfc3339(unix_seconds: u64) -> String {
+    let days = i64::try_from(unix_seconds / 86_400).unwrap_or(0);
+    let secs = unix_seconds % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000Z",
+        secs / 3_600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,6 +515,24 @@ mod tests {
         );
         assert_eq!(decode_s3_key("a%2Bb+c").as_deref(), Ok("a+b c"));
         assert_eq!(decode_s3_key("x%2fy").as_deref(), Ok("x/y"));
+    }
+
+    #[test]
+    fn synthetic_events_read_back() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_714_817_472), "2024-05-04T10:11:12.000Z");
+        let key = "uploads/Shows/Épisode 1 + (x)%.mp4";
+        assert_eq!(
+            encode_s3_key(key),
+            "uploads/Shows/%C3%89pisode+1+%2B+%28x%29%25.mp4"
+        );
+        let doc = s3_put_event("hlspipe-media", key, "abc", 42, 1_714_817_472);
+        let records = parse_event(doc.as_bytes()).unwrap();
+        let rec = records[0].as_ref().unwrap();
+        assert_eq!(rec.kind, RecordKind::Created);
+        assert_eq!(rec.job.key, key);
+        assert_eq!(rec.job.etag.as_deref(), Some("abc"));
+        assert_eq!(rec.job.size, Some(42));
     }
 
     #[test]
@@ -465,6 +567,20 @@ mod tests {
         let err = records[0].as_ref().unwrap_err();
         assert_eq!(err.message_id.as_deref(), Some("m-1"));
         assert!(err.reason.contains("UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn records_without_identity_fields_are_read() {
+        // moto's notification: no userIdentity, requestParameters or sequencer; '/' encoded.
+        let body = r#"{"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+            "eventTime": "2026-11-23T13:22:52.092Z", "eventName": "ObjectCreated:Put",
+            "s3": {"s3SchemaVersion": "1.0", "configurationId": "x", "bucket": {"name": "media",
+            "arn": "arn:aws:s3:::media"}, "object": {"key": "uploads%2Fa+b%2F%C3%89pisode+%2B1.mp4",
+            "size": 5, "eTag": "5d41402abc4b2a76b9719d911017c592"}}}]}"#;
+        let records = parse_message_body(body, Some("m"));
+        let rec = records[0].as_ref().unwrap();
+        assert_eq!(rec.job.key, "uploads/a b/Épisode +1.mp4");
+        assert_eq!(rec.job.bucket, "media");
     }
 
     #[test]

@@ -27,6 +27,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod aws;
+pub mod cdn;
 pub mod config;
 pub mod error;
 pub mod events;
@@ -38,8 +40,10 @@ pub mod object;
 pub mod package;
 pub mod plan;
 pub mod publish;
+pub mod reprocess;
 pub mod sign;
 pub mod source;
+pub mod sqs_worker;
 pub mod store;
 pub mod worker;
 

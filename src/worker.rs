@@ -84,6 +84,29 @@ impl Outcome {
         matches!(self, Outcome::Failed { .. })
     }
 
+    /// A failure that may pass on a later attempt (storage or I/O trouble).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Failed {
+                retryable: true,
+                ..
+            }
+        )
+    }
+
+    /// The outcome's name as serialized (`processed`, `failed` …), for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Processed { .. } => "processed",
+            Outcome::AlreadyComplete { .. } => "already_complete",
+            Outcome::Stale { .. } => "stale",
+            Outcome::Ignored { .. } => "ignored",
+            Outcome::Removed { .. } => "removed",
+            Outcome::Failed { .. } => "failed",
+        }
+    }
+
     fn failed(title: Option<&str>, err: &Error) -> Self {
         Outcome::Failed {
             title: title.map(String::from),
@@ -133,22 +156,37 @@ impl fmt::Display for Outcome {
 /// Tells the CDN that cached copies of some paths are out of date. After a re-publish only
 /// `master.m3u8` changed path-wise (every other object has a new, versioned key), so the
 /// worker invalidates exactly that one path, never `/*` (DESIGN.md "Publish protocol").
-///
-/// The CloudFront implementation (aws-sdk-cloudfront `CreateInvalidation`) is not written
-/// yet; it belongs beside the S3 store, outside this module.
+/// The CloudFront implementation is `cdn::CloudFrontInvalidator`.
 pub trait Invalidator: Send + Sync {
     /// `paths` are URL paths from the distribution's root (`/hls/shows/ep1/master.m3u8`),
     /// not percent-encoded: an implementation must encode them as CloudFront requires
     /// ("Specifying the objects to invalidate", CloudFront Developer Guide: URL-encode
     /// non-ASCII and unsafe characters).
-    fn invalidate(&self, paths: &[String]) -> Result<()>;
+    ///
+    /// `reference` is the same for the same title and version ([`invalidation_reference`]):
+    /// an event handled twice asks for the same invalidation, which CloudFront answers
+    /// with the first one instead of making another (its `CallerReference`).
+    fn invalidate(&self, paths: &[String], reference: &str) -> Result<()>;
+}
+
+/// The invalidation reference of a title's publish: `hlspipe-` and 32 hex digits of
+/// SHA-256 over the title prefix and the version. Deterministic, so a retried job
+/// repeats its request rather than adding one; at most 128 characters, as CloudFront's
+/// `CallerReference` allows.
+pub fn invalidation_reference(title_prefix: &str, version: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(title_prefix.as_bytes());
+    h.update([0u8]);
+    h.update(version.as_bytes());
+    format!("hlspipe-{}", &hex::encode(h.finalize())[..32])
 }
 
 /// No CDN in front (the directory store, local tests).
 pub struct NoInvalidation;
 
 impl Invalidator for NoInvalidation {
-    fn invalidate(&self, _paths: &[String]) -> Result<()> {
+    fn invalidate(&self, _paths: &[String], _reference: &str) -> Result<()> {
         Ok(())
     }
 }
@@ -156,19 +194,31 @@ impl Invalidator for NoInvalidation {
 /// Remembers every call: for tests.
 #[derive(Default)]
 pub struct RecordingInvalidator {
-    calls: Mutex<Vec<Vec<String>>>,
+    calls: Mutex<Vec<(Vec<String>, String)>>,
 }
 
 impl RecordingInvalidator {
+    /// The paths of every call, in order.
     pub fn calls(&self) -> Vec<Vec<String>> {
-        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+        self.calls
+            .lock()
+            .map(|c| c.iter().map(|(p, _)| p.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The reference of every call, in order.
+    pub fn references(&self) -> Vec<String> {
+        self.calls
+            .lock()
+            .map(|c| c.iter().map(|(_, r)| r.clone()).collect())
+            .unwrap_or_default()
     }
 }
 
 impl Invalidator for RecordingInvalidator {
-    fn invalidate(&self, paths: &[String]) -> Result<()> {
+    fn invalidate(&self, paths: &[String], reference: &str) -> Result<()> {
         if let Ok(mut calls) = self.calls.lock() {
-            calls.push(paths.to_vec());
+            calls.push((paths.to_vec(), reference.to_string()));
         }
         Ok(())
     }
@@ -337,6 +387,64 @@ pub fn batch_item_failures(handled: &[Handled]) -> Option<Vec<String>> {
     Some(ids)
 }
 
+/// The message ids a queue should deliver again: those with a *retryable* failure (each
+/// once, in order). A permanent failure (a corrupt upload) already wrote its `failed`
+/// manifest; delivering it again would fail the same way until the dead-letter queue, so
+/// it is not listed. `None` when a retryable failure came without a message id: the
+/// whole invocation must then fail, or that record would be dropped.
+///
+/// This is the `batchItemFailures` list of an SQS-triggered Lambda function ("Reporting
+/// batch item failures for Lambda functions with an Amazon SQS trigger", AWS Lambda
+/// Developer Guide) and what the queue consumer leaves on the queue.
+pub fn retryable_batch_item_failures(handled: &[Handled]) -> Option<Vec<String>> {
+    let mut ids: Vec<String> = Vec::new();
+    for h in handled.iter().filter(|h| h.outcome.is_retryable()) {
+        let id = h.message_id.as_ref()?;
+        if !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    Some(ids)
+}
+
+/// Logs one handled record as a structured event (`tracing`; the binaries print JSON):
+/// message id, bucket, key, outcome, title, retryable, elapsed milliseconds, and the
+/// outcome in words. Failures are errors (retryable) or warnings (permanent).
+pub fn log_handled(h: &Handled, elapsed: std::time::Duration) {
+    let title = match &h.outcome {
+        Outcome::Processed { title, .. }
+        | Outcome::AlreadyComplete { title, .. }
+        | Outcome::Removed { title, .. } => Some(title.as_str()),
+        Outcome::Failed { title, .. } => title.as_deref(),
+        Outcome::Stale { .. } | Outcome::Ignored { .. } => None,
+    };
+    let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    macro_rules! event {
+        ($level:expr) => {
+            tracing::event!(
+                target: "hlspipe::job",
+                $level,
+                message_id = h.message_id.as_deref(),
+                bucket = h.bucket.as_deref(),
+                key = h.key.as_deref(),
+                outcome = h.outcome.name(),
+                title,
+                retryable = h.outcome.is_retryable(),
+                elapsed_ms,
+                "{}",
+                h.outcome
+            )
+        };
+    }
+    if h.outcome.is_retryable() {
+        event!(tracing::Level::ERROR);
+    } else if h.outcome.is_failure() {
+        event!(tracing::Level::WARN);
+    } else {
+        event!(tracing::Level::INFO);
+    }
+}
+
 /// Everything a job needs besides the store and the record.
 pub struct Worker<'a> {
     pub config: &'a WorkerConfig,
@@ -381,6 +489,23 @@ impl Worker<'_> {
                         outcome,
                     }
                 }
+            })
+            .collect()
+    }
+
+    /// [`Worker::handle_all`] one record at a time, with how long each took (for logs).
+    pub fn handle_each(
+        &self,
+        records: &[ParsedRecord],
+        store_for: &dyn Fn(&str) -> Result<Arc<dyn Store>>,
+    ) -> Vec<(Handled, std::time::Duration)> {
+        records
+            .iter()
+            .flat_map(|r| {
+                let started = std::time::Instant::now();
+                let handled = self.handle_all(std::slice::from_ref(r), store_for);
+                let elapsed = started.elapsed();
+                handled.into_iter().map(move |h| (h, elapsed))
             })
             .collect()
     }
@@ -703,7 +828,8 @@ impl Worker<'_> {
         }
         if previous_live.is_some_and(|old| old != packaged.version) {
             let path = format!("/{prefix}{MASTER_KEY}");
-            if let Err(e) = self.invalidator.invalidate(&[path]) {
+            let reference = invalidation_reference(&prefix, &packaged.version);
+            if let Err(e) = self.invalidator.invalidate(&[path], &reference) {
                 // The master's max-age is 60 s: a failed invalidation only delays the flip.
                 warnings.push(format!("CDN invalidation failed: {e}"));
             }
@@ -1082,6 +1208,40 @@ mod tests {
             batch_item_failures(&[failed(Some("a")), ok.clone(), failed(Some("a"))]),
             Some(vec!["a".to_string()])
         );
-        assert_eq!(batch_item_failures(&[ok, failed(None)]), None);
+        assert_eq!(batch_item_failures(&[ok.clone(), failed(None)]), None);
+
+        // Only retryable failures are delivered again.
+        let retryable = |id: &str| Handled {
+            message_id: Some(id.into()),
+            bucket: None,
+            key: None,
+            outcome: Outcome::Failed {
+                title: None,
+                reason: "SlowDown".into(),
+                retryable: true,
+            },
+        };
+        assert_eq!(
+            retryable_batch_item_failures(&[
+                failed(Some("corrupt")),
+                retryable("throttled"),
+                ok.clone(),
+                retryable("throttled"),
+            ]),
+            Some(vec!["throttled".to_string()])
+        );
+        assert_eq!(
+            retryable_batch_item_failures(&[failed(None), ok]),
+            Some(vec![])
+        );
+    }
+
+    #[test]
+    fn invalidation_references_are_per_title_and_version() {
+        let a = invalidation_reference("hls/shows/ep1/", "0123456789ab");
+        assert_eq!(a, invalidation_reference("hls/shows/ep1/", "0123456789ab"));
+        assert_ne!(a, invalidation_reference("hls/shows/ep1/", "0123456789ac"));
+        assert_ne!(a, invalidation_reference("hls/shows/ep2/", "0123456789ab"));
+        assert!(a.starts_with("hlspipe-") && a.len() == 40);
     }
 }

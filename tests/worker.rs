@@ -256,6 +256,8 @@ fn republish_invalidates_only_the_master_and_gc_collects_old_versions() {
     let etag = store.head(key).unwrap().unwrap().etag;
     let v3 = publish(&config, &etag);
     assert_eq!(invalidator.calls().len(), 2);
+    let refs = invalidator.references();
+    assert_ne!(refs[0], refs[1], "one reference per (title, version)");
     assert!(b.keys(&format!("hls/shows/ep1/v/{v1}/")).is_empty());
     assert!(!b.keys(&format!("hls/shows/ep1/v/{v2}/")).is_empty());
     assert!(!b.keys(&format!("hls/shows/ep1/v/{v3}/")).is_empty());

@@ -55,6 +55,64 @@ pub trait Store: Send + Sync {
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
 }
 
+/// Opens the store of a bucket that an event names: what the event surfaces (the Lambda
+/// function, the queue consumer, `process-event`, `reprocess`) are generic over.
+pub trait StoreFactory: Send + Sync {
+    fn store_for(&self, bucket: &str) -> Result<Arc<dyn Store>>;
+}
+
+impl<F> StoreFactory for F
+where
+    F: Fn(&str) -> Result<Arc<dyn Store>> + Send + Sync,
+{
+    fn store_for(&self, bucket: &str) -> Result<Arc<dyn Store>> {
+        self(bucket)
+    }
+}
+
+/// Buckets as folders: bucket `b` is the directory `root/b`, which must exist.
+pub struct DirBuckets {
+    root: std::path::PathBuf,
+}
+
+impl DirBuckets {
+    pub fn new(root: impl Into<std::path::PathBuf>) -> Self {
+        DirBuckets { root: root.into() }
+    }
+}
+
+impl StoreFactory for DirBuckets {
+    fn store_for(&self, bucket: &str) -> Result<Arc<dyn Store>> {
+        if !is_bucket_name(bucket) {
+            return Err(Error::Config(format!(
+                "'{bucket}' is not a valid S3 bucket name"
+            )));
+        }
+        let dir = self.root.join(bucket);
+        if !dir.is_dir() {
+            return Err(Error::Store {
+                key: bucket.to_string(),
+                reason: format!("no such bucket (no folder {})", dir.display()),
+            });
+        }
+        Ok(Arc::new(DirStore::new(dir)))
+    }
+}
+
+/// S3's bucket naming rules: 3–63 of `a-z 0-9 . -`, starting and ending with a letter or
+/// digit, no `..` (AWS S3 User Guide "Bucket naming rules"). Names come from events: the
+/// rule also keeps a name from leaving a [`DirBuckets`] root.
+pub fn is_bucket_name(bucket: &str) -> bool {
+    let ends = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && ends(bucket.as_bytes().first())
+        && ends(bucket.as_bytes().last())
+        && !bucket.contains("..")
+}
+
 /// An object of a store as a [`Source`], for the demuxer and the segment writers.
 /// Backends with a cost per request (S3) wrap this in a read-ahead cache.
 pub struct StoreSource {

@@ -3,7 +3,10 @@
 
 mod package;
 mod process_event;
+mod reprocess;
+mod setup;
 mod sign;
+mod worker;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -25,6 +28,10 @@ enum Command {
     Package(package::Args),
     /// Handle one event file (S3, SQS-wrapped S3, EventBridge, s3:TestEvent) against the store.
     ProcessEvent(process_event::Args),
+    /// Consume an SQS queue of upload events until SIGTERM/SIGINT (titles beyond Lambda's 15 min).
+    Worker(worker::Args),
+    /// Process every source under a prefix again, here or by enqueueing their upload events.
+    Reprocess(reprocess::Args),
     /// Print CloudFront signed cookies covering one title's prefix (or an exact policy).
     SignCookies(sign::CookiesArgs),
     /// Print a CloudFront signed URL (canned, or custom over a title prefix).
@@ -51,6 +58,7 @@ fn main() -> ExitCode {
         cli.command,
         Command::Package(_)
             | Command::ProcessEvent(_)
+            | Command::Reprocess(_)
             | Command::SignCookies(_)
             | Command::SignUrl(_)
             | Command::Verify(_)
@@ -60,6 +68,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Package(args) => package::run(args),
         Command::ProcessEvent(args) => process_event::run(args),
+        Command::Worker(args) => worker::run(args),
+        Command::Reprocess(args) => reprocess::run(args),
         Command::SignCookies(args) => sign::run_cookies(args),
         Command::SignUrl(args) => sign::run_url(args),
         Command::Verify(args) => sign::run_verify(args),

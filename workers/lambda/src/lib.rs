@@ -1,0 +1,211 @@
+//! The hlspipe Lambda function's handler: an event in, the job logic of
+//! [`hlspipe::worker`] over each record, an answer Lambda understands out.
+//!
+//! Accepted events (the function is invoked by one of them):
+//! - an S3 event notification (S3 → Lambda), or EventBridge's S3 "Object Created" /
+//!   "Object Deleted": a *direct* invocation. A retryable failure (S3 throttling, a 5xx)
+//!   makes the invocation fail, so Lambda retries it (asynchronous invocations are
+//!   retried twice, then go to the on-failure destination or dead-letter queue: "Error
+//!   handling and automatic retries in AWS Lambda", Lambda Developer Guide).
+//! - an SQS batch whose messages wrap S3 events (S3 → SQS → Lambda): the answer lists the
+//!   messages to deliver again as `{"batchItemFailures": [{"itemIdentifier": id}]}`, and
+//!   the event source mapping must have `ReportBatchItemFailures` ("Reporting batch item
+//!   failures for Lambda functions with an Amazon SQS trigger", Lambda Developer Guide).
+//!   Only *retryable* failures are listed.
+//!
+//! A corrupt upload is a permanent failure: its title gets a `failed` manifest, the
+//! record is logged as failed, and it is *not* retried (retrying would fail the same way,
+//! hold the queue and cost money until the message reached the dead-letter queue).
+//!
+//! Packaging is CPU and synchronous storage work: it runs in `spawn_blocking`, never on
+//! the runtime's threads.
+
+use hlspipe::config::WorkerConfig;
+use hlspipe::events::parse_event;
+use hlspipe::store::StoreFactory;
+use hlspipe::worker::{
+    log_handled, retryable_batch_item_failures, Handled, Invalidator, Outcome, Worker,
+};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::{json, Value};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the handler needs besides the event: configuration, the stores of the buckets
+/// events name, the CDN, a clock. Generic over the store factory so tests run it over
+/// folders ([`hlspipe::store::DirBuckets`]) and the function over S3.
+pub struct Handler<F> {
+    pub config: WorkerConfig,
+    pub stores: F,
+    pub invalidator: Arc<dyn Invalidator>,
+    /// Unix seconds, now.
+    pub clock: fn() -> u64,
+}
+
+/// Unix seconds from the system clock.
+pub fn system_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Why an invocation failed as a whole (Lambda then retries it, or SQS redelivers the
+/// whole batch).
+#[derive(Debug)]
+pub enum HandlerError {
+    /// A retryable failure in a direct invocation, or one that cannot be tied to a
+    /// message of the batch.
+    Retryable(String),
+    /// The event is not a document this function reads.
+    Unreadable(String),
+    /// The job thread died (a panic).
+    Internal(String),
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandlerError::Retryable(m) => write!(f, "retryable failure: {m}"),
+            HandlerError::Unreadable(m) => write!(f, "unreadable event: {m}"),
+            HandlerError::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(e: HandlerError) -> Diagnostic {
+        let error_type = match e {
+            HandlerError::Retryable(_) => "hlspipe.Retryable",
+            HandlerError::Unreadable(_) => "hlspipe.UnreadableEvent",
+            HandlerError::Internal(_) => "hlspipe.Internal",
+        };
+        Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// Whether the event is an SQS batch (Lambda's SQS event: `Records[]` of messages with
+/// `"eventSource": "aws:sqs"` and a `messageId`).
+pub fn is_sqs_batch(event: &Value) -> bool {
+    event
+        .get("Records")
+        .and_then(Value::as_array)
+        .is_some_and(|records| {
+            !records.is_empty()
+                && records.iter().all(|r| {
+                    r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs")
+                        || r.get("messageId").is_some()
+                })
+        })
+}
+
+/// Handles one invocation. For an SQS batch the answer is the `batchItemFailures`
+/// document; for a direct invocation it is a summary of the records (Lambda ignores it).
+pub async fn handle<F>(
+    handler: Arc<Handler<F>>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, HandlerError>
+where
+    F: StoreFactory + 'static,
+{
+    let started = Instant::now();
+    let request_id = event.context.request_id.clone();
+    let sqs = is_sqs_batch(&event.payload);
+    let bytes =
+        serde_json::to_vec(&event.payload).map_err(|e| HandlerError::Unreadable(e.to_string()))?;
+    let records = parse_event(&bytes).map_err(|e| {
+        tracing::error!(request_id, error = %e, "unreadable event");
+        HandlerError::Unreadable(e.to_string())
+    })?;
+    let job = Arc::clone(&handler);
+    let handled: Vec<(Handled, Duration)> = tokio::task::spawn_blocking(move || {
+        let worker = Worker {
+            config: &job.config,
+            invalidator: job.invalidator.as_ref(),
+            clock: &job.clock,
+        };
+        let store_for = |bucket: &str| job.stores.store_for(bucket);
+        worker.handle_each(&records, &store_for)
+    })
+    .await
+    .map_err(|e| HandlerError::Internal(format!("the job thread failed: {e}")))?;
+
+    for (h, elapsed) in &handled {
+        log_handled(h, *elapsed);
+    }
+    let only: Vec<Handled> = handled.into_iter().map(|(h, _)| h).collect();
+    let failed = only.iter().filter(|h| h.outcome.is_failure()).count();
+    let retryable: Vec<&Handled> = only.iter().filter(|h| h.outcome.is_retryable()).collect();
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+
+    if sqs {
+        let Some(ids) = retryable_batch_item_failures(&only) else {
+            // A retryable failure without a message id: failing the whole batch is the
+            // only way not to drop it.
+            tracing::error!(request_id, "retryable failure without a message id");
+            return Err(HandlerError::Retryable(describe(&retryable)));
+        };
+        tracing::info!(
+            request_id,
+            records = only.len(),
+            failed,
+            retry = ids.len(),
+            elapsed_ms,
+            "sqs batch done"
+        );
+        let failures: Vec<Value> = ids
+            .into_iter()
+            .map(|id| json!({ "itemIdentifier": id }))
+            .collect();
+        return Ok(json!({ "batchItemFailures": failures }));
+    }
+    tracing::info!(
+        request_id,
+        records = only.len(),
+        failed,
+        retryable = retryable.len(),
+        elapsed_ms,
+        "invocation done"
+    );
+    if !retryable.is_empty() {
+        return Err(HandlerError::Retryable(describe(&retryable)));
+    }
+    Ok(json!({ "records": only, "failed": failed }))
+}
+
+fn describe(handled: &[&Handled]) -> String {
+    handled
+        .iter()
+        .map(|h| match (&h.key, &h.outcome) {
+            (Some(k), o) => format!("{k}: {o}"),
+            (None, o @ Outcome::Failed { .. }) => o.to_string(),
+            (None, o) => o.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// JSON logs, one object a line, fields at the top level, for CloudWatch Logs. The level
+/// comes from `AWS_LAMBDA_LOG_LEVEL` (Lambda's advanced logging controls) or
+/// `HLSPIPE_LOG_LEVEL`; default INFO.
+pub fn init_logging() {
+    let level = ["AWS_LAMBDA_LOG_LEVEL", "HLSPIPE_LOG_LEVEL"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok())
+        .and_then(|l| l.trim().parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_max_level(level)
+        .with_ansi(false)
+        .init();
+}

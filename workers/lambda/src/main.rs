@@ -1,0 +1,39 @@
+//! The Lambda function's entry point: it only wires (logs, configuration, stores, CDN,
+//! the runtime). The handler is [`hlspipe_lambda::handle`].
+
+use hlspipe::cdn::CloudFrontInvalidator;
+use hlspipe::config::WorkerConfig;
+use hlspipe::store::DirBuckets;
+use hlspipe::worker::{Invalidator, NoInvalidation};
+use hlspipe_lambda::{handle, init_logging, system_clock, Handler};
+use lambda_runtime::{service_fn, LambdaEvent};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    init_logging();
+    // Lambda configures the function through environment variables only.
+    let config = WorkerConfig::load(std::env::vars(), None)?;
+    let stores = match config
+        .store
+        .as_deref()
+        .and_then(|u| u.strip_prefix("file://"))
+    {
+        Some(root) => DirBuckets::new(root),
+        None => return Err("HLSPIPE_STORE must be file:///path in this build".into()),
+    };
+    let invalidator: Arc<dyn Invalidator> = match &config.cdn {
+        Some(cdn) => Arc::new(CloudFrontInvalidator::from_env(cdn.distribution_id.clone()).await),
+        None => Arc::new(NoInvalidation),
+    };
+    let handler = Arc::new(Handler {
+        config,
+        stores,
+        invalidator,
+        clock: system_clock,
+    });
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        handle(Arc::clone(&handler), event)
+    }))
+    .await
+}

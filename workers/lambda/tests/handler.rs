@@ -1,0 +1,332 @@
+//! The handler, run as Lambda runs it: a `LambdaEvent` built from the real event JSON of
+//! `fixtures/events/`, buckets as folders, the packaged title checked with ffmpeg.
+
+use hlspipe::config::WorkerConfig;
+use hlspipe::object::Object;
+use hlspipe::source::Source;
+use hlspipe::store::{DirBuckets, DirStore, ObjectInfo, Store};
+use hlspipe::worker::{NoInvalidation, RecordingInvalidator};
+use hlspipe_lambda::{handle, Handler, HandlerError};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+const BUCKET: &str = "hlspipe-media";
+
+fn repo() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(repo().join("fixtures/events").join(name)).unwrap()
+}
+
+fn media() -> PathBuf {
+    repo().join("fixtures/media/h264_aac_faststart.mp4")
+}
+
+/// 1 KiB of noise: no MP4 at all.
+fn noise() -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+struct Buckets {
+    dir: tempfile::TempDir,
+}
+
+impl Buckets {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(BUCKET)).unwrap();
+        Buckets { dir }
+    }
+
+    fn bucket(&self) -> PathBuf {
+        self.dir.path().join(BUCKET)
+    }
+
+    /// Writes `bytes` at `key`; returns the ETag the store gives it.
+    fn put(&self, key: &str, bytes: &[u8]) -> String {
+        let path = self.bucket().join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        DirStore::new(self.bucket())
+            .head(key)
+            .unwrap()
+            .unwrap()
+            .etag
+    }
+
+    fn manifest(&self, title_prefix: &str) -> Value {
+        let bytes = std::fs::read(self.bucket().join(title_prefix).join("manifest.json")).unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    fn handler(&self) -> Arc<Handler<DirBuckets>> {
+        Arc::new(Handler {
+            config: WorkerConfig::default(),
+            stores: DirBuckets::new(self.dir.path()),
+            invalidator: Arc::new(NoInvalidation),
+            clock: || 1_000,
+        })
+    }
+}
+
+fn event(json: &str) -> LambdaEvent<Value> {
+    LambdaEvent::new(serde_json::from_str(json).unwrap(), Context::default())
+}
+
+fn assert_decodes(master: &Path) {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(master)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg is needed for these tests");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "ffmpeg could not decode {}: {}",
+        master.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A store that answers every call as S3 does when it throttles (503 SlowDown).
+struct Throttled;
+
+fn slow_down<T>(key: &str) -> hlspipe::Result<T> {
+    Err(hlspipe::Error::Store {
+        key: key.to_string(),
+        reason: "service error: SlowDown (HTTP 503): Please reduce your request rate".into(),
+    })
+}
+
+impl Store for Throttled {
+    fn put(&self, key: &str, _: &Object, _: &[Arc<dyn Source>]) -> hlspipe::Result<()> {
+        slow_down(key)
+    }
+    fn get(&self, key: &str) -> hlspipe::Result<Option<Vec<u8>>> {
+        slow_down(key)
+    }
+    fn read_range(&self, key: &str, _: u64, _: &mut [u8]) -> hlspipe::Result<()> {
+        slow_down(key)
+    }
+    fn head(&self, key: &str) -> hlspipe::Result<Option<ObjectInfo>> {
+        slow_down(key)
+    }
+    fn delete(&self, key: &str) -> hlspipe::Result<()> {
+        slow_down(key)
+    }
+    fn list(&self, prefix: &str) -> hlspipe::Result<Vec<ObjectInfo>> {
+        slow_down(prefix)
+    }
+}
+
+type Factory = fn(&str) -> hlspipe::Result<Arc<dyn Store>>;
+
+fn throttled_handler() -> Arc<Handler<Factory>> {
+    Arc::new(Handler {
+        config: WorkerConfig::default(),
+        stores: |_: &str| Ok(Arc::new(Throttled) as Arc<dyn Store>),
+        invalidator: Arc::new(NoInvalidation),
+        clock: || 1_000,
+    })
+}
+
+#[tokio::test]
+async fn s3_put_event_publishes_the_decoded_key() {
+    let b = Buckets::new();
+    let etag = b.put(
+        "uploads/shows/Happy Faceé.mp4",
+        &std::fs::read(media()).unwrap(),
+    );
+    let ev = event(&fixture("s3-put.json").replace("9b2cf535f27731c974343645a3985328", &etag));
+    let answer = handle(b.handler(), ev).await.unwrap();
+    assert_eq!(answer["failed"], 0, "{answer}");
+    assert_eq!(answer["records"][0]["outcome"], "processed", "{answer}");
+    assert_eq!(answer["records"][0]["key"], "uploads/shows/Happy Faceé.mp4");
+    assert_eq!(b.manifest("hls/shows/Happy Faceé")["state"], "complete");
+    assert_decodes(&b.bucket().join("hls/shows/Happy Faceé/master.m3u8"));
+}
+
+#[tokio::test]
+async fn sqs_batch_with_a_corrupt_and_a_good_record_reports_no_item_failure() {
+    let b = Buckets::new();
+    let bad = b.put("uploads/batch/first one.mp4", &noise());
+    let good = b.put(
+        "uploads/batch/second—two.mp4",
+        &std::fs::read(media()).unwrap(),
+    );
+    let ev = event(
+        &fixture("sqs-batch.json")
+            .replace("1f3870be274f6c49b3e31a0c6728957f", &bad)
+            .replace("2e4a6c8e0a2c4e6a8c0e2a4c6e8a0c2e", &good),
+    );
+    let answer = handle(b.handler(), ev).await.unwrap();
+    // The corrupt upload is permanent: a failed manifest, and no redelivery.
+    assert_eq!(answer, json!({ "batchItemFailures": [] }));
+    let failed = b.manifest("hls/batch/first one");
+    assert_eq!(failed["state"], "failed");
+    assert!(
+        failed["error"].as_str().unwrap().contains("first one.mp4"),
+        "{failed}"
+    );
+    assert!(!b.bucket().join("hls/batch/first one/master.m3u8").exists());
+    assert_eq!(b.manifest("hls/batch/second—two")["state"], "complete");
+    assert_decodes(&b.bucket().join("hls/batch/second—two/master.m3u8"));
+}
+
+#[tokio::test]
+async fn sqs_batch_reports_throttled_records_as_item_failures() {
+    let ev = event(&fixture("sqs-batch.json"));
+    let answer = handle(throttled_handler(), ev).await.unwrap();
+    assert_eq!(
+        answer,
+        json!({ "batchItemFailures": [
+            { "itemIdentifier": "059f36b4-87a3-44ab-83d2-661975830a7d" },
+            { "itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da" },
+        ] })
+    );
+}
+
+#[tokio::test]
+async fn sqs_batch_reports_only_the_message_that_failed() {
+    // One bucket throttles, the other answers: only the throttled message is redelivered.
+    let b = Buckets::new();
+    let good = b.put(
+        "uploads/batch/second—two.mp4",
+        &std::fs::read(media()).unwrap(),
+    );
+    let root = b.dir.path().to_path_buf();
+    let handler = Arc::new(Handler {
+        config: WorkerConfig::default(),
+        stores: move |bucket: &str| -> hlspipe::Result<Arc<dyn Store>> {
+            if bucket == "throttled-bucket" {
+                Ok(Arc::new(Throttled))
+            } else {
+                Ok(Arc::new(DirStore::new(root.join(bucket))))
+            }
+        },
+        invalidator: Arc::new(NoInvalidation),
+        clock: || 1_000,
+    });
+    let doc = fixture("sqs-batch.json").replace("2e4a6c8e0a2c4e6a8c0e2a4c6e8a0c2e", &good);
+    // The first message's body names another bucket.
+    let mut v: Value = serde_json::from_str(&doc).unwrap();
+    let body = v["Records"][0]["body"]
+        .as_str()
+        .unwrap()
+        .replace(r#""name":"hlspipe-media""#, r#""name":"throttled-bucket""#);
+    v["Records"][0]["body"] = Value::String(body);
+    let answer = handle(handler, LambdaEvent::new(v, Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        json!({ "batchItemFailures": [{ "itemIdentifier": "059f36b4-87a3-44ab-83d2-661975830a7d" }] })
+    );
+    assert_eq!(b.manifest("hls/batch/second—two")["state"], "complete");
+}
+
+#[tokio::test]
+async fn direct_invocation_with_a_throttled_store_fails_so_lambda_retries() {
+    let err = handle(throttled_handler(), event(&fixture("s3-put.json")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HandlerError::Retryable(_)), "{err}");
+    assert!(err.to_string().contains("SlowDown"), "{err}");
+    let err = handle(
+        throttled_handler(),
+        event(&fixture("eventbridge-created.json")),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, HandlerError::Retryable(_)), "{err}");
+}
+
+#[tokio::test]
+async fn direct_corrupt_upload_succeeds_with_a_failed_manifest() {
+    let b = Buckets::new();
+    let etag = b.put("uploads/shows/Happy Faceé.mp4", &noise());
+    let ev = event(&fixture("s3-put.json").replace("9b2cf535f27731c974343645a3985328", &etag));
+    let answer = handle(b.handler(), ev).await.unwrap();
+    assert_eq!(answer["failed"], 1, "{answer}");
+    assert_eq!(answer["records"][0]["retryable"], false, "{answer}");
+    assert_eq!(b.manifest("hls/shows/Happy Faceé")["state"], "failed");
+}
+
+#[tokio::test]
+async fn eventbridge_created_then_deleted() {
+    let b = Buckets::new();
+    let key = "uploads/eb/Über clip.mp4";
+    let etag = b.put(key, &std::fs::read(media()).unwrap());
+    let ev = event(
+        &fixture("eventbridge-created.json").replace("b1946ac92492d2347c6235b4d2611184", &etag),
+    );
+    let answer = handle(b.handler(), ev).await.unwrap();
+    assert_eq!(answer["records"][0]["outcome"], "processed", "{answer}");
+    assert_decodes(&b.bucket().join("hls/eb/Über clip/master.m3u8"));
+
+    std::fs::remove_file(b.bucket().join(key)).unwrap();
+    let answer = handle(b.handler(), event(&fixture("eventbridge-deleted.json")))
+        .await
+        .unwrap();
+    assert_eq!(answer["records"][0]["outcome"], "removed", "{answer}");
+    assert!(!b.bucket().join("hls/eb/Über clip/master.m3u8").exists());
+}
+
+#[tokio::test]
+async fn test_event_is_acknowledged_and_garbage_is_refused() {
+    let b = Buckets::new();
+    let answer = handle(b.handler(), event(&fixture("s3-test-event.json")))
+        .await
+        .unwrap();
+    assert_eq!(answer["records"][0]["outcome"], "ignored", "{answer}");
+    let err = handle(b.handler(), event(r#"{"hello": "world"}"#))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HandlerError::Unreadable(_)), "{err}");
+}
+
+#[tokio::test]
+async fn republish_through_the_handler_invalidates_the_master_once_per_version() {
+    let b = Buckets::new();
+    let key = "uploads/shows/Happy Faceé.mp4";
+    let invalidator = Arc::new(RecordingInvalidator::default());
+    let handler = |segment_duration: f64| {
+        Arc::new(Handler {
+            config: WorkerConfig {
+                segment_duration,
+                ..WorkerConfig::default()
+            },
+            stores: DirBuckets::new(b.dir.path()),
+            invalidator: invalidator.clone(),
+            clock: || 1_000,
+        })
+    };
+    let etag = b.put(key, &std::fs::read(media()).unwrap());
+    let doc = fixture("s3-put.json").replace("9b2cf535f27731c974343645a3985328", &etag);
+    handle(handler(6.0), event(&doc)).await.unwrap();
+    assert!(invalidator.calls().is_empty());
+    // New settings: a new version, so the master flips and is invalidated.
+    handle(handler(2.0), event(&doc)).await.unwrap();
+    assert_eq!(
+        invalidator.calls(),
+        [vec!["/hls/shows/Happy Faceé/master.m3u8".to_string()]]
+    );
+    let reference = invalidator.references()[0].clone();
+    assert!(
+        reference.starts_with("hlspipe-") && reference.len() == 40,
+        "{reference}"
+    );
+}

@@ -682,46 +682,49 @@ impl<'a> BodyReader<'a> {
             key: key.to_string(),
             reason: "object too large for this machine".into(),
         })?;
-        let mut buf = Vec::with_capacity(max.min(self.remaining_hint()));
-        while buf.len() < max {
+        // Allocated zeroed in one go (calloc: fresh pages, no byte-by-byte fill) and
+        // filled in place.
+        let want = max.min(self.remaining());
+        let mut buf = vec![0u8; want];
+        let mut filled = 0usize;
+        while filled < want {
             let Some(piece) = self.pieces.get(self.piece) else {
                 break;
             };
-            let room = (max - buf.len()) as u64;
             let piece_len = match piece {
                 Piece::Bytes(b) => b.len() as u64,
                 Piece::Source { len, .. } => *len,
             };
-            let n = (piece_len - self.within).min(room);
-            // `n` ≤ room, which fits in usize.
-            let n_usize = n as usize;
+            // ≤ want - filled, which fits in usize.
+            let n = (piece_len - self.within).min((want - filled) as u64) as usize;
+            let dst = &mut buf[filled..filled + n];
             match piece {
                 Piece::Bytes(b) => {
                     let from = self.within as usize;
-                    buf.extend_from_slice(&b[from..from + n_usize]);
+                    dst.copy_from_slice(&b[from..from + n]);
                 }
                 Piece::Source { input, offset, .. } => {
                     let src = object::source(self.sources, *input)?;
-                    let at = buf.len();
-                    buf.resize(at + n_usize, 0);
-                    src.read_at(offset + self.within, &mut buf[at..])
+                    src.read_at(offset + self.within, dst)
                         .map_err(|e| Error::Io {
                             what: src.name().to_string(),
                             source: e,
                         })?;
                 }
             }
-            self.within += n;
+            filled += n;
+            self.within += n as u64;
             if self.within == piece_len {
                 self.piece += 1;
                 self.within = 0;
             }
         }
+        buf.truncate(filled);
         Ok(buf)
     }
 
-    /// Bytes left in the body, for sizing the next buffer.
-    fn remaining_hint(&self) -> usize {
+    /// Bytes left in the body.
+    fn remaining(&self) -> usize {
         let mut left = 0u64;
         for (i, p) in self.pieces.iter().enumerate().skip(self.piece) {
             let len = match p {

@@ -41,6 +41,7 @@ pub mod publish;
 pub mod sign;
 pub mod source;
 pub mod store;
+pub mod watch;
 pub mod worker;
 
 pub use error::{Error, Result};

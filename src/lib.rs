@@ -28,6 +28,7 @@
 //! ```
 
 pub mod config;
+pub mod dev;
 pub mod error;
 pub mod events;
 pub mod fmp4;

@@ -7,9 +7,30 @@
 //!                  ─► hls         ─► media and master playlists
 //!                  ─► package     ─► the title's objects, in publish order
 //!                  ─► publish     ─► written through a store: segments, playlists, master
+//!
+//! S3 / SQS / EventBridge event ─► events ─► Record ─► worker (config) ─► package + publish
+//! ```
+//!
+//! The core is pure: bytes and settings in, objects out. Writing is the store's job.
+//!
+//! ```
+//! use hlspipe::package::{package, Input, Settings};
+//! use hlspipe::source::FileSource;
+//! use std::sync::Arc;
+//!
+//! let source = Arc::new(FileSource::open("fixtures/media/tiny_faststart.mp4".as_ref())?);
+//! let title = package(&[Input { source, etag: None }], &Settings::default())?;
+//! // Segments first, then media playlists, then the master: the publish order.
+//! assert!(title.media.iter().all(|o| o.key.starts_with(&format!("v/{}/", title.version))));
+//! let master = std::str::from_utf8(title.master.body.as_bytes().unwrap_or_default())?;
+//! assert!(master.contains(r#"CODECS="avc1.64000b,mp4a.40.2""#));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod config;
+pub mod dev;
 pub mod error;
+pub mod events;
 pub mod fmp4;
 pub mod hls;
 pub mod model;
@@ -18,7 +39,10 @@ pub mod object;
 pub mod package;
 pub mod plan;
 pub mod publish;
+pub mod sign;
 pub mod source;
 pub mod store;
+pub mod watch;
+pub mod worker;
 
 pub use error::{Error, Result};

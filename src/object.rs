@@ -143,6 +143,33 @@ pub mod cache_control {
     pub const MANIFEST: &str = "no-cache";
 }
 
+/// The content type an object of this key gets when it is written: what a store
+/// without metadata (a directory) reports for it.
+pub fn content_type_for_key(key: &str) -> &'static str {
+    let ext = key.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("m3u8") => content_type::PLAYLIST,
+        Some("mp4" | "m4s" | "m4v" | "m4a" | "mov") => content_type::MP4,
+        Some("ts") => content_type::TS,
+        Some("json") => content_type::JSON,
+        _ => "application/octet-stream",
+    }
+}
+
+/// The cache policy an object of this key gets when it is written.
+pub fn cache_control_for_key(key: &str) -> &'static str {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    if name == "master.m3u8" {
+        cache_control::MASTER
+    } else if name == "manifest.json" {
+        cache_control::MANIFEST
+    } else if key.starts_with("v/") || key.contains("/v/") {
+        cache_control::IMMUTABLE
+    } else {
+        "no-cache"
+    }
+}
+
 /// An object to write, with its key relative to the title's output prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Object {

@@ -154,11 +154,6 @@ fn build(inputs: &[Input], movies: &[Movie], settings: &Settings) -> Result<Pack
                 && *c == codecs
         });
         if duplicate {
-            warnings.push(format!(
-                "{}: audio track {} duplicates one already in the title; not used",
-                inputs[t.input].source.name(),
-                t.id
-            ));
             continue;
         }
         audios.push((t, codecs));
@@ -196,87 +191,21 @@ fn build(inputs: &[Input], movies: &[Movie], settings: &Settings) -> Result<Pack
     let mut media = Vec::new();
     let mut playlists = Vec::new();
     let mut renditions = Vec::new();
+    let mut iframes = Vec::new();
     let mut media_bytes = 0u64;
     for p in planned_video.iter().chain(&planned_audio) {
-        let dir = format!("{prefix}/{}", p.name);
-        let init = create_init_segment(p.track);
-        let mut entries = Vec::with_capacity(p.segments.len());
-        let mut peak = 0u64;
-        let mut total_bytes = 0u64;
-        let mut total_secs = 0f64;
-        media.push(Object {
-            key: format!("{dir}/init.mp4"),
-            content_type: content_type::MP4,
-            cache_control: cache_control::IMMUTABLE,
-            body: Body::from_bytes(init),
-        });
-        for (k, range) in p.segments.iter().enumerate() {
-            let seq =
-                u32::try_from(k + 1).map_err(|_| Error::Settings("too many segments".into()))?;
-            let body = create_media_segment(p.track, range, seq);
-            let secs = range.duration_secs(p.track.timescale);
-            let bytes = body.len();
-            media_bytes += p.track.samples[range.first..range.end]
-                .iter()
-                .map(|s| u64::from(s.size))
-                .sum::<u64>();
-            if secs > 0.0 {
-                peak = peak.max((bytes as f64 * 8.0 / secs).ceil() as u64);
-            }
-            total_bytes += bytes;
-            total_secs += secs;
-            let uri = format!("seg_{:05}.m4s", k + 1);
-            entries.push(hls::SegmentEntry {
-                uri: uri.clone(),
-                duration: secs,
-                byte_range: None,
-            });
-            media.push(Object {
-                key: format!("{dir}/{uri}"),
-                content_type: content_type::MP4,
-                cache_control: cache_control::IMMUTABLE,
-                body,
-            });
-        }
-        let playlist_key = format!("{dir}/index.m3u8");
-        let text = hls::media_playlist(&hls::MediaPlaylistSpec {
-            init_uri: Some("init.mp4".into()),
-            init_byte_range: None,
-            iframes_only: false,
-            segments: entries,
-        });
-        playlists.push(Object {
-            key: playlist_key.clone(),
-            content_type: content_type::PLAYLIST,
-            cache_control: cache_control::IMMUTABLE,
-            body: Body::from_bytes(text.into_bytes()),
-        });
-        let t = p.track;
-        let average = if total_secs > 0.0 {
-            (total_bytes as f64 * 8.0 / total_secs).ceil() as u64
-        } else {
-            0
-        };
-        renditions.push(Rendition {
-            name: p.name.clone(),
-            kind: t.kind,
-            codecs: p.codecs.clone(),
-            bandwidth: peak,
-            average_bandwidth: average,
-            resolution: (t.kind == TrackKind::Video).then_some((t.width, t.height)),
-            frame_rate: t.frame_rate().map(|f| (f * 1000.0).round() / 1000.0),
-            language: (t.kind == TrackKind::Audio).then(|| t.language.clone()),
-            channels: (t.kind == TrackKind::Audio).then_some(t.channels),
-            duration: total_secs,
-            segment_count: p.segments.len(),
-            playlist: playlist_key,
-        });
+        let built = build_rendition(p, &prefix)?;
+        media.extend(built.media);
+        playlists.extend(built.playlists);
+        renditions.push(built.rendition);
+        iframes.extend(built.iframe);
+        media_bytes += built.media_bytes;
     }
     let master = Object {
         key: "master.m3u8".into(),
         content_type: content_type::PLAYLIST,
         cache_control: cache_control::MASTER,
-        body: Body::from_bytes(master_playlist(&renditions).into_bytes()),
+        body: Body::from_bytes(master_playlist(&renditions, &iframes).into_bytes()),
     };
     let duration = renditions.iter().map(|r| r.duration).fold(0.0, f64::max);
     Ok(PackagedTitle {
@@ -291,11 +220,153 @@ fn build(inputs: &[Input], movies: &[Movie], settings: &Settings) -> Result<Pack
     })
 }
 
+/// Everything one rendition contributes to the title.
+struct BuiltRendition {
+    media: Vec<Object>,
+    playlists: Vec<Object>,
+    rendition: Rendition,
+    iframe: Option<hls::IFrameVariant>,
+    media_bytes: u64,
+}
+
+/// Rate in bits/s of `bytes` over `secs`, rounded up; 0 for an empty span.
+fn bit_rate(bytes: u64, secs: f64) -> u64 {
+    if secs > 0.0 {
+        (bytes as f64 * 8.0 / secs).ceil() as u64
+    } else {
+        0
+    }
+}
+
+/// Init segment, media segments, media playlist and (video) I-frame playlist of one
+/// rendition, under `<prefix>/<name>/`.
+fn build_rendition(p: &Planned<'_>, prefix: &str) -> Result<BuiltRendition> {
+    let t = p.track;
+    let dir = format!("{prefix}/{}", p.name);
+    let mut media = vec![Object {
+        key: format!("{dir}/init.mp4"),
+        content_type: content_type::MP4,
+        cache_control: cache_control::IMMUTABLE,
+        body: Body::from_bytes(create_init_segment(t)),
+    }];
+    let mut entries = Vec::with_capacity(p.segments.len());
+    // Key frames as (segment URI, byte range, presentation start) for trick play.
+    let mut key_frames: Vec<(String, (u64, u64), i64)> = Vec::new();
+    let (mut peak, mut total_bytes, mut total_secs, mut media_bytes) = (0u64, 0u64, 0f64, 0u64);
+    let mut sequence = 1u32;
+    for (k, range) in p.segments.iter().enumerate() {
+        let segment = create_media_segment(t, range, &mut sequence);
+        let uri = format!("seg_{:05}.m4s", k + 1);
+        let secs = range.duration_secs(t.timescale);
+        let bytes = segment.body.len();
+        peak = peak.max(bit_rate(bytes, secs));
+        total_bytes += bytes;
+        total_secs += secs;
+        media_bytes += t.samples[range.first..range.end]
+            .iter()
+            .map(|s| u64::from(s.size))
+            .sum::<u64>();
+        for (f, frag) in segment.fragments.iter().enumerate() {
+            if frag.starts_with_sync {
+                let start = if k == 0 && f == 0 { 0 } else { frag.start };
+                key_frames.push((uri.clone(), (frag.first_sample_end, frag.offset), start));
+            }
+        }
+        entries.push(hls::SegmentEntry {
+            uri: uri.clone(),
+            duration: secs,
+            byte_range: None,
+        });
+        media.push(Object {
+            key: format!("{dir}/{uri}"),
+            content_type: content_type::MP4,
+            cache_control: cache_control::IMMUTABLE,
+            body: segment.body,
+        });
+    }
+    let playlist_key = format!("{dir}/index.m3u8");
+    let mut playlists = vec![playlist(
+        &playlist_key,
+        &hls::MediaPlaylistSpec {
+            init_uri: Some("init.mp4".into()),
+            init_byte_range: None,
+            iframes_only: false,
+            segments: entries,
+        },
+    )];
+    let iframe = if t.kind == TrackKind::Video && !key_frames.is_empty() {
+        let end = p.segments.last().map(|r| r.start + r.duration).unwrap_or(0);
+        let ts = f64::from(t.timescale.max(1));
+        let mut entries = Vec::with_capacity(key_frames.len());
+        let (mut peak, mut bytes) = (0u64, 0u64);
+        for (i, (uri, range, start)) in key_frames.iter().enumerate() {
+            let next = key_frames.get(i + 1).map(|k| k.2).unwrap_or(end);
+            let secs = (next - start).max(0) as f64 / ts;
+            peak = peak.max(bit_rate(range.0, secs));
+            bytes += range.0;
+            entries.push(hls::SegmentEntry {
+                uri: uri.clone(),
+                duration: secs,
+                byte_range: Some(*range),
+            });
+        }
+        let key = format!("{dir}/iframes.m3u8");
+        playlists.push(playlist(
+            &key,
+            &hls::MediaPlaylistSpec {
+                init_uri: Some("init.mp4".into()),
+                init_byte_range: None,
+                iframes_only: true,
+                segments: entries,
+            },
+        ));
+        Some(hls::IFrameVariant {
+            uri: key,
+            bandwidth: peak,
+            average_bandwidth: bit_rate(bytes, total_secs),
+            codecs: p.codecs.clone(),
+            resolution: Some((t.width, t.height)),
+        })
+    } else {
+        None
+    };
+    let rendition = Rendition {
+        name: p.name.clone(),
+        kind: t.kind,
+        codecs: p.codecs.clone(),
+        bandwidth: peak,
+        average_bandwidth: bit_rate(total_bytes, total_secs),
+        resolution: (t.kind == TrackKind::Video).then_some((t.width, t.height)),
+        frame_rate: t.frame_rate().map(|f| (f * 1000.0).round() / 1000.0),
+        language: (t.kind == TrackKind::Audio).then(|| t.language.clone()),
+        channels: (t.kind == TrackKind::Audio).then_some(t.channels),
+        duration: total_secs,
+        segment_count: p.segments.len(),
+        playlist: playlist_key,
+    };
+    Ok(BuiltRendition {
+        media,
+        playlists,
+        rendition,
+        iframe,
+        media_bytes,
+    })
+}
+
+fn playlist(key: &str, spec: &hls::MediaPlaylistSpec) -> Object {
+    Object {
+        key: key.to_string(),
+        content_type: content_type::PLAYLIST,
+        cache_control: cache_control::IMMUTABLE,
+        body: Body::from_bytes(hls::media_playlist(spec).into_bytes()),
+    }
+}
+
 const AUDIO_GROUP: &str = "audio";
 
 /// The master playlist: one variant per video rendition, all sharing one audio
 /// group; an audio-only title has one variant per audio rendition.
-fn master_playlist(renditions: &[Rendition]) -> String {
+fn master_playlist(renditions: &[Rendition], iframes: &[hls::IFrameVariant]) -> String {
     let video: Vec<&Rendition> = renditions
         .iter()
         .filter(|r| r.kind == TrackKind::Video)
@@ -359,6 +430,7 @@ fn master_playlist(renditions: &[Rendition]) -> String {
             audio_group: group.clone(),
         });
     }
+    spec.iframe_variants = iframes.to_vec();
     hls::master_playlist(&spec)
 }
 
@@ -406,14 +478,32 @@ fn in_track<T>(inputs: &[Input], t: &Track, r: Result<T>) -> Result<T> {
 /// A short hash of (input identities, packager format version, settings): the same
 /// input and settings give the same version, hence the same object keys and bytes.
 fn version(inputs: &[Input], movies: &[Movie], settings: &Settings) -> String {
+    let ids = inputs
+        .iter()
+        .zip(movies)
+        .map(|(input, movie)| match &input.etag {
+            Some(etag) => format!("etag={etag}"),
+            None => format!("moov={}", hex::encode(movie.fingerprint)),
+        });
+    version_hash(ids, settings)
+}
+
+/// The version [`package`] gives inputs that all have an ETag, in the same order, without
+/// reading them: lets a worker see that a title is already published before demuxing.
+pub fn version_for_etags<S: AsRef<str>>(etags: &[S], settings: &Settings) -> String {
+    version_hash(
+        etags.iter().map(|e| format!("etag={}", e.as_ref())),
+        settings,
+    )
+}
+
+fn version_hash(ids: impl Iterator<Item = String>, settings: &Settings) -> String {
     let mut h = Sha256::new();
     h.update(FORMAT_VERSION.as_bytes());
     h.update(format!("|seg={:.6}", settings.segment_duration).as_bytes());
-    for (input, movie) in inputs.iter().zip(movies) {
-        match &input.etag {
-            Some(etag) => h.update(format!("|etag={etag}").as_bytes()),
-            None => h.update(format!("|moov={}", hex::encode(movie.fingerprint)).as_bytes()),
-        }
+    for id in ids {
+        h.update(b"|");
+        h.update(id.as_bytes());
     }
     hex::encode(&h.finalize()[..6])
 }

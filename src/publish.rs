@@ -36,14 +36,31 @@ pub struct SourceInfo {
     pub size: u64,
 }
 
+/// A version that `master.m3u8` no longer names, kept for a grace period for players
+/// that loaded the previous master, then removed (`worker::gc`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RetiredVersion {
+    pub version: String,
+    /// Unix seconds when the master stopped naming it (or when its publish failed).
+    pub retired_at: u64,
+}
+
 /// `manifest.json`: the title's status. The one object allowed to differ between
 /// two runs of the same input, because it carries times.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Manifest {
     pub state: State,
     pub sources: Vec<SourceInfo>,
+    /// The version `master.m3u8` names: the live one, in every state (`None` before the
+    /// first success). Its renditions and duration are the fields below.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The version being written (`processing`) or that could not be (`failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_version: Option<String>,
+    /// Versions no longer named by the master, awaiting removal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<RetiredVersion>,
     #[serde(default)]
     pub renditions: Vec<Rendition>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -66,6 +83,8 @@ impl Manifest {
             state: State::Processing,
             sources,
             version: None,
+            target_version: None,
+            retired: Vec::new(),
             renditions: Vec::new(),
             duration: None,
             error: None,

@@ -910,7 +910,7 @@ fn assign_offsets(
             ));
         }
         let last_chunk = match entries.get(e + 1) {
-            Some(&(f, _)) => (f - 1) as usize,
+            Some(&(f, _)) => f.saturating_sub(1) as usize,
             None => chunk_offsets.len(),
         };
         if per_chunk == 0 && first_chunk as usize <= last_chunk {

@@ -4,21 +4,32 @@ use super::{ObjectInfo, Store};
 use crate::error::{Error, Result};
 use crate::object::{self, Body, Object, Piece};
 use crate::source::Source;
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 pub struct DirStore {
     root: PathBuf,
+    /// ETags already computed, by path, valid while size and mtime are unchanged:
+    /// hashing a segment on every HEAD would cost the edge a full read per request.
+    etags: Mutex<HashMap<PathBuf, (u64, SystemTime, String)>>,
 }
+
+/// Most ETags remembered; the cache is emptied when full.
+const ETAG_CACHE_ENTRIES: usize = 65_536;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl DirStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        DirStore { root: root.into() }
+        DirStore {
+            root: root.into(),
+            etags: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -36,6 +47,26 @@ impl DirStore {
             });
         }
         Ok(self.root.join(rel))
+    }
+}
+
+impl DirStore {
+    fn etag(&self, path: &Path, len: u64, mtime: SystemTime) -> std::io::Result<String> {
+        if let Ok(cache) = self.etags.lock() {
+            if let Some((l, m, etag)) = cache.get(path) {
+                if *l == len && *m == mtime {
+                    return Ok(etag.clone());
+                }
+            }
+        }
+        let etag = file_etag(path)?;
+        if let Ok(mut cache) = self.etags.lock() {
+            if cache.len() >= ETAG_CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(path.to_path_buf(), (len, mtime, etag.clone()));
+        }
+        Ok(etag)
     }
 }
 
@@ -87,11 +118,19 @@ impl Store for DirStore {
     fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         let path = self.path(key)?;
         match fs::metadata(&path) {
-            Ok(m) if m.is_file() => Ok(Some(ObjectInfo {
-                key: key.to_string(),
-                size: m.len(),
-                etag: file_etag(&path).map_err(|e| store_err(key, e))?,
-            })),
+            Ok(m) if m.is_file() => {
+                let mtime = m.modified().unwrap_or(UNIX_EPOCH);
+                Ok(Some(ObjectInfo {
+                    key: key.to_string(),
+                    size: m.len(),
+                    etag: self
+                        .etag(&path, m.len(), mtime)
+                        .map_err(|e| store_err(key, e))?,
+                    last_modified: mtime.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs()),
+                    content_type: Some(object::content_type_for_key(key).to_string()),
+                    cache_control: Some(object::cache_control_for_key(key).to_string()),
+                }))
+            }
             Ok(_) => Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(store_err(key, e)),

@@ -31,6 +31,12 @@ pub struct ObjectInfo {
     /// The store's entity tag, without quotes. For a single-part upload S3's is the
     /// MD5 of the bytes in hex; the directory store computes the same.
     pub etag: String,
+    /// Unix seconds of the last write, when the store knows it.
+    pub last_modified: Option<u64>,
+    /// Content-Type and Cache-Control stored with the object (S3), or derived from
+    /// the key where the store keeps no metadata (a directory).
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
 }
 
 /// An object store. Keys are `/`-separated and relative to the store's root.

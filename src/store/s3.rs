@@ -332,6 +332,9 @@ impl S3Store {
                     key: key.to_string(),
                     size: size_of(key, o.content_length())?,
                     etag: unquote(o.e_tag()),
+                    last_modified: o.last_modified().and_then(|t| u64::try_from(t.secs()).ok()),
+                    content_type: o.content_type().map(str::to_string),
+                    cache_control: o.cache_control().map(str::to_string),
                 },
                 content_type: o.content_type().map(str::to_string),
                 cache_control: o.cache_control().map(str::to_string),
@@ -632,10 +635,14 @@ impl Store for S3Store {
                     let Some(rel) = k.strip_prefix(&self.prefix) else {
                         continue;
                     };
+                    // A listing carries no content type or cache control (HEAD has them).
                     out.push(ObjectInfo {
                         key: rel.to_string(),
                         size: size_of(k, o.size())?,
                         etag: unquote(o.e_tag()),
+                        last_modified: o.last_modified().and_then(|t| u64::try_from(t.secs()).ok()),
+                        content_type: None,
+                        cache_control: None,
                     });
                 }
             }

@@ -2,6 +2,8 @@
 //! exit 0 (success), 1 (failure) or 2 (usage; clap's own code).
 
 mod package;
+mod process_event;
+mod sign;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -21,6 +23,26 @@ struct Cli {
 enum Command {
     /// Package one title (one MP4, or several MP4s of one bit-rate ladder) into OUT_DIR.
     Package(package::Args),
+    /// Handle one event file (S3, SQS-wrapped S3, EventBridge, s3:TestEvent) against the store.
+    ProcessEvent(process_event::Args),
+    /// Print CloudFront signed cookies covering one title's prefix (or an exact policy).
+    SignCookies(sign::CookiesArgs),
+    /// Print a CloudFront signed URL (canned, or custom over a title prefix).
+    SignUrl(sign::UrlArgs),
+    /// Say whether CloudFront would serve a request: `allow` (exit 0) or `deny: <reason>` (exit 1).
+    Verify(sign::VerifyArgs),
+}
+
+/// Short-lived commands that print and exit end quietly when their reader goes
+/// away (`hlspipe … | head`), as Unix tools do: restore SIGPIPE's default action,
+/// which Rust's runtime sets to "ignore". Servers keep it ignored, so a closed
+/// socket is an error to handle, not a signal that ends the process.
+fn quiet_on_broken_pipe() {
+    // SAFETY: called once at start-up, before any thread exists; SIG_DFL is a
+    // valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// glibc raises its mmap threshold each time a large mapped block is freed, after
@@ -40,14 +62,45 @@ fn keep_large_buffers_out_of_arenas() {
 fn main() -> ExitCode {
     keep_large_buffers_out_of_arenas();
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Package(_)
+            | Command::ProcessEvent(_)
+            | Command::SignCookies(_)
+            | Command::SignUrl(_)
+            | Command::Verify(_)
+    ) {
+        quiet_on_broken_pipe();
+    }
     let result = match cli.command {
         Command::Package(args) => package::run(args),
+        Command::ProcessEvent(args) => process_event::run(args),
+        Command::SignCookies(args) => sign::run_cookies(args),
+        Command::SignUrl(args) => sign::run_url(args),
+        Command::Verify(args) => sign::run_verify(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hlspipe: {e:#}");
+            eprintln!("hlspipe: {}", one_line(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes on one line, each said once: library errors already
+/// include their cause in their message, context added here does not.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
 }

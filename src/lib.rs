@@ -30,6 +30,7 @@
 pub mod aws;
 pub mod cdn;
 pub mod config;
+pub mod dev;
 pub mod error;
 pub mod events;
 pub mod fmp4;
@@ -45,6 +46,7 @@ pub mod sign;
 pub mod source;
 pub mod sqs_worker;
 pub mod store;
+pub mod watch;
 pub mod worker;
 
 pub use error::{Error, Result};

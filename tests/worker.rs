@@ -425,7 +425,11 @@ fn unsupported_store_schemes_are_refused_clearly() {
         &[],
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("only file:///"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("expected file:///absolute/path (or unset for S3)"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// STYLE.md's warning about a Lambda example: a record that cannot be read must fail (and

@@ -7,8 +7,16 @@
 //! `spawn_blocking`.
 
 mod dir;
+mod readahead;
+mod s3;
+pub mod url;
 
 pub use dir::DirStore;
+pub use readahead::{ReadAheadConfig, ReadAheadSource};
+pub use s3::{
+    ObjectHeaders, S3Client, S3Settings, S3Source, S3Store, DEFAULT_MAX_ATTEMPTS, MIN_PART_SIZE,
+    SINGLE_PUT_MAX,
+};
 
 use crate::error::{Error, Result};
 use crate::object::Object;
@@ -83,11 +91,7 @@ impl DirBuckets {
 
 impl StoreFactory for DirBuckets {
     fn store_for(&self, bucket: &str) -> Result<Arc<dyn Store>> {
-        if !is_bucket_name(bucket) {
-            return Err(Error::Config(format!(
-                "'{bucket}' is not a valid S3 bucket name"
-            )));
-        }
+        url::check_bucket_name(bucket)?;
         let dir = self.root.join(bucket);
         if !dir.is_dir() {
             return Err(Error::Store {
@@ -99,18 +103,11 @@ impl StoreFactory for DirBuckets {
     }
 }
 
-/// S3's bucket naming rules: 3–63 of `a-z 0-9 . -`, starting and ending with a letter or
-/// digit, no `..` (AWS S3 User Guide "Bucket naming rules"). Names come from events: the
-/// rule also keeps a name from leaving a [`DirBuckets`] root.
-pub fn is_bucket_name(bucket: &str) -> bool {
-    let ends = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    (3..=63).contains(&bucket.len())
-        && bucket
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-        && ends(bucket.as_bytes().first())
-        && ends(bucket.as_bytes().last())
-        && !bucket.contains("..")
+/// S3 buckets (or folders, in `file://` mode), as `HLSPIPE_STORE` selects.
+impl StoreFactory for url::Stores {
+    fn store_for(&self, bucket: &str) -> Result<Arc<dyn Store>> {
+        self.bucket(bucket)
+    }
 }
 
 /// An object of a store as a [`Source`], for the demuxer and the segment writers.

@@ -3,7 +3,8 @@
 
 use anyhow::Context;
 use hlspipe::config::{WorkerConfig, CONFIG_FILE_VAR};
-use hlspipe::store::{DirBuckets, StoreFactory};
+use hlspipe::store::url::Stores;
+use hlspipe::store::{S3Settings, StoreFactory};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,52 +23,14 @@ pub fn worker_config(config: Option<&Path>) -> anyhow::Result<WorkerConfig> {
     Ok(WorkerConfig::load(std::env::vars(), toml_text.as_deref())?)
 }
 
-/// The stores of buckets: `--store URL` or `HLSPIPE_STORE`.
+/// The stores of buckets: `--store URL` or `HLSPIPE_STORE` (`file:///PATH`: bucket B is
+/// the folder PATH/B), else S3 (`AWS_ENDPOINT_URL` for an S3-compatible server).
 pub fn stores(store: Option<&str>, config: &WorkerConfig) -> anyhow::Result<Arc<dyn StoreFactory>> {
-    let url = store
-        .map(String::from)
-        .or_else(|| config.store.clone())
-        .context("no store: pass --store URL or set HLSPIPE_STORE (file:///path)")?;
-    Ok(Arc::new(DirBuckets::new(dir_root(&url)?)))
-}
-
-/// `file:///srv/buckets` → `/srv/buckets`. Only file:// for now: the S3 store arrives with
-/// its own scheme.
-fn dir_root(url: &str) -> anyhow::Result<PathBuf> {
-    let Some(path) = url.strip_prefix("file://") else {
-        anyhow::bail!(
-            "store '{url}': only file:///PATH stores are supported by this build (a bucket is \
-             a folder below PATH)"
-        );
-    };
-    // RFC 8089: file URLs percent-encode their path.
-    let path = percent_decode(path).with_context(|| format!("store '{url}'"))?;
-    anyhow::ensure!(
-        path.starts_with('/'),
-        "store '{url}': expected file:///absolute/path"
-    );
-    Ok(PathBuf::from(path))
-}
-
-fn percent_decode(s: &str) -> anyhow::Result<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%' {
-            let hex = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .context("bad %-escape")?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(c);
-            i += 1;
-        }
-    }
-    Ok(String::from_utf8(out)?)
+    let url = store.map(String::from).or_else(|| config.store.clone());
+    Ok(Arc::new(Stores::new(
+        url.as_deref(),
+        S3Settings::from_env(),
+    )?))
 }
 
 /// CloudFront invalidations when a distribution is configured (`HLSPIPE_DISTRIBUTION_ID`),

@@ -3,7 +3,8 @@
 
 use hlspipe::cdn::CloudFrontInvalidator;
 use hlspipe::config::WorkerConfig;
-use hlspipe::store::DirBuckets;
+use hlspipe::store::url::Stores;
+use hlspipe::store::S3Settings;
 use hlspipe::worker::{Invalidator, NoInvalidation};
 use hlspipe_lambda::{handle, init_logging, system_clock, Handler};
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -14,14 +15,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     init_logging();
     // Lambda configures the function through environment variables only.
     let config = WorkerConfig::load(std::env::vars(), None)?;
-    let stores = match config
-        .store
-        .as_deref()
-        .and_then(|u| u.strip_prefix("file://"))
-    {
-        Some(root) => DirBuckets::new(root),
-        None => return Err("HLSPIPE_STORE must be file:///path in this build".into()),
-    };
+    // S3 through the function's role, or folders when HLSPIPE_STORE=file:///path.
+    let stores = Stores::new(config.store.as_deref(), S3Settings::from_env())?;
     let invalidator: Arc<dyn Invalidator> = match &config.cdn {
         Some(cdn) => Arc::new(CloudFrontInvalidator::from_env(cdn.distribution_id.clone()).await),
         None => Arc::new(NoInvalidation),

@@ -344,11 +344,9 @@ const CREATE_DISTRIBUTION: &str = "d = cf.create_distribution(DistributionConfig
       'CachePolicyId': '658327ea-f89d-4fab-a63d-7e88639e58f6'}})\n\
 print(d['Distribution']['Id'])";
 
-const LIST_INVALIDATIONS: &str = "out = []\n\
-for s in cf.list_invalidations(DistributionId=sys.argv[1])['InvalidationList'].get('Items', []):\n\
-    i = cf.get_invalidation(DistributionId=sys.argv[1], Id=s['Id'])['Invalidation']\n\
-    out.append({'paths': i['InvalidationBatch']['Paths'].get('Items', []), 'ref': i['InvalidationBatch']['CallerReference']})\n\
-print(json.dumps(out))";
+const LIST_INVALIDATIONS: &str = "items = cf.list_invalidations(DistributionId=sys.argv[1])['InvalidationList'].get('Items', [])\n\
+    batches = [cf.get_invalidation(DistributionId=sys.argv[1], Id=s['Id'])['Invalidation']['InvalidationBatch'] for s in items]\n\
+    print(json.dumps([{'paths': b['Paths'].get('Items', []), 'ref': b['CallerReference']} for b in batches]))";
 
 fn output(o: &Output) -> String {
     format!(

@@ -25,6 +25,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod api;
+pub mod edge;
 pub mod error;
 pub mod fmp4;
 pub mod hls;
@@ -34,6 +36,7 @@ pub mod object;
 pub mod package;
 pub mod plan;
 pub mod publish;
+pub mod server;
 pub mod sign;
 pub mod source;
 pub mod store;

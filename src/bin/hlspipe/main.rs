@@ -2,6 +2,7 @@
 //! exit 0 (success), 1 (failure) or 2 (usage; clap's own code).
 
 mod package;
+mod serve;
 mod sign;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,8 @@ enum Command {
     SignUrl(sign::UrlArgs),
     /// Say whether CloudFront would serve a request: `allow` (exit 0) or `deny: <reason>` (exit 1).
     Verify(sign::VerifyArgs),
+    /// Serve the playback API and the edge (a local CloudFront stand-in) on one listener.
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Command::SignCookies(args) => sign::run_cookies(args),
         Command::SignUrl(args) => sign::run_url(args),
         Command::Verify(args) => sign::run_verify(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

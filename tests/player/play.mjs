@@ -113,6 +113,17 @@ async function main() {
       harnessFailure(`chromium did not start: ${String(e.message).split('\n')[0]}`);
     }
 
+    // Chromium's Local Network Access (enforced since about version 142) blocks a page that is
+    // not itself on loopback from fetching loopback URLs unless the user allows it; a page
+    // answered by page.route has no address of its own, so cross-origin tests grant it.
+    if (opts.pageOrigin !== new URL(opts.url).origin) {
+      try {
+        await context.grantPermissions(['local-network-access'], { origin: opts.pageOrigin });
+      } catch (e) {
+        harnessFailure(`cannot grant local-network-access: ${String(e.message).split('\n')[0]}`);
+      }
+    }
+
     for (const cookie of opts.cookies) {
       const eq = cookie.indexOf('=');
       if (eq < 1) harnessFailure(`--cookie wants name=value, got ${cookie}`);

@@ -320,13 +320,42 @@ async fn serve_object(edge: &Edge, req: &Parts) -> Response {
     let Some(key) = store_key(&edge.config.key_prefix, rest) else {
         return not_found();
     };
+    let conditions = Conditions::of(req);
+    let chunk_size = edge.config.chunk_size;
     let store = Arc::clone(&edge.store);
-    let head_key = key.clone();
-    let info = match tokio::task::spawn_blocking(move || store.head(&head_key)).await {
-        Ok(Ok(Some(info))) => info,
+    let task_key = key.clone();
+    // One trip to the blocking pool answers small objects whole: HEAD, the decision, and the
+    // first chunk of the body (all of a typical segment) are read together.
+    let opened = tokio::task::spawn_blocking(move || -> crate::Result<Option<Opened>> {
+        let Some(info) = store.head(&task_key)? else {
+            return Ok(None);
+        };
+        let outcome = conditions.decide(&info);
+        let first = match outcome {
+            Outcome::Send { start, end, .. } if conditions.is_get && end > start => {
+                let len = chunk_len(start, end, chunk_size);
+                let mut buf = vec![0u8; len];
+                store.read_range(&task_key, start, &mut buf)?;
+                Some(Bytes::from(buf))
+            }
+            _ => None,
+        };
+        Ok(Some(Opened {
+            info,
+            outcome,
+            first,
+        }))
+    })
+    .await;
+    let Opened {
+        info,
+        outcome,
+        first,
+    } = match opened {
+        Ok(Ok(Some(opened))) => opened,
         Ok(Ok(None)) => return not_found(),
         Ok(Err(e)) => {
-            tracing::error!(target: "hlspipe::edge", %key, error = %e, "store HEAD failed");
+            tracing::error!(target: "hlspipe::edge", %key, error = %e, "store read failed");
             return internal_error();
         }
         Err(e) => {
@@ -335,39 +364,16 @@ async fn serve_object(edge: &Edge, req: &Parts) -> Response {
         }
     };
 
-    let etag = format!("\"{}\"", info.etag);
-    let mut headers = object_headers(&info, &etag);
-
-    // RFC 9110 § 13.2.2: If-None-Match is evaluated before Range; for GET and HEAD a match is
-    // 304 Not Modified with the validators and caching headers.
-    if let Some(inm) = req.headers.get(header::IF_NONE_MATCH) {
-        if if_none_match_hits(inm.as_bytes(), &info.etag) {
+    let mut headers = object_headers(&info);
+    let len = info.size;
+    let (status, start, end) = match outcome {
+        Outcome::NotModified => {
             let mut r = empty(StatusCode::NOT_MODIFIED);
             headers.remove(header::CONTENT_TYPE);
             r.headers_mut().extend(headers);
             return r;
         }
-    }
-
-    let len = info.size;
-    let range = if req.method == Method::GET && if_range_holds(&req.headers, &etag) {
-        req.headers
-            .get(header::RANGE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| parse_range(v, len))
-    } else {
-        None
-    };
-    let (status, start, end) = match range {
-        None | Some(RangeRequest::Ignored) => (StatusCode::OK, 0, len),
-        Some(RangeRequest::Single(start, end)) => {
-            headers.insert(
-                header::CONTENT_RANGE,
-                header_value(&format!("bytes {start}-{}/{len}", end - 1)),
-            );
-            (StatusCode::PARTIAL_CONTENT, start, end)
-        }
-        Some(RangeRequest::Unsatisfiable) => {
+        Outcome::Unsatisfiable => {
             let mut r = error(
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "InvalidRange",
@@ -381,24 +387,139 @@ async fn serve_object(edge: &Edge, req: &Parts) -> Response {
                 .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
             return r;
         }
+        Outcome::Send {
+            partial,
+            start,
+            end,
+        } => {
+            if partial {
+                headers.insert(
+                    header::CONTENT_RANGE,
+                    header_value(&format!("bytes {start}-{}/{len}", end - 1)),
+                );
+            }
+            let status = if partial {
+                StatusCode::PARTIAL_CONTENT
+            } else {
+                StatusCode::OK
+            };
+            (status, start, end)
+        }
     };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
 
-    let body = if req.method == Method::HEAD {
-        Body::empty()
-    } else {
-        stream_body(
-            Arc::clone(&edge.store),
-            key.into(),
-            start,
-            end,
-            edge.config.chunk_size,
-        )
+    let body = match first {
+        None => Body::empty(),
+        Some(first) => {
+            let rest_start = start + first.len() as u64;
+            if rest_start >= end {
+                Body::from(first)
+            } else {
+                stream_body(
+                    first,
+                    Arc::clone(&edge.store),
+                    key.into(),
+                    rest_start,
+                    end,
+                    chunk_size,
+                )
+            }
+        }
     };
     let mut r = Response::new(body);
     *r.status_mut() = status;
     r.headers_mut().extend(headers);
     r
+}
+
+/// The request headers that decide what is sent, taken out so that the decision can be made
+/// on the blocking pool next to the store's HEAD.
+struct Conditions {
+    is_get: bool,
+    if_none_match: Option<HeaderValue>,
+    if_range: Option<HeaderValue>,
+    range: Option<HeaderValue>,
+}
+
+/// What to answer for an object that exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    NotModified,
+    Unsatisfiable,
+    /// `[start, end)`; `partial` for 206.
+    Send {
+        partial: bool,
+        start: u64,
+        end: u64,
+    },
+}
+
+struct Opened {
+    info: ObjectInfo,
+    outcome: Outcome,
+    /// The first chunk of the body (GET only).
+    first: Option<Bytes>,
+}
+
+impl Conditions {
+    fn of(req: &Parts) -> Conditions {
+        Conditions {
+            is_get: req.method == Method::GET,
+            if_none_match: req.headers.get(header::IF_NONE_MATCH).cloned(),
+            if_range: req.headers.get(header::IF_RANGE).cloned(),
+            range: req.headers.get(header::RANGE).cloned(),
+        }
+    }
+
+    fn decide(&self, info: &ObjectInfo) -> Outcome {
+        // RFC 9110 § 13.2.2: If-None-Match is evaluated before Range; for GET and HEAD a match
+        // is 304 Not Modified with the validators and caching headers.
+        if let Some(inm) = &self.if_none_match {
+            if if_none_match_hits(inm.as_bytes(), &info.etag) {
+                return Outcome::NotModified;
+            }
+        }
+        let len = info.size;
+        let whole = Outcome::Send {
+            partial: false,
+            start: 0,
+            end: len,
+        };
+        // Range applies to GET only (RFC 9110 § 14.2), and, with If-Range, only while the
+        // representation is the one the client names by its strong entity tag (§ 13.1.5; a
+        // date is not trusted: ours have second precision).
+        if !self.is_get {
+            return whole;
+        }
+        if let Some(if_range) = &self.if_range {
+            let holds = if_range
+                .as_bytes()
+                .strip_prefix(b"\"")
+                .and_then(|t| t.strip_suffix(b"\""))
+                .is_some_and(|t| t == info.etag.as_bytes());
+            if !holds {
+                return whole;
+            }
+        }
+        match self
+            .range
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(|v| parse_range(v, len))
+        {
+            None | Some(RangeRequest::Ignored) => whole,
+            Some(RangeRequest::Unsatisfiable) => Outcome::Unsatisfiable,
+            Some(RangeRequest::Single(start, end)) => Outcome::Send {
+                partial: true,
+                start,
+                end,
+            },
+        }
+    }
+}
+
+fn chunk_len(offset: u64, end: u64, chunk_size: usize) -> usize {
+    usize::try_from(end.saturating_sub(offset)).map_or(chunk_size, |left| left.min(chunk_size))
 }
 
 /// Every `Cookie` header, joined: HTTP/2 clients may split cookies over several (RFC 9113
@@ -450,7 +571,7 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn object_headers(info: &ObjectInfo, etag: &str) -> HeaderMap {
+fn object_headers(info: &ObjectInfo) -> HeaderMap {
     let mut h = HeaderMap::new();
     if let Some(value) = info
         .content_type
@@ -466,7 +587,7 @@ fn object_headers(info: &ObjectInfo, etag: &str) -> HeaderMap {
     {
         h.insert(header::CACHE_CONTROL, value);
     }
-    if let Ok(value) = HeaderValue::from_str(etag) {
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{}\"", info.etag)) {
         h.insert(header::ETAG, value);
     }
     if let Some(secs) = info.last_modified {
@@ -491,15 +612,6 @@ fn if_none_match_hits(header: &[u8], etag: &str) -> bool {
             .and_then(|t| t.strip_suffix('"'))
             .is_some_and(|t| t == etag)
     })
-}
-
-/// RFC 9110 § 13.1.5: a `Range` is honoured only if `If-Range` is absent or names the current
-/// representation by its strong entity tag (a date is not trusted: ours have second precision).
-fn if_range_holds(headers: &HeaderMap, quoted_etag: &str) -> bool {
-    match headers.get(header::IF_RANGE) {
-        None => true,
-        Some(value) => value.as_bytes() == quoted_etag.as_bytes(),
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -556,22 +668,24 @@ fn parse_range(header: &str, len: u64) -> RangeRequest {
     }
 }
 
-/// `[start, end)` of `key`, read a chunk at a time on the blocking pool as the connection
-/// drains: at most one chunk per request is in memory.
+/// `first`, then `[start, end)` of `key` read a chunk at a time on the blocking pool as the
+/// connection drains: at most one chunk per request is in memory.
 fn stream_body(
+    first: Bytes,
     store: Arc<dyn Store>,
     key: Arc<str>,
     start: u64,
     end: u64,
     chunk_size: usize,
 ) -> Body {
-    let chunks = futures_util::stream::try_unfold(start, move |offset| {
+    use futures_util::StreamExt;
+    let rest = futures_util::stream::try_unfold(start, move |offset| {
         let (store, key) = (Arc::clone(&store), Arc::clone(&key));
         async move {
             if offset >= end {
                 return Ok::<_, std::io::Error>(None);
             }
-            let len = usize::try_from(end - offset).map_or(chunk_size, |left| left.min(chunk_size));
+            let len = chunk_len(offset, end, chunk_size);
             let bytes = tokio::task::spawn_blocking(move || {
                 let mut buf = vec![0u8; len];
                 store
@@ -587,7 +701,7 @@ fn stream_body(
             Ok(Some((bytes, offset + len as u64)))
         }
     });
-    Body::from_stream(chunks)
+    Body::from_stream(futures_util::stream::once(async { Ok(first) }).chain(rest))
 }
 
 fn header_value(text: &str) -> HeaderValue {

@@ -3,10 +3,11 @@
 //! with expired ones; cross-origin playback works with credentialed CORS for an allowed page
 //! origin only.
 //!
-//! The harness (`tests/player/play.mjs --cookie`) sets the cookies with Playwright's
-//! `addCookies`, host-only for 127.0.0.1 and without `Secure`, so these tests do not depend on
-//! Chromium's treatment of `Secure` cookies over plain http (it accepts them from 127.0.0.1 and
-//! localhost, which it counts as potentially trustworthy origins).
+//! Most tests hand the API's cookies to the harness (`play.mjs --cookie`, Playwright's
+//! `addCookies`: host-only, without `Secure`). One lets Chromium take them from the API's own
+//! `Set-Cookie` headers (`play.mjs --visit`), `Secure; HttpOnly; SameSite=Lax` included: Chromium
+//! keeps and sends `Secure` cookies over plain http for 127.0.0.1 and localhost, which it counts
+//! as potentially trustworthy.
 
 mod common;
 mod edge_support;
@@ -81,6 +82,26 @@ fn plays_through_the_edge_with_the_apis_cookies() {
     assert_eq!(report.fatal, None);
     assert!(report.http_errors.is_empty(), "{report:?}");
     assert_segments_served(&server);
+}
+
+#[test]
+fn plays_with_the_cookies_chromium_took_from_the_api() {
+    let server = Server::start(&["--no-auth"]);
+    let api = format!("{}/v1/titles/shows/ep1/playback", server.base_url());
+    let shot = screenshot("edge-player-set-cookie.png");
+    let report = play(
+        &format!("{}master.m3u8", server.title_url("ep1")),
+        &[],
+        &["--visit", &api, "--screenshot", &shot],
+    );
+    assert!(report.ok, "{report:?}");
+    assert!(report.current_time > 3.0, "{report:?}");
+    assert_segments_served(&server);
+    let lines = server.access_log_lines();
+    assert!(
+        lines[0].contains("\"GET /v1/titles/shows/ep1/playback HTTP/1.1\" 200 "),
+        "{lines:#?}"
+    );
 }
 
 #[test]

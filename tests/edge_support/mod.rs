@@ -28,16 +28,30 @@ pub fn now() -> u64 {
 
 /// A store directory (`<root>/media/hls/…`) with `shows/ep1` and `shows/ep10` packaged from
 /// `h264_aac_faststart.mp4`, and hand-written manifests for `shows/processing` and
-/// `shows/failed`. Made once per test binary, under the target's temporary directory.
+/// `shows/failed`. Read-only for the tests. Made once per build of `hlspipe` (keyed by the
+/// binary's size and mtime) under the target's temporary directory and shared by every test
+/// process (nextest runs each test in its own): made in a scratch directory, then renamed into
+/// place; a process that loses the race uses the winner's.
 pub fn store_root() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
-        let root = tempfile::Builder::new()
-            .prefix("edge-store-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        let binary = std::fs::metadata(env!("CARGO_BIN_EXE_hlspipe")).unwrap();
+        let stamp = binary
+            .modified()
             .unwrap()
-            .keep();
-        let hls = root.join("media/hls/shows");
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let root = tmp.join(format!("edge-store-{}-{stamp}", binary.len()));
+        if root.join("ready").exists() {
+            return root;
+        }
+        let scratch = tempfile::Builder::new()
+            .prefix("edge-store-scratch-")
+            .tempdir_in(tmp)
+            .unwrap();
+        let hls = scratch.path().join("media/hls/shows");
         for title in ["ep1", "ep10"] {
             let out = hlspipe()
                 .arg("package")
@@ -52,7 +66,10 @@ pub fn store_root() -> &'static Path {
             );
         }
         for (title, manifest) in [
-            ("processing", r#"{"state":"processing","sources":[],"started_at":1700000000}"#),
+            (
+                "processing",
+                r#"{"state":"processing","sources":[],"started_at":1700000000}"#,
+            ),
             (
                 "failed",
                 r#"{"state":"failed","sources":[],"error":"moov: missing box 'stsz'","started_at":1700000000}"#,
@@ -61,6 +78,10 @@ pub fn store_root() -> &'static Path {
             std::fs::create_dir_all(hls.join(title)).unwrap();
             std::fs::write(hls.join(title).join("manifest.json"), manifest).unwrap();
         }
+        std::fs::write(scratch.path().join("ready"), "").unwrap();
+        // Fails when another process got there first; its copy is the same.
+        let _ = std::fs::rename(scratch.path(), &root);
+        assert!(root.join("ready").exists(), "{}", root.display());
         root
     })
 }

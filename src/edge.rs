@@ -41,7 +41,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// Body chunk read from the store per step: memory per streaming request.
@@ -203,6 +203,34 @@ struct Edge {
     config: EdgeConfig,
     store: Arc<dyn Store>,
     access: Access,
+    /// Fingerprints of credentials (query and cookies) that were allowed once: only a hint of
+    /// where to run the check, never a reason to skip it.
+    known: Mutex<HashSet<u64>>,
+}
+
+/// Known credential fingerprints kept before the set starts over.
+const KNOWN_CREDENTIALS_LIMIT: usize = 16_384;
+
+impl Edge {
+    fn is_known(&self, fingerprint: u64) -> bool {
+        let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.contains(&fingerprint)
+    }
+
+    fn remember(&self, fingerprint: u64) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= KNOWN_CREDENTIALS_LIMIT {
+            known.clear();
+        }
+        known.insert(fingerprint);
+    }
+}
+
+fn credentials_fingerprint(query: Option<&str>, cookies: Option<&str>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (query, cookies).hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The edge as a router that answers every path (mount it as a fallback, or nest it). Run it
@@ -212,6 +240,7 @@ pub fn router(config: EdgeConfig, store: Arc<dyn Store>, access: Access) -> Rout
         config,
         store,
         access,
+        known: Mutex::new(HashSet::new()),
     });
     Router::new().fallback(handle).with_state(edge)
 }
@@ -308,8 +337,34 @@ async fn serve_object(edge: &Edge, req: &Parts) -> Response {
         let cookies = cookie_header(&req.headers);
         let ip = peer_ip(&req.extensions);
         let now = (edge.config.clock)();
-        match verifier.verify_request(&url, cookies.as_deref(), ip, now) {
-            Decision::Allow(_) => {}
+        // Credentials allowed before verify from the Verifier's cache in microseconds: check
+        // them here. Unknown ones may cost a public-key operation (about 0.5 ms for RSA-2048),
+        // which goes to the blocking pool so that a flood of made-up signatures cannot stall
+        // the connections being served.
+        let fingerprint = credentials_fingerprint(req.uri.query(), cookies.as_deref());
+        let known = edge.is_known(fingerprint);
+        let decision = if known {
+            verifier.verify_request(&url, cookies.as_deref(), ip, now)
+        } else {
+            let (verifier, url, cookies) = (Arc::clone(verifier), url.clone(), cookies.clone());
+            match tokio::task::spawn_blocking(move || {
+                verifier.verify_request(&url, cookies.as_deref(), ip, now)
+            })
+            .await
+            {
+                Ok(decision) => decision,
+                Err(e) => {
+                    tracing::error!(target: "hlspipe::edge", error = %e, "verification task failed");
+                    return internal_error();
+                }
+            }
+        };
+        match decision {
+            Decision::Allow(_) => {
+                if !known {
+                    edge.remember(fingerprint);
+                }
+            }
             Decision::Deny(reason) => {
                 tracing::info!(target: "hlspipe::edge", %ip, %url, %reason, "403 denied");
                 return error(StatusCode::FORBIDDEN, "AccessDenied", "Access denied");
@@ -437,6 +492,7 @@ async fn serve_object(edge: &Edge, req: &Parts) -> Response {
 struct Conditions {
     is_get: bool,
     if_none_match: Option<HeaderValue>,
+    if_modified_since: Option<HeaderValue>,
     if_range: Option<HeaderValue>,
     range: Option<HeaderValue>,
 }
@@ -466,6 +522,7 @@ impl Conditions {
         Conditions {
             is_get: req.method == Method::GET,
             if_none_match: req.headers.get(header::IF_NONE_MATCH).cloned(),
+            if_modified_since: req.headers.get(header::IF_MODIFIED_SINCE).cloned(),
             if_range: req.headers.get(header::IF_RANGE).cloned(),
             range: req.headers.get(header::RANGE).cloned(),
         }
@@ -474,9 +531,27 @@ impl Conditions {
     fn decide(&self, info: &ObjectInfo) -> Outcome {
         // RFC 9110 § 13.2.2: If-None-Match is evaluated before Range; for GET and HEAD a match
         // is 304 Not Modified with the validators and caching headers.
-        if let Some(inm) = &self.if_none_match {
-            if if_none_match_hits(inm.as_bytes(), &info.etag) {
-                return Outcome::NotModified;
+        // If-Modified-Since counts only without If-None-Match (§ 13.1.3): not modified when the
+        // object is no newer than the date given.
+        match &self.if_none_match {
+            Some(inm) => {
+                if if_none_match_hits(inm.as_bytes(), &info.etag) {
+                    return Outcome::NotModified;
+                }
+            }
+            None => {
+                let since = self
+                    .if_modified_since
+                    .as_ref()
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| httpdate::parse_http_date(v).ok())
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs());
+                if let (Some(since), Some(modified)) = (since, info.last_modified) {
+                    if modified <= since {
+                        return Outcome::NotModified;
+                    }
+                }
             }
         }
         let len = info.size;
@@ -765,6 +840,93 @@ mod tests {
         assert_eq!(
             parse_range("bytes=0-18446744073709551615", 10),
             Single(0, 10)
+        );
+    }
+
+    fn object(etag: &str, size: u64, last_modified: u64) -> ObjectInfo {
+        ObjectInfo {
+            key: "k".into(),
+            size,
+            etag: etag.into(),
+            last_modified: Some(last_modified),
+            content_type: None,
+            cache_control: None,
+        }
+    }
+
+    fn conditions(headers: &[(&str, &str)], is_get: bool) -> Conditions {
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| HeaderValue::from_str(v).unwrap())
+        };
+        Conditions {
+            is_get,
+            if_none_match: get("if-none-match"),
+            if_modified_since: get("if-modified-since"),
+            if_range: get("if-range"),
+            range: get("range"),
+        }
+    }
+
+    #[test]
+    fn decisions() {
+        let info = object("abc", 1000, 784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        let whole = Outcome::Send {
+            partial: false,
+            start: 0,
+            end: 1000,
+        };
+        let part = Outcome::Send {
+            partial: true,
+            start: 0,
+            end: 10,
+        };
+        let decide = |h: &[(&str, &str)], get| conditions(h, get).decide(&info);
+        assert_eq!(decide(&[], true), whole);
+        assert_eq!(decide(&[("range", "bytes=0-9")], true), part);
+        assert_eq!(
+            decide(&[("range", "bytes=0-9")], false),
+            whole,
+            "HEAD ignores Range"
+        );
+        assert_eq!(
+            decide(&[("range", "bytes=0-9"), ("if-range", "\"abc\"")], true),
+            part
+        );
+        assert_eq!(
+            decide(&[("range", "bytes=0-9"), ("if-range", "\"abd\"")], true),
+            whole
+        );
+        assert_eq!(
+            decide(&[("range", "bytes=0-9"), ("if-range", "W/\"abc\"")], true),
+            whole,
+            "If-Range needs a strong match"
+        );
+        assert_eq!(
+            decide(&[("range", "bytes=5000-")], true),
+            Outcome::Unsatisfiable
+        );
+        assert_eq!(
+            decide(&[("if-none-match", "\"abc\"")], false),
+            Outcome::NotModified
+        );
+        let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+        let earlier = "Sun, 06 Nov 1994 08:49:36 GMT";
+        assert_eq!(
+            decide(&[("if-modified-since", date)], true),
+            Outcome::NotModified
+        );
+        assert_eq!(decide(&[("if-modified-since", earlier)], true), whole);
+        assert_eq!(decide(&[("if-modified-since", "yesterday")], true), whole);
+        // If-None-Match wins over If-Modified-Since.
+        assert_eq!(
+            decide(
+                &[("if-none-match", "\"x\""), ("if-modified-since", date)],
+                true
+            ),
+            whole
         );
     }
 

@@ -370,7 +370,8 @@ fn edge_ranges_head_and_conditional_requests() {
         etag.starts_with('"') && etag.ends_with('"') && etag.len() == 34,
         "{etag}"
     );
-    let last_modified = full.header("last-modified").unwrap();
+    let last_modified = full.header("last-modified").unwrap().to_owned();
+    let last_modified = last_modified.as_str();
     assert!(last_modified.ends_with(" GMT"), "{last_modified}");
 
     let r = server.get(&segment, &[c, ("Range", "bytes=100-199")]);
@@ -421,6 +422,13 @@ fn edge_ranges_head_and_conditional_requests() {
     assert!(r.body.is_empty());
     assert_eq!(r.header("etag"), Some(etag.as_str()));
     let r = server.get(&segment, &[c, ("If-None-Match", "\"something-else\"")]);
+    assert_eq!(r.status, 200);
+    let r = server.get(&segment, &[c, ("If-Modified-Since", last_modified)]);
+    assert_eq!(r.status, 304);
+    let r = server.get(
+        &segment,
+        &[c, ("If-Modified-Since", "Thu, 01 Jan 1970 00:00:00 GMT")],
+    );
     assert_eq!(r.status, 200);
 
     // Conditional and ranged requests are still checked first.

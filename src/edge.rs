@@ -5,27 +5,28 @@
 //! - Every `GET`/`HEAD` is decided by the signing [`Verifier`] before the store is touched:
 //!   signed URL parameters or `CloudFront-*` cookies, signature, time window, wildcard resource
 //!   and source IP. The URL checked is the distribution's public base URL followed by the path
-//!   and query as the viewer sent them, which is what CloudFront matches the policy `Resource`
-//!   against (CloudFront Developer Guide, "Create a signed URL using a custom policy": the
-//!   resource is the URL "including any query strings"). The `Host` header is not used: behind
-//!   a real distribution it would be the distribution's own name anyway.
+//!   and query as the viewer sent them: CloudFront matches the policy `Resource` against the
+//!   whole URL, query string included (CloudFront Developer Guide, "Create a signed URL using
+//!   a custom policy", the `Resource` element). The `Host` header is not used: behind a real
+//!   distribution it would be the distribution's own name anyway.
 //! - A denial is `403` with CloudFront's short XML body; why it was denied goes to the log
 //!   (`tracing`, target `hlspipe::edge`), never to the viewer.
-//! - A missing object is `404` (after the check). CloudFront with origin access control answers
-//!   `403 AccessDenied` for a missing key unless the OAC role may `s3:ListBucket`, and `404
-//!   NoSuchKey` when it may (Developer Guide, "Restrict access to an Amazon S3 origin"). We
-//!   behave like the second: it only tells a viewer who is already allowed into the title's
-//!   folder that a file is absent, and it makes broken playlists easy to spot.
+//! - A missing object is `404` (after the check). Behind CloudFront with origin access control
+//!   the answer for a missing key is S3's: `403 AccessDenied` unless the OAC's principal may
+//!   `s3:ListBucket`, `404 NoSuchKey` when it may (Amazon S3 API Reference, GetObject,
+//!   "Permissions"). We behave like the second: it only tells a viewer who is already allowed
+//!   into the title's folder that a file is absent, and it makes broken playlists easy to spot.
 //! - `Range` (one range: `206`; unsatisfiable: `416` with `Content-Range: bytes */len`; several
 //!   ranges: the whole object with `200`, which RFC 9110 § 14.2 allows), `If-Range`,
-//!   `If-None-Match` (`304`), `Accept-Ranges: bytes`, and the object's `Content-Type`,
-//!   `Cache-Control`, `ETag` and `Last-Modified` passed through as S3 returns them.
+//!   `If-None-Match` and `If-Modified-Since` (`304`), `Accept-Ranges: bytes`, and the object's
+//!   `Content-Type`, `Cache-Control`, `ETag` and `Last-Modified` passed through as S3 returns
+//!   them.
 //! - Credentialed CORS for players on another origin: the viewer's `Origin` echoed when it is
-//!   in the allowed list (never `*`, which browsers refuse with credentials, Fetch standard
-//!   § 3.2.5), `Access-Control-Allow-Credentials: true`, `Vary: Origin`, and
-//!   `Content-Length`/`Content-Range` exposed to scripts. Preflight `OPTIONS` requests are
-//!   answered without a signature check: browsers never send cookies with a preflight (Fetch
-//!   standard § 4.8, "CORS-preflight fetch" uses credentials mode "omit").
+//!   in the allowed list (never `*`, which browsers refuse with credentials: Fetch standard,
+//!   "CORS protocol and credentials"), `Access-Control-Allow-Credentials: true`, `Vary:
+//!   Origin`, and `Content-Length`/`Content-Range` exposed to scripts. Preflight `OPTIONS`
+//!   requests are answered without a signature check: browsers never send cookies with a
+//!   preflight (Fetch standard, "CORS-preflight fetch").
 //!
 //! Bodies are streamed from the store in chunks read on the blocking pool (the [`Store`] trait
 //! is synchronous), so a 30 MB segment costs one chunk of memory per request, not 30 MB.

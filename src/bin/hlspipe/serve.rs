@@ -23,6 +23,7 @@ pub struct Args {
     /// The store: a directory (or file:///path) holding one folder per bucket.
     #[arg(long, env = "HLSPIPE_STORE", default_value = "hlspipe-data")]
     store: String,
+    /// The bucket: a folder of the store.
     #[arg(long, env = "HLSPIPE_BUCKET", default_value = "media")]
     bucket: String,
     /// Where titles live in the bucket and on the CDN (empty, or ending in `/`).
@@ -37,6 +38,7 @@ pub struct Args {
     /// PEM file with the private key (PKCS#1, PKCS#8 or SEC1; RSA-2048 or EC P-256).
     #[arg(long, env = "HLSPIPE_PRIVATE_KEY", value_name = "PEM")]
     private_key: PathBuf,
+    /// Hash inside the signature; sha256 also sets CloudFront-Hash-Algorithm.
     #[arg(long, env = "HLSPIPE_SIGNING_HASH", value_enum, default_value = "sha1")]
     hash: Hash,
     /// Bearer token callers of the API must send (at least 16 characters).
@@ -56,6 +58,7 @@ pub struct Args {
     /// Cookie Domain, shared by the player's site and the CDN host (default: host-only).
     #[arg(long, env = "HLSPIPE_COOKIE_DOMAIN", value_name = "D")]
     cookie_domain: Option<String>,
+    /// SameSite of the cookies.
     #[arg(long, env = "HLSPIPE_SAME_SITE", value_enum, default_value = "lax")]
     same_site: SameSiteArg,
     /// An origin (scheme://host[:port]) whose pages may fetch media with credentials. Repeat,

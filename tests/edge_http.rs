@@ -540,3 +540,38 @@ fn serve_stops_cleanly_on_sigterm() {
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn edge_checks_the_source_ip_against_the_policy() {
+    use hlspipe::sign::{IpRange, Policy, TitlePrefix};
+    let server = serve();
+    let prefix = TitlePrefix::parse(&server.title_url("ep1")).unwrap();
+    let cookie_for = |range: &str| {
+        let policy =
+            Policy::for_title(&prefix, now() + 600).with_source_ip(IpRange::parse(range).unwrap());
+        edge_support::signer()
+            .signed_cookies(&policy)
+            .unwrap()
+            .cookie_header()
+    };
+    // The viewer is 127.0.0.1, the peer address of the connection.
+    let r = server.get(
+        "/hls/shows/ep1/master.m3u8",
+        &[("Cookie", &cookie_for("127.0.0.0/8"))],
+    );
+    assert_eq!(r.status, 200);
+    let r = server.get(
+        "/hls/shows/ep1/master.m3u8",
+        &[("Cookie", &cookie_for("192.0.2.0/24"))],
+    );
+    assert_eq!(r.status, 403);
+    // A forwarded-for header is not the viewer's address.
+    let r = server.get(
+        "/hls/shows/ep1/master.m3u8",
+        &[
+            ("Cookie", &cookie_for("192.0.2.0/24")),
+            ("X-Forwarded-For", "192.0.2.7"),
+        ],
+    );
+    assert_eq!(r.status, 403);
+}

@@ -64,7 +64,7 @@ measure() {
     out="$(mktemp -d "$DATA/out.XXXXXX")"
     t0=$(date +%s%N)
     tool_command "$name" "$input" "$out"
-    if ! /usr/bin/time -v -o "$out.time" "${cmd[@]}" </dev/null 2>"$out.err"; then
+    if ! /usr/bin/time -v -o "$out.time" "${cmd[@]}" </dev/null >/dev/null 2>"$out.err"; then
       echo "$name failed on $input:" >&2
       grep -v '^\s' "$out.err" | head -5 >&2 || true
       rm -rf "$out" "$out.time" "$out.err"

@@ -77,6 +77,16 @@ pub enum Error {
     },
     #[error("storage error for '{key}': {reason}")]
     Store { key: String, reason: String },
+    /// The store answered, and the answer will not change on a retry: access denied,
+    /// no such bucket, a malformed request (an HTTP 4xx other than 408 and 429).
+    #[error("storage refused '{key}': {reason}")]
+    StoreRefused { key: String, reason: String },
+    #[error("unreadable event: {0}")]
+    Event(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("title manifest '{key}': {reason}")]
+    TitleManifest { key: String, reason: String },
 }
 
 fn track_suffix(track: Option<u32>) -> String {

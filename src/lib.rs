@@ -7,6 +7,8 @@
 //!                  ─► hls         ─► media and master playlists
 //!                  ─► package     ─► the title's objects, in publish order
 //!                  ─► publish     ─► written through a store: segments, playlists, master
+//!
+//! S3 / SQS / EventBridge event ─► events ─► Record ─► worker (config) ─► package + publish
 //! ```
 //!
 //! The core is pure: bytes and settings in, objects out. Writing is the store's job.
@@ -26,8 +28,11 @@
 //! ```
 
 pub mod api;
+pub mod config;
+pub mod dev;
 pub mod edge;
 pub mod error;
+pub mod events;
 pub mod fmp4;
 pub mod hls;
 pub mod model;
@@ -40,5 +45,7 @@ pub mod server;
 pub mod sign;
 pub mod source;
 pub mod store;
+pub mod watch;
+pub mod worker;
 
 pub use error::{Error, Result};

@@ -478,14 +478,32 @@ fn in_track<T>(inputs: &[Input], t: &Track, r: Result<T>) -> Result<T> {
 /// A short hash of (input identities, packager format version, settings): the same
 /// input and settings give the same version, hence the same object keys and bytes.
 fn version(inputs: &[Input], movies: &[Movie], settings: &Settings) -> String {
+    let ids = inputs
+        .iter()
+        .zip(movies)
+        .map(|(input, movie)| match &input.etag {
+            Some(etag) => format!("etag={etag}"),
+            None => format!("moov={}", hex::encode(movie.fingerprint)),
+        });
+    version_hash(ids, settings)
+}
+
+/// The version [`package`] gives inputs that all have an ETag, in the same order, without
+/// reading them: lets a worker see that a title is already published before demuxing.
+pub fn version_for_etags<S: AsRef<str>>(etags: &[S], settings: &Settings) -> String {
+    version_hash(
+        etags.iter().map(|e| format!("etag={}", e.as_ref())),
+        settings,
+    )
+}
+
+fn version_hash(ids: impl Iterator<Item = String>, settings: &Settings) -> String {
     let mut h = Sha256::new();
     h.update(FORMAT_VERSION.as_bytes());
     h.update(format!("|seg={:.6}", settings.segment_duration).as_bytes());
-    for (input, movie) in inputs.iter().zip(movies) {
-        match &input.etag {
-            Some(etag) => h.update(format!("|etag={etag}").as_bytes()),
-            None => h.update(format!("|moov={}", hex::encode(movie.fingerprint)).as_bytes()),
-        }
+    for id in ids {
+        h.update(b"|");
+        h.update(id.as_bytes());
     }
     hex::encode(&h.finalize()[..6])
 }

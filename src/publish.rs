@@ -9,7 +9,7 @@
 //! player can reach points at a missing object, and writes a `failed` manifest.
 
 use crate::error::{Error, Result};
-use crate::object::{cache_control, content_type, Body, Object};
+use crate::object::{cache_control, content_type, Body, Object, Piece};
 use crate::package::{PackagedTitle, Rendition};
 use crate::source::Source;
 use crate::store::Store;
@@ -36,14 +36,31 @@ pub struct SourceInfo {
     pub size: u64,
 }
 
+/// A version that `master.m3u8` no longer names, kept for a grace period for players
+/// that loaded the previous master, then removed (`worker::gc`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RetiredVersion {
+    pub version: String,
+    /// Unix seconds when the master stopped naming it (or when its publish failed).
+    pub retired_at: u64,
+}
+
 /// `manifest.json`: the title's status. The one object allowed to differ between
 /// two runs of the same input, because it carries times.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Manifest {
     pub state: State,
     pub sources: Vec<SourceInfo>,
+    /// The version `master.m3u8` names: the live one, in every state (`None` before the
+    /// first success). Its renditions and duration are the fields below.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The version being written (`processing`) or that could not be (`failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_version: Option<String>,
+    /// Versions no longer named by the master, awaiting removal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<RetiredVersion>,
     #[serde(default)]
     pub renditions: Vec<Rendition>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -66,6 +83,8 @@ impl Manifest {
             state: State::Processing,
             sources,
             version: None,
+            target_version: None,
+            retired: Vec::new(),
             renditions: Vec::new(),
             duration: None,
             error: None,
@@ -112,9 +131,31 @@ pub fn publish(
     sources: &[Arc<dyn Source>],
     opts: &PublishOptions<'_>,
 ) -> Result<()> {
-    write_all(store, &title.media, sources, opts)?;
-    write_all(store, &title.playlists, sources, opts)?;
-    write_all(store, std::slice::from_ref(&title.master), sources, opts)
+    write_all(store, &in_input_order(&title.media), sources, opts)?;
+    write_all(
+        store,
+        &title.playlists.iter().collect::<Vec<_>>(),
+        sources,
+        opts,
+    )?;
+    write_all(store, &[&title.master], sources, opts)
+}
+
+/// Stage-1 objects in the order their bytes sit in the inputs (objects made only
+/// of bytes, the init segments, first). In an interleaved MP4 the video and audio
+/// segments of one stretch of time share the same region of the file; written side
+/// by side, they share a read-ahead source's blocks (one ranged GET each) instead of
+/// the audio pass reading the whole input a second time.
+fn in_input_order(objects: &[Object]) -> Vec<&Object> {
+    let first_range = |o: &Object| {
+        o.body.pieces().iter().find_map(|p| match p {
+            Piece::Source { input, offset, .. } => Some((*input, *offset)),
+            Piece::Bytes(_) => None,
+        })
+    };
+    let mut ordered: Vec<&Object> = objects.iter().collect();
+    ordered.sort_by_key(|o| first_range(o));
+    ordered
 }
 
 /// Writes a manifest at the title's prefix.
@@ -127,7 +168,7 @@ pub fn write_manifest(store: &dyn Store, prefix: &str, manifest: &Manifest) -> R
 /// error and returns it.
 fn write_all(
     store: &dyn Store,
-    objects: &[Object],
+    objects: &[&Object],
     sources: &[Arc<dyn Source>],
     opts: &PublishOptions<'_>,
 ) -> Result<()> {

@@ -54,9 +54,7 @@ fn hls_js_plays_ffmpeg_fmp4_hls_of_faststart_fixture() {
     ffmpeg_hls(&source, dir.path());
 
     // The independent decoder agrees with the source before the browser is asked.
-    let master = dir.path().join("master.m3u8");
-    assert_eq!(ffmpeg_decode_errors(&master), "");
-    assert_eq!(ffprobe_frames(&master), ffprobe_frames(&source));
+    assert_decodes_like_source(&source, &dir.path().join("master.m3u8"));
 
     let server = serve_dir(dir.path());
     let report = play_in_browser(&server.url("master.m3u8"));
@@ -218,4 +216,15 @@ fn static_server_serves_types_head_ranges_and_refuses_escapes() {
 
     let statuses: Vec<u16> = server.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, vec![200, 200, 206, 404, 405]);
+}
+
+#[test]
+fn hlspipe_helper_runs_the_binary_of_this_build() {
+    let out = run_tool(hlspipe().arg("--version"));
+    assert!(out.status.success(), "{out:?}");
+    let version = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        version.trim(),
+        concat!("hlspipe ", env!("CARGO_PKG_VERSION"))
+    );
 }

@@ -134,7 +134,6 @@ fn fragment_header(track: &Track, samples: &[crate::model::Sample], sequence: u3
     }
 
     let mut head = Vec::with_capacity(128 + samples.len() * 16);
-    let moof_start = head.len();
     let mut data_offset_at = 0usize;
     write_box(&mut head, b"moof", |o| {
         write_full_box(o, b"mfhd", 0, 0, |o| u32(o, sequence));
@@ -161,6 +160,7 @@ fn fragment_header(track: &Track, samples: &[crate::model::Sample], sequence: u3
                     if with_cto {
                         // Version 1 reads this field as signed; version 0 only
                         // happens when every offset is non-negative.
+                        let cto = cto.clamp(i64::from(i32::MIN), i64::from(i32::MAX));
                         u32(o, cto as i32 as u32);
                     }
                 }
@@ -169,7 +169,7 @@ fn fragment_header(track: &Track, samples: &[crate::model::Sample], sequence: u3
     });
     let mdat = mdat_header(payload);
     // data_offset is relative to the start of the moof (DEFAULT_BASE_IS_MOOF).
-    let data_offset = (head.len() - moof_start + mdat.len()) as u32;
+    let data_offset = (head.len() + mdat.len()) as u32;
     head[data_offset_at..data_offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
     head.extend_from_slice(&mdat);
     head

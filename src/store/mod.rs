@@ -7,8 +7,16 @@
 //! `spawn_blocking`.
 
 mod dir;
+mod readahead;
+mod s3;
+pub mod url;
 
 pub use dir::DirStore;
+pub use readahead::{ReadAheadConfig, ReadAheadSource};
+pub use s3::{
+    ObjectHeaders, S3Client, S3Settings, S3Source, S3Store, DEFAULT_MAX_ATTEMPTS, MIN_PART_SIZE,
+    SINGLE_PUT_MAX,
+};
 
 use crate::error::{Error, Result};
 use crate::object::Object;

@@ -108,10 +108,11 @@ fn tsv_rows(path: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// A `Command` for the `hlspipe` binary of this build (test profile), run from the repo root.
+/// A `Command` for the `hlspipe` binary of this build (test profile, the one cargo just built
+/// for this test crate), with stdin closed as on CI. Give it absolute paths (tempdirs, [`fixture`]).
 pub fn hlspipe() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hlspipe"));
-    cmd.current_dir(repo_root()).stdin(Stdio::null());
+    cmd.stdin(Stdio::null());
     cmd
 }
 
@@ -200,6 +201,32 @@ pub fn ffmpeg_decode_errors(path: &Path) -> String {
         path.display()
     );
     stderr
+}
+
+/// The check every packaged output must pass (DESIGN.md, "Tests that count"): `output` (a master
+/// playlist, or any file ffmpeg reads) decodes with no errors, with the same video frame count
+/// as `source` and a duration within 50 ms of it.
+pub fn assert_decodes_like_source(source: &Path, output: &Path) {
+    let errors = ffmpeg_decode_errors(output);
+    assert!(
+        errors.is_empty(),
+        "{} decodes with errors:\n{errors}",
+        output.display()
+    );
+    assert_eq!(
+        ffprobe_frames(output),
+        ffprobe_frames(source),
+        "video frames of {} vs its source {}",
+        output.display(),
+        source.display()
+    );
+    let (got, want) = (ffprobe_duration(output), ffprobe_duration(source));
+    assert!(
+        (got - want).abs() <= 0.05,
+        "duration of {} is {got} s, its source {} lasts {want} s",
+        output.display(),
+        source.display()
+    );
 }
 
 /// One request the [`StaticServer`] answered.

@@ -1,10 +1,13 @@
-//! `hlspipe package INPUT... OUT_DIR`
+//! `hlspipe package INPUT... OUT`: inputs are MP4 paths or `s3://bucket/key`; OUT is
+//! a directory or `s3://bucket/prefix/`. Local paths are read as files and written
+//! with kernel copies; buckets go through the stores `HLSPIPE_STORE` selects.
 
 use anyhow::Context;
 use hlspipe::package::{package, Input, PackagedTitle, Settings};
 use hlspipe::publish::{self, Manifest, PublishOptions, SourceInfo, State};
 use hlspipe::source::{FileSource, Source};
-use hlspipe::store::DirStore;
+use hlspipe::store::url::{as_prefix, Location, Stores};
+use hlspipe::store::{DirStore, Store};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,8 +15,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Input MP4 files (several = one bit-rate ladder of the same content), then the output directory.
-    #[arg(required = true, num_args = 2.., value_name = "INPUT... OUT_DIR")]
+    /// Input MP4 files or s3://bucket/key (several = one bit-rate ladder of the same content),
+    /// then the output directory or s3://bucket/prefix/.
+    #[arg(required = true, num_args = 2.., value_name = "INPUT... OUT")]
     paths: Vec<PathBuf>,
     /// Target segment duration in seconds; each cut is at the first video sync sample at or after it.
     #[arg(long, default_value_t = 6.0, value_parser = segment_duration)]
@@ -49,7 +53,7 @@ fn unix_now() -> u64 {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (out, inputs) = match args.paths.split_last() {
         Some((out, inputs)) if !inputs.is_empty() => (out.clone(), inputs.to_vec()),
-        _ => anyhow::bail!("usage: hlspipe package INPUT... OUT_DIR"),
+        _ => anyhow::bail!("usage: hlspipe package INPUT... OUT"),
     };
     let settings = Settings {
         segment_duration: args.segment_duration,
@@ -58,18 +62,67 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     settings.validate()?;
     let started = Instant::now();
     let started_at = unix_now();
-    let store = DirStore::new(&out);
+    let out_location = Location::from_path(&out)?;
+    let in_locations = inputs
+        .iter()
+        .map(|p| Location::from_path(p))
+        .collect::<hlspipe::Result<Vec<_>>>()?;
+    // Buckets are opened only when a location names one, so local runs never read
+    // HLSPIPE_STORE or AWS configuration.
+    let uses_buckets = std::iter::once(&out_location)
+        .chain(&in_locations)
+        .any(|l| matches!(l, Location::Bucket { .. }));
+    let stores = if uses_buckets {
+        Some(Stores::from_env()?)
+    } else {
+        None
+    };
+    let stores = || stores.as_ref().context("no store configured");
+
+    let (store, prefix, master_location): (Arc<dyn Store>, String, String) = match &out_location {
+        Location::Local(dir) => (
+            Arc::new(DirStore::new(dir)),
+            String::new(),
+            dir.join(publish::MASTER_KEY).display().to_string(),
+        ),
+        Location::Bucket { bucket, key } => {
+            let prefix = as_prefix(key);
+            let master = format!("s3://{bucket}/{prefix}{}", publish::MASTER_KEY);
+            (stores()?.bucket(bucket)?, prefix, master)
+        }
+    };
+    let store = store.as_ref();
 
     let mut sources: Vec<Arc<dyn Source>> = Vec::with_capacity(inputs.len());
     let mut infos = Vec::with_capacity(inputs.len());
-    for path in &inputs {
-        let src = FileSource::open(path)?;
-        infos.push(SourceInfo {
-            key: path.display().to_string(),
-            etag: None,
-            size: src.len(),
-        });
-        sources.push(Arc::new(src));
+    for location in &in_locations {
+        match location {
+            Location::Local(path) => {
+                let src = FileSource::open(path)?;
+                infos.push(SourceInfo {
+                    key: path.display().to_string(),
+                    etag: None,
+                    size: src.len(),
+                });
+                sources.push(Arc::new(src));
+            }
+            Location::Bucket { bucket, key } => {
+                if key.is_empty() || key.ends_with('/') {
+                    anyhow::bail!(
+                        "s3://{bucket}/{key}: an input must name an object, not a prefix"
+                    );
+                }
+                let (src, info) = stores()?
+                    .open_source(bucket, key)
+                    .with_context(|| format!("cannot open s3://{bucket}/{key}"))?;
+                infos.push(SourceInfo {
+                    key: format!("s3://{bucket}/{key}"),
+                    etag: Some(info.etag),
+                    size: info.size,
+                });
+                sources.push(src);
+            }
+        }
     }
     let fail = |manifest: &mut Manifest, err: &dyn std::fmt::Display| {
         manifest.state = State::Failed;
@@ -78,19 +131,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         manifest.elapsed_seconds = Some(started.elapsed().as_secs_f64());
         // The failure itself is what the user needs to hear about; a manifest that
         // cannot be written is reported after it.
-        if let Err(e) = publish::write_manifest(&store, "", manifest) {
+        if let Err(e) = publish::write_manifest(store, &prefix, manifest) {
             eprintln!("hlspipe: also could not write the failed manifest: {e}");
         }
     };
     let mut manifest = Manifest::processing(infos, started_at);
-    publish::write_manifest(&store, "", &manifest)
+    publish::write_manifest(store, &prefix, &manifest)
         .with_context(|| format!("cannot write to {}", out.display()))?;
 
     let package_inputs: Vec<Input> = sources
         .iter()
-        .map(|s| Input {
+        .zip(&manifest.sources)
+        .map(|(s, info)| Input {
             source: Arc::clone(s),
-            etag: None,
+            etag: info.etag.clone(),
         })
         .collect();
     let title = match package(&package_inputs, &settings) {
@@ -118,11 +172,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let opts = PublishOptions {
-        prefix: "",
+        prefix: &prefix,
         concurrency: args.concurrency,
         progress: &progress,
     };
-    if let Err(e) = publish::publish(&store, &title, &sources, &opts) {
+    if let Err(e) = publish::publish(store, &title, &sources, &opts) {
         fail(&mut manifest, &e);
         return Err(e.into());
     }
@@ -137,8 +191,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     manifest.warnings = title.warnings.clone();
     manifest.finished_at = Some(unix_now());
     manifest.elapsed_seconds = Some(elapsed);
-    publish::write_manifest(&store, "", &manifest)?;
-    print_summary(&title, &out, elapsed, args.json)
+    publish::write_manifest(store, &prefix, &manifest)?;
+    print_summary(&title, &master_location, elapsed, args.json)
 }
 
 fn progress_bar(total: u64, json: bool) -> Option<indicatif::ProgressBar> {
@@ -156,7 +210,7 @@ fn progress_bar(total: u64, json: bool) -> Option<indicatif::ProgressBar> {
 
 fn print_summary(
     title: &PackagedTitle,
-    out: &std::path::Path,
+    master: &str,
     elapsed: f64,
     json: bool,
 ) -> anyhow::Result<()> {
@@ -165,7 +219,7 @@ fn print_summary(
     let rate = if elapsed > 0.0 { mb / elapsed } else { 0.0 };
     if json {
         let summary = serde_json::json!({
-            "master": out.join("master.m3u8"),
+            "master": master,
             "version": title.version,
             "duration": title.duration,
             "renditions": title.renditions,
@@ -178,7 +232,7 @@ fn print_summary(
         println!("{summary}");
         return Ok(());
     }
-    println!("{}", out.join("master.m3u8").display());
+    println!("{master}");
     for r in &title.renditions {
         let what = match (r.resolution, r.language.as_deref()) {
             (Some((w, h)), _) => format!("{w}x{h}"),

@@ -1,0 +1,124 @@
+//! The embedded default (`hlspipe dev`): what it needs besides the edge, the API and
+//! the worker, which it only wires together. A development signing key kept in the
+//! data folder, the list of titles for the player page, and the page itself.
+
+use crate::error::{Error, Result};
+use crate::publish::{Manifest, State, MANIFEST_KEY};
+use crate::sign::PrivateKey;
+use crate::store::Store;
+use std::path::Path;
+
+/// The key-pair id the development key signs as. CloudFront ids are opaque strings;
+/// this one says what it is wherever it shows up.
+pub const DEV_KEY_PAIR_ID: &str = "HLSPIPE-DEV";
+
+/// The player page served at `/`.
+pub const PLAYER_PAGE: &str = include_str!("player.html");
+
+/// A sample title packaged at first start, so there is something to watch at once
+/// (`fixtures/media/h264_aac_faststart.mp4`: 10 s of test pattern and a tone).
+pub const SAMPLE_MP4: &[u8] = include_bytes!("../../fixtures/media/h264_aac_faststart.mp4");
+
+/// Loads the development signing key from `path`, or makes a new RSA-2048 key there
+/// (mode 0600) the first time, so cookies stay valid across restarts.
+pub fn dev_key(path: &Path) -> Result<PrivateKey> {
+    let io = |e: std::io::Error| Error::Io {
+        what: path.display().to_string(),
+        source: e,
+    };
+    let key_err = |e: crate::sign::SignError| Error::Settings(format!("{}: {e}", path.display()));
+    match std::fs::read_to_string(path) {
+        Ok(pem) => return PrivateKey::from_pem(&pem).map_err(key_err),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        Err(_) => {}
+    }
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048)
+        .map_err(|e| Error::Settings(format!("generating the development key: {e}")))?;
+    let pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| Error::Settings(format!("encoding the development key: {e}")))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    write_private(path, pem.as_bytes()).map_err(io)?;
+    PrivateKey::from_pem(&pem).map_err(key_err)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
+}
+
+/// One title as the player page lists it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TitleSummary {
+    /// The output path under the output prefix (`shows/ep1`): what the playback API takes.
+    pub title: String,
+    pub state: State,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `WxH` of the largest video rendition, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
+    /// Whether a version is playable (a master exists), whatever the latest job did.
+    pub playable: bool,
+}
+
+/// Every title under `output_prefix`, read from the manifests, sorted by title.
+pub fn titles(store: &dyn Store, output_prefix: &str) -> Result<Vec<TitleSummary>> {
+    let mut out = Vec::new();
+    for info in store.list(output_prefix)? {
+        let Some(dir) = info.key.strip_suffix(MANIFEST_KEY) else {
+            continue;
+        };
+        let Some(title) = dir
+            .strip_prefix(output_prefix)
+            .and_then(|t| t.strip_suffix('/'))
+        else {
+            continue;
+        };
+        // A manifest that cannot be read is listed as failed, not hidden.
+        let manifest = store
+            .get(&info.key)?
+            .ok_or_else(|| Error::Store {
+                key: info.key.clone(),
+                reason: "vanished while listing".into(),
+            })
+            .and_then(|b| Manifest::parse(&b));
+        let playable = store.head(&format!("{dir}master.m3u8"))?.is_some();
+        out.push(match manifest {
+            Ok(m) => TitleSummary {
+                title: title.to_string(),
+                state: m.state,
+                duration: m.duration,
+                error: m.error,
+                resolution: m
+                    .renditions
+                    .iter()
+                    .filter_map(|r| r.resolution)
+                    .max_by_key(|&(w, h)| u32::from(w) * u32::from(h))
+                    .map(|(w, h)| format!("{w}x{h}")),
+                playable,
+            },
+            Err(e) => TitleSummary {
+                title: title.to_string(),
+                state: State::Failed,
+                duration: None,
+                error: Some(e.to_string()),
+                resolution: None,
+                playable,
+            },
+        });
+    }
+    out.sort_by(|a, b| a.title.cmp(&b.title));
+    Ok(out)
+}

@@ -1,6 +1,7 @@
 //! The `hlspipe` command. It only wires: parse arguments, call the library, print,
 //! exit 0 (success), 1 (failure) or 2 (usage; clap's own code).
 
+mod dev;
 mod package;
 mod process_event;
 mod serve;
@@ -22,6 +23,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The embedded default: a local bucket, upload events, the worker, the edge, the
+    /// playback API and a player page on one loopback listener. No AWS account needed.
+    Dev(dev::Args),
     /// Package one title (one MP4, or several MP4s of one bit-rate ladder) into OUT_DIR.
     Package(package::Args),
     /// Handle one event file (S3, SQS-wrapped S3, EventBridge, s3:TestEvent) against the store.
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         quiet_on_broken_pipe();
     }
     let result = match cli.command {
+        Command::Dev(args) => dev::run(args),
         Command::Package(args) => package::run(args),
         Command::ProcessEvent(args) => process_event::run(args),
         Command::SignCookies(args) => sign::run_cookies(args),

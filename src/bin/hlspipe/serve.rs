@@ -181,7 +181,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Server diagnostics (denials with their reason, store errors) go to stderr; the level comes
 /// from HLSPIPE_LOG (`error`, `warn`, `info`, `debug`), default `info`.
-fn init_tracing() {
+pub fn init_tracing() {
     let level = std::env::var("HLSPIPE_LOG")
         .ok()
         .and_then(|v| v.parse::<tracing_subscriber::filter::LevelFilter>().ok())

@@ -26,13 +26,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Unix seconds now. Injected so that tests can move time (expired cookies, expiry buckets).
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
+/// Unix seconds now, by the system clock (0 if the clock is before 1970).
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// The system clock.
 pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    })
+    Arc::new(unix_now)
 }
 
 /// Where access log lines go: one line per request in the Combined Log Format (Apache's

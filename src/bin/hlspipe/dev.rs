@@ -21,7 +21,7 @@ use hlspipe::worker::{NoInvalidation, Worker};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The local bucket's name: `DIR/media/` holds it, so `HLSPIPE_STORE=file://DIR`
 /// names the same objects.
@@ -178,16 +178,10 @@ async fn watch_uploads(store: Arc<dyn Store>, config: Arc<WorkerConfig>, every: 
         let (s, c) = (Arc::clone(&store), Arc::clone(&config));
         let step = tokio::task::spawn_blocking(move || {
             let records = watcher.poll(s.as_ref())?;
-            let clock = || {
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0)
-            };
             let worker = Worker {
                 config: &c,
                 invalidator: &NoInvalidation,
-                clock: &clock,
+                clock: &hlspipe::server::unix_now,
             };
             for record in &records {
                 let started = std::time::Instant::now();

@@ -8,7 +8,6 @@ use hlspipe::worker::{batch_item_failures, Handled, NoInvalidation, Worker};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -63,16 +62,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
              master.m3u8 reaches viewers within its 60 s max-age"
         );
     }
-    let clock = || {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    };
     let worker = Worker {
         config: &config,
         invalidator: &NoInvalidation,
-        clock: &clock,
+        clock: &hlspipe::server::unix_now,
     };
     let store_for = |bucket: &str| bucket_store(&root, bucket);
     let handled = worker.handle_all(&records, &store_for);

@@ -52,9 +52,12 @@ else
   printf '%s\n' "$want" >"$stamp"
 fi
 
-# ---- Python packages --------------------------------------------------------------------------
-# None yet: fixtures/corrupt/generate.py uses the standard library only. When a test needs one,
-# pin it in tests/requirements.txt and install it here with
-#   python3 -m pip install --quiet --requirement tests/requirements.txt
+# ---- Python and npm packages of other test groups ----------------------------------------------
+# Installed here, once, before the suite starts: nextest runs tests in parallel processes, and
+# several of them installing into the same folder at once would race.
+say "reference CloudFront signers (tests/sign/install.sh: botocore, @aws-sdk/cloudfront-signer)"
+sh tests/sign/install.sh </dev/null
+say "moto S3 server (scripts/install-s3-test-deps.sh)"
+bash scripts/install-s3-test-deps.sh </dev/null
 
 say "ok"

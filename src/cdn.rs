@@ -1,45 +1,111 @@
-//! CloudFront invalidations (aws-sdk-cloudfront `CreateInvalidation`), the
-//! [`Invalidator`] the worker calls after a re-publish flipped a title's master.
+//! CloudFront invalidations, the [`Invalidator`] the worker calls after a re-publish
+//! flipped a title's master.
 //!
 //! Only the master's path is ever invalidated (never `/*`: every other object has a new,
 //! versioned key; DESIGN.md "Publish protocol"). The first 1,000 invalidation paths a
 //! month are free, after that each costs ("Paying for file invalidation", CloudFront
 //! Developer Guide): one path per re-publish keeps that at zero for most catalogues.
+//!
+//! This is the one CloudFront API call hlspipe makes, `CreateInvalidation` ("POST
+//! /2020-05-31/distribution/{Id}/invalidation", CloudFront API Reference), so it is built
+//! here from its XML body, signed with Signature Version 4 (`aws-sigv4`, the SDK's own
+//! signer) and sent over the hyper + rustls stack the S3 client already links, instead of
+//! through `aws-sdk-cloudfront`, whose generated code is larger than the S3 SDK's and would
+//! double the build for one operation.
 
 use crate::error::{Error, Result};
 use crate::worker::Invalidator;
-use aws_sdk_cloudfront::error::{DisplayErrorContext, ProvideErrorMetadata};
-use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use std::time::{Duration, SystemTime};
+
+/// CloudFront's API endpoint (a global service, signed for us-east-1: "CloudFront
+/// endpoints and quotas", AWS General Reference).
+pub const DEFAULT_ENDPOINT: &str = "https://cloudfront.amazonaws.com";
+const SIGNING_REGION: &str = "us-east-1";
+const SIGNING_NAME: &str = "cloudfront";
+const API_VERSION: &str = "2020-05-31";
+/// Attempts for one invalidation: throttling, 5xx and connection failures are retried
+/// with exponential backoff (20 ms × 4ⁿ: 20, 80, 320 ms), anything else is final.
+const ATTEMPTS: u32 = 4;
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Invalidates paths of one distribution. The [`Invalidator`] trait is synchronous (the
-/// worker runs on blocking threads); each call drives the SDK on `handle`, so call it from
-/// a thread that is not running async tasks (`spawn_blocking`, a plain thread).
+/// worker runs on blocking threads); each call drives the request on `handle`, so call it
+/// from a thread that is not running async tasks (`spawn_blocking`, a plain thread).
 pub struct CloudFrontInvalidator {
-    client: aws_sdk_cloudfront::Client,
     distribution_id: String,
+    endpoint: String,
+    credentials: SharedCredentialsProvider,
+    client: HttpsClient,
     handle: tokio::runtime::Handle,
 }
 
 impl CloudFrontInvalidator {
+    /// `endpoint` is a base URL (`https://cloudfront.amazonaws.com`, or a local server's
+    /// `http://127.0.0.1:PORT`). The distribution id is checked here (CloudFront's ids are
+    /// ASCII letters and digits), so it can never reshape the request path.
     pub fn new(
-        client: aws_sdk_cloudfront::Client,
         distribution_id: impl Into<String>,
+        endpoint: impl Into<String>,
+        credentials: SharedCredentialsProvider,
         handle: tokio::runtime::Handle,
-    ) -> Self {
-        CloudFrontInvalidator {
-            client,
-            distribution_id: distribution_id.into(),
-            handle,
+    ) -> Result<Self> {
+        let distribution_id = distribution_id.into();
+        if distribution_id.is_empty()
+            || distribution_id.len() > 64
+            || !distribution_id.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(Error::Config(format!(
+                "{distribution_id:?} is not a CloudFront distribution id (letters and digits)"
+            )));
         }
+        let endpoint = endpoint.into().trim_end_matches('/').to_string();
+        if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+            return Err(Error::Config(format!(
+                "CloudFront endpoint {endpoint:?} is not an http(s) URL"
+            )));
+        }
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
+            .map_err(|e| Error::Cdn(format!("TLS set-up: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
+        Ok(CloudFrontInvalidator {
+            distribution_id,
+            endpoint,
+            credentials,
+            client,
+            handle,
+        })
     }
 
-    /// A client from the environment's AWS configuration (credentials, `AWS_ENDPOINT_URL`
-    /// or `AWS_ENDPOINT_URL_CLOUDFRONT`), driven by the current runtime. CloudFront is a
-    /// global service whose API lives in us-east-1: that region is used when none is
-    /// configured.
-    pub async fn from_env(distribution_id: impl Into<String>) -> Self {
-        let client = aws_sdk_cloudfront::Client::new(&crate::aws::load_config("us-east-1").await);
-        CloudFrontInvalidator::new(client, distribution_id, tokio::runtime::Handle::current())
+    /// From the environment's AWS configuration: the credentials chain, and the endpoint
+    /// from `AWS_ENDPOINT_URL_CLOUDFRONT`, else `AWS_ENDPOINT_URL` ("Service-specific
+    /// endpoints", AWS SDKs and Tools Reference Guide), else CloudFront's own. Driven by
+    /// the current runtime.
+    pub async fn from_env(distribution_id: impl Into<String>) -> Result<Self> {
+        let config = crate::aws::load_config(SIGNING_REGION).await;
+        let credentials = config.credentials_provider().ok_or_else(|| {
+            Error::Config("no AWS credentials provider for CloudFront invalidations".into())
+        })?;
+        let endpoint = std::env::var("AWS_ENDPOINT_URL_CLOUDFRONT")
+            .ok()
+            .filter(|e| !e.is_empty())
+            .or_else(|| config.endpoint_url().map(String::from))
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
+        CloudFrontInvalidator::new(
+            distribution_id,
+            endpoint,
+            credentials,
+            tokio::runtime::Handle::current(),
+        )
     }
 
     pub fn distribution_id(&self) -> &str {
@@ -47,40 +113,167 @@ impl CloudFrontInvalidator {
     }
 
     async fn create(&self, paths: &[String], reference: &str) -> Result<()> {
-        let items: Vec<String> = paths.iter().map(|p| encode_path(p)).collect();
-        let quantity = i32::try_from(items.len())
-            .map_err(|_| Error::Cdn(format!("{} paths in one invalidation", items.len())))?;
-        let batch = InvalidationBatch::builder()
-            .paths(
-                Paths::builder()
-                    .quantity(quantity)
-                    .set_items(Some(items))
-                    .build()
-                    .map_err(|e| Error::Cdn(e.to_string()))?,
-            )
-            .caller_reference(reference)
-            .build()
-            .map_err(|e| Error::Cdn(e.to_string()))?;
-        let sent = self
-            .client
-            .create_invalidation()
-            .distribution_id(&self.distribution_id)
-            .invalidation_batch(batch)
-            .send()
-            .await;
-        match sent {
-            Ok(_) => Ok(()),
+        let url = format!(
+            "{}/{API_VERSION}/distribution/{}/invalidation",
+            self.endpoint, self.distribution_id
+        );
+        let body = Bytes::from(invalidation_batch_xml(paths, reference));
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(20 << (2 * attempt))).await;
+            }
+            let outcome = tokio::time::timeout(ATTEMPT_TIMEOUT, self.send(&url, &body)).await;
+            let (status, text) = match outcome {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(Attempt::Final(e))) => return Err(e),
+                Ok(Err(Attempt::Retry(e))) => {
+                    last = e;
+                    continue;
+                }
+                Err(_) => {
+                    last = format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs());
+                    continue;
+                }
+            };
+            if (200..300).contains(&status) {
+                return Ok(());
+            }
+            let code = xml_text(&text, "Code").unwrap_or_default();
+            let message = xml_text(&text, "Message").unwrap_or_default();
             // Same reference, another batch: this publish was already invalidated (a
-            // retried job), which is all that was wanted ("CreateInvalidation", CloudFront
+            // retried job), which is all that was wanted (CreateInvalidation, CloudFront
             // API Reference: InvalidationBatchAlreadyExists).
-            Err(e) if e.code() == Some("InvalidationBatchAlreadyExists") => Ok(()),
-            Err(e) => Err(Error::Cdn(format!(
-                "CreateInvalidation on distribution {}: {}",
-                self.distribution_id,
-                DisplayErrorContext(&e)
-            ))),
+            if code == "InvalidationBatchAlreadyExists" {
+                return Ok(());
+            }
+            last = format!("HTTP {status} {code}: {message}");
+            let retryable = status >= 500
+                || status == 429
+                || matches!(
+                    code.as_str(),
+                    "Throttling" | "ThrottlingException" | "RequestTimeout"
+                );
+            if !retryable {
+                break;
+            }
+        }
+        Err(Error::Cdn(format!(
+            "CreateInvalidation on distribution {}: {last}",
+            self.distribution_id
+        )))
+    }
+
+    /// One signed POST; the status and body of the answer.
+    async fn send(&self, url: &str, body: &Bytes) -> std::result::Result<(u16, String), Attempt> {
+        let credentials = self
+            .credentials
+            .provide_credentials()
+            .await
+            .map_err(|e| Attempt::Final(Error::Cdn(format!("AWS credentials: {e}"))))?;
+        let mut request = hyper::Request::post(url)
+            .header("content-type", "application/xml")
+            .body(Full::new(body.clone()))
+            .map_err(|e| Attempt::Final(Error::Cdn(format!("request {url}: {e}"))))?;
+        sign(&mut request, body, credentials.into())
+            .map_err(|e| Attempt::Final(Error::Cdn(format!("signing: {e}"))))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| Attempt::Retry(format!("{url}: {e}")))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| Attempt::Retry(format!("{url}: reading the answer: {e}")))?
+            .to_bytes();
+        // An error document is a few hundred bytes; never keep more than 64 KiB of one.
+        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]).into_owned();
+        Ok((status, text))
+    }
+}
+
+enum Attempt {
+    Retry(String),
+    Final(Error),
+}
+
+/// Signs `request` in place (Signature Version 4, headers `authorization`, `x-amz-date`
+/// and, for temporary credentials, `x-amz-security-token`).
+fn sign(
+    request: &mut hyper::Request<Full<Bytes>>,
+    body: &[u8],
+    identity: aws_smithy_runtime_api::client::identity::Identity,
+) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings};
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(SIGNING_REGION)
+        .name(SIGNING_NAME)
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()?
+        .into();
+    let headers: Vec<(&str, &str)> = request
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+        .collect();
+    let signable = SignableRequest::new(
+        request.method().as_str(),
+        request.uri().to_string(),
+        headers.into_iter(),
+        SignableBody::Bytes(body),
+    )?;
+    let (instructions, _signature) = aws_sigv4::http_request::sign(signable, &params)?.into_parts();
+    instructions.apply_to_request_http1x(request);
+    Ok(())
+}
+
+/// The `InvalidationBatch` document (CreateInvalidation, CloudFront API Reference), paths
+/// encoded by [`encode_path`] and XML-escaped.
+pub fn invalidation_batch_xml(paths: &[String], reference: &str) -> String {
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <InvalidationBatch xmlns=\"http://cloudfront.amazonaws.com/doc/{API_VERSION}/\">\
+         <Paths><Quantity>{}</Quantity><Items>",
+        paths.len()
+    );
+    for path in paths {
+        xml.push_str("<Path>");
+        xml.push_str(&xml_escape(&encode_path(path)));
+        xml.push_str("</Path>");
+    }
+    xml.push_str("</Items></Paths><CallerReference>");
+    xml.push_str(&xml_escape(reference));
+    xml.push_str("</CallerReference></InvalidationBatch>");
+    xml
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
         }
     }
+    out
+}
+
+/// The text of the first `<tag>…</tag>` in an error document (CloudFront's
+/// `<ErrorResponse><Error><Code>…`); enough for the two fields read here.
+fn xml_text(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let len = xml[start..].find(&format!("</{tag}>"))?;
+    Some(xml[start..start + len].trim().to_string())
 }
 
 impl Invalidator for CloudFrontInvalidator {
@@ -150,5 +343,52 @@ mod tests {
             "/hls/a%23b%25c%7Ed+e&f/master.m3u8"
         );
         assert_eq!(encode_path("/hls/x*?/m"), "/hls/x%2A%3F/m");
+    }
+
+    #[test]
+    fn batch_document_escapes_and_counts() {
+        let xml = invalidation_batch_xml(
+            &[
+                "/hls/a&b/master.m3u8".to_string(),
+                "/hls/é/master.m3u8".to_string(),
+            ],
+            "hlspipe-<0>",
+        );
+        assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InvalidationBatch xmlns=\"http://cloudfront.amazonaws.com/doc/2020-05-31/\">"));
+        assert!(xml.contains("<Quantity>2</Quantity>"));
+        assert!(xml
+            .contains("<Path>/hls/a&amp;b/master.m3u8</Path><Path>/hls/%C3%A9/master.m3u8</Path>"));
+        assert!(xml
+            .ends_with("<CallerReference>hlspipe-&lt;0&gt;</CallerReference></InvalidationBatch>"));
+    }
+
+    #[test]
+    fn error_code_and_message_are_read_from_the_document() {
+        let doc = "<?xml version=\"1.0\"?><ErrorResponse><Error><Type>Sender</Type>\
+                   <Code>NoSuchDistribution</Code><Message>The specified distribution does not exist.</Message>\
+                   </Error></ErrorResponse>";
+        assert_eq!(xml_text(doc, "Code").as_deref(), Some("NoSuchDistribution"));
+        assert_eq!(
+            xml_text(doc, "Message").as_deref(),
+            Some("The specified distribution does not exist.")
+        );
+        assert_eq!(xml_text("<Code>unterminated", "Code"), None);
+    }
+
+    #[test]
+    fn distribution_ids_and_endpoints_are_checked() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let creds = SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
+            "AKID", "secret", None, None, "test",
+        ));
+        let make = |id: &str, endpoint: &str| {
+            CloudFrontInvalidator::new(id, endpoint, creds.clone(), rt.handle().clone()).map(|_| ())
+        };
+        assert!(make("E2QWRUHEXAMPLE", "https://cloudfront.amazonaws.com").is_ok());
+        assert!(make("E2/../x", DEFAULT_ENDPOINT).is_err());
+        assert!(make("", DEFAULT_ENDPOINT).is_err());
+        assert!(make("E2QWRUHEXAMPLE", "cloudfront.amazonaws.com").is_err());
     }
 }

@@ -27,10 +27,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod api;
 pub mod aws;
 pub mod cdn;
 pub mod config;
 pub mod dev;
+pub mod edge;
 pub mod error;
 pub mod events;
 pub mod fmp4;
@@ -42,6 +44,7 @@ pub mod package;
 pub mod plan;
 pub mod publish;
 pub mod reprocess;
+pub mod server;
 pub mod sign;
 pub mod source;
 pub mod sqs_worker;

@@ -10,7 +10,7 @@ use std::path::Path;
 
 /// The key-pair id the development key signs as. CloudFront ids are opaque strings;
 /// this one says what it is wherever it shows up.
-pub const DEV_KEY_PAIR_ID: &str = "HLSPIPE-DEV";
+pub const DEV_KEY_PAIR_ID: &str = "HLSPIPEDEVKEY";
 
 /// The player page served at `/`.
 pub const PLAYER_PAGE: &str = include_str!("player.html");

@@ -507,7 +507,8 @@ pub fn play_in_browser(url: &str) -> PlayerReport {
 }
 
 /// Like [`play_in_browser`], with extra `play.mjs` options (`--seconds 5`, `--screenshot p.png`,
-/// `--page-origin …`, `--credentials`, `--cookie name=value`). Panics if the harness itself
+/// `--page-origin …`, `--credentials`, `--cookie name=value`, `--visit URL` to take a page's
+/// `Set-Cookie` first). Panics if the harness itself
 /// could not run (node, Chromium or hls.js missing), so a failure to play is always the media's.
 pub fn play_in_browser_with(url: &str, extra_args: &[&str]) -> PlayerReport {
     let script = repo_root().join("tests/player/play.mjs");

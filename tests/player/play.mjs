@@ -2,7 +2,7 @@
 //
 //   node tests/player/play.mjs <URL of master.m3u8> [--seconds 3] [--timeout 40]
 //        [--screenshot out.png] [--page-origin http://host:port] [--credentials]
-//        [--cookie name=value]...
+//        [--cookie name=value]... [--visit URL]...
 //
 // Prints one JSON line:
 //   {"ok":bool,"currentTime":n,"fatal":null|"type/details","fragsLoaded":n,"httpErrors":[...],"timedOut":bool}
@@ -32,7 +32,7 @@ function harnessFailure(message) {
 }
 
 function parseArgs(argv) {
-  const opts = { url: null, seconds: 3, timeout: 40, screenshot: null, pageOrigin: null, credentials: false, cookies: [] };
+  const opts = { url: null, seconds: 3, timeout: 40, screenshot: null, pageOrigin: null, credentials: false, cookies: [], visits: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -45,6 +45,7 @@ function parseArgs(argv) {
     else if (a === '--page-origin') opts.pageOrigin = value();
     else if (a === '--credentials') opts.credentials = true;
     else if (a === '--cookie') opts.cookies.push(value());
+    else if (a === '--visit') opts.visits.push(value());
     else if (a.startsWith('--')) harnessFailure(`unknown option ${a}`);
     else if (opts.url === null) opts.url = a;
     else harnessFailure(`unexpected argument ${a}`);
@@ -113,6 +114,17 @@ async function main() {
       harnessFailure(`chromium did not start: ${String(e.message).split('\n')[0]}`);
     }
 
+    // Chromium's Local Network Access (enforced since about version 142) blocks a page that is
+    // not itself on loopback from fetching loopback URLs unless the user allows it; a page
+    // answered by page.route has no address of its own, so cross-origin tests grant it.
+    if (opts.pageOrigin !== new URL(opts.url).origin) {
+      try {
+        await context.grantPermissions(['local-network-access'], { origin: opts.pageOrigin });
+      } catch (e) {
+        harnessFailure(`cannot grant local-network-access: ${String(e.message).split('\n')[0]}`);
+      }
+    }
+
     for (const cookie of opts.cookies) {
       const eq = cookie.indexOf('=');
       if (eq < 1) harnessFailure(`--cookie wants name=value, got ${cookie}`);
@@ -120,6 +132,14 @@ async function main() {
     }
 
     const page = context.pages()[0] ?? (await context.newPage());
+    // --visit: open these URLs first, so the browser itself takes their Set-Cookie headers
+    // (Secure, HttpOnly, SameSite and all), as a player app calling a playback API would.
+    for (const visit of opts.visits) {
+      const response = await page.goto(visit, { timeout: opts.timeout * 1000 });
+      if (!response || response.status() >= 400) {
+        harnessFailure(`--visit ${visit} answered ${response ? response.status() : 'nothing'}`);
+      }
+    }
     await page.route(`${opts.pageOrigin}${PLAYER_PATH}**`, (route) => {
       const path = new URL(route.request().url()).pathname;
       if (path.endsWith('/hls.min.js')) {

@@ -1,9 +1,11 @@
 //! The `hlspipe` command. It only wires: parse arguments, call the library, print,
 //! exit 0 (success), 1 (failure) or 2 (usage; clap's own code).
 
+mod dev;
 mod package;
 mod process_event;
 mod reprocess;
+mod serve;
 mod setup;
 mod sign;
 mod worker;
@@ -24,6 +26,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The embedded default: a local bucket, upload events, the worker, the edge, the
+    /// playback API and a player page on one loopback listener. No AWS account needed.
+    Dev(dev::Args),
     /// Package one title (one MP4, or several MP4s of one bit-rate ladder) into OUT_DIR.
     Package(package::Args),
     /// Handle one event file (S3, SQS-wrapped S3, EventBridge, s3:TestEvent) against the store.
@@ -38,6 +43,8 @@ enum Command {
     SignUrl(sign::UrlArgs),
     /// Say whether CloudFront would serve a request: `allow` (exit 0) or `deny: <reason>` (exit 1).
     Verify(sign::VerifyArgs),
+    /// Serve the playback API and the edge (a local CloudFront stand-in) on one listener.
+    Serve(serve::Args),
 }
 
 /// Short-lived commands that print and exit end quietly when their reader goes
@@ -81,6 +88,7 @@ fn main() -> ExitCode {
         quiet_on_broken_pipe();
     }
     let result = match cli.command {
+        Command::Dev(args) => dev::run(args),
         Command::Package(args) => package::run(args),
         Command::ProcessEvent(args) => process_event::run(args),
         Command::Worker(args) => worker::run(args),
@@ -88,6 +96,7 @@ fn main() -> ExitCode {
         Command::SignCookies(args) => sign::run_cookies(args),
         Command::SignUrl(args) => sign::run_url(args),
         Command::Verify(args) => sign::run_verify(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

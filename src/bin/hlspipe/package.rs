@@ -5,13 +5,14 @@
 use anyhow::Context;
 use hlspipe::package::{package, Input, PackagedTitle, Settings};
 use hlspipe::publish::{self, Manifest, PublishOptions, SourceInfo, State};
+use hlspipe::server::unix_now;
 use hlspipe::source::{FileSource, Source};
 use hlspipe::store::url::{as_prefix, Location, Stores};
 use hlspipe::store::{DirStore, Store};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -41,13 +42,6 @@ fn segment_duration(text: &str) -> Result<f64, String> {
     };
     settings.validate().map_err(|e| e.to_string())?;
     Ok(secs)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {

@@ -44,13 +44,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let invalidator = match &runtime {
-        Some(rt) => rt.block_on(setup::invalidator(&config)),
+        Some(rt) => rt.block_on(setup::invalidator(&config))?,
         None => std::sync::Arc::new(NoInvalidation),
     };
     let worker = Worker {
         config: &config,
         invalidator: invalidator.as_ref(),
-        clock: &setup::now,
+        clock: &hlspipe::server::unix_now,
     };
     let store_for = |bucket: &str| stores.store_for(bucket);
     let handled = worker.handle_all(&records, &store_for);

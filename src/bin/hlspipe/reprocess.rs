@@ -63,7 +63,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let queue_url = args.queue_url.context("--enqueue needs --queue-url")?;
         let sent = runtime.block_on(async {
             let sqs = aws_sdk_sqs::Client::new(&hlspipe::aws::load_config("us-east-1").await);
-            enqueue(&sqs, &queue_url, &bucket, &sources, setup::now()).await
+            enqueue(
+                &sqs,
+                &queue_url,
+                &bucket,
+                &sources,
+                hlspipe::server::unix_now(),
+            )
+            .await
         })?;
         if args.json {
             println!("{}", serde_json::json!({ "enqueued": sent }));
@@ -73,11 +80,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let invalidator = runtime.block_on(setup::invalidator(&config));
+    let invalidator = runtime.block_on(setup::invalidator(&config))?;
     let worker = Worker {
         config: &config,
         invalidator: invalidator.as_ref(),
-        clock: &setup::now,
+        clock: &hlspipe::server::unix_now,
     };
     let handled = process_locally(&worker, &bucket, &sources, &store, args.concurrency);
     let failed = handled

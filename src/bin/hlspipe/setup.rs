@@ -35,13 +35,15 @@ pub fn stores(store: Option<&str>, config: &WorkerConfig) -> anyhow::Result<Arc<
 
 /// CloudFront invalidations when a distribution is configured (`HLSPIPE_DISTRIBUTION_ID`),
 /// none otherwise. Must run inside the runtime that will drive the client.
-pub async fn invalidator(config: &WorkerConfig) -> Arc<dyn hlspipe::worker::Invalidator> {
-    match &config.cdn {
+pub async fn invalidator(
+    config: &WorkerConfig,
+) -> anyhow::Result<Arc<dyn hlspipe::worker::Invalidator>> {
+    Ok(match &config.cdn {
         Some(cdn) => Arc::new(
-            hlspipe::cdn::CloudFrontInvalidator::from_env(cdn.distribution_id.clone()).await,
+            hlspipe::cdn::CloudFrontInvalidator::from_env(cdn.distribution_id.clone()).await?,
         ),
         None => Arc::new(hlspipe::worker::NoInvalidation),
-    }
+    })
 }
 
 /// JSON logs on standard error, one object a line. Level from `HLSPIPE_LOG_LEVEL`
@@ -68,12 +70,4 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .worker_threads(2)
         .enable_all()
         .build()?)
-}
-
-/// Unix seconds, now.
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

@@ -57,32 +57,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let worker = QueueWorker {
             sqs,
             settings,
-            invalidator: setup::invalidator(&config).await,
+            invalidator: setup::invalidator(&config).await?,
             config,
             stores,
         };
-        worker.run(shutdown_signal()).await
+        tracing::info!("worker started");
+        let stop = async {
+            hlspipe::server::shutdown_signal().await;
+            tracing::info!("SIGTERM or SIGINT: stopping");
+        };
+        anyhow::Ok(worker.run(stop).await?)
     });
     // Jobs abandoned at the end of the grace period may still be running on blocking
     // threads: do not wait for them (their messages were released).
     runtime.shutdown_background();
     result.context("worker")?;
     Ok(())
-}
-
-/// Completes on the first SIGTERM (what ECS, Kubernetes and systemd send) or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM");
-            std::future::pending::<()>().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
-    }
 }

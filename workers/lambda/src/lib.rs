@@ -43,14 +43,6 @@ pub struct Handler<F> {
     pub clock: fn() -> u64,
 }
 
-/// Unix seconds from the system clock.
-pub fn system_clock() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Why an invocation failed as a whole (Lambda then retries it, or SQS redelivers the
 /// whole batch).
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use hlspipe::config::WorkerConfig;
 use hlspipe::store::url::Stores;
 use hlspipe::store::S3Settings;
 use hlspipe::worker::{Invalidator, NoInvalidation};
-use hlspipe_lambda::{handle, init_logging, system_clock, Handler};
+use hlspipe_lambda::{handle, init_logging, Handler};
 use lambda_runtime::{service_fn, LambdaEvent};
 use std::sync::Arc;
 
@@ -18,14 +18,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // S3 through the function's role, or folders when HLSPIPE_STORE=file:///path.
     let stores = Stores::new(config.store.as_deref(), S3Settings::from_env())?;
     let invalidator: Arc<dyn Invalidator> = match &config.cdn {
-        Some(cdn) => Arc::new(CloudFrontInvalidator::from_env(cdn.distribution_id.clone()).await),
+        Some(cdn) => Arc::new(CloudFrontInvalidator::from_env(cdn.distribution_id.clone()).await?),
         None => Arc::new(NoInvalidation),
     };
     let handler = Arc::new(Handler {
         config,
         stores,
         invalidator,
-        clock: system_clock,
+        clock: hlspipe::server::unix_now,
     });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         handle(Arc::clone(&handler), event)

@@ -1,0 +1,194 @@
+//! `hlspipe serve`: the playback API (`/v1/…`, `/healthz`) and the edge (the CDN paths,
+//! `/hls/…`) on one listener, over a bucket in a directory. Thin over `hlspipe::api`,
+//! `hlspipe::edge` and `hlspipe::server`.
+
+use crate::sign::{Hash, SameSiteArg};
+use anyhow::Context;
+use hlspipe::api::{self, ApiConfig, Auth};
+use hlspipe::edge::{self, Access, EdgeConfig};
+use hlspipe::server::{self, AccessLog};
+use hlspipe::sign::{CookieAttributes, KeySet, PrivateKey, SameSite, Signer, Verifier};
+use hlspipe::store::{DirStore, Store};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// `hlspipe serve`
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("auth").required(true).args(["token", "no_auth"])))]
+pub struct Args {
+    /// Address to listen on (port 0: any free port, printed on stderr).
+    #[arg(long, env = "HLSPIPE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The store: a directory (or file:///path) holding one folder per bucket.
+    #[arg(long, env = "HLSPIPE_STORE", default_value = "hlspipe-data")]
+    store: String,
+    /// The bucket: a folder of the store.
+    #[arg(long, env = "HLSPIPE_BUCKET", default_value = "media")]
+    bucket: String,
+    /// Where titles live in the bucket and on the CDN (empty, or ending in `/`).
+    #[arg(long, env = "HLSPIPE_OUTPUT_PREFIX", default_value = "hls/")]
+    output_prefix: String,
+    /// The CDN's base URL as viewers see it (default: http://<the listening address>).
+    #[arg(long, env = "HLSPIPE_CDN_BASE_URL", value_name = "URL")]
+    cdn_base_url: Option<String>,
+    /// CloudFront public-key id (key-pair id) of the signing key.
+    #[arg(long, env = "HLSPIPE_KEY_PAIR_ID", value_name = "ID")]
+    key_pair_id: String,
+    /// PEM file with the private key (PKCS#1, PKCS#8 or SEC1; RSA-2048 or EC P-256).
+    #[arg(long, env = "HLSPIPE_PRIVATE_KEY", value_name = "PEM")]
+    private_key: PathBuf,
+    /// Hash inside the signature; sha256 also sets CloudFront-Hash-Algorithm.
+    #[arg(long, env = "HLSPIPE_SIGNING_HASH", value_enum, default_value = "sha1")]
+    hash: Hash,
+    /// Bearer token callers of the API must send (at least 16 characters).
+    #[arg(long, env = "HLSPIPE_TOKEN", hide_env_values = true, value_name = "T")]
+    token: Option<String>,
+    /// Let anyone ask for cookies (local development on loopback only).
+    #[arg(long, env = "HLSPIPE_NO_AUTH")]
+    no_auth: bool,
+    /// Cookies are valid this long (rounded up to the minute).
+    #[arg(
+        long,
+        env = "HLSPIPE_COOKIE_TTL",
+        value_name = "SECS",
+        default_value_t = 3600
+    )]
+    cookie_ttl: u64,
+    /// Cookie Domain, shared by the player's site and the CDN host (default: host-only).
+    #[arg(long, env = "HLSPIPE_COOKIE_DOMAIN", value_name = "D")]
+    cookie_domain: Option<String>,
+    /// SameSite of the cookies.
+    #[arg(long, env = "HLSPIPE_SAME_SITE", value_enum, default_value = "lax")]
+    same_site: SameSiteArg,
+    /// An origin (scheme://host[:port]) whose pages may fetch media with credentials. Repeat,
+    /// or comma-separate in HLSPIPE_ALLOW_ORIGIN.
+    #[arg(
+        long,
+        env = "HLSPIPE_ALLOW_ORIGIN",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    allow_origin: Vec<String>,
+    /// Access log (Combined Log Format): a file, `-` for stdout, or `off`.
+    #[arg(
+        long,
+        env = "HLSPIPE_ACCESS_LOG",
+        value_name = "PATH",
+        default_value = "-"
+    )]
+    access_log: String,
+    /// Serve the edge without any signature check. Only to measure what the check costs.
+    #[arg(long, hide = true)]
+    unsigned_edge_for_benchmarks: bool,
+}
+
+/// The store behind the edge and the API. One small function so that the S3 selection
+/// (`HLSPIPE_STORE=s3://…`) can replace it.
+fn open_store(store: &str, bucket: &str) -> anyhow::Result<Arc<dyn Store>> {
+    let dir = store.strip_prefix("file://").unwrap_or(store);
+    if dir.contains("://") {
+        anyhow::bail!("--store {store:?}: only a directory or file:///path is supported here");
+    }
+    if bucket.is_empty() || bucket.contains('/') || bucket == "." || bucket == ".." {
+        anyhow::bail!("--bucket {bucket:?}: expected a bucket name");
+    }
+    Ok(Arc::new(DirStore::new(Path::new(dir).join(bucket))))
+}
+
+fn access_log(target: &str) -> anyhow::Result<AccessLog> {
+    Ok(match target {
+        "off" => AccessLog::off(),
+        "-" => AccessLog::to_writer(std::io::stdout()),
+        path => AccessLog::to_writer(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("--access-log {path}"))?,
+        ),
+    })
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    init_tracing();
+    let pem = std::fs::read_to_string(&args.private_key)
+        .with_context(|| format!("reading {}", args.private_key.display()))?;
+    let key = PrivateKey::from_pem(&pem)
+        .with_context(|| format!("loading {}", args.private_key.display()))?;
+    let keys = KeySet::new(&args.key_pair_id, key)?;
+    let verifier = Arc::new(Verifier::new(keys.public_keys()));
+    let signer = Arc::new(Signer::new(keys, args.hash.into()));
+    let store = open_store(&args.store, &args.bucket)?;
+    let log = access_log(&args.access_log)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        let cdn_base = args
+            .cdn_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+
+        let auth = match args.token {
+            Some(token) => Auth::Bearer(token),
+            None => Auth::Disabled,
+        };
+        let mut cookie_attributes = CookieAttributes::new().same_site(match args.same_site {
+            SameSiteArg::Strict => SameSite::Strict,
+            SameSiteArg::Lax => SameSite::Lax,
+            SameSiteArg::None => SameSite::None,
+        });
+        if let Some(domain) = &args.cookie_domain {
+            cookie_attributes = cookie_attributes.domain(domain)?;
+        }
+        let api_config = ApiConfig::new(&cdn_base, auth)?
+            .output_prefix(&args.output_prefix)?
+            .lifetime(args.cookie_ttl, 60.min(args.cookie_ttl))?
+            .cookie_attributes(cookie_attributes);
+
+        let mut edge_config = EdgeConfig::new(&cdn_base)?
+            .map_prefix(&format!("/{}", args.output_prefix), &args.output_prefix)?;
+        for origin in &args.allow_origin {
+            edge_config = edge_config.allow_origin(origin)?;
+        }
+        let access = if args.unsigned_edge_for_benchmarks {
+            tracing::warn!("the edge serves without signature checks (--unsigned-edge-for-benchmarks)");
+            Access::Open
+        } else {
+            Access::Signed(verifier)
+        };
+
+        let app = api::router(api_config, Arc::clone(&store), signer)
+            .merge(edge::router(edge_config, store, access));
+        let app = server::with_access_log(app, log, server::system_clock());
+
+        eprintln!(
+            "hlspipe serve: listening on http://{addr} (API /v1/titles/<title>/playback, edge /{}…, CDN base {cdn_base})",
+            args.output_prefix
+        );
+        server::serve(listener, app, server::shutdown_signal()).await?;
+        eprintln!("hlspipe serve: stopped");
+        Ok(())
+    })
+}
+
+/// Server diagnostics (denials with their reason, store errors) go to stderr; the level comes
+/// from HLSPIPE_LOG (`error`, `warn`, `info`, `debug`), default `info`.
+pub fn init_tracing() {
+    let level = std::env::var("HLSPIPE_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing_subscriber::filter::LevelFilter>().ok())
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_ansi(false)
+        .try_init();
+}

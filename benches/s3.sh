@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # S3 → S3 packaging against a plain copy of the same bytes, through a local S3 server
-# (moto on 127.0.0.1).
+# on 127.0.0.1: s3s-fs by default, moto with BENCH_SERVER=moto.
 #
 #   bash benches/s3.sh                    # 180 s of 1080p H.264/AAC at 35 Mb/s (~800 MB)
 #   BENCH_SECONDS=20 bash benches/s3.sh   # a quick run
+#   BENCH_SERVER=moto bash benches/s3.sh  # against moto server, as before
 #
 # Reports seconds, MB/s and peak RSS (/usr/bin/time -v) of
 #   baseline: examples/s3_copy copy  — one streaming GET of the input, PUT of the same bytes
@@ -11,6 +12,15 @@
 # and checks the targets: package ≤ 1.5 × baseline time, package peak RSS ≤ 128 MiB.
 # The input is made once with ffmpeg into bench-data/ (gitignored).
 # BENCH_PROFILE=dev uses the debug build (dependencies are optimised there too).
+#
+# Why s3s-fs (scripts/install-s3s-fs.sh) and not moto: package reads the input in ranged
+# GETs, and moto answers a ranged GET by reading the whole object and slicing it
+# (moto/s3/responses.py, S3Response._handle_range_header), so each 8 MiB range of an 800 MB
+# input costs a full read of it: the bench then measures moto, not us. s3s-fs keeps each
+# object as a file and serves a range by seeking into it, in time proportional to the
+# range, as real S3 does. It checks SigV4, so it is started with the same key and secret
+# the clients are given. Its folder (bench-data/s3s-fs) is removed at exit; before that the
+# bench checks the package output there (master playlist present, a segment decodes).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -42,18 +52,44 @@ else
   cargo build --quiet --bin hlspipe --example s3_copy
   bin=target/debug
 fi
-bash scripts/install-s3-test-deps.sh >/dev/null
+server=${BENCH_SERVER:-s3s-fs}
+case $server in
+  s3s-fs) bash scripts/install-s3s-fs.sh >/dev/null ;;
+  moto) bash scripts/install-s3-test-deps.sh >/dev/null ;;
+  *)
+    say "BENCH_SERVER must be s3s-fs or moto, not '$server'" >&2
+    exit 1
+    ;;
+esac
 
+key=bench secret=bench-secret
+data=
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-.test-deps/s3-venv/bin/moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>bench-data/moto.log &
-moto=$!
-trap 'kill "$moto" 2>/dev/null || true; wait "$moto" 2>/dev/null || true' EXIT
+if [[ $server == s3s-fs ]]; then
+  data=bench-data/s3s-fs
+  rm -rf "$data"
+  mkdir -p "$data"
+  .test-deps/s3s-fs/bin/s3s-fs --host 127.0.0.1 --port "$port" \
+    --access-key "$key" --secret-key "$secret" "$data" >/dev/null 2>bench-data/s3s-fs.log &
+else
+  .test-deps/s3-venv/bin/moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>bench-data/moto.log &
+fi
+server_pid=$!
+cleanup() {
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  if [[ -n $data ]]; then rm -rf "$data"; fi
+}
+trap cleanup EXIT
+# Any HTTP answer will do (s3s-fs says 403 to an unsigned request): the server is listening.
 for _ in $(seq 1 300); do
-  curl -fs -o /dev/null "http://127.0.0.1:$port/" && break
+  curl -s -o /dev/null "http://127.0.0.1:$port/" && break
   sleep 0.2
 done
 
-export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+# A custom endpoint makes hlspipe and s3_copy use path-style addressing
+# (S3Settings::from_env), which both servers need.
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret"
 export AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 unset HLSPIPE_STORE
 
@@ -73,12 +109,34 @@ base_secs=$secs base_rss=$rss_kb
 measure "$bin/hlspipe" package s3://bench/uploads/in.mp4 s3://bench/hls/in/
 pkg_secs=$secs pkg_rss=$rss_kb
 
-python3 - "$bytes" "$base_secs" "$base_rss" "$pkg_secs" "$pkg_rss" "$profile" <<'EOF'
+# The output is real: on s3s-fs each object is a file under $data/<bucket>/<key>.
+if [[ $server == s3s-fs ]]; then
+  master=$data/bench/hls/in/master.m3u8
+  [[ -s $master ]] || { say "no master playlist at $master" >&2; exit 1; }
+  say "output: $master, $(find "$data/bench/hls/in" -type f | wc -l) files"
+  # The first segment of each rendition decodes (ffprobe -count_frames decodes every frame);
+  # a media segment needs its init segment in front.
+  found=0
+  while IFS= read -r init; do
+    segment=$(dirname "$init")/seg_00001.m4s
+    [[ -s $segment ]] || { say "no $segment" >&2; exit 1; }
+    say "ffprobe $segment"
+    # Through a file, not a pipe: on a pipe ffprobe can only estimate the duration.
+    cat "$init" "$segment" >bench-data/probe.mp4
+    ffprobe -v error -count_frames -of compact=p=0 \
+      -show_entries stream=codec_name,width,height,nb_read_frames:format=duration bench-data/probe.mp4
+    rm -f bench-data/probe.mp4
+    found=$((found + 1))
+  done < <(find "$data/bench/hls/in" -name init.mp4 | sort)
+  ((found)) || { say "no init.mp4 under $data/bench/hls/in" >&2; exit 1; }
+fi
+
+python3 - "$bytes" "$base_secs" "$base_rss" "$pkg_secs" "$pkg_rss" "$profile" "$server" <<'EOF'
 import sys
-size, bs, br, ps, pr, profile = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+size, bs, br, ps, pr, profile, server = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), sys.argv[6], sys.argv[7]
 mb = size / 1e6
 ratio = ps / bs if bs > 0 else float("inf")
-print(f"input {mb:.0f} MB, {profile} build")
+print(f"input {mb:.0f} MB, {profile} build, {server} server")
 print(f"{'':10} {'seconds':>8} {'MB/s':>8} {'peak RSS':>10}")
 print(f"{'GET+PUT':10} {bs:8.2f} {mb / bs:8.1f} {br / 1024:7.1f} MiB")
 print(f"{'package':10} {ps:8.2f} {mb / ps:8.1f} {pr / 1024:7.1f} MiB")

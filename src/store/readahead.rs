@@ -10,15 +10,22 @@
 //! one stretch of the file share the same GETs (`publish` writes segments in the
 //! order their bytes sit in the inputs for that reason).
 //!
+//! Sequential reading (the demuxer walking the file, `publish` writing segments in
+//! file order) fetches the block after the furthest one read in the background, so the
+//! next GET's latency overlaps the work on the current block. At most one such
+//! prefetch is in flight.
+//!
 //! Memory bound: at most `capacity` cached blocks, plus one block in the hands of
 //! each thread reading at that moment (an evicted block lives on until its reader
-//! has copied out of it): `(capacity + readers) × block_size`. With the defaults
-//! and `publish`'s four writers that is (8 + 4) × 8 MiB = 96 MiB at worst; the
-//! steady state is the 64 MiB of the cache. Reads of a whole block or more skip the
-//! cache and go straight to the inner source, into the caller's buffer.
+//! has copied out of it), plus the one being prefetched:
+//! `(capacity + readers + 1) × block_size`. With the defaults and `publish`'s four
+//! writers that is (8 + 4 + 1) × 8 MiB = 104 MiB at worst; the steady state is the
+//! 64 MiB of the cache. Reads of a whole block or more skip the cache and go straight
+//! to the inner source, into the caller's buffer.
 
 use crate::source::Source;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// Block size and count for a [`ReadAheadSource`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +34,8 @@ pub struct ReadAheadConfig {
     pub block_size: u64,
     /// Blocks kept after use.
     pub capacity: usize,
+    /// Fetch the block after the furthest one read in the background.
+    pub prefetch: bool,
 }
 
 impl Default for ReadAheadConfig {
@@ -34,24 +43,56 @@ impl Default for ReadAheadConfig {
         ReadAheadConfig {
             block_size: 8 << 20,
             capacity: 8,
+            prefetch: true,
         }
     }
 }
 
-/// One block of the source: empty until a reader fetches it. Readers of a block
-/// being fetched wait on its lock instead of sending a second request.
+enum Slot {
+    Empty,
+    /// A reader or the prefetcher is fetching it: wait on the block's condition.
+    Fetching,
+    Ready(Arc<[u8]>),
+}
+
+/// One block of the source. Readers of a block being fetched wait for it instead of
+/// sending a second request.
 struct Block {
     index: u64,
-    data: Mutex<Option<Arc<[u8]>>>,
+    slot: Mutex<Slot>,
+    fetched: Condvar,
+}
+
+impl Block {
+    fn new(index: u64, slot: Slot) -> Arc<Block> {
+        Arc::new(Block {
+            index,
+            slot: Mutex::new(slot),
+            fetched: Condvar::new(),
+        })
+    }
+
+    /// Ends a fetch: the data, or back to empty so that a reader fetches it again and
+    /// meets the error itself.
+    fn finish(&self, result: &std::io::Result<Arc<[u8]>>) {
+        *lock(&self.slot) = match result {
+            Ok(data) => Slot::Ready(Arc::clone(data)),
+            Err(_) => Slot::Empty,
+        };
+        self.fetched.notify_all();
+    }
 }
 
 /// A [`Source`] that reads its inner source in large blocks and keeps a few.
 pub struct ReadAheadSource<S> {
-    inner: S,
+    inner: Arc<S>,
     config: ReadAheadConfig,
     name: String,
     /// Least recently used first.
     blocks: Mutex<Vec<Arc<Block>>>,
+    /// One past the furthest block read so far: the one to prefetch.
+    frontier: AtomicU64,
+    prefetching: Arc<AtomicBool>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -60,17 +101,30 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl<S: Source> ReadAheadSource<S> {
+/// Reads block `index` of `inner`.
+fn fetch<S: Source>(inner: &S, block_size: u64, index: u64) -> std::io::Result<Arc<[u8]>> {
+    let start = index * block_size;
+    let len = block_size.min(inner.len() - start);
+    // `len` ≤ block_size, which was a usize-sized allocation request anyway.
+    let mut buf = vec![0u8; usize::try_from(len).map_err(std::io::Error::other)?];
+    inner.read_at(start, &mut buf)?;
+    Ok(buf.into())
+}
+
+impl<S: Source + 'static> ReadAheadSource<S> {
     pub fn new(inner: S, config: ReadAheadConfig) -> Self {
         let name = inner.name().to_string();
         ReadAheadSource {
-            inner,
+            inner: Arc::new(inner),
             config: ReadAheadConfig {
                 block_size: config.block_size.max(1),
                 capacity: config.capacity.max(1),
+                prefetch: config.prefetch,
             },
             name,
             blocks: Mutex::new(Vec::new()),
+            frontier: AtomicU64::new(0),
+            prefetching: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -84,40 +138,92 @@ impl<S: Source> ReadAheadSource<S> {
         &self.inner
     }
 
+    /// Block `index` from the cache, made most recently used; a new empty one when it
+    /// is not there. Evicts the least recently used beyond the capacity.
+    fn entry(&self, index: u64, fresh: Slot) -> (Arc<Block>, bool) {
+        let mut blocks = lock(&self.blocks);
+        let (block, found) = match blocks.iter().position(|b| b.index == index) {
+            Some(at) => (blocks.remove(at), true),
+            None => (Block::new(index, fresh), false),
+        };
+        blocks.push(Arc::clone(&block));
+        if blocks.len() > self.config.capacity {
+            let excess = blocks.len() - self.config.capacity;
+            blocks.drain(..excess);
+        }
+        (block, found)
+    }
+
     /// The cached block `index`, fetching it if needed.
     fn block(&self, index: u64) -> std::io::Result<Arc<[u8]>> {
-        let block = {
-            let mut blocks = lock(&self.blocks);
-            let block = match blocks.iter().position(|b| b.index == index) {
-                Some(at) => blocks.remove(at),
-                None => Arc::new(Block {
-                    index,
-                    data: Mutex::new(None),
-                }),
-            };
-            blocks.push(Arc::clone(&block));
-            if blocks.len() > self.config.capacity {
-                let excess = blocks.len() - self.config.capacity;
-                blocks.drain(..excess);
+        let (block, _) = self.entry(index, Slot::Empty);
+        let mut slot = lock(&block.slot);
+        let data = loop {
+            match &*slot {
+                Slot::Ready(data) => break Arc::clone(data),
+                Slot::Fetching => {
+                    slot = block
+                        .fetched
+                        .wait(slot)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
+                Slot::Empty => {
+                    *slot = Slot::Fetching;
+                    drop(slot);
+                    let result = fetch(self.inner.as_ref(), self.config.block_size, index);
+                    block.finish(&result);
+                    let data = result?;
+                    self.advance(index);
+                    return Ok(data);
+                }
             }
-            block
         };
-        let mut data = lock(&block.data);
-        if let Some(d) = data.as_ref() {
-            return Ok(Arc::clone(d));
+        drop(slot);
+        self.advance(index);
+        Ok(data)
+    }
+
+    /// Notes that block `index` was read; when it is the furthest yet, starts fetching
+    /// the next one in the background (unless a prefetch is already running).
+    fn advance(&self, index: u64) {
+        let next = index + 1;
+        if self.frontier.fetch_max(next, Ordering::AcqRel) >= next || !self.config.prefetch {
+            return;
         }
-        let start = index * self.config.block_size;
-        let len = self.config.block_size.min(self.inner.len() - start);
-        // `len` ≤ block_size, which was a usize-sized allocation request anyway.
-        let mut buf = vec![0u8; usize::try_from(len).map_err(std::io::Error::other)?];
-        self.inner.read_at(start, &mut buf)?;
-        let d: Arc<[u8]> = buf.into();
-        *data = Some(Arc::clone(&d));
-        Ok(d)
+        if next.saturating_mul(self.config.block_size) >= self.inner.len() {
+            return;
+        }
+        if self.prefetching.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (block, found) = self.entry(next, Slot::Fetching);
+        if found {
+            self.prefetching.store(false, Ordering::Release);
+            return;
+        }
+        let inner = Arc::clone(&self.inner);
+        let prefetching = Arc::clone(&self.prefetching);
+        let block_size = self.config.block_size;
+        let spawned = std::thread::Builder::new()
+            .name("hlspipe-prefetch".into())
+            .spawn(move || {
+                let result = fetch(inner.as_ref(), block_size, next);
+                // Free for the next prefetch before a waiting reader wakes and asks.
+                prefetching.store(false, Ordering::Release);
+                block.finish(&result);
+            });
+        if spawned.is_err() {
+            // No thread to be had: the block stays empty in the cache, and the first
+            // reader that needs it fetches it. The closure, with the block, is gone.
+            if let Some(b) = lock(&self.blocks).iter().find(|b| b.index == next) {
+                b.finish(&Err(std::io::Error::other("no prefetch thread")));
+            }
+            self.prefetching.store(false, Ordering::Release);
+        }
     }
 }
 
-impl<S: Source> Source for ReadAheadSource<S> {
+impl<S: Source + 'static> Source for ReadAheadSource<S> {
     fn len(&self) -> u64 {
         self.inner.len()
     }
@@ -200,6 +306,7 @@ mod tests {
             ReadAheadConfig {
                 block_size,
                 capacity,
+                prefetch: false,
             },
         )
     }
@@ -273,5 +380,80 @@ mod tests {
             }
         });
         assert_eq!(src.inner().reads.load(Ordering::Relaxed), 8);
+    }
+
+    #[test]
+    fn sequential_reads_prefetch_the_next_block() {
+        let src = ReadAheadSource::new(
+            Counting {
+                inner: MemorySource::new(data(10_000), "mem"),
+                reads: AtomicUsize::new(0),
+            },
+            ReadAheadConfig {
+                block_size: 1000,
+                capacity: 4,
+                prefetch: true,
+            },
+        );
+        let want = data(10_000);
+        let mut b = [0u8; 10];
+        src.read_at(0, &mut b).unwrap();
+        // Block 1 arrives without being asked for.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while src.inner().reads.load(Ordering::SeqCst) < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "block 1 was not prefetched"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // Every block read once, in order, whoever fetched it; the data is right.
+        let mut pos = 0u64;
+        while pos + 10 <= 10_000 {
+            src.read_at(pos, &mut b).unwrap();
+            assert_eq!(&b[..], &want[pos as usize..pos as usize + 10]);
+            pos += 10;
+        }
+        while src.prefetching.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        assert_eq!(src.inner().reads.load(Ordering::SeqCst), 10);
+    }
+
+    #[test]
+    fn a_failed_prefetch_leaves_the_error_to_the_reader() {
+        struct FailsAfter {
+            inner: MemorySource,
+            reads: AtomicUsize,
+        }
+        impl Source for FailsAfter {
+            fn len(&self) -> u64 {
+                self.inner.len()
+            }
+            fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+                if self.reads.fetch_add(1, Ordering::SeqCst) >= 1 {
+                    return Err(std::io::Error::other("connection reset"));
+                }
+                self.inner.read_at(offset, buf)
+            }
+            fn name(&self) -> &str {
+                "fails"
+            }
+        }
+        let src = ReadAheadSource::new(
+            FailsAfter {
+                inner: MemorySource::new(data(3000), "mem"),
+                reads: AtomicUsize::new(0),
+            },
+            ReadAheadConfig {
+                block_size: 1000,
+                capacity: 4,
+                prefetch: true,
+            },
+        );
+        let mut b = [0u8; 10];
+        src.read_at(0, &mut b).unwrap();
+        let err = src.read_at(1500, &mut b).unwrap_err();
+        assert!(err.to_string().contains("connection reset"), "{err}");
     }
 }

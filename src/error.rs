@@ -81,6 +81,11 @@ pub enum Error {
     /// no such bucket, a malformed request (an HTTP 4xx other than 408 and 429).
     #[error("storage refused '{key}': {reason}")]
     StoreRefused { key: String, reason: String },
+    /// The object changed while it was being read (a ranged GET's `If-Match` on the
+    /// ETag first seen failed): the work is superseded by the newer upload, whose own
+    /// event brings it.
+    #[error("'{key}' changed while it was read (a newer upload replaced it)")]
+    SourceChanged { key: String },
     #[error("unreadable event: {0}")]
     Event(String),
     #[error("invalid configuration: {0}")]
@@ -122,8 +127,7 @@ impl Error {
     /// Whether retrying the same work could succeed (I/O and storage trouble), as
     /// opposed to a property of the input that will fail the same way every time.
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::InInput { source, .. } => source.is_retryable(),
+        match self.innermost() {
             Error::Io { source, .. } => !matches!(
                 source.kind(),
                 std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidInput
@@ -131,5 +135,86 @@ impl Error {
             Error::Store { .. } => true,
             _ => false,
         }
+    }
+
+    /// The key of a source that changed under the reader ([`Error::SourceChanged`]),
+    /// however deep in the chain of inputs and reads.
+    pub fn changed_source(&self) -> Option<&str> {
+        match self.innermost() {
+            Error::SourceChanged { key } => Some(key),
+            _ => None,
+        }
+    }
+
+    /// The error a storage read carried through a [`crate::source::Source`] (whose reads
+    /// return `std::io::Error`), and through [`Error::InInput`]: what decides whether to
+    /// retry.
+    fn innermost(&self) -> &Error {
+        match self {
+            Error::InInput { source, .. } => source.innermost(),
+            Error::Io { source, .. } => {
+                match source.get_ref().and_then(|e| e.downcast_ref::<Error>()) {
+                    Some(inner) => inner.innermost(),
+                    None => self,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// This error as the `std::io::Error` of a [`crate::source::Source`] read, keeping it
+    /// whole inside, so that [`Error::is_retryable`] still sees what it was.
+    pub fn into_io(self) -> std::io::Error {
+        match self {
+            // Already an I/O error: its kind (UnexpectedEof for a read past the end) is
+            // what the demuxer reports on.
+            Error::Io { source, .. } => source,
+            other => std::io::Error::other(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a storage read carried through a source's `std::io::Error` and the demuxer's
+    /// `Error::Io` still decides whether to retry.
+    #[test]
+    fn retry_class_survives_a_trip_through_io_errors() {
+        let through = |e: Error| Error::InInput {
+            input: "s3://b/in.mp4".into(),
+            source: Box::new(Error::Io {
+                what: "moov".into(),
+                source: e.into_io(),
+            }),
+        };
+        let throttled = through(Error::Store {
+            key: "in.mp4".into(),
+            reason: "503 SlowDown".into(),
+        });
+        assert!(throttled.is_retryable());
+        assert_eq!(throttled.changed_source(), None);
+        let denied = through(Error::StoreRefused {
+            key: "in.mp4".into(),
+            reason: "403 AccessDenied".into(),
+        });
+        assert!(!denied.is_retryable());
+        let changed = through(Error::SourceChanged {
+            key: "in.mp4".into(),
+        });
+        assert!(!changed.is_retryable());
+        assert_eq!(changed.changed_source(), Some("in.mp4"));
+        // A plain I/O error keeps its kind: a read past the end is the input's fault.
+        let eof = through(Error::Io {
+            what: "x".into(),
+            source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "short"),
+        });
+        assert!(!eof.is_retryable());
+        let reset = through(Error::Io {
+            what: "x".into(),
+            source: std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"),
+        });
+        assert!(reset.is_retryable());
     }
 }

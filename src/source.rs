@@ -88,6 +88,12 @@ impl FileSource {
             name,
         })
     }
+
+    /// Names the source in error messages (a store key rather than the file's path).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
 }
 
 impl Source for FileSource {

@@ -40,7 +40,7 @@ use crate::publish::{
     self, Manifest, PublishOptions, RetiredVersion, SourceInfo, State, MANIFEST_KEY, MASTER_KEY,
 };
 use crate::source::Source;
-use crate::store::{ObjectInfo, Store, StoreSource};
+use crate::store::{open_source, ObjectInfo, Store};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -373,20 +373,6 @@ pub struct Handled {
     pub outcome: Outcome,
 }
 
-/// The message ids to report as SQS `batchItemFailures` (each once, in order), or `None`
-/// when a failed record came without a message id: then the whole invocation must fail,
-/// because reporting success would drop that record.
-pub fn batch_item_failures(handled: &[Handled]) -> Option<Vec<String>> {
-    let mut ids: Vec<String> = Vec::new();
-    for h in handled.iter().filter(|h| h.outcome.is_failure()) {
-        let id = h.message_id.as_ref()?;
-        if !ids.contains(id) {
-            ids.push(id.clone());
-        }
-    }
-    Some(ids)
-}
-
 /// The message ids a queue should deliver again: those with a *retryable* failure (each
 /// once, in order). A permanent failure (a corrupt upload) already wrote its `failed`
 /// manifest; delivering it again would fail the same way until the dead-letter queue, so
@@ -588,20 +574,21 @@ impl Worker<'_> {
 
     /// One media file, one title.
     fn media_title(&self, store: &Arc<dyn Store>, job: &Job, title: &str) -> Outcome {
-        let (source, info) = match StoreSource::open(Arc::clone(store), &job.key) {
-            Ok(s) => s,
-            Err(_) if matches!(store.head(&job.key), Ok(None)) => {
+        let (source, info) = match open_source(store, &job.key) {
+            Ok(Some(s)) => s,
+            Ok(None) => {
                 return Outcome::Stale {
                     key: job.key.clone(),
                     reason: "the object no longer exists".into(),
                 }
             }
+            Err(e) if e.changed_source().is_some() => return superseded(&job.key),
             Err(e) => return Outcome::failed(Some(title), &e),
         };
         if let Some(stale) = stale(job, &info) {
             return stale;
         }
-        self.publish_title(store, title, vec![(Arc::new(source), info)])
+        self.publish_title(store, title, vec![(source, info)])
     }
 
     /// A title manifest's title, triggered by the manifest or by one of its inputs.
@@ -634,9 +621,10 @@ impl Worker<'_> {
         let mut sources = Vec::with_capacity(inputs.len());
         let mut missing = Vec::new();
         for key in &inputs {
-            match StoreSource::open(Arc::clone(store), key) {
-                Ok((src, info)) => sources.push((Arc::new(src), info)),
-                Err(_) if matches!(store.head(key), Ok(None)) => missing.push(key.as_str()),
+            match open_source(store, key) {
+                Ok(Some(opened)) => sources.push(opened),
+                Ok(None) => missing.push(key.as_str()),
+                Err(e) if e.changed_source().is_some() => return superseded(key),
                 Err(e) => return Outcome::failed(Some(title), &e),
             }
         }
@@ -718,7 +706,7 @@ impl Worker<'_> {
         &self,
         store: &Arc<dyn Store>,
         title: &str,
-        sources: Vec<(Arc<StoreSource>, ObjectInfo)>,
+        sources: Vec<(Arc<dyn Source>, ObjectInfo)>,
     ) -> Outcome {
         let prefix = title_prefix(self.config, title);
         let settings = self.config.settings();
@@ -768,14 +756,12 @@ impl Worker<'_> {
             return Outcome::failed(Some(title), &e);
         }
 
-        let dyn_sources: Vec<Arc<dyn Source>> = sources
-            .iter()
-            .map(|(s, _)| Arc::clone(s) as Arc<dyn Source>)
-            .collect();
+        let dyn_sources: Vec<Arc<dyn Source>> =
+            sources.iter().map(|(s, _)| Arc::clone(s)).collect();
         let inputs: Vec<Input> = sources
             .iter()
             .map(|(s, info)| Input {
-                source: Arc::clone(s) as Arc<dyn Source>,
+                source: Arc::clone(s),
                 etag: Some(info.etag.clone()),
             })
             .collect();
@@ -842,6 +828,10 @@ impl Worker<'_> {
     }
 
     /// Writes the `failed` manifest (the live version and its master stay) and reports.
+    ///
+    /// A source replaced while it was read is not a failure of the title: the newer
+    /// upload's own event will publish it, so nothing more is written here (a `failed`
+    /// manifest could land after that newer job's `complete` one).
     fn fail(
         &self,
         store: &dyn Store,
@@ -850,6 +840,9 @@ impl Worker<'_> {
         mut manifest: Manifest,
         err: &Error,
     ) -> Outcome {
+        if let Some(key) = err.changed_source() {
+            return superseded(key);
+        }
         let now = (self.clock)();
         manifest.state = State::Failed;
         manifest.error = Some(err.to_string());
@@ -928,6 +921,15 @@ impl Worker<'_> {
             Ok(objects) => Outcome::Removed { title, objects },
             Err(e) => Outcome::failed(Some(&title), &e),
         }
+    }
+}
+
+/// The source was replaced between its HEAD and a read: the newer upload's event does
+/// the work.
+fn superseded(key: &str) -> Outcome {
+    Outcome::Stale {
+        key: key.to_string(),
+        reason: "it changed while it was read; the newer upload's event will publish it".into(),
     }
 }
 
@@ -1204,12 +1206,6 @@ mod tests {
             key: None,
             outcome: Outcome::Ignored { reason: "y".into() },
         };
-        assert_eq!(
-            batch_item_failures(&[failed(Some("a")), ok.clone(), failed(Some("a"))]),
-            Some(vec!["a".to_string()])
-        );
-        assert_eq!(batch_item_failures(&[ok.clone(), failed(None)]), None);
-
         // Only retryable failures are delivered again.
         let retryable = |id: &str| Handled {
             message_id: Some(id.into()),
@@ -1231,9 +1227,13 @@ mod tests {
             Some(vec!["throttled".to_string()])
         );
         assert_eq!(
-            retryable_batch_item_failures(&[failed(None), ok]),
+            retryable_batch_item_failures(&[failed(None), ok.clone()]),
             Some(vec![])
         );
+        // A retryable failure without a message id cannot be reported per item.
+        let mut anonymous = retryable("x");
+        anonymous.message_id = None;
+        assert_eq!(retryable_batch_item_failures(&[ok, anonymous]), None);
     }
 
     #[test]

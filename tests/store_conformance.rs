@@ -293,3 +293,56 @@ fn s3_missing_bucket_is_not_retryable() {
     let tmp = tempfile::tempdir().unwrap();
     put_bytes(&DirStore::new(tmp.path().join("new")), "k", b"x");
 }
+
+/// A source reads the version its HEAD saw. A folder's open file keeps its bytes when a
+/// newer upload replaces the object (by rename); an S3 source's ranged GETs carry
+/// `If-Match`, so a read after the replacement fails as `SourceChanged`, which is not
+/// retried, instead of mixing the bytes of two uploads in one title.
+fn sources_keep_the_version_they_opened(store: Arc<dyn Store>, s3: bool) {
+    let old = pattern(20 << 20, 7);
+    let new = pattern(20 << 20, 8);
+    put_bytes(store.as_ref(), "in.mp4", &old);
+    let (src, info) = hlspipe::store::open_source(&store, "in.mp4")
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.size, old.len() as u64);
+    assert_eq!(src.len(), old.len() as u64);
+    let mut first = vec![0u8; 1000];
+    src.read_at(0, &mut first).unwrap();
+    assert!(first == old[..1000]);
+
+    put_bytes(store.as_ref(), "in.mp4", &new);
+    // 17 MiB in: the third 8 MiB read-ahead block, which nothing has read or prefetched
+    // (reading the first prefetches the second), so a new GET.
+    let at = 17 << 20;
+    let mut later = vec![0u8; 1000];
+    let read = src.read_at(at as u64, &mut later);
+    if s3 {
+        let e = read.unwrap_err();
+        let inner = e
+            .get_ref()
+            .and_then(|i| i.downcast_ref::<hlspipe::Error>())
+            .unwrap_or_else(|| panic!("not a storage error: {e}"));
+        assert_eq!(inner.changed_source(), Some("in.mp4"), "{inner}");
+        assert!(!inner.is_retryable());
+    } else {
+        read.unwrap();
+        assert!(later == old[at..at + 1000]);
+    }
+    assert!(hlspipe::store::open_source(&store, "missing.mp4")
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn dir_sources_keep_the_version_they_opened() {
+    let tmp = tempfile::tempdir().unwrap();
+    sources_keep_the_version_they_opened(Arc::new(DirStore::new(tmp.path())), false);
+}
+
+#[test]
+fn s3_sources_keep_the_version_they_opened() {
+    let server = S3Server::shared();
+    let store = server.bucket(&bucket_name("pinned-version"));
+    sources_keep_the_version_they_opened(store, true);
+}

@@ -3,7 +3,7 @@
 use super::{ObjectInfo, Store};
 use crate::error::{Error, Result};
 use crate::object::{self, Body, Object, Piece};
-use crate::source::Source;
+use crate::source::{FileSource, Source};
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Write;
@@ -113,6 +113,19 @@ impl Store for DirStore {
             what: key.to_string(),
             source: e,
         })
+    }
+
+    /// The open file. Objects are replaced by rename, so an open file keeps the bytes it
+    /// had while a newer upload lands; one that no longer has the size HEAD saw was
+    /// replaced in between.
+    fn source_for(&self, key: &str, info: &ObjectInfo) -> Result<Option<Arc<dyn Source>>> {
+        let file = FileSource::open(&self.path(key)?)?.with_name(key);
+        if file.len() != info.size {
+            return Err(Error::SourceChanged {
+                key: key.to_string(),
+            });
+        }
+        Ok(Some(Arc::new(file)))
     }
 
     fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {

@@ -61,6 +61,37 @@ pub trait Store: Send + Sync {
 
     /// Every object under `prefix`, sorted by key (all pages).
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+
+    /// This store's own way to read the object `key` whose HEAD was `info`, when it has
+    /// one better than a [`Store::read_range`] per read: S3 reads large blocks through a
+    /// cache, each ranged GET pinned to `info.etag` with `If-Match`; a folder hands out
+    /// the open file (read with `pread`, copied with `copy_file_range`). `None`:
+    /// [`open_source`] reads through `read_range`.
+    fn source_for(&self, key: &str, info: &ObjectInfo) -> Result<Option<Arc<dyn Source>>> {
+        let _ = (key, info);
+        Ok(None)
+    }
+}
+
+/// Opens `key` of `store` for the demuxer and the segment writers, with its HEAD (size
+/// and ETag); `None` when there is no such object.
+pub fn open_source(
+    store: &Arc<dyn Store>,
+    key: &str,
+) -> Result<Option<(Arc<dyn Source>, ObjectInfo)>> {
+    let Some(info) = store.head(key)? else {
+        return Ok(None);
+    };
+    let source = match store.source_for(key, &info)? {
+        Some(source) => source,
+        None => Arc::new(StoreSource {
+            store: Arc::clone(store),
+            key: key.to_string(),
+            len: info.size,
+            name: key.to_string(),
+        }),
+    };
+    Ok(Some((source, info)))
 }
 
 /// Opens the store of a bucket that an event names: what the event surfaces (the Lambda
@@ -144,10 +175,7 @@ impl Source for StoreSource {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
         self.store
             .read_range(&self.key, offset, buf)
-            .map_err(|e| match e {
-                Error::Io { source, .. } => source,
-                other => std::io::Error::other(other.to_string()),
-            })
+            .map_err(Error::into_io)
     }
 
     fn name(&self) -> &str {

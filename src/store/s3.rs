@@ -12,7 +12,7 @@
 //! memory a put holds is one part (or one small object), whatever the object's size.
 //! A failed multipart upload is aborted, so it leaves no billed parts behind.
 
-use super::{ObjectInfo, ReadAheadConfig, ReadAheadSource, Store, StoreSource};
+use super::{ObjectInfo, ReadAheadConfig, ReadAheadSource, Store};
 use crate::error::{Error, Result};
 use crate::object::{self, Object, Piece};
 use crate::source::Source;
@@ -228,6 +228,7 @@ async fn build_client(settings: &S3Settings) -> aws_sdk_s3::Client {
 }
 
 /// One bucket (and an optional key prefix inside it) as a [`Store`].
+#[derive(Clone)]
 pub struct S3Store {
     client: Arc<S3Client>,
     bucket: String,
@@ -244,19 +245,68 @@ pub struct ObjectHeaders {
 
 /// An S3 object as a [`Source`]: ranged GETs through a block cache (see
 /// [`ReadAheadSource`] for the memory bound).
-pub type S3Source = ReadAheadSource<StoreSource>;
+pub type S3Source = ReadAheadSource<S3Object>;
+
+/// One version of an S3 object, the one whose ETag its HEAD gave, read with ranged GETs
+/// that each carry `If-Match: "<etag>"`. If a newer upload replaces the object while a
+/// title is being cut from it, the next GET answers 412 Precondition Failed ("GetObject",
+/// Amazon S3 API Reference) and the job stops with [`Error::SourceChanged`], instead of
+/// mixing bytes of two uploads in one title.
+pub struct S3Object {
+    store: S3Store,
+    key: String,
+    full: String,
+    etag: String,
+    len: u64,
+}
+
+impl Source for S3Object {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        self.store
+            .client
+            .block_on(self.store.get_range_into(
+                &self.key,
+                &self.full,
+                offset,
+                buf,
+                Some(&self.etag),
+            ))
+            .map_err(Error::into_io)
+    }
+
+    fn name(&self) -> &str {
+        &self.key
+    }
+}
 
 impl S3Store {
     /// Opens `key` as a source for the demuxer and the segment writers, with its
     /// HEAD (size and ETag).
-    pub fn open_source(self: &Arc<Self>, key: &str) -> Result<(S3Source, ObjectInfo)> {
+    pub fn open_source(&self, key: &str) -> Result<(S3Source, ObjectInfo)> {
+        let info = self.head(key)?.ok_or_else(|| Error::Store {
+            key: key.to_string(),
+            reason: "no such object".into(),
+        })?;
+        Ok((self.source_of(key, &info)?, info))
+    }
+
+    fn source_of(&self, key: &str, info: &ObjectInfo) -> Result<S3Source> {
+        let object = S3Object {
+            store: self.clone(),
+            key: key.to_string(),
+            full: self.full_key(key)?,
+            etag: info.etag.clone(),
+            len: info.size,
+        };
         let name = format!("s3://{}/{}{key}", self.bucket, self.prefix);
-        let store: Arc<dyn Store> = Arc::clone(self) as Arc<dyn Store>;
-        let (inner, info) = StoreSource::open(store, key)?;
-        Ok((
-            ReadAheadSource::new(inner, ReadAheadConfig::default()).with_name(name),
-            info,
-        ))
+        Ok(ReadAheadSource::new(object, ReadAheadConfig::default()).with_name(name))
     }
 
     /// A store for `bucket`; every key is taken relative to `prefix` (`""`, or a
@@ -470,12 +520,16 @@ impl S3Store {
 
     /// One ranged GET streamed into `buf`, resumed where it broke off when the
     /// connection drops during the body.
+    ///
+    /// With `if_match` (an unquoted ETag), the GET is conditional: a 412 means the object
+    /// is no longer that version ([`Error::SourceChanged`]).
     async fn get_range_into(
         &self,
         key: &str,
         full: &str,
         offset: u64,
         buf: &mut [u8],
+        if_match: Option<&str>,
     ) -> Result<()> {
         let mut done = 0usize;
         let mut attempt = 0u32;
@@ -490,12 +544,19 @@ impl S3Store {
                 .bucket(&self.bucket)
                 .key(full)
                 .range(format!("bytes={start}-{last}"))
+                // An entity tag is a quoted string (RFC 9110 § 8.8.3, § 13.1.1).
+                .set_if_match(if_match.map(|etag| format!("\"{etag}\"")))
                 .send()
                 .await;
             let mut body = match resp {
                 Ok(o) => o.body,
                 // 416: the range starts at or past the end of the object.
                 Err(e) if status(&e) == Some(416) => return Err(past_end(key, offset, buf.len())),
+                Err(e) if status(&e) == Some(412) && if_match.is_some() => {
+                    return Err(Error::SourceChanged {
+                        key: key.to_string(),
+                    })
+                }
                 Err(e) => return Err(sdk_error(key, "GET", e)),
             };
             loop {
@@ -590,11 +651,15 @@ impl Store for S3Store {
         }
         let full = self.full_key(key)?;
         self.client
-            .block_on(self.get_range_into(key, &full, offset, buf))
+            .block_on(self.get_range_into(key, &full, offset, buf, None))
     }
 
     fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         Ok(self.head_headers(key)?.map(|h| h.info))
+    }
+
+    fn source_for(&self, key: &str, info: &ObjectInfo) -> Result<Option<Arc<dyn Source>>> {
+        Ok(Some(Arc::new(self.source_of(key, info)?)))
     }
 
     fn delete(&self, key: &str) -> Result<()> {

@@ -7,7 +7,7 @@
 
 use super::{DirStore, ObjectInfo, S3Client, S3Settings, S3Store, Store};
 use crate::error::{Error, Result};
-use crate::source::{FileSource, Source};
+use crate::source::Source;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -177,26 +177,14 @@ impl Stores {
     }
 
     /// Opens an input object for packaging: its source and its size and ETag. An
-    /// S3 object is read through a [`super::ReadAheadSource`]; in `file://` mode the
-    /// object is a file, read (and copied by writers) as one.
+    /// S3 object is read through a [`super::ReadAheadSource`] pinned to its ETag; in
+    /// `file://` mode the object is a file, read (and copied by writers) as one.
     pub fn open_source(&self, bucket: &str, key: &str) -> Result<(Arc<dyn Source>, ObjectInfo)> {
-        check_bucket_name(bucket)?;
-        match &self.backend {
-            Backend::Dir(root) => {
-                let store = DirStore::new(root.join(bucket));
-                let info = store.head(key)?.ok_or_else(|| Error::Store {
-                    key: key.to_string(),
-                    reason: "no such object".into(),
-                })?;
-                let src = FileSource::open(&store.root().join(key))?;
-                Ok((Arc::new(src), info))
-            }
-            Backend::S3 { settings, client } => {
-                let store = Arc::new(S3Store::new(Self::s3_client(settings, client)?, bucket, ""));
-                let (src, info) = store.open_source(key)?;
-                Ok((Arc::new(src), info))
-            }
-        }
+        let store = self.bucket(bucket)?;
+        super::open_source(&store, key)?.ok_or_else(|| Error::Store {
+            key: key.to_string(),
+            reason: "no such object".into(),
+        })
     }
 }
 

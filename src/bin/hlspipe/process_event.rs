@@ -3,7 +3,7 @@
 use crate::setup;
 use anyhow::Context;
 use hlspipe::events;
-use hlspipe::worker::{batch_item_failures, Handled, NoInvalidation, Worker};
+use hlspipe::worker::{retryable_batch_item_failures, Handled, NoInvalidation, Worker};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -65,7 +65,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn print_report(handled: &[Handled], json: bool) -> anyhow::Result<()> {
     if json {
-        let failures: Vec<serde_json::Value> = batch_item_failures(handled)
+        // What the Lambda function would answer an SQS batch: only retryable failures
+        // are delivered again (a corrupt upload has its failed manifest already).
+        let failures: Vec<serde_json::Value> = retryable_batch_item_failures(handled)
             .unwrap_or_default()
             .into_iter()
             .map(|id| serde_json::json!({ "itemIdentifier": id }))

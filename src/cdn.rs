@@ -376,6 +376,115 @@ mod tests {
     }
 
     #[test]
+    fn requests_are_signed_for_cloudfront_in_us_east_1() {
+        let body = Bytes::from(invalidation_batch_xml(&["/hls/a/master.m3u8".into()], "r"));
+        let mut request = hyper::Request::post(
+            "https://cloudfront.amazonaws.com/2020-05-31/distribution/E2QWRUHEXAMPLE/invalidation",
+        )
+        .header("content-type", "application/xml")
+        .body(Full::new(body.clone()))
+        .unwrap();
+        let creds = aws_credential_types::Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            Some("session".into()),
+            None,
+            "test",
+        );
+        sign(&mut request, &body, creds.into()).unwrap();
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let auth = header("authorization");
+        assert!(
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+            "{auth}"
+        );
+        assert!(
+            auth.contains("/us-east-1/cloudfront/aws4_request"),
+            "{auth}"
+        );
+        assert!(
+            auth.contains("SignedHeaders=content-type;host;x-amz-date;x-amz-security-token"),
+            "{auth}"
+        );
+        assert_eq!(header("x-amz-date").len(), "20261123T120000Z".len());
+        assert_eq!(header("x-amz-security-token"), "session");
+    }
+
+    /// Against a local server that answers from a script: 503 is retried, an
+    /// already-used reference is success, AccessDenied is final and reported.
+    #[test]
+    fn throttling_is_retried_and_a_repeated_reference_is_success() {
+        use std::sync::{Arc, Mutex};
+        let answers: Arc<Mutex<Vec<(u16, &'static str)>>> = Arc::new(Mutex::new(vec![
+            // Popped from the end.
+            (403, "<ErrorResponse><Error><Code>AccessDenied</Code><Message>no</Message></Error></ErrorResponse>"),
+            (400, "<ErrorResponse><Error><Code>InvalidationBatchAlreadyExists</Code></Error></ErrorResponse>"),
+            (201, "<Invalidation/>"),
+            (503, "<ErrorResponse><Error><Code>ServiceUnavailable</Code></Error></ErrorResponse>"),
+        ]));
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = {
+            let (answers, seen) = (Arc::clone(&answers), Arc::clone(&seen));
+            axum::Router::new().route(
+                "/2020-05-31/distribution/{id}/invalidation",
+                axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                    let (answers, seen) = (Arc::clone(&answers), Arc::clone(&seen));
+                    async move {
+                        assert!(headers.contains_key("authorization"));
+                        seen.lock().unwrap().push(body);
+                        let (status, text) = answers.lock().unwrap().pop().unwrap();
+                        (axum::http::StatusCode::from_u16(status).unwrap(), text)
+                    }
+                }),
+            )
+        };
+        rt.spawn(async move { axum::serve(listener, app).await });
+        let creds = SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
+            "AKID", "secret", None, None, "test",
+        ));
+        let cdn = CloudFrontInvalidator::new(
+            "E2QWRUHEXAMPLE",
+            format!("http://127.0.0.1:{port}/"),
+            creds,
+            rt.handle().clone(),
+        )
+        .unwrap();
+        let paths = vec!["/hls/shows/ep 1/master.m3u8".to_string()];
+        // 503, then 201.
+        cdn.invalidate(&paths, "hlspipe-1").unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        assert!(seen.lock().unwrap()[1].contains("<Path>/hls/shows/ep%201/master.m3u8</Path>"));
+        // The same reference again: CloudFront says it exists, which is what was wanted.
+        cdn.invalidate(&paths, "hlspipe-1").unwrap();
+        // Denied: not retried, and the code is in the error.
+        let e = cdn.invalidate(&paths, "hlspipe-2").unwrap_err().to_string();
+        assert!(
+            e.contains("AccessDenied") && e.contains("E2QWRUHEXAMPLE"),
+            "{e}"
+        );
+        assert_eq!(seen.lock().unwrap().len(), 4);
+        // Nothing to invalidate: no request.
+        cdn.invalidate(&[], "hlspipe-3").unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 4);
+    }
+
+    #[test]
     fn distribution_ids_and_endpoints_are_checked() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()

@@ -37,6 +37,7 @@ pub mod error;
 pub mod events;
 pub mod fmp4;
 pub mod hls;
+pub mod logs;
 pub mod model;
 pub mod mp4;
 pub mod object;

@@ -12,20 +12,15 @@ pub struct Args {
     /// Event JSON: an S3 notification, an SQS event or message wrapping one, an EventBridge
     /// S3 event, or s3:TestEvent. '-' reads standard input.
     event: PathBuf,
-    /// Store URL (overrides HLSPIPE_STORE). file:///PATH: bucket B is the folder PATH/B.
-    #[arg(long, value_name = "URL")]
-    store: Option<String>,
-    /// TOML configuration file (overrides HLSPIPE_CONFIG).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    job: setup::JobArgs,
     /// Print one JSON document (records and SQS batchItemFailures) instead of text.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let config = setup::worker_config(args.config.as_deref())?;
-    let stores = setup::stores(args.store.as_deref(), &config)?;
+    let (config, stores) = args.job.load()?;
 
     let bytes = if args.event == Path::new("-") {
         let mut b = Vec::new();

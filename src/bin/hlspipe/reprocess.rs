@@ -6,7 +6,6 @@ use crate::setup;
 use anyhow::Context;
 use hlspipe::reprocess::{enqueue, process_locally, sources_under};
 use hlspipe::worker::{log_handled, Worker};
-use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -25,20 +24,15 @@ pub struct Args {
     /// Sources processed at once (local mode).
     #[arg(long, default_value_t = 2, value_name = "N")]
     concurrency: usize,
-    /// Store URL (overrides HLSPIPE_STORE).
-    #[arg(long, value_name = "URL")]
-    store: Option<String>,
-    /// TOML configuration file (overrides HLSPIPE_CONFIG).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    job: setup::JobArgs,
     /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let config = setup::worker_config(args.config.as_deref())?;
-    let stores = setup::stores(args.store.as_deref(), &config)?;
+    let (config, stores) = args.job.load()?;
     let (bucket, prefix) = match args.prefix.strip_prefix("s3://") {
         Some(rest) => {
             let (b, p) = rest.split_once('/').unwrap_or((rest, ""));

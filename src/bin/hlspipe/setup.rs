@@ -8,6 +8,26 @@ use hlspipe::store::{S3Settings, StoreFactory};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Where the event commands find their buckets and configuration.
+#[derive(clap::Args)]
+pub struct JobArgs {
+    /// Store URL (overrides HLSPIPE_STORE). file:///PATH: bucket B is the folder PATH/B.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// TOML configuration file (overrides HLSPIPE_CONFIG).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl JobArgs {
+    /// The configuration and the stores of buckets it selects.
+    pub fn load(&self) -> anyhow::Result<(WorkerConfig, Arc<dyn StoreFactory>)> {
+        let config = worker_config(self.config.as_deref())?;
+        let stores = stores(self.store.as_deref(), &config)?;
+        Ok((config, stores))
+    }
+}
+
 /// Defaults, the TOML file (`--config` or `HLSPIPE_CONFIG`), then `HLSPIPE_*` variables.
 pub fn worker_config(config: Option<&Path>) -> anyhow::Result<WorkerConfig> {
     let path = config
@@ -49,18 +69,7 @@ pub async fn invalidator(
 /// JSON logs on standard error, one object a line. Level from `HLSPIPE_LOG_LEVEL`
 /// (error, warn, info, debug, trace); default info.
 pub fn json_logs() {
-    let level = std::env::var("HLSPIPE_LOG_LEVEL")
-        .ok()
-        .and_then(|l| l.trim().parse::<tracing::Level>().ok())
-        .unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .init();
+    hlspipe::logs::init_json(&["HLSPIPE_LOG_LEVEL"]);
 }
 
 /// A runtime for the SDK clients. Two worker threads: the clients only wait on the

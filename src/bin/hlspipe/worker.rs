@@ -5,7 +5,6 @@
 use crate::setup;
 use anyhow::Context;
 use hlspipe::sqs_worker::{QueueSettings, QueueWorker};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,18 +29,14 @@ pub struct Args {
     /// On SIGTERM/SIGINT, how long work in hand may run before it is released.
     #[arg(long, default_value_t = 20, value_name = "S")]
     grace_seconds: u64,
-    /// Store URL (overrides HLSPIPE_STORE).
-    #[arg(long, value_name = "URL")]
-    store: Option<String>,
-    /// TOML configuration file (overrides HLSPIPE_CONFIG).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    job: setup::JobArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     setup::json_logs();
-    let config = Arc::new(setup::worker_config(args.config.as_deref())?);
-    let stores = setup::stores(args.store.as_deref(), &config)?;
+    let (config, stores) = args.job.load()?;
+    let config = Arc::new(config);
     let settings = QueueSettings {
         queue_url: args.queue_url,
         concurrency: args.concurrency,

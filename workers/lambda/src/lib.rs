@@ -187,17 +187,5 @@ fn describe(handled: &[&Handled]) -> String {
 /// comes from `AWS_LAMBDA_LOG_LEVEL` (Lambda's advanced logging controls) or
 /// `HLSPIPE_LOG_LEVEL`; default INFO.
 pub fn init_logging() {
-    let level = ["AWS_LAMBDA_LOG_LEVEL", "HLSPIPE_LOG_LEVEL"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok())
-        .and_then(|l| l.trim().parse::<tracing::Level>().ok())
-        .unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_max_level(level)
-        .with_ansi(false)
-        .init();
+    hlspipe::logs::init_json(&["AWS_LAMBDA_LOG_LEVEL", "HLSPIPE_LOG_LEVEL"]);
 }

@@ -11,7 +11,7 @@
 #   package:  hlspipe package s3://bench/uploads/in.mp4 s3://bench/hls/in/
 # and checks the targets: package ≤ 1.5 × baseline time, package peak RSS ≤ 128 MiB.
 # The input is made once with ffmpeg into bench-data/ (gitignored).
-# BENCH_PROFILE=dev uses the debug build (dependencies are optimised there too).
+# BENCH_PROFILE=dev uses the test build (dependencies optimised, except the AWS SDK clients).
 #
 # Why s3s-fs (scripts/install-s3s-fs.sh) and not moto: package reads the input in ranged
 # GETs, and moto answers a ranged GET by reading the whole object and slicing it

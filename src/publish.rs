@@ -122,6 +122,11 @@ pub struct PublishOptions<'a> {
     pub concurrency: usize,
     /// Called with the bytes of each object once written.
     pub progress: &'a (dyn Fn(u64) + Sync),
+    /// Called after the media playlists, just before the master flip; an error stops
+    /// the publish with the previous master in place. The worker checks there that its
+    /// sources are still the versions it read, so that a slow job for an older upload
+    /// cannot flip the master after a newer upload's job already did.
+    pub before_flip: Option<&'a (dyn Fn() -> Result<()> + Sync)>,
 }
 
 /// Writes `title` in publish order. The caller writes the manifests (it has the clock).
@@ -138,6 +143,9 @@ pub fn publish(
         sources,
         opts,
     )?;
+    if let Some(check) = opts.before_flip {
+        check()?;
+    }
     write_all(store, &[&title.master], sources, opts)
 }
 

@@ -14,6 +14,9 @@
 //!    master if it replaced a previous version; collect versions retired long enough ago.
 //!
 //! On failure the manifest says `failed` with the reason and the previous master stays.
+//! A job overtaken by a newer upload of its source (a ranged GET's `If-Match` fails, or
+//! the source's ETag has changed when it is checked again just before the flip) is
+//! `stale`: it writes nothing more and leaves the title to the newer upload's job.
 //! A removal deletes the title's objects, unless the source exists again.
 //!
 //! ## Title manifests: several files, one title
@@ -769,10 +772,27 @@ impl Worker<'_> {
             Ok(p) => p,
             Err(e) => return self.fail(store.as_ref(), title, &prefix, manifest, &e),
         };
+        // Just before the flip: are the sources still the versions read? If a newer
+        // upload replaced one meanwhile, its own job may have flipped the master already,
+        // and flipping now would put the older version back live.
+        let still_current = || -> Result<()> {
+            for (_, info) in &sources {
+                match store.head(&info.key)? {
+                    Some(now) if now.etag == info.etag => {}
+                    _ => {
+                        return Err(Error::SourceChanged {
+                            key: info.key.clone(),
+                        })
+                    }
+                }
+            }
+            Ok(())
+        };
         let opts = PublishOptions {
             prefix: &prefix,
             concurrency: self.config.concurrency,
             progress: &|_| {},
+            before_flip: Some(&still_current),
         };
         if let Err(e) = publish::publish(store.as_ref(), &packaged, &dyn_sources, &opts) {
             return self.fail(store.as_ref(), title, &prefix, manifest, &e);
@@ -924,12 +944,14 @@ impl Worker<'_> {
     }
 }
 
-/// The source was replaced between its HEAD and a read: the newer upload's event does
-/// the work.
+/// The source was replaced (or removed) after this job's HEAD of it: the newer upload's
+/// own event does the work.
 fn superseded(key: &str) -> Outcome {
     Outcome::Stale {
         key: key.to_string(),
-        reason: "it changed while it was read; the newer upload's event will publish it".into(),
+        reason: "it changed while its title was being made; the newer upload's event \
+                 publishes it"
+            .into(),
     }
 }
 

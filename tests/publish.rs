@@ -82,6 +82,7 @@ fn segments_then_media_playlists_then_the_master() {
         prefix: "hls/t/",
         concurrency: 4,
         progress: &|_| {},
+        before_flip: None,
     };
     publish(&store, &title, &sources, &opts).unwrap();
     let puts = store.puts.into_inner().unwrap();
@@ -116,6 +117,7 @@ fn a_failed_write_never_flips_the_master() {
             prefix: "",
             concurrency: 3,
             progress: &|_| {},
+            before_flip: None,
         };
         let err = publish(&store, &title, &sources, &opts).unwrap_err();
         assert!(err.to_string().contains("injected failure"), "{err}");

@@ -204,14 +204,20 @@ fn failed_republish_keeps_the_previous_master() {
     assert_decodes(&b.bucket().join("hls/shows/ep1/master.m3u8"));
 }
 
-/// A folder store whose sources, after a few reads, answer what S3 answers a ranged GET
-/// whose `If-Match` no longer holds: the object was replaced while it was being read.
-struct ReplacedWhileRead(hlspipe::store::DirStore);
+/// A folder store with two ways to be overtaken by a newer upload: its sources can,
+/// after a few reads, answer what S3 answers a ranged GET whose `If-Match` no longer
+/// holds; and a hook runs before each put (to land a newer upload mid-publish).
+struct Overtaken {
+    inner: hlspipe::store::DirStore,
+    replaced_after_reads: Option<u64>,
+    before_put: Box<dyn Fn(&str) + Send + Sync>,
+}
 
 struct ReplacedSource {
     inner: Arc<dyn Source>,
     key: String,
     reads: AtomicU64,
+    after: u64,
 }
 
 impl Source for ReplacedSource {
@@ -219,7 +225,7 @@ impl Source for ReplacedSource {
         self.inner.len()
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        if self.reads.fetch_add(1, Ordering::SeqCst) >= 3 {
+        if self.reads.fetch_add(1, Ordering::SeqCst) >= self.after {
             return Err(hlspipe::Error::SourceChanged {
                 key: self.key.clone(),
             }
@@ -232,45 +238,47 @@ impl Source for ReplacedSource {
     }
 }
 
-impl Store for ReplacedWhileRead {
+impl Store for Overtaken {
     fn put(&self, key: &str, obj: &Object, sources: &[Arc<dyn Source>]) -> hlspipe::Result<()> {
-        self.0.put(key, obj, sources)
+        (self.before_put)(key);
+        self.inner.put(key, obj, sources)
     }
     fn get(&self, key: &str) -> hlspipe::Result<Option<Vec<u8>>> {
-        self.0.get(key)
+        self.inner.get(key)
     }
     fn read_range(&self, key: &str, offset: u64, buf: &mut [u8]) -> hlspipe::Result<()> {
-        self.0.read_range(key, offset, buf)
+        self.inner.read_range(key, offset, buf)
     }
     fn head(&self, key: &str) -> hlspipe::Result<Option<ObjectInfo>> {
-        self.0.head(key)
+        self.inner.head(key)
     }
     fn delete(&self, key: &str) -> hlspipe::Result<()> {
-        self.0.delete(key)
+        self.inner.delete(key)
     }
     fn list(&self, prefix: &str) -> hlspipe::Result<Vec<ObjectInfo>> {
-        self.0.list(prefix)
+        self.inner.list(prefix)
     }
     fn source_for(&self, key: &str, info: &ObjectInfo) -> hlspipe::Result<Option<Arc<dyn Source>>> {
-        let inner = self
-            .0
-            .source_for(key, info)?
-            .expect("a folder hands out its file");
-        Ok(Some(Arc::new(ReplacedSource {
-            inner,
-            key: key.to_string(),
-            reads: AtomicU64::new(0),
-        })))
+        let inner = self.inner.source_for(key, info)?;
+        Ok(match (inner, self.replaced_after_reads) {
+            (Some(inner), Some(after)) => Some(Arc::new(ReplacedSource {
+                inner,
+                key: key.to_string(),
+                reads: AtomicU64::new(0),
+                after,
+            })),
+            (inner, _) => inner,
+        })
     }
 }
 
-/// A source replaced mid-read is superseded, not failed: the newer upload's event will
-/// publish the title, so the job writes no `failed` manifest (which could land after the
-/// newer job's `complete` one), is not retried, and the live master stays.
-#[test]
-fn a_source_replaced_while_read_is_stale_not_failed() {
-    let b = Buckets::new();
-    let key = "uploads/shows/ep1.mp4";
+/// Publishes `clip()` at `key`, then uploads `small_clip()` over it and hands that
+/// upload's event to the worker through `store`: the outcome, and the master before.
+fn overtaken_republish(
+    b: &Buckets,
+    key: &str,
+    store: impl FnOnce(hlspipe::store::DirStore) -> Overtaken,
+) -> (Outcome, Vec<u8>) {
     let etag = b.put_file(key, clip());
     let config = WorkerConfig::default();
     let worker = Worker {
@@ -285,23 +293,68 @@ fn a_source_replaced_while_read_is_stale_not_failed() {
         panic!("not processed");
     };
     let master = b.read("hls/shows/ep1/master.m3u8");
-
     let next = b.put_file(key, small_clip());
-    let store: Arc<dyn Store> = Arc::new(ReplacedWhileRead(b.store()));
+    let store: Arc<dyn Store> = Arc::new(store(b.store()));
     let outcome = worker.handle_record(&store, &record(RecordKind::Created, key, Some(&next)));
+    (outcome, master)
+}
+
+/// Being overtaken is not a failure of the title: the newer upload's event will publish
+/// it. So the job is stale: not retried, no `failed` manifest (which could land after the
+/// newer job's `complete` one), and the live master stays.
+fn assert_overtaken(b: &Buckets, key: &str, outcome: &Outcome, master: &[u8]) {
     let Outcome::Stale {
         key: stale_key,
         reason,
-    } = &outcome
+    } = outcome
     else {
         panic!("{outcome}");
     };
     assert_eq!(stale_key, key);
-    assert!(reason.contains("changed while it was read"), "{reason}");
+    assert!(reason.contains("newer upload"), "{reason}");
     assert!(!outcome.is_retryable() && !outcome.is_failure());
     assert_eq!(b.read("hls/shows/ep1/master.m3u8"), master);
     assert_ne!(b.manifest("hls/shows/ep1/")["state"], "failed");
     assert_decodes(&b.bucket().join("hls/shows/ep1/master.m3u8"));
+}
+
+#[test]
+fn a_source_replaced_while_read_is_stale_not_failed() {
+    let b = Buckets::new();
+    let key = "uploads/shows/ep1.mp4";
+    let (outcome, master) = overtaken_republish(&b, key, |inner| Overtaken {
+        inner,
+        replaced_after_reads: Some(3),
+        before_put: Box::new(|_| {}),
+    });
+    assert_overtaken(&b, key, &outcome, &master);
+}
+
+/// A newer upload lands while this job writes its objects. Its bytes were all read, but
+/// the master must not flip to them: the newer job may already have flipped it to its
+/// own version. The check runs just before the flip.
+#[test]
+fn a_source_replaced_during_publish_does_not_flip_the_master() {
+    let b = Buckets::new();
+    let key = "uploads/shows/ep1.mp4";
+    let source = b.bucket().join(key);
+    let landed = Arc::new(AtomicU64::new(0));
+    let seen = Arc::clone(&landed);
+    let (outcome, master) = overtaken_republish(&b, key, move |inner| Overtaken {
+        inner,
+        replaced_after_reads: None,
+        before_put: Box::new(move |put_key| {
+            // With the first media playlist: after every segment was read and written.
+            if put_key.ends_with("/index.m3u8") && seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                std::fs::write(&source, noise()).unwrap();
+            }
+        }),
+    });
+    assert!(
+        landed.load(Ordering::SeqCst) > 0,
+        "no media playlist was written"
+    );
+    assert_overtaken(&b, key, &outcome, &master);
 }
 
 #[test]

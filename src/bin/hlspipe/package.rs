@@ -169,6 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         prefix: &prefix,
         concurrency: args.concurrency,
         progress: &progress,
+        before_flip: None,
     };
     if let Err(e) = publish::publish(store, &title, &sources, &opts) {
         fail(&mut manifest, &e);

@@ -116,11 +116,17 @@ impl Store for DirStore {
     }
 
     /// The open file. Objects are replaced by rename, so an open file keeps the bytes it
-    /// had while a newer upload lands; one that no longer has the size HEAD saw was
-    /// replaced in between.
+    /// had while a newer upload lands; one that no longer has the size and modification
+    /// time HEAD saw was replaced in between.
     fn source_for(&self, key: &str, info: &ObjectInfo) -> Result<Option<Arc<dyn Source>>> {
         let file = FileSource::open(&self.path(key)?)?.with_name(key);
-        if file.len() != info.size {
+        let mtime = file
+            .as_file()
+            .and_then(|f| f.metadata().ok())
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs());
+        if file.len() != info.size || (mtime.is_some() && mtime != info.last_modified) {
             return Err(Error::SourceChanged {
                 key: key.to_string(),
             });

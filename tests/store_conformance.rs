@@ -257,7 +257,10 @@ fn s3_source_reads_equal_the_object() {
     let mut body = Body::default();
     body.push_source(0, 0, data.len() as u64);
     store.put("in.mp4", &object(body), &sources).unwrap();
-    let (src, info) = store.open_source("in.mp4").unwrap();
+    let store: Arc<dyn Store> = store;
+    let (src, info) = hlspipe::store::open_source(&store, "in.mp4")
+        .unwrap()
+        .unwrap();
     assert_eq!(src.len(), data.len() as u64);
     assert_eq!(info.size, data.len() as u64);
     assert_eq!(src.name(), "s3://t-source/in.mp4");

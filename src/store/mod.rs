@@ -88,7 +88,6 @@ pub fn open_source(
             store: Arc::clone(store),
             key: key.to_string(),
             len: info.size,
-            name: key.to_string(),
         }),
     };
     Ok(Some((source, info)))
@@ -141,30 +140,12 @@ impl StoreFactory for url::Stores {
     }
 }
 
-/// An object of a store as a [`Source`], for the demuxer and the segment writers.
-/// Backends with a cost per request (S3) wrap this in a read-ahead cache.
+/// An object of a store as a [`Source`], read with one [`Store::read_range`] per read:
+/// what [`open_source`] gives for a store without a [`Store::source_for`] of its own.
 pub struct StoreSource {
     store: Arc<dyn Store>,
     key: String,
     len: u64,
-    name: String,
-}
-
-impl StoreSource {
-    /// Opens `key`, or fails with a "not found" storage error.
-    pub fn open(store: Arc<dyn Store>, key: &str) -> Result<(Self, ObjectInfo)> {
-        let info = store.head(key)?.ok_or_else(|| Error::Store {
-            key: key.to_string(),
-            reason: "no such object".into(),
-        })?;
-        let source = StoreSource {
-            store,
-            key: key.to_string(),
-            len: info.size,
-            name: key.to_string(),
-        };
-        Ok((source, info))
-    }
 }
 
 impl Source for StoreSource {
@@ -179,6 +160,6 @@ impl Source for StoreSource {
     }
 
     fn name(&self) -> &str {
-        &self.name
+        &self.key
     }
 }

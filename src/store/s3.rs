@@ -287,28 +287,6 @@ impl Source for S3Object {
 }
 
 impl S3Store {
-    /// Opens `key` as a source for the demuxer and the segment writers, with its
-    /// HEAD (size and ETag).
-    pub fn open_source(&self, key: &str) -> Result<(S3Source, ObjectInfo)> {
-        let info = self.head(key)?.ok_or_else(|| Error::Store {
-            key: key.to_string(),
-            reason: "no such object".into(),
-        })?;
-        Ok((self.source_of(key, &info)?, info))
-    }
-
-    fn source_of(&self, key: &str, info: &ObjectInfo) -> Result<S3Source> {
-        let object = S3Object {
-            store: self.clone(),
-            key: key.to_string(),
-            full: self.full_key(key)?,
-            etag: info.etag.clone(),
-            len: info.size,
-        };
-        let name = format!("s3://{}/{}{key}", self.bucket, self.prefix);
-        Ok(ReadAheadSource::new(object, ReadAheadConfig::default()).with_name(name))
-    }
-
     /// A store for `bucket`; every key is taken relative to `prefix` (`""`, or a
     /// prefix such as `tenant-a/`).
     pub fn new(client: Arc<S3Client>, bucket: &str, prefix: &str) -> Self {
@@ -658,8 +636,19 @@ impl Store for S3Store {
         Ok(self.head_headers(key)?.map(|h| h.info))
     }
 
+    /// The object's version `info` through the read-ahead cache ([`S3Source`]).
     fn source_for(&self, key: &str, info: &ObjectInfo) -> Result<Option<Arc<dyn Source>>> {
-        Ok(Some(Arc::new(self.source_of(key, info)?)))
+        let object = S3Object {
+            store: self.clone(),
+            key: key.to_string(),
+            full: self.full_key(key)?,
+            etag: info.etag.clone(),
+            len: info.size,
+        };
+        let name = format!("s3://{}/{}{key}", self.bucket, self.prefix);
+        let source: S3Source =
+            ReadAheadSource::new(object, ReadAheadConfig::default()).with_name(name);
+        Ok(Some(Arc::new(source)))
     }
 
     fn delete(&self, key: &str) -> Result<()> {

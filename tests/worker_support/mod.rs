@@ -32,64 +32,44 @@ fn media(name: &str, args: &[&str]) -> PathBuf {
     path
 }
 
+/// 4 s of `size` video at 25 fps (GOP 2 s) and AAC audio, made once as `name`.
+fn test_clip(name: &str, size: &str) -> PathBuf {
+    let video = format!("testsrc2=size={size}:rate=25");
+    media(
+        name,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            &video,
+            "-f",
+            "lavfi",
+            "-i",
+            "sine",
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-g",
+            "50",
+            "-c:a",
+            "aac",
+            "-movflags",
+            "+faststart",
+        ],
+    )
+}
+
 /// 4 s of 320x180 video (GOP 2 s) and AAC audio: DESIGN's test clip.
 pub fn clip() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        media(
-            "clip_320x180.mp4",
-            &[
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=320x180:rate=25",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine",
-                "-t",
-                "4",
-                "-c:v",
-                "libx264",
-                "-g",
-                "50",
-                "-c:a",
-                "aac",
-                "-movflags",
-                "+faststart",
-            ],
-        )
-    })
+    P.get_or_init(|| test_clip("clip_320x180.mp4", "320x180"))
 }
 
 /// A different clip (another rendition of a ladder, or a re-upload with new bytes).
 pub fn small_clip() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        media(
-            "clip_160x90.mp4",
-            &[
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=160x90:rate=25",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine",
-                "-t",
-                "4",
-                "-c:v",
-                "libx264",
-                "-g",
-                "50",
-                "-c:a",
-                "aac",
-                "-movflags",
-                "+faststart",
-            ],
-        )
-    })
+    P.get_or_init(|| test_clip("clip_160x90.mp4", "160x90"))
 }
 
 /// A folder of buckets (`HLSPIPE_STORE=file://<root>`), with [`BUCKET`] in it.

@@ -160,7 +160,11 @@ impl<S: Source + 'static> ReadAheadSource<S> {
         let mut slot = lock(&block.slot);
         let data = loop {
             match &*slot {
-                Slot::Ready(data) => break Arc::clone(data),
+                Slot::Ready(data) => {
+                    let data = Arc::clone(data);
+                    drop(slot);
+                    break data;
+                }
                 Slot::Fetching => {
                     slot = block
                         .fetched
@@ -172,13 +176,10 @@ impl<S: Source + 'static> ReadAheadSource<S> {
                     drop(slot);
                     let result = fetch(self.inner.as_ref(), self.config.block_size, index);
                     block.finish(&result);
-                    let data = result?;
-                    self.advance(index);
-                    return Ok(data);
+                    break result?;
                 }
             }
         };
-        drop(slot);
         self.advance(index);
         Ok(data)
     }

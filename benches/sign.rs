@@ -3,7 +3,9 @@
 //!
 //! Run: `cargo bench --bench sign` (plain harness: prints one line per measurement).
 
-use hlspipe::sign::{HashAlgorithm, KeySet, Policy, PrivateKey, Signer, TitlePrefix, Verifier};
+use hlspipe::delivery::sign::{
+    HashAlgorithm, KeySet, Policy, PrivateKey, Signer, TitlePrefix, Verifier,
+};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

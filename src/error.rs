@@ -75,12 +75,16 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// A storage call failed. `class` is decided where the answer was read: not found and
+    /// malformed requests are permanent; access denied, throttling, timeouts and 5xx are
+    /// retryable (DESIGN.md "Publish protocol" 5: on S3 a missing key can answer 403, and a
+    /// wrong IAM policy must end in the dead-letter queue, where it is seen).
     #[error("storage error for '{key}': {reason}")]
-    Store { key: String, reason: String },
-    /// The store answered, and the answer will not change on a retry: access denied,
-    /// no such bucket, a malformed request (an HTTP 4xx other than 408 and 429).
-    #[error("storage refused '{key}': {reason}")]
-    StoreRefused { key: String, reason: String },
+    Store {
+        key: String,
+        reason: String,
+        class: RetryClass,
+    },
     /// The object changed while it was being read (a ranged GET's `If-Match` on the
     /// ETag first seen failed): the work is superseded by the newer upload, whose own
     /// event brings it.
@@ -92,11 +96,31 @@ pub enum Error {
     Config(String),
     #[error("title manifest '{key}': {reason}")]
     TitleManifest { key: String, reason: String },
-    #[error("CDN: {0}")]
-    Cdn(String),
-    /// A queue (SQS) call failed.
+    #[error("CDN: {reason}")]
+    Cdn { reason: String, class: RetryClass },
+    /// A queue (SQS) call failed: always retryable (the message stays on the queue).
     #[error("queue: {0}")]
     Queue(String),
+    /// Another source key already makes this title (`uploads/show.mp4` and `uploads/show.MOV`,
+    /// or two spellings that normalise to the same NFC title).
+    #[error("the title '{title}' is already made from '{owner}'; rename '{key}' or remove the other upload")]
+    TitleTaken {
+        title: String,
+        owner: String,
+        key: String,
+    },
+}
+
+/// What to do with work that failed (DESIGN.md "Publish protocol" 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetryClass {
+    /// May pass: storage or network trouble, throttling, access denied.
+    Retryable,
+    /// Will fail the same way again: bad input, not found, bad configuration.
+    Permanent,
+    /// Overtaken: the source changed under the job; the newer upload's event does the work.
+    Stale,
 }
 
 fn track_suffix(track: Option<u32>) -> String {
@@ -124,17 +148,57 @@ impl Error {
         }
     }
 
-    /// Whether retrying the same work could succeed (I/O and storage trouble), as
-    /// opposed to a property of the input that will fail the same way every time.
-    pub fn is_retryable(&self) -> bool {
-        match self.innermost() {
-            Error::Io { source, .. } => !matches!(
-                source.kind(),
-                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidInput
-            ),
-            Error::Store { .. } => true,
-            _ => false,
+    /// A storage failure that may pass on a retry.
+    pub fn store_retryable(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Store {
+            key: key.into(),
+            reason: reason.into(),
+            class: RetryClass::Retryable,
         }
+    }
+
+    /// A storage failure that will not change on a retry (not found, malformed request).
+    pub fn store_permanent(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Store {
+            key: key.into(),
+            reason: reason.into(),
+            class: RetryClass::Permanent,
+        }
+    }
+
+    /// The retry class of this error, however deep in the chain of inputs and reads. Set
+    /// where the error was made for storage and CDN calls; fixed by the variant otherwise.
+    pub fn class(&self) -> RetryClass {
+        match self.innermost() {
+            Error::Store { class, .. } | Error::Cdn { class, .. } => *class,
+            Error::SourceChanged { .. } => RetryClass::Stale,
+            // A read past the end or a bad argument is the input's fault; anything else
+            // (a reset connection, EIO) may pass.
+            Error::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidInput => {
+                    RetryClass::Permanent
+                }
+                _ => RetryClass::Retryable,
+            },
+            Error::Queue(_) => RetryClass::Retryable,
+            Error::NotMp4(_)
+            | Error::Truncated { .. }
+            | Error::Malformed { .. }
+            | Error::MissingBox { .. }
+            | Error::Limit { .. }
+            | Error::NoUsableTrack(_)
+            | Error::Settings(_)
+            | Error::InInput { .. }
+            | Error::Event(_)
+            | Error::Config(_)
+            | Error::TitleManifest { .. }
+            | Error::TitleTaken { .. } => RetryClass::Permanent,
+        }
+    }
+
+    /// Whether retrying the same work could succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.class() == RetryClass::Retryable
     }
 
     /// The key of a source that changed under the reader ([`Error::SourceChanged`]),
@@ -146,7 +210,7 @@ impl Error {
         }
     }
 
-    /// The error a storage read carried through a [`crate::source::Source`] (whose reads
+    /// The error a storage read carried through a [`crate::media::source::Source`] (whose reads
     /// return `std::io::Error`), and through [`Error::InInput`]: what decides whether to
     /// retry.
     fn innermost(&self) -> &Error {
@@ -162,7 +226,7 @@ impl Error {
         }
     }
 
-    /// This error as the `std::io::Error` of a [`crate::source::Source`] read, keeping it
+    /// This error as the `std::io::Error` of a [`crate::media::source::Source`] read, keeping it
     /// whole inside, so that [`Error::is_retryable`] still sees what it was.
     pub fn into_io(self) -> std::io::Error {
         match self {
@@ -189,21 +253,17 @@ mod tests {
                 source: e.into_io(),
             }),
         };
-        let throttled = through(Error::Store {
-            key: "in.mp4".into(),
-            reason: "503 SlowDown".into(),
-        });
+        let throttled = through(Error::store_retryable("in.mp4", "503 SlowDown"));
         assert!(throttled.is_retryable());
         assert_eq!(throttled.changed_source(), None);
-        let denied = through(Error::StoreRefused {
-            key: "in.mp4".into(),
-            reason: "403 AccessDenied".into(),
-        });
-        assert!(!denied.is_retryable());
+        let denied = through(Error::store_retryable("in.mp4", "403 AccessDenied"));
+        assert_eq!(denied.class(), RetryClass::Retryable);
+        let missing = through(Error::store_permanent("in.mp4", "404 NoSuchKey"));
+        assert_eq!(missing.class(), RetryClass::Permanent);
         let changed = through(Error::SourceChanged {
             key: "in.mp4".into(),
         });
-        assert!(!changed.is_retryable());
+        assert_eq!(changed.class(), RetryClass::Stale);
         assert_eq!(changed.changed_source(), Some("in.mp4"));
         // A plain I/O error keeps its kind: a read past the end is the input's fault.
         let eof = through(Error::Io {

@@ -14,8 +14,8 @@
 //! The core is pure: bytes and settings in, objects out. Writing is the store's job.
 //!
 //! ```
-//! use hlspipe::package::{package, Input, Settings};
-//! use hlspipe::source::FileSource;
+//! use hlspipe::media::package::{package, Input, Settings};
+//! use hlspipe::media::source::FileSource;
 //! use std::sync::Arc;
 //!
 //! let source = Arc::new(FileSource::open("fixtures/media/tiny_faststart.mp4".as_ref())?);
@@ -27,30 +27,18 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod api;
 pub mod aws;
-pub mod cdn;
-pub mod config;
+pub mod clock;
+pub mod delivery;
 pub mod dev;
-pub mod edge;
 pub mod error;
-pub mod events;
-pub mod fmp4;
-pub mod hls;
 pub mod logs;
-pub mod model;
-pub mod mp4;
-pub mod object;
-pub mod package;
-pub mod plan;
-pub mod publish;
-pub mod reprocess;
-pub mod server;
-pub mod sign;
-pub mod source;
-pub mod sqs_worker;
+pub mod media;
+pub mod percent;
+pub mod pipeline;
 pub mod store;
-pub mod watch;
-pub mod worker;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod title;
 
 pub use error::{Error, Result};

@@ -8,7 +8,7 @@
 mod common_s3;
 
 use common_s3::{bucket_name, S3Server};
-use hlspipe::events::{parse_message_body, RecordKind};
+use hlspipe::pipeline::event::{parse_message_body, RecordKind};
 use hlspipe::store::{S3Store, Store};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -136,11 +136,11 @@ fn notify_queue(server: &S3Server, bucket: &str, queue_arn: &str) {
 }
 
 fn put(store: &S3Store, key: &str, bytes: Vec<u8>) {
-    let obj = hlspipe::object::Object {
+    let obj = hlspipe::media::object::Object {
         key: key.to_string(),
         content_type: "video/mp4",
         cache_control: "no-cache",
-        body: hlspipe::object::Body::from_bytes(bytes),
+        body: hlspipe::media::object::Body::from_bytes(bytes),
     };
     store.put(key, &obj, &[]).unwrap();
 }

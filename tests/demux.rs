@@ -1,12 +1,12 @@
 //! The demuxer on real files: what it reads must match what the fixtures hold, and
 //! no mutation of a valid file can make it (or the writers after it) panic.
 
-use hlspipe::hls::codecs::codecs_string;
-use hlspipe::model::{Codec, Movie, TrackKind};
-use hlspipe::mp4::{demux, Limits};
-use hlspipe::package::{package, Input, Settings};
-use hlspipe::plan;
-use hlspipe::source::{FileSource, MemorySource, Source};
+use hlspipe::media::hls::codecs::codecs_string;
+use hlspipe::media::model::{Codec, Movie, TrackKind};
+use hlspipe::media::mp4::{demux, Limits};
+use hlspipe::media::package::{package, Input, Settings};
+use hlspipe::media::plan;
+use hlspipe::media::source::{FileSource, MemorySource, Source};
 use std::path::PathBuf;
 use std::sync::Arc;
 

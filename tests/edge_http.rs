@@ -97,7 +97,7 @@ fn api_issues_three_cookies_for_the_title_folder() {
         .strip_prefix("CloudFront-Policy=")
         .unwrap()
         .to_owned();
-    let policy = hlspipe::sign::decode_cloudfront_base64(&policy).unwrap();
+    let policy = hlspipe::delivery::sign::decode_cloudfront_base64(&policy).unwrap();
     let policy = String::from_utf8(policy).unwrap();
     assert_eq!(
         policy,
@@ -317,12 +317,13 @@ fn edge_denies_other_titles_expired_and_tampered_cookies() {
 
     // A policy widened by hand (ep1* would open ep10/) without re-signing.
     let wide = cookies_for(&server.title_url("ep1"), now() + 600);
-    let policy = String::from_utf8(hlspipe::sign::decode_cloudfront_base64(&wide.policy).unwrap())
-        .unwrap()
-        .replace("/ep1/*", "/ep1*");
+    let policy =
+        String::from_utf8(hlspipe::delivery::sign::decode_cloudfront_base64(&wide.policy).unwrap())
+            .unwrap()
+            .replace("/ep1/*", "/ep1*");
     let forged = format!(
         "CloudFront-Policy={}; CloudFront-Signature={}; CloudFront-Key-Pair-Id={}",
-        hlspipe::sign::encode_cloudfront_base64(policy.as_bytes()),
+        hlspipe::delivery::sign::encode_cloudfront_base64(policy.as_bytes()),
         wide.signature,
         wide.key_pair_id
     );
@@ -543,7 +544,7 @@ fn serve_stops_cleanly_on_sigterm() {
 
 #[test]
 fn edge_checks_the_source_ip_against_the_policy() {
-    use hlspipe::sign::{IpRange, Policy, TitlePrefix};
+    use hlspipe::delivery::sign::{IpRange, Policy, TitlePrefix};
     let server = serve();
     let prefix = TitlePrefix::parse(&server.title_url("ep1")).unwrap();
     let cookie_for = |range: &str| {

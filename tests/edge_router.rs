@@ -5,10 +5,10 @@ mod common;
 mod edge_support;
 
 use edge_support::{request, signer, KEY_PAIR_ID};
-use hlspipe::api::{self, ApiConfig, Auth};
-use hlspipe::edge::{self, Access, EdgeConfig};
-use hlspipe::server::{self, AccessLog, Clock};
-use hlspipe::sign::{KeySet, PrivateKey, Verifier};
+use hlspipe::delivery::api::{self, ApiConfig, Auth};
+use hlspipe::delivery::edge::{self, Access, EdgeConfig};
+use hlspipe::delivery::http::{self, AccessLog, Clock};
+use hlspipe::delivery::sign::{KeySet, PrivateKey, Verifier};
 use hlspipe::store::DirStore;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -75,7 +75,7 @@ fn start(access: fn(Arc<Verifier>) -> Access) -> (InProcess, Vec<u8>) {
         store,
         access(verifier),
     ));
-    let app = server::with_access_log(app, AccessLog::to_writer(log.clone()), clock);
+    let app = http::with_access_log(app, AccessLog::to_writer(log.clone()), clock);
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     std::thread::spawn(move || {
@@ -87,7 +87,7 @@ fn start(access: fn(Arc<Verifier>) -> Access) -> (InProcess, Vec<u8>) {
         runtime.block_on(async move {
             std_listener.set_nonblocking(true).unwrap();
             let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-            server::serve(listener, app, async {
+            http::serve(listener, app, async {
                 let _ = stopped.await;
             })
             .await

@@ -9,7 +9,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::SqsEvent;
 use common::*;
-use hlspipe::events::{parse_event, Job, Record, RecordKind};
+use hlspipe::pipeline::event::{parse_event, Job, Record, RecordKind};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::Path;

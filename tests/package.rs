@@ -8,7 +8,7 @@ use common::{
     expected_media, ffmpeg_decode_errors, ffprobe_duration, ffprobe_frames, fixture, hlspipe,
     ExpectedMedia,
 };
-use hlspipe::hls::check::{check_master_playlist, check_media_playlist};
+use hlspipe::testing::check::{check_master_playlist, check_media_playlist};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -2,10 +2,10 @@
 //! segments and init segments first, then media playlists, then the master flip;
 //! a failed write stops the flip.
 
-use hlspipe::object::Object;
-use hlspipe::package::{package, Input, Settings};
-use hlspipe::publish::{publish, PublishOptions};
-use hlspipe::source::{FileSource, Source};
+use hlspipe::media::object::Object;
+use hlspipe::media::package::{package, Input, Settings};
+use hlspipe::media::source::{FileSource, Source};
+use hlspipe::pipeline::publish::{publish, PublishOptions};
 use hlspipe::store::{DirStore, ObjectInfo, Store};
 use hlspipe::{Error, Result};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,10 +23,7 @@ impl Store for Recording {
     fn put(&self, key: &str, obj: &Object, sources: &[Arc<dyn Source>]) -> Result<()> {
         let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
         if Some(n) == self.fail_at {
-            return Err(Error::Store {
-                key: key.into(),
-                reason: "injected failure".into(),
-            });
+            return Err(Error::store_retryable(key, "injected failure"));
         }
         self.inner.put(key, obj, sources)?;
         self.puts.lock().unwrap().push(key.to_string());
@@ -49,7 +46,7 @@ impl Store for Recording {
     }
 }
 
-fn title() -> (hlspipe::package::PackagedTitle, Vec<Arc<dyn Source>>) {
+fn title() -> (hlspipe::media::package::PackagedTitle, Vec<Arc<dyn Source>>) {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/media/two_audio_langs.mp4");
     let source: Arc<dyn Source> = Arc::new(FileSource::open(&path).unwrap());

@@ -5,8 +5,8 @@ mod common_s3;
 
 use common_s3::proxy::{Fault, Proxy};
 use common_s3::S3Server;
-use hlspipe::object::{Body, Object};
-use hlspipe::source::{FileSource, Source};
+use hlspipe::media::object::{Body, Object};
+use hlspipe::media::source::{FileSource, Source};
 use hlspipe::store::{S3Store, Store};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! through the real `hlspipe` binary. The reference signers are installed on first use by
 //! tests/sign/install.sh (idempotent), so these tests never skip.
 
-use hlspipe::sign::{decode_cloudfront_base64, PublicKey, PublicKeySet, Verifier};
+use hlspipe::delivery::sign::{decode_cloudfront_base64, PublicKey, PublicKeySet, Verifier};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! `openssl dgst -sha1|-sha256 -verify` accepts our signatures (RSA PKCS#1 v1.5 and DER ECDSA),
 //! the check AWS's own "create a signature with OpenSSL" recipe relies on.
 
-use hlspipe::sign::{HashAlgorithm, PrivateKey, Signer};
+use hlspipe::delivery::sign::{HashAlgorithm, PrivateKey, Signer};
 use std::path::Path;
 use std::process::Command;
 
@@ -68,24 +68,28 @@ fn openssl_accepts_the_signature_inside_our_cookies() {
     let key = PrivateKey::from_pem(&std::fs::read_to_string(fixture("rsa2048.pkcs1.pem")).unwrap())
         .unwrap();
     let signer = Signer::new(
-        hlspipe::sign::KeySet::new("K2OPENSSL", key).unwrap(),
+        hlspipe::delivery::sign::KeySet::new("K2OPENSSL", key).unwrap(),
         HashAlgorithm::Sha1,
     );
     let prefix =
-        hlspipe::sign::TitlePrefix::parse("https://cdn.example.com/hls/shows/ep1/").unwrap();
+        hlspipe::delivery::sign::TitlePrefix::parse("https://cdn.example.com/hls/shows/ep1/")
+            .unwrap();
     let cookies = signer
-        .signed_cookies(&hlspipe::sign::Policy::for_title(&prefix, 1_900_000_000))
+        .signed_cookies(&hlspipe::delivery::sign::Policy::for_title(
+            &prefix,
+            1_900_000_000,
+        ))
         .unwrap();
     let message = dir.path().join("policy");
     std::fs::write(
         &message,
-        hlspipe::sign::decode_cloudfront_base64(&cookies.policy).unwrap(),
+        hlspipe::delivery::sign::decode_cloudfront_base64(&cookies.policy).unwrap(),
     )
     .unwrap();
     let signature = dir.path().join("signature");
     std::fs::write(
         &signature,
-        hlspipe::sign::decode_cloudfront_base64(&cookies.signature).unwrap(),
+        hlspipe::delivery::sign::decode_cloudfront_base64(&cookies.signature).unwrap(),
     )
     .unwrap();
     assert!(openssl_verifies(

@@ -1,7 +1,7 @@
 //! The verifier answers as CloudFront would: cookies and signed URLs made by our signer are
 //! allowed exactly where their policy says, and denied with the right reason everywhere else.
 
-use hlspipe::sign::{
+use hlspipe::delivery::sign::{
     decode_cloudfront_base64, encode_cloudfront_base64, CookieAttributes, Decision, DenyReason,
     HashAlgorithm, IpRange, KeySet, Policy, PrivateKey, PublicKey, PublicKeySet, SameSite,
     SignError, SignedCookies, Signer, TitlePrefix, Verifier,

@@ -4,8 +4,8 @@
 mod common_s3;
 
 use common_s3::{bucket_name, S3Server};
-use hlspipe::object::{Body, Object};
-use hlspipe::source::{MemorySource, Source};
+use hlspipe::media::object::{Body, Object};
+use hlspipe::media::source::{MemorySource, Source};
 use hlspipe::store::{DirStore, S3Store, Store, SINGLE_PUT_MAX};
 use md5::{Digest, Md5};
 use std::sync::Arc;

@@ -6,13 +6,16 @@
 mod common;
 
 use common::*;
-use hlspipe::config::WorkerConfig;
-use hlspipe::events::{Job, Record, RecordKind};
-use hlspipe::object::Object;
-use hlspipe::package::version_for_etags;
-use hlspipe::source::Source;
+use hlspipe::media::object::Object;
+use hlspipe::media::package::version_for_etags;
+use hlspipe::media::source::Source;
+use hlspipe::pipeline::config::WorkerConfig;
+use hlspipe::pipeline::event::{Job, Record, RecordKind};
+use hlspipe::pipeline::invalidate::NoInvalidation;
+use hlspipe::pipeline::job::Worker;
+use hlspipe::pipeline::outcome::Outcome;
 use hlspipe::store::{ObjectInfo, Store};
-use hlspipe::worker::{NoInvalidation, Outcome, RecordingInvalidator, Worker};
+use hlspipe::testing::RecordingInvalidator;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 

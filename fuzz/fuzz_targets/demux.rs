@@ -3,8 +3,8 @@
 //! the packager accepts must also be readable from the input it came from.
 #![no_main]
 
-use hlspipe::package::{package, Input, Settings};
-use hlspipe::source::{MemorySource, Source};
+use hlspipe::media::package::{package, Input, Settings};
+use hlspipe::media::source::{MemorySource, Source};
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 

@@ -2,10 +2,13 @@
 //! the worker, which it only wires together. A development signing key kept in the
 //! data folder, the list of titles for the player page, and the page itself.
 
+pub mod watch;
+
+use crate::delivery::sign::PrivateKey;
 use crate::error::{Error, Result};
-use crate::publish::{Manifest, State, MANIFEST_KEY};
-use crate::sign::PrivateKey;
+use crate::pipeline::manifest::{Manifest, State, MANIFEST_KEY};
 use crate::store::Store;
+use crate::title::Title;
 use std::path::Path;
 
 /// The key-pair id the development key signs as. CloudFront ids are opaque strings;
@@ -26,7 +29,8 @@ pub fn dev_key(path: &Path) -> Result<PrivateKey> {
         what: path.display().to_string(),
         source: e,
     };
-    let key_err = |e: crate::sign::SignError| Error::Settings(format!("{}: {e}", path.display()));
+    let key_err =
+        |e: crate::delivery::sign::SignError| Error::Settings(format!("{}: {e}", path.display()));
     match std::fs::read_to_string(path) {
         Ok(pem) => return PrivateKey::from_pem(&pem).map_err(key_err),
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
@@ -59,8 +63,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// One title as the player page lists it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TitleSummary {
-    /// The output path under the output prefix (`shows/ep1`): what the playback API takes.
+    /// The title (`My Show/ep1`): what the playback API takes, percent-encoded.
     pub title: String,
+    /// The title percent-encoded for a URL path (`My%20Show/ep1`).
+    pub encoded: String,
     pub state: State,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration: Option<f64>,
@@ -77,27 +83,20 @@ pub struct TitleSummary {
 pub fn titles(store: &dyn Store, output_prefix: &str) -> Result<Vec<TitleSummary>> {
     let mut out = Vec::new();
     for info in store.list(output_prefix)? {
-        let Some(dir) = info.key.strip_suffix(MANIFEST_KEY) else {
+        let Some((title, MANIFEST_KEY)) = Title::from_key(output_prefix, &info.key) else {
             continue;
         };
-        let Some(title) = dir
-            .strip_prefix(output_prefix)
-            .and_then(|t| t.strip_suffix('/'))
-        else {
-            continue;
-        };
+        let dir = title.folder(output_prefix);
         // A manifest that cannot be read is listed as failed, not hidden.
         let manifest = store
             .get(&info.key)?
-            .ok_or_else(|| Error::Store {
-                key: info.key.clone(),
-                reason: "vanished while listing".into(),
-            })
+            .ok_or_else(|| Error::store_retryable(&info.key, "vanished while listing"))
             .and_then(|b| Manifest::parse(&b));
         let playable = store.head(&format!("{dir}master.m3u8"))?.is_some();
         out.push(match manifest {
             Ok(m) => TitleSummary {
                 title: title.to_string(),
+                encoded: title.encoded(),
                 state: m.state,
                 duration: m.duration,
                 error: m.error,
@@ -111,6 +110,7 @@ pub fn titles(store: &dyn Store, output_prefix: &str) -> Result<Vec<TitleSummary
             },
             Err(e) => TitleSummary {
                 title: title.to_string(),
+                encoded: title.encoded(),
                 state: State::Failed,
                 duration: None,
                 error: Some(e.to_string()),

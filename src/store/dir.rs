@@ -2,8 +2,8 @@
 
 use super::{ObjectInfo, Store};
 use crate::error::{Error, Result};
-use crate::object::{self, Body, Object, Piece};
-use crate::source::{FileSource, Source};
+use crate::media::object::{self, Body, Object, Piece};
+use crate::media::source::{FileSource, Source};
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Write;
@@ -41,10 +41,10 @@ impl DirStore {
         let rel = Path::new(key);
         let ok = !key.is_empty() && rel.components().all(|c| matches!(c, Component::Normal(_)));
         if !ok {
-            return Err(Error::Store {
-                key: key.to_string(),
-                reason: "key must be a relative path without '..'".into(),
-            });
+            return Err(Error::store_permanent(
+                key,
+                "key must be a relative path without '..'",
+            ));
         }
         Ok(self.root.join(rel))
     }
@@ -70,11 +70,10 @@ impl DirStore {
     }
 }
 
+/// A file system error: retryable (a full disk, a permission fixed by an operator); a
+/// missing file is answered as `None` before it gets here.
 fn store_err(key: &str, e: impl std::fmt::Display) -> Error {
-    Error::Store {
-        key: key.to_string(),
-        reason: e.to_string(),
-    }
+    Error::store_retryable(key, e.to_string())
 }
 
 impl Store for DirStore {

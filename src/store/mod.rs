@@ -7,9 +7,9 @@
 //! `spawn_blocking`.
 
 mod dir;
+pub mod location;
 mod readahead;
 mod s3;
-pub mod url;
 
 pub use dir::DirStore;
 pub use readahead::{ReadAheadConfig, ReadAheadSource};
@@ -19,8 +19,8 @@ pub use s3::{
 };
 
 use crate::error::{Error, Result};
-use crate::object::Object;
-use crate::source::Source;
+use crate::media::object::Object;
+use crate::media::source::Source;
 use std::sync::Arc;
 
 /// What a HEAD or a listing says about an object.
@@ -121,20 +121,20 @@ impl DirBuckets {
 
 impl StoreFactory for DirBuckets {
     fn store_for(&self, bucket: &str) -> Result<Arc<dyn Store>> {
-        url::check_bucket_name(bucket)?;
+        location::check_bucket_name(bucket)?;
         let dir = self.root.join(bucket);
         if !dir.is_dir() {
-            return Err(Error::Store {
-                key: bucket.to_string(),
-                reason: format!("no such bucket (no folder {})", dir.display()),
-            });
+            return Err(Error::store_permanent(
+                bucket,
+                format!("no such bucket (no folder {})", dir.display()),
+            ));
         }
         Ok(Arc::new(DirStore::new(dir)))
     }
 }
 
 /// S3 buckets (or folders, in `file://` mode), as `HLSPIPE_STORE` selects.
-impl StoreFactory for url::Stores {
+impl StoreFactory for location::Stores {
     fn store_for(&self, bucket: &str) -> Result<Arc<dyn Store>> {
         self.bucket(bucket)
     }

@@ -23,7 +23,7 @@
 //! 64 MiB of the cache. Reads of a whole block or more skip the cache and go straight
 //! to the inner source, into the caller's buffer.
 
-use crate::source::Source;
+use crate::media::source::Source;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
@@ -272,7 +272,7 @@ impl<S: Source + 'static> Source for ReadAheadSource<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::MemorySource;
+    use crate::media::source::MemorySource;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Counts the reads that reach it.

@@ -13,9 +13,9 @@
 //! A failed multipart upload is aborted, so it leaves no billed parts behind.
 
 use super::{ObjectInfo, ReadAheadConfig, ReadAheadSource, Store};
-use crate::error::{Error, Result};
-use crate::object::{self, Object, Piece};
-use crate::source::Source;
+use crate::error::{Error, Result, RetryClass};
+use crate::media::object::{self, Object, Piece};
+use crate::media::source::Source;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
@@ -307,10 +307,7 @@ impl S3Store {
 
     fn full_key(&self, key: &str) -> Result<String> {
         if key.is_empty() {
-            return Err(Error::StoreRefused {
-                key: key.to_string(),
-                reason: "empty key".into(),
-            });
+            return Err(Error::store_permanent(key, "empty key"));
         }
         Ok(format!("{}{key}", self.prefix))
     }
@@ -413,9 +410,8 @@ impl S3Store {
             .map_err(|e| sdk_error(key, "CreateMultipartUpload", e))?;
         let upload_id = created
             .upload_id()
-            .ok_or_else(|| Error::Store {
-                key: key.to_string(),
-                reason: "CreateMultipartUpload returned no upload id".into(),
+            .ok_or_else(|| {
+                Error::store_retryable(key, "CreateMultipartUpload returned no upload id")
             })?
             .to_string();
         let result = self.upload_parts(key, full, &upload_id, obj, sources);
@@ -542,13 +538,13 @@ impl S3Store {
                     Some(Ok(chunk)) => {
                         let end = done + chunk.len();
                         if end > buf.len() {
-                            return Err(Error::Store {
-                                key: key.to_string(),
-                                reason: format!(
+                            return Err(Error::store_retryable(
+                                key,
+                                format!(
                                     "ranged GET returned more than the {} bytes asked for",
                                     buf.len()
                                 ),
-                            });
+                            ));
                         }
                         buf[done..end].copy_from_slice(&chunk);
                         done = end;
@@ -559,10 +555,10 @@ impl S3Store {
                     // Resumed from `done` by the next round of the outer loop.
                     Some(Err(_)) if attempt < BODY_ATTEMPTS => break,
                     Some(Err(e)) => {
-                        return Err(Error::Store {
-                            key: key.to_string(),
-                            reason: format!("GET body broke off {attempt} times: {e}"),
-                        })
+                        return Err(Error::store_retryable(
+                            key,
+                            format!("GET body broke off {attempt} times: {e}"),
+                        ))
                     }
                 }
             }
@@ -610,10 +606,8 @@ impl Store for S3Store {
             let mut bytes = Vec::with_capacity(cap);
             let mut body = out.body;
             while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| Error::Store {
-                    key: key.to_string(),
-                    reason: format!("GET body: {e}"),
-                })?;
+                let chunk =
+                    chunk.map_err(|e| Error::store_retryable(key, format!("GET body: {e}")))?;
                 bytes.extend_from_slice(&chunk);
             }
             Ok(Some(bytes))
@@ -739,10 +733,8 @@ impl<'a> BodyReader<'a> {
 
     /// The next `max` bytes of the body (fewer at its end; empty when done).
     fn next_chunk(&mut self, max: u64, key: &str) -> Result<Vec<u8>> {
-        let max = usize::try_from(max).map_err(|_| Error::Store {
-            key: key.to_string(),
-            reason: "object too large for this machine".into(),
-        })?;
+        let max = usize::try_from(max)
+            .map_err(|_| Error::store_permanent(key, "object too large for this machine"))?;
         // Allocated zeroed in one go (calloc: fresh pages, no byte-by-byte fill) and
         // filled in place.
         let want = max.min(self.remaining());
@@ -809,10 +801,7 @@ fn unquote(etag: Option<&str>) -> String {
 
 fn size_of(key: &str, n: Option<i64>) -> Result<u64> {
     n.and_then(|n| u64::try_from(n).ok())
-        .ok_or_else(|| Error::Store {
-            key: key.to_string(),
-            reason: "the server sent no valid object size".into(),
-        })
+        .ok_or_else(|| Error::store_retryable(key, "the server sent no valid object size"))
 }
 
 fn past_end(key: &str, offset: u64, len: usize) -> Error {
@@ -830,9 +819,9 @@ fn status<E>(e: &SdkError<E, HttpResponse>) -> Option<u16> {
 }
 
 /// Maps an SDK error (after the SDK's retries) to the crate's: a 4xx other than
-/// 408/429 will not change on retry ([`Error::StoreRefused`]); everything else —
-/// 5xx, throttling that outlasted the retries, timeouts, broken connections — may
-/// ([`Error::Store`]).
+/// 403/408/429 will not change on retry ([`RetryClass::Permanent`]); everything else —
+/// access denied, 5xx, throttling that outlasted the retries, timeouts, broken
+/// connections — may ([`RetryClass::Retryable`]).
 fn sdk_error<E>(key: &str, op: &str, e: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -848,26 +837,28 @@ where
         }
         _ => format!("{op}: {}", DisplayErrorContext(&e)),
     };
+    // 403 is retryable: S3 answers a HEAD or GET of a missing key with 403 when the caller
+    // may not list the bucket (HeadObject API reference, "Permissions"), and a wrong IAM
+    // policy must end in the dead-letter queue, seen, not in a deleted message.
     let permanent = matches!(e, SdkError::ConstructionFailure(_))
-        || matches!(code, Some(c) if (400..500).contains(&c) && c != 408 && c != 429);
-    if permanent {
-        Error::StoreRefused {
-            key: key.to_string(),
-            reason: what,
-        }
+        || matches!(code, Some(c) if (400..500).contains(&c) && !matches!(c, 403 | 408 | 429));
+    let class = if permanent {
+        RetryClass::Permanent
     } else {
-        Error::Store {
-            key: key.to_string(),
-            reason: what,
-        }
+        RetryClass::Retryable
+    };
+    Error::Store {
+        key: key.to_string(),
+        reason: what,
+        class,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::object::Body;
-    use crate::source::MemorySource;
+    use crate::media::object::Body;
+    use crate::media::source::MemorySource;
 
     #[test]
     fn part_size_stays_within_ten_thousand_parts() {

@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use crate::common::{fixture, hlspipe};
-use hlspipe::sign::{KeySet, Policy, PrivateKey, SignedCookies, Signer, TitlePrefix};
+use hlspipe::delivery::sign::{KeySet, Policy, PrivateKey, SignedCookies, Signer, TitlePrefix};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -236,7 +236,7 @@ pub fn signer() -> Signer {
     let pem = std::fs::read_to_string(crate::common::repo_root().join(PRIVATE_KEY)).unwrap();
     Signer::new(
         KeySet::new(KEY_PAIR_ID, PrivateKey::from_pem(&pem).unwrap()).unwrap(),
-        hlspipe::sign::HashAlgorithm::Sha1,
+        hlspipe::delivery::sign::HashAlgorithm::Sha1,
     )
 }
 

@@ -2,8 +2,8 @@
 //! folder, the `hlspipe` binary, a store that counts calls.
 #![allow(dead_code)]
 
-use hlspipe::object::Object;
-use hlspipe::source::Source;
+use hlspipe::media::object::Object;
+use hlspipe::media::source::Source;
 use hlspipe::store::{DirStore, ObjectInfo, Store};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -8,16 +8,17 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use hlspipe::api::{self, ApiConfig, Auth};
-use hlspipe::config::WorkerConfig;
+use hlspipe::delivery::api::{self, ApiConfig, Auth};
+use hlspipe::delivery::edge::{self, Access, EdgeConfig};
+use hlspipe::delivery::http::{self, AccessLog};
+use hlspipe::delivery::sign::{HashAlgorithm, KeySet, Signer, Verifier};
+use hlspipe::dev::watch::UploadWatcher;
 use hlspipe::dev::{self, DEV_KEY_PAIR_ID, PLAYER_PAGE, SAMPLE_MP4};
-use hlspipe::edge::{self, Access, EdgeConfig};
-use hlspipe::object::{Body, Object};
-use hlspipe::server::{self, AccessLog};
-use hlspipe::sign::{HashAlgorithm, KeySet, Signer, Verifier};
+use hlspipe::media::object::{Body, Object};
+use hlspipe::pipeline::config::WorkerConfig;
+use hlspipe::pipeline::invalidate::NoInvalidation;
+use hlspipe::pipeline::job::Worker;
 use hlspipe::store::{DirStore, Store};
-use hlspipe::watch::UploadWatcher;
-use hlspipe::worker::{NoInvalidation, Worker};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -120,10 +121,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Arc::clone(&store),
                 Access::Signed(verifier),
             ));
-        let app = server::with_access_log(
+        let app = http::with_access_log(
             app,
             AccessLog::to_writer(std::io::stdout()),
-            server::system_clock(),
+            hlspipe::clock::system_clock(),
         );
 
         let watcher = tokio::spawn(watch_uploads(
@@ -146,7 +147,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| HLS_JS_CDN.to_string()),
         );
-        server::serve(listener, app, server::shutdown_signal()).await?;
+        http::serve(listener, app, http::shutdown_signal()).await?;
         watcher.abort();
         eprintln!("hlspipe dev: stopped");
         Ok(())
@@ -181,7 +182,7 @@ async fn watch_uploads(store: Arc<dyn Store>, config: Arc<WorkerConfig>, every: 
             let worker = Worker {
                 config: &c,
                 invalidator: &NoInvalidation,
-                clock: &hlspipe::server::unix_now,
+                clock: &hlspipe::clock::unix_now,
             };
             for record in &records {
                 let started = std::time::Instant::now();
@@ -189,7 +190,7 @@ async fn watch_uploads(store: Arc<dyn Store>, config: Arc<WorkerConfig>, every: 
                 eprintln!(
                     "hlspipe dev: {} {}: {outcome} ({:.2} s)",
                     match record.kind {
-                        hlspipe::events::RecordKind::Removed => "removed",
+                        hlspipe::pipeline::event::RecordKind::Removed => "removed",
                         _ => "upload",
                     },
                     record.job.key,

@@ -3,11 +3,12 @@
 //! with kernel copies; buckets go through the stores `HLSPIPE_STORE` selects.
 
 use anyhow::Context;
-use hlspipe::package::{package, Input, PackagedTitle, Settings};
-use hlspipe::publish::{self, Manifest, PublishOptions, SourceInfo, State};
-use hlspipe::server::unix_now;
-use hlspipe::source::{FileSource, Source};
-use hlspipe::store::url::{as_prefix, Location, Stores};
+use hlspipe::clock::unix_now;
+use hlspipe::media::package::{package, Input, PackagedTitle, Settings};
+use hlspipe::media::source::{FileSource, Source};
+use hlspipe::pipeline::manifest::{self, Manifest, SourceInfo, State};
+use hlspipe::pipeline::publish::{self, PublishOptions};
+use hlspipe::store::location::{as_prefix, Location, Stores};
 use hlspipe::store::{DirStore, Store};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -77,11 +78,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Location::Local(dir) => (
             Arc::new(DirStore::new(dir)),
             String::new(),
-            dir.join(publish::MASTER_KEY).display().to_string(),
+            dir.join(manifest::MASTER_KEY).display().to_string(),
         ),
         Location::Bucket { bucket, key } => {
             let prefix = as_prefix(key);
-            let master = format!("s3://{bucket}/{prefix}{}", publish::MASTER_KEY);
+            let master = format!("s3://{bucket}/{prefix}{}", manifest::MASTER_KEY);
             (stores()?.bucket(bucket)?, prefix, master)
         }
     };
@@ -125,12 +126,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         manifest.elapsed_seconds = Some(started.elapsed().as_secs_f64());
         // The failure itself is what the user needs to hear about; a manifest that
         // cannot be written is reported after it.
-        if let Err(e) = publish::write_manifest(store, &prefix, manifest) {
+        if let Err(e) = manifest::write_manifest(store, &prefix, manifest) {
             eprintln!("hlspipe: also could not write the failed manifest: {e}");
         }
     };
     let mut manifest = Manifest::processing(infos, started_at);
-    publish::write_manifest(store, &prefix, &manifest)
+    manifest::write_manifest(store, &prefix, &manifest)
         .with_context(|| format!("cannot write to {}", out.display()))?;
 
     let package_inputs: Vec<Input> = sources
@@ -186,7 +187,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     manifest.warnings = title.warnings.clone();
     manifest.finished_at = Some(unix_now());
     manifest.elapsed_seconds = Some(elapsed);
-    publish::write_manifest(store, &prefix, &manifest)?;
+    manifest::write_manifest(store, &prefix, &manifest)?;
     print_summary(&title, &master_location, elapsed, args.json)
 }
 

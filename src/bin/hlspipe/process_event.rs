@@ -2,8 +2,10 @@
 
 use crate::setup;
 use anyhow::Context;
-use hlspipe::events;
-use hlspipe::worker::{retryable_batch_item_failures, Handled, NoInvalidation, Worker};
+use hlspipe::pipeline::batch::{retryable_batch_item_failures, Handled};
+use hlspipe::pipeline::event;
+use hlspipe::pipeline::invalidate::NoInvalidation;
+use hlspipe::pipeline::job::Worker;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -30,7 +32,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::fs::read(&args.event)
             .with_context(|| format!("cannot read {}", args.event.display()))?
     };
-    let records = events::parse_event(&bytes)
+    let records = event::parse_event(&bytes)
         .with_context(|| format!("{} is not an event hlspipe reads", args.event.display()))?;
 
     // Only when a distribution is configured: a runtime for the CloudFront client.
@@ -45,7 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let worker = Worker {
         config: &config,
         invalidator: invalidator.as_ref(),
-        clock: &hlspipe::server::unix_now,
+        clock: &hlspipe::clock::unix_now,
     };
     let store_for = |bucket: &str| stores.store_for(bucket);
     let handled = worker.handle_all(&records, &store_for);

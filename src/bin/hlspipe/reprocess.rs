@@ -1,11 +1,12 @@
 //! `hlspipe reprocess --prefix [s3://BUCKET/]uploads/shows/ [--bucket B] [--concurrency N]
 //! [--enqueue --queue-url URL]`: every source under a prefix again, locally or through
-//! the queue ([`hlspipe::reprocess`]).
+//! the queue ([`hlspipe::pipeline::reprocess`]).
 
 use crate::setup;
 use anyhow::Context;
-use hlspipe::reprocess::{enqueue, process_locally, sources_under};
-use hlspipe::worker::{log_handled, Worker};
+use hlspipe::pipeline::batch::log_handled;
+use hlspipe::pipeline::job::Worker;
+use hlspipe::pipeline::reprocess::{enqueue, process_locally, sources_under};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -62,7 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 &queue_url,
                 &bucket,
                 &sources,
-                hlspipe::server::unix_now(),
+                hlspipe::clock::unix_now(),
             )
             .await
         })?;
@@ -78,7 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let worker = Worker {
         config: &config,
         invalidator: invalidator.as_ref(),
-        clock: &hlspipe::server::unix_now,
+        clock: &hlspipe::clock::unix_now,
     };
     let handled = process_locally(&worker, &bucket, &sources, &store, args.concurrency);
     let failed = handled

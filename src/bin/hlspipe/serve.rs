@@ -1,13 +1,13 @@
 //! `hlspipe serve`: the playback API (`/v1/…`, `/healthz`) and the edge (the CDN paths,
-//! `/hls/…`) on one listener, over a bucket in a directory. Thin over `hlspipe::api`,
-//! `hlspipe::edge` and `hlspipe::server`.
+//! `/hls/…`) on one listener, over a bucket in a directory. Thin over `hlspipe::delivery::api`,
+//! `hlspipe::delivery::edge` and `hlspipe::delivery::http`.
 
 use crate::sign::{Hash, SameSiteArg};
 use anyhow::Context;
-use hlspipe::api::{self, ApiConfig, Auth};
-use hlspipe::edge::{self, Access, EdgeConfig};
-use hlspipe::server::{self, AccessLog};
-use hlspipe::sign::{CookieAttributes, KeySet, PrivateKey, SameSite, Signer, Verifier};
+use hlspipe::delivery::api::{self, ApiConfig, Auth};
+use hlspipe::delivery::edge::{self, Access, EdgeConfig};
+use hlspipe::delivery::http::{self, AccessLog};
+use hlspipe::delivery::sign::{CookieAttributes, KeySet, PrivateKey, SameSite, Signer, Verifier};
 use hlspipe::store::{DirStore, Store};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -167,13 +167,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
         let app = api::router(api_config, Arc::clone(&store), signer)
             .merge(edge::router(edge_config, store, access));
-        let app = server::with_access_log(app, log, server::system_clock());
+        let app = http::with_access_log(app, log, hlspipe::clock::system_clock());
 
         eprintln!(
             "hlspipe serve: listening on http://{addr} (API /v1/titles/<title>/playback, edge /{}…, CDN base {cdn_base})",
             args.output_prefix
         );
-        server::serve(listener, app, server::shutdown_signal()).await?;
+        http::serve(listener, app, http::shutdown_signal()).await?;
         eprintln!("hlspipe serve: stopped");
         Ok(())
     })

@@ -2,8 +2,8 @@
 //! worker configuration, the stores of buckets, the CDN invalidator, JSON logs.
 
 use anyhow::Context;
-use hlspipe::config::{WorkerConfig, CONFIG_FILE_VAR};
-use hlspipe::store::url::Stores;
+use hlspipe::pipeline::config::{WorkerConfig, CONFIG_FILE_VAR};
+use hlspipe::store::location::Stores;
 use hlspipe::store::{S3Settings, StoreFactory};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,12 +57,13 @@ pub fn stores(store: Option<&str>, config: &WorkerConfig) -> anyhow::Result<Arc<
 /// none otherwise. Must run inside the runtime that will drive the client.
 pub async fn invalidator(
     config: &WorkerConfig,
-) -> anyhow::Result<Arc<dyn hlspipe::worker::Invalidator>> {
+) -> anyhow::Result<Arc<dyn hlspipe::pipeline::invalidate::Invalidator>> {
     Ok(match &config.cdn {
         Some(cdn) => Arc::new(
-            hlspipe::cdn::CloudFrontInvalidator::from_env(cdn.distribution_id.clone()).await?,
+            hlspipe::aws::cloudfront::CloudFrontInvalidator::from_env(cdn.distribution_id.clone())
+                .await?,
         ),
-        None => Arc::new(hlspipe::worker::NoInvalidation),
+        None => Arc::new(hlspipe::pipeline::invalidate::NoInvalidation),
     })
 }
 

@@ -1,15 +1,14 @@
-//! `hlspipe sign-cookies`, `hlspipe sign-url`, `hlspipe verify`: thin over `hlspipe::sign`.
+//! `hlspipe sign-cookies`, `hlspipe sign-url`, `hlspipe verify`: thin over `hlspipe::delivery::sign`.
 //! Private keys are read from files and never printed; errors name the file, not its bytes.
 
 use anyhow::{bail, Context};
 use clap::ValueEnum;
-use hlspipe::sign::{
+use hlspipe::delivery::sign::{
     CookieAttributes, HashAlgorithm, IpRange, KeySet, Policy, PrivateKey, PublicKey, PublicKeySet,
     SameSite, Signer, TitlePrefix, Verifier,
 };
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Hash {
@@ -70,7 +69,7 @@ pub struct ExpiryArgs {
 impl ExpiryArgs {
     fn resolve(&self) -> anyhow::Result<u64> {
         match (self.expires_in, self.expires_at) {
-            (Some(secs), _) => unix_now()?
+            (Some(secs), _) => hlspipe::clock::unix_now()
                 .checked_add(secs)
                 .context("--expires-in is too large"),
             (None, Some(at)) => Ok(at),
@@ -147,13 +146,6 @@ pub struct VerifyArgs {
     /// Judge at this Unix time instead of now.
     #[arg(long, value_name = "UNIX")]
     now: Option<u64>,
-}
-
-fn unix_now() -> anyhow::Result<u64> {
-    Ok(SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .context("the clock is before 1970")?
-        .as_secs())
 }
 
 fn read_text(path: &Path, what: &str) -> anyhow::Result<String> {
@@ -245,7 +237,7 @@ pub fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
     }
     let now = match args.now {
         Some(now) => now,
-        None => unix_now()?,
+        None => hlspipe::clock::unix_now(),
     };
     let decision =
         Verifier::new(keys).verify_request(&args.url, args.cookie.as_deref(), args.ip, now);

@@ -1,10 +1,10 @@
 //! `hlspipe worker --queue-url URL [--concurrency N] [--wait-seconds 20] …`: the
-//! long-running SQS consumer ([`hlspipe::sqs_worker`]). Exits 0 after SIGTERM or SIGINT
+//! long-running SQS consumer ([`hlspipe::aws::sqs`]). Exits 0 after SIGTERM or SIGINT
 //! once work in hand is finished or released.
 
 use crate::setup;
 use anyhow::Context;
-use hlspipe::sqs_worker::{QueueSettings, QueueWorker};
+use hlspipe::aws::sqs::{QueueSettings, QueueWorker};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,7 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         tracing::info!("worker started");
         let stop = async {
-            hlspipe::server::shutdown_signal().await;
+            hlspipe::delivery::http::shutdown_signal().await;
             tracing::info!("SIGTERM or SIGINT: stopping");
         };
         anyhow::Ok(worker.run(stop).await?)

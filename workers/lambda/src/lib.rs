@@ -1,5 +1,5 @@
 //! The hlspipe Lambda function's handler: an event in, the job logic of
-//! [`hlspipe::worker`] over each record, an answer Lambda understands out.
+//! [`hlspipe::pipeline::job`] over each record, an answer Lambda understands out.
 //!
 //! Accepted events (the function is invoked by one of them):
 //! - an S3 event notification (S3 → Lambda), or EventBridge's S3 "Object Created" /
@@ -20,12 +20,13 @@
 //! Packaging is CPU and synchronous storage work: it runs in `spawn_blocking`, never on
 //! the runtime's threads.
 
-use hlspipe::config::WorkerConfig;
-use hlspipe::events::parse_event;
+use hlspipe::pipeline::batch::{log_handled, retryable_batch_item_failures, Handled};
+use hlspipe::pipeline::config::WorkerConfig;
+use hlspipe::pipeline::event::parse_event;
+use hlspipe::pipeline::invalidate::Invalidator;
+use hlspipe::pipeline::job::Worker;
+use hlspipe::pipeline::outcome::Outcome;
 use hlspipe::store::StoreFactory;
-use hlspipe::worker::{
-    log_handled, retryable_batch_item_failures, Handled, Invalidator, Outcome, Worker,
-};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
 use std::fmt;

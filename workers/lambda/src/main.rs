@@ -1,11 +1,11 @@
 //! The Lambda function's entry point: it only wires (logs, configuration, stores, CDN,
 //! the runtime). The handler is [`hlspipe_lambda::handle`].
 
-use hlspipe::cdn::CloudFrontInvalidator;
-use hlspipe::config::WorkerConfig;
-use hlspipe::store::url::Stores;
+use hlspipe::aws::cloudfront::CloudFrontInvalidator;
+use hlspipe::pipeline::config::WorkerConfig;
+use hlspipe::pipeline::invalidate::{Invalidator, NoInvalidation};
+use hlspipe::store::location::Stores;
 use hlspipe::store::S3Settings;
-use hlspipe::worker::{Invalidator, NoInvalidation};
 use hlspipe_lambda::{handle, init_logging, Handler};
 use lambda_runtime::{service_fn, LambdaEvent};
 use std::sync::Arc;
@@ -25,7 +25,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         config,
         stores,
         invalidator,
-        clock: hlspipe::server::unix_now,
+        clock: hlspipe::clock::unix_now,
     });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         handle(Arc::clone(&handler), event)

@@ -1,11 +1,12 @@
 //! The handler, run as Lambda runs it: a `LambdaEvent` built from the real event JSON of
 //! `fixtures/events/`, buckets as folders, the packaged title checked with ffmpeg.
 
-use hlspipe::config::WorkerConfig;
-use hlspipe::object::Object;
-use hlspipe::source::Source;
+use hlspipe::media::object::Object;
+use hlspipe::media::source::Source;
+use hlspipe::pipeline::config::WorkerConfig;
+use hlspipe::pipeline::invalidate::NoInvalidation;
 use hlspipe::store::{DirBuckets, DirStore, ObjectInfo, Store};
-use hlspipe::worker::{NoInvalidation, RecordingInvalidator};
+use hlspipe::testing::RecordingInvalidator;
 use hlspipe_lambda::{handle, Handler, HandlerError};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
@@ -105,10 +106,10 @@ fn assert_decodes(master: &Path) {
 struct Throttled;
 
 fn slow_down<T>(key: &str) -> hlspipe::Result<T> {
-    Err(hlspipe::Error::Store {
-        key: key.to_string(),
-        reason: "service error: SlowDown (HTTP 503): Please reduce your request rate".into(),
-    })
+    Err(hlspipe::Error::store_retryable(
+        key,
+        "service error: SlowDown (HTTP 503): Please reduce your request rate",
+    ))
 }
 
 impl Store for Throttled {

@@ -1,0 +1,526 @@
+//! CloudFront invalidations, the [`Invalidator`] the worker calls after a re-publish
+//! flipped a title's master.
+//!
+//! Only the master's path is ever invalidated (never `/*`: every other object has a new,
+//! versioned key; DESIGN.md "Publish protocol"). The first 1,000 invalidation paths a
+//! month are free, after that each costs ("Paying for file invalidation", CloudFront
+//! Developer Guide): one path per re-publish keeps that at zero for most catalogues.
+//!
+//! This is the one CloudFront API call hlspipe makes, `CreateInvalidation` ("POST
+//! /2020-05-31/distribution/{Id}/invalidation", CloudFront API Reference), so it is built
+//! here from its XML body, signed with Signature Version 4 (`aws-sigv4`, the SDK's own
+//! signer) and sent over the hyper + rustls stack the S3 client already links, instead of
+//! through `aws-sdk-cloudfront`, whose generated code is larger than the S3 SDK's and would
+//! double the build for one operation.
+
+use crate::error::{Error, Result, RetryClass};
+use crate::pipeline::invalidate::Invalidator;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use std::time::{Duration, SystemTime};
+
+/// CloudFront's API endpoint (a global service, signed for us-east-1: "CloudFront
+/// endpoints and quotas", AWS General Reference).
+pub const DEFAULT_ENDPOINT: &str = "https://cloudfront.amazonaws.com";
+const SIGNING_REGION: &str = "us-east-1";
+const SIGNING_NAME: &str = "cloudfront";
+const API_VERSION: &str = "2020-05-31";
+/// Attempts for one invalidation: throttling, 5xx and connection failures are retried
+/// with exponential backoff (20 ms × 4ⁿ: 20, 80, 320 ms), anything else is final.
+const ATTEMPTS: u32 = 4;
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Invalidates paths of one distribution. The [`Invalidator`] trait is synchronous (the
+/// worker runs on blocking threads); each call drives the request on `handle`, so call it
+/// from a thread that is not running async tasks (`spawn_blocking`, a plain thread).
+pub struct CloudFrontInvalidator {
+    distribution_id: String,
+    endpoint: String,
+    credentials: SharedCredentialsProvider,
+    client: HttpsClient,
+    handle: tokio::runtime::Handle,
+}
+
+impl CloudFrontInvalidator {
+    /// `endpoint` is a base URL (`https://cloudfront.amazonaws.com`, or a local server's
+    /// `http://127.0.0.1:PORT`). The distribution id is checked here (CloudFront's ids are
+    /// ASCII letters and digits), so it can never reshape the request path.
+    pub fn new(
+        distribution_id: impl Into<String>,
+        endpoint: impl Into<String>,
+        credentials: SharedCredentialsProvider,
+        handle: tokio::runtime::Handle,
+    ) -> Result<Self> {
+        let distribution_id = distribution_id.into();
+        if distribution_id.is_empty()
+            || distribution_id.len() > 64
+            || !distribution_id.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(Error::Config(format!(
+                "{distribution_id:?} is not a CloudFront distribution id (letters and digits)"
+            )));
+        }
+        let endpoint = endpoint.into().trim_end_matches('/').to_string();
+        if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+            return Err(Error::Config(format!(
+                "CloudFront endpoint {endpoint:?} is not an http(s) URL"
+            )));
+        }
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
+            .map_err(|e| Error::Cdn {
+                reason: format!("TLS set-up: {e}"),
+                class: RetryClass::Permanent,
+            })?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
+        Ok(CloudFrontInvalidator {
+            distribution_id,
+            endpoint,
+            credentials,
+            client,
+            handle,
+        })
+    }
+
+    /// From the environment's AWS configuration: the credentials chain, and the endpoint
+    /// from `AWS_ENDPOINT_URL_CLOUDFRONT`, else `AWS_ENDPOINT_URL` ("Service-specific
+    /// endpoints", AWS SDKs and Tools Reference Guide), else CloudFront's own. Driven by
+    /// the current runtime.
+    pub async fn from_env(distribution_id: impl Into<String>) -> Result<Self> {
+        let config = crate::aws::load_config(SIGNING_REGION).await;
+        let credentials = config.credentials_provider().ok_or_else(|| {
+            Error::Config("no AWS credentials provider for CloudFront invalidations".into())
+        })?;
+        let endpoint = std::env::var("AWS_ENDPOINT_URL_CLOUDFRONT")
+            .ok()
+            .filter(|e| !e.is_empty())
+            .or_else(|| config.endpoint_url().map(String::from))
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
+        CloudFrontInvalidator::new(
+            distribution_id,
+            endpoint,
+            credentials,
+            tokio::runtime::Handle::current(),
+        )
+    }
+
+    pub fn distribution_id(&self) -> &str {
+        &self.distribution_id
+    }
+
+    async fn create(&self, paths: &[String], reference: &str) -> Result<()> {
+        let url = format!(
+            "{}/{API_VERSION}/distribution/{}/invalidation",
+            self.endpoint, self.distribution_id
+        );
+        let body = Bytes::from(invalidation_batch_xml(paths, reference));
+        let mut last = String::new();
+        // Connection trouble and time-outs that outlast the attempts may still pass.
+        let mut class = RetryClass::Retryable;
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(20 << (2 * attempt))).await;
+            }
+            let outcome = tokio::time::timeout(ATTEMPT_TIMEOUT, self.send(&url, &body)).await;
+            let (status, text) = match outcome {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(Attempt::Final(e))) => return Err(e),
+                Ok(Err(Attempt::Retry(e))) => {
+                    last = e;
+                    continue;
+                }
+                Err(_) => {
+                    last = format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs());
+                    continue;
+                }
+            };
+            if (200..300).contains(&status) {
+                return Ok(());
+            }
+            let code = xml_text(&text, "Code").unwrap_or_default();
+            let message = xml_text(&text, "Message").unwrap_or_default();
+            // Same reference, another batch: this publish was already invalidated (a
+            // retried job), which is all that was wanted (CreateInvalidation, CloudFront
+            // API Reference: InvalidationBatchAlreadyExists).
+            if code == "InvalidationBatchAlreadyExists" {
+                return Ok(());
+            }
+            last = format!("HTTP {status} {code}: {message}");
+            let retryable = status >= 500
+                || status == 429
+                || matches!(
+                    code.as_str(),
+                    "Throttling" | "ThrottlingException" | "RequestTimeout"
+                );
+            if !retryable {
+                // Access denied is a policy to fix, not an input to drop (DESIGN.md
+                // "Publish protocol" 5); other refusals will not change.
+                if status != 403 {
+                    class = RetryClass::Permanent;
+                }
+                break;
+            }
+        }
+        Err(Error::Cdn {
+            reason: format!(
+                "CreateInvalidation on distribution {}: {last}",
+                self.distribution_id
+            ),
+            class,
+        })
+    }
+
+    /// One signed POST; the status and body of the answer.
+    async fn send(&self, url: &str, body: &Bytes) -> std::result::Result<(u16, String), Attempt> {
+        let credentials = self.credentials.provide_credentials().await.map_err(|e| {
+            Attempt::Final(Error::Cdn {
+                reason: format!("AWS credentials: {e}"),
+                class: RetryClass::Retryable,
+            })
+        })?;
+        let mut request = hyper::Request::post(url)
+            .header("content-type", "application/xml")
+            .body(Full::new(body.clone()))
+            .map_err(|e| {
+                Attempt::Final(Error::Cdn {
+                    reason: format!("request {url}: {e}"),
+                    class: RetryClass::Permanent,
+                })
+            })?;
+        sign(&mut request, body, credentials.into()).map_err(|e| {
+            Attempt::Final(Error::Cdn {
+                reason: format!("signing: {e}"),
+                class: RetryClass::Permanent,
+            })
+        })?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| Attempt::Retry(format!("{url}: {e}")))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| Attempt::Retry(format!("{url}: reading the answer: {e}")))?
+            .to_bytes();
+        // An error document is a few hundred bytes; never keep more than 64 KiB of one.
+        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]).into_owned();
+        Ok((status, text))
+    }
+}
+
+enum Attempt {
+    Retry(String),
+    Final(Error),
+}
+
+/// Signs `request` in place (Signature Version 4, headers `authorization`, `x-amz-date`
+/// and, for temporary credentials, `x-amz-security-token`).
+fn sign(
+    request: &mut hyper::Request<Full<Bytes>>,
+    body: &[u8],
+    identity: aws_smithy_runtime_api::client::identity::Identity,
+) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings};
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(SIGNING_REGION)
+        .name(SIGNING_NAME)
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()?
+        .into();
+    let headers: Vec<(&str, &str)> = request
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+        .collect();
+    let signable = SignableRequest::new(
+        request.method().as_str(),
+        request.uri().to_string(),
+        headers.into_iter(),
+        SignableBody::Bytes(body),
+    )?;
+    let (instructions, _signature) = aws_sigv4::http_request::sign(signable, &params)?.into_parts();
+    instructions.apply_to_request_http1x(request);
+    Ok(())
+}
+
+/// The `InvalidationBatch` document (CreateInvalidation, CloudFront API Reference), paths
+/// encoded by [`encode_path`] and XML-escaped.
+pub fn invalidation_batch_xml(paths: &[String], reference: &str) -> String {
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <InvalidationBatch xmlns=\"http://cloudfront.amazonaws.com/doc/{API_VERSION}/\">\
+         <Paths><Quantity>{}</Quantity><Items>",
+        paths.len()
+    );
+    for path in paths {
+        xml.push_str("<Path>");
+        xml.push_str(&xml_escape(&encode_path(path)));
+        xml.push_str("</Path>");
+    }
+    xml.push_str("</Items></Paths><CallerReference>");
+    xml.push_str(&xml_escape(reference));
+    xml.push_str("</CallerReference></InvalidationBatch>");
+    xml
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The text of the first `<tag>…</tag>` in an error document (CloudFront's
+/// `<ErrorResponse><Error><Code>…`); enough for the two fields read here.
+fn xml_text(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let len = xml[start..].find(&format!("</{tag}>"))?;
+    Some(xml[start..start + len].trim().to_string())
+}
+
+impl Invalidator for CloudFrontInvalidator {
+    fn invalidate(&self, paths: &[String], reference: &str) -> Result<()> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        self.handle.block_on(self.create(paths, reference))
+    }
+}
+
+/// Percent-encodes an invalidation path the way CloudFront matches it: "If the path
+/// includes non-ASCII characters or unsafe characters as defined in RFC 1738, URL-encode
+/// those characters. Don't URL-encode any other characters in the path, or CloudFront
+/// will not invalidate the old version of the updated file" ("Specifying the objects to
+/// invalidate", CloudFront Developer Guide). RFC 1738 § 2.2's unsafe characters are
+/// space, `< > " # % { } | \ ^ ~ [ ] \``; controls are encoded too, and `?` (which would
+/// start a query string) and `*` (a wildcard in an invalidation path), which titles never
+/// hold but a path must not smuggle in.
+pub fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for &b in path.as_bytes() {
+        let unsafe_char = matches!(
+            b,
+            b' ' | b'<'
+                | b'>'
+                | b'"'
+                | b'#'
+                | b'%'
+                | b'{'
+                | b'}'
+                | b'|'
+                | b'\\'
+                | b'^'
+                | b'~'
+                | b'['
+                | b']'
+                | b'`'
+                | b'?'
+                | b'*'
+        );
+        if b.is_ascii_graphic() && !unsafe_char {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_encode_only_unsafe_and_non_ascii() {
+        assert_eq!(
+            encode_path("/hls/shows/ep1/master.m3u8"),
+            "/hls/shows/ep1/master.m3u8"
+        );
+        assert_eq!(
+            encode_path("/hls/Shows/Épisode 1 (2024)/master.m3u8"),
+            "/hls/Shows/%C3%89pisode%201%20(2024)/master.m3u8"
+        );
+        assert_eq!(
+            encode_path("/hls/a#b%c~d+e&f/master.m3u8"),
+            "/hls/a%23b%25c%7Ed+e&f/master.m3u8"
+        );
+        assert_eq!(encode_path("/hls/x*?/m"), "/hls/x%2A%3F/m");
+    }
+
+    #[test]
+    fn batch_document_escapes_and_counts() {
+        let xml = invalidation_batch_xml(
+            &[
+                "/hls/a&b/master.m3u8".to_string(),
+                "/hls/é/master.m3u8".to_string(),
+            ],
+            "hlspipe-<0>",
+        );
+        assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InvalidationBatch xmlns=\"http://cloudfront.amazonaws.com/doc/2020-05-31/\">"));
+        assert!(xml.contains("<Quantity>2</Quantity>"));
+        assert!(xml
+            .contains("<Path>/hls/a&amp;b/master.m3u8</Path><Path>/hls/%C3%A9/master.m3u8</Path>"));
+        assert!(xml
+            .ends_with("<CallerReference>hlspipe-&lt;0&gt;</CallerReference></InvalidationBatch>"));
+    }
+
+    #[test]
+    fn error_code_and_message_are_read_from_the_document() {
+        let doc = "<?xml version=\"1.0\"?><ErrorResponse><Error><Type>Sender</Type>\
+                   <Code>NoSuchDistribution</Code><Message>The specified distribution does not exist.</Message>\
+                   </Error></ErrorResponse>";
+        assert_eq!(xml_text(doc, "Code").as_deref(), Some("NoSuchDistribution"));
+        assert_eq!(
+            xml_text(doc, "Message").as_deref(),
+            Some("The specified distribution does not exist.")
+        );
+        assert_eq!(xml_text("<Code>unterminated", "Code"), None);
+    }
+
+    #[test]
+    fn requests_are_signed_for_cloudfront_in_us_east_1() {
+        let body = Bytes::from(invalidation_batch_xml(&["/hls/a/master.m3u8".into()], "r"));
+        let mut request = hyper::Request::post(
+            "https://cloudfront.amazonaws.com/2020-05-31/distribution/E2QWRUHEXAMPLE/invalidation",
+        )
+        .header("content-type", "application/xml")
+        .body(Full::new(body.clone()))
+        .unwrap();
+        let creds = aws_credential_types::Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            Some("session".into()),
+            None,
+            "test",
+        );
+        sign(&mut request, &body, creds.into()).unwrap();
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let auth = header("authorization");
+        assert!(
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+            "{auth}"
+        );
+        assert!(
+            auth.contains("/us-east-1/cloudfront/aws4_request"),
+            "{auth}"
+        );
+        assert!(
+            auth.contains("SignedHeaders=content-type;host;x-amz-date;x-amz-security-token"),
+            "{auth}"
+        );
+        assert_eq!(header("x-amz-date").len(), "20261123T120000Z".len());
+        assert_eq!(header("x-amz-security-token"), "session");
+    }
+
+    /// Against a local server that answers from a script: 503 is retried, an
+    /// already-used reference is success, AccessDenied is final and reported.
+    #[test]
+    fn throttling_is_retried_and_a_repeated_reference_is_success() {
+        use std::sync::{Arc, Mutex};
+        let answers: Arc<Mutex<Vec<(u16, &'static str)>>> = Arc::new(Mutex::new(vec![
+            // Popped from the end.
+            (403, "<ErrorResponse><Error><Code>AccessDenied</Code><Message>no</Message></Error></ErrorResponse>"),
+            (400, "<ErrorResponse><Error><Code>InvalidationBatchAlreadyExists</Code></Error></ErrorResponse>"),
+            (201, "<Invalidation/>"),
+            (503, "<ErrorResponse><Error><Code>ServiceUnavailable</Code></Error></ErrorResponse>"),
+        ]));
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = {
+            let (answers, seen) = (Arc::clone(&answers), Arc::clone(&seen));
+            axum::Router::new().route(
+                "/2020-05-31/distribution/{id}/invalidation",
+                axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                    let (answers, seen) = (Arc::clone(&answers), Arc::clone(&seen));
+                    async move {
+                        assert!(headers.contains_key("authorization"));
+                        seen.lock().unwrap().push(body);
+                        let (status, text) = answers.lock().unwrap().pop().unwrap();
+                        (axum::http::StatusCode::from_u16(status).unwrap(), text)
+                    }
+                }),
+            )
+        };
+        rt.spawn(async move { axum::serve(listener, app).await });
+        let creds = SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
+            "AKID", "secret", None, None, "test",
+        ));
+        let cdn = CloudFrontInvalidator::new(
+            "E2QWRUHEXAMPLE",
+            format!("http://127.0.0.1:{port}/"),
+            creds,
+            rt.handle().clone(),
+        )
+        .unwrap();
+        let paths = vec!["/hls/shows/ep 1/master.m3u8".to_string()];
+        // 503, then 201.
+        cdn.invalidate(&paths, "hlspipe-1").unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        assert!(seen.lock().unwrap()[1].contains("<Path>/hls/shows/ep%201/master.m3u8</Path>"));
+        // The same reference again: CloudFront says it exists, which is what was wanted.
+        cdn.invalidate(&paths, "hlspipe-1").unwrap();
+        // Denied: not retried, and the code is in the error.
+        let e = cdn.invalidate(&paths, "hlspipe-2").unwrap_err().to_string();
+        assert!(
+            e.contains("AccessDenied") && e.contains("E2QWRUHEXAMPLE"),
+            "{e}"
+        );
+        assert_eq!(seen.lock().unwrap().len(), 4);
+        // Nothing to invalidate: no request.
+        cdn.invalidate(&[], "hlspipe-3").unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn distribution_ids_and_endpoints_are_checked() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let creds = SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
+            "AKID", "secret", None, None, "test",
+        ));
+        let make = |id: &str, endpoint: &str| {
+            CloudFrontInvalidator::new(id, endpoint, creds.clone(), rt.handle().clone()).map(|_| ())
+        };
+        assert!(make("E2QWRUHEXAMPLE", "https://cloudfront.amazonaws.com").is_ok());
+        assert!(make("E2/../x", DEFAULT_ENDPOINT).is_err());
+        assert!(make("", DEFAULT_ENDPOINT).is_err());
+        assert!(make("E2QWRUHEXAMPLE", "cloudfront.amazonaws.com").is_err());
+    }
+}

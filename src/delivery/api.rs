@@ -1,0 +1,409 @@
+//! The playback API: a viewer's app asks to play a title and gets the master playlist's CDN URL
+//! plus the CloudFront signed cookies that open the title's folder.
+//!
+//! ```text
+//! GET /v1/titles/{title}/playback     Authorization: Bearer <token>
+//!   200 {"title","master_url","expires_at"} + Set-Cookie CloudFront-Policy / -Signature / -Key-Pair-Id
+//!   401 no or wrong token (WWW-Authenticate: Bearer)   400 bad title   404 no manifest.json
+//!   409 the manifest says processing or failed ({"title","state","error"})
+//! GET /healthz                        200 ok
+//! ```
+//!
+//! `title` is the title, percent-encoded in the request path (`My%20Show/ep1`); the policy
+//! covers the title's bundle `<cdn base>/<output prefix><encoded title>.hls/*` and nothing
+//! else: not `…/ep1*`, which would open `…/ep10/` too, and not a nested title's folder
+//! ([`crate::title`]; DESIGN.md "CloudFront signing").
+//!
+//! Expiries are rounded up to a bucket (a minute by default) and the issued cookies are kept
+//! per (title, expiry): every viewer asking for the same title in the same minute gets the same
+//! cookies, and issuing them costs a map lookup instead of an RSA signature. AWS recommends
+//! session cookies for CloudFront ("Set signed cookies using a custom policy"); the policy's
+//! `DateLessThan` is what ends access, so `expires_at` is that time.
+
+use crate::delivery::http::Clock;
+use crate::delivery::sign::{CookieAttributes, Policy, Signer, TitlePrefix};
+use crate::pipeline::manifest::{Manifest, State as TitleState, MANIFEST_KEY};
+use crate::store::Store;
+use crate::title::Title;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
+use axum::http::header::{self, HeaderValue};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use subtle::ConstantTimeEq;
+
+/// Issued cookie sets remembered before expired ones are dropped.
+const ISSUED_CACHE_LIMIT: usize = 4096;
+
+/// Why an API configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("CDN base URL {url:?}: {reason}")]
+    BadCdnBaseUrl { url: String, reason: &'static str },
+    #[error("output prefix {prefix:?}: {reason}")]
+    BadOutputPrefix {
+        prefix: String,
+        reason: &'static str,
+    },
+    #[error("bearer token: {0}")]
+    BadToken(&'static str),
+    #[error("cookie lifetime: {0}")]
+    BadLifetime(&'static str),
+}
+
+/// How callers prove they may ask for cookies.
+#[derive(Clone)]
+pub enum Auth {
+    /// `Authorization: Bearer <token>`, compared in constant time.
+    Bearer(String),
+    /// Anyone may ask: for `hlspipe dev` on loopback only.
+    Disabled,
+}
+
+/// What the API signs and how.
+#[derive(Clone)]
+pub struct ApiConfig {
+    cdn_base_url: String,
+    output_prefix: String,
+    cookie_ttl: u64,
+    expiry_bucket: u64,
+    cookie_attributes: CookieAttributes,
+    /// SHA-256 of the token: comparing digests keeps the comparison constant-time in the
+    /// token's length too.
+    token_digest: Option<[u8; 32]>,
+    clock: Clock,
+}
+
+impl ApiConfig {
+    /// `cdn_base_url` is what viewers fetch media from (`https://cdn.example.com`); titles live
+    /// under `hls/` there and in the store, cookies last an hour (rounded up to the minute),
+    /// session cookies host-only with `SameSite=Lax`.
+    pub fn new(cdn_base_url: &str, auth: Auth) -> Result<ApiConfig, ApiError> {
+        let bad = |reason| ApiError::BadCdnBaseUrl {
+            url: cdn_base_url.to_owned(),
+            reason,
+        };
+        let base = cdn_base_url.strip_suffix('/').unwrap_or(cdn_base_url);
+        // The same rules as a title prefix, checked on a sample title.
+        TitlePrefix::parse(&format!("{base}/t/"))
+            .map_err(|_| bad("expected http(s)://host[:port] with printable ASCII only"))?;
+        if base.contains(['?', '#', '*']) {
+            return Err(bad("no query, fragment or wildcard"));
+        }
+        let token_digest = match auth {
+            Auth::Disabled => None,
+            Auth::Bearer(token) => {
+                if token.len() < 16 {
+                    return Err(ApiError::BadToken("use at least 16 characters"));
+                }
+                if !token.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(ApiError::BadToken("printable ASCII without spaces only"));
+                }
+                Some(Sha256::digest(token.as_bytes()).into())
+            }
+        };
+        Ok(ApiConfig {
+            cdn_base_url: base.to_owned(),
+            output_prefix: "hls/".into(),
+            cookie_ttl: 3600,
+            expiry_bucket: 60,
+            cookie_attributes: CookieAttributes::new(),
+            token_digest,
+            clock: crate::clock::system_clock(),
+        })
+    }
+
+    /// Where titles live under the CDN base URL and in the store: empty or ending in `/`.
+    pub fn output_prefix(mut self, prefix: &str) -> Result<ApiConfig, ApiError> {
+        let bad = |reason| ApiError::BadOutputPrefix {
+            prefix: prefix.to_owned(),
+            reason,
+        };
+        if !(prefix.is_empty() || prefix.ends_with('/')) || prefix.starts_with('/') {
+            return Err(bad("empty, or ending in `/` and not starting with `/`"));
+        }
+        // The prefix's folders follow the title rule (it is encoded with the title).
+        if !prefix.is_empty() && Title::new(&prefix[..prefix.len() - 1]).is_err() {
+            return Err(bad("segments must be non-empty and not `.` or `..`"));
+        }
+        self.output_prefix = prefix.to_owned();
+        Ok(self)
+    }
+
+    /// Cookies are valid for at least `ttl` seconds and at most `ttl + bucket`: the expiry is
+    /// rounded up to a multiple of `bucket` so that cookies can be shared and cached.
+    pub fn lifetime(mut self, ttl: u64, bucket: u64) -> Result<ApiConfig, ApiError> {
+        if ttl == 0 || ttl > 7 * 24 * 3600 {
+            return Err(ApiError::BadLifetime("between 1 second and 7 days"));
+        }
+        if bucket == 0 || bucket > ttl.max(60) {
+            return Err(ApiError::BadLifetime(
+                "the rounding bucket is at least 1 second and at most the lifetime",
+            ));
+        }
+        self.cookie_ttl = ttl;
+        self.expiry_bucket = bucket;
+        Ok(self)
+    }
+
+    pub fn cookie_attributes(mut self, attributes: CookieAttributes) -> ApiConfig {
+        self.cookie_attributes = attributes;
+        self
+    }
+
+    pub fn clock(mut self, clock: Clock) -> ApiConfig {
+        self.clock = clock;
+        self
+    }
+
+    /// `<cdn base>/<output prefix><title>.hls/`, percent-encoded ([`Title::url_folder`]).
+    pub fn title_url(&self, title: &Title) -> String {
+        format!(
+            "{}/{}",
+            self.cdn_base_url,
+            title.url_folder(&self.output_prefix)
+        )
+    }
+}
+
+/// A title's cookies for one expiry, ready to send.
+struct Issued {
+    set_cookies: Vec<HeaderValue>,
+    body: Bytes,
+}
+
+struct Api {
+    config: ApiConfig,
+    store: Arc<dyn Store>,
+    signer: Arc<Signer>,
+    issued: Mutex<HashMap<(Title, u64), Arc<Issued>>>,
+}
+
+/// `/v1/titles/{title}/playback` (behind the bearer check unless disabled) and `/healthz`.
+pub fn router(config: ApiConfig, store: Arc<dyn Store>, signer: Arc<Signer>) -> Router {
+    let api = Arc::new(Api {
+        config,
+        store,
+        signer,
+        issued: Mutex::new(HashMap::new()),
+    });
+    let v1 = Router::new()
+        .route("/v1/titles/{*rest}", get(playback))
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&api), authorize))
+        .with_state(api);
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(v1)
+}
+
+/// RFC 6750 § 3: 401 with `WWW-Authenticate: Bearer`, adding `error="invalid_token"` when a
+/// token was sent but is wrong.
+async fn authorize(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
+    let Some(expected) = &api.config.token_digest else {
+        return next.run(req).await;
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            // The scheme is case-insensitive (RFC 9110 § 11.1).
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    let challenge = match presented {
+        None => "Bearer realm=\"hlspipe\"",
+        Some(token) => {
+            let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+            if bool::from(digest.ct_eq(expected)) {
+                return next.run(req).await;
+            }
+            "Bearer realm=\"hlspipe\", error=\"invalid_token\""
+        }
+    };
+    let mut r = json_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    r
+}
+
+async fn playback(
+    State(api): State<Arc<Api>>,
+    rest: Result<Path<String>, PathRejection>,
+) -> Response {
+    let Ok(Path(rest)) = rest else {
+        return json_error(StatusCode::BAD_REQUEST, "the path is not valid UTF-8");
+    };
+    let Some(title) = rest.strip_suffix("/playback") else {
+        return json_error(StatusCode::NOT_FOUND, "no such endpoint");
+    };
+    // axum has percent-decoded the path; the title rule normalises it to NFC.
+    let title = match Title::new(title) {
+        Ok(title) => title,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+
+    let manifest_key = format!("{}{MANIFEST_KEY}", title.folder(&api.config.output_prefix));
+    let store = Arc::clone(&api.store);
+    let read = {
+        let key = manifest_key.clone();
+        tokio::task::spawn_blocking(move || store.get(&key)).await
+    };
+    let manifest = match read {
+        Ok(Ok(Some(bytes))) => match Manifest::parse(&bytes) {
+            Ok(manifest) => manifest,
+            Err(e) => {
+                tracing::error!(target: "hlspipe::delivery::api", key = %manifest_key, error = %e, "unreadable manifest");
+                return json_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the title's manifest is unreadable",
+                );
+            }
+        },
+        Ok(Ok(None)) => {
+            return json_response(
+                StatusCode::NOT_FOUND,
+                &serde_json::json!({ "error": "unknown title", "title": title }),
+            )
+        }
+        Ok(Err(e)) => {
+            tracing::error!(target: "hlspipe::delivery::api", key = %manifest_key, error = %e, "store read failed");
+            return json_error(StatusCode::INTERNAL_SERVER_ERROR, "storage error");
+        }
+        Err(e) => {
+            tracing::error!(target: "hlspipe::delivery::api", key = %manifest_key, error = %e, "store task failed");
+            return json_error(StatusCode::INTERNAL_SERVER_ERROR, "storage error");
+        }
+    };
+    if manifest.state != TitleState::Complete {
+        return json_response(
+            StatusCode::CONFLICT,
+            &serde_json::json!({ "title": title, "state": manifest.state, "error": manifest.error }),
+        );
+    }
+
+    let now = (api.config.clock)();
+    let bucket = api.config.expiry_bucket;
+    let expires = now
+        .saturating_add(api.config.cookie_ttl)
+        .div_ceil(bucket)
+        .saturating_mul(bucket);
+
+    let issued = match cached(&api, &title, expires) {
+        Some(issued) => issued,
+        None => {
+            let api2 = Arc::clone(&api);
+            let title2 = title.clone();
+            match tokio::task::spawn_blocking(move || issue(&api2, &title2, expires)).await {
+                Ok(Ok(issued)) => remember(&api, title, expires, now, issued),
+                Ok(Err(e)) => {
+                    tracing::error!(target: "hlspipe::delivery::api", %title, error = %e, "signing failed");
+                    return json_error(StatusCode::INTERNAL_SERVER_ERROR, "signing failed");
+                }
+                Err(e) => {
+                    tracing::error!(target: "hlspipe::delivery::api", %title, error = %e, "signing task failed");
+                    return json_error(StatusCode::INTERNAL_SERVER_ERROR, "signing failed");
+                }
+            }
+        }
+    };
+
+    let mut r = Response::new(Body::from(issued.body.clone()));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // A response that sets cookies must never be stored by a shared cache.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for cookie in &issued.set_cookies {
+        h.append(header::SET_COOKIE, cookie.clone());
+    }
+    r
+}
+
+fn cached(api: &Api, title: &Title, expires: u64) -> Option<Arc<Issued>> {
+    let issued = api.issued.lock().unwrap_or_else(|p| p.into_inner());
+    issued.get(&(title.clone(), expires)).cloned()
+}
+
+fn remember(api: &Api, title: Title, expires: u64, now: u64, issued: Issued) -> Arc<Issued> {
+    let issued = Arc::new(issued);
+    let mut map = api.issued.lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() >= ISSUED_CACHE_LIMIT {
+        map.retain(|(_, exp), _| *exp > now);
+        if map.len() >= ISSUED_CACHE_LIMIT {
+            map.clear();
+        }
+    }
+    map.insert((title, expires), Arc::clone(&issued));
+    issued
+}
+
+/// Sign the title's policy (an RSA or ECDSA operation on a miss of the signer's own cache).
+fn issue(
+    api: &Api,
+    title: &Title,
+    expires: u64,
+) -> Result<Issued, crate::delivery::sign::SignError> {
+    let prefix = TitlePrefix::parse(&api.config.title_url(title))?;
+    let cookies = api
+        .signer
+        .signed_cookies(&Policy::for_title(&prefix, expires))?;
+    let set_cookies = cookies
+        .set_cookie_headers(&api.config.cookie_attributes)
+        .into_iter()
+        .filter_map(|c| HeaderValue::from_str(&c).ok())
+        .collect();
+    let body = serde_json::json!({
+        "title": title,
+        "master_url": format!("{prefix}{}", crate::pipeline::manifest::MASTER_KEY),
+        "expires_at": expires,
+    });
+    Ok(Issued {
+        set_cookies,
+        body: Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
+    })
+}
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
+    let mut r = (status, axum::Json(value)).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    json_response(status, &serde_json::json!({ "error": message }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_is_checked() {
+        assert!(ApiConfig::new("https://cdn.example.com", Auth::Disabled).is_ok());
+        assert!(ApiConfig::new("https://cdn.example.com/", Auth::Disabled).is_ok());
+        assert!(ApiConfig::new("cdn.example.com", Auth::Disabled).is_err());
+        assert!(ApiConfig::new("https://cdn.example.com", Auth::Bearer("short".into())).is_err());
+        let config = ApiConfig::new("https://cdn.example.com", Auth::Disabled).unwrap();
+        assert!(config.clone().output_prefix("/hls/").is_err());
+        assert!(config.clone().output_prefix("hls").is_err());
+        assert!(config.clone().output_prefix("a/../").is_err());
+        let config = config.output_prefix("media/hls/").unwrap();
+        assert_eq!(
+            config.title_url(&Title::new("shows/ép 1").unwrap()),
+            "https://cdn.example.com/media/hls/shows/%C3%A9p%201.hls/"
+        );
+    }
+}

@@ -1,0 +1,963 @@
+//! The edge: a local stand-in for the CloudFront distribution in front of the bucket.
+//!
+//! It answers the way the distribution would for a cache behaviour with a trusted key group, an
+//! S3 origin and a CORS response headers policy:
+//! - Every `GET`/`HEAD` is decided by the signing [`Verifier`] before the store is touched:
+//!   signed URL parameters or `CloudFront-*` cookies, signature, time window, wildcard resource
+//!   and source IP. The URL checked is the distribution's public base URL followed by the path
+//!   and query as the viewer sent them: CloudFront matches the policy `Resource` against the
+//!   whole URL, query string included (CloudFront Developer Guide, "Create a signed URL using
+//!   a custom policy", the `Resource` element). The `Host` header is not used: behind a real
+//!   distribution it would be the distribution's own name anyway.
+//! - A denial is `403` with CloudFront's short XML body; why it was denied goes to the log
+//!   (`tracing`, target `hlspipe::delivery::edge`), never to the viewer.
+//! - A missing object is `404` (after the check). Behind CloudFront with origin access control
+//!   the answer for a missing key is S3's: `403 AccessDenied` unless the OAC's principal may
+//!   `s3:ListBucket`, `404 NoSuchKey` when it may (Amazon S3 API Reference, GetObject,
+//!   "Permissions"). We behave like the second: it only tells a viewer who is already allowed
+//!   into the title's folder that a file is absent, and it makes broken playlists easy to spot.
+//! - `Range` (one range: `206`; unsatisfiable: `416` with `Content-Range: bytes */len`; several
+//!   ranges: the whole object with `200`, which RFC 9110 § 14.2 allows), `If-Range`,
+//!   `If-None-Match` and `If-Modified-Since` (`304`), `Accept-Ranges: bytes`, and the object's
+//!   `Content-Type`, `Cache-Control`, `ETag` and `Last-Modified` passed through as S3 returns
+//!   them.
+//! - Credentialed CORS for players on another origin: the viewer's `Origin` echoed when it is
+//!   in the allowed list (never `*`, which browsers refuse with credentials: Fetch standard,
+//!   "CORS protocol and credentials"), `Access-Control-Allow-Credentials: true`, `Vary:
+//!   Origin`, and `Content-Length`/`Content-Range` exposed to scripts. Preflight `OPTIONS`
+//!   requests are answered without a signature check: browsers never send cookies with a
+//!   preflight (Fetch standard, "CORS-preflight fetch").
+//!
+//! Bodies are streamed from the store in chunks read on the blocking pool (the [`Store`] trait
+//! is synchronous), so a 30 MB segment costs one chunk of memory per request, not 30 MB.
+
+use crate::delivery::http::{peer_ip, Clock};
+use crate::delivery::sign::{Decision, Verifier};
+use crate::percent::{self, Plus};
+use crate::store::{ObjectInfo, Store};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Body chunk read from the store per step: memory per streaming request.
+pub const DEFAULT_CHUNK_SIZE: usize = 256 * 1024;
+
+/// Why an edge configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EdgeError {
+    #[error("public base URL {url:?}: {reason}")]
+    BadBaseUrl { url: String, reason: &'static str },
+    #[error("allowed origin {origin:?}: {reason}")]
+    BadOrigin {
+        origin: String,
+        reason: &'static str,
+    },
+    #[error("path prefix {prefix:?}: {reason}")]
+    BadPrefix {
+        prefix: String,
+        reason: &'static str,
+    },
+}
+
+/// How requests are admitted.
+#[derive(Clone)]
+pub enum Access {
+    /// As CloudFront with a trusted key group: every request must carry valid signed cookies or
+    /// a valid signed URL.
+    Signed(Arc<Verifier>),
+    /// No check at all, as a public distribution. For benchmarks (the cost of the check is the
+    /// difference) and never the default of any command.
+    Open,
+}
+
+/// How the edge maps CDN URLs to store keys, and who may call it from a browser.
+#[derive(Clone)]
+pub struct EdgeConfig {
+    public_base_url: String,
+    path_prefix: String,
+    key_prefix: String,
+    allowed_origins: HashSet<String>,
+    chunk_size: usize,
+    clock: Clock,
+}
+
+impl EdgeConfig {
+    /// `public_base_url` is the distribution's scheme and host as viewers use it, e.g.
+    /// `https://cdn.example.com` or `http://127.0.0.1:8080` (no path, no trailing slash needed).
+    /// By default the request path `/hls/x` is the store key `hls/x`, no origin is allowed
+    /// CORS, and the clock is the system's.
+    pub fn new(public_base_url: &str) -> Result<EdgeConfig, EdgeError> {
+        Ok(EdgeConfig {
+            public_base_url: parse_base_url(public_base_url)?,
+            path_prefix: "/hls/".into(),
+            key_prefix: "hls/".into(),
+            allowed_origins: HashSet::new(),
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            clock: crate::clock::system_clock(),
+        })
+    }
+
+    /// Serve request paths under `path_prefix` (starts and ends with `/`, e.g. `/hls/`) from
+    /// store keys under `key_prefix` (empty, or ends with `/`, e.g. `hls/`). Other paths are 404.
+    pub fn map_prefix(
+        mut self,
+        path_prefix: &str,
+        key_prefix: &str,
+    ) -> Result<EdgeConfig, EdgeError> {
+        let bad = |prefix: &str, reason| EdgeError::BadPrefix {
+            prefix: prefix.to_owned(),
+            reason,
+        };
+        if !path_prefix.starts_with('/') || !path_prefix.ends_with('/') {
+            return Err(bad(path_prefix, "a path prefix starts and ends with `/`"));
+        }
+        if !(key_prefix.is_empty() || key_prefix.ends_with('/')) || key_prefix.starts_with('/') {
+            return Err(bad(
+                key_prefix,
+                "a key prefix is empty or ends with `/`, and does not start with `/`",
+            ));
+        }
+        for prefix in [path_prefix, key_prefix] {
+            if prefix.split('/').any(|s| s == "." || s == "..") {
+                return Err(bad(prefix, "`.` and `..` segments are not allowed"));
+            }
+        }
+        self.path_prefix = path_prefix.to_owned();
+        self.key_prefix = key_prefix.to_owned();
+        Ok(self)
+    }
+
+    /// Let pages on `origin` (`scheme://host[:port]`, e.g. `https://www.example.com`) read
+    /// responses with credentials.
+    pub fn allow_origin(mut self, origin: &str) -> Result<EdgeConfig, EdgeError> {
+        self.allowed_origins.insert(parse_origin(origin)?);
+        Ok(self)
+    }
+
+    pub fn chunk_size(mut self, bytes: usize) -> EdgeConfig {
+        self.chunk_size = bytes.clamp(4096, 16 << 20);
+        self
+    }
+
+    pub fn clock(mut self, clock: Clock) -> EdgeConfig {
+        self.clock = clock;
+        self
+    }
+
+    pub fn public_base_url(&self) -> &str {
+        &self.public_base_url
+    }
+}
+
+/// `scheme://authority`, lowercased, without a trailing slash; refuses paths, queries and
+/// wildcards, which would make the checked URL differ from what CloudFront sees.
+fn parse_base_url(url: &str) -> Result<String, EdgeError> {
+    let bad = |reason| EdgeError::BadBaseUrl {
+        url: url.to_owned(),
+        reason,
+    };
+    let trimmed = url.strip_suffix('/').unwrap_or(url);
+    let (scheme, authority) = trimmed
+        .split_once("://")
+        .ok_or_else(|| bad("expected http:// or https://"))?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return Err(bad("the scheme must be http or https"));
+    }
+    if authority.is_empty() {
+        return Err(bad("the host is missing"));
+    }
+    if !authority
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+    {
+        return Err(bad(
+            "only a host and port are allowed (no path, query, user info or wildcard)",
+        ));
+    }
+    Ok(format!("{scheme}://{}", authority.to_ascii_lowercase()))
+}
+
+fn parse_origin(origin: &str) -> Result<String, EdgeError> {
+    if origin.trim() == "*" {
+        return Err(EdgeError::BadOrigin {
+            origin: origin.to_owned(),
+            reason: "`*` cannot be used with credentials; list each origin",
+        });
+    }
+    parse_base_url(origin).map_err(|e| match e {
+        EdgeError::BadBaseUrl { reason, .. } => EdgeError::BadOrigin {
+            origin: origin.to_owned(),
+            reason,
+        },
+        other => other,
+    })
+}
+
+struct Edge {
+    config: EdgeConfig,
+    store: Arc<dyn Store>,
+    access: Access,
+    /// Fingerprints of credentials (query and cookies) that were allowed once: only a hint of
+    /// where to run the check, never a reason to skip it.
+    known: Mutex<HashSet<u64>>,
+}
+
+/// Known credential fingerprints kept before the set starts over.
+const KNOWN_CREDENTIALS_LIMIT: usize = 16_384;
+
+impl Edge {
+    fn is_known(&self, fingerprint: u64) -> bool {
+        let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.contains(&fingerprint)
+    }
+
+    fn remember(&self, fingerprint: u64) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= KNOWN_CREDENTIALS_LIMIT {
+            known.clear();
+        }
+        known.insert(fingerprint);
+    }
+}
+
+fn credentials_fingerprint(query: Option<&str>, cookies: Option<&str>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (query, cookies).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The edge as a router that answers every path (mount it as a fallback, or nest it). Run it
+/// with [`crate::delivery::http::serve`] so that the viewer's address reaches the IP check.
+pub fn router(config: EdgeConfig, store: Arc<dyn Store>, access: Access) -> Router {
+    let edge = Arc::new(Edge {
+        config,
+        store,
+        access,
+        known: Mutex::new(HashSet::new()),
+    });
+    Router::new().fallback(handle).with_state(edge)
+}
+
+async fn handle(State(edge): State<Arc<Edge>>, req: Request) -> Response {
+    // Only the head is needed; a body is not read (and `Request` itself is not `Sync`).
+    let (req, _body) = req.into_parts();
+    let origin = allowed_origin(&edge.config, &req.headers);
+    let mut response = match req.method {
+        Method::OPTIONS => preflight(origin.is_some(), &req.headers),
+        Method::GET | Method::HEAD => serve_object(&edge, &req).await,
+        _ => {
+            let mut r = error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "Method not allowed",
+            );
+            r.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, OPTIONS"),
+            );
+            r
+        }
+    };
+    let headers = response.headers_mut();
+    // The answer depends on Origin whether or not it was allowed: caches must key on it.
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(origin) = origin {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_METHODS) {
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("Content-Length, Content-Range"),
+            );
+        }
+    }
+    response
+}
+
+/// The request's `Origin`, as sent, when it is allowed.
+fn allowed_origin(config: &EdgeConfig, headers: &HeaderMap) -> Option<HeaderValue> {
+    let value = headers.get(header::ORIGIN)?;
+    let text = value.to_str().ok()?;
+    let normalized = parse_base_url(text).ok()?;
+    // A browser's Origin never ends in `/`; one that does is not a browser's.
+    (config.allowed_origins.contains(&normalized) && !text.ends_with('/')).then(|| value.clone())
+}
+
+/// Preflight: 204 with what the player may send, or 403 without CORS headers for an origin
+/// that is not allowed (the browser then blocks the real request).
+fn preflight(origin_allowed: bool, headers: &HeaderMap) -> Response {
+    if !headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
+        // A plain OPTIONS, not a preflight.
+        let mut r = empty(StatusCode::NO_CONTENT);
+        r.headers_mut().insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        );
+        return r;
+    }
+    if !origin_allowed {
+        return error(StatusCode::FORBIDDEN, "AccessDenied", "Access denied");
+    }
+    let mut r = empty(StatusCode::NO_CONTENT);
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, HEAD"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Range, If-None-Match, If-Range, If-Modified-Since"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    r
+}
+
+async fn serve_object(edge: &Edge, req: &Parts) -> Response {
+    let path = req.uri.path();
+    let Some(rest) = path.strip_prefix(edge.config.path_prefix.as_str()) else {
+        return not_found();
+    };
+
+    if let Access::Signed(verifier) = &edge.access {
+        let path_and_query = req.uri.path_and_query().map_or(path, |pq| pq.as_str());
+        let url = format!("{}{path_and_query}", edge.config.public_base_url);
+        let cookies = cookie_header(&req.headers);
+        let ip = peer_ip(&req.extensions);
+        let now = (edge.config.clock)();
+        // Credentials allowed before verify from the Verifier's cache in microseconds: check
+        // them here. Unknown ones may cost a public-key operation (about 0.5 ms for RSA-2048),
+        // which goes to the blocking pool so that a flood of made-up signatures cannot stall
+        // the connections being served.
+        let fingerprint = credentials_fingerprint(req.uri.query(), cookies.as_deref());
+        let known = edge.is_known(fingerprint);
+        let decision = if known {
+            verifier.verify_request(&url, cookies.as_deref(), ip, now)
+        } else {
+            let (verifier, url, cookies) = (Arc::clone(verifier), url.clone(), cookies.clone());
+            match tokio::task::spawn_blocking(move || {
+                verifier.verify_request(&url, cookies.as_deref(), ip, now)
+            })
+            .await
+            {
+                Ok(decision) => decision,
+                Err(e) => {
+                    tracing::error!(target: "hlspipe::delivery::edge", error = %e, "verification task failed");
+                    return internal_error();
+                }
+            }
+        };
+        match decision {
+            Decision::Allow(_) => {
+                if !known {
+                    edge.remember(fingerprint);
+                }
+            }
+            Decision::Deny(reason) => {
+                tracing::info!(target: "hlspipe::delivery::edge", %ip, %url, %reason, "403 denied");
+                return error(StatusCode::FORBIDDEN, "AccessDenied", "Access denied");
+            }
+        }
+    }
+
+    let Some(key) = store_key(&edge.config.key_prefix, rest) else {
+        return not_found();
+    };
+    let conditions = Conditions::of(req);
+    let chunk_size = edge.config.chunk_size;
+    let store = Arc::clone(&edge.store);
+    let task_key = key.clone();
+    // One trip to the blocking pool answers small objects whole: HEAD, the decision, and the
+    // first chunk of the body (all of a typical segment) are read together.
+    let opened = tokio::task::spawn_blocking(move || -> crate::Result<Option<Opened>> {
+        let Some(info) = store.head(&task_key)? else {
+            return Ok(None);
+        };
+        let outcome = conditions.decide(&info);
+        let first = match outcome {
+            Outcome::Send { start, end, .. } if conditions.is_get && end > start => {
+                let len = chunk_len(start, end, chunk_size);
+                let mut buf = vec![0u8; len];
+                store.read_range(&task_key, start, &mut buf)?;
+                Some(Bytes::from(buf))
+            }
+            _ => None,
+        };
+        Ok(Some(Opened {
+            info,
+            outcome,
+            first,
+        }))
+    })
+    .await;
+    let Opened {
+        info,
+        outcome,
+        first,
+    } = match opened {
+        Ok(Ok(Some(opened))) => opened,
+        Ok(Ok(None)) => return not_found(),
+        Ok(Err(e)) => {
+            tracing::error!(target: "hlspipe::delivery::edge", %key, error = %e, "store read failed");
+            return internal_error();
+        }
+        Err(e) => {
+            tracing::error!(target: "hlspipe::delivery::edge", %key, error = %e, "store task failed");
+            return internal_error();
+        }
+    };
+
+    let mut headers = object_headers(&info);
+    let len = info.size;
+    let (status, start, end) = match outcome {
+        Outcome::NotModified => {
+            let mut r = empty(StatusCode::NOT_MODIFIED);
+            headers.remove(header::CONTENT_TYPE);
+            r.headers_mut().extend(headers);
+            return r;
+        }
+        Outcome::Unsatisfiable => {
+            let mut r = error(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "InvalidRange",
+                "The requested range is not satisfiable",
+            );
+            r.headers_mut().insert(
+                header::CONTENT_RANGE,
+                header_value(&format!("bytes */{len}")),
+            );
+            r.headers_mut()
+                .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            return r;
+        }
+        Outcome::Send {
+            partial,
+            start,
+            end,
+        } => {
+            if partial {
+                headers.insert(
+                    header::CONTENT_RANGE,
+                    header_value(&format!("bytes {start}-{}/{len}", end - 1)),
+                );
+            }
+            let status = if partial {
+                StatusCode::PARTIAL_CONTENT
+            } else {
+                StatusCode::OK
+            };
+            (status, start, end)
+        }
+    };
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+
+    let body = match first {
+        None => Body::empty(),
+        Some(first) => {
+            let rest_start = start + first.len() as u64;
+            if rest_start >= end {
+                Body::from(first)
+            } else {
+                stream_body(
+                    first,
+                    Arc::clone(&edge.store),
+                    key.into(),
+                    rest_start,
+                    end,
+                    chunk_size,
+                )
+            }
+        }
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    r.headers_mut().extend(headers);
+    r
+}
+
+/// The request headers that decide what is sent, taken out so that the decision can be made
+/// on the blocking pool next to the store's HEAD.
+struct Conditions {
+    is_get: bool,
+    if_none_match: Option<HeaderValue>,
+    if_modified_since: Option<HeaderValue>,
+    if_range: Option<HeaderValue>,
+    range: Option<HeaderValue>,
+}
+
+/// What to answer for an object that exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    NotModified,
+    Unsatisfiable,
+    /// `[start, end)`; `partial` for 206.
+    Send {
+        partial: bool,
+        start: u64,
+        end: u64,
+    },
+}
+
+struct Opened {
+    info: ObjectInfo,
+    outcome: Outcome,
+    /// The first chunk of the body (GET only).
+    first: Option<Bytes>,
+}
+
+impl Conditions {
+    fn of(req: &Parts) -> Conditions {
+        Conditions {
+            is_get: req.method == Method::GET,
+            if_none_match: req.headers.get(header::IF_NONE_MATCH).cloned(),
+            if_modified_since: req.headers.get(header::IF_MODIFIED_SINCE).cloned(),
+            if_range: req.headers.get(header::IF_RANGE).cloned(),
+            range: req.headers.get(header::RANGE).cloned(),
+        }
+    }
+
+    fn decide(&self, info: &ObjectInfo) -> Outcome {
+        // RFC 9110 § 13.2.2: If-None-Match is evaluated before Range; for GET and HEAD a match
+        // is 304 Not Modified with the validators and caching headers.
+        // If-Modified-Since counts only without If-None-Match (§ 13.1.3): not modified when the
+        // object is no newer than the date given.
+        match &self.if_none_match {
+            Some(inm) => {
+                if if_none_match_hits(inm.as_bytes(), &info.etag) {
+                    return Outcome::NotModified;
+                }
+            }
+            None => {
+                let since = self
+                    .if_modified_since
+                    .as_ref()
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| httpdate::parse_http_date(v).ok())
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs());
+                if let (Some(since), Some(modified)) = (since, info.last_modified) {
+                    if modified <= since {
+                        return Outcome::NotModified;
+                    }
+                }
+            }
+        }
+        let len = info.size;
+        let whole = Outcome::Send {
+            partial: false,
+            start: 0,
+            end: len,
+        };
+        // Range applies to GET only (RFC 9110 § 14.2), and, with If-Range, only while the
+        // representation is the one the client names by its strong entity tag (§ 13.1.5; a
+        // date is not trusted: ours have second precision).
+        if !self.is_get {
+            return whole;
+        }
+        if let Some(if_range) = &self.if_range {
+            let holds = if_range
+                .as_bytes()
+                .strip_prefix(b"\"")
+                .and_then(|t| t.strip_suffix(b"\""))
+                .is_some_and(|t| t == info.etag.as_bytes());
+            if !holds {
+                return whole;
+            }
+        }
+        match self
+            .range
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(|v| parse_range(v, len))
+        {
+            None | Some(RangeRequest::Ignored) => whole,
+            Some(RangeRequest::Unsatisfiable) => Outcome::Unsatisfiable,
+            Some(RangeRequest::Single(start, end)) => Outcome::Send {
+                partial: true,
+                start,
+                end,
+            },
+        }
+    }
+}
+
+fn chunk_len(offset: u64, end: u64, chunk_size: usize) -> usize {
+    usize::try_from(end.saturating_sub(offset)).map_or(chunk_size, |left| left.min(chunk_size))
+}
+
+/// Every `Cookie` header, joined: HTTP/2 clients may split cookies over several (RFC 9113
+/// § 8.2.3).
+fn cookie_header(headers: &HeaderMap) -> Option<String> {
+    let mut joined: Option<String> = None;
+    for value in headers.get_all(header::COOKIE) {
+        let Ok(text) = value.to_str() else { continue };
+        match &mut joined {
+            None => joined = Some(text.to_owned()),
+            Some(all) => {
+                all.push_str("; ");
+                all.push_str(text);
+            }
+        }
+    }
+    joined
+}
+
+/// The store key for the part of the request path after the path prefix: percent-decoded,
+/// without empty, `.` or `..` segments (a viewer must not reach outside the key prefix).
+fn store_key(key_prefix: &str, rest: &str) -> Option<String> {
+    // As S3 does for a CloudFront origin request: the path is the key, percent-decoded.
+    let decoded = percent::decode(rest, Plus::Literal).ok()?;
+    let ok = !decoded.is_empty()
+        && !decoded.contains('\0')
+        && decoded
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..");
+    ok.then(|| format!("{key_prefix}{decoded}"))
+}
+
+fn object_headers(info: &ObjectInfo) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if let Some(value) = info
+        .content_type
+        .as_deref()
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
+        h.insert(header::CONTENT_TYPE, value);
+    }
+    if let Some(value) = info
+        .cache_control
+        .as_deref()
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
+        h.insert(header::CACHE_CONTROL, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{}\"", info.etag)) {
+        h.insert(header::ETAG, value);
+    }
+    if let Some(secs) = info.last_modified {
+        let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
+        h.insert(header::LAST_MODIFIED, header_value(&date));
+    }
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h
+}
+
+/// RFC 9110 § 13.1.2: `*`, or a list of entity tags compared weakly (a `W/` prefix ignored).
+fn if_none_match_hits(header: &[u8], etag: &str) -> bool {
+    let Ok(text) = std::str::from_utf8(header) else {
+        return false;
+    };
+    text.split(',').map(str::trim).any(|tag| {
+        if tag == "*" {
+            return true;
+        }
+        let tag = tag.strip_prefix("W/").unwrap_or(tag);
+        tag.strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .is_some_and(|t| t == etag)
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RangeRequest {
+    /// Absent, not understood, or several ranges: the whole object, 200.
+    Ignored,
+    /// Half-open `[start, end)`, non-empty, inside the object.
+    Single(u64, u64),
+    Unsatisfiable,
+}
+
+/// RFC 9110 § 14.1.2 byte ranges: `bytes=a-b`, `bytes=a-`, `bytes=-n`. A header that does not
+/// parse is ignored, as § 14.2 requires; several ranges are answered with the whole object.
+fn parse_range(header: &str, len: u64) -> RangeRequest {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Ignored;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Ignored;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeRequest::Ignored;
+    };
+    let number = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    match (first.is_empty(), number(first), number(last)) {
+        // Suffix: the last n bytes.
+        (true, _, Some(n)) => {
+            if n == 0 || len == 0 {
+                RangeRequest::Unsatisfiable
+            } else {
+                RangeRequest::Single(len.saturating_sub(n), len)
+            }
+        }
+        (false, Some(start), last_pos) => {
+            if !last.is_empty() && last_pos.is_none() {
+                return RangeRequest::Ignored;
+            }
+            if let Some(last_pos) = last_pos {
+                if last_pos < start {
+                    return RangeRequest::Ignored;
+                }
+            }
+            if start >= len {
+                return RangeRequest::Unsatisfiable;
+            }
+            let end = last_pos.map_or(len, |l| l.saturating_add(1).min(len));
+            RangeRequest::Single(start, end)
+        }
+        _ => RangeRequest::Ignored,
+    }
+}
+
+/// `first`, then `[start, end)` of `key` read a chunk at a time on the blocking pool as the
+/// connection drains: at most one chunk per request is in memory.
+fn stream_body(
+    first: Bytes,
+    store: Arc<dyn Store>,
+    key: Arc<str>,
+    start: u64,
+    end: u64,
+    chunk_size: usize,
+) -> Body {
+    use futures_util::StreamExt;
+    let rest = futures_util::stream::try_unfold(start, move |offset| {
+        let (store, key) = (Arc::clone(&store), Arc::clone(&key));
+        async move {
+            if offset >= end {
+                return Ok::<_, std::io::Error>(None);
+            }
+            let len = chunk_len(offset, end, chunk_size);
+            let bytes = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; len];
+                store
+                    .read_range(&key, offset, &mut buf)
+                    .map(|()| Bytes::from(buf))
+                    .map_err(|e| {
+                        tracing::error!(target: "hlspipe::delivery::edge", %key, offset, error = %e, "store read failed mid-body");
+                        std::io::Error::other(e.to_string())
+                    })
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+            Ok(Some((bytes, offset + len as u64)))
+        }
+    });
+    Body::from_stream(futures_util::stream::once(async { Ok(first) }).chain(rest))
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn empty(status: StatusCode) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    r
+}
+
+/// An error the way CloudFront and S3 write them: a short XML document.
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    r
+}
+
+fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "NoSuchKey",
+        "The specified key does not exist.",
+    )
+}
+
+fn internal_error() -> Response {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalError",
+        "We encountered an internal error. Please try again.",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        use RangeRequest::*;
+        assert_eq!(parse_range("bytes=0-99", 1000), Single(0, 100));
+        assert_eq!(parse_range("bytes=900-", 1000), Single(900, 1000));
+        assert_eq!(parse_range("bytes=-100", 1000), Single(900, 1000));
+        assert_eq!(parse_range("bytes=-5000", 1000), Single(0, 1000));
+        assert_eq!(parse_range("bytes=990-5000", 1000), Single(990, 1000));
+        assert_eq!(parse_range("bytes=1000-", 1000), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 1000), Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-0", 0), Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 1000), Ignored);
+        assert_eq!(parse_range("bytes=5-1", 1000), Ignored);
+        assert_eq!(parse_range("items=0-1", 1000), Ignored);
+        assert_eq!(parse_range("bytes=a-b", 1000), Ignored);
+        assert_eq!(parse_range("bytes=+1-2", 1000), Ignored);
+        assert_eq!(
+            parse_range("bytes=0-18446744073709551615", 10),
+            Single(0, 10)
+        );
+    }
+
+    fn object(etag: &str, size: u64, last_modified: u64) -> ObjectInfo {
+        ObjectInfo {
+            key: "k".into(),
+            size,
+            etag: etag.into(),
+            last_modified: Some(last_modified),
+            content_type: None,
+            cache_control: None,
+        }
+    }
+
+    fn conditions(headers: &[(&str, &str)], is_get: bool) -> Conditions {
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| HeaderValue::from_str(v).unwrap())
+        };
+        Conditions {
+            is_get,
+            if_none_match: get("if-none-match"),
+            if_modified_since: get("if-modified-since"),
+            if_range: get("if-range"),
+            range: get("range"),
+        }
+    }
+
+    #[test]
+    fn decisions() {
+        let info = object("abc", 1000, 784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        let whole = Outcome::Send {
+            partial: false,
+            start: 0,
+            end: 1000,
+        };
+        let part = Outcome::Send {
+            partial: true,
+            start: 0,
+            end: 10,
+        };
+        let decide = |h: &[(&str, &str)], get| conditions(h, get).decide(&info);
+        assert_eq!(decide(&[], true), whole);
+        assert_eq!(decide(&[("range", "bytes=0-9")], true), part);
+        assert_eq!(
+            decide(&[("range", "bytes=0-9")], false),
+            whole,
+            "HEAD ignores Range"
+        );
+        assert_eq!(
+            decide(&[("range", "bytes=0-9"), ("if-range", "\"abc\"")], true),
+            part
+        );
+        assert_eq!(
+            decide(&[("range", "bytes=0-9"), ("if-range", "\"abd\"")], true),
+            whole
+        );
+        assert_eq!(
+            decide(&[("range", "bytes=0-9"), ("if-range", "W/\"abc\"")], true),
+            whole,
+            "If-Range needs a strong match"
+        );
+        assert_eq!(
+            decide(&[("range", "bytes=5000-")], true),
+            Outcome::Unsatisfiable
+        );
+        assert_eq!(
+            decide(&[("if-none-match", "\"abc\"")], false),
+            Outcome::NotModified
+        );
+        let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+        let earlier = "Sun, 06 Nov 1994 08:49:36 GMT";
+        assert_eq!(
+            decide(&[("if-modified-since", date)], true),
+            Outcome::NotModified
+        );
+        assert_eq!(decide(&[("if-modified-since", earlier)], true), whole);
+        assert_eq!(decide(&[("if-modified-since", "yesterday")], true), whole);
+        // If-None-Match wins over If-Modified-Since.
+        assert_eq!(
+            decide(
+                &[("if-none-match", "\"x\""), ("if-modified-since", date)],
+                true
+            ),
+            whole
+        );
+    }
+
+    #[test]
+    fn entity_tags() {
+        assert!(if_none_match_hits(b"\"abc\"", "abc"));
+        assert!(if_none_match_hits(b"W/\"abc\"", "abc"));
+        assert!(if_none_match_hits(b"\"x\", \"abc\"", "abc"));
+        assert!(if_none_match_hits(b"*", "abc"));
+        assert!(!if_none_match_hits(b"abc", "abc"));
+        assert!(!if_none_match_hits(b"\"abd\"", "abc"));
+    }
+
+    #[test]
+    fn keys_stay_under_the_prefix() {
+        assert_eq!(
+            store_key("hls/", "shows/ep1/master.m3u8").as_deref(),
+            Some("hls/shows/ep1/master.m3u8")
+        );
+        assert_eq!(store_key("hls/", "a%20b/x").as_deref(), Some("hls/a b/x"));
+        for bad in [
+            "../x",
+            "a/../../x",
+            "a/%2e%2e/x",
+            "a//x",
+            "",
+            "a/",
+            "./a",
+            "a%00",
+            "%zz",
+        ] {
+            assert_eq!(store_key("hls/", bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn base_urls_and_origins() {
+        assert_eq!(
+            parse_base_url("https://CDN.example.com/").unwrap(),
+            "https://cdn.example.com"
+        );
+        assert_eq!(
+            parse_base_url("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert!(parse_base_url("https://cdn.example.com/hls").is_err());
+        assert!(parse_base_url("cdn.example.com").is_err());
+        assert!(parse_base_url("https://u@cdn").is_err());
+        assert!(parse_origin("*").is_err());
+    }
+}

@@ -1,0 +1,1011 @@
+//! Reads an MP4/MOV file's `moov` into a [`Movie`]: usable tracks with their codec
+//! configuration and a fully resolved sample table.
+//!
+//! Reads go through [`Source::read_at`]: a short scan of the top-level box headers,
+//! then one read of `moov`. Sample data is never read here.
+
+use super::reader::{find, require, BoxRef, Boxes, Reader};
+use crate::error::{Error, FourCc, Result};
+use crate::media::model::{Codec, Movie, Sample, SkippedTrack, Track, TrackKind};
+use crate::media::source::{read_vec, Source};
+use sha2::{Digest, Sha256};
+
+/// Limits that keep a hostile file from costing unbounded memory or time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest `moov` box read into memory.
+    pub max_moov_bytes: u64,
+    /// Most samples in one track (a 24-hour 60 fps video has 5.2 million).
+    pub max_samples_per_track: u64,
+    /// Most top-level boxes scanned while looking for `moov`.
+    pub max_top_level_boxes: u32,
+    /// Most tracks in one file.
+    pub max_tracks: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_moov_bytes: 256 << 20,
+            max_samples_per_track: 8_000_000,
+            max_top_level_boxes: 100_000,
+            max_tracks: 64,
+        }
+    }
+}
+
+/// Top-level box types that may appear in an ISO BMFF / QuickTime file. Used to tell
+/// an MP4 from something else before trusting any size field.
+const TOP_LEVEL: &[&[u8; 4]] = &[
+    b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid", b"pdin", b"meta", b"moof",
+    b"mfra", b"styp", b"sidx", b"prft", b"pnot", b"junk", b"PICT",
+];
+
+/// Demuxes one input. `input` is its index in the title (see [`Track::input`]).
+pub fn demux(src: &dyn Source, input: usize, limits: &Limits) -> Result<Movie> {
+    let moov = locate_moov(src, limits)?;
+    let moov_bytes = read_vec(src, moov.body_offset, moov.body_len)?;
+    let mut hasher = Sha256::new();
+    hasher.update(b"hlspipe-moov-v1");
+    hasher.update(src.len().to_be_bytes());
+    hasher.update(&moov_bytes);
+    let fingerprint: [u8; 32] = hasher.finalize().into();
+    let mut movie = parse_moov(&moov_bytes, input, src.len(), limits)?;
+    movie.fingerprint = fingerprint;
+    Ok(movie)
+}
+
+struct Located {
+    body_offset: u64,
+    body_len: u64,
+}
+
+fn locate_moov(src: &dyn Source, limits: &Limits) -> Result<Located> {
+    let len = src.len();
+    if len == 0 {
+        return Err(Error::NotMp4(format!("{} is empty (0 bytes)", src.name())));
+    }
+    let mut offset = 0u64;
+    let mut seen = 0u32;
+    let mut saw_mdat = false;
+    while offset < len {
+        seen += 1;
+        if seen > limits.max_top_level_boxes {
+            return Err(Error::Limit {
+                fourcc: FourCc(*b"file"),
+                track: None,
+                what: "top-level box count",
+                value: u64::from(seen),
+                limit: u64::from(limits.max_top_level_boxes),
+            });
+        }
+        let left = len - offset;
+        if left < 8 {
+            // Trailing padding after the last box is tolerated; anything else is not.
+            break;
+        }
+        let mut head = [0u8; 16];
+        let head_len = left.min(16) as usize;
+        src.read_at(offset, &mut head[..head_len])
+            .map_err(|e| Error::Io {
+                what: src.name().to_string(),
+                source: e,
+            })?;
+        let size32 = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let fourcc = [head[4], head[5], head[6], head[7]];
+        if seen == 1 && !TOP_LEVEL.contains(&&fourcc) {
+            return Err(Error::NotMp4(format!(
+                "{} does not start with an MP4 box (first bytes read as '{}')",
+                src.name(),
+                FourCc(fourcc)
+            )));
+        }
+        let (size, header) = match size32 {
+            0 => (left, 8u64),
+            1 => {
+                if head_len < 16 {
+                    return Err(Error::Truncated {
+                        fourcc: FourCc(fourcc),
+                        offset,
+                        needed: 16,
+                        file_len: len,
+                    });
+                }
+                let mut a = [0u8; 8];
+                a.copy_from_slice(&head[8..16]);
+                (u64::from_be_bytes(a), 16u64)
+            }
+            n => (u64::from(n), 8u64),
+        };
+        if size < header {
+            return Err(Error::malformed(
+                &fourcc,
+                None,
+                format!("top-level box at offset {offset} has impossible size {size}"),
+            ));
+        }
+        let end = offset
+            .checked_add(size)
+            .ok_or_else(|| Error::malformed(&fourcc, None, format!("size {size} overflows")))?;
+        if &fourcc == b"moov" {
+            if end > len {
+                return Err(Error::Truncated {
+                    fourcc: FourCc(fourcc),
+                    offset,
+                    needed: size,
+                    file_len: len,
+                });
+            }
+            if size - header > limits.max_moov_bytes {
+                return Err(Error::Limit {
+                    fourcc: FourCc(fourcc),
+                    track: None,
+                    what: "moov size",
+                    value: size - header,
+                    limit: limits.max_moov_bytes,
+                });
+            }
+            return Ok(Located {
+                body_offset: offset + header,
+                body_len: size - header,
+            });
+        }
+        if &fourcc == b"mdat" {
+            saw_mdat = true;
+        }
+        if end > len {
+            // A box that runs past the end before any moov: the upload was cut short
+            // (moov-at-end files lose their moov first) or the size is a lie.
+            return Err(Error::Truncated {
+                fourcc: FourCc(fourcc),
+                offset,
+                needed: size,
+                file_len: len,
+            });
+        }
+        offset = end;
+    }
+    Err(if saw_mdat {
+        Error::missing(b"moov", None)
+    } else {
+        Error::NotMp4(format!("{} has no 'moov' box", src.name()))
+    })
+}
+
+fn parse_moov(moov: &[u8], input: usize, file_len: u64, limits: &Limits) -> Result<Movie> {
+    let mvhd = require(moov, *b"moov", None, b"mvhd")?;
+    let movie_timescale = parse_mvhd(mvhd.body)?;
+    let mut tracks = Vec::new();
+    let mut skipped = Vec::new();
+    let mut trak_count = 0usize;
+    for b in Boxes::new(moov, *b"moov", None) {
+        let b = b?;
+        match &b.fourcc {
+            b"trak" => {
+                trak_count += 1;
+                if trak_count > limits.max_tracks {
+                    return Err(Error::Limit {
+                        fourcc: FourCc(*b"moov"),
+                        track: None,
+                        what: "track count",
+                        value: trak_count as u64,
+                        limit: limits.max_tracks as u64,
+                    });
+                }
+                match parse_trak(b.body, input, movie_timescale, file_len, limits)? {
+                    TrakOutcome::Usable(t) => tracks.push(*t),
+                    TrakOutcome::Skipped(s) => skipped.push(s),
+                }
+            }
+            b"mvex" => {
+                return Err(Error::Settings(
+                    "fragmented MP4 input (moov/mvex) is not supported; upload a progressive MP4"
+                        .into(),
+                ))
+            }
+            _ => {}
+        }
+    }
+    if tracks.is_empty() {
+        let why = if skipped.is_empty() {
+            "the file has no tracks".to_string()
+        } else {
+            skipped
+                .iter()
+                .map(|s| format!("track {}: {}", s.id, s.reason))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        return Err(Error::NoUsableTrack(why));
+    }
+    Ok(Movie {
+        tracks,
+        skipped,
+        fingerprint: [0; 32],
+    })
+}
+
+fn parse_mvhd(body: &[u8]) -> Result<u32> {
+    let mut r = Reader::new(body, *b"mvhd", None);
+    let (version, _) = r.version_flags()?;
+    r.skip(if version == 1 { 16 } else { 8 })?;
+    let timescale = r.u32()?;
+    if timescale == 0 {
+        return Err(r.error("timescale is 0"));
+    }
+    Ok(timescale)
+}
+
+enum TrakOutcome {
+    Usable(Box<Track>),
+    Skipped(SkippedTrack),
+}
+
+fn parse_trak(
+    trak: &[u8],
+    input: usize,
+    movie_timescale: u32,
+    file_len: u64,
+    limits: &Limits,
+) -> Result<TrakOutcome> {
+    let tkhd = require(trak, *b"trak", None, b"tkhd")?;
+    let id = parse_tkhd(tkhd.body)?;
+    let t = Some(id);
+    let mdia = require(trak, *b"trak", t, b"mdia")?;
+    let hdlr = require(mdia.body, *b"mdia", t, b"hdlr")?;
+    let handler = {
+        let mut r = Reader::new(hdlr.body, *b"hdlr", t);
+        r.version_flags()?;
+        r.skip(4)?;
+        r.fourcc()?
+    };
+    let kind = match &handler {
+        b"vide" => TrackKind::Video,
+        b"soun" => TrackKind::Audio,
+        other => {
+            return Ok(TrakOutcome::Skipped(SkippedTrack {
+                id,
+                reason: format!("handler '{}' is neither video nor audio", FourCc(*other)),
+            }))
+        }
+    };
+    let mdhd = require(mdia.body, *b"mdia", t, b"mdhd")?;
+    let (timescale, language) = parse_mdhd(mdhd.body, t)?;
+    let minf = require(mdia.body, *b"mdia", t, b"minf")?;
+    let stbl = require(minf.body, *b"minf", t, b"stbl")?;
+    let stsd = require(stbl.body, *b"stbl", t, b"stsd")?;
+    let entry = match parse_stsd(stsd.body, kind, t)? {
+        Ok(e) => e,
+        Err(reason) => return Ok(TrakOutcome::Skipped(SkippedTrack { id, reason })),
+    };
+    let samples = parse_sample_table(stbl.body, t, file_len, limits)?;
+    if samples.is_empty() {
+        return Ok(TrakOutcome::Skipped(SkippedTrack {
+            id,
+            reason: "the track has no samples".into(),
+        }));
+    }
+    let (media_start, empty_delay) = match find(trak, *b"trak", t, b"edts")? {
+        Some(edts) => match find(edts.body, *b"edts", t, b"elst")? {
+            Some(elst) => parse_elst(elst.body, t, movie_timescale, timescale)?,
+            None => (0, 0),
+        },
+        None => (0, 0),
+    };
+    Ok(TrakOutcome::Usable(Box::new(Track {
+        input,
+        id,
+        kind,
+        codec: entry.codec,
+        sample_entry: entry.raw,
+        timescale,
+        language,
+        width: entry.width,
+        height: entry.height,
+        channels: entry.channels,
+        sample_rate: entry.sample_rate,
+        media_start,
+        empty_delay,
+        samples,
+    })))
+}
+
+fn parse_tkhd(body: &[u8]) -> Result<u32> {
+    let mut r = Reader::new(body, *b"tkhd", None);
+    let (version, _) = r.version_flags()?;
+    r.skip(if version == 1 { 16 } else { 8 })?;
+    let id = r.u32()?;
+    if id == 0 {
+        return Err(r.error("track_ID is 0"));
+    }
+    Ok(id)
+}
+
+fn parse_mdhd(body: &[u8], t: Option<u32>) -> Result<(u32, String)> {
+    let mut r = Reader::new(body, *b"mdhd", t);
+    let (version, _) = r.version_flags()?;
+    r.skip(if version == 1 { 16 } else { 8 })?;
+    let timescale = r.u32()?;
+    r.skip(if version == 1 { 8 } else { 4 })?;
+    if timescale == 0 {
+        return Err(r.error("timescale is 0"));
+    }
+    // ISO/IEC 14496-12 § 8.4.2.3: three 5-bit letters, each + 0x60. QuickTime files
+    // may instead carry a Macintosh language code (< 0x400); those read as `und`.
+    let packed = r.u16()?;
+    let language = if packed < 0x400 {
+        "und".to_string()
+    } else {
+        let letters = [
+            (((packed >> 10) & 0x1f) as u8).wrapping_add(0x60),
+            (((packed >> 5) & 0x1f) as u8).wrapping_add(0x60),
+            ((packed & 0x1f) as u8).wrapping_add(0x60),
+        ];
+        if letters.iter().all(u8::is_ascii_lowercase) {
+            String::from_utf8_lossy(&letters).into_owned()
+        } else {
+            "und".to_string()
+        }
+    };
+    Ok((timescale, language))
+}
+
+struct Entry {
+    codec: Codec,
+    raw: Vec<u8>,
+    width: u16,
+    height: u16,
+    channels: u16,
+    sample_rate: u32,
+}
+
+/// Parses the first sample entry. The outer `Result` is a malformed file; the inner
+/// `Err` is a well-formed track we do not package (unsupported codec), with the reason.
+fn parse_stsd(
+    body: &[u8],
+    kind: TrackKind,
+    t: Option<u32>,
+) -> Result<std::result::Result<Entry, String>> {
+    let mut r = Reader::new(body, *b"stsd", t);
+    r.version_flags()?;
+    let count = r.u32()?;
+    if count == 0 {
+        return Err(r.error("no sample entries"));
+    }
+    let first = match Boxes::new(r.rest(), *b"stsd", t).next() {
+        Some(b) => b?,
+        None => return Err(Error::malformed(b"stsd", t, "no sample entries")),
+    };
+    match kind {
+        TrackKind::Video => parse_visual_entry(first, t),
+        TrackKind::Audio => parse_audio_entry(first, t),
+    }
+}
+
+fn parse_visual_entry(
+    entry: BoxRef<'_>,
+    t: Option<u32>,
+) -> Result<std::result::Result<Entry, String>> {
+    let fourcc = entry.fourcc;
+    let config_box: &[u8; 4] = match &fourcc {
+        b"avc1" | b"avc3" => b"avcC",
+        b"hvc1" | b"hev1" => b"hvcC",
+        b"encv" => return Ok(Err("encrypted video (encv) is not supported".into())),
+        other => {
+            return Ok(Err(format!(
+                "video codec '{}' is not supported (H.264 and H.265 are)",
+                FourCc(*other)
+            )))
+        }
+    };
+    // VisualSampleEntry (ISO/IEC 14496-12 § 12.1.3): 6 reserved, data_reference_index,
+    // 16 bytes pre_defined/reserved, width, height, then 50 more bytes before children.
+    let mut r = Reader::new(entry.body, fourcc, t);
+    r.skip(6 + 2 + 16)?;
+    let width = r.u16()?;
+    let height = r.u16()?;
+    r.skip(50)?;
+    let config = require(r.rest(), fourcc, t, config_box)?;
+    if config.body.len() < 4 {
+        return Err(Error::malformed(
+            config_box,
+            t,
+            "configuration record too short",
+        ));
+    }
+    if width == 0 || height == 0 {
+        return Err(Error::malformed(&fourcc, t, "video width or height is 0"));
+    }
+    let codec = if config_box == b"avcC" {
+        if config.body[0] != 1 {
+            return Err(Error::malformed(
+                b"avcC",
+                t,
+                format!("configurationVersion {} is not 1", config.body[0]),
+            ));
+        }
+        Codec::H264 {
+            fourcc,
+            avcc: config.body.to_vec(),
+        }
+    } else {
+        if config.body.len() < 23 {
+            return Err(Error::malformed(
+                b"hvcC",
+                t,
+                "configuration record too short",
+            ));
+        }
+        Codec::H265 {
+            fourcc,
+            hvcc: config.body.to_vec(),
+        }
+    };
+    Ok(Ok(Entry {
+        codec,
+        raw: entry.raw.to_vec(),
+        width,
+        height,
+        channels: 0,
+        sample_rate: 0,
+    }))
+}
+
+fn parse_audio_entry(
+    entry: BoxRef<'_>,
+    t: Option<u32>,
+) -> Result<std::result::Result<Entry, String>> {
+    let fourcc = entry.fourcc;
+    match &fourcc {
+        b"mp4a" => {}
+        b"enca" => return Ok(Err("encrypted audio (enca) is not supported".into())),
+        other => {
+            return Ok(Err(format!(
+                "audio codec '{}' is not supported (AAC is)",
+                FourCc(*other)
+            )))
+        }
+    }
+    // AudioSampleEntry (ISO/IEC 14496-12 § 12.2.3). In QuickTime files the first
+    // reserved u16 is the sound description version: 1 adds 16 bytes, 2 adds 36.
+    let mut r = Reader::new(entry.body, fourcc, t);
+    r.skip(6 + 2)?;
+    let qt_version = r.u16()?;
+    r.skip(6)?;
+    let mut channels = r.u16()?;
+    r.skip(2 + 4)?;
+    let mut sample_rate = r.u32()? >> 16;
+    match qt_version {
+        0 => {}
+        1 => r.skip(16)?,
+        2 => {
+            r.skip(4)?;
+            let rate = f64::from_bits(r.u64()?);
+            channels = r.u32()?.min(u32::from(u16::MAX)) as u16;
+            r.skip(20)?;
+            if rate.is_finite() && rate > 0.0 && rate < 1e7 {
+                sample_rate = rate as u32;
+            }
+        }
+        v => return Err(r.error(format!("unknown sound description version {v}"))),
+    }
+    let children = r.rest();
+    let esds = match find(children, fourcc, t, b"esds")? {
+        Some(e) => e,
+        None => match find(children, fourcc, t, b"wave")? {
+            Some(wave) => require(wave.body, *b"wave", t, b"esds")?,
+            None => return Err(Error::missing(b"esds", t)),
+        },
+    };
+    let asc = match parse_esds(esds.body, t)? {
+        Ok(asc) => asc,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    // The AudioSpecificConfig is authoritative for rate and channels where the
+    // sample entry says 0 (ISO/IEC 14496-3 § 1.6.2.1).
+    if let Some((rate, ch)) = asc_rate_channels(&asc) {
+        if sample_rate == 0 {
+            sample_rate = rate;
+        }
+        if channels == 0 {
+            channels = ch;
+        }
+    }
+    if sample_rate == 0 {
+        return Err(Error::malformed(b"mp4a", t, "sample rate is 0"));
+    }
+    let raw = crate::media::fmp4::boxes::mp4a_sample_entry(channels, sample_rate, &asc);
+    Ok(Ok(Entry {
+        codec: Codec::Aac { asc },
+        raw,
+        width: 0,
+        height: 0,
+        channels,
+        sample_rate,
+    }))
+}
+
+/// Reads an MPEG-4 descriptor header (ISO/IEC 14496-1 § 8.3.3): tag and a size in
+/// up to four 7-bit groups.
+fn descriptor<'a>(r: &mut Reader<'a>) -> Result<(u8, Reader<'a>)> {
+    let tag = r.u8()?;
+    let mut size = 0usize;
+    for _ in 0..4 {
+        let b = r.u8()?;
+        size = (size << 7) | usize::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            break;
+        }
+    }
+    let body = r.bytes(size)?;
+    Ok((tag, Reader::new(body, *b"esds", None)))
+}
+
+fn parse_esds(body: &[u8], t: Option<u32>) -> Result<std::result::Result<Vec<u8>, String>> {
+    let mut r = Reader::new(body, *b"esds", t);
+    r.version_flags()?;
+    let (tag, mut es) = descriptor(&mut r)?;
+    if tag != 0x03 {
+        return Err(Error::malformed(
+            b"esds",
+            t,
+            format!("expected ES_Descriptor, found tag {tag:#x}"),
+        ));
+    }
+    es.skip(2)?; // ES_ID
+    let flags = es.u8()?;
+    if flags & 0x80 != 0 {
+        es.skip(2)?;
+    }
+    if flags & 0x40 != 0 {
+        let n = es.u8()?;
+        es.skip(usize::from(n))?;
+    }
+    if flags & 0x20 != 0 {
+        es.skip(2)?;
+    }
+    let (tag, mut dc) = descriptor(&mut es)?;
+    if tag != 0x04 {
+        return Err(Error::malformed(
+            b"esds",
+            t,
+            format!("expected DecoderConfigDescriptor, found tag {tag:#x}"),
+        ));
+    }
+    let object_type = dc.u8()?;
+    // 0x40: MPEG-4 audio; 0x66-0x68: MPEG-2 AAC profiles (ISO/IEC 14496-1 table 5).
+    if !matches!(object_type, 0x40 | 0x66..=0x68) {
+        return Ok(Err(format!(
+            "audio object type {object_type:#04x} in 'mp4a' is not AAC"
+        )));
+    }
+    dc.skip(1 + 3 + 4 + 4)?;
+    let (tag, mut dsi) = descriptor(&mut dc)?;
+    if tag != 0x05 {
+        return Err(Error::malformed(
+            b"esds",
+            t,
+            "no DecoderSpecificInfo (AudioSpecificConfig)",
+        ));
+    }
+    let asc = dsi.rest().to_vec();
+    if asc.len() < 2 {
+        return Err(Error::malformed(
+            b"esds",
+            t,
+            "AudioSpecificConfig shorter than 2 bytes",
+        ));
+    }
+    Ok(Ok(asc))
+}
+
+/// Sampling rate and channel count from an AudioSpecificConfig, when it states them
+/// plainly (ISO/IEC 14496-3 § 1.6.2.1, tables 1.16 and 1.19).
+fn asc_rate_channels(asc: &[u8]) -> Option<(u32, u16)> {
+    const RATES: [u32; 13] = [
+        96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
+    ];
+    let bits = u32::from_be_bytes([
+        asc.first().copied()?,
+        asc.get(1).copied()?,
+        asc.get(2).copied().unwrap_or(0),
+        asc.get(3).copied().unwrap_or(0),
+    ]);
+    let aot = bits >> 27;
+    if aot == 31 {
+        return None;
+    }
+    let freq_index = (bits >> 23) & 0xf;
+    let (rate, rest) = if freq_index == 0xf {
+        (((bits << 9) >> 8) & 0xff_ffff, 24 + 9)
+    } else {
+        (*RATES.get(freq_index as usize)?, 9)
+    };
+    if rest > 28 {
+        return Some((rate, 0));
+    }
+    let ch = (bits >> (32 - rest - 4)) & 0xf;
+    let channels = match ch {
+        1..=6 => ch as u16,
+        7 => 8,
+        _ => 0,
+    };
+    Some((rate, channels))
+}
+
+fn parse_sample_table(
+    stbl: &[u8],
+    t: Option<u32>,
+    file_len: u64,
+    limits: &Limits,
+) -> Result<Vec<Sample>> {
+    // Sample sizes (stsz or compact stz2).
+    let sizes = parse_sizes(stbl, t, file_len, limits)?;
+    let n = sizes.count;
+    // Decode times (stts).
+    let stts = require(stbl, *b"stbl", t, b"stts")?;
+    let mut samples: Vec<Sample> = Vec::with_capacity(n.min(1 << 20));
+    {
+        let mut r = Reader::new(stts.body, *b"stts", t);
+        r.version_flags()?;
+        let entries = r.entry_count(8)?;
+        let mut dts = 0u64;
+        for _ in 0..entries {
+            let count = r.u32()? as usize;
+            let delta = r.u32()?;
+            if count > n - samples.len() {
+                return Err(Error::malformed(
+                    b"stts",
+                    t,
+                    format!("describes more samples than the {n} in the sample size table"),
+                ));
+            }
+            for _ in 0..count {
+                samples.push(Sample {
+                    offset: 0,
+                    size: 0,
+                    dts,
+                    duration: delta,
+                    cts_offset: 0,
+                    sync: true,
+                });
+                dts = dts
+                    .checked_add(u64::from(delta))
+                    .ok_or_else(|| Error::malformed(b"stts", t, "decode time overflows"))?;
+            }
+        }
+        if samples.len() != n {
+            return Err(Error::malformed(
+                b"stts",
+                t,
+                format!(
+                    "describes {} samples but the sample size table has {n}",
+                    samples.len()
+                ),
+            ));
+        }
+    }
+    for (i, s) in samples.iter_mut().enumerate() {
+        s.size = sizes.get(i);
+    }
+    // Composition offsets (ctts). Version 0 is unsigned by the letter of the spec,
+    // but writers have long stored negative offsets in it; reading both as signed is
+    // what every major demuxer does (ISO/IEC 14496-12 § 8.6.1.3).
+    if let Some(ctts) = find(stbl, *b"stbl", t, b"ctts")? {
+        let mut r = Reader::new(ctts.body, *b"ctts", t);
+        r.version_flags()?;
+        let entries = r.entry_count(8)?;
+        let mut i = 0usize;
+        for _ in 0..entries {
+            let count = r.u32()? as usize;
+            let offset = r.i32()?;
+            let end = i.saturating_add(count).min(n);
+            for s in &mut samples[i..end] {
+                s.cts_offset = offset;
+            }
+            i = end;
+        }
+    }
+    // Sync samples (stss); absent means every sample is a sync sample (§ 8.6.2.1).
+    if let Some(stss) = find(stbl, *b"stbl", t, b"stss")? {
+        for s in &mut samples {
+            s.sync = false;
+        }
+        let mut r = Reader::new(stss.body, *b"stss", t);
+        r.version_flags()?;
+        let entries = r.entry_count(4)?;
+        for _ in 0..entries {
+            let number = r.u32()? as usize;
+            match number.checked_sub(1).and_then(|i| samples.get_mut(i)) {
+                Some(s) => s.sync = true,
+                None => {
+                    return Err(Error::malformed(
+                        b"stss",
+                        t,
+                        format!("sync sample number {number} is outside 1..={n}"),
+                    ))
+                }
+            }
+        }
+    }
+    assign_offsets(stbl, t, file_len, &mut samples)?;
+    Ok(samples)
+}
+
+struct Sizes<'a> {
+    count: usize,
+    fixed: u32,
+    table: &'a [u8],
+    field_bits: u8,
+}
+
+impl Sizes<'_> {
+    fn get(&self, i: usize) -> u32 {
+        if self.fixed != 0 {
+            return self.fixed;
+        }
+        // Indices are < count, and the table was checked to hold count entries.
+        match self.field_bits {
+            32 => {
+                let b = &self.table[i * 4..i * 4 + 4];
+                u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+            }
+            16 => {
+                let b = &self.table[i * 2..i * 2 + 2];
+                u32::from(u16::from_be_bytes([b[0], b[1]]))
+            }
+            8 => u32::from(self.table[i]),
+            _ => {
+                let b = self.table[i / 2];
+                u32::from(if i.is_multiple_of(2) { b >> 4 } else { b & 0xf })
+            }
+        }
+    }
+}
+
+fn parse_sizes<'a>(
+    stbl: &'a [u8],
+    t: Option<u32>,
+    file_len: u64,
+    limits: &Limits,
+) -> Result<Sizes<'a>> {
+    let check_count = |fourcc: &[u8; 4], count: u64| -> Result<()> {
+        if count > limits.max_samples_per_track {
+            return Err(Error::Limit {
+                fourcc: FourCc(*fourcc),
+                track: t,
+                what: "sample count",
+                value: count,
+                limit: limits.max_samples_per_track,
+            });
+        }
+        Ok(())
+    };
+    if let Some(stsz) = find(stbl, *b"stbl", t, b"stsz")? {
+        let mut r = Reader::new(stsz.body, *b"stsz", t);
+        r.version_flags()?;
+        let fixed = r.u32()?;
+        let count = r.u32()?;
+        check_count(b"stsz", u64::from(count))?;
+        let count = count as usize;
+        if fixed != 0 {
+            // Every sample has the same size: the count is bounded by the file, since
+            // all those bytes must be in it.
+            if u64::from(fixed).saturating_mul(count as u64) > file_len {
+                return Err(Error::malformed(
+                    b"stsz",
+                    t,
+                    format!(
+                        "{count} samples of {fixed} bytes cannot fit in a {file_len}-byte file"
+                    ),
+                ));
+            }
+            return Ok(Sizes {
+                count,
+                fixed,
+                table: &[],
+                field_bits: 32,
+            });
+        }
+        let table_len = count
+            .checked_mul(4)
+            .filter(|&l| l <= r.remaining())
+            .ok_or_else(|| {
+                Error::malformed(
+                    b"stsz",
+                    t,
+                    format!(
+                        "sample count {count} needs more than the {} bytes the box holds",
+                        r.remaining()
+                    ),
+                )
+            })?;
+        return Ok(Sizes {
+            count,
+            fixed: 0,
+            table: r.bytes(table_len)?,
+            field_bits: 32,
+        });
+    }
+    if let Some(stz2) = find(stbl, *b"stbl", t, b"stz2")? {
+        let mut r = Reader::new(stz2.body, *b"stz2", t);
+        r.version_flags()?;
+        r.skip(3)?;
+        let field_bits = r.u8()?;
+        let count = r.u32()?;
+        check_count(b"stz2", u64::from(count))?;
+        let count = count as usize;
+        let table_len = match field_bits {
+            4 => count.div_ceil(2),
+            8 => count,
+            16 => count.saturating_mul(2),
+            other => return Err(r.error(format!("field_size {other} is not 4, 8 or 16"))),
+        };
+        if table_len > r.remaining() {
+            return Err(r.error(format!(
+                "sample count {count} needs more than the box holds"
+            )));
+        }
+        return Ok(Sizes {
+            count,
+            fixed: 0,
+            table: r.bytes(table_len)?,
+            field_bits,
+        });
+    }
+    Err(Error::missing(b"stsz", t))
+}
+
+/// Expands `stsc` over the chunk offsets (`stco`/`co64`) to give every sample its
+/// file offset, and checks every sample lies inside the file (§ 8.7.4, § 8.7.5).
+fn assign_offsets(
+    stbl: &[u8],
+    t: Option<u32>,
+    file_len: u64,
+    samples: &mut [Sample],
+) -> Result<()> {
+    let mut offsets_box: &[u8; 4] = b"stco";
+    let chunk_offsets: Vec<u64> = if let Some(stco) = find(stbl, *b"stbl", t, b"stco")? {
+        let mut r = Reader::new(stco.body, *b"stco", t);
+        r.version_flags()?;
+        let n = r.entry_count(4)?;
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(u64::from(r.u32()?));
+        }
+        v
+    } else if let Some(co64) = find(stbl, *b"stbl", t, b"co64")? {
+        offsets_box = b"co64";
+        let mut r = Reader::new(co64.body, *b"co64", t);
+        r.version_flags()?;
+        let n = r.entry_count(8)?;
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(r.u64()?);
+        }
+        v
+    } else {
+        return Err(Error::missing(b"stco", t));
+    };
+    let stsc = require(stbl, *b"stbl", t, b"stsc")?;
+    let mut r = Reader::new(stsc.body, *b"stsc", t);
+    r.version_flags()?;
+    let n_entries = r.entry_count(12)?;
+    let mut entries = Vec::with_capacity(n_entries);
+    for _ in 0..n_entries {
+        let first_chunk = r.u32()?;
+        let per_chunk = r.u32()?;
+        r.skip(4)?;
+        entries.push((first_chunk, per_chunk));
+    }
+    let n = samples.len();
+    let mut next = 0usize;
+    for (e, &(first_chunk, per_chunk)) in entries.iter().enumerate() {
+        let prev_first = if e == 0 { 0 } else { entries[e - 1].0 };
+        if first_chunk == 0 || first_chunk <= prev_first || (e == 0 && first_chunk != 1) {
+            return Err(Error::malformed(
+                b"stsc",
+                t,
+                format!("entry {e} has first_chunk {first_chunk} out of order"),
+            ));
+        }
+        let last_chunk = match entries.get(e + 1) {
+            Some(&(f, _)) => f.saturating_sub(1) as usize,
+            None => chunk_offsets.len(),
+        };
+        if per_chunk == 0 && first_chunk as usize <= last_chunk {
+            return Err(Error::malformed(
+                b"stsc",
+                t,
+                format!("entry {e} has 0 samples per chunk"),
+            ));
+        }
+        for chunk in first_chunk as usize..=last_chunk {
+            if next >= n {
+                break;
+            }
+            let mut offset = *chunk_offsets.get(chunk - 1).ok_or_else(|| {
+                Error::malformed(
+                    b"stsc",
+                    t,
+                    format!("chunk {chunk} has no offset in stco/co64"),
+                )
+            })?;
+            for _ in 0..per_chunk {
+                let Some(s) = samples.get_mut(next) else {
+                    break;
+                };
+                s.offset = offset;
+                let end = offset.checked_add(u64::from(s.size));
+                match end {
+                    Some(end) if end <= file_len => offset = end,
+                    _ => {
+                        return Err(Error::malformed(
+                            offsets_box,
+                            t,
+                            format!(
+                                "sample {} at offset {offset} (+{} bytes) runs past the end of \
+                                 the file ({file_len} bytes): the file is truncated or the chunk \
+                                 offset is wrong",
+                                next + 1,
+                                s.size
+                            ),
+                        ))
+                    }
+                }
+                next += 1;
+            }
+        }
+    }
+    if next != n {
+        return Err(Error::malformed(
+            b"stsc",
+            t,
+            format!("places {next} samples in chunks but the track has {n}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Resolves an edit list to (media_start, empty_delay) in the media timescale:
+/// leading empty edits delay the track, the first media edit says where it starts.
+/// Later edits (splices) are not honoured; they are rare in uploads.
+fn parse_elst(body: &[u8], t: Option<u32>, movie_ts: u32, media_ts: u32) -> Result<(i64, i64)> {
+    let mut r = Reader::new(body, *b"elst", t);
+    let (version, _) = r.version_flags()?;
+    let entry_size = if version == 1 { 20 } else { 12 };
+    let n = r.entry_count(entry_size)?;
+    let mut delay_movie: u64 = 0;
+    for _ in 0..n {
+        let (duration, media_time) = if version == 1 {
+            (r.u64()?, r.i64()?)
+        } else {
+            (u64::from(r.u32()?), i64::from(r.i32()?))
+        };
+        r.skip(4)?; // media_rate
+        if media_time == -1 {
+            delay_movie = delay_movie.saturating_add(duration);
+            continue;
+        }
+        if media_time < 0 {
+            return Err(r.error(format!("media_time {media_time} is negative")));
+        }
+        let delay = (u128::from(delay_movie) * u128::from(media_ts) / u128::from(movie_ts))
+            .min(i64::MAX as u128) as i64;
+        return Ok((media_time, delay));
+    }
+    Ok((0, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asc_gives_rate_and_channels() {
+        // AAC-LC, 44.1 kHz, stereo.
+        assert_eq!(asc_rate_channels(&[0x12, 0x10]), Some((44100, 2)));
+        // AAC-LC, 48 kHz, mono.
+        assert_eq!(asc_rate_channels(&[0x11, 0x88]), Some((48000, 1)));
+    }
+}

@@ -1,0 +1,509 @@
+//! Inputs and settings in, the title's objects out, grouped in publish order.
+//! Pure: no storage, no clock. `publish` writes what this returns.
+
+use crate::error::{Error, Result};
+use crate::media::fmp4::{create_init_segment, create_media_segment};
+use crate::media::hls::{self, codecs::codecs_string, codecs::language_tag};
+use crate::media::model::{Movie, Track, TrackKind};
+use crate::media::mp4::{demux, Limits};
+use crate::media::object::{cache_control, content_type, Body, Object};
+use crate::media::plan::{self, SegmentRange};
+use crate::media::source::Source;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// Bumped whenever the bytes we write for the same input and settings change, so a
+/// new packager never reuses an old version's path (DESIGN.md "Object layout").
+pub const FORMAT_VERSION: &str = "hlspipe-fmp4-1";
+
+/// Packaging settings. Everything here goes into the version hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Target segment duration in seconds.
+    pub segment_duration: f64,
+    pub limits: Limits,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            segment_duration: 6.0,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Settings {
+    pub fn validate(&self) -> Result<()> {
+        let d = self.segment_duration;
+        if !(d.is_finite() && (0.5..=60.0).contains(&d)) {
+            return Err(Error::Settings(format!(
+                "segment duration {d} s is outside 0.5..=60"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One input of a title.
+pub struct Input {
+    pub source: Arc<dyn Source>,
+    /// The store's ETag for the input, when it has one. Identifies the content for
+    /// the version hash; without it the moov fingerprint is used.
+    pub etag: Option<String>,
+}
+
+/// What the manifest and the CLI report about a rendition.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Rendition {
+    pub name: String,
+    pub kind: TrackKind,
+    pub codecs: String,
+    /// Peak segment bit rate (bits/s).
+    pub bandwidth: u64,
+    pub average_bandwidth: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<(u16, u16)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_rate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<u16>,
+    pub duration: f64,
+    pub segment_count: usize,
+    /// Key of the rendition's media playlist, relative to the title.
+    pub playlist: String,
+}
+
+/// A packaged title: objects in publish order.
+pub struct PackagedTitle {
+    pub version: String,
+    pub renditions: Vec<Rendition>,
+    /// Stage 1: init and media segments, all under `v/<version>/`.
+    pub media: Vec<Object>,
+    /// Stage 2: media playlists, also under `v/<version>/`.
+    pub playlists: Vec<Object>,
+    /// Stage 3: `master.m3u8`, the flip.
+    pub master: Object,
+    /// Presentation duration in seconds (longest rendition).
+    pub duration: f64,
+    /// Things the user should know (skipped tracks, dropped duplicate audio).
+    pub warnings: Vec<String>,
+    /// Bytes of media copied from the inputs.
+    pub media_bytes: u64,
+}
+
+struct Planned<'a> {
+    track: &'a Track,
+    name: String,
+    codecs: String,
+    segments: Vec<SegmentRange>,
+}
+
+/// Demuxes every input and builds the title.
+pub fn package(inputs: &[Input], settings: &Settings) -> Result<PackagedTitle> {
+    settings.validate()?;
+    if inputs.is_empty() {
+        return Err(Error::Settings("no input".into()));
+    }
+    let mut movies = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.iter().enumerate() {
+        let movie =
+            demux(input.source.as_ref(), i, &settings.limits).map_err(|e| Error::InInput {
+                input: input.source.name().to_string(),
+                source: Box::new(e),
+            })?;
+        movies.push(movie);
+    }
+    build(inputs, &movies, settings)
+}
+
+fn build(inputs: &[Input], movies: &[Movie], settings: &Settings) -> Result<PackagedTitle> {
+    let version = version(inputs, movies, settings);
+    let mut warnings = Vec::new();
+    for (input, movie) in inputs.iter().zip(movies) {
+        for s in &movie.skipped {
+            warnings.push(format!(
+                "{}: track {} skipped: {}",
+                input.source.name(),
+                s.id,
+                s.reason
+            ));
+        }
+    }
+
+    let videos: Vec<&Track> = movies
+        .iter()
+        .flat_map(|m| &m.tracks)
+        .filter(|t| t.kind == TrackKind::Video)
+        .collect();
+    let mut audios: Vec<(&Track, String)> = Vec::new();
+    for t in movies
+        .iter()
+        .flat_map(|m| &m.tracks)
+        .filter(|t| t.kind == TrackKind::Audio)
+    {
+        let codecs = in_track(inputs, t, codecs_string(&t.codec))?;
+        // A ladder repeats the same audio in every file: keep one of each.
+        let duplicate = audios.iter().any(|(a, c)| {
+            a.input != t.input
+                && a.language == t.language
+                && a.channels == t.channels
+                && a.sample_rate == t.sample_rate
+                && *c == codecs
+        });
+        if duplicate {
+            continue;
+        }
+        audios.push((t, codecs));
+    }
+
+    let target = settings.segment_duration;
+    let mut names = Vec::new();
+    let mut planned_video = Vec::with_capacity(videos.len());
+    for t in &videos {
+        let codecs = in_track(inputs, t, codecs_string(&t.codec))?;
+        let name = unique_name(&mut names, format!("video_{}p", t.height));
+        planned_video.push(Planned {
+            track: t,
+            name,
+            codecs,
+            segments: plan::split_at_sync(t, target),
+        });
+    }
+    let cuts = match (planned_video.first(), audios.first()) {
+        (Some(v), _) => plan::cut_times(&v.segments, v.track.timescale),
+        (None, Some((a, _))) => plan::cut_times(&plan::split_at_sync(a, target), a.timescale),
+        (None, None) => return Err(Error::NoUsableTrack("no audio or video track".into())),
+    };
+    let planned_audio: Vec<Planned> = audios
+        .iter()
+        .map(|(t, codecs)| Planned {
+            track: t,
+            name: unique_name(&mut names, format!("audio_{}", t.language)),
+            codecs: codecs.clone(),
+            segments: plan::split_at(t, &cuts),
+        })
+        .collect();
+
+    let prefix = format!("v/{version}");
+    let mut media = Vec::new();
+    let mut playlists = Vec::new();
+    let mut renditions = Vec::new();
+    let mut iframes = Vec::new();
+    let mut media_bytes = 0u64;
+    for p in planned_video.iter().chain(&planned_audio) {
+        let built = build_rendition(p, &prefix)?;
+        media.extend(built.media);
+        playlists.extend(built.playlists);
+        renditions.push(built.rendition);
+        iframes.extend(built.iframe);
+        media_bytes += built.media_bytes;
+    }
+    let master = Object {
+        key: "master.m3u8".into(),
+        content_type: content_type::PLAYLIST,
+        cache_control: cache_control::MASTER,
+        body: Body::from_bytes(master_playlist(&renditions, &iframes).into_bytes()),
+    };
+    let duration = renditions.iter().map(|r| r.duration).fold(0.0, f64::max);
+    Ok(PackagedTitle {
+        version,
+        renditions,
+        media,
+        playlists,
+        master,
+        duration,
+        warnings,
+        media_bytes,
+    })
+}
+
+/// Everything one rendition contributes to the title.
+struct BuiltRendition {
+    media: Vec<Object>,
+    playlists: Vec<Object>,
+    rendition: Rendition,
+    iframe: Option<hls::IFrameVariant>,
+    media_bytes: u64,
+}
+
+/// Rate in bits/s of `bytes` over `secs`, rounded up; 0 for an empty span.
+fn bit_rate(bytes: u64, secs: f64) -> u64 {
+    if secs > 0.0 {
+        (bytes as f64 * 8.0 / secs).ceil() as u64
+    } else {
+        0
+    }
+}
+
+/// Init segment, media segments, media playlist and (video) I-frame playlist of one
+/// rendition, under `<prefix>/<name>/`.
+fn build_rendition(p: &Planned<'_>, prefix: &str) -> Result<BuiltRendition> {
+    let t = p.track;
+    let dir = format!("{prefix}/{}", p.name);
+    let mut media = vec![Object {
+        key: format!("{dir}/init.mp4"),
+        content_type: content_type::MP4,
+        cache_control: cache_control::IMMUTABLE,
+        body: Body::from_bytes(create_init_segment(t)),
+    }];
+    let mut entries = Vec::with_capacity(p.segments.len());
+    // Key frames as (segment URI, byte range, presentation start) for trick play.
+    let mut key_frames: Vec<(String, (u64, u64), i64)> = Vec::new();
+    let (mut peak, mut total_bytes, mut total_secs, mut media_bytes) = (0u64, 0u64, 0f64, 0u64);
+    let mut sequence = 1u32;
+    for (k, range) in p.segments.iter().enumerate() {
+        let segment = create_media_segment(t, range, &mut sequence);
+        let uri = format!("seg_{:05}.m4s", k + 1);
+        let secs = range.duration_secs(t.timescale);
+        let bytes = segment.body.len();
+        peak = peak.max(bit_rate(bytes, secs));
+        total_bytes += bytes;
+        total_secs += secs;
+        media_bytes += t.samples[range.first..range.end]
+            .iter()
+            .map(|s| u64::from(s.size))
+            .sum::<u64>();
+        for (f, frag) in segment.fragments.iter().enumerate() {
+            if frag.starts_with_sync {
+                let start = if k == 0 && f == 0 { 0 } else { frag.start };
+                key_frames.push((uri.clone(), (frag.first_sample_end, frag.offset), start));
+            }
+        }
+        entries.push(hls::SegmentEntry {
+            uri: uri.clone(),
+            duration: secs,
+            byte_range: None,
+        });
+        media.push(Object {
+            key: format!("{dir}/{uri}"),
+            content_type: content_type::MP4,
+            cache_control: cache_control::IMMUTABLE,
+            body: segment.body,
+        });
+    }
+    let playlist_key = format!("{dir}/index.m3u8");
+    let mut playlists = vec![playlist(
+        &playlist_key,
+        &hls::MediaPlaylistSpec {
+            init_uri: Some("init.mp4".into()),
+            init_byte_range: None,
+            iframes_only: false,
+            segments: entries,
+        },
+    )];
+    let iframe = if t.kind == TrackKind::Video && !key_frames.is_empty() {
+        let end = p.segments.last().map(|r| r.start + r.duration).unwrap_or(0);
+        let ts = f64::from(t.timescale.max(1));
+        let mut entries = Vec::with_capacity(key_frames.len());
+        let (mut peak, mut bytes) = (0u64, 0u64);
+        for (i, (uri, range, start)) in key_frames.iter().enumerate() {
+            let next = key_frames.get(i + 1).map(|k| k.2).unwrap_or(end);
+            let secs = (next - start).max(0) as f64 / ts;
+            peak = peak.max(bit_rate(range.0, secs));
+            bytes += range.0;
+            entries.push(hls::SegmentEntry {
+                uri: uri.clone(),
+                duration: secs,
+                byte_range: Some(*range),
+            });
+        }
+        let key = format!("{dir}/iframes.m3u8");
+        playlists.push(playlist(
+            &key,
+            &hls::MediaPlaylistSpec {
+                init_uri: Some("init.mp4".into()),
+                init_byte_range: None,
+                iframes_only: true,
+                segments: entries,
+            },
+        ));
+        Some(hls::IFrameVariant {
+            uri: key,
+            bandwidth: peak,
+            average_bandwidth: bit_rate(bytes, total_secs),
+            codecs: p.codecs.clone(),
+            resolution: Some((t.width, t.height)),
+        })
+    } else {
+        None
+    };
+    let rendition = Rendition {
+        name: p.name.clone(),
+        kind: t.kind,
+        codecs: p.codecs.clone(),
+        bandwidth: peak,
+        average_bandwidth: bit_rate(total_bytes, total_secs),
+        resolution: (t.kind == TrackKind::Video).then_some((t.width, t.height)),
+        frame_rate: t.frame_rate().map(|f| (f * 1000.0).round() / 1000.0),
+        language: (t.kind == TrackKind::Audio).then(|| t.language.clone()),
+        channels: (t.kind == TrackKind::Audio).then_some(t.channels),
+        duration: total_secs,
+        segment_count: p.segments.len(),
+        playlist: playlist_key,
+    };
+    Ok(BuiltRendition {
+        media,
+        playlists,
+        rendition,
+        iframe,
+        media_bytes,
+    })
+}
+
+fn playlist(key: &str, spec: &hls::MediaPlaylistSpec) -> Object {
+    Object {
+        key: key.to_string(),
+        content_type: content_type::PLAYLIST,
+        cache_control: cache_control::IMMUTABLE,
+        body: Body::from_bytes(hls::media_playlist(spec).into_bytes()),
+    }
+}
+
+const AUDIO_GROUP: &str = "audio";
+
+/// The master playlist: one variant per video rendition, all sharing one audio
+/// group; an audio-only title has one variant per audio rendition.
+fn master_playlist(renditions: &[Rendition], iframes: &[hls::IFrameVariant]) -> String {
+    let video: Vec<&Rendition> = renditions
+        .iter()
+        .filter(|r| r.kind == TrackKind::Video)
+        .collect();
+    let audio: Vec<&Rendition> = renditions
+        .iter()
+        .filter(|r| r.kind == TrackKind::Audio)
+        .collect();
+    let mut spec = hls::MasterPlaylistSpec::default();
+    let group = (!audio.is_empty() && !video.is_empty()).then(|| AUDIO_GROUP.to_string());
+    if group.is_some() {
+        for (i, a) in audio.iter().enumerate() {
+            let lang = a.language.as_deref().and_then(language_tag);
+            spec.audio.push(hls::AudioRendition {
+                group_id: AUDIO_GROUP.into(),
+                name: audio_name(a, &audio),
+                language: lang,
+                default: i == 0,
+                autoselect: true,
+                channels: a.channels.unwrap_or(2),
+                uri: a.playlist.clone(),
+            });
+        }
+    }
+    // The group's peak and average: the largest of its renditions (RFC 8216 § 4.3.4.2:
+    // BANDWIDTH covers every rendition the variant may be played with).
+    let audio_peak = audio.iter().map(|a| a.bandwidth).max().unwrap_or(0);
+    let audio_avg = audio.iter().map(|a| a.average_bandwidth).max().unwrap_or(0);
+    let mut audio_codecs: Vec<&str> = Vec::new();
+    for a in &audio {
+        if !audio_codecs.contains(&a.codecs.as_str()) {
+            audio_codecs.push(&a.codecs);
+        }
+    }
+    if video.is_empty() {
+        for a in &audio {
+            spec.variants.push(hls::Variant {
+                uri: a.playlist.clone(),
+                bandwidth: a.bandwidth,
+                average_bandwidth: a.average_bandwidth,
+                codecs: a.codecs.clone(),
+                resolution: None,
+                frame_rate: None,
+                audio_group: None,
+            });
+        }
+    }
+    for v in &video {
+        let mut codecs = v.codecs.clone();
+        for c in &audio_codecs {
+            codecs.push(',');
+            codecs.push_str(c);
+        }
+        spec.variants.push(hls::Variant {
+            uri: v.playlist.clone(),
+            bandwidth: v.bandwidth + audio_peak,
+            average_bandwidth: v.average_bandwidth + audio_avg,
+            codecs,
+            resolution: v.resolution,
+            frame_rate: v.frame_rate,
+            audio_group: group.clone(),
+        });
+    }
+    spec.iframe_variants = iframes.to_vec();
+    hls::master_playlist(&spec)
+}
+
+/// A human name for an audio rendition: the language's English name where known,
+/// made unique within the group (RFC 8216 § 4.3.4.1: NAME must be unique).
+fn audio_name(a: &Rendition, all: &[&Rendition]) -> String {
+    let lang = a.language.as_deref().unwrap_or("und");
+    let base = match lang {
+        "eng" => "English",
+        "fra" | "fre" => "Français",
+        "deu" | "ger" => "Deutsch",
+        "spa" => "Español",
+        "ita" => "Italiano",
+        "por" => "Português",
+        "jpn" => "日本語",
+        "und" => "Audio",
+        other => other,
+    };
+    let same = all.iter().filter(|r| r.language == a.language).count();
+    if same > 1 {
+        format!("{base} ({})", a.name)
+    } else {
+        base.to_string()
+    }
+}
+
+fn unique_name(taken: &mut Vec<String>, base: String) -> String {
+    let mut name = base.clone();
+    let mut n = 2;
+    while taken.contains(&name) {
+        name = format!("{base}_{n}");
+        n += 1;
+    }
+    taken.push(name.clone());
+    name
+}
+
+fn in_track<T>(inputs: &[Input], t: &Track, r: Result<T>) -> Result<T> {
+    r.map_err(|e| Error::InInput {
+        input: format!("{} (track {})", inputs[t.input].source.name(), t.id),
+        source: Box::new(e),
+    })
+}
+
+/// A short hash of (input identities, packager format version, settings): the same
+/// input and settings give the same version, hence the same object keys and bytes.
+fn version(inputs: &[Input], movies: &[Movie], settings: &Settings) -> String {
+    let ids = inputs
+        .iter()
+        .zip(movies)
+        .map(|(input, movie)| match &input.etag {
+            Some(etag) => format!("etag={etag}"),
+            None => format!("moov={}", hex::encode(movie.fingerprint)),
+        });
+    version_hash(ids, settings)
+}
+
+/// The version [`package`] gives inputs that all have an ETag, in the same order, without
+/// reading them: lets a worker see that a title is already published before demuxing.
+pub fn version_for_etags<S: AsRef<str>>(etags: &[S], settings: &Settings) -> String {
+    version_hash(
+        etags.iter().map(|e| format!("etag={}", e.as_ref())),
+        settings,
+    )
+}
+
+fn version_hash(ids: impl Iterator<Item = String>, settings: &Settings) -> String {
+    let mut h = Sha256::new();
+    h.update(FORMAT_VERSION.as_bytes());
+    h.update(format!("|seg={:.6}", settings.segment_duration).as_bytes());
+    for id in ids {
+        h.update(b"|");
+        h.update(id.as_bytes());
+    }
+    hex::encode(&h.finalize()[..6])
+}

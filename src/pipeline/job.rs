@@ -1,0 +1,617 @@
+//! The job logic behind every event surface (the CLI's `process-event`, the Lambda
+//! function, the SQS consumer): one [`Record`] in, one [`Outcome`] out, through a
+//! [`Store`]. No AWS type, no clock (one is passed in), no environment.
+//!
+//! For an upload (DESIGN.md "Publish protocol"):
+//! 1. map the key to a title (`uploads/shows/ep1.mp4` → `shows/ep1` → `hls/shows/ep1/`), or
+//!    ignore it (outside the input prefix, under the output prefix, not media);
+//! 2. HEAD the source: an event whose ETag is no longer the object's is stale (the newer
+//!    upload has its own event);
+//! 3. compute the version from the sources' ETags; if `manifest.json` already says
+//!    `complete` with it, stop: nothing is written;
+//! 4. `manifest.json` → `processing` (still naming the live version), package, publish
+//!    (segments → playlists → master flip), `manifest.json` → `complete`; invalidate the
+//!    master if it replaced a previous version; collect versions retired long enough ago.
+//!
+//! On failure the manifest says `failed` with the reason and the previous master stays.
+//! A job overtaken by a newer upload of its source (a ranged GET's `If-Match` fails, or
+//! the source's ETag has changed when it is checked again just before the flip) is
+//! `stale`: it writes nothing more and leaves the title to the newer upload's job.
+//! A removal deletes the title's objects, unless the source exists again.
+//!
+//! ## Title manifests: several files, one title
+//! A bit-rate ladder (the same content encoded several times) is one title. Upload a title
+//! manifest named `<title>.title.json`, then the files, next to it:
+//! ```json
+//! { "inputs": ["shows/ep1_1080.mp4", "shows/ep1_720.mp4"] }
+//! ```
+//! - `inputs`: 1 to 16 keys relative to the input prefix, each with a media extension and
+//!   in the same folder as the title manifest; unknown fields are refused; at most 64 KiB.
+//! - `uploads/shows/ep1.title.json` makes the title `shows/ep1` (`hls/shows/ep1/`).
+//! - Inputs named by a title manifest are not titles of their own: their upload events
+//!   (re)build the title that names them, so the files may arrive in any order after the
+//!   title manifest. Until every input exists, the title waits (outcome `ignored: title …
+//!   is waiting for its inputs`). A file uploaded before the title manifest that names it
+//!   is, at that moment, a title of its own.
+//! - Removing the title manifest removes the title; removing one of its inputs does not.
+
+use crate::error::{Error, Result};
+use crate::media::package::{package, version_for_etags, Input};
+use crate::media::source::Source;
+use crate::pipeline::batch::Handled;
+use crate::pipeline::config::WorkerConfig;
+use crate::pipeline::event::{Job, ParsedRecord, Record, RecordKind};
+use crate::pipeline::invalidate::{invalidation_reference, Invalidator};
+use crate::pipeline::keys::{
+    classify_key, parent, KeyRole, TitleManifest, TITLE_MANIFEST_MAX_BYTES, TITLE_MANIFEST_SUFFIX,
+};
+use crate::pipeline::manifest::{
+    self, read_manifest, Manifest, RetiredVersion, SourceInfo, State, MASTER_KEY,
+};
+use crate::pipeline::outcome::Outcome;
+use crate::pipeline::publish::{self, PublishOptions};
+use crate::pipeline::retention::{gc, remove_title};
+use crate::store::{open_source, ObjectInfo, Store};
+use crate::title::Title;
+use std::sync::Arc;
+
+/// Everything a job needs besides the store and the record.
+pub struct Worker<'a> {
+    pub config: &'a WorkerConfig,
+    pub invalidator: &'a dyn Invalidator,
+    /// Unix seconds, now. Passed in so tests control time.
+    pub clock: &'a (dyn Fn() -> u64 + Send + Sync),
+}
+
+impl Worker<'_> {
+    /// Handles every record of an event in order. A failed record never stops the others;
+    /// `store_for` gives the store of a bucket.
+    pub fn handle_all(
+        &self,
+        records: &[ParsedRecord],
+        store_for: &dyn Fn(&str) -> Result<Arc<dyn Store>>,
+    ) -> Vec<Handled> {
+        records
+            .iter()
+            .map(|r| match r {
+                Err(e) => Handled {
+                    message_id: e.message_id.clone(),
+                    bucket: None,
+                    key: None,
+                    outcome: Outcome::Failed {
+                        title: None,
+                        reason: e.reason.clone(),
+                        retryable: false,
+                    },
+                },
+                Ok(rec) => {
+                    let outcome = match rec.kind {
+                        // No store needed, and a test event's bucket may be none of ours.
+                        RecordKind::Test | RecordKind::Ignored(_) => {
+                            self.handle_record_with(&|| Err(Error::Config("no store".into())), rec)
+                        }
+                        _ => self.handle_record_with(&|| store_for(&rec.job.bucket), rec),
+                    };
+                    Handled {
+                        message_id: rec.message_id.clone(),
+                        bucket: Some(rec.job.bucket.clone()).filter(|b| !b.is_empty()),
+                        key: Some(rec.job.key.clone()).filter(|k| !k.is_empty()),
+                        outcome,
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// [`Worker::handle_all`] one record at a time, with how long each took (for logs).
+    pub fn handle_each(
+        &self,
+        records: &[ParsedRecord],
+        store_for: &dyn Fn(&str) -> Result<Arc<dyn Store>>,
+    ) -> Vec<(Handled, std::time::Duration)> {
+        records
+            .iter()
+            .flat_map(|r| {
+                let started = std::time::Instant::now();
+                let handled = self.handle_all(std::slice::from_ref(r), store_for);
+                let elapsed = started.elapsed();
+                handled.into_iter().map(move |h| (h, elapsed))
+            })
+            .collect()
+    }
+
+    /// Handles one record against the store of its bucket.
+    pub fn handle_record(&self, store: &Arc<dyn Store>, record: &Record) -> Outcome {
+        self.handle_record_with(&|| Ok(Arc::clone(store)), record)
+    }
+
+    fn handle_record_with(
+        &self,
+        store: &dyn Fn() -> Result<Arc<dyn Store>>,
+        record: &Record,
+    ) -> Outcome {
+        let job = &record.job;
+        match &record.kind {
+            RecordKind::Test => Outcome::Ignored {
+                reason: format!("s3:TestEvent for bucket '{}' acknowledged", job.bucket),
+            },
+            RecordKind::Ignored(reason) => Outcome::Ignored {
+                reason: reason.clone(),
+            },
+            RecordKind::Created | RecordKind::Removed => {
+                let role = classify_key(self.config, &job.key);
+                if let KeyRole::Ignored(reason) = role {
+                    // Decided from the key alone: the store is never touched.
+                    return Outcome::Ignored { reason };
+                }
+                let store = match store() {
+                    Ok(s) => s,
+                    Err(e) => return Outcome::failed(None, &e),
+                };
+                if record.kind == RecordKind::Created {
+                    self.created(&store, job, role)
+                } else {
+                    self.removed(&store, job, role)
+                }
+            }
+        }
+    }
+
+    fn created(&self, store: &Arc<dyn Store>, job: &Job, role: KeyRole) -> Outcome {
+        let (title, manifest_key) = match role {
+            KeyRole::Ignored(reason) => return Outcome::Ignored { reason },
+            KeyRole::TitleManifest { title } => (title, job.key.clone()),
+            KeyRole::Media { title } => {
+                let claims = match self.claims(store.as_ref(), &job.key) {
+                    Ok(c) => c,
+                    Err(e) => return Outcome::failed(Some(title.as_str()), &e),
+                };
+                match claims.as_slice() {
+                    [] => return self.media_title(store, job, &title),
+                    [(manifest_key, manifest_title)] => {
+                        // An input of a ladder: the event still has to describe the
+                        // object as it is now.
+                        match self.check_fresh(store.as_ref(), job) {
+                            Ok(None) => {}
+                            Ok(Some(stale)) => return stale,
+                            Err(e) => return Outcome::failed(Some(manifest_title.as_str()), &e),
+                        }
+                        (manifest_title.clone(), manifest_key.clone())
+                    }
+                    several => {
+                        let names: Vec<&str> = several.iter().map(|(k, _)| k.as_str()).collect();
+                        return Outcome::Failed {
+                            title: None,
+                            reason: format!(
+                                "'{}' is named by several title manifests: {}",
+                                job.key,
+                                names.join(", ")
+                            ),
+                            retryable: false,
+                        };
+                    }
+                }
+            }
+        };
+        self.manifest_title(store, job, &title, &manifest_key)
+    }
+
+    /// One media file, one title.
+    fn media_title(&self, store: &Arc<dyn Store>, job: &Job, title: &Title) -> Outcome {
+        let (source, info) = match open_source(store, &job.key) {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                return Outcome::Stale {
+                    key: job.key.clone(),
+                    reason: "the object no longer exists".into(),
+                }
+            }
+            Err(e) if e.changed_source().is_some() => return superseded(&job.key),
+            Err(e) => return Outcome::failed(Some(title.as_str()), &e),
+        };
+        if let Some(stale) = stale(job, &info) {
+            return stale;
+        }
+        if let Err(e) = self.check_owner(store.as_ref(), title, &job.key) {
+            return Outcome::failed(Some(title.as_str()), &e);
+        }
+        self.publish_title(store, title, vec![(source, info)])
+    }
+
+    /// One title, one source (DESIGN.md "Titles"): `uploads/show.MOV` beside
+    /// `uploads/show.mp4`, or an NFD spelling beside the NFC one, map to the same title.
+    /// The key whose output the manifest records keeps the title while it exists; the
+    /// other is refused by name (a permanent failure, written to no manifest, so the
+    /// owner's state is untouched). A title manifest's inputs are handled by it instead.
+    fn check_owner(&self, store: &dyn Store, title: &Title, key: &str) -> Result<()> {
+        let folder = title.folder(&self.config.output_prefix);
+        let Some(manifest) = read_manifest(store, &folder)? else {
+            return Ok(());
+        };
+        let [owner] = manifest.sources.as_slice() else {
+            return Ok(());
+        };
+        if owner.key == key || store.head(&owner.key)?.is_none() {
+            return Ok(());
+        }
+        Err(Error::TitleTaken {
+            title: title.to_string(),
+            owner: owner.key.clone(),
+            key: key.to_string(),
+        })
+    }
+
+    /// A title manifest's title, triggered by the manifest or by one of its inputs.
+    fn manifest_title(
+        &self,
+        store: &Arc<dyn Store>,
+        job: &Job,
+        title: &Title,
+        manifest_key: &str,
+    ) -> Outcome {
+        let info = match store.head(manifest_key) {
+            Ok(Some(info)) => info,
+            Ok(None) => {
+                return Outcome::Stale {
+                    key: manifest_key.to_string(),
+                    reason: "the title manifest no longer exists".into(),
+                }
+            }
+            Err(e) => return Outcome::failed(Some(title.as_str()), &e),
+        };
+        if job.key == manifest_key {
+            if let Some(stale) = stale(job, &info) {
+                return stale;
+            }
+        }
+        let inputs = match self.read_title_manifest(store.as_ref(), manifest_key, &info) {
+            Ok(inputs) => inputs,
+            Err(e) => return self.fail_without_sources(store.as_ref(), title, &e),
+        };
+        let mut sources = Vec::with_capacity(inputs.len());
+        let mut missing = Vec::new();
+        for key in &inputs {
+            match open_source(store, key) {
+                Ok(Some(opened)) => sources.push(opened),
+                Ok(None) => missing.push(key.as_str()),
+                Err(e) if e.changed_source().is_some() => return superseded(key),
+                Err(e) => return Outcome::failed(Some(title.as_str()), &e),
+            }
+        }
+        if !missing.is_empty() {
+            return Outcome::Ignored {
+                reason: format!(
+                    "title '{title}' is waiting for its inputs {} ({manifest_key}); their \
+                     uploads will trigger it",
+                    missing.join(", ")
+                ),
+            };
+        }
+        self.publish_title(store, title, sources)
+    }
+
+    fn read_title_manifest(
+        &self,
+        store: &dyn Store,
+        key: &str,
+        info: &ObjectInfo,
+    ) -> Result<Vec<String>> {
+        if info.size > TITLE_MANIFEST_MAX_BYTES {
+            return Err(Error::TitleManifest {
+                key: key.to_string(),
+                reason: format!(
+                    "{} bytes; a title manifest is at most {TITLE_MANIFEST_MAX_BYTES}",
+                    info.size
+                ),
+            });
+        }
+        let bytes = store
+            .get(key)?
+            .ok_or_else(|| Error::store_permanent(key, "no such object"))?;
+        TitleManifest::parse(self.config, key, &bytes)
+    }
+
+    /// Title manifests in the folder of `key` that name it: `(manifest key, title)`.
+    /// One listing of the folder; a title manifest that does not parse claims nothing (its
+    /// own event reports it).
+    fn claims(&self, store: &dyn Store, key: &str) -> Result<Vec<(String, Title)>> {
+        let folder = parent(key);
+        let mut out = Vec::new();
+        for obj in store.list(folder)? {
+            let name = &obj.key[folder.len()..];
+            if name.contains('/')
+                || !name.to_ascii_lowercase().ends_with(TITLE_MANIFEST_SUFFIX)
+                || obj.size > TITLE_MANIFEST_MAX_BYTES
+            {
+                continue;
+            }
+            let KeyRole::TitleManifest { title } = classify_key(self.config, &obj.key) else {
+                continue;
+            };
+            let Some(bytes) = store.get(&obj.key)? else {
+                continue;
+            };
+            if let Ok(inputs) = TitleManifest::parse(self.config, &obj.key, &bytes) {
+                if inputs.iter().any(|k| k == key) {
+                    out.push((obj.key.clone(), title));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `Some(Stale)` when the event's object is gone or was replaced since the event.
+    fn check_fresh(&self, store: &dyn Store, job: &Job) -> Result<Option<Outcome>> {
+        Ok(match store.head(&job.key)? {
+            None => Some(Outcome::Stale {
+                key: job.key.clone(),
+                reason: "the object no longer exists".into(),
+            }),
+            Some(info) => stale(job, &info),
+        })
+    }
+
+    fn publish_title(
+        &self,
+        store: &Arc<dyn Store>,
+        title: &Title,
+        sources: Vec<(Arc<dyn Source>, ObjectInfo)>,
+    ) -> Outcome {
+        let prefix = title.folder(&self.config.output_prefix);
+        let settings = self.config.settings();
+        let etags: Vec<&str> = sources.iter().map(|(_, i)| i.etag.as_str()).collect();
+        let version = version_for_etags(&etags, &settings);
+        let previous = match read_manifest(store.as_ref(), &prefix) {
+            Ok(m) => m,
+            Err(e) => return Outcome::failed(Some(title.as_str()), &e),
+        };
+        if let Some(prev) = &previous {
+            if prev.state == State::Complete && prev.version.as_deref() == Some(&version) {
+                return Outcome::AlreadyComplete {
+                    title: title.to_string(),
+                    version,
+                };
+            }
+        }
+        let started_at = (self.clock)();
+        let infos: Vec<SourceInfo> = sources
+            .iter()
+            .map(|(_, i)| SourceInfo {
+                key: i.key.clone(),
+                etag: Some(i.etag.clone()),
+                size: i.size,
+            })
+            .collect();
+        // The processing manifest still describes the live version: the master names it
+        // until the flip, and a reader of the manifest must be able to trust that.
+        let mut manifest = match previous {
+            Some(prev) => Manifest {
+                state: State::Processing,
+                sources: infos,
+                target_version: Some(version.clone()),
+                error: None,
+                warnings: Vec::new(),
+                started_at,
+                finished_at: None,
+                elapsed_seconds: None,
+                ..prev
+            },
+            None => Manifest {
+                target_version: Some(version.clone()),
+                ..Manifest::processing(infos, started_at)
+            },
+        };
+        if let Err(e) = manifest::write_manifest(store.as_ref(), &prefix, &manifest) {
+            return Outcome::failed(Some(title.as_str()), &e);
+        }
+
+        let dyn_sources: Vec<Arc<dyn Source>> =
+            sources.iter().map(|(s, _)| Arc::clone(s)).collect();
+        let inputs: Vec<Input> = sources
+            .iter()
+            .map(|(s, info)| Input {
+                source: Arc::clone(s),
+                etag: Some(info.etag.clone()),
+            })
+            .collect();
+        let packaged = match package(&inputs, &settings) {
+            Ok(p) => p,
+            Err(e) => return self.fail(store.as_ref(), title, &prefix, manifest, &e),
+        };
+        // Just before the flip: are the sources still the versions read? If a newer
+        // upload replaced one meanwhile, its own job may have flipped the master already,
+        // and flipping now would put the older version back live.
+        let still_current = || -> Result<()> {
+            for (_, info) in &sources {
+                match store.head(&info.key)? {
+                    Some(now) if now.etag == info.etag => {}
+                    _ => {
+                        return Err(Error::SourceChanged {
+                            key: info.key.clone(),
+                        })
+                    }
+                }
+            }
+            Ok(())
+        };
+        let opts = PublishOptions {
+            prefix: &prefix,
+            concurrency: self.config.concurrency,
+            progress: &|_| {},
+            before_flip: Some(&still_current),
+        };
+        if let Err(e) = publish::publish(store.as_ref(), &packaged, &dyn_sources, &opts) {
+            return self.fail(store.as_ref(), title, &prefix, manifest, &e);
+        }
+
+        // The master now names the new version.
+        let now = (self.clock)();
+        let previous_live = manifest.version.take();
+        let mut warnings = packaged.warnings.clone();
+        manifest.retired.retain(|r| r.version != packaged.version);
+        if let Some(old) = &previous_live {
+            if *old != packaged.version && !manifest.retired.iter().any(|r| &r.version == old) {
+                manifest.retired.push(RetiredVersion {
+                    version: old.clone(),
+                    retired_at: now,
+                });
+            }
+        }
+        manifest.state = State::Complete;
+        manifest.version = Some(packaged.version.clone());
+        manifest.target_version = None;
+        manifest.renditions = packaged.renditions.clone();
+        manifest.duration = Some(packaged.duration);
+        manifest.warnings = packaged.warnings.clone();
+        manifest.finished_at = Some(now);
+        manifest.elapsed_seconds = Some(now.saturating_sub(started_at) as f64);
+        match gc(
+            store.as_ref(),
+            &prefix,
+            &manifest,
+            now,
+            self.config.gc_grace_seconds,
+        ) {
+            Ok(collected) => manifest.retired.retain(|r| !collected.contains(&r.version)),
+            Err(e) => warnings.push(format!("old versions not removed: {e}")),
+        }
+        if let Err(e) = manifest::write_manifest(store.as_ref(), &prefix, &manifest) {
+            return Outcome::failed(Some(title.as_str()), &e);
+        }
+        if previous_live.is_some_and(|old| old != packaged.version) {
+            let path = format!("/{prefix}{MASTER_KEY}");
+            let reference = invalidation_reference(&prefix, &packaged.version);
+            if let Err(e) = self.invalidator.invalidate(&[path], &reference) {
+                // The master's max-age is 60 s: a failed invalidation only delays the flip.
+                warnings.push(format!("CDN invalidation failed: {e}"));
+            }
+        }
+        Outcome::Processed {
+            title: title.to_string(),
+            version: packaged.version,
+            warnings,
+        }
+    }
+
+    /// Writes the `failed` manifest (the live version and its master stay) and reports.
+    ///
+    /// A source replaced while it was read is not a failure of the title: the newer
+    /// upload's own event will publish it, so nothing more is written here (a `failed`
+    /// manifest could land after that newer job's `complete` one).
+    fn fail(
+        &self,
+        store: &dyn Store,
+        title: &Title,
+        prefix: &str,
+        mut manifest: Manifest,
+        err: &Error,
+    ) -> Outcome {
+        if let Some(key) = err.changed_source() {
+            return superseded(key);
+        }
+        let now = (self.clock)();
+        manifest.state = State::Failed;
+        manifest.error = Some(err.to_string());
+        manifest.finished_at = Some(now);
+        manifest.elapsed_seconds = Some(now.saturating_sub(manifest.started_at) as f64);
+        // What the failed run wrote is referenced by nothing: collect it like a retired one.
+        if let Some(target) = &manifest.target_version {
+            if manifest.version.as_ref() != Some(target)
+                && !manifest.retired.iter().any(|r| &r.version == target)
+            {
+                manifest.retired.push(RetiredVersion {
+                    version: target.clone(),
+                    retired_at: now,
+                });
+            }
+        }
+        let mut outcome = Outcome::failed(Some(title.as_str()), err);
+        if let Err(e) = manifest::write_manifest(store, prefix, &manifest) {
+            if let Outcome::Failed { reason, .. } = &mut outcome {
+                reason.push_str(&format!(" (and the failed manifest was not written: {e})"));
+            }
+        }
+        outcome
+    }
+
+    /// A failure before any source was opened (an unreadable title manifest).
+    fn fail_without_sources(&self, store: &dyn Store, title: &Title, err: &Error) -> Outcome {
+        let prefix = title.folder(&self.config.output_prefix);
+        let now = (self.clock)();
+        let manifest = match read_manifest(store, &prefix) {
+            Ok(Some(prev)) => Manifest {
+                started_at: now,
+                target_version: None,
+                ..prev
+            },
+            Ok(None) => Manifest::processing(Vec::new(), now),
+            Err(e) => return Outcome::failed(Some(title.as_str()), &e),
+        };
+        self.fail(store, title, &prefix, manifest, err)
+    }
+
+    fn removed(&self, store: &Arc<dyn Store>, job: &Job, role: KeyRole) -> Outcome {
+        let title = match role {
+            KeyRole::Ignored(reason) => return Outcome::Ignored { reason },
+            KeyRole::TitleManifest { title } => title,
+            KeyRole::Media { title } => {
+                match self.claims(store.as_ref(), &job.key) {
+                    Ok(claims) if claims.is_empty() => {}
+                    Ok(claims) => {
+                        return Outcome::Ignored {
+                            reason: format!(
+                                "'{}' is an input of {}; remove the title manifest to remove \
+                                 the title",
+                                job.key, claims[0].0
+                            ),
+                        }
+                    }
+                    Err(e) => return Outcome::failed(Some(title.as_str()), &e),
+                }
+                title
+            }
+        };
+        // Events arrive out of order: a removal older than a new upload must not delete
+        // the new upload's title.
+        match store.head(&job.key) {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                return Outcome::Stale {
+                    key: job.key.clone(),
+                    reason: "the object exists again (uploaded after the removal)".into(),
+                }
+            }
+            Err(e) => return Outcome::failed(Some(title.as_str()), &e),
+        }
+        match remove_title(store.as_ref(), &title.folder(&self.config.output_prefix)) {
+            Ok(objects) => Outcome::Removed {
+                title: title.to_string(),
+                objects,
+            },
+            Err(e) => Outcome::failed(Some(title.as_str()), &e),
+        }
+    }
+}
+
+/// The source was replaced (or removed) after this job's HEAD of it: the newer upload's
+/// own event does the work.
+fn superseded(key: &str) -> Outcome {
+    Outcome::Stale {
+        key: key.to_string(),
+        reason: "it changed while its title was being made; the newer upload's event \
+                 publishes it"
+            .into(),
+    }
+}
+
+/// `Some(Stale)` when the event names an ETag the object no longer has.
+fn stale(job: &Job, info: &ObjectInfo) -> Option<Outcome> {
+    let seen = job.etag.as_deref()?;
+    (seen != info.etag).then(|| Outcome::Stale {
+        key: job.key.clone(),
+        reason: format!(
+            "the event saw ETag {seen}, the object now has {}: a newer upload's event will follow",
+            info.etag
+        ),
+    })
+}

@@ -1,0 +1,118 @@
+//! `manifest.json`: a title's state (DESIGN.md "Object layout"), with the keys of the two
+//! objects at the title's root. One writer, the job; read by the playback API, the dev page,
+//! reprocess and retention.
+
+use crate::error::{Error, Result};
+use crate::media::object::{cache_control, content_type, Body, Object};
+use crate::media::package::Rendition;
+use crate::store::Store;
+
+pub const MANIFEST_KEY: &str = "manifest.json";
+pub const MASTER_KEY: &str = "master.m3u8";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Processing,
+    Complete,
+    Failed,
+}
+
+/// Where a title came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SourceInfo {
+    pub key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    pub size: u64,
+}
+
+/// A version that `master.m3u8` no longer names, kept for a grace period for players
+/// that loaded the previous master, then removed (`worker::gc`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RetiredVersion {
+    pub version: String,
+    /// Unix seconds when the master stopped naming it (or when its publish failed).
+    pub retired_at: u64,
+}
+
+/// `manifest.json`: the title's status. The one object allowed to differ between
+/// two runs of the same input, because it carries times.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    pub state: State,
+    pub sources: Vec<SourceInfo>,
+    /// The version `master.m3u8` names: the live one, in every state (`None` before the
+    /// first success). Its renditions and duration are the fields below.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The version being written (`processing`) or that could not be (`failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_version: Option<String>,
+    /// Versions no longer named by the master, awaiting removal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<RetiredVersion>,
+    #[serde(default)]
+    pub renditions: Vec<Rendition>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Unix seconds.
+    pub started_at: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elapsed_seconds: Option<f64>,
+}
+
+impl Manifest {
+    pub fn processing(sources: Vec<SourceInfo>, started_at: u64) -> Self {
+        Manifest {
+            state: State::Processing,
+            sources,
+            version: None,
+            target_version: None,
+            retired: Vec::new(),
+            renditions: Vec::new(),
+            duration: None,
+            error: None,
+            warnings: Vec::new(),
+            started_at,
+            finished_at: None,
+            elapsed_seconds: None,
+        }
+    }
+
+    pub fn to_object(&self) -> Object {
+        let mut text = serde_json::to_vec_pretty(self).unwrap_or_default();
+        text.push(b'\n');
+        Object {
+            key: MANIFEST_KEY.into(),
+            content_type: content_type::JSON,
+            cache_control: cache_control::MANIFEST,
+            body: Body::from_bytes(text),
+        }
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| Error::store_permanent(MANIFEST_KEY, format!("unreadable manifest: {e}")))
+    }
+}
+
+/// Writes a manifest at the title's prefix.
+pub fn write_manifest(store: &dyn Store, prefix: &str, manifest: &Manifest) -> Result<()> {
+    let obj = manifest.to_object();
+    store.put(&format!("{prefix}{}", obj.key), &obj, &[])
+}
+
+/// The title's `manifest.json`, if any. One that does not parse is treated as absent (it
+/// is rewritten by this run), except that storage errors are errors.
+pub fn read_manifest(store: &dyn Store, prefix: &str) -> Result<Option<Manifest>> {
+    Ok(store
+        .get(&format!("{prefix}{MANIFEST_KEY}"))?
+        .and_then(|b| Manifest::parse(&b).ok()))
+}

@@ -1,0 +1,22 @@
+//! Event → job → publish: what turns one upload into a live title, whatever carried the
+//! event (the CLI's `process-event`, the Lambda function, the SQS consumer in
+//! [`crate::aws::sqs`], the dev server's upload watcher).
+//!
+//! ```text
+//! event JSON ─► event::Record ─► job (config, title) ─► media::package ─► publish ─► manifest
+//! ```
+//!
+//! Everything here reaches storage through [`crate::store::Store`] and the CDN through
+//! [`invalidate::Invalidator`]; AWS types stay in [`crate::aws`].
+
+pub mod batch;
+pub mod config;
+pub mod event;
+pub mod invalidate;
+pub mod job;
+pub mod keys;
+pub mod manifest;
+pub mod outcome;
+pub mod publish;
+pub mod reprocess;
+pub mod retention;

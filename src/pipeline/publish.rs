@@ -1,0 +1,109 @@
+//! Writes a packaged title through a [`Store`] in the order that keeps players safe
+//! (DESIGN.md "Publish protocol"):
+//! 1. every object under `v/<version>/` (init and media segments), in parallel;
+//! 2. the media playlists;
+//! 3. `master.m3u8` in one PUT: the flip;
+//! 4. `manifest.json` with `complete`.
+//!
+//! A failure at any step leaves the previous `master.m3u8` in place, so nothing a
+//! player can reach points at a missing object, and writes a `failed` manifest.
+
+use crate::error::{Error, Result};
+use crate::media::object::{Object, Piece};
+use crate::media::package::PackagedTitle;
+use crate::media::source::Source;
+use crate::store::Store;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Publishing options.
+pub struct PublishOptions<'a> {
+    /// Key prefix of the title in the store (`hls/shows/ep1/`, or empty).
+    pub prefix: &'a str,
+    /// Objects written at once.
+    pub concurrency: usize,
+    /// Called with the bytes of each object once written.
+    pub progress: &'a (dyn Fn(u64) + Sync),
+    /// Called after the media playlists, just before the master flip; an error stops
+    /// the publish with the previous master in place. The worker checks there that its
+    /// sources are still the versions it read, so that a slow job for an older upload
+    /// cannot flip the master after a newer upload's job already did.
+    pub before_flip: Option<&'a (dyn Fn() -> Result<()> + Sync)>,
+}
+
+/// Writes `title` in publish order. The caller writes the manifests (it has the clock).
+pub fn publish(
+    store: &dyn Store,
+    title: &PackagedTitle,
+    sources: &[Arc<dyn Source>],
+    opts: &PublishOptions<'_>,
+) -> Result<()> {
+    write_all(store, &in_input_order(&title.media), sources, opts)?;
+    write_all(
+        store,
+        &title.playlists.iter().collect::<Vec<_>>(),
+        sources,
+        opts,
+    )?;
+    if let Some(check) = opts.before_flip {
+        check()?;
+    }
+    write_all(store, &[&title.master], sources, opts)
+}
+
+/// Stage-1 objects in the order their bytes sit in the inputs (objects made only
+/// of bytes, the init segments, first). In an interleaved MP4 the video and audio
+/// segments of one stretch of time share the same region of the file; written side
+/// by side, they share a read-ahead source's blocks (one ranged GET each) instead of
+/// the audio pass reading the whole input a second time.
+fn in_input_order(objects: &[Object]) -> Vec<&Object> {
+    let first_range = |o: &Object| {
+        o.body.pieces().iter().find_map(|p| match p {
+            Piece::Source { input, offset, .. } => Some((*input, *offset)),
+            Piece::Bytes(_) => None,
+        })
+    };
+    let mut ordered: Vec<&Object> = objects.iter().collect();
+    ordered.sort_by_key(|o| first_range(o));
+    ordered
+}
+
+/// Writes `objects` with bounded concurrency; stops handing out work at the first
+/// error and returns it.
+fn write_all(
+    store: &dyn Store,
+    objects: &[&Object],
+    sources: &[Arc<dyn Source>],
+    opts: &PublishOptions<'_>,
+) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let workers = opts.concurrency.clamp(1, 64).min(objects.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                if failed.load(Ordering::Relaxed) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(obj) = objects.get(i) else { break };
+                let key = format!("{}{}", opts.prefix, obj.key);
+                match store.put(&key, obj, sources) {
+                    Ok(()) => (opts.progress)(obj.body.len()),
+                    Err(e) => {
+                        failed.store(true, Ordering::Relaxed);
+                        if let Ok(mut slot) = first_error.lock() {
+                            slot.get_or_insert(e);
+                        }
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    match first_error.into_inner() {
+        Ok(Some(e)) => Err(e),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,169 @@
+//! Removing a title and collecting the versions a re-publish retired.
+
+use crate::error::Result;
+use crate::pipeline::manifest::{Manifest, MANIFEST_KEY, MASTER_KEY};
+use crate::store::{ObjectInfo, Store};
+
+/// A version directory name: what `package` makes (12 lower-case hex digits).
+fn is_version_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Whether `rel` (relative to a title prefix) is an object of that title and not of a
+/// title nested below it (`hls/shows/` and `hls/shows/ep1/` are both title prefixes when
+/// `uploads/shows.mp4` and `uploads/shows/ep1.mp4` both exist).
+fn is_title_object(rel: &str) -> bool {
+    if rel == MASTER_KEY || rel == MANIFEST_KEY {
+        return true;
+    }
+    rel.strip_prefix("v/")
+        .and_then(|r| r.split_once('/'))
+        .is_some_and(|(v, rest)| is_version_id(v) && !rest.is_empty())
+}
+
+/// Deletes every object of the title at `prefix`: the master first (the title stops being
+/// playable), the versions, the manifest last. Returns how many were deleted.
+pub fn remove_title(store: &dyn Store, prefix: &str) -> Result<usize> {
+    let mut keys: Vec<String> = store
+        .list(prefix)?
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| is_title_object(&k[prefix.len()..]))
+        .collect();
+    let rank = |k: &str| match &k[prefix.len()..] {
+        MASTER_KEY => 0,
+        MANIFEST_KEY => 2,
+        _ => 1,
+    };
+    keys.sort_by_key(|k| rank(k));
+    for k in &keys {
+        store.delete(k)?;
+    }
+    Ok(keys.len())
+}
+
+/// Which objects of `listing` (a listing of the title's prefix) garbage collection removes:
+/// those of versions retired at least `grace` seconds before `now`, never the live one nor
+/// the one being written. Directories that the manifest does not list as retired are left
+/// alone (another worker may be writing them).
+pub fn gc_plan(
+    listing: &[ObjectInfo],
+    prefix: &str,
+    manifest: &Manifest,
+    now: u64,
+    grace: u64,
+) -> Vec<String> {
+    let expired = expired_versions(manifest, now, grace);
+    listing
+        .iter()
+        .filter_map(|o| {
+            let rel = o.key.strip_prefix(prefix)?.strip_prefix("v/")?;
+            let (version, rest) = rel.split_once('/')?;
+            (!rest.is_empty() && expired.iter().any(|v| v == version)).then(|| o.key.clone())
+        })
+        .collect()
+}
+
+/// Removes the objects [`gc_plan`] selects; returns the versions whose objects are gone
+/// (for the caller to drop from `manifest.retired` when it next writes the manifest: this
+/// function never writes the manifest, which has one writer, the job).
+pub fn gc(
+    store: &dyn Store,
+    prefix: &str,
+    manifest: &Manifest,
+    now: u64,
+    grace: u64,
+) -> Result<Vec<String>> {
+    let listing = store.list(&format!("{prefix}v/"))?;
+    for key in gc_plan(&listing, prefix, manifest, now, grace) {
+        store.delete(&key)?;
+    }
+    Ok(expired_versions(manifest, now, grace))
+}
+
+fn expired_versions(manifest: &Manifest, now: u64, grace: u64) -> Vec<String> {
+    manifest
+        .retired
+        .iter()
+        .filter(|r| r.retired_at.saturating_add(grace) <= now)
+        .filter(|r| manifest.version.as_ref() != Some(&r.version))
+        .filter(|r| manifest.target_version.as_ref() != Some(&r.version))
+        .map(|r| r.version.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::manifest::{RetiredVersion, State};
+
+    fn info(key: &str) -> ObjectInfo {
+        ObjectInfo {
+            key: key.into(),
+            size: 1,
+            etag: "e".into(),
+            last_modified: None,
+            content_type: None,
+            cache_control: None,
+        }
+    }
+
+    #[test]
+    fn gc_removes_only_expired_retired_versions() {
+        let prefix = "hls/t/";
+        let (live, old, recent, failed) = (
+            "aaaaaaaaaaaa",
+            "bbbbbbbbbbbb",
+            "cccccccccccc",
+            "dddddddddddd",
+        );
+        let listing: Vec<ObjectInfo> = [live, old, recent, failed, "eeeeeeeeeeee"]
+            .iter()
+            .flat_map(|v| {
+                [
+                    info(&format!("{prefix}v/{v}/video_180p/init.mp4")),
+                    info(&format!("{prefix}v/{v}/video_180p/index.m3u8")),
+                ]
+            })
+            .chain([info("hls/t/master.m3u8"), info("hls/t/manifest.json")])
+            .collect();
+        let mut m = Manifest::processing(Vec::new(), 0);
+        m.state = State::Complete;
+        m.version = Some(live.into());
+        m.retired = vec![
+            RetiredVersion {
+                version: old.into(),
+                retired_at: 1_000,
+            },
+            RetiredVersion {
+                version: recent.into(),
+                retired_at: 9_000,
+            },
+            RetiredVersion {
+                version: failed.into(),
+                retired_at: 2_000,
+            },
+            // A retired entry naming the live version (re-published) is never collected.
+            RetiredVersion {
+                version: live.into(),
+                retired_at: 0,
+            },
+        ];
+        let plan = gc_plan(&listing, prefix, &m, 10_000, 3_600);
+        let versions: Vec<&str> = plan.iter().map(|k| &k[8..20]).collect();
+        assert_eq!(versions, [old, old, failed, failed]);
+        assert!(gc_plan(&listing, prefix, &m, 4_000, 3_600).is_empty());
+        m.target_version = Some(old.into());
+        let plan = gc_plan(&listing, prefix, &m, 10_000, 3_600);
+        assert!(plan.iter().all(|k| k.contains(failed)), "{plan:?}");
+    }
+
+    #[test]
+    fn nested_titles_are_not_removed_with_their_parent() {
+        assert!(is_title_object("master.m3u8"));
+        assert!(is_title_object("v/0123456789ab/video_180p/seg_00001.m4s"));
+        assert!(!is_title_object("ep1/master.m3u8"));
+        assert!(!is_title_object("v/ep1/master.m3u8"));
+        assert!(!is_title_object("v/0123456789ab"));
+    }
+}

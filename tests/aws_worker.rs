@@ -263,8 +263,8 @@ fn worker_consumes_s3_notifications_and_stops_on_sigterm() {
     .unwrap();
     let worker = Worker { child, log };
 
-    let good = "hls/shows/Épisode 1 — première/";
-    let bad = "hls/shows/broken clip/";
+    let good = "hls/shows/Épisode 1 — première.hls/";
+    let bad = "hls/shows/broken clip.hls/";
     wait_for("both titles", &worker, Duration::from_secs(120), || {
         manifest_state(&store, good).as_deref() == Some("complete")
             && manifest_state(&store, bad).as_deref() == Some("failed")
@@ -404,13 +404,13 @@ fn reprocess_republishes_and_invalidates_only_the_master() {
     );
     assert_eq!(
         invalidations[0]["paths"],
-        serde_json::json!(["/hls/films/Caf%C3%A9%20cr%C3%A8me%20(2024)/master.m3u8"])
+        serde_json::json!(["/hls/films/Caf%C3%A9%20cr%C3%A8me%20(2024).hls/master.m3u8"])
     );
     assert!(invalidations[0]["ref"]
         .as_str()
         .unwrap()
         .starts_with("hlspipe-"));
-    assert_title_decodes(&store, "hls/films/Café crème (2024)/");
+    assert_title_decodes(&store, "hls/films/Café crème (2024).hls/");
 }
 
 #[test]

@@ -132,12 +132,12 @@ fn dev_plays_the_sample_and_a_new_upload_behind_signed_cookies() {
 
     // The bundled sample is packaged at start and plays from the page.
     wait_playable(&dev, "sample");
-    assert!(data.join("media/hls/sample/master.m3u8").is_file());
+    assert!(data.join("media/hls/sample.hls/master.m3u8").is_file());
     assert!(data.join("dev-key.pem").is_file());
     watch(&dev, "sample");
 
     // The edge refuses the title to anyone without the cookies.
-    let (status, _) = get(&dev.base, "/hls/sample/master.m3u8");
+    let (status, _) = get(&dev.base, "/hls/sample.hls/master.m3u8");
     assert_eq!(status, 403);
     let (status, page) = get(&dev.base, "/");
     assert_eq!(status, 200);

@@ -218,7 +218,7 @@ fn api_409_for_titles_not_complete() {
 #[test]
 fn edge_denies_without_cookies_with_cloudfronts_body() {
     let server = serve();
-    let r = server.get("/hls/shows/ep1/master.m3u8", &[]);
+    let r = server.get("/hls/shows/ep1.hls/master.m3u8", &[]);
     assert_eq!(r.status, 403);
     assert_eq!(r.header("content-type"), Some("text/xml"));
     assert_eq!(
@@ -226,7 +226,10 @@ fn edge_denies_without_cookies_with_cloudfronts_body() {
         r#"<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access denied</Message></Error>"#
     );
     // Missing objects are denied too when there are no credentials (no probing).
-    assert_eq!(server.get("/hls/shows/ep1/nothing.m4s", &[]).status, 403);
+    assert_eq!(
+        server.get("/hls/shows/ep1.hls/nothing.m4s", &[]).status,
+        403
+    );
 }
 
 #[test]
@@ -235,7 +238,7 @@ fn edge_serves_the_title_with_the_apis_cookies() {
     let cookie = api_cookie_header(&server, "shows/ep1");
     let with = [("Cookie", cookie.as_str())];
 
-    let master = server.get("/hls/shows/ep1/master.m3u8", &with);
+    let master = server.get("/hls/shows/ep1.hls/master.m3u8", &with);
     assert_eq!(master.status, 200, "{}", master.text());
     assert_eq!(
         master.header("content-type"),
@@ -245,9 +248,9 @@ fn edge_serves_the_title_with_the_apis_cookies() {
     assert!(master.text().starts_with("#EXTM3U"));
 
     // Every object of the title: bytes and headers as stored.
-    let root = edge_support::store_root().join("media/hls/shows/ep1");
+    let root = edge_support::title_dir("ep1");
     for file in edge_support::title_files("ep1") {
-        let r = server.get(&format!("/hls/shows/ep1/{file}"), &with);
+        let r = server.get(&format!("/hls/shows/ep1.hls/{file}"), &with);
         assert_eq!(r.status, 200, "{file}");
         assert_eq!(r.body, std::fs::read(root.join(&file)).unwrap(), "{file}");
         assert_eq!(
@@ -265,7 +268,7 @@ fn edge_serves_the_title_with_the_apis_cookies() {
     }
 
     // A missing object of the title, once allowed: 404 (see src/edge.rs for why not 403).
-    let r = server.get("/hls/shows/ep1/v/nothing.m4s", &with);
+    let r = server.get("/hls/shows/ep1.hls/v/nothing.m4s", &with);
     assert_eq!(r.status, 404);
     assert!(r.text().contains("<Code>NoSuchKey</Code>"));
 
@@ -274,7 +277,11 @@ fn edge_serves_the_title_with_the_apis_cookies() {
     let segment = first_segment("ep1");
     let line = lines
         .iter()
-        .find(|l| l.contains(&format!("\"GET /hls/shows/ep1/{segment} HTTP/1.1\" 200 ")))
+        .find(|l| {
+            l.contains(&format!(
+                "\"GET /hls/shows/ep1.hls/{segment} HTTP/1.1\" 200 "
+            ))
+        })
         .unwrap_or_else(|| panic!("{lines:#?}"));
     assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
     assert!(line.ends_with("\"-\" \"-\""), "{line}");
@@ -288,18 +295,18 @@ fn edge_denies_other_titles_expired_and_tampered_cookies() {
 
     // ep1's cookies open ep1/, not ep10/ (the resource ends in `/*`).
     for path in [
-        "/hls/shows/ep10/master.m3u8".to_owned(),
-        format!("/hls/shows/ep10/{segment}"),
+        "/hls/shows/ep10.hls/master.m3u8".to_owned(),
+        format!("/hls/shows/ep10.hls/{segment}"),
     ] {
         let r = server.get(&path, &[("Cookie", &ep1)]);
         assert_eq!(r.status, 403, "{path}");
     }
 
     let expired = cookies_for(&server.title_url("ep1"), now() - 1).cookie_header();
-    let r = server.get("/hls/shows/ep1/master.m3u8", &[("Cookie", &expired)]);
+    let r = server.get("/hls/shows/ep1.hls/master.m3u8", &[("Cookie", &expired)]);
     assert_eq!(r.status, 403);
     let valid = cookies_for(&server.title_url("ep1"), now() + 600).cookie_header();
-    let r = server.get("/hls/shows/ep1/master.m3u8", &[("Cookie", &valid)]);
+    let r = server.get("/hls/shows/ep1.hls/master.m3u8", &[("Cookie", &valid)]);
     assert_eq!(r.status, 200);
 
     // One character in the middle of the signature changed: still CloudFront base64, but not
@@ -312,7 +319,7 @@ fn edge_denies_other_titles_expired_and_tampered_cookies() {
         "CloudFront-Policy={}; CloudFront-Signature={signature}; CloudFront-Key-Pair-Id={}",
         cookies.policy, cookies.key_pair_id
     );
-    let r = server.get("/hls/shows/ep1/master.m3u8", &[("Cookie", &tampered)]);
+    let r = server.get("/hls/shows/ep1.hls/master.m3u8", &[("Cookie", &tampered)]);
     assert_eq!(r.status, 403);
 
     // A policy widened by hand (ep1* would open ep10/) without re-signing.
@@ -329,7 +336,7 @@ fn edge_denies_other_titles_expired_and_tampered_cookies() {
     );
     assert_eq!(
         server
-            .get("/hls/shows/ep10/master.m3u8", &[("Cookie", &forged)])
+            .get("/hls/shows/ep10.hls/master.m3u8", &[("Cookie", &forged)])
             .status,
         403
     );
@@ -353,13 +360,8 @@ fn edge_accepts_signed_urls() {
 fn edge_ranges_head_and_conditional_requests() {
     let server = serve();
     let cookie = api_cookie_header(&server, "shows/ep1");
-    let segment = format!("/hls/shows/ep1/{}", first_segment("ep1"));
-    let bytes = std::fs::read(
-        edge_support::store_root()
-            .join("media/hls/shows/ep1")
-            .join(first_segment("ep1")),
-    )
-    .unwrap();
+    let segment = format!("/hls/shows/ep1.hls/{}", first_segment("ep1"));
+    let bytes = std::fs::read(edge_support::title_dir("ep1").join(first_segment("ep1"))).unwrap();
     let len = bytes.len();
     let c = ("Cookie", cookie.as_str());
 
@@ -444,7 +446,7 @@ fn edge_ranges_head_and_conditional_requests() {
 fn edge_credentialed_cors_for_allowed_origins_only() {
     let server = serve();
     let cookie = api_cookie_header(&server, "shows/ep1");
-    let path = "/hls/shows/ep1/master.m3u8";
+    let path = "/hls/shows/ep1.hls/master.m3u8";
 
     let preflight = request(
         server.addr,
@@ -517,9 +519,9 @@ fn edge_refuses_paths_outside_the_title_folders() {
     let server = serve();
     let cookie = api_cookie_header(&server, "shows/ep1");
     for path in [
-        "/hls/shows/ep1/../ep10/master.m3u8",
-        "/hls/shows/ep1/%2e%2e/ep10/master.m3u8",
-        "/hls/shows/ep1//master.m3u8",
+        "/hls/shows/ep1/../ep10.hls/master.m3u8",
+        "/hls/shows/ep1/%2e%2e/ep10.hls/master.m3u8",
+        "/hls/shows/ep1/.hls/master.m3u8",
     ] {
         let r = server.get(path, &[("Cookie", &cookie)]);
         assert!(r.status == 403 || r.status == 404, "{path}: {}", r.status);
@@ -528,7 +530,7 @@ fn edge_refuses_paths_outside_the_title_folders() {
     let r = request(
         server.addr,
         "POST",
-        "/hls/shows/ep1/master.m3u8",
+        "/hls/shows/ep1.hls/master.m3u8",
         &[("Cookie", &cookie)],
     );
     assert_eq!(r.status, 405);
@@ -557,18 +559,18 @@ fn edge_checks_the_source_ip_against_the_policy() {
     };
     // The viewer is 127.0.0.1, the peer address of the connection.
     let r = server.get(
-        "/hls/shows/ep1/master.m3u8",
+        "/hls/shows/ep1.hls/master.m3u8",
         &[("Cookie", &cookie_for("127.0.0.0/8"))],
     );
     assert_eq!(r.status, 200);
     let r = server.get(
-        "/hls/shows/ep1/master.m3u8",
+        "/hls/shows/ep1.hls/master.m3u8",
         &[("Cookie", &cookie_for("192.0.2.0/24"))],
     );
     assert_eq!(r.status, 403);
     // A forwarded-for header is not the viewer's address.
     let r = server.get(
-        "/hls/shows/ep1/master.m3u8",
+        "/hls/shows/ep1.hls/master.m3u8",
         &[
             ("Cookie", &cookie_for("192.0.2.0/24")),
             ("X-Forwarded-For", "192.0.2.7"),

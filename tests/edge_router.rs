@@ -36,15 +36,15 @@ struct InProcess {
     _dir: tempfile::TempDir,
 }
 
-/// A bucket with `hls/t/big.bin` (an odd size, many chunks) and the edge + API on one listener,
+/// A bucket with `hls/t.hls/big.bin` (an odd size, many chunks) and the edge + API on one listener,
 /// with a 4 KiB chunk size and a clock the test sets.
 fn start(access: fn(Arc<Verifier>) -> Access) -> (InProcess, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let bytes: Vec<u8> = (0..100_003u32).map(|i| (i * 7 % 251) as u8).collect();
-    std::fs::create_dir_all(dir.path().join("hls/t")).unwrap();
-    std::fs::write(dir.path().join("hls/t/big.bin"), &bytes).unwrap();
+    std::fs::create_dir_all(dir.path().join("hls/t.hls")).unwrap();
+    std::fs::write(dir.path().join("hls/t.hls/big.bin"), &bytes).unwrap();
     std::fs::write(
-        dir.path().join("hls/t/manifest.json"),
+        dir.path().join("hls/t.hls/manifest.json"),
         r#"{"state":"complete","sources":[],"started_at":1}"#,
     )
     .unwrap();
@@ -109,7 +109,7 @@ fn start(access: fn(Arc<Verifier>) -> Access) -> (InProcess, Vec<u8>) {
 #[test]
 fn bodies_stream_in_chunks_whole_and_ranged() {
     let (edge, bytes) = start(|_| Access::Open);
-    let r = request(edge.addr, "GET", "/hls/t/big.bin", &[]);
+    let r = request(edge.addr, "GET", "/hls/t.hls/big.bin", &[]);
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-length"), Some("100003"));
     assert!(r.body == bytes, "the streamed body differs");
@@ -118,7 +118,7 @@ fn bodies_stream_in_chunks_whole_and_ranged() {
     let r = request(
         edge.addr,
         "GET",
-        "/hls/t/big.bin",
+        "/hls/t.hls/big.bin",
         &[("Range", "bytes=4000-90001")],
     );
     assert_eq!(r.status, 206);
@@ -127,7 +127,7 @@ fn bodies_stream_in_chunks_whole_and_ranged() {
 
     let log = String::from_utf8(edge.log.0.lock().unwrap().clone()).unwrap();
     assert!(
-        log.contains("\"GET /hls/t/big.bin HTTP/1.1\" 200 100003 \"-\" \"-\"\n"),
+        log.contains("\"GET /hls/t.hls/big.bin HTTP/1.1\" 200 100003 \"-\" \"-\"\n"),
         "{log}"
     );
     assert!(log.contains("\" 206 86002 "), "{log}");
@@ -144,17 +144,34 @@ fn cookies_expire_when_the_clock_passes_their_policy() {
     assert_eq!(expires, 1_800_003_600);
     let cookie = edge_support::cookie_pairs(&r.all("set-cookie")).join("; ");
 
-    let r = request(edge.addr, "GET", "/hls/t/big.bin", &[("Cookie", &cookie)]);
+    let r = request(
+        edge.addr,
+        "GET",
+        "/hls/t.hls/big.bin",
+        &[("Cookie", &cookie)],
+    );
     assert_eq!((r.status, r.body.len()), (200, bytes.len()));
     edge.now.store(expires - 1, Ordering::SeqCst);
     assert_eq!(
-        request(edge.addr, "GET", "/hls/t/big.bin", &[("Cookie", &cookie)]).status,
+        request(
+            edge.addr,
+            "GET",
+            "/hls/t.hls/big.bin",
+            &[("Cookie", &cookie)]
+        )
+        .status,
         200
     );
     // DateLessThan is exclusive.
     edge.now.store(expires, Ordering::SeqCst);
     assert_eq!(
-        request(edge.addr, "GET", "/hls/t/big.bin", &[("Cookie", &cookie)]).status,
+        request(
+            edge.addr,
+            "GET",
+            "/hls/t.hls/big.bin",
+            &[("Cookie", &cookie)]
+        )
+        .status,
         403
     );
 }

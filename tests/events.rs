@@ -227,7 +227,7 @@ fn s3_put_fixture_publishes_a_playable_title() {
         "{}",
         stdout(&out)
     );
-    assert_published(&b, "hls/shows/Happy Faceé/");
+    assert_published(&b, "hls/shows/Happy Faceé.hls/");
 }
 
 #[test]
@@ -239,7 +239,7 @@ fn multipart_fixture_publishes() {
         &[("uploads/films/Big Movie (2024).mp4", clip())],
     );
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert_published(&b, "hls/films/Big Movie (2024)/");
+    assert_published(&b, "hls/films/Big Movie (2024).hls/");
 }
 
 #[test]
@@ -251,7 +251,7 @@ fn copy_fixture_publishes() {
         &[("uploads/clips/café + crème.m4v", clip())],
     );
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert_published(&b, "hls/clips/café + crème/");
+    assert_published(&b, "hls/clips/café + crème.hls/");
 }
 
 #[test]
@@ -272,8 +272,8 @@ fn sqs_batch_fixture_publishes_both_messages() {
         "{}",
         stdout(&out)
     );
-    assert_published(&b, "hls/batch/first one/");
-    assert_published(&b, "hls/batch/second—two/");
+    assert_published(&b, "hls/batch/first one.hls/");
+    assert_published(&b, "hls/batch/second—two.hls/");
 }
 
 #[test]
@@ -282,7 +282,7 @@ fn eventbridge_created_then_deleted() {
     let key = "uploads/eb/Über clip.mp4";
     let out = run_fixture(&b, "eventbridge-created.json", &[(key, clip())]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert_published(&b, "hls/eb/Über clip/");
+    assert_published(&b, "hls/eb/Über clip.hls/");
 
     std::fs::remove_file(b.bucket().join(key)).unwrap();
     let out = process_event(&b, &fixture("eventbridge-deleted.json"), &[], &[]);
@@ -308,13 +308,13 @@ fn s3_removed_fixture_removes_the_outputs() {
         .replace("9b2cf535f27731c974343645a3985328", &etag2);
     let out = process_event(&b, &event2, &[], &[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert!(b.exists("hls/shows/Happy Faceé 2/master.m3u8"));
+    assert!(b.exists("hls/shows/Happy Faceé 2.hls/master.m3u8"));
 
     // While the source still exists the removal is stale: nothing is deleted.
     let out = process_event(&b, &fixture("s3-removed.json"), &[], &[]);
     assert!(out.status.success());
     assert!(stdout(&out).contains("stale:"), "{}", stdout(&out));
-    assert!(b.exists("hls/shows/Happy Faceé/master.m3u8"));
+    assert!(b.exists("hls/shows/Happy Faceé.hls/master.m3u8"));
 
     std::fs::remove_file(b.bucket().join(key)).unwrap();
     let out = process_event(&b, &fixture("s3-removed.json"), &[], &[]);
@@ -324,8 +324,8 @@ fn s3_removed_fixture_removes_the_outputs() {
         "{}",
         stdout(&out)
     );
-    assert!(b.keys("hls/shows/Happy Faceé/").is_empty());
-    assert!(b.exists("hls/shows/Happy Faceé 2/master.m3u8"));
+    assert!(b.keys("hls/shows/Happy Faceé.hls/").is_empty());
+    assert!(b.exists("hls/shows/Happy Faceé 2.hls/master.m3u8"));
 }
 
 #[test]

@@ -61,7 +61,7 @@ fn same_event_twice_is_one_version_and_writes_nothing() {
     let writes = counting.writes();
     assert!(writes > 3);
     let keys = b.keys("hls/");
-    let manifest = b.read("hls/shows/ep 1/manifest.json");
+    let manifest = b.read("hls/shows/ep 1.hls/manifest.json");
 
     let again = worker.handle_record(&store, &rec);
     assert_eq!(
@@ -73,7 +73,7 @@ fn same_event_twice_is_one_version_and_writes_nothing() {
     );
     assert_eq!(counting.writes(), writes, "the second run wrote something");
     assert_eq!(b.keys("hls/"), keys);
-    assert_eq!(b.read("hls/shows/ep 1/manifest.json"), manifest);
+    assert_eq!(b.read("hls/shows/ep 1.hls/manifest.json"), manifest);
 
     // Through the CLI as well: the same event file twice.
     let event = put_event("uploads/shows/ep+1.mp4", &etag);
@@ -85,10 +85,10 @@ fn same_event_twice_is_one_version_and_writes_nothing() {
         stdout(&out)
     );
     assert_eq!(b.keys("hls/"), keys);
-    assert_eq!(b.read("hls/shows/ep 1/manifest.json"), manifest);
+    assert_eq!(b.read("hls/shows/ep 1.hls/manifest.json"), manifest);
     let versions: std::collections::BTreeSet<String> = keys
         .iter()
-        .filter_map(|k| k.strip_prefix("hls/shows/ep 1/v/"))
+        .filter_map(|k| k.strip_prefix("hls/shows/ep 1.hls/v/"))
         .filter_map(|k| k.split('/').next())
         .map(String::from)
         .collect();
@@ -143,14 +143,14 @@ fn corrupt_upload_fails_and_the_next_record_still_runs() {
     // partial batch response lists only retryable ones).
     assert_eq!(report["batchItemFailures"], serde_json::json!([]));
 
-    let failed = b.manifest("hls/batch/first one/");
+    let failed = b.manifest("hls/batch/first one.hls/");
     assert_eq!(failed["state"], "failed");
     assert!(
         failed["error"].as_str().unwrap().contains("first one.mp4"),
         "{failed}"
     );
-    assert!(!b.exists("hls/batch/first one/master.m3u8"));
-    assert_decodes(&b.bucket().join("hls/batch/second—two/master.m3u8"));
+    assert!(!b.exists("hls/batch/first one.hls/master.m3u8"));
+    assert_decodes(&b.bucket().join("hls/batch/second—two.hls/master.m3u8"));
 
     // Text output says the same, one line per record.
     let out = process_event(&b, &event, &[], &[]);
@@ -180,7 +180,7 @@ fn failed_republish_keeps_the_previous_master() {
     else {
         panic!("not processed");
     };
-    let master = b.read("hls/shows/ep1/master.m3u8");
+    let master = b.read("hls/shows/ep1.hls/master.m3u8");
 
     let bad = b.put_bytes(key, &noise());
     let outcome = worker.handle_record(&store, &record(RecordKind::Created, key, Some(&bad)));
@@ -194,8 +194,8 @@ fn failed_republish_keeps_the_previous_master() {
         ),
         "{outcome}"
     );
-    assert_eq!(b.read("hls/shows/ep1/master.m3u8"), master);
-    let m = b.manifest("hls/shows/ep1/");
+    assert_eq!(b.read("hls/shows/ep1.hls/master.m3u8"), master);
+    let m = b.manifest("hls/shows/ep1.hls/");
     assert_eq!(m["state"], "failed");
     assert_eq!(
         m["version"],
@@ -204,7 +204,7 @@ fn failed_republish_keeps_the_previous_master() {
     );
     assert!(m["error"].as_str().is_some_and(|e| !e.is_empty()));
     assert_eq!(m["retired"][0]["version"], m["target_version"]);
-    assert_decodes(&b.bucket().join("hls/shows/ep1/master.m3u8"));
+    assert_decodes(&b.bucket().join("hls/shows/ep1.hls/master.m3u8"));
 }
 
 /// A folder store with two ways to be overtaken by a newer upload: its sources can,
@@ -295,7 +295,7 @@ fn overtaken_republish(
     else {
         panic!("not processed");
     };
-    let master = b.read("hls/shows/ep1/master.m3u8");
+    let master = b.read("hls/shows/ep1.hls/master.m3u8");
     let next = b.put_file(key, small_clip());
     let store: Arc<dyn Store> = Arc::new(store(b.store()));
     let outcome = worker.handle_record(&store, &record(RecordKind::Created, key, Some(&next)));
@@ -316,9 +316,9 @@ fn assert_overtaken(b: &Buckets, key: &str, outcome: &Outcome, master: &[u8]) {
     assert_eq!(stale_key, key);
     assert!(reason.contains("newer upload"), "{reason}");
     assert!(!outcome.is_retryable() && !outcome.is_failure());
-    assert_eq!(b.read("hls/shows/ep1/master.m3u8"), master);
-    assert_ne!(b.manifest("hls/shows/ep1/")["state"], "failed");
-    assert_decodes(&b.bucket().join("hls/shows/ep1/master.m3u8"));
+    assert_eq!(b.read("hls/shows/ep1.hls/master.m3u8"), master);
+    assert_ne!(b.manifest("hls/shows/ep1.hls/")["state"], "failed");
+    assert_decodes(&b.bucket().join("hls/shows/ep1.hls/master.m3u8"));
 }
 
 #[test]
@@ -395,15 +395,15 @@ fn republish_invalidates_only_the_master_and_gc_collects_old_versions() {
     assert_ne!(v1, v2);
     assert_eq!(
         invalidator.calls(),
-        [vec!["/hls/shows/ep1/master.m3u8".to_string()]]
+        [vec!["/hls/shows/ep1.hls/master.m3u8".to_string()]]
     );
-    let m = b.manifest("hls/shows/ep1/");
+    let m = b.manifest("hls/shows/ep1.hls/");
     assert_eq!(
         m["retired"],
         serde_json::json!([{ "version": v1, "retired_at": 2000 }])
     );
     assert!(
-        !b.keys(&format!("hls/shows/ep1/v/{v1}/")).is_empty(),
+        !b.keys(&format!("hls/shows/ep1.hls/v/{v1}/")).is_empty(),
         "still in grace"
     );
 
@@ -415,16 +415,16 @@ fn republish_invalidates_only_the_master_and_gc_collects_old_versions() {
     assert_eq!(invalidator.calls().len(), 2);
     let refs = invalidator.references();
     assert_ne!(refs[0], refs[1], "one reference per (title, version)");
-    assert!(b.keys(&format!("hls/shows/ep1/v/{v1}/")).is_empty());
-    assert!(!b.keys(&format!("hls/shows/ep1/v/{v2}/")).is_empty());
-    assert!(!b.keys(&format!("hls/shows/ep1/v/{v3}/")).is_empty());
-    let m = b.manifest("hls/shows/ep1/");
+    assert!(b.keys(&format!("hls/shows/ep1.hls/v/{v1}/")).is_empty());
+    assert!(!b.keys(&format!("hls/shows/ep1.hls/v/{v2}/")).is_empty());
+    assert!(!b.keys(&format!("hls/shows/ep1.hls/v/{v3}/")).is_empty());
+    let m = b.manifest("hls/shows/ep1.hls/");
     assert_eq!(m["version"], v3.as_str());
     assert_eq!(
         m["retired"],
         serde_json::json!([{ "version": v2, "retired_at": 2200 }])
     );
-    assert_decodes(&b.bucket().join("hls/shows/ep1/master.m3u8"));
+    assert_decodes(&b.bucket().join("hls/shows/ep1.hls/master.m3u8"));
 }
 
 #[test]
@@ -445,7 +445,7 @@ fn overlapping_prefixes_are_refused() {
 #[test]
 fn objects_under_the_output_prefix_are_never_processed() {
     let b = Buckets::new();
-    let key = "hls/shows/ep1/v/0123456789ab/video_180p/init.mp4";
+    let key = "hls/shows/ep1.hls/v/0123456789ab/video_180p/init.mp4";
     let etag = b.put_file(key, clip());
     let counting = Arc::new(CountingStore::new(b.store()));
     let store: Arc<dyn Store> = counting.clone();
@@ -463,7 +463,10 @@ fn objects_under_the_output_prefix_are_never_processed() {
 
     let out = process_event(
         &b,
-        &put_event("hls/shows/ep1/v/0123456789ab/video_180p/init.mp4", &etag),
+        &put_event(
+            "hls/shows/ep1.hls/v/0123456789ab/video_180p/init.mp4",
+            &etag,
+        ),
         &[],
         &[],
     );
@@ -517,7 +520,7 @@ fn title_manifest_publishes_a_ladder() {
     };
     assert_eq!(title, "shows/ep1");
     assert_eq!(version, version_for_etags(&[&hi, &lo], &config.settings()));
-    let m = b.manifest("hls/shows/ep1/");
+    let m = b.manifest("hls/shows/ep1.hls/");
     let names: Vec<&str> = m["renditions"]
         .as_array()
         .unwrap()
@@ -526,7 +529,7 @@ fn title_manifest_publishes_a_ladder() {
         .collect();
     assert_eq!(names, ["video_180p", "video_90p", "audio_und"]);
     assert!(b.keys("hls/shows/ep1 ").is_empty(), "inputs are not titles");
-    assert_decodes(&b.bucket().join("hls/shows/ep1/master.m3u8"));
+    assert_decodes(&b.bucket().join("hls/shows/ep1.hls/master.m3u8"));
 
     // The title manifest's own (late) event: nothing more to do.
     let outcome = worker.handle_record(
@@ -545,7 +548,7 @@ fn title_manifest_publishes_a_ladder() {
         &record(RecordKind::Removed, "uploads/shows/ep1 low.mp4", None),
     );
     assert!(matches!(outcome, Outcome::Ignored { .. }), "{outcome}");
-    assert!(b.exists("hls/shows/ep1/master.m3u8"));
+    assert!(b.exists("hls/shows/ep1.hls/master.m3u8"));
     std::fs::remove_file(b.bucket().join(manifest_key)).unwrap();
     let outcome = worker.handle_record(&store, &record(RecordKind::Removed, manifest_key, None));
     assert!(matches!(outcome, Outcome::Removed { .. }), "{outcome}");
@@ -569,7 +572,7 @@ fn a_bad_title_manifest_is_a_permanent_failure_with_a_failed_manifest() {
         matches!(&outcome, Outcome::Failed { retryable: false, reason, .. } if reason.contains("folder")),
         "{outcome}"
     );
-    assert_eq!(b.manifest("hls/shows/ep2/")["state"], "failed");
+    assert_eq!(b.manifest("hls/shows/ep2.hls/")["state"], "failed");
 }
 
 #[test]

@@ -56,7 +56,7 @@ pub fn store_root() -> &'static Path {
             let out = hlspipe()
                 .arg("package")
                 .arg(fixture("h264_aac_faststart.mp4"))
-                .arg(hls.join(title))
+                .arg(hls.join(format!("{title}.hls")))
                 .output()
                 .unwrap();
             assert!(
@@ -75,8 +75,9 @@ pub fn store_root() -> &'static Path {
                 r#"{"state":"failed","sources":[],"error":"moov: missing box 'stsz'","started_at":1700000000}"#,
             ),
         ] {
-            std::fs::create_dir_all(hls.join(title)).unwrap();
-            std::fs::write(hls.join(title).join("manifest.json"), manifest).unwrap();
+            let dir = hls.join(format!("{title}.hls"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("manifest.json"), manifest).unwrap();
         }
         std::fs::write(scratch.path().join("ready"), "").unwrap();
         // Fails when another process got there first; its copy is the same.
@@ -86,9 +87,16 @@ pub fn store_root() -> &'static Path {
     })
 }
 
+/// The folder of the packaged title `shows/<title>` in the store.
+pub fn title_dir(title: &str) -> PathBuf {
+    store_root()
+        .join("media/hls/shows")
+        .join(format!("{title}.hls"))
+}
+
 /// The name of a media segment of `shows/<title>`, as a path under the title (`v/…/….m4s`).
 pub fn first_segment(title: &str) -> String {
-    let dir = store_root().join("media/hls/shows").join(title);
+    let dir = title_dir(title);
     let mut found = Vec::new();
     walk(&dir, &dir, &mut found);
     found.sort();
@@ -100,7 +108,7 @@ pub fn first_segment(title: &str) -> String {
 
 /// Every file under `shows/<title>`, relative to it.
 pub fn title_files(title: &str) -> Vec<String> {
-    let dir = store_root().join("media/hls/shows").join(title);
+    let dir = title_dir(title);
     let mut found = Vec::new();
     walk(&dir, &dir, &mut found);
     found.sort();
@@ -187,9 +195,9 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
-    /// `http://127.0.0.1:<port>/hls/shows/<title>/`: the CDN prefix of a title.
+    /// `http://127.0.0.1:<port>/hls/shows/<title>.hls/`: the CDN folder of a title.
     pub fn title_url(&self, title: &str) -> String {
-        format!("{}/hls/shows/{title}/", self.base_url())
+        format!("{}/hls/shows/{title}.hls/", self.base_url())
     }
 
     pub fn get(&self, target: &str, headers: &[(&str, &str)]) -> HttpResponse {

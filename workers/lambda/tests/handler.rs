@@ -156,8 +156,8 @@ async fn s3_put_event_publishes_the_decoded_key() {
     assert_eq!(answer["failed"], 0, "{answer}");
     assert_eq!(answer["records"][0]["outcome"], "processed", "{answer}");
     assert_eq!(answer["records"][0]["key"], "uploads/shows/Happy Faceé.mp4");
-    assert_eq!(b.manifest("hls/shows/Happy Faceé")["state"], "complete");
-    assert_decodes(&b.bucket().join("hls/shows/Happy Faceé/master.m3u8"));
+    assert_eq!(b.manifest("hls/shows/Happy Faceé.hls")["state"], "complete");
+    assert_decodes(&b.bucket().join("hls/shows/Happy Faceé.hls/master.m3u8"));
 }
 
 #[tokio::test]
@@ -176,15 +176,18 @@ async fn sqs_batch_with_a_corrupt_and_a_good_record_reports_no_item_failure() {
     let answer = handle(b.handler(), ev).await.unwrap();
     // The corrupt upload is permanent: a failed manifest, and no redelivery.
     assert_eq!(answer, json!({ "batchItemFailures": [] }));
-    let failed = b.manifest("hls/batch/first one");
+    let failed = b.manifest("hls/batch/first one.hls");
     assert_eq!(failed["state"], "failed");
     assert!(
         failed["error"].as_str().unwrap().contains("first one.mp4"),
         "{failed}"
     );
-    assert!(!b.bucket().join("hls/batch/first one/master.m3u8").exists());
-    assert_eq!(b.manifest("hls/batch/second—two")["state"], "complete");
-    assert_decodes(&b.bucket().join("hls/batch/second—two/master.m3u8"));
+    assert!(!b
+        .bucket()
+        .join("hls/batch/first one.hls/master.m3u8")
+        .exists());
+    assert_eq!(b.manifest("hls/batch/second—two.hls")["state"], "complete");
+    assert_decodes(&b.bucket().join("hls/batch/second—two.hls/master.m3u8"));
 }
 
 #[tokio::test]
@@ -236,7 +239,7 @@ async fn sqs_batch_reports_only_the_message_that_failed() {
         answer,
         json!({ "batchItemFailures": [{ "itemIdentifier": "059f36b4-87a3-44ab-83d2-661975830a7d" }] })
     );
-    assert_eq!(b.manifest("hls/batch/second—two")["state"], "complete");
+    assert_eq!(b.manifest("hls/batch/second—two.hls")["state"], "complete");
 }
 
 #[tokio::test]
@@ -263,7 +266,7 @@ async fn direct_corrupt_upload_succeeds_with_a_failed_manifest() {
     let answer = handle(b.handler(), ev).await.unwrap();
     assert_eq!(answer["failed"], 1, "{answer}");
     assert_eq!(answer["records"][0]["retryable"], false, "{answer}");
-    assert_eq!(b.manifest("hls/shows/Happy Faceé")["state"], "failed");
+    assert_eq!(b.manifest("hls/shows/Happy Faceé.hls")["state"], "failed");
 }
 
 #[tokio::test]
@@ -276,14 +279,14 @@ async fn eventbridge_created_then_deleted() {
     );
     let answer = handle(b.handler(), ev).await.unwrap();
     assert_eq!(answer["records"][0]["outcome"], "processed", "{answer}");
-    assert_decodes(&b.bucket().join("hls/eb/Über clip/master.m3u8"));
+    assert_decodes(&b.bucket().join("hls/eb/Über clip.hls/master.m3u8"));
 
     std::fs::remove_file(b.bucket().join(key)).unwrap();
     let answer = handle(b.handler(), event(&fixture("eventbridge-deleted.json")))
         .await
         .unwrap();
     assert_eq!(answer["records"][0]["outcome"], "removed", "{answer}");
-    assert!(!b.bucket().join("hls/eb/Über clip/master.m3u8").exists());
+    assert!(!b.bucket().join("hls/eb/Über clip.hls/master.m3u8").exists());
 }
 
 #[tokio::test]
@@ -323,7 +326,7 @@ async fn republish_through_the_handler_invalidates_the_master_once_per_version()
     handle(handler(2.0), event(&doc)).await.unwrap();
     assert_eq!(
         invalidator.calls(),
-        [vec!["/hls/shows/Happy Faceé/master.m3u8".to_string()]]
+        [vec!["/hls/shows/Happy Faceé.hls/master.m3u8".to_string()]]
     );
     let reference = invalidator.references()[0].clone();
     assert!(

@@ -51,7 +51,8 @@ fn hex_digit(b: u8) -> Option<u8> {
 /// Decodes `%XX` escapes (and `+`, as `plus` says). Borrows when there is nothing to decode.
 pub fn decode(text: &str, plus: Plus) -> Result<Cow<'_, str>, DecodeError> {
     let plus_is_space = plus == Plus::Space;
-    if !text.contains('%') && !(plus_is_space && text.contains('+')) {
+    let escaped = text.contains('%') || (plus_is_space && text.contains('+'));
+    if !escaped {
         return Ok(Cow::Borrowed(text));
     }
     let bytes = text.as_bytes();

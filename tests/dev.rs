@@ -5,6 +5,8 @@
 mod common;
 
 use common::{fixture, hlspipe, repo_root};
+use hlspipe::percent;
+use hlspipe::title::Title;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -100,10 +102,18 @@ fn wait_playable(dev: &Dev, title: &str) {
 fn watch(dev: &Dev, title: &str) {
     let artifacts = repo_root().join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
-    let shot = artifacts.join(format!("dev-page-{title}.png"));
+    let file_name: String = title
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let shot = artifacts.join(format!("dev-page-{file_name}.png"));
+    // A query value: everything but unreserved characters encoded (`+` would read as a space).
+    let query = percent::encode(title, |b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+    });
     let out = Command::new("node")
         .arg(repo_root().join("tests/player/page.mjs"))
-        .arg(format!("{}/?play={title}", dev.base))
+        .arg(format!("{}/?play={query}", dev.base))
         .args(["--seconds", "3", "--screenshot"])
         .arg(&shot)
         .output()
@@ -151,6 +161,43 @@ fn dev_plays_the_sample_and_a_new_upload_behind_signed_cookies() {
     .unwrap();
     wait_playable(&dev, "later");
     watch(&dev, "later");
+}
+
+/// DESIGN.md "Titles": any Unicode. An upload named as people name files (spaces, an en
+/// dash, `+ & ' # %`, accents, an emoji, an upper-case extension, NFD as macOS writes it)
+/// plays end to end: page → playback API → cookies → edge (a CloudFront-style check of the
+/// cookie's policy against the percent-encoded URL) → hls.js.
+#[test]
+fn dev_plays_an_upload_named_with_spaces_symbols_and_non_ascii_regression_playback_api_said_400() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let dev = start(&data);
+    wait_playable(&dev, "sample");
+
+    let folder = data.join("media/uploads/My Trip");
+    std::fs::create_dir_all(&folder).unwrap();
+    // "Cafe" + U+0301: the decomposed "é" of a macOS file name; the title is its NFC form.
+    let name = "Day 1 \u{2013} Beach + friends & 'fun' #1 100% Cafe\u{301} \u{1F3AC}";
+    std::fs::copy(
+        fixture("h264_aac_faststart.mp4"),
+        folder.join(format!("{name}.MP4")),
+    )
+    .unwrap();
+    let title = Title::new(&format!("My Trip/{name}")).unwrap();
+    assert_eq!(
+        title.as_str(),
+        "My Trip/Day 1 \u{2013} Beach + friends & 'fun' #1 100% Caf\u{e9} \u{1F3AC}"
+    );
+    wait_playable(&dev, title.as_str());
+    let bundle = data.join("media").join(title.folder("hls/"));
+    assert!(bundle.join("master.m3u8").is_file(), "{}", bundle.display());
+    // Without cookies the edge refuses the encoded URL, as CloudFront would.
+    let (status, _) = get(
+        &dev.base,
+        &format!("/{}master.m3u8", title.url_folder("hls/")),
+    );
+    assert_eq!(status, 403);
+    watch(&dev, title.as_str());
 }
 
 #[test]

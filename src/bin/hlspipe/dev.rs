@@ -138,7 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
              upload:   cp movie.mp4 {}\n  \
              titles:   {}\n  \
              playback: {base}/v1/titles/<title>/playback (sets the CloudFront cookies)\n  \
-             edge:     {base}/{out}<title>/master.m3u8 (needs the cookies)\n  \
+             edge:     {base}/{out}<title>.hls/master.m3u8 (needs the cookies)\n  \
              hls.js:   {}",
             uploads.display(),
             bucket_dir.join(&out).display(),

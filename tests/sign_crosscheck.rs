@@ -364,3 +364,97 @@ fn ecdsa_signatures_from_botocore_and_the_sdk_verify_and_policies_match() {
         }
     }
 }
+
+/// DESIGN.md "Titles": a title named as people name files is signed over its encoded bundle
+/// (`…/My%20Trip/…%F0%9F%8E%AC.hls/*`). Our policy is the one botocore builds for that
+/// resource, its RSA signature is byte-identical to botocore's and the SDK's, and the
+/// CloudFront-style check accepts the SDK's cookies on the title's encoded URLs only: not on
+/// the decoded spelling (CloudFront compares bytes as sent), nor on a title nested below it.
+#[test]
+fn a_title_with_spaces_symbols_and_emoji_signs_and_verifies_like_cloudfront() {
+    use hlspipe::title::Title;
+    let title = Title::new("My Trip/Day 1 – Beach + friends & 'fun' #1 100% Café 🎬?*").unwrap();
+    let prefix = format!("https://cdn.example.com/{}", title.url_folder("hls/"));
+    let resource = format!("{prefix}*");
+    assert!(
+        !resource[..resource.len() - 1].contains(['*', '?', ' ']),
+        "{resource}"
+    );
+    let key_path = key("rsa2048.pkcs1.pem");
+    let key_path = key_path.to_str().unwrap();
+
+    let ours: Value = serde_json::from_str(&hlspipe(&[
+        "sign-cookies",
+        "--prefix-url",
+        &prefix,
+        "--expires-at",
+        "1900000000",
+        "--key-pair-id",
+        KEY_PAIR_ID,
+        "--private-key",
+        key_path,
+        "--format",
+        "json",
+    ]))
+    .expect("our JSON");
+    let policy =
+        String::from_utf8(decode_cloudfront_base64(&json_str(&ours, "CloudFront-Policy")).unwrap())
+            .unwrap();
+    assert_eq!(
+        policy,
+        botocore(&["build-policy", &resource, "1900000000", "-", "-"])
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy_file = dir.path().join("policy.json");
+    std::fs::write(&policy_file, &policy).unwrap();
+    let policy_file = policy_file.to_str().unwrap();
+    let sdk: Value = serde_json::from_str(&awssdk(&[
+        "cookies",
+        key_path,
+        KEY_PAIR_ID,
+        policy_file,
+        "sha1",
+    ]))
+    .expect("SDK JSON");
+    let boto = query_params(&botocore(&[
+        "policy-url",
+        key_path,
+        KEY_PAIR_ID,
+        policy_file,
+        "https://cdn.example.com/x",
+        "sha1",
+    ]));
+    let signature = json_str(&ours, "CloudFront-Signature");
+    assert_eq!(signature, json_str(&sdk, "CloudFront-Signature"));
+    assert_eq!(signature, boto["Signature"]);
+
+    let mut keys = PublicKeySet::new();
+    keys.insert(
+        KEY_PAIR_ID,
+        PublicKey::from_pem(&std::fs::read_to_string(key("rsa2048.pub.pem")).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let verifier = Verifier::new(keys);
+    let cookie = format!(
+        "CloudFront-Policy={}; CloudFront-Signature={}; CloudFront-Key-Pair-Id={KEY_PAIR_ID}",
+        json_str(&sdk, "CloudFront-Policy"),
+        json_str(&sdk, "CloudFront-Signature")
+    );
+    let ip = "192.0.2.1".parse().unwrap();
+    let at = |url: &str| verifier.verify_request(url, Some(&cookie), ip, 1_850_000_000);
+    let master = format!("{prefix}master.m3u8");
+    assert!(at(&master).is_allow(), "{master}: {}", at(&master));
+    assert!(at(&format!("{prefix}v/0123456789ab/video_240p/seg_00001.m4s")).is_allow());
+    let decoded = format!(
+        "https://cdn.example.com/{}master.m3u8",
+        title.folder("hls/")
+    );
+    assert!(!at(&decoded).is_allow(), "{decoded}");
+    let nested = Title::new(&format!("{title}/extra")).unwrap();
+    let nested = format!(
+        "https://cdn.example.com/{}master.m3u8",
+        nested.url_folder("hls/")
+    );
+    assert!(!at(&nested).is_allow(), "{nested}");
+}

@@ -74,9 +74,6 @@ impl TitlePrefix {
         if path.is_empty() {
             return Err(bad("a title prefix needs a path below the host; refusing to sign the whole distribution"));
         }
-        if path.contains("..") {
-            return Err(bad("`..` is not allowed"));
-        }
         if path.to_ascii_lowercase().contains("%2e") {
             return Err(bad("percent-encoded dots are not allowed"));
         }
@@ -87,6 +84,11 @@ impl TitlePrefix {
             }
             if segment == "." {
                 return Err(bad("`.` segments are not allowed"));
+            }
+            // Only whole `..` segments are folded away by clients (RFC 3986 § 5.2.4);
+            // `Wait... what` is an ordinary name.
+            if segment == ".." {
+                return Err(bad("`..` is not allowed"));
             }
         }
         Ok(TitlePrefix {

@@ -26,7 +26,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DURATION="${BENCH_DURATION:-5}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 CONNS="${BENCH_CONNECTIONS:-16}"
-DATA=bench-data/edge
+DATA="$PWD/bench-data/edge"
 TOKEN=bench-token-0123456789abcdef
 KEY_ID=K2EDGEBENCH
 KEY=fixtures/keys/rsa2048.pkcs1.pem
@@ -87,7 +87,7 @@ trap cleanup EXIT
 start_serve() {
   local name=$1 log="$DATA/$1.stderr"
   shift
-  HLSPIPE_LOG=warn "$HLSPIPE" serve --listen 127.0.0.1:0 --store "$DATA/store" \
+  HLSPIPE_LOG=warn "$HLSPIPE" serve --listen 127.0.0.1:0 --store "file://$DATA/store" \
     --key-pair-id "$KEY_ID" --private-key "$KEY" --token "$TOKEN" --access-log off "$@" \
     2>"$log" &
   pids+=($!)

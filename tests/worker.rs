@@ -581,12 +581,25 @@ fn unsupported_store_schemes_are_refused_clearly() {
     let out = process_event(
         &b,
         &fixture("s3-test-event.json"),
+        &[("HLSPIPE_STORE", "http://bucket")],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("expected file:///absolute/path (a folder of buckets) or s3://"),
+        "{}",
+        stderr(&out)
+    );
+    // Event commands take buckets from the events: a bucket in the URL is refused by name.
+    let out = process_event(
+        &b,
+        &fixture("s3-test-event.json"),
         &[("HLSPIPE_STORE", "s3://bucket")],
         &[],
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("expected file:///absolute/path (or unset for S3)"),
+        stderr(&out).contains("buckets come from the events"),
         "{}",
         stderr(&out)
     );

@@ -69,6 +69,46 @@ pub fn check_bucket_name(name: &str) -> Result<()> {
     }
 }
 
+/// Where a command's buckets are, in the one syntax every command takes (DESIGN.md
+/// "Surfaces"): `file:///PATH`, a folder whose sub-folders are buckets, or
+/// `s3://[BUCKET[/PREFIX]]`, S3 (or the server `AWS_ENDPOINT_URL` names), optionally one
+/// bucket and a key prefix inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    Folders(PathBuf),
+    S3 {
+        bucket: Option<String>,
+        prefix: String,
+    },
+}
+
+impl StoreUrl {
+    pub fn parse(text: &str) -> Result<StoreUrl> {
+        if let Some(path) = text.strip_prefix("file://") {
+            if path.starts_with('/') {
+                return Ok(StoreUrl::Folders(PathBuf::from(path)));
+            }
+        } else if let Some(rest) = text.strip_prefix("s3://") {
+            if rest.is_empty() {
+                return Ok(StoreUrl::S3 {
+                    bucket: None,
+                    prefix: String::new(),
+                });
+            }
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            check_bucket_name(bucket)?;
+            return Ok(StoreUrl::S3 {
+                bucket: Some(bucket.to_string()),
+                prefix: as_prefix(prefix),
+            });
+        }
+        Err(Error::Config(format!(
+            "store '{text}': expected file:///absolute/path (a folder of buckets) or \
+             s3://BUCKET[/PREFIX]"
+        )))
+    }
+}
+
 enum Backend {
     /// Bucket `b` is the folder `root/b`.
     Dir(PathBuf),
@@ -93,23 +133,44 @@ impl Stores {
         Stores::new(url.as_deref(), S3Settings::from_env())
     }
 
-    /// `store_url`: `file:///path`, or `None` (or `s3://`) for S3 with `settings`.
+    /// `store_url` ([`StoreUrl`]), or `None` for S3 with `settings`. Event commands take
+    /// their buckets from the events, so a bucket in an `s3://` URL is refused here.
     pub fn new(store_url: Option<&str>, settings: S3Settings) -> Result<Stores> {
-        let backend = match store_url {
-            None | Some("s3://") => Backend::S3 {
+        let url = store_url.map(StoreUrl::parse).transpose()?;
+        let backend = match url {
+            None | Some(StoreUrl::S3 { bucket: None, .. }) => Backend::S3 {
                 settings,
                 client: OnceLock::new(),
             },
-            Some(url) => match url.strip_prefix("file://") {
-                Some(path) if path.starts_with('/') => Backend::Dir(PathBuf::from(path)),
-                _ => {
-                    return Err(Error::Settings(format!(
-                        "{STORE_ENV}='{url}': expected file:///absolute/path (or unset for S3)"
-                    )))
-                }
-            },
+            Some(StoreUrl::Folders(root)) => Backend::Dir(root),
+            Some(StoreUrl::S3 {
+                bucket: Some(b), ..
+            }) => {
+                return Err(Error::Config(format!(
+                    "{STORE_ENV}: s3://{b}/ names a bucket, but buckets come from the events here; \
+                     use s3:// (or leave it unset)"
+                )))
+            }
         };
         Ok(Stores { backend })
+    }
+
+    /// The store a `serve`-style URL names: `file:///PATH` with `bucket` (a folder of it), or
+    /// `s3://BUCKET[/PREFIX]`.
+    pub fn open_url(url: &str, bucket: &str, settings: S3Settings) -> Result<Arc<dyn Store>> {
+        match StoreUrl::parse(url)? {
+            StoreUrl::Folders(root) => Stores::dir(root).bucket(bucket),
+            StoreUrl::S3 {
+                bucket: Some(b),
+                prefix,
+            } => {
+                let client = Arc::new(S3Client::new(&settings)?);
+                Ok(Arc::new(S3Store::new(client, &b, &prefix)))
+            }
+            StoreUrl::S3 { bucket: None, .. } => Err(Error::Config(
+                "store 's3://': name the bucket (s3://BUCKET[/PREFIX])".into(),
+            )),
+        }
     }
 
     /// Buckets as folders under `root`.
@@ -144,7 +205,16 @@ impl Stores {
     pub fn bucket(&self, bucket: &str) -> Result<Arc<dyn Store>> {
         check_bucket_name(bucket)?;
         Ok(match &self.backend {
-            Backend::Dir(root) => Arc::new(DirStore::new(root.join(bucket))),
+            Backend::Dir(root) => {
+                let dir = root.join(bucket);
+                if !dir.is_dir() {
+                    return Err(Error::store_permanent(
+                        bucket,
+                        format!("no such bucket (no folder {})", dir.display()),
+                    ));
+                }
+                Arc::new(DirStore::new(dir))
+            }
             Backend::S3 { settings, client } => {
                 Arc::new(S3Store::new(Self::s3_client(settings, client)?, bucket, ""))
             }
@@ -257,6 +327,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let url = format!("file://{}", tmp.path().display());
         let stores = Stores::new(Some(&url), S3Settings::default()).unwrap();
+        // A bucket is a folder that exists, as an S3 bucket must.
+        assert!(stores.bucket("media").is_err());
+        std::fs::create_dir(tmp.path().join("media")).unwrap();
         let store = stores.bucket("media").unwrap();
         let obj = crate::media::object::Object {
             key: "k".into(),
@@ -271,5 +344,44 @@ mod tests {
         assert_eq!(info.etag, "5d41402abc4b2a76b9719d911017c592");
         assert!(Stores::new(Some("file://relative"), S3Settings::default()).is_err());
         assert!(Stores::new(Some("http://x"), S3Settings::default()).is_err());
+        assert!(Stores::new(Some("s3://media/"), S3Settings::default()).is_err());
+    }
+
+    #[test]
+    fn one_store_url_syntax() {
+        assert_eq!(
+            StoreUrl::parse("file:///srv/b").unwrap(),
+            StoreUrl::Folders("/srv/b".into())
+        );
+        assert_eq!(
+            StoreUrl::parse("s3://media").unwrap(),
+            StoreUrl::S3 {
+                bucket: Some("media".into()),
+                prefix: String::new()
+            }
+        );
+        assert_eq!(
+            StoreUrl::parse("s3://media/site/a").unwrap(),
+            StoreUrl::S3 {
+                bucket: Some("media".into()),
+                prefix: "site/a/".into()
+            }
+        );
+        assert_eq!(
+            StoreUrl::parse("s3://").unwrap(),
+            StoreUrl::S3 {
+                bucket: None,
+                prefix: String::new()
+            }
+        );
+        for bad in [
+            "/srv/b",
+            "relative",
+            "file://relative",
+            "s3://Bad_Bucket",
+            "http://x",
+        ] {
+            assert!(StoreUrl::parse(bad).is_err(), "{bad}");
+        }
     }
 }

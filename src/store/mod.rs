@@ -108,31 +108,6 @@ where
     }
 }
 
-/// Buckets as folders: bucket `b` is the directory `root/b`, which must exist.
-pub struct DirBuckets {
-    root: std::path::PathBuf,
-}
-
-impl DirBuckets {
-    pub fn new(root: impl Into<std::path::PathBuf>) -> Self {
-        DirBuckets { root: root.into() }
-    }
-}
-
-impl StoreFactory for DirBuckets {
-    fn store_for(&self, bucket: &str) -> Result<Arc<dyn Store>> {
-        location::check_bucket_name(bucket)?;
-        let dir = self.root.join(bucket);
-        if !dir.is_dir() {
-            return Err(Error::store_permanent(
-                bucket,
-                format!("no such bucket (no folder {})", dir.display()),
-            ));
-        }
-        Ok(Arc::new(DirStore::new(dir)))
-    }
-}
-
 /// S3 buckets (or folders, in `file://` mode), as `HLSPIPE_STORE` selects.
 impl StoreFactory for location::Stores {
     fn store_for(&self, bucket: &str) -> Result<Arc<dyn Store>> {

@@ -152,7 +152,7 @@ impl Server {
         let mut cmd = hlspipe();
         cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0", "--store"])
-            .arg(store_root())
+            .arg(format!("file://{}", store_root().display()))
             .args(["--key-pair-id", KEY_PAIR_ID, "--private-key", PRIVATE_KEY])
             .arg("--access-log")
             .arg(&access_log)

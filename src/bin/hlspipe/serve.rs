@@ -8,9 +8,10 @@ use hlspipe::delivery::api::{self, ApiConfig, Auth};
 use hlspipe::delivery::edge::{self, Access, EdgeConfig};
 use hlspipe::delivery::http::{self, AccessLog};
 use hlspipe::delivery::sign::{CookieAttributes, KeySet, PrivateKey, SameSite, Signer, Verifier};
-use hlspipe::store::{DirStore, Store};
+use hlspipe::store::location::Stores;
+use hlspipe::store::S3Settings;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// `hlspipe serve`
@@ -20,10 +21,11 @@ pub struct Args {
     /// Address to listen on (port 0: any free port, printed on stderr).
     #[arg(long, env = "HLSPIPE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// The store: a directory (or file:///path) holding one folder per bucket.
-    #[arg(long, env = "HLSPIPE_STORE", default_value = "hlspipe-data")]
+    /// Where titles are read: file:///PATH (a folder of buckets; --bucket picks one) or
+    /// s3://BUCKET[/PREFIX] (AWS_ENDPOINT_URL and the usual AWS variables honoured).
+    #[arg(long, env = "HLSPIPE_STORE", value_name = "URL")]
     store: String,
-    /// The bucket: a folder of the store.
+    /// The bucket, with a file:/// store: a folder of it.
     #[arg(long, env = "HLSPIPE_BUCKET", default_value = "media")]
     bucket: String,
     /// Where titles live in the bucket and on the CDN (empty, or ending in `/`).
@@ -83,19 +85,6 @@ pub struct Args {
     unsigned_edge_for_benchmarks: bool,
 }
 
-/// The store behind the edge and the API. One small function so that the S3 selection
-/// (`HLSPIPE_STORE=s3://…`) can replace it.
-fn open_store(store: &str, bucket: &str) -> anyhow::Result<Arc<dyn Store>> {
-    let dir = store.strip_prefix("file://").unwrap_or(store);
-    if dir.contains("://") {
-        anyhow::bail!("--store {store:?}: only a directory or file:///path is supported here");
-    }
-    if bucket.is_empty() || bucket.contains('/') || bucket == "." || bucket == ".." {
-        anyhow::bail!("--bucket {bucket:?}: expected a bucket name");
-    }
-    Ok(Arc::new(DirStore::new(Path::new(dir).join(bucket))))
-}
-
 fn access_log(target: &str) -> anyhow::Result<AccessLog> {
     Ok(match target {
         "off" => AccessLog::off(),
@@ -119,7 +108,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let keys = KeySet::new(&args.key_pair_id, key)?;
     let verifier = Arc::new(Verifier::new(keys.public_keys()));
     let signer = Arc::new(Signer::new(keys, args.hash.into()));
-    let store = open_store(&args.store, &args.bucket)?;
+    let store = Stores::open_url(&args.store, &args.bucket, S3Settings::from_env())
+        .with_context(|| format!("--store {}", args.store))?;
     let log = access_log(&args.access_log)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 /// What the handler needs besides the event: configuration, the stores of the buckets
 /// events name, the CDN, a clock. Generic over the store factory so tests run it over
-/// folders ([`hlspipe::store::DirBuckets`]) and the function over S3.
+/// folders ([`hlspipe::store::location::Stores::dir`]) and the function over S3.
 pub struct Handler<F> {
     pub config: WorkerConfig,
     pub stores: F,

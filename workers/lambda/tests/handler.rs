@@ -5,7 +5,8 @@ use hlspipe::media::object::Object;
 use hlspipe::media::source::Source;
 use hlspipe::pipeline::config::WorkerConfig;
 use hlspipe::pipeline::invalidate::NoInvalidation;
-use hlspipe::store::{DirBuckets, DirStore, ObjectInfo, Store};
+use hlspipe::store::location::Stores;
+use hlspipe::store::{DirStore, ObjectInfo, Store};
 use hlspipe::testing::RecordingInvalidator;
 use hlspipe_lambda::{handle, Handler, HandlerError};
 use lambda_runtime::{Context, LambdaEvent};
@@ -73,10 +74,10 @@ impl Buckets {
         serde_json::from_slice(&bytes).unwrap()
     }
 
-    fn handler(&self) -> Arc<Handler<DirBuckets>> {
+    fn handler(&self) -> Arc<Handler<Stores>> {
         Arc::new(Handler {
             config: WorkerConfig::default(),
-            stores: DirBuckets::new(self.dir.path()),
+            stores: Stores::dir(self.dir.path()),
             invalidator: Arc::new(NoInvalidation),
             clock: || 1_000,
         })
@@ -313,7 +314,7 @@ async fn republish_through_the_handler_invalidates_the_master_once_per_version()
                 segment_duration,
                 ..WorkerConfig::default()
             },
-            stores: DirBuckets::new(b.dir.path()),
+            stores: Stores::dir(b.dir.path()),
             invalidator: invalidator.clone(),
             clock: || 1_000,
         })

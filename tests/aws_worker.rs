@@ -187,25 +187,25 @@ fn assert_title_decodes(store: &S3Store, title_prefix: &str) {
     );
 }
 
-struct Worker {
+struct Pipeline {
     child: Child,
     log: PathBuf,
 }
 
-impl Drop for Worker {
+impl Drop for Pipeline {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-impl Worker {
+impl Pipeline {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
-fn wait_for(what: &str, worker: &Worker, timeout: Duration, mut done: impl FnMut() -> bool) {
+fn wait_for(what: &str, worker: &Pipeline, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if done() {
@@ -261,7 +261,7 @@ fn worker_consumes_s3_notifications_and_stops_on_sigterm() {
     .stderr(std::fs::File::create(&log).unwrap())
     .spawn()
     .unwrap();
-    let worker = Worker { child, log };
+    let worker = Pipeline { child, log };
 
     let good = "hls/shows/Épisode 1 — première.hls/";
     let bad = "hls/shows/broken clip.hls/";

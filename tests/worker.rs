@@ -9,10 +9,10 @@ use common::*;
 use hlspipe::media::object::Object;
 use hlspipe::media::package::version_for_etags;
 use hlspipe::media::source::Source;
-use hlspipe::pipeline::config::WorkerConfig;
+use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::event::{Job, Record, RecordKind};
 use hlspipe::pipeline::invalidate::NoInvalidation;
-use hlspipe::pipeline::job::Worker;
+use hlspipe::pipeline::job::Pipeline;
 use hlspipe::pipeline::outcome::Outcome;
 use hlspipe::store::{ObjectInfo, Store};
 use hlspipe::testing::RecordingInvalidator;
@@ -46,8 +46,8 @@ fn same_event_twice_is_one_version_and_writes_nothing() {
     let etag = b.put_file(key, clip());
     let counting = Arc::new(CountingStore::new(b.store()));
     let store: Arc<dyn Store> = counting.clone();
-    let config = WorkerConfig::default();
-    let worker = Worker {
+    let config = PipelineConfig::default();
+    let worker = Pipeline {
         config: &config,
         invalidator: &NoInvalidation,
         clock: &|| 1_000,
@@ -169,8 +169,8 @@ fn failed_republish_keeps_the_previous_master() {
     let key = "uploads/shows/ep1.mp4";
     let etag = b.put_file(key, clip());
     let store: Arc<dyn Store> = Arc::new(b.store());
-    let config = WorkerConfig::default();
-    let worker = Worker {
+    let config = PipelineConfig::default();
+    let worker = Pipeline {
         config: &config,
         invalidator: &NoInvalidation,
         clock: &|| 5,
@@ -283,8 +283,8 @@ fn overtaken_republish(
     store: impl FnOnce(hlspipe::store::DirStore) -> Overtaken,
 ) -> (Outcome, Vec<u8>) {
     let etag = b.put_file(key, clip());
-    let config = WorkerConfig::default();
-    let worker = Worker {
+    let config = PipelineConfig::default();
+    let worker = Pipeline {
         config: &config,
         invalidator: &NoInvalidation,
         clock: &|| 5,
@@ -368,12 +368,12 @@ fn republish_invalidates_only_the_master_and_gc_collects_old_versions() {
     let invalidator = RecordingInvalidator::default();
     let now = AtomicU64::new(1_000);
     let clock = || now.load(Ordering::SeqCst);
-    let mut config = WorkerConfig {
+    let mut config = PipelineConfig {
         gc_grace_seconds: 100,
-        ..WorkerConfig::default()
+        ..PipelineConfig::default()
     };
-    let publish = |config: &WorkerConfig, etag: &str| {
-        let worker = Worker {
+    let publish = |config: &PipelineConfig, etag: &str| {
+        let worker = Pipeline {
             config,
             invalidator: &invalidator,
             clock: &clock,
@@ -449,8 +449,8 @@ fn objects_under_the_output_prefix_are_never_processed() {
     let etag = b.put_file(key, clip());
     let counting = Arc::new(CountingStore::new(b.store()));
     let store: Arc<dyn Store> = counting.clone();
-    let config = WorkerConfig::default();
-    let worker = Worker {
+    let config = PipelineConfig::default();
+    let worker = Pipeline {
         config: &config,
         invalidator: &NoInvalidation,
         clock: &|| 1,
@@ -479,8 +479,8 @@ fn objects_under_the_output_prefix_are_never_processed() {
 fn title_manifest_publishes_a_ladder() {
     let b = Buckets::new();
     let store: Arc<dyn Store> = Arc::new(b.store());
-    let config = WorkerConfig::default();
-    let worker = Worker {
+    let config = PipelineConfig::default();
+    let worker = Pipeline {
         config: &config,
         invalidator: &NoInvalidation,
         clock: &|| 7,
@@ -559,8 +559,8 @@ fn title_manifest_publishes_a_ladder() {
 fn a_bad_title_manifest_is_a_permanent_failure_with_a_failed_manifest() {
     let b = Buckets::new();
     let store: Arc<dyn Store> = Arc::new(b.store());
-    let config = WorkerConfig::default();
-    let worker = Worker {
+    let config = PipelineConfig::default();
+    let worker = Pipeline {
         config: &config,
         invalidator: &NoInvalidation,
         clock: &|| 7,

@@ -4,7 +4,7 @@
 //! - Long polling (`WaitTimeSeconds`, at most 20: "Amazon SQS short and long polling",
 //!   SQS Developer Guide), at most 10 messages a receive, never more than `concurrency`
 //!   messages in hand.
-//! - Each message's records go through [`Worker::handle_all`] on a blocking thread
+//! - Each message's records go through [`Pipeline::handle_all`] on a blocking thread
 //!   (packaging is CPU and synchronous storage work).
 //! - While a message is worked on, its visibility timeout is extended every third of it
 //!   (a heartbeat), so a long title is not delivered to a second consumer ("Amazon SQS
@@ -13,17 +13,17 @@
 //!   failure whose `failed` manifest is written): the message is deleted. A retryable
 //!   failure leaves it on the queue, visible again after `retry_delay`; after the queue's
 //!   `maxReceiveCount` it goes to the dead-letter queue.
-//! - Shutdown (the future passed to [`QueueWorker::run`], SIGTERM/SIGINT in the binary):
+//! - Shutdown (the future passed to [`QueueConsumer::run`], SIGTERM/SIGINT in the binary):
 //!   no more receives; work in hand gets `grace` to finish; what is still running then is
 //!   released (visibility 0) so another consumer takes it at once. The publish protocol
 //!   makes abandoned work harmless: nothing half-written is ever referenced.
 
 use crate::error::{Error, Result};
 use crate::pipeline::batch::{log_handled, Handled};
-use crate::pipeline::config::WorkerConfig;
+use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::event::parse_message_body;
 use crate::pipeline::invalidate::Invalidator;
-use crate::pipeline::job::Worker;
+use crate::pipeline::job::Pipeline;
 use crate::store::StoreFactory;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
@@ -112,10 +112,10 @@ enum Fate {
 }
 
 /// The consumer: a queue, the job configuration, the stores and the CDN.
-pub struct QueueWorker {
+pub struct QueueConsumer {
     pub sqs: aws_sdk_sqs::Client,
     pub settings: QueueSettings,
-    pub config: Arc<WorkerConfig>,
+    pub config: Arc<PipelineConfig>,
     pub stores: Arc<dyn StoreFactory>,
     pub invalidator: Arc<dyn Invalidator>,
 }
@@ -165,7 +165,7 @@ impl Lease {
     }
 }
 
-impl QueueWorker {
+impl QueueConsumer {
     /// Receives and handles messages until `shutdown` completes, then drains (see the
     /// module docs). An error is returned only when the queue cannot be used at all (it
     /// does not exist, access is denied); passing trouble is logged and retried.
@@ -363,7 +363,7 @@ impl QueueWorker {
                     .map(|d| d.as_secs())
                     .unwrap_or(0)
             };
-            let worker = Worker {
+            let worker = Pipeline {
                 config: &job.config,
                 invalidator: job.invalidator.as_ref(),
                 clock: &clock,

@@ -389,7 +389,7 @@ async fn serve_object(edge: &Edge, req: &Parts) -> Response {
         };
         let outcome = conditions.decide(&info);
         let first = match outcome {
-            Outcome::Send { start, end, .. } if conditions.is_get && end > start => {
+            Answer::Send { start, end, .. } if conditions.is_get && end > start => {
                 let len = chunk_len(start, end, chunk_size);
                 let mut buf = vec![0u8; len];
                 store.read_range(&task_key, start, &mut buf)?;
@@ -424,13 +424,13 @@ async fn serve_object(edge: &Edge, req: &Parts) -> Response {
     let mut headers = object_headers(&info);
     let len = info.size;
     let (status, start, end) = match outcome {
-        Outcome::NotModified => {
+        Answer::NotModified => {
             let mut r = empty(StatusCode::NOT_MODIFIED);
             headers.remove(header::CONTENT_TYPE);
             r.headers_mut().extend(headers);
             return r;
         }
-        Outcome::Unsatisfiable => {
+        Answer::Unsatisfiable => {
             let mut r = error(
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "InvalidRange",
@@ -444,7 +444,7 @@ async fn serve_object(edge: &Edge, req: &Parts) -> Response {
                 .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
             return r;
         }
-        Outcome::Send {
+        Answer::Send {
             partial,
             start,
             end,
@@ -501,7 +501,7 @@ struct Conditions {
 
 /// What to answer for an object that exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+enum Answer {
     NotModified,
     Unsatisfiable,
     /// `[start, end)`; `partial` for 206.
@@ -514,7 +514,7 @@ enum Outcome {
 
 struct Opened {
     info: ObjectInfo,
-    outcome: Outcome,
+    outcome: Answer,
     /// The first chunk of the body (GET only).
     first: Option<Bytes>,
 }
@@ -530,7 +530,7 @@ impl Conditions {
         }
     }
 
-    fn decide(&self, info: &ObjectInfo) -> Outcome {
+    fn decide(&self, info: &ObjectInfo) -> Answer {
         // RFC 9110 § 13.2.2: If-None-Match is evaluated before Range; for GET and HEAD a match
         // is 304 Not Modified with the validators and caching headers.
         // If-Modified-Since counts only without If-None-Match (§ 13.1.3): not modified when the
@@ -538,7 +538,7 @@ impl Conditions {
         match &self.if_none_match {
             Some(inm) => {
                 if if_none_match_hits(inm.as_bytes(), &info.etag) {
-                    return Outcome::NotModified;
+                    return Answer::NotModified;
                 }
             }
             None => {
@@ -551,13 +551,13 @@ impl Conditions {
                     .map(|d| d.as_secs());
                 if let (Some(since), Some(modified)) = (since, info.last_modified) {
                     if modified <= since {
-                        return Outcome::NotModified;
+                        return Answer::NotModified;
                     }
                 }
             }
         }
         let len = info.size;
-        let whole = Outcome::Send {
+        let whole = Answer::Send {
             partial: false,
             start: 0,
             end: len,
@@ -585,8 +585,8 @@ impl Conditions {
             .map(|v| parse_range(v, len))
         {
             None | Some(RangeRequest::Ignored) => whole,
-            Some(RangeRequest::Unsatisfiable) => Outcome::Unsatisfiable,
-            Some(RangeRequest::Single(start, end)) => Outcome::Send {
+            Some(RangeRequest::Unsatisfiable) => Answer::Unsatisfiable,
+            Some(RangeRequest::Single(start, end)) => Answer::Send {
                 partial: true,
                 start,
                 end,
@@ -856,12 +856,12 @@ mod tests {
     #[test]
     fn decisions() {
         let info = object("abc", 1000, 784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
-        let whole = Outcome::Send {
+        let whole = Answer::Send {
             partial: false,
             start: 0,
             end: 1000,
         };
-        let part = Outcome::Send {
+        let part = Answer::Send {
             partial: true,
             start: 0,
             end: 10,
@@ -889,17 +889,17 @@ mod tests {
         );
         assert_eq!(
             decide(&[("range", "bytes=5000-")], true),
-            Outcome::Unsatisfiable
+            Answer::Unsatisfiable
         );
         assert_eq!(
             decide(&[("if-none-match", "\"abc\"")], false),
-            Outcome::NotModified
+            Answer::NotModified
         );
         let date = "Sun, 06 Nov 1994 08:49:37 GMT";
         let earlier = "Sun, 06 Nov 1994 08:49:36 GMT";
         assert_eq!(
             decide(&[("if-modified-since", date)], true),
-            Outcome::NotModified
+            Answer::NotModified
         );
         assert_eq!(decide(&[("if-modified-since", earlier)], true), whole);
         assert_eq!(decide(&[("if-modified-since", "yesterday")], true), whole);

@@ -205,7 +205,7 @@ fn build(inputs: &[Input], movies: &[Movie], settings: &Settings) -> Result<Pack
         key: "master.m3u8".into(),
         content_type: content_type::PLAYLIST,
         cache_control: cache_control::MASTER,
-        body: Body::from_bytes(master_playlist(&renditions, &iframes).into_bytes()),
+        body: Body::from_bytes(master_text(&renditions, &iframes).into_bytes()),
     };
     let duration = renditions.iter().map(|r| r.duration).fold(0.0, f64::max);
     Ok(PackagedTitle {
@@ -366,7 +366,7 @@ const AUDIO_GROUP: &str = "audio";
 
 /// The master playlist: one variant per video rendition, all sharing one audio
 /// group; an audio-only title has one variant per audio rendition.
-fn master_playlist(renditions: &[Rendition], iframes: &[hls::IFrameVariant]) -> String {
+fn master_text(renditions: &[Rendition], iframes: &[hls::IFrameVariant]) -> String {
     let video: Vec<&Rendition> = renditions
         .iter()
         .filter(|r| r.kind == TrackKind::Video)

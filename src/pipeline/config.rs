@@ -35,7 +35,7 @@ pub struct CdnConfig {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct WorkerConfig {
+pub struct PipelineConfig {
     /// Uploads are read under this prefix (ends with `/`).
     pub input_prefix: String,
     /// Titles are written under this prefix (ends with `/`); never overlaps the input's.
@@ -54,9 +54,9 @@ pub struct WorkerConfig {
     pub cdn: Option<CdnConfig>,
 }
 
-impl Default for WorkerConfig {
+impl Default for PipelineConfig {
     fn default() -> Self {
-        WorkerConfig {
+        PipelineConfig {
             input_prefix: "uploads/".into(),
             output_prefix: "hls/".into(),
             segment_duration: Settings::default().segment_duration,
@@ -83,7 +83,7 @@ struct FileConfig {
     cdn: Option<CdnConfig>,
 }
 
-impl WorkerConfig {
+impl PipelineConfig {
     /// Defaults, then `toml_text` (the file named by `HLSPIPE_CONFIG`, if any), then the
     /// `HLSPIPE_*` variables of `env`; validated. Variables of other components
     /// (`HLSPIPE_` names not listed above) are left alone.
@@ -93,7 +93,7 @@ impl WorkerConfig {
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let mut c = WorkerConfig::default();
+        let mut c = PipelineConfig::default();
         if let Some(text) = toml_text {
             let f: FileConfig =
                 toml::from_str(text).map_err(|e| Error::Config(format!("config file: {e}")))?;
@@ -246,8 +246,8 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let c = WorkerConfig::load(env(&[]), None).unwrap();
-        assert_eq!(c, WorkerConfig::default());
+        let c = PipelineConfig::load(env(&[]), None).unwrap();
+        assert_eq!(c, PipelineConfig::default());
         assert_eq!(c.extensions, [".mp4", ".m4v", ".mov", ".m4a"]);
     }
 
@@ -255,7 +255,7 @@ mod tests {
     fn env_overrides_file() {
         let toml = "input_prefix = \"in\"\noutput_prefix = \"out/\"\nconcurrency = 2\n\
                     extensions = [\"MP4\"]\n[cdn]\ndistribution_id = \"E1\"\n";
-        let c = WorkerConfig::load(
+        let c = PipelineConfig::load(
             env(&[
                 ("HLSPIPE_CONCURRENCY", "8"),
                 ("HLSPIPE_SEGMENT_DURATION", "4"),
@@ -282,7 +282,7 @@ mod tests {
             ("media/", "media"),
             ("a/b/", "a/"),
         ] {
-            let err = WorkerConfig::load(
+            let err = PipelineConfig::load(
                 env(&[("HLSPIPE_INPUT_PREFIX", i), ("HLSPIPE_OUTPUT_PREFIX", o)]),
                 None,
             )
@@ -290,7 +290,7 @@ mod tests {
             assert!(err.to_string().contains("overlap"), "{i} {o}: {err}");
         }
         // "up/" and "upload/" share letters, not a folder: fine.
-        WorkerConfig::load(
+        PipelineConfig::load(
             env(&[
                 ("HLSPIPE_INPUT_PREFIX", "up"),
                 ("HLSPIPE_OUTPUT_PREFIX", "upload"),
@@ -310,8 +310,11 @@ mod tests {
             [("HLSPIPE_CONCURRENCY", "zero")],
             [("HLSPIPE_EXTENSIONS", ".mp4!")],
         ] {
-            assert!(WorkerConfig::load(env(&pairs), None).is_err(), "{pairs:?}");
+            assert!(
+                PipelineConfig::load(env(&pairs), None).is_err(),
+                "{pairs:?}"
+            );
         }
-        assert!(WorkerConfig::load(env(&[]), Some("input_prefx = \"a/\"")).is_err());
+        assert!(PipelineConfig::load(env(&[]), Some("input_prefx = \"a/\"")).is_err());
     }
 }

@@ -39,7 +39,7 @@ use crate::error::{Error, Result};
 use crate::media::package::{package, version_for_etags, Input};
 use crate::media::source::Source;
 use crate::pipeline::batch::Handled;
-use crate::pipeline::config::WorkerConfig;
+use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::event::{Job, ParsedRecord, Record, RecordKind};
 use crate::pipeline::invalidate::{invalidation_reference, Invalidator};
 use crate::pipeline::keys::{
@@ -56,14 +56,14 @@ use crate::title::Title;
 use std::sync::Arc;
 
 /// Everything a job needs besides the store and the record.
-pub struct Worker<'a> {
-    pub config: &'a WorkerConfig,
+pub struct Pipeline<'a> {
+    pub config: &'a PipelineConfig,
     pub invalidator: &'a dyn Invalidator,
     /// Unix seconds, now. Passed in so tests control time.
     pub clock: &'a (dyn Fn() -> u64 + Send + Sync),
 }
 
-impl Worker<'_> {
+impl Pipeline<'_> {
     /// Handles every record of an event in order. A failed record never stops the others;
     /// `store_for` gives the store of a bucket.
     pub fn handle_all(
@@ -103,7 +103,7 @@ impl Worker<'_> {
             .collect()
     }
 
-    /// [`Worker::handle_all`] one record at a time, with how long each took (for logs).
+    /// [`Pipeline::handle_all`] one record at a time, with how long each took (for logs).
     pub fn handle_each(
         &self,
         records: &[ParsedRecord],

@@ -3,7 +3,7 @@
 //! [`crate::pipeline::job`].
 
 use crate::error::{Error, Result};
-use crate::pipeline::config::WorkerConfig;
+use crate::pipeline::config::PipelineConfig;
 use crate::title::Title;
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +23,7 @@ pub enum KeyRole {
 }
 
 /// Maps a store key to its role: `uploads/shows/ep1.mp4` → media of title `shows/ep1`.
-pub fn classify_key(config: &WorkerConfig, key: &str) -> KeyRole {
+pub fn classify_key(config: &PipelineConfig, key: &str) -> KeyRole {
     if key.starts_with(&config.output_prefix) {
         return KeyRole::Ignored(format!(
             "'{key}' is under the output prefix '{}': hlspipe's own output is never processed",
@@ -74,7 +74,7 @@ pub struct TitleManifest {
 
 impl TitleManifest {
     /// Parses and checks a title manifest stored at `key`; returns the inputs' full keys.
-    pub fn parse(config: &WorkerConfig, key: &str, bytes: &[u8]) -> Result<Vec<String>> {
+    pub fn parse(config: &PipelineConfig, key: &str, bytes: &[u8]) -> Result<Vec<String>> {
         let err = |reason: String| Error::TitleManifest {
             key: key.to_string(),
             reason,
@@ -126,8 +126,8 @@ pub(crate) fn parent(key: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn config() -> WorkerConfig {
-        WorkerConfig::default()
+    fn config() -> PipelineConfig {
+        PipelineConfig::default()
     }
 
     #[test]

@@ -5,9 +5,9 @@
 
 use crate::error::{Error, Result};
 use crate::pipeline::batch::Handled;
-use crate::pipeline::config::WorkerConfig;
+use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::event::{s3_put_event, Job, ParsedRecord, Record, RecordKind};
-use crate::pipeline::job::Worker;
+use crate::pipeline::job::Pipeline;
 use crate::pipeline::keys::{classify_key, KeyRole, TitleManifest};
 use crate::store::{ObjectInfo, Store};
 use aws_sdk_sqs::error::DisplayErrorContext;
@@ -22,7 +22,7 @@ use std::time::Duration;
 /// is kept: its job reports why.
 pub fn sources_under(
     store: &dyn Store,
-    config: &WorkerConfig,
+    config: &PipelineConfig,
     prefix: &str,
 ) -> Result<Vec<ObjectInfo>> {
     let listing = store.list(prefix)?;
@@ -61,7 +61,7 @@ pub fn record_for(bucket: &str, source: &ObjectInfo) -> ParsedRecord {
 /// Handles every source with at most `concurrency` jobs at once; results in source order,
 /// each with how long it took.
 pub fn process_locally(
-    worker: &Worker<'_>,
+    worker: &Pipeline<'_>,
     bucket: &str,
     sources: &[ObjectInfo],
     store: &Arc<dyn Store>,

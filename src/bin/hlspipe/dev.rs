@@ -15,9 +15,9 @@ use hlspipe::delivery::sign::{HashAlgorithm, KeySet, Signer, Verifier};
 use hlspipe::dev::watch::UploadWatcher;
 use hlspipe::dev::{self, DEV_KEY_PAIR_ID, PLAYER_PAGE, SAMPLE_MP4};
 use hlspipe::media::object::{Body, Object};
-use hlspipe::pipeline::config::WorkerConfig;
+use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::invalidate::NoInvalidation;
-use hlspipe::pipeline::job::Worker;
+use hlspipe::pipeline::job::Pipeline;
 use hlspipe::store::{DirStore, Store};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,9 +73,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", bucket_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(DirStore::new(&bucket_dir));
     let config = Arc::new(
-        WorkerConfig {
+        PipelineConfig {
             segment_duration: args.segment_duration,
-            ..WorkerConfig::default()
+            ..PipelineConfig::default()
         }
         .validate()?,
     );
@@ -173,13 +173,13 @@ fn seed_sample(store: &dyn Store, input_prefix: &str) -> anyhow::Result<()> {
 
 /// Polls the uploads folder and hands what changed to the worker, one record at a
 /// time, exactly as S3 notifications would arrive.
-async fn watch_uploads(store: Arc<dyn Store>, config: Arc<WorkerConfig>, every: Duration) {
+async fn watch_uploads(store: Arc<dyn Store>, config: Arc<PipelineConfig>, every: Duration) {
     let mut watcher = UploadWatcher::new(BUCKET, config.input_prefix.clone());
     loop {
         let (s, c) = (Arc::clone(&store), Arc::clone(&config));
         let step = tokio::task::spawn_blocking(move || {
             let records = watcher.poll(s.as_ref())?;
-            let worker = Worker {
+            let worker = Pipeline {
                 config: &c,
                 invalidator: &NoInvalidation,
                 clock: &hlspipe::clock::unix_now,

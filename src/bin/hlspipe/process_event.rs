@@ -5,7 +5,7 @@ use anyhow::Context;
 use hlspipe::pipeline::batch::{retryable_batch_item_failures, Handled};
 use hlspipe::pipeline::event;
 use hlspipe::pipeline::invalidate::NoInvalidation;
-use hlspipe::pipeline::job::Worker;
+use hlspipe::pipeline::job::Pipeline;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -44,7 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(rt) => rt.block_on(setup::invalidator(&config))?,
         None => std::sync::Arc::new(NoInvalidation),
     };
-    let worker = Worker {
+    let worker = Pipeline {
         config: &config,
         invalidator: invalidator.as_ref(),
         clock: &hlspipe::clock::unix_now,

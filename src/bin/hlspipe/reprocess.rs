@@ -5,7 +5,7 @@
 use crate::setup;
 use anyhow::Context;
 use hlspipe::pipeline::batch::log_handled;
-use hlspipe::pipeline::job::Worker;
+use hlspipe::pipeline::job::Pipeline;
 use hlspipe::pipeline::reprocess::{enqueue, process_locally, sources_under};
 
 #[derive(clap::Args)]
@@ -76,7 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let invalidator = runtime.block_on(setup::invalidator(&config))?;
-    let worker = Worker {
+    let worker = Pipeline {
         config: &config,
         invalidator: invalidator.as_ref(),
         clock: &hlspipe::clock::unix_now,

@@ -2,7 +2,7 @@
 //! worker configuration, the stores of buckets, the CDN invalidator, JSON logs.
 
 use anyhow::Context;
-use hlspipe::pipeline::config::{WorkerConfig, CONFIG_FILE_VAR};
+use hlspipe::pipeline::config::{PipelineConfig, CONFIG_FILE_VAR};
 use hlspipe::store::location::Stores;
 use hlspipe::store::{S3Settings, StoreFactory};
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ pub struct JobArgs {
 
 impl JobArgs {
     /// The configuration and the stores of buckets it selects.
-    pub fn load(&self) -> anyhow::Result<(WorkerConfig, Arc<dyn StoreFactory>)> {
+    pub fn load(&self) -> anyhow::Result<(PipelineConfig, Arc<dyn StoreFactory>)> {
         let config = worker_config(self.config.as_deref())?;
         let stores = stores(self.store.as_deref(), &config)?;
         Ok((config, stores))
@@ -29,7 +29,7 @@ impl JobArgs {
 }
 
 /// Defaults, the TOML file (`--config` or `HLSPIPE_CONFIG`), then `HLSPIPE_*` variables.
-pub fn worker_config(config: Option<&Path>) -> anyhow::Result<WorkerConfig> {
+pub fn worker_config(config: Option<&Path>) -> anyhow::Result<PipelineConfig> {
     let path = config
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os(CONFIG_FILE_VAR).map(PathBuf::from));
@@ -40,12 +40,18 @@ pub fn worker_config(config: Option<&Path>) -> anyhow::Result<WorkerConfig> {
         ),
         None => None,
     };
-    Ok(WorkerConfig::load(std::env::vars(), toml_text.as_deref())?)
+    Ok(PipelineConfig::load(
+        std::env::vars(),
+        toml_text.as_deref(),
+    )?)
 }
 
 /// The stores of buckets: `--store URL` or `HLSPIPE_STORE` (`file:///PATH`: bucket B is
 /// the folder PATH/B), else S3 (`AWS_ENDPOINT_URL` for an S3-compatible server).
-pub fn stores(store: Option<&str>, config: &WorkerConfig) -> anyhow::Result<Arc<dyn StoreFactory>> {
+pub fn stores(
+    store: Option<&str>,
+    config: &PipelineConfig,
+) -> anyhow::Result<Arc<dyn StoreFactory>> {
     let url = store.map(String::from).or_else(|| config.store.clone());
     Ok(Arc::new(Stores::new(
         url.as_deref(),
@@ -56,7 +62,7 @@ pub fn stores(store: Option<&str>, config: &WorkerConfig) -> anyhow::Result<Arc<
 /// CloudFront invalidations when a distribution is configured (`HLSPIPE_DISTRIBUTION_ID`),
 /// none otherwise. Must run inside the runtime that will drive the client.
 pub async fn invalidator(
-    config: &WorkerConfig,
+    config: &PipelineConfig,
 ) -> anyhow::Result<Arc<dyn hlspipe::pipeline::invalidate::Invalidator>> {
     Ok(match &config.cdn {
         Some(cdn) => Arc::new(

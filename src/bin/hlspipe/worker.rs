@@ -4,7 +4,7 @@
 
 use crate::setup;
 use anyhow::Context;
-use hlspipe::aws::sqs::{QueueSettings, QueueWorker};
+use hlspipe::aws::sqs::{QueueConsumer, QueueSettings};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let runtime = setup::runtime()?;
     let result = runtime.block_on(async {
         let sqs = aws_sdk_sqs::Client::new(&hlspipe::aws::load_config("us-east-1").await);
-        let worker = QueueWorker {
+        let worker = QueueConsumer {
             sqs,
             settings,
             invalidator: setup::invalidator(&config).await?,

@@ -21,10 +21,10 @@
 //! the runtime's threads.
 
 use hlspipe::pipeline::batch::{log_handled, retryable_batch_item_failures, Handled};
-use hlspipe::pipeline::config::WorkerConfig;
+use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::event::parse_event;
 use hlspipe::pipeline::invalidate::Invalidator;
-use hlspipe::pipeline::job::Worker;
+use hlspipe::pipeline::job::Pipeline;
 use hlspipe::pipeline::outcome::Outcome;
 use hlspipe::store::StoreFactory;
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 /// events name, the CDN, a clock. Generic over the store factory so tests run it over
 /// folders ([`hlspipe::store::location::Stores::dir`]) and the function over S3.
 pub struct Handler<F> {
-    pub config: WorkerConfig,
+    pub config: PipelineConfig,
     pub stores: F,
     pub invalidator: Arc<dyn Invalidator>,
     /// Unix seconds, now.
@@ -118,7 +118,7 @@ where
     })?;
     let job = Arc::clone(&handler);
     let handled: Vec<(Handled, Duration)> = tokio::task::spawn_blocking(move || {
-        let worker = Worker {
+        let worker = Pipeline {
             config: &job.config,
             invalidator: job.invalidator.as_ref(),
             clock: &job.clock,

@@ -2,7 +2,7 @@
 //! the runtime). The handler is [`hlspipe_lambda::handle`].
 
 use hlspipe::aws::cloudfront::CloudFrontInvalidator;
-use hlspipe::pipeline::config::WorkerConfig;
+use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::invalidate::{Invalidator, NoInvalidation};
 use hlspipe::store::location::Stores;
 use hlspipe::store::S3Settings;
@@ -14,7 +14,7 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_logging();
     // Lambda configures the function through environment variables only.
-    let config = WorkerConfig::load(std::env::vars(), None)?;
+    let config = PipelineConfig::load(std::env::vars(), None)?;
     // S3 through the function's role, or folders when HLSPIPE_STORE=file:///path.
     let stores = Stores::new(config.store.as_deref(), S3Settings::from_env())?;
     let invalidator: Arc<dyn Invalidator> = match &config.cdn {

@@ -3,7 +3,7 @@
 
 use hlspipe::media::object::Object;
 use hlspipe::media::source::Source;
-use hlspipe::pipeline::config::WorkerConfig;
+use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::invalidate::NoInvalidation;
 use hlspipe::store::location::Stores;
 use hlspipe::store::{DirStore, ObjectInfo, Store};
@@ -76,7 +76,7 @@ impl Buckets {
 
     fn handler(&self) -> Arc<Handler<Stores>> {
         Arc::new(Handler {
-            config: WorkerConfig::default(),
+            config: PipelineConfig::default(),
             stores: Stores::dir(self.dir.path()),
             invalidator: Arc::new(NoInvalidation),
             clock: || 1_000,
@@ -138,7 +138,7 @@ type Factory = fn(&str) -> hlspipe::Result<Arc<dyn Store>>;
 
 fn throttled_handler() -> Arc<Handler<Factory>> {
     Arc::new(Handler {
-        config: WorkerConfig::default(),
+        config: PipelineConfig::default(),
         stores: |_: &str| Ok(Arc::new(Throttled) as Arc<dyn Store>),
         invalidator: Arc::new(NoInvalidation),
         clock: || 1_000,
@@ -214,7 +214,7 @@ async fn sqs_batch_reports_only_the_message_that_failed() {
     );
     let root = b.dir.path().to_path_buf();
     let handler = Arc::new(Handler {
-        config: WorkerConfig::default(),
+        config: PipelineConfig::default(),
         stores: move |bucket: &str| -> hlspipe::Result<Arc<dyn Store>> {
             if bucket == "throttled-bucket" {
                 Ok(Arc::new(Throttled))
@@ -310,9 +310,9 @@ async fn republish_through_the_handler_invalidates_the_master_once_per_version()
     let invalidator = Arc::new(RecordingInvalidator::default());
     let handler = |segment_duration: f64| {
         Arc::new(Handler {
-            config: WorkerConfig {
+            config: PipelineConfig {
                 segment_duration,
-                ..WorkerConfig::default()
+                ..PipelineConfig::default()
             },
             stores: Stores::dir(b.dir.path()),
             invalidator: invalidator.clone(),

@@ -12,6 +12,7 @@
 //! MPEG-TS segments and byte-range renditions (DESIGN.md) will sit beside `fmp4` as
 //! other muxers of the same [`plan`], with `package` choosing between them.
 
+pub mod aac;
 pub mod fmp4;
 pub mod hls;
 pub mod model;

@@ -59,9 +59,9 @@ pub struct Track {
     pub id: u32,
     pub kind: TrackKind,
     pub codec: Codec,
-    /// The sample entry box (header included) for the init segment: the source's
-    /// own for video, so the decoder gets the same configuration; rebuilt as a plain
-    /// ISO `mp4a` for audio (QuickTime sound descriptions do not belong in fMP4).
+    /// The source's sample entry box (header included), as read. The muxer copies it for
+    /// video, so the decoder gets the same configuration, and writes its own for AAC
+    /// (QuickTime sound descriptions do not belong in fMP4): demuxing only reads.
     pub sample_entry: Vec<u8>,
     /// `mdhd` timescale (ticks per second).
     pub timescale: u32,

@@ -1,7 +1,7 @@
 //! The init segment: `ftyp` + `moov` with one track and `mvex`/`trex`.
 
 use super::boxes::{u16, u32, u64, unity_matrix, write_box, write_full_box};
-use crate::media::model::{Track, TrackKind};
+use crate::media::model::{Codec, Track, TrackKind};
 
 /// Track ID of the single track in every rendition we write.
 pub(crate) const TRACK_ID: u32 = 1;
@@ -157,7 +157,14 @@ fn write_stbl(o: &mut Vec<u8>, track: &Track) {
     write_box(o, b"stbl", |o| {
         write_full_box(o, b"stsd", 0, 0, |o| {
             u32(o, 1);
-            o.extend_from_slice(&track.sample_entry);
+            match &track.codec {
+                Codec::Aac { asc } => o.extend_from_slice(&super::boxes::mp4a_sample_entry(
+                    track.channels,
+                    track.sample_rate,
+                    asc,
+                )),
+                _ => o.extend_from_slice(&track.sample_entry),
+            }
         });
         // Empty tables: the samples live in the fragments (§ 8.8.1).
         write_full_box(o, b"stts", 0, 0, |o| u32(o, 0));

@@ -1,6 +1,7 @@
 //! `CODECS` attribute values (RFC 6381 § 3, ISO/IEC 14496-15 Annex E) and the
 //! `LANGUAGE` tags (RFC 5646) that a master playlist carries.
 
+use crate::media::aac::AudioSpecificConfig;
 use crate::media::model::Codec;
 use crate::Error;
 
@@ -118,34 +119,12 @@ fn hevc_string(fourcc: &[u8; 4], hvcc: &[u8]) -> Result<String, Error> {
     Ok(s)
 }
 
-/// AudioSpecificConfig (ISO/IEC 14496-3 § 1.6.2.1): the first 5 bits are
-/// audioObjectType; 31 is an escape meaning 32 + the next 6 bits
-/// (GetAudioObjectType(), § 1.6.2.1.1). RFC 6381 § 3.3 writes it in decimal
-/// after the MPEG-4 Audio objectTypeIndication 0x40.
+/// `mp4a.40.<audioObjectType>`: RFC 6381 § 3.3 writes the object type of the
+/// AudioSpecificConfig in decimal after the MPEG-4 Audio objectTypeIndication 0x40.
 fn aac_string(asc: &[u8]) -> Result<String, Error> {
-    let first = *asc
-        .first()
-        .ok_or_else(|| Error::malformed(b"esds", None, "AudioSpecificConfig is empty"))?;
-    let mut aot = u32::from(first >> 3);
-    if aot == 31 {
-        let second = *asc.get(1).ok_or_else(|| {
-            Error::malformed(
-                b"esds",
-                None,
-                "AudioSpecificConfig ends inside the escaped audioObjectType",
-            )
-        })?;
-        // The 6 bits after the escape: the low 3 bits of byte 0, the top 3 of byte 1.
-        aot = 32 + ((u32::from(first & 0x07) << 3) | u32::from(second >> 5));
-    }
-    if aot == 0 {
-        return Err(Error::malformed(
-            b"esds",
-            None,
-            "audioObjectType 0 (null object) is not a codec",
-        ));
-    }
-    Ok(format!("mp4a.40.{aot}"))
+    let config = AudioSpecificConfig::parse(asc)
+        .map_err(|reason| Error::malformed(b"esds", None, reason))?;
+    Ok(format!("mp4a.40.{}", config.object_type))
 }
 
 /// The RFC 5646 tag for an `mdhd` ISO 639-2/T language code, for `LANGUAGE`

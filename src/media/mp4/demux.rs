@@ -6,6 +6,7 @@
 
 use super::reader::{find, require, BoxRef, Boxes, Reader};
 use crate::error::{Error, FourCc, Result};
+use crate::media::aac::AudioSpecificConfig;
 use crate::media::model::{Codec, Movie, Sample, SkippedTrack, Track, TrackKind};
 use crate::media::source::{read_vec, Source};
 use sha2::{Digest, Sha256};
@@ -503,21 +504,20 @@ fn parse_audio_entry(
     };
     // The AudioSpecificConfig is authoritative for rate and channels where the
     // sample entry says 0 (ISO/IEC 14496-3 § 1.6.2.1).
-    if let Some((rate, ch)) = asc_rate_channels(&asc) {
+    if let Ok(config) = AudioSpecificConfig::parse(&asc) {
         if sample_rate == 0 {
-            sample_rate = rate;
+            sample_rate = config.sample_rate.unwrap_or(0);
         }
         if channels == 0 {
-            channels = ch;
+            channels = config.channels.unwrap_or(0);
         }
     }
     if sample_rate == 0 {
         return Err(Error::malformed(b"mp4a", t, "sample rate is 0"));
     }
-    let raw = crate::media::fmp4::boxes::mp4a_sample_entry(channels, sample_rate, &asc);
     Ok(Ok(Entry {
         codec: Codec::Aac { asc },
-        raw,
+        raw: entry.raw.to_vec(),
         width: 0,
         height: 0,
         channels,
@@ -597,40 +597,6 @@ fn parse_esds(body: &[u8], t: Option<u32>) -> Result<std::result::Result<Vec<u8>
         ));
     }
     Ok(Ok(asc))
-}
-
-/// Sampling rate and channel count from an AudioSpecificConfig, when it states them
-/// plainly (ISO/IEC 14496-3 § 1.6.2.1, tables 1.16 and 1.19).
-fn asc_rate_channels(asc: &[u8]) -> Option<(u32, u16)> {
-    const RATES: [u32; 13] = [
-        96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
-    ];
-    let bits = u32::from_be_bytes([
-        asc.first().copied()?,
-        asc.get(1).copied()?,
-        asc.get(2).copied().unwrap_or(0),
-        asc.get(3).copied().unwrap_or(0),
-    ]);
-    let aot = bits >> 27;
-    if aot == 31 {
-        return None;
-    }
-    let freq_index = (bits >> 23) & 0xf;
-    let (rate, rest) = if freq_index == 0xf {
-        (((bits << 9) >> 8) & 0xff_ffff, 24 + 9)
-    } else {
-        (*RATES.get(freq_index as usize)?, 9)
-    };
-    if rest > 28 {
-        return Some((rate, 0));
-    }
-    let ch = (bits >> (32 - rest - 4)) & 0xf;
-    let channels = match ch {
-        1..=6 => ch as u16,
-        7 => 8,
-        _ => 0,
-    };
-    Some((rate, channels))
 }
 
 fn parse_sample_table(
@@ -995,17 +961,4 @@ fn parse_elst(body: &[u8], t: Option<u32>, movie_ts: u32, media_ts: u32) -> Resu
         return Ok((media_time, delay));
     }
     Ok((0, 0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn asc_gives_rate_and_channels() {
-        // AAC-LC, 44.1 kHz, stereo.
-        assert_eq!(asc_rate_channels(&[0x12, 0x10]), Some((44100, 2)));
-        // AAC-LC, 48 kHz, mono.
-        assert_eq!(asc_rate_channels(&[0x11, 0x88]), Some((48000, 1)));
-    }
 }

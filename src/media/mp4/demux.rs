@@ -4,7 +4,7 @@
 //! Reads go through [`Source::read_at`]: a short scan of the top-level box headers,
 //! then one read of `moov`. Sample data is never read here.
 
-use super::reader::{find, require, BoxRef, Boxes, Reader};
+use super::reader::{find, require, BoxHeader, BoxRef, Boxes, HeaderError, Reader};
 use crate::error::{Error, FourCc, Result};
 use crate::media::aac::AudioSpecificConfig;
 use crate::media::model::{Codec, Movie, Sample, SkippedTrack, Track, TrackKind};
@@ -92,7 +92,6 @@ fn locate_moov(src: &dyn Source, limits: &Limits) -> Result<Located> {
                 what: src.name().to_string(),
                 source: e,
             })?;
-        let size32 = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
         let fourcc = [head[4], head[5], head[6], head[7]];
         if seen == 1 && !TOP_LEVEL.contains(&&fourcc) {
             return Err(Error::NotMp4(format!(
@@ -101,30 +100,24 @@ fn locate_moov(src: &dyn Source, limits: &Limits) -> Result<Located> {
                 FourCc(fourcc)
             )));
         }
-        let (size, header) = match size32 {
-            0 => (left, 8u64),
-            1 => {
-                if head_len < 16 {
-                    return Err(Error::Truncated {
-                        fourcc: FourCc(fourcc),
-                        offset,
-                        needed: 16,
-                        file_len: len,
-                    });
-                }
-                let mut a = [0u8; 8];
-                a.copy_from_slice(&head[8..16]);
-                (u64::from_be_bytes(a), 16u64)
+        let (size, header) = match BoxHeader::parse(&head[..head_len], left) {
+            Ok(h) => (h.size, h.header_len),
+            Err(HeaderError::CutShort { needed, .. }) => {
+                return Err(Error::Truncated {
+                    fourcc: FourCc(fourcc),
+                    offset,
+                    needed,
+                    file_len: len,
+                })
             }
-            n => (u64::from(n), 8u64),
+            Err(HeaderError::TooSmall { size, .. }) => {
+                return Err(Error::malformed(
+                    &fourcc,
+                    None,
+                    format!("top-level box at offset {offset} has impossible size {size}"),
+                ))
+            }
         };
-        if size < header {
-            return Err(Error::malformed(
-                &fourcc,
-                None,
-                format!("top-level box at offset {offset} has impossible size {size}"),
-            ));
-        }
         let end = offset
             .checked_add(size)
             .ok_or_else(|| Error::malformed(&fourcc, None, format!("size {size} overflows")))?;

@@ -129,6 +129,65 @@ pub struct BoxRef<'a> {
     pub body: &'a [u8],
 }
 
+/// A box header (ISO/IEC 14496-12 § 4.2): 32-bit size and type, a 64-bit size after them
+/// when the 32-bit one is 1, and size 0 meaning "to the end of the container". The one
+/// reader of headers, for top-level boxes in a file and children inside a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoxHeader {
+    pub fourcc: [u8; 4],
+    /// The whole box, header included; `available` for size 0.
+    pub size: u64,
+    /// 8, or 16 with a 64-bit size.
+    pub header_len: u64,
+}
+
+/// Why a header cannot be read (each caller names the place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderError {
+    /// Fewer than the 8 or 16 bytes the header needs.
+    CutShort {
+        fourcc: Option<[u8; 4]>,
+        needed: u64,
+    },
+    /// A size smaller than the header itself.
+    TooSmall { fourcc: [u8; 4], size: u64 },
+}
+
+impl BoxHeader {
+    /// Reads the header at the start of `head` (up to 16 bytes of it), for a box that may
+    /// extend over at most `available` bytes from its start.
+    pub fn parse(head: &[u8], available: u64) -> std::result::Result<BoxHeader, HeaderError> {
+        let (Some(size), Some(fourcc)) = (head.get(0..4), head.get(4..8)) else {
+            return Err(HeaderError::CutShort {
+                fourcc: None,
+                needed: 8,
+            });
+        };
+        let fourcc = [fourcc[0], fourcc[1], fourcc[2], fourcc[3]];
+        let (size, header_len) = match u32::from_be_bytes([size[0], size[1], size[2], size[3]]) {
+            0 => (available, 8),
+            1 => {
+                let large = head.get(8..16).ok_or(HeaderError::CutShort {
+                    fourcc: Some(fourcc),
+                    needed: 16,
+                })?;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(large);
+                (u64::from_be_bytes(a), 16)
+            }
+            n => (u64::from(n), 8),
+        };
+        if size < header_len {
+            return Err(HeaderError::TooSmall { fourcc, size });
+        }
+        Ok(BoxHeader {
+            fourcc,
+            size,
+            header_len,
+        })
+    }
+}
+
 /// Iterates the child boxes of a body. A child whose size runs past the parent is
 /// an error naming the child; a size of 0 means "to the end of the parent".
 pub struct Boxes<'a> {
@@ -173,26 +232,25 @@ impl<'a> Iterator for Boxes<'a> {
         }
         let start = self.pos;
         let d = &self.data[start..];
-        let size32 = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
-        let fourcc = [d[4], d[5], d[6], d[7]];
-        let (size, header) = match size32 {
-            0 => (left as u64, 8usize),
-            1 => {
-                if left < 16 {
-                    self.pos = self.data.len();
-                    return Some(Err(Error::malformed(
-                        &fourcc,
-                        self.track,
-                        "64-bit size header is cut short",
-                    )));
-                }
-                let mut a = [0u8; 8];
-                a.copy_from_slice(&d[8..16]);
-                (u64::from_be_bytes(a), 16usize)
+        let header = match BoxHeader::parse(&d[..d.len().min(16)], left as u64) {
+            Ok(h) => h,
+            Err(e) => {
+                self.pos = self.data.len();
+                let (fourcc, reason) = match e {
+                    HeaderError::CutShort { fourcc, .. } => (
+                        fourcc.unwrap_or(self.parent),
+                        "64-bit size header is cut short".to_string(),
+                    ),
+                    HeaderError::TooSmall { fourcc, size } => (
+                        fourcc,
+                        format!("box size {size} is smaller than its header"),
+                    ),
+                };
+                return Some(Err(Error::malformed(&fourcc, self.track, reason)));
             }
-            n => (u64::from(n), 8usize),
         };
-        if size < header as u64 || size > left as u64 {
+        let (fourcc, size) = (header.fourcc, header.size);
+        if size > left as u64 {
             self.pos = self.data.len();
             return Some(Err(Error::malformed(
                 &fourcc,
@@ -203,6 +261,7 @@ impl<'a> Iterator for Boxes<'a> {
                 ),
             )));
         }
+        let header = header.header_len as usize;
         let size = size as usize;
         self.pos = start + size;
         Some(Ok(BoxRef {

@@ -17,6 +17,7 @@ pub mod job;
 pub mod keys;
 pub mod manifest;
 pub mod outcome;
+pub mod pool;
 pub mod publish;
 pub mod reprocess;
 pub mod retention;

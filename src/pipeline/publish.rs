@@ -8,13 +8,13 @@
 //! A failure at any step leaves the previous `master.m3u8` in place, so nothing a
 //! player can reach points at a missing object, and writes a `failed` manifest.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::media::object::{Object, Piece};
 use crate::media::package::PackagedTitle;
 use crate::media::source::Source;
+use crate::pipeline::pool::try_map_bounded;
 use crate::store::Store;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Publishing options.
 pub struct PublishOptions<'a> {
@@ -76,34 +76,11 @@ fn write_all(
     sources: &[Arc<dyn Source>],
     opts: &PublishOptions<'_>,
 ) -> Result<()> {
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    let workers = opts.concurrency.clamp(1, 64).min(objects.len().max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                if failed.load(Ordering::Relaxed) {
-                    break;
-                }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(obj) = objects.get(i) else { break };
-                let key = format!("{}{}", opts.prefix, obj.key);
-                match store.put(&key, obj, sources) {
-                    Ok(()) => (opts.progress)(obj.body.len()),
-                    Err(e) => {
-                        failed.store(true, Ordering::Relaxed);
-                        if let Ok(mut slot) = first_error.lock() {
-                            slot.get_or_insert(e);
-                        }
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    match first_error.into_inner() {
-        Ok(Some(e)) => Err(e),
-        _ => Ok(()),
-    }
+    try_map_bounded(objects, opts.concurrency, |obj| {
+        let key = format!("{}{}", opts.prefix, obj.key);
+        store.put(&key, obj, sources)?;
+        (opts.progress)(obj.body.len());
+        Ok(())
+    })
+    .map(|_| ())
 }

@@ -9,11 +9,11 @@ use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::event::{s3_put_event, Job, ParsedRecord, Record, RecordKind};
 use crate::pipeline::job::Pipeline;
 use crate::pipeline::keys::{classify_key, KeyRole, TitleManifest};
+use crate::pipeline::pool::try_map_bounded;
 use crate::store::{ObjectInfo, Store};
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The sources under `prefix`, in key order: media files and title manifests, leaving
@@ -61,37 +61,22 @@ pub fn record_for(bucket: &str, source: &ObjectInfo) -> ParsedRecord {
 /// Handles every source with at most `concurrency` jobs at once; results in source order,
 /// each with how long it took.
 pub fn process_locally(
-    worker: &Pipeline<'_>,
+    pipeline: &Pipeline<'_>,
     bucket: &str,
     sources: &[ObjectInfo],
     store: &Arc<dyn Store>,
     concurrency: usize,
 ) -> Vec<(Handled, Duration)> {
     let records: Vec<ParsedRecord> = sources.iter().map(|s| record_for(bucket, s)).collect();
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<(Handled, Duration)>>> =
-        Mutex::new((0..records.len()).map(|_| None).collect());
     let store_for = |_: &str| Ok(Arc::clone(store));
-    std::thread::scope(|scope| {
-        for _ in 0..concurrency.clamp(1, 64).min(records.len().max(1)) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(record) = records.get(i) else { break };
-                let done = worker.handle_each(std::slice::from_ref(record), &store_for);
-                if let (Ok(mut results), Some(first)) = (results.lock(), done.into_iter().next()) {
-                    if let Some(slot) = results.get_mut(i) {
-                        *slot = Some(first);
-                    }
-                }
-            });
-        }
+    let handled = try_map_bounded(&records, concurrency, |record| {
+        let done = pipeline.handle_each(std::slice::from_ref(record), &store_for);
+        Ok::<_, std::convert::Infallible>(done.into_iter().next())
     });
-    results
-        .into_inner()
-        .unwrap_or_default()
-        .into_iter()
-        .flatten()
-        .collect()
+    match handled {
+        Ok(handled) => handled.into_iter().flatten().collect(),
+        Err(never) => match never {},
+    }
 }
 
 /// Sends one S3 `ObjectCreated:Put` event per source to the queue (SendMessageBatch, 10

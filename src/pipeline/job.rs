@@ -36,7 +36,7 @@
 //! - Removing the title manifest removes the title; removing one of its inputs does not.
 
 use crate::error::{Error, Result};
-use crate::media::package::{package, version_for_etags, Input};
+use crate::media::package::{package, version_for_etags, Input, PackagedTitle};
 use crate::media::source::Source;
 use crate::pipeline::batch::Handled;
 use crate::pipeline::config::PipelineConfig;
@@ -45,9 +45,7 @@ use crate::pipeline::invalidate::{invalidation_reference, Invalidator};
 use crate::pipeline::keys::{
     classify_key, parent, KeyRole, TitleManifest, TITLE_MANIFEST_MAX_BYTES, TITLE_MANIFEST_SUFFIX,
 };
-use crate::pipeline::manifest::{
-    self, read_manifest, Manifest, RetiredVersion, SourceInfo, State, MASTER_KEY,
-};
+use crate::pipeline::manifest::{self, read_manifest, Manifest, SourceInfo, State, MASTER_KEY};
 use crate::pipeline::outcome::Outcome;
 use crate::pipeline::publish::{self, PublishOptions};
 use crate::pipeline::retention::{gc, remove_title};
@@ -373,8 +371,7 @@ impl Pipeline<'_> {
                 };
             }
         }
-        let started_at = (self.clock)();
-        let infos: Vec<SourceInfo> = sources
+        let infos = sources
             .iter()
             .map(|(_, i)| SourceInfo {
                 key: i.key.clone(),
@@ -382,31 +379,24 @@ impl Pipeline<'_> {
                 size: i.size,
             })
             .collect();
-        // The processing manifest still describes the live version: the master names it
-        // until the flip, and a reader of the manifest must be able to trust that.
-        let mut manifest = match previous {
-            Some(prev) => Manifest {
-                state: State::Processing,
-                sources: infos,
-                target_version: Some(version.clone()),
-                error: None,
-                warnings: Vec::new(),
-                started_at,
-                finished_at: None,
-                elapsed_seconds: None,
-                ..prev
-            },
-            None => Manifest {
-                target_version: Some(version.clone()),
-                ..Manifest::processing(infos, started_at)
-            },
-        };
+        let manifest = Manifest::start(previous, infos, Some(version), (self.clock)());
         if let Err(e) = manifest::write_manifest(store.as_ref(), &prefix, &manifest) {
             return Outcome::failed(Some(title.as_str()), &e);
         }
+        match self.package_and_publish(store.as_ref(), &prefix, &sources) {
+            Ok(packaged) => self.finish(store.as_ref(), title, &prefix, manifest, packaged),
+            Err(e) => self.fail(store.as_ref(), title, &prefix, manifest, &e),
+        }
+    }
 
-        let dyn_sources: Vec<Arc<dyn Source>> =
-            sources.iter().map(|(s, _)| Arc::clone(s)).collect();
+    /// Packages the sources and writes the title up to the master flip, which happens only
+    /// if the sources are still the versions read.
+    fn package_and_publish(
+        &self,
+        store: &dyn Store,
+        prefix: &str,
+        sources: &[(Arc<dyn Source>, ObjectInfo)],
+    ) -> Result<PackagedTitle> {
         let inputs: Vec<Input> = sources
             .iter()
             .map(|(s, info)| Input {
@@ -414,15 +404,12 @@ impl Pipeline<'_> {
                 etag: Some(info.etag.clone()),
             })
             .collect();
-        let packaged = match package(&inputs, &settings) {
-            Ok(p) => p,
-            Err(e) => return self.fail(store.as_ref(), title, &prefix, manifest, &e),
-        };
+        let packaged = package(&inputs, &self.config.settings())?;
         // Just before the flip: are the sources still the versions read? If a newer
         // upload replaced one meanwhile, its own job may have flipped the master already,
         // and flipping now would put the older version back live.
         let still_current = || -> Result<()> {
-            for (_, info) in &sources {
+            for (_, info) in sources {
                 match store.head(&info.key)? {
                     Some(now) if now.etag == info.etag => {}
                     _ => {
@@ -435,52 +422,40 @@ impl Pipeline<'_> {
             Ok(())
         };
         let opts = PublishOptions {
-            prefix: &prefix,
+            prefix,
             concurrency: self.config.concurrency,
             progress: &|_| {},
             before_flip: Some(&still_current),
         };
-        if let Err(e) = publish::publish(store.as_ref(), &packaged, &dyn_sources, &opts) {
-            return self.fail(store.as_ref(), title, &prefix, manifest, &e);
-        }
+        let dyn_sources: Vec<Arc<dyn Source>> =
+            sources.iter().map(|(s, _)| Arc::clone(s)).collect();
+        publish::publish(store, &packaged, &dyn_sources, &opts)?;
+        Ok(packaged)
+    }
 
-        // The master now names the new version.
+    /// After the flip: the `complete` manifest, retired versions collected, and the master
+    /// invalidated on the CDN when it replaced another version.
+    fn finish(
+        &self,
+        store: &dyn Store,
+        title: &Title,
+        prefix: &str,
+        mut manifest: Manifest,
+        packaged: PackagedTitle,
+    ) -> Outcome {
         let now = (self.clock)();
-        let previous_live = manifest.version.take();
+        let previous_live = manifest.complete(&packaged, now);
         let mut warnings = packaged.warnings.clone();
-        manifest.retired.retain(|r| r.version != packaged.version);
-        if let Some(old) = &previous_live {
-            if *old != packaged.version && !manifest.retired.iter().any(|r| &r.version == old) {
-                manifest.retired.push(RetiredVersion {
-                    version: old.clone(),
-                    retired_at: now,
-                });
-            }
-        }
-        manifest.state = State::Complete;
-        manifest.version = Some(packaged.version.clone());
-        manifest.target_version = None;
-        manifest.renditions = packaged.renditions.clone();
-        manifest.duration = Some(packaged.duration);
-        manifest.warnings = packaged.warnings.clone();
-        manifest.finished_at = Some(now);
-        manifest.elapsed_seconds = Some(now.saturating_sub(started_at) as f64);
-        match gc(
-            store.as_ref(),
-            &prefix,
-            &manifest,
-            now,
-            self.config.gc_grace_seconds,
-        ) {
+        match gc(store, prefix, &manifest, now, self.config.gc_grace_seconds) {
             Ok(collected) => manifest.retired.retain(|r| !collected.contains(&r.version)),
             Err(e) => warnings.push(format!("old versions not removed: {e}")),
         }
-        if let Err(e) = manifest::write_manifest(store.as_ref(), &prefix, &manifest) {
+        if let Err(e) = manifest::write_manifest(store, prefix, &manifest) {
             return Outcome::failed(Some(title.as_str()), &e);
         }
         if previous_live.is_some_and(|old| old != packaged.version) {
             let path = format!("/{prefix}{MASTER_KEY}");
-            let reference = invalidation_reference(&prefix, &packaged.version);
+            let reference = invalidation_reference(prefix, &packaged.version);
             if let Err(e) = self.invalidator.invalidate(&[path], &reference) {
                 // The master's max-age is 60 s: a failed invalidation only delays the flip.
                 warnings.push(format!("CDN invalidation failed: {e}"));
@@ -509,22 +484,7 @@ impl Pipeline<'_> {
         if let Some(key) = err.changed_source() {
             return superseded(key);
         }
-        let now = (self.clock)();
-        manifest.state = State::Failed;
-        manifest.error = Some(err.to_string());
-        manifest.finished_at = Some(now);
-        manifest.elapsed_seconds = Some(now.saturating_sub(manifest.started_at) as f64);
-        // What the failed run wrote is referenced by nothing: collect it like a retired one.
-        if let Some(target) = &manifest.target_version {
-            if manifest.version.as_ref() != Some(target)
-                && !manifest.retired.iter().any(|r| &r.version == target)
-            {
-                manifest.retired.push(RetiredVersion {
-                    version: target.clone(),
-                    retired_at: now,
-                });
-            }
-        }
+        manifest.fail(err, (self.clock)());
         let mut outcome = Outcome::failed(Some(title.as_str()), err);
         if let Err(e) = manifest::write_manifest(store, prefix, &manifest) {
             if let Outcome::Failed { reason, .. } = &mut outcome {

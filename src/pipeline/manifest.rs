@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::media::object::{cache_control, content_type, Body, Object};
-use crate::media::package::Rendition;
+use crate::media::package::{PackagedTitle, Rendition};
 use crate::store::Store;
 
 pub const MANIFEST_KEY: &str = "manifest.json";
@@ -84,6 +84,83 @@ impl Manifest {
             finished_at: None,
             elapsed_seconds: None,
         }
+    }
+
+    /// The `processing` manifest of a new run. After a previous run it still describes the
+    /// live version (the master names it until the flip, and a reader of the manifest must
+    /// be able to trust that) and keeps the retired versions; the run's own fields start
+    /// afresh.
+    pub fn start(
+        previous: Option<Manifest>,
+        sources: Vec<SourceInfo>,
+        target_version: Option<String>,
+        started_at: u64,
+    ) -> Self {
+        match previous {
+            Some(prev) => Manifest {
+                state: State::Processing,
+                sources,
+                target_version,
+                error: None,
+                warnings: Vec::new(),
+                started_at,
+                finished_at: None,
+                elapsed_seconds: None,
+                ..prev
+            },
+            None => Manifest {
+                target_version,
+                ..Manifest::processing(sources, started_at)
+            },
+        }
+    }
+
+    /// The master now names `title`'s version: `complete`, with its renditions. The
+    /// version that was live before is retired (from `now`, for the grace period) and
+    /// returned.
+    pub fn complete(&mut self, title: &PackagedTitle, now: u64) -> Option<String> {
+        let previous_live = self.version.take();
+        self.retired.retain(|r| r.version != title.version);
+        if let Some(old) = &previous_live {
+            if *old != title.version {
+                self.retire(old, now);
+            }
+        }
+        self.state = State::Complete;
+        self.version = Some(title.version.clone());
+        self.target_version = None;
+        self.renditions = title.renditions.clone();
+        self.duration = Some(title.duration);
+        self.warnings = title.warnings.clone();
+        self.finish(now);
+        previous_live
+    }
+
+    /// The run failed: `failed` with the reason; the live version stays. What the run
+    /// wrote is referenced by nothing, so its version is retired like a replaced one.
+    pub fn fail(&mut self, error: &dyn std::fmt::Display, now: u64) {
+        self.state = State::Failed;
+        self.error = Some(error.to_string());
+        if let Some(target) = self.target_version.clone() {
+            if self.version.as_ref() != Some(&target) {
+                self.retire(&target, now);
+            }
+        }
+        self.finish(now);
+    }
+
+    fn retire(&mut self, version: &str, now: u64) {
+        if !self.retired.iter().any(|r| r.version == version) {
+            self.retired.push(RetiredVersion {
+                version: version.to_string(),
+                retired_at: now,
+            });
+        }
+    }
+
+    fn finish(&mut self, now: u64) {
+        self.finished_at = Some(now);
+        self.elapsed_seconds = Some(now.saturating_sub(self.started_at) as f64);
     }
 
     pub fn to_object(&self) -> Object {

@@ -6,7 +6,7 @@ use anyhow::Context;
 use hlspipe::clock::unix_now;
 use hlspipe::media::package::{package, Input, PackagedTitle, Settings};
 use hlspipe::media::source::{FileSource, Source};
-use hlspipe::pipeline::manifest::{self, Manifest, SourceInfo, State};
+use hlspipe::pipeline::manifest::{self, Manifest, SourceInfo};
 use hlspipe::pipeline::publish::{self, PublishOptions};
 use hlspipe::store::location::{as_prefix, Location, Stores};
 use hlspipe::store::{DirStore, Store};
@@ -120,9 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let fail = |manifest: &mut Manifest, err: &dyn std::fmt::Display| {
-        manifest.state = State::Failed;
-        manifest.error = Some(err.to_string());
-        manifest.finished_at = Some(unix_now());
+        manifest.fail(err, unix_now());
         manifest.elapsed_seconds = Some(started.elapsed().as_secs_f64());
         // The failure itself is what the user needs to hear about; a manifest that
         // cannot be written is reported after it.
@@ -130,7 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("hlspipe: also could not write the failed manifest: {e}");
         }
     };
-    let mut manifest = Manifest::processing(infos, started_at);
+    let mut manifest = Manifest::start(None, infos, None, started_at);
     manifest::write_manifest(store, &prefix, &manifest)
         .with_context(|| format!("cannot write to {}", out.display()))?;
 
@@ -180,12 +178,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         b.finish_and_clear();
     }
     let elapsed = started.elapsed().as_secs_f64();
-    manifest.state = State::Complete;
-    manifest.version = Some(title.version.clone());
-    manifest.renditions = title.renditions.clone();
-    manifest.duration = Some(title.duration);
-    manifest.warnings = title.warnings.clone();
-    manifest.finished_at = Some(unix_now());
+    manifest.complete(&title, unix_now());
     manifest.elapsed_seconds = Some(elapsed);
     manifest::write_manifest(store, &prefix, &manifest)?;
     print_summary(&title, &master_location, elapsed, args.json)

@@ -18,10 +18,11 @@
 //!   released (visibility 0) so another consumer takes it at once. The publish protocol
 //!   makes abandoned work harmless: nothing half-written is ever referenced.
 
+use crate::clock::unix_now;
 use crate::error::{Error, Result};
 use crate::pipeline::batch::{log_handled, Handled};
 use crate::pipeline::config::PipelineConfig;
-use crate::pipeline::event::parse_message_body;
+use crate::pipeline::event::{parse_message_body, ParsedRecord};
 use crate::pipeline::invalidate::Invalidator;
 use crate::pipeline::job::Pipeline;
 use crate::store::StoreFactory;
@@ -30,7 +31,7 @@ use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 /// How the consumer uses its queue.
@@ -172,99 +173,19 @@ impl QueueConsumer {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<RunSummary> {
         self.settings.validate()?;
         let this = Arc::new(self);
-        let slots = Arc::new(Semaphore::new(this.settings.concurrency));
         // Flips to true when work in hand must be released (grace over).
         let (release_tx, release_rx) = watch::channel(false);
         let mut tasks: JoinSet<Fate> = JoinSet::new();
         let mut summary = RunSummary::default();
-        let mut failures: u32 = 0;
         tokio::pin!(shutdown);
         tracing::info!(
             queue_url = %this.settings.queue_url,
             concurrency = this.settings.concurrency,
             "worker started"
         );
-        'receive: loop {
-            while let Some(done) = tasks.try_join_next() {
-                count(&mut summary, done);
-            }
-            // Wait for a free slot (or shutdown) before asking for more messages.
-            let first = tokio::select! {
-                biased;
-                () = &mut shutdown => break 'receive,
-                permit = Arc::clone(&slots).acquire_owned() => match permit {
-                    Ok(p) => p,
-                    Err(_) => break 'receive,
-                },
-            };
-            let mut permits = vec![first];
-            while permits.len() < 10 {
-                match Arc::clone(&slots).try_acquire_owned() {
-                    Ok(p) => permits.push(p),
-                    Err(_) => break,
-                }
-            }
-            let received = tokio::select! {
-                biased;
-                () = &mut shutdown => break 'receive,
-                r = this.receive(permits.len()) => r,
-            };
-            let messages = match received {
-                Ok(m) => {
-                    failures = 0;
-                    m
-                }
-                Err((e, fatal)) => {
-                    if fatal {
-                        return Err(e);
-                    }
-                    failures = failures.saturating_add(1);
-                    let backoff = Duration::from_secs(1u64 << failures.min(5));
-                    tracing::warn!(error = %e, backoff_s = backoff.as_secs(), "receive failed");
-                    tokio::select! {
-                        biased;
-                        () = &mut shutdown => break 'receive,
-                        () = tokio::time::sleep(backoff) => continue 'receive,
-                    }
-                }
-            };
-            for message in messages {
-                let Some(permit) = permits.pop() else {
-                    // SQS returned more than asked for: never happens; hand it back.
-                    this.release_unowned(&message).await;
-                    continue;
-                };
-                let worker = Arc::clone(&this);
-                let release = release_rx.clone();
-                tasks.spawn(async move {
-                    let fate = worker.handle_message(message, release).await;
-                    drop(permit);
-                    fate
-                });
-            }
-        }
-
-        // Shutdown: no more receives. Let work in hand finish within the grace period.
-        let in_hand = tasks.len();
-        tracing::info!(
-            in_hand,
-            grace_s = this.settings.grace.as_secs_f64(),
-            "stopping"
-        );
-        let deadline = tokio::time::sleep(this.settings.grace);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                done = tasks.join_next() => match done {
-                    Some(done) => count(&mut summary, done),
-                    None => break,
-                },
-                () = &mut deadline, if !*release_tx.borrow() => {
-                    tracing::warn!(in_hand = tasks.len(), "grace period over: releasing unfinished messages");
-                    let _ = release_tx.send(true);
-                }
-            }
-        }
+        this.receive_until(&mut shutdown, &mut tasks, &mut summary, release_rx)
+            .await?;
+        this.drain(&mut tasks, &mut summary, release_tx).await;
         tracing::info!(
             deleted = summary.deleted,
             retried = summary.retried,
@@ -272,6 +193,108 @@ impl QueueConsumer {
             "worker stopped"
         );
         Ok(summary)
+    }
+
+    /// Receives while there is a free slot, handing each message to a task, until
+    /// `shutdown` completes. Passing receive errors back off (1 s doubling to 32 s).
+    async fn receive_until<S: Future<Output = ()>>(
+        self: &Arc<Self>,
+        shutdown: &mut std::pin::Pin<&mut S>,
+        tasks: &mut JoinSet<Fate>,
+        summary: &mut RunSummary,
+        release: watch::Receiver<bool>,
+    ) -> Result<()> {
+        let slots = Arc::new(Semaphore::new(self.settings.concurrency));
+        let mut failures: u32 = 0;
+        loop {
+            while let Some(done) = tasks.try_join_next() {
+                count(summary, done);
+            }
+            // Wait for a free slot (or shutdown) before asking for more messages.
+            let permits = tokio::select! {
+                biased;
+                () = shutdown.as_mut() => return Ok(()),
+                permits = free_slots(&slots) => match permits {
+                    Some(p) => p,
+                    None => return Ok(()),
+                },
+            };
+            let received = tokio::select! {
+                biased;
+                () = shutdown.as_mut() => return Ok(()),
+                r = self.receive(permits.len()) => r,
+            };
+            match received {
+                Ok(messages) => {
+                    failures = 0;
+                    self.dispatch(messages, permits, tasks, &release).await;
+                }
+                Err((e, true)) => return Err(e),
+                Err((e, false)) => {
+                    failures = failures.saturating_add(1);
+                    let backoff = Duration::from_secs(1u64 << failures.min(5));
+                    tracing::warn!(error = %e, backoff_s = backoff.as_secs(), "receive failed");
+                    tokio::select! {
+                        biased;
+                        () = shutdown.as_mut() => return Ok(()),
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// One task per message, each holding one of the slots it was received for.
+    async fn dispatch(
+        self: &Arc<Self>,
+        messages: Vec<Message>,
+        mut permits: Vec<OwnedSemaphorePermit>,
+        tasks: &mut JoinSet<Fate>,
+        release: &watch::Receiver<bool>,
+    ) {
+        for message in messages {
+            let Some(permit) = permits.pop() else {
+                // SQS returned more than asked for: never happens; hand it back.
+                self.release_unowned(&message).await;
+                continue;
+            };
+            let consumer = Arc::clone(self);
+            let release = release.clone();
+            tasks.spawn(async move {
+                let fate = consumer.handle_message(message, release).await;
+                drop(permit);
+                fate
+            });
+        }
+    }
+
+    /// Shutdown: no more receives. Work in hand may finish within the grace period; what
+    /// is still running then is released to the queue.
+    async fn drain(
+        &self,
+        tasks: &mut JoinSet<Fate>,
+        summary: &mut RunSummary,
+        release: watch::Sender<bool>,
+    ) {
+        tracing::info!(
+            in_hand = tasks.len(),
+            grace_s = self.settings.grace.as_secs_f64(),
+            "stopping"
+        );
+        let deadline = tokio::time::sleep(self.settings.grace);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                done = tasks.join_next() => match done {
+                    Some(done) => count(summary, done),
+                    None => break,
+                },
+                () = &mut deadline, if !*release.borrow() => {
+                    tracing::warn!(in_hand = tasks.len(), "grace period over: releasing unfinished messages");
+                    let _ = release.send(true);
+                }
+            }
+        }
     }
 
     /// One ReceiveMessage call. `Err((_, true))` for errors that retrying cannot cure.
@@ -326,7 +349,7 @@ impl QueueConsumer {
     async fn handle_message(
         self: Arc<Self>,
         message: Message,
-        mut release: watch::Receiver<bool>,
+        release: watch::Receiver<bool>,
     ) -> Fate {
         let message_id = message.message_id().unwrap_or_default().to_string();
         let Some(receipt) = message.receipt_handle().map(String::from) else {
@@ -345,8 +368,7 @@ impl QueueConsumer {
             .attributes()
             .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
             .cloned();
-        let body = message.body().unwrap_or_default().to_string();
-        let records = parse_message_body(&body, Some(&message_id));
+        let records = parse_message_body(message.body().unwrap_or_default(), Some(&message_id));
         let started = Instant::now();
         tracing::info!(
             message_id,
@@ -354,39 +376,51 @@ impl QueueConsumer {
             receive_count,
             "message received"
         );
-
         let job = Arc::clone(&self);
-        let mut work = tokio::task::spawn_blocking(move || {
-            let clock = || {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0)
-            };
-            let worker = Pipeline {
-                config: &job.config,
-                invalidator: job.invalidator.as_ref(),
-                clock: &clock,
-            };
-            let stores = Arc::clone(&job.stores);
-            let store_for = move |bucket: &str| stores.store_for(bucket);
-            worker.handle_each(&records, &store_for)
-        });
+        let work = tokio::task::spawn_blocking(move || job.run_pipeline(&records));
+        match self.hold_while(work, &lease, release, started).await {
+            Ok(handled) => self.settle(&handled, &lease, started).await,
+            Err(fate) => fate,
+        }
+    }
 
+    /// The records of one message through the pipeline, on a blocking thread.
+    fn run_pipeline(&self, records: &[ParsedRecord]) -> Vec<(Handled, Duration)> {
+        let pipeline = Pipeline {
+            config: &self.config,
+            invalidator: self.invalidator.as_ref(),
+            clock: &unix_now,
+        };
+        let stores = Arc::clone(&self.stores);
+        let store_for = move |bucket: &str| stores.store_for(bucket);
+        pipeline.handle_each(records, &store_for)
+    }
+
+    /// Waits for the job, extending the message's visibility every third of its timeout
+    /// so that no other consumer receives it meanwhile; gives the message back at once
+    /// when shutdown says release.
+    async fn hold_while(
+        &self,
+        mut work: tokio::task::JoinHandle<Vec<(Handled, Duration)>>,
+        lease: &Lease,
+        mut release: watch::Receiver<bool>,
+        started: Instant,
+    ) -> std::result::Result<Vec<(Handled, Duration)>, Fate> {
+        let message_id = lease.message_id.as_str();
         let beat = Duration::from_secs(
             u64::try_from(self.settings.visibility_seconds / 3)
                 .unwrap_or(1)
                 .max(1),
         );
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
-        let handled: Vec<(Handled, Duration)> = loop {
+        loop {
             tokio::select! {
-                res = &mut work => match res {
-                    Ok(h) => break h,
+                res = &mut work => return match res {
+                    Ok(h) => Ok(h),
                     Err(e) => {
                         // A panic in the job: leave the message for a later attempt.
                         tracing::error!(message_id, error = %e, "job panicked");
-                        return self.retry_later(&lease).await;
+                        Err(self.retry_later(lease).await)
                     }
                 },
                 _ = heartbeat.tick() => {
@@ -401,22 +435,31 @@ impl QueueConsumer {
                             tracing::warn!(error = %e, "could not release the message");
                         }
                         tracing::warn!(message_id, elapsed_ms = ms(started.elapsed()), "released unfinished at shutdown");
-                        return Fate::Released;
+                        return Err(Fate::Released);
                     }
                 }
             }
-        };
-        for (h, elapsed) in &handled {
+        }
+    }
+
+    /// Logs what became of each record, then deletes the message, or leaves it for a retry
+    /// when a record failed in a way that may pass (DESIGN.md "Publish protocol" 5).
+    async fn settle(
+        &self,
+        handled: &[(Handled, Duration)],
+        lease: &Lease,
+        started: Instant,
+    ) -> Fate {
+        for (h, elapsed) in handled {
             log_handled(h, *elapsed);
         }
-        let retry = handled.iter().any(|(h, _)| h.outcome.is_retryable());
-        if retry {
-            return self.retry_later(&lease).await;
+        if handled.iter().any(|(h, _)| h.outcome.is_retryable()) {
+            return self.retry_later(lease).await;
         }
         match lease.delete().await {
             Ok(()) => {
                 tracing::info!(
-                    message_id,
+                    message_id = lease.message_id,
                     elapsed_ms = ms(started.elapsed()),
                     "message done"
                 );
@@ -444,6 +487,20 @@ impl QueueConsumer {
         );
         Fate::Retried
     }
+}
+
+/// Up to ten free slots (ReceiveMessage's maximum), waiting for the first; `None` once the
+/// semaphore is closed.
+async fn free_slots(slots: &Arc<Semaphore>) -> Option<Vec<OwnedSemaphorePermit>> {
+    let first = Arc::clone(slots).acquire_owned().await.ok()?;
+    let mut permits = vec![first];
+    while permits.len() < 10 {
+        match Arc::clone(slots).try_acquire_owned() {
+            Ok(p) => permits.push(p),
+            Err(_) => break,
+        }
+    }
+    Some(permits)
 }
 
 fn count(summary: &mut RunSummary, done: std::result::Result<Fate, tokio::task::JoinError>) {

@@ -20,7 +20,7 @@ use hlspipe::pipeline::invalidate::NoInvalidation;
 use hlspipe::pipeline::job::Pipeline;
 use hlspipe::store::{DirStore, Store};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,61 +97,86 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
         let base = format!("http://{addr}");
-        let auth = match &args.token {
-            Some(t) => Auth::Bearer(t.clone()),
-            None => Auth::Disabled,
-        };
-        let out = config.output_prefix.clone();
-        let api_config = ApiConfig::new(&base, auth)?.output_prefix(&out)?;
-        let edge_config = EdgeConfig::new(&base)?.map_prefix(&format!("/{out}"), &out)?;
-        let page = Arc::new(Page {
-            store: Arc::clone(&store),
-            output_prefix: out.clone(),
-            hls_js: hls_js.clone(),
-        });
-        let dev_routes = Router::new()
-            .route("/", get(player_page))
-            .route("/dev/titles", get(list_titles))
-            .route("/player/hls.min.js", get(hls_js_file))
-            .with_state(page);
-        let app = dev_routes
-            .merge(api::router(api_config, Arc::clone(&store), signer))
-            .merge(edge::router(
-                edge_config,
-                Arc::clone(&store),
-                Access::Signed(verifier),
-            ));
-        let app = http::with_access_log(
-            app,
-            AccessLog::to_writer(std::io::stdout()),
-            hlspipe::clock::system_clock(),
-        );
-
+        let app = dev_app(
+            &base,
+            args.token.as_deref(),
+            &store,
+            &config,
+            signer,
+            verifier,
+            hls_js.clone(),
+        )?;
         let watcher = tokio::spawn(watch_uploads(
             Arc::clone(&store),
             Arc::clone(&config),
             Duration::from_secs_f64(args.poll_seconds.clamp(0.1, 60.0)),
         ));
-        let uploads = bucket_dir.join(&config.input_prefix);
-        eprintln!(
-            "hlspipe dev: {base}/ (player page)\n  \
-             upload:   cp movie.mp4 {}\n  \
-             titles:   {}\n  \
-             playback: {base}/v1/titles/<title>/playback (sets the CloudFront cookies)\n  \
-             edge:     {base}/{out}<title>.hls/master.m3u8 (needs the cookies)\n  \
-             hls.js:   {}",
-            uploads.display(),
-            bucket_dir.join(&out).display(),
-            hls_js
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| HLS_JS_CDN.to_string()),
-        );
+        eprintln!("{}", banner(&base, &bucket_dir, &config, hls_js.as_deref()));
         http::serve(listener, app, http::shutdown_signal()).await?;
         watcher.abort();
         eprintln!("hlspipe dev: stopped");
         Ok(())
     })
+}
+
+/// Everything on one listener: the player page and its title list, the playback API
+/// (cookies for anyone on loopback, or for `token`), and the edge that checks them.
+fn dev_app(
+    base: &str,
+    token: Option<&str>,
+    store: &Arc<dyn Store>,
+    config: &PipelineConfig,
+    signer: Arc<Signer>,
+    verifier: Arc<Verifier>,
+    hls_js: Option<PathBuf>,
+) -> anyhow::Result<Router> {
+    let auth = match token {
+        Some(t) => Auth::Bearer(t.to_string()),
+        None => Auth::Disabled,
+    };
+    let out = config.output_prefix.clone();
+    let api_config = ApiConfig::new(base, auth)?.output_prefix(&out)?;
+    let edge_config = EdgeConfig::new(base)?.map_prefix(&format!("/{out}"), &out)?;
+    let page = Arc::new(Page {
+        store: Arc::clone(store),
+        output_prefix: out,
+        hls_js,
+    });
+    let dev_routes = Router::new()
+        .route("/", get(player_page))
+        .route("/dev/titles", get(list_titles))
+        .route("/player/hls.min.js", get(hls_js_file))
+        .with_state(page);
+    let app = dev_routes
+        .merge(api::router(api_config, Arc::clone(store), signer))
+        .merge(edge::router(
+            edge_config,
+            Arc::clone(store),
+            Access::Signed(verifier),
+        ));
+    Ok(http::with_access_log(
+        app,
+        AccessLog::to_writer(std::io::stdout()),
+        hlspipe::clock::system_clock(),
+    ))
+}
+
+/// What a newcomer needs to know on start: where to look, where to copy files.
+fn banner(base: &str, bucket_dir: &Path, config: &PipelineConfig, hls_js: Option<&Path>) -> String {
+    let out = &config.output_prefix;
+    format!(
+        "hlspipe dev: {base}/ (player page)\n  \
+         upload:   cp movie.mp4 {}\n  \
+         titles:   {}\n  \
+         playback: {base}/v1/titles/<title>/playback (sets the CloudFront cookies)\n  \
+         edge:     {base}/{out}<title>.hls/master.m3u8 (needs the cookies)\n  \
+         hls.js:   {}",
+        bucket_dir.join(&config.input_prefix).display(),
+        bucket_dir.join(out).display(),
+        hls_js
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| HLS_JS_CDN.to_string()),
+    )
 }
 
 /// Puts the bundled sample under the input prefix when the folder holds no upload

@@ -72,25 +72,71 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
-    let stores = || stores.as_ref().context("no store configured");
+    let output = Output::open(&out_location, stores.as_ref())?;
+    let (sources, infos) = open_inputs(&in_locations, stores.as_ref())?;
 
-    let (store, prefix, master_location): (Arc<dyn Store>, String, String) = match &out_location {
-        Location::Local(dir) => (
-            Arc::new(DirStore::new(dir)),
-            String::new(),
-            dir.join(manifest::MASTER_KEY).display().to_string(),
-        ),
-        Location::Bucket { bucket, key } => {
-            let prefix = as_prefix(key);
-            let master = format!("s3://{bucket}/{prefix}{}", manifest::MASTER_KEY);
-            (stores()?.bucket(bucket)?, prefix, master)
+    let mut manifest = Manifest::start(None, infos, None, started_at);
+    manifest::write_manifest(output.store.as_ref(), &output.prefix, &manifest)
+        .with_context(|| format!("cannot write to {}", out.display()))?;
+    let title = match package_and_publish(&args, &settings, &output, &sources, &manifest) {
+        Ok(title) => title,
+        Err(e) => {
+            manifest.fail(&e, unix_now());
+            manifest.elapsed_seconds = Some(started.elapsed().as_secs_f64());
+            // The failure itself is what the user needs to hear about; a manifest that
+            // cannot be written is reported after it.
+            if let Err(e) =
+                manifest::write_manifest(output.store.as_ref(), &output.prefix, &manifest)
+            {
+                eprintln!("hlspipe: also could not write the failed manifest: {e}");
+            }
+            return Err(e.into());
         }
     };
-    let store = store.as_ref();
+    let elapsed = started.elapsed().as_secs_f64();
+    manifest.complete(&title, unix_now());
+    manifest.elapsed_seconds = Some(elapsed);
+    manifest::write_manifest(output.store.as_ref(), &output.prefix, &manifest)?;
+    print_summary(&title, &output.master_location, elapsed, args.json)
+}
 
-    let mut sources: Vec<Arc<dyn Source>> = Vec::with_capacity(inputs.len());
-    let mut infos = Vec::with_capacity(inputs.len());
-    for location in &in_locations {
+/// Where the title is written: a directory, or a prefix in a bucket.
+struct Output {
+    store: Arc<dyn Store>,
+    prefix: String,
+    /// The master's path or `s3://` URL, for the summary.
+    master_location: String,
+}
+
+impl Output {
+    fn open(location: &Location, stores: Option<&Stores>) -> anyhow::Result<Output> {
+        Ok(match location {
+            Location::Local(dir) => Output {
+                store: Arc::new(DirStore::new(dir)),
+                prefix: String::new(),
+                master_location: dir.join(manifest::MASTER_KEY).display().to_string(),
+            },
+            Location::Bucket { bucket, key } => {
+                let prefix = as_prefix(key);
+                Output {
+                    master_location: format!("s3://{bucket}/{prefix}{}", manifest::MASTER_KEY),
+                    store: stores.context("no store configured")?.bucket(bucket)?,
+                    prefix,
+                }
+            }
+        })
+    }
+}
+
+/// Opens every input: local files as files (copied by the kernel), objects through the
+/// store, pinned to the ETag seen now.
+fn open_inputs(
+    locations: &[Location],
+    stores: Option<&Stores>,
+) -> anyhow::Result<(Vec<Arc<dyn Source>>, Vec<SourceInfo>)> {
+    let mut sources: Vec<Arc<dyn Source>> = Vec::with_capacity(locations.len());
+    let mut infos = Vec::with_capacity(locations.len());
+    for location in locations {
         match location {
             Location::Local(path) => {
                 let src = FileSource::open(path)?;
@@ -107,7 +153,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         "s3://{bucket}/{key}: an input must name an object, not a prefix"
                     );
                 }
-                let (src, info) = stores()?
+                let (src, info) = stores
+                    .context("no store configured")?
                     .open_source(bucket, key)
                     .with_context(|| format!("cannot open s3://{bucket}/{key}"))?;
                 infos.push(SourceInfo {
@@ -119,20 +166,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    let fail = |manifest: &mut Manifest, err: &dyn std::fmt::Display| {
-        manifest.fail(err, unix_now());
-        manifest.elapsed_seconds = Some(started.elapsed().as_secs_f64());
-        // The failure itself is what the user needs to hear about; a manifest that
-        // cannot be written is reported after it.
-        if let Err(e) = manifest::write_manifest(store, &prefix, manifest) {
-            eprintln!("hlspipe: also could not write the failed manifest: {e}");
-        }
-    };
-    let mut manifest = Manifest::start(None, infos, None, started_at);
-    manifest::write_manifest(store, &prefix, &manifest)
-        .with_context(|| format!("cannot write to {}", out.display()))?;
+    Ok((sources, infos))
+}
 
-    let package_inputs: Vec<Input> = sources
+/// Packages the inputs and writes the title (segments, playlists, the master flip), with a
+/// progress bar on a terminal.
+fn package_and_publish(
+    args: &Args,
+    settings: &Settings,
+    output: &Output,
+    sources: &[Arc<dyn Source>],
+    manifest: &Manifest,
+) -> hlspipe::Result<PackagedTitle> {
+    let inputs: Vec<Input> = sources
         .iter()
         .zip(&manifest.sources)
         .map(|(s, info)| Input {
@@ -140,17 +186,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             etag: info.etag.clone(),
         })
         .collect();
-    let title = match package(&package_inputs, &settings) {
-        Ok(t) => t,
-        Err(e) => {
-            fail(&mut manifest, &e);
-            return Err(e.into());
-        }
-    };
+    let title = package(&inputs, settings)?;
     for w in &title.warnings {
         eprintln!("hlspipe: warning: {w}");
     }
-
     let total: u64 = title
         .media
         .iter()
@@ -165,23 +204,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let opts = PublishOptions {
-        prefix: &prefix,
+        prefix: &output.prefix,
         concurrency: args.concurrency,
         progress: &progress,
         before_flip: None,
     };
-    if let Err(e) = publish::publish(store, &title, &sources, &opts) {
-        fail(&mut manifest, &e);
-        return Err(e.into());
-    }
+    publish::publish(output.store.as_ref(), &title, sources, &opts)?;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    manifest.complete(&title, unix_now());
-    manifest.elapsed_seconds = Some(elapsed);
-    manifest::write_manifest(store, &prefix, &manifest)?;
-    print_summary(&title, &master_location, elapsed, args.json)
+    Ok(title)
 }
 
 fn progress_bar(total: u64, json: bool) -> Option<indicatif::ProgressBar> {

@@ -67,8 +67,16 @@ pub enum Error {
     },
     #[error("no usable track: {0}")]
     NoUsableTrack(String),
+    /// Packaging settings out of range (segment duration, no input).
     #[error("invalid settings: {0}")]
     Settings(String),
+    /// An input the packager recognises but cannot carry yet; the message says what to
+    /// upload instead.
+    #[error("unsupported input: {0}")]
+    Unsupported(String),
+    /// A signing key that cannot be read, made or written.
+    #[error("signing key {path}: {reason}")]
+    Key { path: String, reason: String },
     #[error("{input}: {source}")]
     InInput {
         input: String,
@@ -188,6 +196,8 @@ impl Error {
             | Error::Limit { .. }
             | Error::NoUsableTrack(_)
             | Error::Settings(_)
+            | Error::Unsupported(_)
+            | Error::Key { .. }
             | Error::InInput { .. }
             | Error::Event(_)
             | Error::Config(_)

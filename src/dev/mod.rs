@@ -29,24 +29,26 @@ pub fn dev_key(path: &Path) -> Result<PrivateKey> {
         what: path.display().to_string(),
         source: e,
     };
-    let key_err =
-        |e: crate::delivery::sign::SignError| Error::Settings(format!("{}: {e}", path.display()));
+    let key_err = |reason: String| Error::Key {
+        path: path.display().to_string(),
+        reason,
+    };
     match std::fs::read_to_string(path) {
-        Ok(pem) => return PrivateKey::from_pem(&pem).map_err(key_err),
+        Ok(pem) => return PrivateKey::from_pem(&pem).map_err(|e| key_err(e.to_string())),
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
         Err(_) => {}
     }
     use rsa::pkcs8::{EncodePrivateKey, LineEnding};
     let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048)
-        .map_err(|e| Error::Settings(format!("generating the development key: {e}")))?;
+        .map_err(|e| key_err(format!("generating: {e}")))?;
     let pem = key
         .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| Error::Settings(format!("encoding the development key: {e}")))?;
+        .map_err(|e| key_err(format!("encoding: {e}")))?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
     write_private(path, pem.as_bytes()).map_err(io)?;
-    PrivateKey::from_pem(&pem).map_err(key_err)
+    PrivateKey::from_pem(&pem).map_err(|e| key_err(e.to_string()))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -63,7 +63,7 @@ pub fn check_bucket_name(name: &str) -> Result<()> {
     {
         Ok(())
     } else {
-        Err(Error::Settings(format!(
+        Err(Error::Config(format!(
             "'{name}' is not a valid S3 bucket name (3-63 characters: a-z, 0-9, '.', '-')"
         )))
     }

@@ -73,7 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None
     };
     let output = Output::open(&out_location, stores.as_ref())?;
-    let (sources, infos) = open_inputs(&in_locations, stores.as_ref())?;
+    let Inputs { sources, infos } = open_inputs(&in_locations, stores.as_ref())?;
 
     let mut manifest = Manifest::start(None, infos, None, started_at);
     manifest::write_manifest(output.store.as_ref(), &output.prefix, &manifest)
@@ -130,10 +130,7 @@ impl Output {
 
 /// Opens every input: local files as files (copied by the kernel), objects through the
 /// store, pinned to the ETag seen now.
-fn open_inputs(
-    locations: &[Location],
-    stores: Option<&Stores>,
-) -> anyhow::Result<(Vec<Arc<dyn Source>>, Vec<SourceInfo>)> {
+fn open_inputs(locations: &[Location], stores: Option<&Stores>) -> anyhow::Result<Inputs> {
     let mut sources: Vec<Arc<dyn Source>> = Vec::with_capacity(locations.len());
     let mut infos = Vec::with_capacity(locations.len());
     for location in locations {
@@ -166,7 +163,13 @@ fn open_inputs(
             }
         }
     }
-    Ok((sources, infos))
+    Ok(Inputs { sources, infos })
+}
+
+/// The opened inputs, and what the manifest records of each.
+struct Inputs {
+    sources: Vec<Arc<dyn Source>>,
+    infos: Vec<SourceInfo>,
 }
 
 /// Packages the inputs and writes the title (segments, playlists, the master flip), with a

@@ -192,9 +192,8 @@ fn parse_moov(moov: &[u8], input: usize, file_len: u64, limits: &Limits) -> Resu
                 }
             }
             b"mvex" => {
-                return Err(Error::Settings(
-                    "fragmented MP4 input (moov/mvex) is not supported; upload a progressive MP4"
-                        .into(),
+                return Err(Error::Unsupported(
+                    "fragmented MP4 (moov/mvex); upload a progressive MP4".into(),
                 ))
             }
             _ => {}

@@ -1,9 +1,7 @@
 //! One suite, two stores: every test here runs against `DirStore` (a temporary
 //! folder) and `S3Store` (a bucket on a real S3 server on 127.0.0.1).
 
-mod common_s3;
-
-use common_s3::{bucket_name, S3Server};
+use crate::support::s3::{bucket_name, S3Server};
 use hlspipe::media::object::{Body, Object};
 use hlspipe::media::source::{MemorySource, Source};
 use hlspipe::store::{DirStore, S3Store, Store, SINGLE_PUT_MAX};

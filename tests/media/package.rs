@@ -2,9 +2,7 @@
 //! ffmpeg with the source's frame count and duration, every playlist follows the
 //! rules, every URI exists, and packaging twice gives identical bytes.
 
-mod common;
-
-use common::{
+use crate::support::{
     expected_media, ffmpeg_decode_errors, ffprobe_duration, ffprobe_frames, fixture, hlspipe,
     ExpectedMedia,
 };

@@ -2,15 +2,16 @@
 //! player page, watch the bundled sample play through signed cookies, copy a new
 //! file into the uploads folder and watch that play too, without a restart.
 
-mod common;
+#[path = "../support/mod.rs"]
+mod support;
 
-use common::{fixture, hlspipe, repo_root};
 use hlspipe::percent;
 use hlspipe::title::Title;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::{fixture, hlspipe, repo_root};
 
 /// The running `hlspipe dev`, killed on drop.
 struct Dev {

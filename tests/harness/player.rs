@@ -2,9 +2,7 @@
 //! served by a plain local HTTP server on 127.0.0.1. (Debian's Chromium has no
 //! HEVC decoder, so the HEVC title is checked by ffmpeg in tests/package.rs only.)
 
-mod common;
-
-use common::{fixture, hlspipe, play_in_browser_with, repo_root, serve_dir};
+use crate::support::{fixture, hlspipe, play_in_browser_with, repo_root, serve_dir};
 
 fn package_and_play(inputs: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();

@@ -5,9 +5,7 @@
 //! worker goes on; SIGTERM ends it with 0; a re-publish by `reprocess` creates exactly
 //! one CloudFront invalidation, of the master.
 
-mod common_s3;
-
-use common_s3::{bucket_name, S3Server};
+use crate::support::s3::{bucket_name, S3Server};
 use hlspipe::pipeline::event::{parse_message_body, RecordKind};
 use hlspipe::store::{S3Store, Store};
 use std::path::{Path, PathBuf};

@@ -2,10 +2,10 @@
 //! edge (CloudFront's decisions, ranges, conditional requests, CORS, the access log), talking
 //! to the real binary with a raw HTTP/1.1 client.
 
-mod common;
-mod edge_support;
-
-use edge_support::{cookie_pairs, cookies_for, first_segment, now, request, Server, TOKEN};
+use crate::support;
+use crate::support::edge::{
+    self, cookie_pairs, cookies_for, first_segment, now, request, Server, TOKEN,
+};
 
 const AUTH: (&str, &str) = ("Authorization", "Bearer test-token-0123456789abcdef");
 const ORIGIN: &str = "http://player.test:3000";
@@ -152,13 +152,13 @@ fn token_from_the_environment() {
 
 #[test]
 fn serve_requires_a_token_or_no_auth() {
-    let out = common::hlspipe()
+    let out = support::hlspipe()
         .args([
             "serve",
             "--key-pair-id",
             "K",
             "--private-key",
-            edge_support::PRIVATE_KEY,
+            edge::PRIVATE_KEY,
         ])
         .env_remove("HLSPIPE_TOKEN")
         .output()
@@ -248,8 +248,8 @@ fn edge_serves_the_title_with_the_apis_cookies() {
     assert!(master.text().starts_with("#EXTM3U"));
 
     // Every object of the title: bytes and headers as stored.
-    let root = edge_support::title_dir("ep1");
-    for file in edge_support::title_files("ep1") {
+    let root = edge::title_dir("ep1");
+    for file in edge::title_files("ep1") {
         let r = server.get(&format!("/hls/shows/ep1.hls/{file}"), &with);
         assert_eq!(r.status, 200, "{file}");
         assert_eq!(r.body, std::fs::read(root.join(&file)).unwrap(), "{file}");
@@ -346,9 +346,7 @@ fn edge_denies_other_titles_expired_and_tampered_cookies() {
 fn edge_accepts_signed_urls() {
     let server = serve();
     let url = format!("{}master.m3u8", server.title_url("ep1"));
-    let signed = edge_support::signer()
-        .signed_url_canned(&url, now() + 600)
-        .unwrap();
+    let signed = edge::signer().signed_url_canned(&url, now() + 600).unwrap();
     let target = signed.strip_prefix(&server.base_url()).unwrap();
     assert_eq!(server.get(target, &[]).status, 200);
     // The canned policy is for exactly that URL.
@@ -361,7 +359,7 @@ fn edge_ranges_head_and_conditional_requests() {
     let server = serve();
     let cookie = api_cookie_header(&server, "shows/ep1");
     let segment = format!("/hls/shows/ep1.hls/{}", first_segment("ep1"));
-    let bytes = std::fs::read(edge_support::title_dir("ep1").join(first_segment("ep1"))).unwrap();
+    let bytes = std::fs::read(edge::title_dir("ep1").join(first_segment("ep1"))).unwrap();
     let len = bytes.len();
     let c = ("Cookie", cookie.as_str());
 
@@ -552,7 +550,7 @@ fn edge_checks_the_source_ip_against_the_policy() {
     let cookie_for = |range: &str| {
         let policy =
             Policy::for_title(&prefix, now() + 600).with_source_ip(IpRange::parse(range).unwrap());
-        edge_support::signer()
+        edge::signer()
             .signed_cookies(&policy)
             .unwrap()
             .cookie_header()

@@ -9,11 +9,8 @@
 //! keeps and sends `Secure` cookies over plain http for 127.0.0.1 and localhost, which it counts
 //! as potentially trustworthy.
 
-mod common;
-mod edge_support;
-
-use common::{play_in_browser_with, repo_root, PlayerReport};
-use edge_support::{cookie_pairs, cookies_for, now, Server, TOKEN};
+use crate::support::edge::{cookie_pairs, cookies_for, now, Server, TOKEN};
+use crate::support::{play_in_browser_with, repo_root, PlayerReport};
 
 fn api_cookies(server: &Server, title: &str) -> Vec<String> {
     let r = server.get(

@@ -2,13 +2,10 @@
 //! aws_lambda_events' types, parses to the expected records, and drives
 //! `hlspipe process-event` against a bucket folder holding a real MP4 at the decoded key.
 
-#[path = "worker_support/mod.rs"]
-mod common;
-
+use crate::support::buckets::*;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::SqsEvent;
-use common::*;
 use hlspipe::pipeline::event::{parse_event, Job, Record, RecordKind};
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -4,9 +4,6 @@
 //!
 //! Credentials (`test`/`test`) go into the client's settings and the environment of
 //! the commands the tests start, never into this process's environment.
-#![allow(dead_code)] // each test binary uses part of this module
-
-pub mod proxy;
 
 use hlspipe::store::{S3Client, S3Settings, S3Store};
 use std::io::{Read, Write};

@@ -3,9 +3,7 @@
 //! Chromium both plays good HLS and reports a broken one. The product's own playback tests
 //! build on these helpers.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,10 +1,8 @@
 //! The edge and the API as library routers, mounted in-process the way `hlspipe dev` will mount
 //! them: bodies streamed in several chunks, an injected clock, an in-memory access log.
 
-mod common;
-mod edge_support;
-
-use edge_support::{request, signer, KEY_PAIR_ID};
+use crate::support::edge::{cookie_pairs, request, signer, KEY_PAIR_ID, PRIVATE_KEY};
+use crate::support::repo_root;
 use hlspipe::delivery::api::{self, ApiConfig, Auth};
 use hlspipe::delivery::edge::{self, Access, EdgeConfig};
 use hlspipe::delivery::http::{self, AccessLog, Clock};
@@ -58,7 +56,7 @@ fn start(access: fn(Arc<Verifier>) -> Access) -> (InProcess, Vec<u8>) {
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = std_listener.local_addr().unwrap();
     let base = format!("http://{addr}");
-    let pem = std::fs::read_to_string(common::repo_root().join(edge_support::PRIVATE_KEY)).unwrap();
+    let pem = std::fs::read_to_string(repo_root().join(PRIVATE_KEY)).unwrap();
     let keys = KeySet::new(KEY_PAIR_ID, PrivateKey::from_pem(&pem).unwrap()).unwrap();
     let verifier = Arc::new(Verifier::new(keys.public_keys()));
     let store = Arc::new(DirStore::new(dir.path()));
@@ -142,7 +140,7 @@ fn cookies_expire_when_the_clock_passes_their_policy() {
     let expires = r.json()["expires_at"].as_u64().unwrap();
     // One hour, rounded up to the minute.
     assert_eq!(expires, 1_800_003_600);
-    let cookie = edge_support::cookie_pairs(&r.all("set-cookie")).join("; ");
+    let cookie = cookie_pairs(&r.all("set-cookie")).join("; ");
 
     let r = request(
         edge.addr,

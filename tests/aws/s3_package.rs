@@ -1,10 +1,8 @@
 //! `hlspipe package s3://… s3://…/` against a real S3 server on 127.0.0.1, directly
 //! and through a proxy that drops connections and answers `503 SlowDown`.
 
-mod common_s3;
-
-use common_s3::proxy::{Fault, Proxy};
-use common_s3::S3Server;
+use crate::support::proxy::{Fault, Proxy};
+use crate::support::s3::S3Server;
 use hlspipe::media::object::{Body, Object};
 use hlspipe::media::source::{FileSource, Source};
 use hlspipe::store::{S3Store, Store};

@@ -1,12 +1,8 @@
 //! Helpers for the edge and playback API tests: a bucket with two packaged titles, the real
 //! `hlspipe serve` on a free port, cookies signed with the test key, and a tiny HTTP/1.1 client
 //! that shows every header as sent (no cookie jar, no redirects, no retries).
-//!
-//! Use with `mod common; mod edge_support;`.
 
-#![allow(dead_code)]
-
-use crate::common::{fixture, hlspipe};
+use super::{fixture, hlspipe, repo_root};
 use hlspipe::delivery::sign::{KeySet, Policy, PrivateKey, SignedCookies, Signer, TitlePrefix};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -241,7 +237,7 @@ impl Drop for Server {
 
 /// A signer with the test key, as the server has.
 pub fn signer() -> Signer {
-    let pem = std::fs::read_to_string(crate::common::repo_root().join(PRIVATE_KEY)).unwrap();
+    let pem = std::fs::read_to_string(repo_root().join(PRIVATE_KEY)).unwrap();
     Signer::new(
         KeySet::new(KEY_PAIR_ID, PrivateKey::from_pem(&pem).unwrap()).unwrap(),
         hlspipe::delivery::sign::HashAlgorithm::Sha1,

@@ -2,9 +2,7 @@
 //! `fixtures/corrupt/` makes `hlspipe package` exit 1 (not panic) with one line
 //! naming the file, writes no `master.m3u8`, and leaves a `failed` manifest.
 
-mod common;
-
-use common::{corrupt_fixture, expected_corrupt, fixture, hlspipe};
+use crate::support::{corrupt_fixture, expected_corrupt, fixture, hlspipe};
 use std::path::PathBuf;
 
 fn corrupt_files() -> Vec<PathBuf> {

@@ -1,6 +1,5 @@
 //! Helpers shared by the worker and event tests: real MP4s made with ffmpeg, a bucket
 //! folder, the `hlspipe` binary, a store that counts calls.
-#![allow(dead_code)]
 
 use hlspipe::media::object::Object;
 use hlspipe::media::source::Source;

@@ -2,10 +2,7 @@
 //! keep the previous master, removal, re-publish with invalidation and garbage collection,
 //! title manifests, and the configuration the worker refuses.
 
-#[path = "worker_support/mod.rs"]
-mod common;
-
-use common::*;
+use crate::support::buckets::*;
 use hlspipe::media::object::Object;
 use hlspipe::media::package::version_for_etags;
 use hlspipe::media::source::Source;

@@ -1,13 +1,21 @@
-//! Helpers shared by the integration tests: fixtures, the `hlspipe` binary, independent checks
-//! with ffprobe/ffmpeg, a static HTTP server and hls.js in headless Chromium.
+//! The one support module of the integration tests, mounted by every test target
+//! (`tests/<area>/main.rs`) with `#[path = "../support/mod.rs"] mod support;`.
+//!
+//! Here: fixtures, the `hlspipe` binary, independent checks with ffprobe/ffmpeg, a static HTTP
+//! server and hls.js in headless Chromium. In the submodules: bucket folders and event runs
+//! ([`buckets`]), the one fake store ([`store`]), the edge server and its HTTP client
+//! ([`edge`]), the S3 test server ([`s3`]) and a fault-injecting proxy in front of it ([`proxy`]).
 //!
 //! Every external tool is required, never optional: when one is missing the helper panics and
 //! says to run `scripts/install-test-deps.sh`, so a test can't pass by skipping its check.
-//!
-//! Use from a test crate with `mod common;`.
 
-// Each test crate compiles this module and uses only some of it.
+// Several test targets compile this module and each uses only part of it.
 #![allow(dead_code)]
+
+pub mod buckets;
+pub mod edge;
+pub mod proxy;
+pub mod s3;
 
 use std::collections::HashMap;
 use std::fs;

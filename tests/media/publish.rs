@@ -1,50 +1,13 @@
-//! The publish protocol, observed through a store that records every call:
+//! The publish protocol, observed through the fake store, which records every put:
 //! segments and init segments first, then media playlists, then the master flip;
 //! a failed write stops the flip.
 
-use hlspipe::media::object::Object;
+use crate::support::store::FakeStore;
 use hlspipe::media::package::{package, Input, Settings};
 use hlspipe::media::source::{FileSource, Source};
 use hlspipe::pipeline::publish::{publish, PublishOptions};
-use hlspipe::store::{DirStore, ObjectInfo, Store};
-use hlspipe::{Error, Result};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-
-/// Records the keys written, and fails the `fail_at`-th put (1-based) if set.
-struct Recording {
-    inner: DirStore,
-    puts: Mutex<Vec<String>>,
-    count: AtomicUsize,
-    fail_at: Option<usize>,
-}
-
-impl Store for Recording {
-    fn put(&self, key: &str, obj: &Object, sources: &[Arc<dyn Source>]) -> Result<()> {
-        let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
-        if Some(n) == self.fail_at {
-            return Err(Error::store_retryable(key, "injected failure"));
-        }
-        self.inner.put(key, obj, sources)?;
-        self.puts.lock().unwrap().push(key.to_string());
-        Ok(())
-    }
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.inner.get(key)
-    }
-    fn read_range(&self, key: &str, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.inner.read_range(key, offset, buf)
-    }
-    fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
-        self.inner.head(key)
-    }
-    fn delete(&self, key: &str) -> Result<()> {
-        self.inner.delete(key)
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        self.inner.list(prefix)
-    }
-}
+use hlspipe::store::DirStore;
+use std::sync::Arc;
 
 fn title() -> (hlspipe::media::package::PackagedTitle, Vec<Arc<dyn Source>>) {
     let path =
@@ -61,19 +24,10 @@ fn title() -> (hlspipe::media::package::PackagedTitle, Vec<Arc<dyn Source>>) {
     (title, vec![source])
 }
 
-fn recording(dir: &std::path::Path, fail_at: Option<usize>) -> Recording {
-    Recording {
-        inner: DirStore::new(dir),
-        puts: Mutex::new(Vec::new()),
-        count: AtomicUsize::new(0),
-        fail_at,
-    }
-}
-
 #[test]
 fn segments_then_media_playlists_then_the_master() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = recording(tmp.path(), None);
+    let store = FakeStore::new(DirStore::new(tmp.path()));
     let (title, sources) = title();
     let opts = PublishOptions {
         prefix: "hls/t/",
@@ -82,7 +36,7 @@ fn segments_then_media_playlists_then_the_master() {
         before_flip: None,
     };
     publish(&store, &title, &sources, &opts).unwrap();
-    let puts = store.puts.into_inner().unwrap();
+    let puts = store.written();
     let kind = |k: &str| {
         if k == "hls/t/master.m3u8" {
             2
@@ -109,7 +63,7 @@ fn a_failed_write_never_flips_the_master() {
     let total = title.media.len() + title.playlists.len() + 1;
     for fail_at in [1, total / 2, total - 1, total] {
         let tmp = tempfile::tempdir().unwrap();
-        let store = recording(tmp.path(), Some(fail_at));
+        let store = FakeStore::new(DirStore::new(tmp.path())).failing_put(fail_at);
         let opts = PublishOptions {
             prefix: "",
             concurrency: 3,

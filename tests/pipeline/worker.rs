@@ -3,15 +3,14 @@
 //! title manifests, and the configuration the worker refuses.
 
 use crate::support::buckets::*;
-use hlspipe::media::object::Object;
+use crate::support::store::FakeStore;
 use hlspipe::media::package::version_for_etags;
-use hlspipe::media::source::Source;
 use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::event::{Job, Record, RecordKind};
 use hlspipe::pipeline::invalidate::NoInvalidation;
 use hlspipe::pipeline::job::Pipeline;
 use hlspipe::pipeline::outcome::Outcome;
-use hlspipe::store::{ObjectInfo, Store};
+use hlspipe::store::Store;
 use hlspipe::testing::RecordingInvalidator;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,7 +40,7 @@ fn same_event_twice_is_one_version_and_writes_nothing() {
     let b = Buckets::new();
     let key = "uploads/shows/ep 1.mp4";
     let etag = b.put_file(key, clip());
-    let counting = Arc::new(CountingStore::new(b.store()));
+    let counting = Arc::new(FakeStore::new(b.store()));
     let store: Arc<dyn Store> = counting.clone();
     let config = PipelineConfig::default();
     let worker = Pipeline {
@@ -204,80 +203,13 @@ fn failed_republish_keeps_the_previous_master() {
     assert_decodes(&b.bucket().join("hls/shows/ep1.hls/master.m3u8"));
 }
 
-/// A folder store with two ways to be overtaken by a newer upload: its sources can,
-/// after a few reads, answer what S3 answers a ranged GET whose `If-Match` no longer
-/// holds; and a hook runs before each put (to land a newer upload mid-publish).
-struct Overtaken {
-    inner: hlspipe::store::DirStore,
-    replaced_after_reads: Option<u64>,
-    before_put: Box<dyn Fn(&str) + Send + Sync>,
-}
-
-struct ReplacedSource {
-    inner: Arc<dyn Source>,
-    key: String,
-    reads: AtomicU64,
-    after: u64,
-}
-
-impl Source for ReplacedSource {
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        if self.reads.fetch_add(1, Ordering::SeqCst) >= self.after {
-            return Err(hlspipe::Error::SourceChanged {
-                key: self.key.clone(),
-            }
-            .into_io());
-        }
-        self.inner.read_at(offset, buf)
-    }
-    fn name(&self) -> &str {
-        &self.key
-    }
-}
-
-impl Store for Overtaken {
-    fn put(&self, key: &str, obj: &Object, sources: &[Arc<dyn Source>]) -> hlspipe::Result<()> {
-        (self.before_put)(key);
-        self.inner.put(key, obj, sources)
-    }
-    fn get(&self, key: &str) -> hlspipe::Result<Option<Vec<u8>>> {
-        self.inner.get(key)
-    }
-    fn read_range(&self, key: &str, offset: u64, buf: &mut [u8]) -> hlspipe::Result<()> {
-        self.inner.read_range(key, offset, buf)
-    }
-    fn head(&self, key: &str) -> hlspipe::Result<Option<ObjectInfo>> {
-        self.inner.head(key)
-    }
-    fn delete(&self, key: &str) -> hlspipe::Result<()> {
-        self.inner.delete(key)
-    }
-    fn list(&self, prefix: &str) -> hlspipe::Result<Vec<ObjectInfo>> {
-        self.inner.list(prefix)
-    }
-    fn source_for(&self, key: &str, info: &ObjectInfo) -> hlspipe::Result<Option<Arc<dyn Source>>> {
-        let inner = self.inner.source_for(key, info)?;
-        Ok(match (inner, self.replaced_after_reads) {
-            (Some(inner), Some(after)) => Some(Arc::new(ReplacedSource {
-                inner,
-                key: key.to_string(),
-                reads: AtomicU64::new(0),
-                after,
-            })),
-            (inner, _) => inner,
-        })
-    }
-}
-
 /// Publishes `clip()` at `key`, then uploads `small_clip()` over it and hands that
-/// upload's event to the worker through `store`: the outcome, and the master before.
+/// upload's event to the worker through the fake store as `store` sets it up: the
+/// outcome, and the master before.
 fn overtaken_republish(
     b: &Buckets,
     key: &str,
-    store: impl FnOnce(hlspipe::store::DirStore) -> Overtaken,
+    store: impl FnOnce(FakeStore) -> FakeStore,
 ) -> (Outcome, Vec<u8>) {
     let etag = b.put_file(key, clip());
     let config = PipelineConfig::default();
@@ -294,7 +226,7 @@ fn overtaken_republish(
     };
     let master = b.read("hls/shows/ep1.hls/master.m3u8");
     let next = b.put_file(key, small_clip());
-    let store: Arc<dyn Store> = Arc::new(store(b.store()));
+    let store: Arc<dyn Store> = Arc::new(store(FakeStore::new(b.store())));
     let outcome = worker.handle_record(&store, &record(RecordKind::Created, key, Some(&next)));
     (outcome, master)
 }
@@ -322,11 +254,7 @@ fn assert_overtaken(b: &Buckets, key: &str, outcome: &Outcome, master: &[u8]) {
 fn a_source_replaced_while_read_is_stale_not_failed() {
     let b = Buckets::new();
     let key = "uploads/shows/ep1.mp4";
-    let (outcome, master) = overtaken_republish(&b, key, |inner| Overtaken {
-        inner,
-        replaced_after_reads: Some(3),
-        before_put: Box::new(|_| {}),
-    });
+    let (outcome, master) = overtaken_republish(&b, key, |store| store.sources_replaced_after(3));
     assert_overtaken(&b, key, &outcome, &master);
 }
 
@@ -340,15 +268,13 @@ fn a_source_replaced_during_publish_does_not_flip_the_master() {
     let source = b.bucket().join(key);
     let landed = Arc::new(AtomicU64::new(0));
     let seen = Arc::clone(&landed);
-    let (outcome, master) = overtaken_republish(&b, key, move |inner| Overtaken {
-        inner,
-        replaced_after_reads: None,
-        before_put: Box::new(move |put_key| {
+    let (outcome, master) = overtaken_republish(&b, key, move |store| {
+        store.before_put(move |put_key| {
             // With the first media playlist: after every segment was read and written.
             if put_key.ends_with("/index.m3u8") && seen.fetch_add(1, Ordering::SeqCst) == 0 {
                 std::fs::write(&source, noise()).unwrap();
             }
-        }),
+        })
     });
     assert!(
         landed.load(Ordering::SeqCst) > 0,
@@ -444,7 +370,7 @@ fn objects_under_the_output_prefix_are_never_processed() {
     let b = Buckets::new();
     let key = "hls/shows/ep1.hls/v/0123456789ab/video_180p/init.mp4";
     let etag = b.put_file(key, clip());
-    let counting = Arc::new(CountingStore::new(b.store()));
+    let counting = Arc::new(FakeStore::new(b.store()));
     let store: Arc<dyn Store> = counting.clone();
     let config = PipelineConfig::default();
     let worker = Pipeline {

@@ -1,13 +1,10 @@
 //! Helpers shared by the worker and event tests: real MP4s made with ffmpeg, a bucket
-//! folder, the `hlspipe` binary, a store that counts calls.
+//! folder, the `hlspipe` binary.
 
-use hlspipe::media::object::Object;
-use hlspipe::media::source::Source;
-use hlspipe::store::{DirStore, ObjectInfo, Store};
+use hlspipe::store::{DirStore, Store};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 pub const BUCKET: &str = "hlspipe-media";
 
@@ -189,63 +186,4 @@ pub fn assert_decodes(master: &Path) {
         master.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// A store that counts what is asked of it, to prove that a step writes nothing.
-pub struct CountingStore<S> {
-    pub inner: S,
-    pub puts: AtomicUsize,
-    pub deletes: AtomicUsize,
-    pub reads: AtomicUsize,
-}
-
-impl<S: Store> CountingStore<S> {
-    pub fn new(inner: S) -> Self {
-        CountingStore {
-            inner,
-            puts: AtomicUsize::new(0),
-            deletes: AtomicUsize::new(0),
-            reads: AtomicUsize::new(0),
-        }
-    }
-
-    pub fn writes(&self) -> usize {
-        self.puts.load(Ordering::SeqCst) + self.deletes.load(Ordering::SeqCst)
-    }
-
-    pub fn calls(&self) -> usize {
-        self.writes() + self.reads.load(Ordering::SeqCst)
-    }
-}
-
-impl<S: Store> Store for CountingStore<S> {
-    fn put(&self, key: &str, obj: &Object, sources: &[Arc<dyn Source>]) -> hlspipe::Result<()> {
-        self.puts.fetch_add(1, Ordering::SeqCst);
-        self.inner.put(key, obj, sources)
-    }
-
-    fn get(&self, key: &str) -> hlspipe::Result<Option<Vec<u8>>> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.get(key)
-    }
-
-    fn read_range(&self, key: &str, offset: u64, buf: &mut [u8]) -> hlspipe::Result<()> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.read_range(key, offset, buf)
-    }
-
-    fn head(&self, key: &str) -> hlspipe::Result<Option<ObjectInfo>> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.head(key)
-    }
-
-    fn delete(&self, key: &str) -> hlspipe::Result<()> {
-        self.deletes.fetch_add(1, Ordering::SeqCst);
-        self.inner.delete(key)
-    }
-
-    fn list(&self, prefix: &str) -> hlspipe::Result<Vec<ObjectInfo>> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.list(prefix)
-    }
 }

@@ -16,6 +16,7 @@ pub mod buckets;
 pub mod edge;
 pub mod proxy;
 pub mod s3;
+pub mod store;
 
 use std::collections::HashMap;
 use std::fs;

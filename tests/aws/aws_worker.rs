@@ -6,18 +6,15 @@
 //! one CloudFront invalidation, of the master.
 
 use crate::support::s3::{bucket_name, S3Server};
+use crate::support::{assert_decodes, fixture, repo_root, stderr, stdout};
 use hlspipe::pipeline::event::{parse_message_body, RecordKind};
 use hlspipe::store::{S3Store, Store};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn media() -> Vec<u8> {
-    std::fs::read(repo().join("fixtures/media/h264_aac_faststart.mp4")).unwrap()
+    std::fs::read(fixture("h264_aac_faststart.mp4")).unwrap()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -144,13 +141,7 @@ fn put(store: &S3Store, key: &str, bytes: Vec<u8>) {
 }
 
 fn hlspipe(endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hlspipe"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("HLSPIPE_") || k.starts_with("AWS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.envs(S3Server::child_env(endpoint));
+    let mut cmd = S3Server::hlspipe_for(endpoint);
     cmd.envs(env.iter().copied()).args(args);
     cmd
 }
@@ -172,17 +163,7 @@ fn assert_title_decodes(store: &S3Store, title_prefix: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, store.get(&o.key).unwrap().unwrap()).unwrap();
     }
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(dir.path().join("master.m3u8"))
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg is needed for these tests");
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_decodes(&dir.path().join("master.m3u8"));
 }
 
 struct Pipeline {
@@ -316,7 +297,7 @@ fn worker_consumes_s3_notifications_and_stops_on_sigterm() {
 /// CloudFront in moto: a distribution to invalidate, and what was asked of it. Through
 /// the moto virtualenv's boto3 (the distribution config is long to build by hand).
 fn cloudfront(endpoint: &str, script: &str, arg: &str) -> String {
-    let python = repo().join(".test-deps/s3-venv/bin/python");
+    let python = repo_root().join(".test-deps/s3-venv/bin/python");
     let prelude = format!(
         "import boto3, json, sys\n\
          cf = boto3.client('cloudfront', endpoint_url='{endpoint}', region_name='us-east-1', \
@@ -347,11 +328,7 @@ const LIST_INVALIDATIONS: &str = "items = cf.list_invalidations(DistributionId=s
     print(json.dumps([{'paths': b['Paths'].get('Items', []), 'ref': b['CallerReference']} for b in batches]))";
 
 fn output(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    format!("{}{}", stdout(o), stderr(o))
 }
 
 #[test]

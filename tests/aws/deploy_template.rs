@@ -1,18 +1,15 @@
 //! `deploy/template.yaml` passes cfn-lint, and wires what the worker relies on. Never
 //! skipped: without cfn-lint (`bash scripts/install-aws-test-deps.sh`) these tests fail.
 
+use crate::support::repo_root;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn venv_tool(name: &str, env_var: &str) -> PathBuf {
     let path = std::env::var_os(env_var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".test-deps/aws-venv/bin").join(name));
+        .unwrap_or_else(|| repo_root().join(".test-deps/aws-venv/bin").join(name));
     assert!(
         path.is_file(),
         "{} is missing: run `bash scripts/install-aws-test-deps.sh` (or set {env_var})",
@@ -24,7 +21,7 @@ fn venv_tool(name: &str, env_var: &str) -> PathBuf {
 #[test]
 fn cfn_lint_passes_the_template() {
     let out = Command::new(venv_tool("cfn-lint", "HLSPIPE_CFN_LINT"))
-        .arg(repo().join("deploy/template.yaml"))
+        .arg(repo_root().join("deploy/template.yaml"))
         .output()
         .expect("cfn-lint runs");
     assert!(
@@ -44,7 +41,7 @@ fn template() -> Value {
                   print(json.dumps(t))";
     let out = Command::new(venv_tool("python", "HLSPIPE_CFN_PYTHON"))
         .args(["-c", script])
-        .arg(repo().join("deploy/template.yaml"))
+        .arg(repo_root().join("deploy/template.yaml"))
         .output()
         .expect("python runs");
     assert!(

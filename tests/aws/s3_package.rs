@@ -3,34 +3,23 @@
 
 use crate::support::proxy::{Fault, Proxy};
 use crate::support::s3::S3Server;
+use crate::support::{clip, repo_root};
 use hlspipe::media::object::{Body, Object};
 use hlspipe::media::source::{FileSource, Source};
 use hlspipe::store::{S3Store, Store};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 
 /// The H.264/AAC fixture, or (in a tree without fixtures) the same kind of file
 /// made with ffmpeg: 4 s, 25 fps, a keyframe every 2 s, AAC audio.
-fn input_mp4(dir: &Path) -> PathBuf {
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/media/h264_aac_faststart.mp4");
+fn input_mp4() -> PathBuf {
+    let fixture = repo_root().join("fixtures/media/h264_aac_faststart.mp4");
     if fixture.exists() {
         return fixture;
     }
-    let out = dir.join("in.mp4");
-    let status = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine"])
-        .args(["-t", "4", "-c:v", "libx264", "-g", "50", "-c:a", "aac"])
-        .args(["-movflags", "+faststart"])
-        .arg(&out)
-        .status()
-        .expect("ffmpeg is needed to make the test input (apt-get install ffmpeg)");
-    assert!(status.success(), "ffmpeg failed");
-    out
+    clip().to_path_buf()
 }
 
 fn upload(store: &S3Store, key: &str, path: &Path) {
@@ -47,11 +36,8 @@ fn upload(store: &S3Store, key: &str, path: &Path) {
 }
 
 fn hlspipe(endpoint: &str, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hlspipe"));
-    cmd.args(args).env_remove("HLSPIPE_STORE");
-    for (k, v) in S3Server::child_env(endpoint) {
-        cmd.env(k, v);
-    }
+    let mut cmd = S3Server::hlspipe_for(endpoint);
+    cmd.args(args);
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
@@ -108,7 +94,7 @@ fn assert_complete_title(store: &dyn Store, prefix: &str) -> usize {
 fn package_s3_to_s3() {
     let server = S3Server::shared();
     let tmp = tempfile::tempdir().unwrap();
-    let input = input_mp4(tmp.path());
+    let input = input_mp4();
     let store = server.bucket("t-package");
     upload(&store, "uploads/x.mp4", &input);
     let etag = store.head("uploads/x.mp4").unwrap().unwrap().etag;
@@ -201,8 +187,7 @@ fn missing_input_is_a_clean_error() {
 #[test]
 fn faults_within_the_retry_budget_still_publish_a_complete_title() {
     let server = S3Server::shared();
-    let tmp = tempfile::tempdir().unwrap();
-    let input = input_mp4(tmp.path());
+    let input = input_mp4();
     let store = server.bucket("t-faults-heal");
     upload(&store, "uploads/x.mp4", &input);
 
@@ -250,8 +235,7 @@ fn faults_within_the_retry_budget_still_publish_a_complete_title() {
 #[test]
 fn faults_past_the_retry_budget_fail_cleanly_without_a_master() {
     let server = S3Server::shared();
-    let tmp = tempfile::tempdir().unwrap();
-    let input = input_mp4(tmp.path());
+    let input = input_mp4();
     let store = server.bucket("t-faults-fail");
     upload(&store, "uploads/x.mp4", &input);
 

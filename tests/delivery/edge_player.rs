@@ -10,7 +10,7 @@
 //! as potentially trustworthy.
 
 use crate::support::edge::{cookie_pairs, cookies_for, now, Server, TOKEN};
-use crate::support::{play_in_browser_with, repo_root, PlayerReport};
+use crate::support::{artifact, free_port, play_in_browser_with, PlayerReport};
 
 fn api_cookies(server: &Server, title: &str) -> Vec<String> {
     let r = server.get(
@@ -31,9 +31,7 @@ fn play(url: &str, cookies: &[String], extra: &[&str]) -> PlayerReport {
 }
 
 fn screenshot(name: &str) -> String {
-    let dir = repo_root().join("target/test-artifacts");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name).to_string_lossy().into_owned()
+    artifact(name).to_string_lossy().into_owned()
 }
 
 fn assert_denied(report: &PlayerReport, what: &str) {
@@ -135,14 +133,6 @@ fn fails_with_403_with_expired_cookies() {
         &[],
     );
     assert_denied(&report, "expired cookies");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

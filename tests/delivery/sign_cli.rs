@@ -1,18 +1,12 @@
 //! `hlspipe sign-cookies`, `sign-url` and `verify` as a script would use them: output formats,
 //! exit codes (0 allow / 1 deny or failure / 2 usage), and keys never echoed.
 
+use crate::support::{self, key_file};
 use serde_json::Value;
-use std::process::{Command, Output};
-
-fn key(name: &str) -> String {
-    format!("{}/fixtures/keys/{name}", env!("CARGO_MANIFEST_DIR"))
-}
+use std::process::Output;
 
 fn hlspipe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hlspipe"))
-        .args(args)
-        .output()
-        .expect("run hlspipe")
+    support::hlspipe().args(args).output().expect("run hlspipe")
 }
 
 fn stdout(output: &Output) -> String {
@@ -43,7 +37,7 @@ fn sign_cookies_json_has_the_cookie_names_and_expires() {
         "--key-pair-id",
         "K2CLI",
         "--private-key",
-        &key("ec-p256.pkcs8.pem"),
+        &key_file("ec-p256.pkcs8.pem"),
         "--expires-at",
         "1900000000",
         "--hash",
@@ -87,7 +81,7 @@ fn sign_cookies_then_verify_allows_the_title_and_denies_the_sibling() {
         "--key-pair-id",
         "K2CLI",
         "--private-key",
-        &key("rsa2048.pkcs1.pem"),
+        &key_file("rsa2048.pkcs1.pem"),
         "--expires-in",
         "3600",
         "--ip",
@@ -109,7 +103,7 @@ fn sign_cookies_then_verify_allows_the_title_and_denies_the_sibling() {
         );
     }
     let cookie = cookie_header_from_set_cookie(&out);
-    let public = format!("K2CLI={}", key("rsa2048.pub.pem"));
+    let public = format!("K2CLI={}", key_file("rsa2048.pub.pem"));
     let verify = |url: &str, ip: &str| {
         hlspipe(&[
             "verify",
@@ -165,7 +159,7 @@ fn sign_url_then_verify_with_rotated_keys_and_a_clock() {
         "--key-pair-id",
         "K2NEW",
         "--private-key",
-        &key("rsa2048-second.pkcs1.pem"),
+        &key_file("rsa2048-second.pkcs1.pem"),
         "--expires-at",
         "1900000000",
     ]);
@@ -180,8 +174,8 @@ fn sign_url_then_verify_with_rotated_keys_and_a_clock() {
         "{signed}"
     );
     let keys = [
-        format!("K2OLD={}", key("rsa2048.pub.pem")),
-        format!("K2NEW={}", key("rsa2048-second.pub.pem")),
+        format!("K2OLD={}", key_file("rsa2048.pub.pem")),
+        format!("K2NEW={}", key_file("rsa2048-second.pub.pem")),
     ];
     let verify = |now: &str| {
         hlspipe(&[
@@ -210,7 +204,7 @@ fn sign_url_then_verify_with_rotated_keys_and_a_clock() {
         "--key-pair-id",
         "K2NEW",
         "--private-key",
-        &key("rsa2048-second.pkcs1.pem"),
+        &key_file("rsa2048-second.pkcs1.pem"),
         "--expires-in",
         "60",
         "--policy-prefix",
@@ -221,7 +215,7 @@ fn sign_url_then_verify_with_rotated_keys_and_a_clock() {
 
 #[test]
 fn key_problems_are_one_clear_error_and_never_echo_the_key() {
-    let pem = std::fs::read_to_string(key("rsa2048.pkcs1.pem")).unwrap();
+    let pem = std::fs::read_to_string(key_file("rsa2048.pkcs1.pem")).unwrap();
     let secret_line = pem.lines().nth(3).unwrap().to_owned();
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("broken.pem");
@@ -231,7 +225,7 @@ fn key_problems_are_one_clear_error_and_never_echo_the_key() {
     for private_key in [
         broken.to_str().unwrap(),
         "/nonexistent/key.pem",
-        &key("rsa2048.pub.pem"),
+        &key_file("rsa2048.pub.pem"),
     ] {
         let out = hlspipe(&[
             "sign-cookies",
@@ -269,7 +263,7 @@ fn bad_prefixes_fail_and_usage_errors_exit_2() {
             "--key-pair-id",
             "K2CLI",
             "--private-key",
-            &key("rsa2048.pkcs1.pem"),
+            &key_file("rsa2048.pkcs1.pem"),
             "--expires-in",
             "60",
         ]);
@@ -282,7 +276,7 @@ fn bad_prefixes_fail_and_usage_errors_exit_2() {
         "--key-pair-id",
         "K2CLI",
         "--private-key",
-        &key("rsa2048.pkcs1.pem"),
+        &key_file("rsa2048.pkcs1.pem"),
         "--expires-in",
         "60",
         "--expires-at",
@@ -294,7 +288,7 @@ fn bad_prefixes_fail_and_usage_errors_exit_2() {
         "--key-pair-id",
         "K2CLI",
         "--private-key",
-        &key("rsa2048.pkcs1.pem"),
+        &key_file("rsa2048.pkcs1.pem"),
     ]);
     assert_eq!(neither.status.code(), Some(2));
 }

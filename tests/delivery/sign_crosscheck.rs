@@ -3,28 +3,20 @@
 //! through the real `hlspipe` binary. The reference signers are installed on first use by
 //! tests/sign/install.sh (idempotent), so these tests never skip.
 
+use crate::support::{self, key_file, repo_root};
 use hlspipe::delivery::sign::{decode_cloudfront_base64, PublicKey, PublicKeySet, Verifier};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Once;
 
 const KEY_PAIR_ID: &str = "K2CROSSCHECK";
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn key(name: &str) -> PathBuf {
-    root().join("fixtures/keys").join(name)
-}
-
 fn install_reference_signers() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         let status = Command::new("sh")
-            .arg(root().join("tests/sign/install.sh"))
+            .arg(repo_root().join("tests/sign/install.sh"))
             .status()
             .expect("run tests/sign/install.sh");
         assert!(status.success(), "tests/sign/install.sh failed: {status}");
@@ -49,20 +41,22 @@ fn run(command: &mut Command) -> String {
 
 fn botocore(args: &[&str]) -> String {
     install_reference_signers();
-    run(Command::new(root().join("tests/sign/.venv/bin/python3"))
-        .arg(root().join("tests/sign/botocore_sign.py"))
-        .args(args))
+    run(
+        Command::new(repo_root().join("tests/sign/.venv/bin/python3"))
+            .arg(repo_root().join("tests/sign/botocore_sign.py"))
+            .args(args),
+    )
 }
 
 fn awssdk(args: &[&str]) -> String {
     install_reference_signers();
     run(Command::new("node")
-        .arg(root().join("tests/sign/awssdk_sign.mjs"))
+        .arg(repo_root().join("tests/sign/awssdk_sign.mjs"))
         .args(args))
 }
 
 fn hlspipe(args: &[&str]) -> String {
-    run(Command::new(env!("CARGO_BIN_EXE_hlspipe")).args(args))
+    run(support::hlspipe().args(args))
 }
 
 /// Query parameters of a signed URL, by name.
@@ -102,9 +96,9 @@ fn pretty(policy: &str) -> String {
 #[test]
 fn rsa_cookies_are_byte_identical_to_botocore_and_aws_sdk() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for key_file in ["rsa2048.pkcs1.pem", "rsa2048.pkcs8.pem"] {
-        let key_path = key(key_file);
-        let key_path = key_path.to_str().expect("UTF-8 path");
+    for key_name in ["rsa2048.pkcs1.pem", "rsa2048.pkcs8.pem"] {
+        let key_path = key_file(key_name);
+        let key_path = key_path.as_str();
         for hash in ["sha1", "sha256"] {
             for (i, policy) in POLICIES.iter().enumerate() {
                 let compact = dir.path().join(format!("compact{i}.json"));
@@ -112,7 +106,7 @@ fn rsa_cookies_are_byte_identical_to_botocore_and_aws_sdk() {
                 let spaced = dir.path().join(format!("pretty{i}.json"));
                 std::fs::write(&spaced, pretty(policy)).expect("write policy");
                 let (compact, spaced) = (compact.to_str().unwrap(), spaced.to_str().unwrap());
-                let context = format!("{key_file} {hash} policy {i}");
+                let context = format!("{key_name} {hash} policy {i}");
 
                 let ours: Value = serde_json::from_str(&hlspipe(&[
                     "sign-cookies",
@@ -181,8 +175,8 @@ fn rsa_cookies_are_byte_identical_to_botocore_and_aws_sdk() {
 
 #[test]
 fn built_policies_equal_botocores_build_policy() {
-    let key_path = key("rsa2048.pkcs1.pem");
-    let key_path = key_path.to_str().unwrap();
+    let key_path = key_file("rsa2048.pkcs1.pem");
+    let key_path = key_path.as_str();
     let cases: [(&[&str], [&str; 4]); 3] = [
         (
             &[],
@@ -241,8 +235,8 @@ fn built_policies_equal_botocores_build_policy() {
 
 #[test]
 fn canned_signed_urls_equal_botocores_and_the_sdks_signature() {
-    let key_path = key("rsa2048.pkcs8.pem");
-    let key_path = key_path.to_str().unwrap();
+    let key_path = key_file("rsa2048.pkcs8.pem");
+    let key_path = key_path.as_str();
     for url in [
         "https://cdn.example.com/hls/shows/ep1/master.m3u8",
         "https://cdn.example.com/hls/a.m3u8?v=2&lang=en",
@@ -291,12 +285,13 @@ fn ecdsa_signatures_from_botocore_and_the_sdk_verify_and_policies_match() {
     // compared as bytes: the policy bytes must match and each side must accept the other's
     // signatures. Several rounds so that high-S signatures come up too.
     let dir = tempfile::tempdir().expect("tempdir");
-    let key_path = key("ec-p256.pkcs8.pem");
-    let key_path = key_path.to_str().unwrap();
+    let key_path = key_file("ec-p256.pkcs8.pem");
+    let key_path = key_path.as_str();
     let mut keys = PublicKeySet::new();
     keys.insert(
         KEY_PAIR_ID,
-        PublicKey::from_pem(&std::fs::read_to_string(key("ec-p256.pub.pem")).unwrap()).unwrap(),
+        PublicKey::from_pem(&std::fs::read_to_string(key_file("ec-p256.pub.pem")).unwrap())
+            .unwrap(),
     )
     .unwrap();
     let verifier = Verifier::new(keys);
@@ -380,8 +375,8 @@ fn a_title_with_spaces_symbols_and_emoji_signs_and_verifies_like_cloudfront() {
         !resource[..resource.len() - 1].contains(['*', '?', ' ']),
         "{resource}"
     );
-    let key_path = key("rsa2048.pkcs1.pem");
-    let key_path = key_path.to_str().unwrap();
+    let key_path = key_file("rsa2048.pkcs1.pem");
+    let key_path = key_path.as_str();
 
     let ours: Value = serde_json::from_str(&hlspipe(&[
         "sign-cookies",
@@ -432,7 +427,8 @@ fn a_title_with_spaces_symbols_and_emoji_signs_and_verifies_like_cloudfront() {
     let mut keys = PublicKeySet::new();
     keys.insert(
         KEY_PAIR_ID,
-        PublicKey::from_pem(&std::fs::read_to_string(key("rsa2048.pub.pem")).unwrap()).unwrap(),
+        PublicKey::from_pem(&std::fs::read_to_string(key_file("rsa2048.pub.pem")).unwrap())
+            .unwrap(),
     )
     .unwrap();
     let verifier = Verifier::new(keys);

@@ -1,13 +1,10 @@
 //! `openssl dgst -sha1|-sha256 -verify` accepts our signatures (RSA PKCS#1 v1.5 and DER ECDSA),
 //! the check AWS's own "create a signature with OpenSSL" recipe relies on.
 
+use crate::support::key_file;
 use hlspipe::delivery::sign::{HashAlgorithm, PrivateKey, Signer};
 use std::path::Path;
 use std::process::Command;
-
-fn fixture(name: &str) -> String {
-    format!("{}/fixtures/keys/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 fn openssl_verifies(public_pem: &str, hash: &str, message: &Path, signature: &Path) -> bool {
     let output = Command::new("openssl")
@@ -38,8 +35,8 @@ fn openssl_dgst_verify_accepts_our_signatures() {
         ("ec-p256.pkcs8.pem", "ec-p256.pub.pem"),
     ];
     for (private_file, public_file) in cases {
-        let key =
-            PrivateKey::from_pem(&std::fs::read_to_string(fixture(private_file)).unwrap()).unwrap();
+        let key = PrivateKey::from_pem(&std::fs::read_to_string(key_file(private_file)).unwrap())
+            .unwrap();
         for (hash, name) in [
             (HashAlgorithm::Sha1, "sha1"),
             (HashAlgorithm::Sha256, "sha256"),
@@ -48,13 +45,13 @@ fn openssl_dgst_verify_accepts_our_signatures() {
             let signature_file = dir.path().join(format!("{private_file}.{name}.sig"));
             std::fs::write(&signature_file, &signature).unwrap();
             assert!(
-                openssl_verifies(&fixture(public_file), name, &message, &signature_file),
+                openssl_verifies(&key_file(public_file), name, &message, &signature_file),
                 "{private_file} {name}"
             );
             // And openssl is not simply saying yes: the other hash must fail.
             let other = if name == "sha1" { "sha256" } else { "sha1" };
             assert!(
-                !openssl_verifies(&fixture(public_file), other, &message, &signature_file),
+                !openssl_verifies(&key_file(public_file), other, &message, &signature_file),
                 "{private_file} {other}"
             );
         }
@@ -65,8 +62,9 @@ fn openssl_dgst_verify_accepts_our_signatures() {
 fn openssl_accepts_the_signature_inside_our_cookies() {
     // The signature as it travels: CloudFront base64 in CloudFront-Signature, decoded back.
     let dir = tempfile::tempdir().expect("tempdir");
-    let key = PrivateKey::from_pem(&std::fs::read_to_string(fixture("rsa2048.pkcs1.pem")).unwrap())
-        .unwrap();
+    let key =
+        PrivateKey::from_pem(&std::fs::read_to_string(key_file("rsa2048.pkcs1.pem")).unwrap())
+            .unwrap();
     let signer = Signer::new(
         hlspipe::delivery::sign::KeySet::new("K2OPENSSL", key).unwrap(),
         HashAlgorithm::Sha1,
@@ -93,7 +91,7 @@ fn openssl_accepts_the_signature_inside_our_cookies() {
     )
     .unwrap();
     assert!(openssl_verifies(
-        &fixture("rsa2048.pub.pem"),
+        &key_file("rsa2048.pub.pem"),
         "sha1",
         &message,
         &signature

@@ -1,6 +1,7 @@
 //! The verifier answers as CloudFront would: cookies and signed URLs made by our signer are
 //! allowed exactly where their policy says, and denied with the right reason everywhere else.
 
+use crate::support::key_file;
 use hlspipe::delivery::sign::{
     decode_cloudfront_base64, encode_cloudfront_base64, CookieAttributes, Decision, DenyReason,
     HashAlgorithm, IpRange, KeySet, Policy, PrivateKey, PublicKey, PublicKeySet, SameSite,
@@ -13,11 +14,7 @@ const NOW: u64 = 1_850_000_000;
 const EP1: &str = "https://cdn.example.com/hls/shows/ep1/";
 
 fn pem(name: &str) -> String {
-    std::fs::read_to_string(format!(
-        "{}/fixtures/keys/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .expect("fixture key")
+    std::fs::read_to_string(key_file(name)).expect("fixture key")
 }
 
 fn private(name: &str) -> PrivateKey {

@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{fixture, hlspipe, repo_root};
+use support::{artifact, fixture, hlspipe, repo_root};
 
 /// The running `hlspipe dev`, killed on drop.
 struct Dev {
@@ -101,13 +101,11 @@ fn wait_playable(dev: &Dev, title: &str) {
 
 /// Opens the player page asking it to play `title`; asserts the video passed 3 s.
 fn watch(dev: &Dev, title: &str) {
-    let artifacts = repo_root().join("target/test-artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
     let file_name: String = title
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
-    let shot = artifacts.join(format!("dev-page-{file_name}.png"));
+    let shot = artifact(&format!("dev-page-{file_name}.png"));
     // A query value: everything but unreserved characters encoded (`+` would read as a space).
     let query = percent::encode(title, |b| {
         b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')

@@ -1,8 +1,8 @@
 //! A real player: hls.js in headless Chromium plays what `hlspipe package` wrote,
 //! served by a plain local HTTP server on 127.0.0.1. (Debian's Chromium has no
-//! HEVC decoder, so the HEVC title is checked by ffmpeg in tests/package.rs only.)
+//! HEVC decoder, so the HEVC title is checked by ffmpeg in tests/media/package.rs only.)
 
-use crate::support::{fixture, hlspipe, play_in_browser_with, repo_root, serve_dir};
+use crate::support::{artifact, fixture, hlspipe, play_in_browser_with, serve_dir};
 
 fn package_and_play(inputs: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
@@ -20,9 +20,10 @@ fn package_and_play(inputs: &[&str]) {
     );
 
     let server = serve_dir(&out);
-    let artifacts = repo_root().join("target/test-artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let shot = artifacts.join(format!("player-{}.png", inputs[0].trim_end_matches(".mp4")));
+    let shot = artifact(&format!(
+        "player-{}.png",
+        inputs[0].trim_end_matches(".mp4")
+    ));
     let report = play_in_browser_with(
         &server.url("master.m3u8"),
         &["--seconds", "3", "--screenshot", shot.to_str().unwrap()],

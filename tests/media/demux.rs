@@ -1,20 +1,14 @@
 //! The demuxer on real files: what it reads must match what the fixtures hold, and
 //! no mutation of a valid file can make it (or the writers after it) panic.
 
+use crate::support::{fixture, repo_root};
 use hlspipe::media::hls::codecs::codecs_string;
 use hlspipe::media::model::{Codec, Movie, TrackKind};
 use hlspipe::media::mp4::{demux, Limits};
 use hlspipe::media::package::{package, Input, Settings};
 use hlspipe::media::plan;
 use hlspipe::media::source::{FileSource, MemorySource, Source};
-use std::path::PathBuf;
 use std::sync::Arc;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/media")
-        .join(name)
-}
 
 fn open(name: &str) -> Movie {
     let src = FileSource::open(&fixture(name)).unwrap();
@@ -210,8 +204,7 @@ fn mutated_files_never_panic() {
 
 #[test]
 fn release_profile_keeps_overflow_checks() {
-    let manifest =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let manifest = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
     let release = manifest
         .split("[profile.release]")
         .nth(1)

@@ -2,6 +2,7 @@
 //! segments and init segments first, then media playlists, then the master flip;
 //! a failed write stops the flip.
 
+use crate::support::fixture;
 use crate::support::store::FakeStore;
 use hlspipe::media::package::{package, Input, Settings};
 use hlspipe::media::source::{FileSource, Source};
@@ -10,8 +11,7 @@ use hlspipe::store::DirStore;
 use std::sync::Arc;
 
 fn title() -> (hlspipe::media::package::PackagedTitle, Vec<Arc<dyn Source>>) {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/media/two_audio_langs.mp4");
+    let path = fixture("two_audio_langs.mp4");
     let source: Arc<dyn Source> = Arc::new(FileSource::open(&path).unwrap());
     let title = package(
         &[Input {

@@ -2,7 +2,8 @@
 //! aws_lambda_events' types, parses to the expected records, and drives
 //! `hlspipe process-event` against a bucket folder holding a real MP4 at the decoded key.
 
-use crate::support::buckets::*;
+use crate::support::buckets::{process_event, Buckets, BUCKET};
+use crate::support::{assert_decodes, clip, event_fixture, small_clip, stderr, stdout};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -31,7 +32,7 @@ fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(tex
 #[test]
 fn fixtures_round_trip_through_aws_lambda_events_types() {
     for name in FIXTURES {
-        let text = fixture(name);
+        let text = event_fixture(name);
         match name {
             n if n.starts_with("sqs") => {
                 round_trip::<SqsEvent>(&text);
@@ -79,7 +80,7 @@ fn created(job: Job, message_id: Option<&str>) -> Record {
 #[test]
 fn fixtures_parse_to_decoded_records() {
     let parse = |name: &str| -> Vec<Record> {
-        parse_event(fixture(name).as_bytes())
+        parse_event(event_fixture(name).as_bytes())
             .unwrap()
             .into_iter()
             .map(Result::unwrap)
@@ -166,7 +167,7 @@ fn fixtures_parse_to_decoded_records() {
 
 #[test]
 fn a_single_sqs_message_body_is_an_event_too() {
-    let event: SqsEvent = serde_json::from_str(&fixture("sqs-batch.json")).unwrap();
+    let event: SqsEvent = serde_json::from_str(&event_fixture("sqs-batch.json")).unwrap();
     let body = event.records[1].body.clone().unwrap();
     // The body alone (what a queue consumer receives) …
     let records = parse_event(body.as_bytes()).unwrap();
@@ -187,7 +188,7 @@ fn a_single_sqs_message_body_is_an_event_too() {
 /// files' real ones (the fixtures carry made-up ETags; a mismatch would be "stale"), runs
 /// `process-event` and returns its output.
 fn run_fixture(buckets: &Buckets, name: &str, files: &[(&str, &Path)]) -> std::process::Output {
-    let mut text = fixture(name);
+    let mut text = event_fixture(name);
     let records = parse_event(text.as_bytes()).unwrap();
     for (key, media) in files {
         let etag = buckets.put_file(key, media);
@@ -282,7 +283,7 @@ fn eventbridge_created_then_deleted() {
     assert_published(&b, "hls/eb/Über clip.hls/");
 
     std::fs::remove_file(b.bucket().join(key)).unwrap();
-    let out = process_event(&b, &fixture("eventbridge-deleted.json"), &[], &[]);
+    let out = process_event(&b, &event_fixture("eventbridge-deleted.json"), &[], &[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(
         stdout(&out).contains("removed: eb/Über clip"),
@@ -300,7 +301,7 @@ fn s3_removed_fixture_removes_the_outputs() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     // A neighbour whose name starts the same must survive.
     let etag2 = b.put_file("uploads/shows/Happy Faceé 2.mp4", small_clip());
-    let event2 = fixture("s3-put.json")
+    let event2 = event_fixture("s3-put.json")
         .replace("Happy+Face%C3%A9.mp4", "Happy+Face%C3%A9+2.mp4")
         .replace("9b2cf535f27731c974343645a3985328", &etag2);
     let out = process_event(&b, &event2, &[], &[]);
@@ -308,13 +309,13 @@ fn s3_removed_fixture_removes_the_outputs() {
     assert!(b.exists("hls/shows/Happy Faceé 2.hls/master.m3u8"));
 
     // While the source still exists the removal is stale: nothing is deleted.
-    let out = process_event(&b, &fixture("s3-removed.json"), &[], &[]);
+    let out = process_event(&b, &event_fixture("s3-removed.json"), &[], &[]);
     assert!(out.status.success());
     assert!(stdout(&out).contains("stale:"), "{}", stdout(&out));
     assert!(b.exists("hls/shows/Happy Faceé.hls/master.m3u8"));
 
     std::fs::remove_file(b.bucket().join(key)).unwrap();
-    let out = process_event(&b, &fixture("s3-removed.json"), &[], &[]);
+    let out = process_event(&b, &event_fixture("s3-removed.json"), &[], &[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(
         stdout(&out).contains("removed: shows/Happy Faceé ("),
@@ -328,7 +329,7 @@ fn s3_removed_fixture_removes_the_outputs() {
 #[test]
 fn test_event_is_acknowledged() {
     let b = Buckets::new();
-    let out = process_event(&b, &fixture("s3-test-event.json"), &[], &[]);
+    let out = process_event(&b, &event_fixture("s3-test-event.json"), &[], &[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(
         stdout(&out).contains("ignored: s3:TestEvent"),

@@ -2,8 +2,9 @@
 //! keep the previous master, removal, re-publish with invalidation and garbage collection,
 //! title manifests, and the configuration the worker refuses.
 
-use crate::support::buckets::*;
+use crate::support::buckets::{process_event, Buckets, BUCKET};
 use crate::support::store::FakeStore;
+use crate::support::{assert_decodes, clip, event_fixture, small_clip, stderr, stdout};
 use hlspipe::media::package::version_for_etags;
 use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::event::{Job, Record, RecordKind};
@@ -30,7 +31,7 @@ fn record(kind: RecordKind, key: &str, etag: Option<&str>) -> Record {
 }
 
 fn put_event(key_encoded: &str, etag: &str) -> String {
-    fixture("s3-put.json")
+    event_fixture("s3-put.json")
         .replace("uploads/shows/Happy+Face%C3%A9.mp4", key_encoded)
         .replace("9b2cf535f27731c974343645a3985328", etag)
 }
@@ -120,7 +121,7 @@ fn corrupt_upload_fails_and_the_next_record_still_runs() {
     let b = Buckets::new();
     let bad = b.put_bytes("uploads/batch/first one.mp4", &noise());
     let good = b.put_file("uploads/batch/second—two.mp4", clip());
-    let event = fixture("sqs-batch.json")
+    let event = event_fixture("sqs-batch.json")
         .replace("1f3870be274f6c49b3e31a0c6728957f", &bad)
         .replace("2e4a6c8e0a2c4e6a8c0e2a4c6e8a0c2e", &good);
     let out = process_event(&b, &event, &[], &["--json"]);
@@ -503,7 +504,7 @@ fn unsupported_store_schemes_are_refused_clearly() {
     let b = Buckets::new();
     let out = process_event(
         &b,
-        &fixture("s3-test-event.json"),
+        &event_fixture("s3-test-event.json"),
         &[("HLSPIPE_STORE", "http://bucket")],
         &[],
     );
@@ -516,7 +517,7 @@ fn unsupported_store_schemes_are_refused_clearly() {
     // Event commands take buckets from the events: a bucket in the URL is refused by name.
     let out = process_event(
         &b,
-        &fixture("s3-test-event.json"),
+        &event_fixture("s3-test-event.json"),
         &[("HLSPIPE_STORE", "s3://bucket")],
         &[],
     );
@@ -534,7 +535,7 @@ fn unsupported_store_schemes_are_refused_clearly() {
 fn an_undecodable_key_fails_its_message_and_the_batch_goes_on() {
     let b = Buckets::new();
     let good = b.put_file("uploads/batch/second—two.mp4", clip());
-    let event = fixture("sqs-batch.json")
+    let event = event_fixture("sqs-batch.json")
         .replace("first+one.mp4", "first%C3one.mp4")
         .replace("2e4a6c8e0a2c4e6a8c0e2a4c6e8a0c2e", &good);
     let out = process_event(&b, &event, &[], &["--json"]);

@@ -1,72 +1,12 @@
-//! Helpers shared by the worker and event tests: real MP4s made with ffmpeg, a bucket
-//! folder, the `hlspipe` binary.
+//! Buckets as folders (`HLSPIPE_STORE=file://…`) for the worker and event tests, and
+//! `hlspipe process-event` run on them.
 
+use super::hlspipe_isolated;
 use hlspipe::store::{DirStore, Store};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::Output;
 
 pub const BUCKET: &str = "hlspipe-media";
-
-/// Generates (once per target dir) a small H.264/AAC MP4 and returns its path.
-fn media(name: &str, args: &[&str]) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hlspipe-worker-media");
-    let path = dir.join(name);
-    if path.exists() {
-        return path;
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    let tmp = dir.join(format!(".{name}.{}.mp4", std::process::id()));
-    let status = Command::new("ffmpeg")
-        .args(["-y", "-v", "error"])
-        .args(args)
-        .arg(&tmp)
-        .status()
-        .expect("ffmpeg is needed for these tests");
-    assert!(status.success(), "ffmpeg failed making {name}");
-    std::fs::rename(&tmp, &path).unwrap();
-    path
-}
-
-/// 4 s of `size` video at 25 fps (GOP 2 s) and AAC audio, made once as `name`.
-fn test_clip(name: &str, size: &str) -> PathBuf {
-    let video = format!("testsrc2=size={size}:rate=25");
-    media(
-        name,
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            &video,
-            "-f",
-            "lavfi",
-            "-i",
-            "sine",
-            "-t",
-            "4",
-            "-c:v",
-            "libx264",
-            "-g",
-            "50",
-            "-c:a",
-            "aac",
-            "-movflags",
-            "+faststart",
-        ],
-    )
-}
-
-/// 4 s of 320x180 video (GOP 2 s) and AAC audio: DESIGN's test clip.
-pub fn clip() -> &'static Path {
-    static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| test_clip("clip_320x180.mp4", "320x180"))
-}
-
-/// A different clip (another rendition of a ladder, or a re-upload with new bytes).
-pub fn small_clip() -> &'static Path {
-    static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| test_clip("clip_160x90.mp4", "160x90"))
-}
 
 /// A folder of buckets (`HLSPIPE_STORE=file://<root>`), with [`BUCKET`] in it.
 pub struct Buckets {
@@ -129,15 +69,8 @@ impl Buckets {
     }
 }
 
-pub fn fixture(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/events")
-        .join(name);
-    std::fs::read_to_string(path).unwrap()
-}
-
 /// Runs `hlspipe process-event EVENT [args]` on `event` (JSON text), with `env` as the only
-/// `HLSPIPE_*` variables besides `HLSPIPE_STORE`.
+/// `HLSPIPE_*` variables besides `HLSPIPE_STORE` (see [`hlspipe_isolated`]).
 pub fn process_event(
     buckets: &Buckets,
     event: &str,
@@ -152,38 +85,9 @@ pub fn process_event(
             .as_nanos()
     ));
     std::fs::write(&file, event).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hlspipe"));
+    let mut cmd = hlspipe_isolated();
     cmd.arg("process-event").arg(&file);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("HLSPIPE_") {
-            cmd.env_remove(k);
-        }
-    }
     cmd.env("HLSPIPE_STORE", buckets.url());
     cmd.envs(env.iter().copied()).args(args);
     cmd.output().unwrap()
-}
-
-pub fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-pub fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// `ffmpeg -v error -i master.m3u8 -f null -`: must succeed with nothing on stderr.
-pub fn assert_decodes(master: &Path) {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(master)
-        .args(["-f", "null", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "ffmpeg could not decode {}: {}",
-        master.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

@@ -25,7 +25,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -56,6 +56,30 @@ pub fn corrupt_fixture(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Text of an event fixture, `fixtures/events/<name>` (AWS's documented shapes).
+pub fn event_fixture(name: &str) -> String {
+    let path = repo_root().join("fixtures/events").join(name);
+    fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Path of a test key, `fixtures/keys/<name>`, as text for command lines and policies. Not
+/// checked: some tests name a key that is not there on purpose.
+pub fn key_file(name: &str) -> String {
+    repo_root()
+        .join("fixtures/keys")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `target/test-artifacts/<name>` of the repository (screenshots kept for a look after a
+/// failure), its folder made.
+pub fn artifact(name: &str) -> PathBuf {
+    let dir = repo_root().join("target/test-artifacts");
+    fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
 }
 
 /// What `fixtures/generate.sh` meant one media fixture to be (a row of `fixtures/media/expected.tsv`).
@@ -107,6 +131,71 @@ pub fn expected_corrupt() -> Vec<ExpectedCorrupt> {
         .collect()
 }
 
+/// Generates (once per target dir, shared by the test processes) a small H.264/AAC MP4 with
+/// ffmpeg `args` and returns its path.
+fn generated_media(name: &str, args: &[&str]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("generated-media");
+    let path = dir.join(name);
+    if path.exists() {
+        return path;
+    }
+    fs::create_dir_all(&dir).unwrap();
+    let tmp = dir.join(format!(".{name}.{}.mp4", std::process::id()));
+    let out = run_tool(
+        Command::new("ffmpeg")
+            .args(["-y", "-v", "error"])
+            .args(args)
+            .arg(&tmp),
+    );
+    assert!(
+        out.status.success(),
+        "ffmpeg failed making {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+/// 4 s of `size` video at 25 fps (GOP 2 s) and AAC audio, made once as `name`.
+fn test_clip(name: &str, size: &str) -> PathBuf {
+    let video = format!("testsrc2=size={size}:rate=25");
+    generated_media(
+        name,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            &video,
+            "-f",
+            "lavfi",
+            "-i",
+            "sine",
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-g",
+            "50",
+            "-c:a",
+            "aac",
+            "-movflags",
+            "+faststart",
+        ],
+    )
+}
+
+/// 4 s of 320x180 video (GOP 2 s) and AAC audio: DESIGN's test clip.
+pub fn clip() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| test_clip("clip_320x180.mp4", "320x180"))
+}
+
+/// A different clip (another rendition of a ladder, or a re-upload with new bytes).
+pub fn small_clip() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| test_clip("clip_160x90.mp4", "160x90"))
+}
+
 /// Data rows (header dropped) of a tab-separated file, each row's fields as strings.
 fn tsv_rows(path: &Path) -> Vec<Vec<String>> {
     let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -123,6 +212,27 @@ pub fn hlspipe() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hlspipe"));
     cmd.stdin(Stdio::null());
     cmd
+}
+
+/// [`hlspipe`] with none of the `HLSPIPE_*` and `AWS_*` variables of the environment the tests
+/// run in, so that only what the test sets configures it.
+pub fn hlspipe_isolated() -> Command {
+    let mut cmd = hlspipe();
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if text.starts_with("HLSPIPE_") || text.starts_with("AWS_") {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port on 127.0.0.1")
 }
 
 /// Runs an external tool to completion; panics with the install hint if it is not installed.
@@ -210,6 +320,32 @@ pub fn ffmpeg_decode_errors(path: &Path) -> String {
         path.display()
     );
     stderr
+}
+
+/// What a finished command printed on stdout, as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// What a finished command printed on stderr, as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `ffmpeg -v error -i master.m3u8 -f null -`: must succeed with nothing on stderr.
+pub fn assert_decodes(master: &Path) {
+    let out = run_tool(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-i"])
+            .arg(master)
+            .args(["-f", "null", "-"]),
+    );
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "ffmpeg could not decode {}: {}",
+        master.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The check every packaged output must pass (DESIGN.md, "Tests that count"): `output` (a master

@@ -5,19 +5,16 @@
 //! Credentials (`test`/`test`) go into the client's settings and the environment of
 //! the commands the tests start, never into this process's environment.
 
+use super::{free_port, hlspipe_isolated, repo_root};
 use hlspipe::store::{S3Client, S3Settings, S3Store};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 const INSTALL: &str = "bash scripts/install-s3-test-deps.sh";
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The `moto_server` executable, installing it on first use when it is missing.
 fn moto_server() -> PathBuf {
@@ -26,11 +23,11 @@ fn moto_server() -> PathBuf {
         if let Some(p) = std::env::var_os("HLSPIPE_MOTO_SERVER") {
             return PathBuf::from(p);
         }
-        let path = repo().join(".test-deps/s3-venv/bin/moto_server");
+        let path = repo_root().join(".test-deps/s3-venv/bin/moto_server");
         if !path.exists() {
             let status = Command::new("bash")
                 .arg("scripts/install-s3-test-deps.sh")
-                .current_dir(repo())
+                .current_dir(repo_root())
                 .stdin(Stdio::null())
                 .status();
             assert!(
@@ -54,13 +51,6 @@ impl Drop for S3Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port on 127.0.0.1")
 }
 
 /// Whether an HTTP server answers at `addr`.
@@ -164,6 +154,14 @@ impl S3Server {
             .create_bucket()
             .expect("cannot create the test bucket");
         store
+    }
+
+    /// The `hlspipe` binary reaching the server at `endpoint`, with nothing of this machine's
+    /// own `HLSPIPE_*` or `AWS_*` settings.
+    pub fn hlspipe_for(endpoint: &str) -> Command {
+        let mut cmd = hlspipe_isolated();
+        cmd.envs(S3Server::child_env(endpoint));
+        cmd
     }
 
     /// The environment a child process needs to reach this server (or `endpoint`).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the AWS deployment tests need beyond the Rust toolchain: cfn-lint, which
-# tests/deploy_template.rs runs on deploy/template.yaml, in a virtualenv under .test-deps/
+# tests/aws/deploy_template.rs runs on deploy/template.yaml, in a virtualenv under .test-deps/
 # so the machine's Python stays untouched. Idempotent: does nothing when the pinned version
 # is already there. Non-interactive.
 #

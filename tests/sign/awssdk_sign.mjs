@@ -1,4 +1,4 @@
-// Signs with @aws-sdk/cloudfront-signer, the reference for tests/sign_crosscheck.rs.
+// Signs with @aws-sdk/cloudfront-signer, the reference for tests/delivery/sign_crosscheck.rs.
 //
 //   awssdk_sign.mjs cookies    KEY.pem KEY_PAIR_ID POLICY_FILE HASH  -> JSON of the cookies
 //   awssdk_sign.mjs canned-url KEY.pem KEY_PAIR_ID URL EXPIRES HASH  -> canned-policy signed URL

@@ -1,4 +1,4 @@
-"""Signs with botocore's CloudFrontSigner, the reference for tests/sign_crosscheck.rs.
+"""Signs with botocore's CloudFrontSigner, the reference for tests/delivery/sign_crosscheck.rs.
 
   botocore_sign.py policy-url  KEY.pem KEY_PAIR_ID POLICY_FILE URL HASH   -> custom-policy signed URL
   botocore_sign.py canned-url  KEY.pem KEY_PAIR_ID URL EXPIRES HASH       -> canned-policy signed URL

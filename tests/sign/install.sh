@@ -2,7 +2,7 @@
 # Installs the reference CloudFront signers the cross-check tests compare against:
 # botocore + cryptography (PyPI) in tests/sign/.venv, @aws-sdk/cloudfront-signer (npm) in
 # tests/sign/node_modules. Idempotent: does nothing when both are already there.
-# tests/sign_crosscheck.rs runs it once per test process, so `cargo test` alone works.
+# tests/delivery/sign_crosscheck.rs runs it once per test process, so `cargo test` alone works.
 set -eu
 cd "$(dirname "$0")"
 

@@ -1,0 +1,449 @@
+//! The queue consumer and `reprocess` against real servers on 127.0.0.1 (moto: S3, SQS,
+//! S3 → SQS notifications, CloudFront): `hlspipe worker` runs as a child process, picks
+//! up the notification S3 itself sends, publishes through the S3 store; the title read
+//! back from S3 decodes with ffmpeg; a corrupt upload gets a `failed` manifest and the
+//! worker goes on; SIGTERM ends it with 0; a re-publish by `reprocess` creates exactly
+//! one CloudFront invalidation, of the master.
+
+use crate::support::s3::{bucket_name, S3Server};
+use crate::support::{assert_decodes, fixture, repo_root, stderr, stdout};
+use hlspipe::pipeline::event::{parse_message_body, RecordKind};
+use hlspipe::store::{S3Store, Store};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn media() -> Vec<u8> {
+    std::fs::read(fixture("h264_aac_faststart.mp4")).unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn sqs(endpoint: &str) -> aws_sdk_sqs::Client {
+    let creds = aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "test");
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .credentials_provider(creds)
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
+/// A queue and its ARN.
+async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()
+        .get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .cloned()
+        .unwrap();
+    (url, arn)
+}
+
+/// Messages still on the queue, visible or in flight.
+async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap_or_default();
+    [
+        A::ApproximateNumberOfMessages,
+        A::ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .map(|a| {
+        attrs
+            .get(a)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    })
+    .sum()
+}
+
+/// What S3 sends for uploads under `uploads/` of `bucket`: the bucket's notification
+/// configuration, as the deployment template sets it.
+fn notify_queue(server: &S3Server, bucket: &str, queue_arn: &str) {
+    use aws_sdk_s3::types::{
+        Event, FilterRule, FilterRuleName, NotificationConfiguration,
+        NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
+    };
+    let client = server.client();
+    let filter = NotificationConfigurationFilter::builder()
+        .key(
+            S3KeyFilter::builder()
+                .filter_rules(
+                    FilterRule::builder()
+                        .name(FilterRuleName::Prefix)
+                        .value("uploads/")
+                        .build(),
+                )
+                .build(),
+        )
+        .build();
+    let config = NotificationConfiguration::builder()
+        .queue_configurations(
+            QueueConfiguration::builder()
+                .queue_arn(queue_arn)
+                .events(Event::from("s3:ObjectCreated:*"))
+                .events(Event::from("s3:ObjectRemoved:*"))
+                .filter(filter)
+                .build()
+                .unwrap(),
+        )
+        .build();
+    runtime()
+        .block_on(
+            client
+                .sdk()
+                .put_bucket_notification_configuration()
+                .bucket(bucket)
+                .notification_configuration(config)
+                .send(),
+        )
+        .unwrap();
+}
+
+fn put(store: &S3Store, key: &str, bytes: Vec<u8>) {
+    let obj = hlspipe::media::object::Object {
+        key: key.to_string(),
+        content_type: "video/mp4",
+        cache_control: "no-cache",
+        body: hlspipe::media::object::Body::from_bytes(bytes),
+    };
+    store.put(key, &obj, &[]).unwrap();
+}
+
+fn hlspipe(endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = S3Server::hlspipe_for(endpoint);
+    cmd.envs(env.iter().copied()).args(args);
+    cmd
+}
+
+fn manifest_state(store: &S3Store, title_prefix: &str) -> Option<String> {
+    let bytes = store.get(&format!("{title_prefix}manifest.json")).ok()??;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v["state"].as_str().map(String::from)
+}
+
+/// Copies the title's objects out of the bucket and decodes its master with ffmpeg.
+fn assert_title_decodes(store: &S3Store, title_prefix: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = store.list(title_prefix).unwrap();
+    assert!(!objects.is_empty());
+    for o in &objects {
+        let rel = &o.key[title_prefix.len()..];
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, store.get(&o.key).unwrap().unwrap()).unwrap();
+    }
+    assert_decodes(&dir.path().join("master.m3u8"));
+}
+
+struct Pipeline {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Pipeline {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn wait_for(what: &str, worker: &Pipeline, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!(
+        "timed out waiting for {what}; worker log:\n{}",
+        worker.log()
+    );
+}
+
+#[test]
+fn worker_consumes_s3_notifications_and_stops_on_sigterm() {
+    let server = S3Server::shared();
+    let endpoint = server.endpoint();
+    let name = bucket_name("worker-notifications");
+    let store = server.bucket(&name);
+    let rt = runtime();
+    let sqs = rt.block_on(sqs(&endpoint));
+    let (queue_url, queue_arn) = rt.block_on(queue(&sqs, &format!("{name}-uploads")));
+    notify_queue(&server, &name, &queue_arn);
+
+    // The corrupt upload first: the worker must go on to the next message.
+    put(
+        &store,
+        "uploads/shows/broken clip.mp4",
+        b"not an mp4 at all".to_vec(),
+    );
+    let key = "uploads/shows/Épisode 1 — première.mp4";
+    put(&store, key, media());
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("worker.log");
+    let child = hlspipe(
+        &endpoint,
+        &[
+            "worker",
+            "--queue-url",
+            &queue_url,
+            "--wait-seconds",
+            "1",
+            "--visibility-seconds",
+            "30",
+            "--grace-seconds",
+            "5",
+        ],
+        &[],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&log).unwrap())
+    .spawn()
+    .unwrap();
+    let worker = Pipeline { child, log };
+
+    let good = "hls/shows/Épisode 1 — première.hls/";
+    let bad = "hls/shows/broken clip.hls/";
+    wait_for("both titles", &worker, Duration::from_secs(120), || {
+        manifest_state(&store, good).as_deref() == Some("complete")
+            && manifest_state(&store, bad).as_deref() == Some("failed")
+    });
+    assert_title_decodes(&store, good);
+    assert!(store.head(&format!("{bad}master.m3u8")).unwrap().is_none());
+    // Every message was deleted: the permanent failure too (no retry storm).
+    wait_for("an empty queue", &worker, Duration::from_secs(30), || {
+        rt.block_on(queue_depth(&sqs, &queue_url)) == 0
+    });
+    let log_text = worker.log();
+    let job_lines: Vec<serde_json::Value> = log_text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["target"] == "hlspipe::job")
+        .collect();
+    assert!(
+        job_lines
+            .iter()
+            .any(|v| v["outcome"] == "processed" && v["key"] == key && v["elapsed_ms"].is_u64()),
+        "{log_text}"
+    );
+    assert!(
+        job_lines
+            .iter()
+            .any(|v| v["outcome"] == "failed" && v["retryable"] == false),
+        "{log_text}"
+    );
+
+    // SIGTERM: exits 0, promptly.
+    let mut worker = worker;
+    let pid = i32::try_from(worker.child.id()).unwrap();
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = worker.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM:\n{}",
+            worker.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{}", worker.log());
+    assert!(worker.log().contains("worker stopped"), "{}", worker.log());
+}
+
+/// CloudFront in moto: a distribution to invalidate, and what was asked of it. Through
+/// the moto virtualenv's boto3 (the distribution config is long to build by hand).
+fn cloudfront(endpoint: &str, script: &str, arg: &str) -> String {
+    let python = repo_root().join(".test-deps/s3-venv/bin/python");
+    let prelude = format!(
+        "import boto3, json, sys\n\
+         cf = boto3.client('cloudfront', endpoint_url='{endpoint}', region_name='us-east-1', \
+         aws_access_key_id='test', aws_secret_access_key='test')\n"
+    );
+    let out = Command::new(python)
+        .args(["-c", &format!("{prelude}{script}"), arg])
+        .output()
+        .expect("the moto virtualenv's python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+const CREATE_DISTRIBUTION: &str = "d = cf.create_distribution(DistributionConfig={\
+    'CallerReference': sys.argv[1], 'Comment': '', 'Enabled': True,\
+    'Origins': {'Quantity': 1, 'Items': [{'Id': 'media', 'DomainName': 'media.s3.amazonaws.com',\
+      'S3OriginConfig': {'OriginAccessIdentity': ''}}]},\
+    'DefaultCacheBehavior': {'TargetOriginId': 'media', 'ViewerProtocolPolicy': 'https-only',\
+      'CachePolicyId': '658327ea-f89d-4fab-a63d-7e88639e58f6'}})\n\
+print(d['Distribution']['Id'])";
+
+const LIST_INVALIDATIONS: &str = "items = cf.list_invalidations(DistributionId=sys.argv[1])['InvalidationList'].get('Items', [])\n\
+    batches = [cf.get_invalidation(DistributionId=sys.argv[1], Id=s['Id'])['Invalidation']['InvalidationBatch'] for s in items]\n\
+    print(json.dumps([{'paths': b['Paths'].get('Items', []), 'ref': b['CallerReference']} for b in batches]))";
+
+fn output(o: &Output) -> String {
+    format!("{}{}", stdout(o), stderr(o))
+}
+
+#[test]
+fn reprocess_republishes_and_invalidates_only_the_master() {
+    let server = S3Server::shared();
+    let endpoint = server.endpoint();
+    let name = bucket_name("reprocess-invalidation");
+    let store = server.bucket(&name);
+    let key = "uploads/films/Café crème (2024).mp4";
+    put(&store, key, media());
+    put(&store, "uploads/films/notes.txt", b"not media".to_vec());
+    let distribution = cloudfront(&endpoint, CREATE_DISTRIBUTION, &name);
+    let prefix = format!("s3://{name}/uploads/films/");
+
+    let first = hlspipe(
+        &endpoint,
+        &["reprocess", "--prefix", &prefix, "--json"],
+        &[],
+    )
+    .output()
+    .unwrap();
+    assert!(first.status.success(), "{}", output(&first));
+    let report: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(report["records"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["records"][0]["outcome"], "processed");
+
+    // New settings: a new version; the master flips and is invalidated, once.
+    let env = [
+        ("HLSPIPE_SEGMENT_DURATION", "2"),
+        ("HLSPIPE_DISTRIBUTION_ID", distribution.as_str()),
+    ];
+    for _ in 0..2 {
+        let again = hlspipe(
+            &endpoint,
+            &["reprocess", "--prefix", &prefix, "--json"],
+            &env,
+        )
+        .output()
+        .unwrap();
+        assert!(again.status.success(), "{}", output(&again));
+    }
+    let invalidations: serde_json::Value =
+        serde_json::from_str(&cloudfront(&endpoint, LIST_INVALIDATIONS, &distribution)).unwrap();
+    assert_eq!(
+        invalidations.as_array().unwrap().len(),
+        1,
+        "the second run found the title complete: {invalidations}"
+    );
+    assert_eq!(
+        invalidations[0]["paths"],
+        serde_json::json!(["/hls/films/Caf%C3%A9%20cr%C3%A8me%20(2024).hls/master.m3u8"])
+    );
+    assert!(invalidations[0]["ref"]
+        .as_str()
+        .unwrap()
+        .starts_with("hlspipe-"));
+    assert_title_decodes(&store, "hls/films/Café crème (2024).hls/");
+}
+
+#[test]
+fn reprocess_enqueue_sends_the_events_s3_would() {
+    let server = S3Server::shared();
+    let endpoint = server.endpoint();
+    let name = bucket_name("reprocess-enqueue");
+    let store = server.bucket(&name);
+    let keys = ["uploads/a/one + two.mp4", "uploads/a/Ünïcode ✓.mov"];
+    for k in keys {
+        put(&store, k, media());
+    }
+    let rt = runtime();
+    let sqs = rt.block_on(sqs(&endpoint));
+    let (queue_url, _) = rt.block_on(queue(&sqs, &format!("{name}-q")));
+    let out = hlspipe(
+        &endpoint,
+        &[
+            "reprocess",
+            "--bucket",
+            &name,
+            "--prefix",
+            "uploads/",
+            "--enqueue",
+            "--queue-url",
+            &queue_url,
+        ],
+        &[],
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", output(&out));
+    let received = rt
+        .block_on(
+            sqs.receive_message()
+                .queue_url(&queue_url)
+                .max_number_of_messages(10)
+                .send(),
+        )
+        .unwrap();
+    let mut got: Vec<(String, Option<String>)> = received
+        .messages
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|m| parse_message_body(m.body().unwrap(), m.message_id()))
+        .map(|r| {
+            let r = r.unwrap();
+            assert_eq!(r.kind, RecordKind::Created);
+            (r.job.key, r.job.etag)
+        })
+        .collect();
+    got.sort();
+    let etag = store.head(keys[0]).unwrap().unwrap().etag;
+    assert_eq!(
+        got,
+        [
+            (keys[0].to_string(), Some(etag.clone())),
+            (keys[1].to_string(), Some(etag)),
+        ]
+    );
+}

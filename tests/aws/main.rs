@@ -1,0 +1,10 @@
+//! Against real AWS APIs served on 127.0.0.1 (moto): the S3 store's conformance, packaging
+//! S3 to S3 through a faulty proxy, the SQS worker and `reprocess`; and the deploy template.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod aws_worker;
+mod deploy_template;
+mod s3_package;
+mod store_conformance;

@@ -1,0 +1,14 @@
+//! Delivery: CloudFront signing (checked against openssl, botocore and the AWS SDK), the
+//! verifier, the signing commands, and `hlspipe serve` (playback API and edge) over HTTP, as
+//! routers and in a browser.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod edge_http;
+mod edge_player;
+mod edge_router;
+mod sign_cli;
+mod sign_crosscheck;
+mod sign_openssl;
+mod sign_verify;

@@ -1,0 +1,212 @@
+//! `hlspipe dev`, the embedded default, as a newcomer meets it: start it, open the
+//! player page, watch the bundled sample play through signed cookies, copy a new
+//! file into the uploads folder and watch that play too, without a restart.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use hlspipe::percent;
+use hlspipe::title::Title;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{artifact, fixture, hlspipe, repo_root};
+
+/// The running `hlspipe dev`, killed on drop.
+struct Dev {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data: &std::path::Path) -> Dev {
+    let mut child = hlspipe()
+        .args([
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--poll-seconds",
+            "0.3",
+            "--data",
+        ])
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start hlspipe dev");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[dev] {line}");
+            if let Some(rest) = line.strip_prefix("hlspipe dev: http://") {
+                let base = format!("http://{}", rest.split('/').next().unwrap_or(""));
+                let _ = tx.send(base);
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("hlspipe dev printed its URL");
+    Dev { child, base }
+}
+
+/// A plain HTTP/1.0 GET: status and body.
+fn get(base: &str, path: &str) -> (u16, String) {
+    let addr = base.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|b| b.1)
+        .unwrap_or("")
+        .to_string();
+    (status, body)
+}
+
+/// Waits until the page's title list says `title` is playable.
+fn wait_playable(dev: &Dev, title: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (_, body) = get(&dev.base, "/dev/titles");
+        let titles: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let ready = titles.as_array().is_some_and(|a| {
+            a.iter()
+                .any(|t| t["title"] == title && t["playable"] == true && t["state"] == "complete")
+        });
+        if ready {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{title} never became playable: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Opens the player page asking it to play `title`; asserts the video passed 3 s.
+fn watch(dev: &Dev, title: &str) {
+    let file_name: String = title
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let shot = artifact(&format!("dev-page-{file_name}.png"));
+    // A query value: everything but unreserved characters encoded (`+` would read as a space).
+    let query = percent::encode(title, |b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+    });
+    let out = Command::new("node")
+        .arg(repo_root().join("tests/player/page.mjs"))
+        .arg(format!("{}/?play={query}", dev.base))
+        .args(["--seconds", "3", "--screenshot"])
+        .arg(&shot)
+        .output()
+        .expect("node: run scripts/install-test-deps.sh");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "the page harness broke: {report} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(report.lines().last().unwrap_or("{}")).unwrap();
+    assert_eq!(
+        json["ok"], true,
+        "the dev page did not play {title}: {json}"
+    );
+    assert!(shot.is_file());
+}
+
+#[test]
+fn dev_plays_the_sample_and_a_new_upload_behind_signed_cookies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let dev = start(&data);
+
+    // The bundled sample is packaged at start and plays from the page.
+    wait_playable(&dev, "sample");
+    assert!(data.join("media/hls/sample.hls/master.m3u8").is_file());
+    assert!(data.join("dev-key.pem").is_file());
+    watch(&dev, "sample");
+
+    // The edge refuses the title to anyone without the cookies.
+    let (status, _) = get(&dev.base, "/hls/sample.hls/master.m3u8");
+    assert_eq!(status, 403);
+    let (status, page) = get(&dev.base, "/");
+    assert_eq!(status, 200);
+    assert!(page.contains("hls.min.js"));
+
+    // A file copied into the bucket while running becomes playable without a restart.
+    std::fs::copy(
+        fixture("bframes_editlist.mp4"),
+        data.join("media/uploads/later.mp4"),
+    )
+    .unwrap();
+    wait_playable(&dev, "later");
+    watch(&dev, "later");
+}
+
+/// DESIGN.md "Titles": any Unicode. An upload named as people name files (spaces, an en
+/// dash, `+ & ' # %`, accents, an emoji, an upper-case extension, NFD as macOS writes it)
+/// plays end to end: page → playback API → cookies → edge (a CloudFront-style check of the
+/// cookie's policy against the percent-encoded URL) → hls.js.
+#[test]
+fn dev_plays_an_upload_named_with_spaces_symbols_and_non_ascii_regression_playback_api_said_400() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let dev = start(&data);
+    wait_playable(&dev, "sample");
+
+    let folder = data.join("media/uploads/My Trip");
+    std::fs::create_dir_all(&folder).unwrap();
+    // "Cafe" + U+0301: the decomposed "é" of a macOS file name; the title is its NFC form.
+    let name = "Day 1 \u{2013} Beach + friends & 'fun' #1 100% Cafe\u{301} \u{1F3AC}";
+    std::fs::copy(
+        fixture("h264_aac_faststart.mp4"),
+        folder.join(format!("{name}.MP4")),
+    )
+    .unwrap();
+    let title = Title::new(&format!("My Trip/{name}")).unwrap();
+    assert_eq!(
+        title.as_str(),
+        "My Trip/Day 1 \u{2013} Beach + friends & 'fun' #1 100% Caf\u{e9} \u{1F3AC}"
+    );
+    wait_playable(&dev, title.as_str());
+    let bundle = data.join("media").join(title.folder("hls/"));
+    assert!(bundle.join("master.m3u8").is_file(), "{}", bundle.display());
+    // Without cookies the edge refuses the encoded URL, as CloudFront would.
+    let (status, _) = get(
+        &dev.base,
+        &format!("/{}master.m3u8", title.url_folder("hls/")),
+    );
+    assert_eq!(status, 403);
+    watch(&dev, title.as_str());
+}
+
+#[test]
+fn dev_refuses_to_listen_off_loopback_without_a_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = hlspipe()
+        .args(["dev", "--listen", "0.0.0.0:0", "--data"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--token"));
+}

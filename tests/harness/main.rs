@@ -1,0 +1,8 @@
+//! The test harness itself (fixtures, static server, hls.js in Chromium on ffmpeg's HLS),
+//! then hls.js playing what `hlspipe package` wrote.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod player;
+mod player_smoke;

@@ -1,0 +1,73 @@
+//! A real player: hls.js in headless Chromium plays what `hlspipe package` wrote,
+//! served by a plain local HTTP server on 127.0.0.1. (Debian's Chromium has no
+//! HEVC decoder, so the HEVC title is checked by ffmpeg in tests/media/package.rs only.)
+
+use crate::support::{artifact, fixture, hlspipe, play_in_browser_with, serve_dir};
+
+fn package_and_play(inputs: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("title");
+    let mut cmd = hlspipe();
+    cmd.arg("package");
+    for i in inputs {
+        cmd.arg(fixture(i));
+    }
+    let status = cmd.arg(&out).output().unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+
+    let server = serve_dir(&out);
+    let shot = artifact(&format!(
+        "player-{}.png",
+        inputs[0].trim_end_matches(".mp4")
+    ));
+    let report = play_in_browser_with(
+        &server.url("master.m3u8"),
+        &["--seconds", "3", "--screenshot", shot.to_str().unwrap()],
+    );
+    assert!(report.ok, "{inputs:?}: hls.js did not play: {report:?}");
+    assert!(report.current_time > 3.0, "{report:?}");
+    assert_eq!(report.fatal, None);
+    assert!(report.frags_loaded >= 2, "{report:?}");
+    assert!(report.http_errors.is_empty(), "{report:?}");
+    // The player fetched media segments of ours, not just the playlists.
+    let requests = server.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.target.ends_with(".m4s") && r.status == 200),
+        "{requests:?}"
+    );
+    assert!(
+        requests.iter().any(|r| r.target.ends_with("init.mp4")),
+        "{requests:?}"
+    );
+}
+
+#[test]
+fn hlsjs_plays_h264_aac_faststart() {
+    package_and_play(&["h264_aac_faststart.mp4"]);
+}
+
+#[test]
+fn hlsjs_plays_b_frames_with_edit_list() {
+    package_and_play(&["bframes_editlist.mp4"]);
+}
+
+#[test]
+fn hlsjs_plays_a_three_file_ladder() {
+    package_and_play(&["ladder_360.mp4", "ladder_240.mp4", "ladder_180.mp4"]);
+}
+
+#[test]
+fn hlsjs_plays_two_audio_languages() {
+    package_and_play(&["two_audio_langs.mp4"]);
+}
+
+#[test]
+fn hlsjs_plays_a_long_gop_title() {
+    package_and_play(&["long_gop.mp4"]);
+}

@@ -1,0 +1,243 @@
+//! `hlspipe package` end to end on every media fixture: the output decodes with
+//! ffmpeg with the source's frame count and duration, every playlist follows the
+//! rules, every URI exists, and packaging twice gives identical bytes.
+
+use crate::support::{
+    expected_media, ffmpeg_decode_errors, ffprobe_duration, ffprobe_frames, fixture, hlspipe,
+    ExpectedMedia,
+};
+use hlspipe::testing::check::{check_master_playlist, check_media_playlist};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Expected renditions of a title: (video, audio).
+fn renditions(inputs: &[&str]) -> (usize, usize) {
+    match inputs {
+        ["audio_only.m4a"] => (0, 1),
+        ["video_only.mp4"] => (1, 0),
+        ["two_audio_langs.mp4"] => (1, 2),
+        [_] => (1, 1),
+        many => (many.len(), 1),
+    }
+}
+
+/// Runs `hlspipe package` and returns the output directory.
+fn package(inputs: &[&str], out: &Path, extra: &[&str]) {
+    let mut cmd = hlspipe();
+    cmd.arg("package");
+    for i in inputs {
+        cmd.arg(fixture(i));
+    }
+    cmd.arg(out).args(extra);
+    let output = cmd.output().expect("run hlspipe");
+    assert!(
+        output.status.success(),
+        "hlspipe package {inputs:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Every file under `dir`, relative path → bytes.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Checks the master and every media playlist, and that every URI they name exists.
+/// Returns the media playlist paths, video first as the master lists them.
+fn check_playlists(out: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let master = check_master_playlist(&read(&out.join("master.m3u8")))
+        .unwrap_or_else(|errs| panic!("master.m3u8 breaks the rules: {errs:#?}"));
+    let mut video = Vec::new();
+    let mut audio = Vec::new();
+    for uri in &master.variant_uris {
+        video.push(out.join(uri));
+    }
+    for uri in &master.media_uris {
+        audio.push(out.join(uri));
+    }
+    for p in video.iter().chain(&audio) {
+        let media = check_media_playlist(&read(p))
+            .unwrap_or_else(|errs| panic!("{} breaks the rules: {errs:#?}", p.display()));
+        let dir = p.parent().unwrap();
+        for uri in media.segment_uris.iter().chain(media.map_uris.iter()) {
+            assert!(
+                dir.join(uri).is_file(),
+                "{} names {uri}, which is missing",
+                p.display()
+            );
+        }
+    }
+    // I-frame playlists: every entry is a whole key-frame fragment, so ffmpeg
+    // decodes exactly one picture per entry, with no error.
+    for uri in &master.iframe_uris {
+        let p = out.join(uri);
+        let media = check_media_playlist(&read(&p))
+            .unwrap_or_else(|errs| panic!("{} breaks the rules: {errs:#?}", p.display()));
+        assert!(media.iframes_only, "{} is not I-frames only", p.display());
+        let errors = ffmpeg_decode_errors(&p);
+        assert!(errors.is_empty(), "{}: {errors}", p.display());
+        assert_eq!(
+            ffprobe_frames(&p),
+            media.segment_uris.len() as u64,
+            "{}",
+            p.display()
+        );
+    }
+    assert_eq!(
+        master.iframe_uris.len(),
+        master
+            .variant_uris
+            .iter()
+            .filter(|u| u.contains("/video_"))
+            .count(),
+        "one I-frame playlist per video rendition"
+    );
+    video.sort();
+    video.dedup();
+    audio.sort();
+    audio.dedup();
+    (video, audio)
+}
+
+/// Packages `inputs` and checks everything the issue asks of the output.
+fn check_title(inputs: &[&str]) {
+    let expected: Vec<ExpectedMedia> = inputs
+        .iter()
+        .map(|i| {
+            expected_media()
+                .into_iter()
+                .find(|e| e.file == *i)
+                .unwrap_or_else(|| panic!("{i} is not in fixtures/media/expected.tsv"))
+        })
+        .collect();
+    let (video_count, audio_count) = renditions(inputs);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    package(inputs, &out, &[]);
+    let (variants, audio) = check_playlists(&out);
+    // Audio-only titles list their audio playlist as the variant.
+    let video: Vec<_> = variants
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/video_"))
+        .collect();
+    assert_eq!(video.len(), video_count, "{inputs:?}: video renditions");
+    let audio_dirs: std::collections::BTreeSet<_> = snapshot(&out)
+        .keys()
+        .filter_map(|k| {
+            k.split('/')
+                .nth(2)
+                .filter(|n| n.starts_with("audio_"))
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(
+        audio_dirs.len(),
+        audio_count,
+        "{inputs:?}: audio renditions {audio_dirs:?}"
+    );
+    let _ = audio;
+
+    let master = out.join("master.m3u8");
+    let errors = ffmpeg_decode_errors(&master);
+    assert!(
+        errors.is_empty(),
+        "{inputs:?}: ffmpeg reports errors: {errors}"
+    );
+    // Every video rendition decodes to its source's frame count (ladder rungs in
+    // the order the master lists them, which is the order of the inputs).
+    for (v, e) in video.iter().zip(&expected) {
+        assert_eq!(
+            ffprobe_frames(v),
+            e.video_frames,
+            "{inputs:?}: frames of {}",
+            v.display()
+        );
+    }
+    let duration = ffprobe_duration(&master);
+    let frame = 1.0 / 25.0;
+    assert!(
+        (duration - expected[0].duration_s).abs() <= frame + 1e-3,
+        "{inputs:?}: duration {duration} vs {}",
+        expected[0].duration_s
+    );
+
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["state"], "complete", "{manifest}");
+
+    // Deterministic: the same input and settings give byte-identical objects.
+    let again = tmp.path().join("again");
+    package(inputs, &again, &[]);
+    let mut a = snapshot(&out);
+    let mut b = snapshot(&again);
+    a.remove("manifest.json");
+    b.remove("manifest.json");
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (k, v) in &a {
+        assert!(b[k] == *v, "{inputs:?}: {k} differs between two runs");
+    }
+}
+
+macro_rules! title_tests {
+    ($($name:ident: [$($input:expr),+];)+) => {$(
+        #[test]
+        fn $name() {
+            check_title(&[$($input),+]);
+        }
+    )+};
+}
+
+title_tests! {
+    h264_aac_faststart: ["h264_aac_faststart.mp4"];
+    moov_at_end: ["moov_at_end.mp4"];
+    bframes_editlist: ["bframes_editlist.mp4"];
+    hevc_aac: ["hevc_aac.mp4"];
+    two_audio_langs: ["two_audio_langs.mp4"];
+    audio_only: ["audio_only.m4a"];
+    video_only: ["video_only.mp4"];
+    long_gop: ["long_gop.mp4"];
+    tiny_faststart: ["tiny_faststart.mp4"];
+    three_file_ladder: ["ladder_360.mp4", "ladder_240.mp4", "ladder_180.mp4"];
+}
+
+#[test]
+fn every_media_fixture_has_a_title_test() {
+    let tested = [
+        "h264_aac_faststart.mp4",
+        "moov_at_end.mp4",
+        "bframes_editlist.mp4",
+        "hevc_aac.mp4",
+        "two_audio_langs.mp4",
+        "audio_only.m4a",
+        "video_only.mp4",
+        "long_gop.mp4",
+        "tiny_faststart.mp4",
+        "ladder_360.mp4",
+        "ladder_240.mp4",
+        "ladder_180.mp4",
+    ];
+    for e in expected_media() {
+        assert!(
+            tested.contains(&e.file.as_str()),
+            "{} has no title test",
+            e.file
+        );
+    }
+}

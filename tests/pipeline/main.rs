@@ -1,0 +1,8 @@
+//! The job logic and the event surfaces: `Pipeline` on bucket folders and
+//! `hlspipe process-event` on the event JSON of `fixtures/events/`.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod events;
+mod worker;

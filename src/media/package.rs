@@ -119,8 +119,18 @@ pub fn package(inputs: &[Input], settings: &Settings) -> Result<PackagedTitle> {
     build(inputs, &movies, settings)
 }
 
+/// The title from demuxed inputs: warnings, the renditions to package, then their
+/// objects and the master playlist.
 fn build(inputs: &[Input], movies: &[Movie], settings: &Settings) -> Result<PackagedTitle> {
     let version = version(inputs, movies, settings);
+    let warnings = skipped_track_warnings(inputs, movies);
+    let audios = distinct_audio_tracks(inputs, movies)?;
+    let planned = plan_renditions(inputs, movies, &audios, settings.segment_duration)?;
+    assemble_title(version, &planned, warnings)
+}
+
+/// One warning per track the demuxer skipped, naming its input.
+fn skipped_track_warnings(inputs: &[Input], movies: &[Movie]) -> Vec<String> {
     let mut warnings = Vec::new();
     for (input, movie) in inputs.iter().zip(movies) {
         for s in &movie.skipped {
@@ -132,12 +142,15 @@ fn build(inputs: &[Input], movies: &[Movie], settings: &Settings) -> Result<Pack
             ));
         }
     }
+    warnings
+}
 
-    let videos: Vec<&Track> = movies
-        .iter()
-        .flat_map(|m| &m.tracks)
-        .filter(|t| t.kind == TrackKind::Video)
-        .collect();
+/// The audio tracks of all inputs with their CODECS string, in input order, each
+/// distinct audio once.
+fn distinct_audio_tracks<'a>(
+    inputs: &[Input],
+    movies: &'a [Movie],
+) -> Result<Vec<(&'a Track, String)>> {
     let mut audios: Vec<(&Track, String)> = Vec::new();
     for t in movies
         .iter()
@@ -158,42 +171,61 @@ fn build(inputs: &[Input], movies: &[Movie], settings: &Settings) -> Result<Pack
         }
         audios.push((t, codecs));
     }
+    Ok(audios)
+}
 
-    let target = settings.segment_duration;
+/// Names and segments every rendition, videos first then audios. Each video is split
+/// at its own sync samples; every audio is cut at the first video's segment boundaries
+/// (audio-only: the first audio's), so audio segments line up with video segments.
+fn plan_renditions<'a>(
+    inputs: &[Input],
+    movies: &'a [Movie],
+    audios: &[(&'a Track, String)],
+    target: f64,
+) -> Result<Vec<Planned<'a>>> {
+    let videos = movies
+        .iter()
+        .flat_map(|m| &m.tracks)
+        .filter(|t| t.kind == TrackKind::Video);
     let mut names = Vec::new();
-    let mut planned_video = Vec::with_capacity(videos.len());
-    for t in &videos {
+    let mut planned = Vec::new();
+    for t in videos {
         let codecs = in_track(inputs, t, codecs_string(&t.codec))?;
         let name = unique_name(&mut names, format!("video_{}p", t.height));
-        planned_video.push(Planned {
+        planned.push(Planned {
             track: t,
             name,
             codecs,
             segments: plan::split_at_sync(t, target),
         });
     }
-    let cuts = match (planned_video.first(), audios.first()) {
+    let cuts = match (planned.first(), audios.first()) {
         (Some(v), _) => plan::cut_times(&v.segments, v.track.timescale),
         (None, Some((a, _))) => plan::cut_times(&plan::split_at_sync(a, target), a.timescale),
         (None, None) => return Err(Error::NoUsableTrack("no audio or video track".into())),
     };
-    let planned_audio: Vec<Planned> = audios
-        .iter()
-        .map(|(t, codecs)| Planned {
-            track: t,
-            name: unique_name(&mut names, format!("audio_{}", t.language)),
-            codecs: codecs.clone(),
-            segments: plan::split_at(t, &cuts),
-        })
-        .collect();
+    planned.extend(audios.iter().map(|(t, codecs)| Planned {
+        track: t,
+        name: unique_name(&mut names, format!("audio_{}", t.language)),
+        codecs: codecs.clone(),
+        segments: plan::split_at(t, &cuts),
+    }));
+    Ok(planned)
+}
 
+/// Builds every planned rendition under `v/<version>/` and the master playlist over them.
+fn assemble_title(
+    version: String,
+    planned: &[Planned<'_>],
+    warnings: Vec<String>,
+) -> Result<PackagedTitle> {
     let prefix = format!("v/{version}");
     let mut media = Vec::new();
     let mut playlists = Vec::new();
     let mut renditions = Vec::new();
     let mut iframes = Vec::new();
     let mut media_bytes = 0u64;
-    for p in planned_video.iter().chain(&planned_audio) {
+    for p in planned {
         let built = build_rendition(p, &prefix)?;
         media.extend(built.media);
         playlists.extend(built.playlists);
@@ -243,47 +275,15 @@ fn bit_rate(bytes: u64, secs: f64) -> u64 {
 fn build_rendition(p: &Planned<'_>, prefix: &str) -> Result<BuiltRendition> {
     let t = p.track;
     let dir = format!("{prefix}/{}", p.name);
-    let mut media = vec![Object {
+    let segments = build_media_segments(p, &dir);
+    let mut media = Vec::with_capacity(1 + segments.objects.len());
+    media.push(Object {
         key: format!("{dir}/init.mp4"),
         content_type: content_type::MP4,
         cache_control: cache_control::IMMUTABLE,
         body: Body::from_bytes(create_init_segment(t)),
-    }];
-    let mut entries = Vec::with_capacity(p.segments.len());
-    // Key frames as (segment URI, byte range, presentation start) for trick play.
-    let mut key_frames: Vec<(String, (u64, u64), i64)> = Vec::new();
-    let (mut peak, mut total_bytes, mut total_secs, mut media_bytes) = (0u64, 0u64, 0f64, 0u64);
-    let mut sequence = 1u32;
-    for (k, range) in p.segments.iter().enumerate() {
-        let segment = create_media_segment(t, range, &mut sequence);
-        let uri = format!("seg_{:05}.m4s", k + 1);
-        let secs = range.duration_secs(t.timescale);
-        let bytes = segment.body.len();
-        peak = peak.max(bit_rate(bytes, secs));
-        total_bytes += bytes;
-        total_secs += secs;
-        media_bytes += t.samples[range.first..range.end]
-            .iter()
-            .map(|s| u64::from(s.size))
-            .sum::<u64>();
-        for (f, frag) in segment.fragments.iter().enumerate() {
-            if frag.starts_with_sync {
-                let start = if k == 0 && f == 0 { 0 } else { frag.start };
-                key_frames.push((uri.clone(), (frag.first_sample_end, frag.offset), start));
-            }
-        }
-        entries.push(hls::SegmentEntry {
-            uri: uri.clone(),
-            duration: secs,
-            byte_range: None,
-        });
-        media.push(Object {
-            key: format!("{dir}/{uri}"),
-            content_type: content_type::MP4,
-            cache_control: cache_control::IMMUTABLE,
-            body: segment.body,
-        });
-    }
+    });
+    media.extend(segments.objects);
     let playlist_key = format!("{dir}/index.m3u8");
     let mut playlists = vec![playlist(
         &playlist_key,
@@ -291,66 +291,159 @@ fn build_rendition(p: &Planned<'_>, prefix: &str) -> Result<BuiltRendition> {
             init_uri: Some("init.mp4".into()),
             init_byte_range: None,
             iframes_only: false,
-            segments: entries,
+            segments: segments.entries,
         },
     )];
-    let iframe = if t.kind == TrackKind::Video && !key_frames.is_empty() {
-        let end = p.segments.last().map(|r| r.start + r.duration).unwrap_or(0);
-        let ts = f64::from(t.timescale.max(1));
-        let mut entries = Vec::with_capacity(key_frames.len());
-        let (mut peak, mut bytes) = (0u64, 0u64);
-        for (i, (uri, range, start)) in key_frames.iter().enumerate() {
-            let next = key_frames.get(i + 1).map(|k| k.2).unwrap_or(end);
-            let secs = (next - start).max(0) as f64 / ts;
-            peak = peak.max(bit_rate(range.0, secs));
-            bytes += range.0;
-            entries.push(hls::SegmentEntry {
-                uri: uri.clone(),
-                duration: secs,
-                byte_range: Some(*range),
-            });
-        }
-        let key = format!("{dir}/iframes.m3u8");
-        playlists.push(playlist(
-            &key,
-            &hls::MediaPlaylistSpec {
-                init_uri: Some("init.mp4".into()),
-                init_byte_range: None,
-                iframes_only: true,
-                segments: entries,
-            },
-        ));
-        Some(hls::IFrameVariant {
-            uri: key,
-            bandwidth: peak,
-            average_bandwidth: bit_rate(bytes, total_secs),
-            codecs: p.codecs.clone(),
-            resolution: Some((t.width, t.height)),
-        })
+    let iframe = if t.kind == TrackKind::Video && !segments.key_frames.is_empty() {
+        let (object, variant) =
+            build_iframe_playlist(p, &dir, &segments.key_frames, segments.totals.secs);
+        playlists.push(object);
+        Some(variant)
     } else {
         None
-    };
-    let rendition = Rendition {
-        name: p.name.clone(),
-        kind: t.kind,
-        codecs: p.codecs.clone(),
-        bandwidth: peak,
-        average_bandwidth: bit_rate(total_bytes, total_secs),
-        resolution: (t.kind == TrackKind::Video).then_some((t.width, t.height)),
-        frame_rate: t.frame_rate().map(|f| (f * 1000.0).round() / 1000.0),
-        language: (t.kind == TrackKind::Audio).then(|| t.language.clone()),
-        channels: (t.kind == TrackKind::Audio).then_some(t.channels),
-        duration: total_secs,
-        segment_count: p.segments.len(),
-        playlist: playlist_key,
     };
     Ok(BuiltRendition {
         media,
         playlists,
-        rendition,
+        rendition: describe_rendition(p, &segments.totals, playlist_key),
         iframe,
-        media_bytes,
+        media_bytes: segments.totals.media_bytes,
     })
+}
+
+/// What the manifest and the master playlist say about a built rendition.
+fn describe_rendition(p: &Planned<'_>, totals: &SegmentTotals, playlist: String) -> Rendition {
+    let t = p.track;
+    Rendition {
+        name: p.name.clone(),
+        kind: t.kind,
+        codecs: p.codecs.clone(),
+        bandwidth: totals.peak,
+        average_bandwidth: bit_rate(totals.bytes, totals.secs),
+        resolution: (t.kind == TrackKind::Video).then_some((t.width, t.height)),
+        frame_rate: t.frame_rate().map(|f| (f * 1000.0).round() / 1000.0),
+        language: (t.kind == TrackKind::Audio).then(|| t.language.clone()),
+        channels: (t.kind == TrackKind::Audio).then_some(t.channels),
+        duration: totals.secs,
+        segment_count: p.segments.len(),
+        playlist,
+    }
+}
+
+/// A key frame for trick play: (segment URI, byte range, presentation start).
+type KeyFrame = (String, (u64, u64), i64);
+
+/// A rendition's media segments, with what its playlists and bit rates need from them.
+struct MediaSegments {
+    /// `seg_NNNNN.m4s` objects, in order.
+    objects: Vec<Object>,
+    /// The media playlist's entries, one per segment.
+    entries: Vec<hls::SegmentEntry>,
+    key_frames: Vec<KeyFrame>,
+    totals: SegmentTotals,
+}
+
+/// Sizes and durations summed over a rendition's media segments.
+#[derive(Default)]
+struct SegmentTotals {
+    /// Peak segment bit rate (bits/s).
+    peak: u64,
+    /// Bytes of the segments as written.
+    bytes: u64,
+    secs: f64,
+    /// Bytes of samples copied from the input.
+    media_bytes: u64,
+}
+
+/// Muxes each planned segment into a media segment under `dir`, noting where its
+/// fragments start with a sync sample (the I-frame playlist's entries).
+fn build_media_segments(p: &Planned<'_>, dir: &str) -> MediaSegments {
+    let t = p.track;
+    let mut out = MediaSegments {
+        objects: Vec::with_capacity(p.segments.len()),
+        entries: Vec::with_capacity(p.segments.len()),
+        key_frames: Vec::new(),
+        totals: SegmentTotals::default(),
+    };
+    let mut sequence = 1u32;
+    for (k, range) in p.segments.iter().enumerate() {
+        let segment = create_media_segment(t, range, &mut sequence);
+        let uri = format!("seg_{:05}.m4s", k + 1);
+        let secs = range.duration_secs(t.timescale);
+        let bytes = segment.body.len();
+        let totals = &mut out.totals;
+        totals.peak = totals.peak.max(bit_rate(bytes, secs));
+        totals.bytes += bytes;
+        totals.secs += secs;
+        totals.media_bytes += t.samples[range.first..range.end]
+            .iter()
+            .map(|s| u64::from(s.size))
+            .sum::<u64>();
+        for (f, frag) in segment.fragments.iter().enumerate() {
+            if frag.starts_with_sync {
+                let start = if k == 0 && f == 0 { 0 } else { frag.start };
+                out.key_frames
+                    .push((uri.clone(), (frag.first_sample_end, frag.offset), start));
+            }
+        }
+        out.entries.push(hls::SegmentEntry {
+            uri: uri.clone(),
+            duration: secs,
+            byte_range: None,
+        });
+        out.objects.push(Object {
+            key: format!("{dir}/{uri}"),
+            content_type: content_type::MP4,
+            cache_control: cache_control::IMMUTABLE,
+            body: segment.body,
+        });
+    }
+    out
+}
+
+/// The I-frame playlist of a video rendition (`<dir>/iframes.m3u8`): one byte-range
+/// entry per key frame, lasting until the next key frame (the last until the end of
+/// the rendition), and its variant for the master playlist.
+fn build_iframe_playlist(
+    p: &Planned<'_>,
+    dir: &str,
+    key_frames: &[KeyFrame],
+    total_secs: f64,
+) -> (Object, hls::IFrameVariant) {
+    let t = p.track;
+    let end = p.segments.last().map(|r| r.start + r.duration).unwrap_or(0);
+    let ts = f64::from(t.timescale.max(1));
+    let mut entries = Vec::with_capacity(key_frames.len());
+    let (mut peak, mut bytes) = (0u64, 0u64);
+    for (i, (uri, range, start)) in key_frames.iter().enumerate() {
+        let next = key_frames.get(i + 1).map(|k| k.2).unwrap_or(end);
+        let secs = (next - start).max(0) as f64 / ts;
+        peak = peak.max(bit_rate(range.0, secs));
+        bytes += range.0;
+        entries.push(hls::SegmentEntry {
+            uri: uri.clone(),
+            duration: secs,
+            byte_range: Some(*range),
+        });
+    }
+    let key = format!("{dir}/iframes.m3u8");
+    let object = playlist(
+        &key,
+        &hls::MediaPlaylistSpec {
+            init_uri: Some("init.mp4".into()),
+            init_byte_range: None,
+            iframes_only: true,
+            segments: entries,
+        },
+    );
+    let variant = hls::IFrameVariant {
+        uri: key,
+        bandwidth: peak,
+        average_bandwidth: bit_rate(bytes, total_secs),
+        codecs: p.codecs.clone(),
+        resolution: Some((t.width, t.height)),
+    };
+    (object, variant)
 }
 
 fn playlist(key: &str, spec: &hls::MediaPlaylistSpec) -> Object {

@@ -61,6 +61,8 @@ struct Located {
     body_len: u64,
 }
 
+/// Finds `moov` by walking the top-level boxes (ISO/IEC 14496-12 § 4.2), reading
+/// only each box's header, so a large `mdat` before it costs nothing.
 fn locate_moov(src: &dyn Source, limits: &Limits) -> Result<Located> {
     let len = src.len();
     if len == 0 {
@@ -71,78 +73,19 @@ fn locate_moov(src: &dyn Source, limits: &Limits) -> Result<Located> {
     let mut saw_mdat = false;
     while offset < len {
         seen += 1;
-        if seen > limits.max_top_level_boxes {
-            return Err(Error::Limit {
-                fourcc: FourCc(*b"file"),
-                track: None,
-                what: "top-level box count",
-                value: u64::from(seen),
-                limit: u64::from(limits.max_top_level_boxes),
-            });
-        }
+        check_top_level_box_count(seen, limits)?;
         let left = len - offset;
         if left < 8 {
             // Trailing padding after the last box is tolerated; anything else is not.
             break;
         }
-        let mut head = [0u8; 16];
-        let head_len = left.min(16) as usize;
-        src.read_at(offset, &mut head[..head_len])
-            .map_err(|e| Error::Io {
-                what: src.name().to_string(),
-                source: e,
-            })?;
-        let fourcc = [head[4], head[5], head[6], head[7]];
-        if seen == 1 && !TOP_LEVEL.contains(&&fourcc) {
-            return Err(Error::NotMp4(format!(
-                "{} does not start with an MP4 box (first bytes read as '{}')",
-                src.name(),
-                FourCc(fourcc)
-            )));
-        }
-        let (size, header) = match BoxHeader::parse(&head[..head_len], left) {
-            Ok(h) => (h.size, h.header_len),
-            Err(HeaderError::CutShort { needed, .. }) => {
-                return Err(Error::Truncated {
-                    fourcc: FourCc(fourcc),
-                    offset,
-                    needed,
-                    file_len: len,
-                })
-            }
-            Err(HeaderError::TooSmall { size, .. }) => {
-                return Err(Error::malformed(
-                    &fourcc,
-                    None,
-                    format!("top-level box at offset {offset} has impossible size {size}"),
-                ))
-            }
-        };
+        let header = read_top_level_header(src, offset, len, seen == 1)?;
+        let (fourcc, size) = (header.fourcc, header.size);
         let end = offset
             .checked_add(size)
             .ok_or_else(|| Error::malformed(&fourcc, None, format!("size {size} overflows")))?;
         if &fourcc == b"moov" {
-            if end > len {
-                return Err(Error::Truncated {
-                    fourcc: FourCc(fourcc),
-                    offset,
-                    needed: size,
-                    file_len: len,
-                });
-            }
-            if size - header > limits.max_moov_bytes {
-                return Err(Error::Limit {
-                    fourcc: FourCc(fourcc),
-                    track: None,
-                    what: "moov size",
-                    value: size - header,
-                    limit: limits.max_moov_bytes,
-                });
-            }
-            return Ok(Located {
-                body_offset: offset + header,
-                body_len: size - header,
-            });
+            return moov_body(&header, offset, end, len, limits);
         }
         if &fourcc == b"mdat" {
             saw_mdat = true;
@@ -163,6 +106,93 @@ fn locate_moov(src: &dyn Source, limits: &Limits) -> Result<Located> {
         Error::missing(b"moov", None)
     } else {
         Error::NotMp4(format!("{} has no 'moov' box", src.name()))
+    })
+}
+
+fn check_top_level_box_count(seen: u32, limits: &Limits) -> Result<()> {
+    if seen > limits.max_top_level_boxes {
+        return Err(Error::Limit {
+            fourcc: FourCc(*b"file"),
+            track: None,
+            what: "top-level box count",
+            value: u64::from(seen),
+            limit: u64::from(limits.max_top_level_boxes),
+        });
+    }
+    Ok(())
+}
+
+/// Reads the header of the top-level box at `offset` (at least 8 bytes before the end
+/// of the file). The first box must be a known top-level type before any of its size
+/// fields is trusted: otherwise the input is not an MP4 at all.
+fn read_top_level_header(
+    src: &dyn Source,
+    offset: u64,
+    file_len: u64,
+    first: bool,
+) -> Result<BoxHeader> {
+    let left = file_len - offset;
+    let mut head = [0u8; 16];
+    let head_len = left.min(16) as usize;
+    src.read_at(offset, &mut head[..head_len])
+        .map_err(|e| Error::Io {
+            what: src.name().to_string(),
+            source: e,
+        })?;
+    let fourcc = [head[4], head[5], head[6], head[7]];
+    if first && !TOP_LEVEL.contains(&&fourcc) {
+        return Err(Error::NotMp4(format!(
+            "{} does not start with an MP4 box (first bytes read as '{}')",
+            src.name(),
+            FourCc(fourcc)
+        )));
+    }
+    match BoxHeader::parse(&head[..head_len], left) {
+        Ok(h) => Ok(h),
+        Err(HeaderError::CutShort { needed, .. }) => Err(Error::Truncated {
+            fourcc: FourCc(fourcc),
+            offset,
+            needed,
+            file_len,
+        }),
+        Err(HeaderError::TooSmall { size, .. }) => Err(Error::malformed(
+            &fourcc,
+            None,
+            format!("top-level box at offset {offset} has impossible size {size}"),
+        )),
+    }
+}
+
+/// Where the body of the `moov` box from `offset` to `end` lies, once it is known to be
+/// whole inside the file and within the size limit.
+fn moov_body(
+    header: &BoxHeader,
+    offset: u64,
+    end: u64,
+    file_len: u64,
+    limits: &Limits,
+) -> Result<Located> {
+    let (size, header_len) = (header.size, header.header_len);
+    if end > file_len {
+        return Err(Error::Truncated {
+            fourcc: FourCc(header.fourcc),
+            offset,
+            needed: size,
+            file_len,
+        });
+    }
+    if size - header_len > limits.max_moov_bytes {
+        return Err(Error::Limit {
+            fourcc: FourCc(header.fourcc),
+            track: None,
+            what: "moov size",
+            value: size - header_len,
+            limit: limits.max_moov_bytes,
+        });
+    }
+    Ok(Located {
+        body_offset: offset + header_len,
+        body_len: size - header_len,
     })
 }
 
@@ -591,6 +621,9 @@ fn parse_esds(body: &[u8], t: Option<u32>) -> Result<std::result::Result<Vec<u8>
     Ok(Ok(asc))
 }
 
+/// Resolves a track's sample table (`stbl`, ISO/IEC 14496-12 § 8.5) into one
+/// [`Sample`] per sample: size, decode time, composition offset, sync flag and file
+/// offset. Only the box headers and tables are read, never sample data.
 fn parse_sample_table(
     stbl: &[u8],
     t: Option<u32>,
@@ -599,95 +632,114 @@ fn parse_sample_table(
 ) -> Result<Vec<Sample>> {
     // Sample sizes (stsz or compact stz2).
     let sizes = parse_sizes(stbl, t, file_len, limits)?;
-    let n = sizes.count;
-    // Decode times (stts).
-    let stts = require(stbl, *b"stbl", t, b"stts")?;
-    let mut samples: Vec<Sample> = Vec::with_capacity(n.min(1 << 20));
-    {
-        let mut r = Reader::new(stts.body, *b"stts", t);
-        r.version_flags()?;
-        let entries = r.entry_count(8)?;
-        let mut dts = 0u64;
-        for _ in 0..entries {
-            let count = r.u32()? as usize;
-            let delta = r.u32()?;
-            if count > n - samples.len() {
-                return Err(Error::malformed(
-                    b"stts",
-                    t,
-                    format!("describes more samples than the {n} in the sample size table"),
-                ));
-            }
-            for _ in 0..count {
-                samples.push(Sample {
-                    offset: 0,
-                    size: 0,
-                    dts,
-                    duration: delta,
-                    cts_offset: 0,
-                    sync: true,
-                });
-                dts = dts
-                    .checked_add(u64::from(delta))
-                    .ok_or_else(|| Error::malformed(b"stts", t, "decode time overflows"))?;
-            }
-        }
-        if samples.len() != n {
-            return Err(Error::malformed(
-                b"stts",
-                t,
-                format!(
-                    "describes {} samples but the sample size table has {n}",
-                    samples.len()
-                ),
-            ));
-        }
-    }
+    let mut samples = parse_decode_times(stbl, t, sizes.count)?;
     for (i, s) in samples.iter_mut().enumerate() {
         s.size = sizes.get(i);
     }
-    // Composition offsets (ctts). Version 0 is unsigned by the letter of the spec,
-    // but writers have long stored negative offsets in it; reading both as signed is
-    // what every major demuxer does (ISO/IEC 14496-12 § 8.6.1.3).
-    if let Some(ctts) = find(stbl, *b"stbl", t, b"ctts")? {
-        let mut r = Reader::new(ctts.body, *b"ctts", t);
-        r.version_flags()?;
-        let entries = r.entry_count(8)?;
-        let mut i = 0usize;
-        for _ in 0..entries {
-            let count = r.u32()? as usize;
-            let offset = r.i32()?;
-            let end = i.saturating_add(count).min(n);
-            for s in &mut samples[i..end] {
-                s.cts_offset = offset;
-            }
-            i = end;
-        }
-    }
-    // Sync samples (stss); absent means every sample is a sync sample (§ 8.6.2.1).
-    if let Some(stss) = find(stbl, *b"stbl", t, b"stss")? {
-        for s in &mut samples {
-            s.sync = false;
-        }
-        let mut r = Reader::new(stss.body, *b"stss", t);
-        r.version_flags()?;
-        let entries = r.entry_count(4)?;
-        for _ in 0..entries {
-            let number = r.u32()? as usize;
-            match number.checked_sub(1).and_then(|i| samples.get_mut(i)) {
-                Some(s) => s.sync = true,
-                None => {
-                    return Err(Error::malformed(
-                        b"stss",
-                        t,
-                        format!("sync sample number {number} is outside 1..={n}"),
-                    ))
-                }
-            }
-        }
-    }
+    apply_composition_offsets(stbl, t, &mut samples)?;
+    mark_sync_samples(stbl, t, &mut samples)?;
     assign_offsets(stbl, t, file_len, &mut samples)?;
     Ok(samples)
+}
+
+/// Decode times (stts, § 8.6.1.2): one sample per counted delta, which must describe
+/// exactly the `n` samples of the sample size table. Sizes and offsets are filled in
+/// later; every sample starts as a sync sample.
+fn parse_decode_times(stbl: &[u8], t: Option<u32>, n: usize) -> Result<Vec<Sample>> {
+    let stts = require(stbl, *b"stbl", t, b"stts")?;
+    let mut samples: Vec<Sample> = Vec::with_capacity(n.min(1 << 20));
+    let mut r = Reader::new(stts.body, *b"stts", t);
+    r.version_flags()?;
+    let entries = r.entry_count(8)?;
+    let mut dts = 0u64;
+    for _ in 0..entries {
+        let count = r.u32()? as usize;
+        let delta = r.u32()?;
+        if count > n - samples.len() {
+            return Err(Error::malformed(
+                b"stts",
+                t,
+                format!("describes more samples than the {n} in the sample size table"),
+            ));
+        }
+        for _ in 0..count {
+            samples.push(Sample {
+                offset: 0,
+                size: 0,
+                dts,
+                duration: delta,
+                cts_offset: 0,
+                sync: true,
+            });
+            dts = dts
+                .checked_add(u64::from(delta))
+                .ok_or_else(|| Error::malformed(b"stts", t, "decode time overflows"))?;
+        }
+    }
+    if samples.len() != n {
+        return Err(Error::malformed(
+            b"stts",
+            t,
+            format!(
+                "describes {} samples but the sample size table has {n}",
+                samples.len()
+            ),
+        ));
+    }
+    Ok(samples)
+}
+
+/// Composition offsets (ctts). Version 0 is unsigned by the letter of the spec,
+/// but writers have long stored negative offsets in it; reading both as signed is
+/// what every major demuxer does (ISO/IEC 14496-12 § 8.6.1.3). Entries past the last
+/// sample are ignored.
+fn apply_composition_offsets(stbl: &[u8], t: Option<u32>, samples: &mut [Sample]) -> Result<()> {
+    let Some(ctts) = find(stbl, *b"stbl", t, b"ctts")? else {
+        return Ok(());
+    };
+    let n = samples.len();
+    let mut r = Reader::new(ctts.body, *b"ctts", t);
+    r.version_flags()?;
+    let entries = r.entry_count(8)?;
+    let mut i = 0usize;
+    for _ in 0..entries {
+        let count = r.u32()? as usize;
+        let offset = r.i32()?;
+        let end = i.saturating_add(count).min(n);
+        for s in &mut samples[i..end] {
+            s.cts_offset = offset;
+        }
+        i = end;
+    }
+    Ok(())
+}
+
+/// Sync samples (stss); absent means every sample is a sync sample (§ 8.6.2.1).
+fn mark_sync_samples(stbl: &[u8], t: Option<u32>, samples: &mut [Sample]) -> Result<()> {
+    let Some(stss) = find(stbl, *b"stbl", t, b"stss")? else {
+        return Ok(());
+    };
+    let n = samples.len();
+    for s in samples.iter_mut() {
+        s.sync = false;
+    }
+    let mut r = Reader::new(stss.body, *b"stss", t);
+    r.version_flags()?;
+    let entries = r.entry_count(4)?;
+    for _ in 0..entries {
+        let number = r.u32()? as usize;
+        match number.checked_sub(1).and_then(|i| samples.get_mut(i)) {
+            Some(s) => s.sync = true,
+            None => {
+                return Err(Error::malformed(
+                    b"stss",
+                    t,
+                    format!("sync sample number {number} is outside 1..={n}"),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 struct Sizes<'a> {
@@ -721,97 +773,114 @@ impl Sizes<'_> {
     }
 }
 
+/// Sample sizes: `stsz` (§ 8.7.3.2) or, without it, the compact `stz2` (§ 8.7.3.3).
+/// Their sample count is the track's; it is checked against the limit before anything
+/// is sized by it.
 fn parse_sizes<'a>(
     stbl: &'a [u8],
     t: Option<u32>,
     file_len: u64,
     limits: &Limits,
 ) -> Result<Sizes<'a>> {
-    let check_count = |fourcc: &[u8; 4], count: u64| -> Result<()> {
-        if count > limits.max_samples_per_track {
-            return Err(Error::Limit {
-                fourcc: FourCc(*fourcc),
-                track: t,
-                what: "sample count",
-                value: count,
-                limit: limits.max_samples_per_track,
-            });
-        }
-        Ok(())
-    };
     if let Some(stsz) = find(stbl, *b"stbl", t, b"stsz")? {
-        let mut r = Reader::new(stsz.body, *b"stsz", t);
-        r.version_flags()?;
-        let fixed = r.u32()?;
-        let count = r.u32()?;
-        check_count(b"stsz", u64::from(count))?;
-        let count = count as usize;
-        if fixed != 0 {
-            // Every sample has the same size: the count is bounded by the file, since
-            // all those bytes must be in it.
-            if u64::from(fixed).saturating_mul(count as u64) > file_len {
-                return Err(Error::malformed(
-                    b"stsz",
-                    t,
-                    format!(
-                        "{count} samples of {fixed} bytes cannot fit in a {file_len}-byte file"
-                    ),
-                ));
-            }
-            return Ok(Sizes {
-                count,
-                fixed,
-                table: &[],
-                field_bits: 32,
-            });
+        return parse_stsz(stsz.body, t, file_len, limits);
+    }
+    if let Some(stz2) = find(stbl, *b"stbl", t, b"stz2")? {
+        return parse_stz2(stz2.body, t, limits);
+    }
+    Err(Error::missing(b"stsz", t))
+}
+
+fn check_sample_count(fourcc: &[u8; 4], count: u64, t: Option<u32>, limits: &Limits) -> Result<()> {
+    if count > limits.max_samples_per_track {
+        return Err(Error::Limit {
+            fourcc: FourCc(*fourcc),
+            track: t,
+            what: "sample count",
+            value: count,
+            limit: limits.max_samples_per_track,
+        });
+    }
+    Ok(())
+}
+
+/// `stsz`: one size for every sample, or a table of 32-bit sizes.
+fn parse_stsz<'a>(
+    body: &'a [u8],
+    t: Option<u32>,
+    file_len: u64,
+    limits: &Limits,
+) -> Result<Sizes<'a>> {
+    let mut r = Reader::new(body, *b"stsz", t);
+    r.version_flags()?;
+    let fixed = r.u32()?;
+    let count = r.u32()?;
+    check_sample_count(b"stsz", u64::from(count), t, limits)?;
+    let count = count as usize;
+    if fixed != 0 {
+        // Every sample has the same size: the count is bounded by the file, since
+        // all those bytes must be in it.
+        if u64::from(fixed).saturating_mul(count as u64) > file_len {
+            return Err(Error::malformed(
+                b"stsz",
+                t,
+                format!("{count} samples of {fixed} bytes cannot fit in a {file_len}-byte file"),
+            ));
         }
-        let table_len = count
-            .checked_mul(4)
-            .filter(|&l| l <= r.remaining())
-            .ok_or_else(|| {
-                Error::malformed(
-                    b"stsz",
-                    t,
-                    format!(
-                        "sample count {count} needs more than the {} bytes the box holds",
-                        r.remaining()
-                    ),
-                )
-            })?;
         return Ok(Sizes {
             count,
-            fixed: 0,
-            table: r.bytes(table_len)?,
+            fixed,
+            table: &[],
             field_bits: 32,
         });
     }
-    if let Some(stz2) = find(stbl, *b"stbl", t, b"stz2")? {
-        let mut r = Reader::new(stz2.body, *b"stz2", t);
-        r.version_flags()?;
-        r.skip(3)?;
-        let field_bits = r.u8()?;
-        let count = r.u32()?;
-        check_count(b"stz2", u64::from(count))?;
-        let count = count as usize;
-        let table_len = match field_bits {
-            4 => count.div_ceil(2),
-            8 => count,
-            16 => count.saturating_mul(2),
-            other => return Err(r.error(format!("field_size {other} is not 4, 8 or 16"))),
-        };
-        if table_len > r.remaining() {
-            return Err(r.error(format!(
-                "sample count {count} needs more than the box holds"
-            )));
-        }
-        return Ok(Sizes {
-            count,
-            fixed: 0,
-            table: r.bytes(table_len)?,
-            field_bits,
-        });
+    let table_len = count
+        .checked_mul(4)
+        .filter(|&l| l <= r.remaining())
+        .ok_or_else(|| {
+            Error::malformed(
+                b"stsz",
+                t,
+                format!(
+                    "sample count {count} needs more than the {} bytes the box holds",
+                    r.remaining()
+                ),
+            )
+        })?;
+    Ok(Sizes {
+        count,
+        fixed: 0,
+        table: r.bytes(table_len)?,
+        field_bits: 32,
+    })
+}
+
+/// `stz2`: a table of 4-, 8- or 16-bit sizes (4-bit sizes two to a byte).
+fn parse_stz2<'a>(body: &'a [u8], t: Option<u32>, limits: &Limits) -> Result<Sizes<'a>> {
+    let mut r = Reader::new(body, *b"stz2", t);
+    r.version_flags()?;
+    r.skip(3)?;
+    let field_bits = r.u8()?;
+    let count = r.u32()?;
+    check_sample_count(b"stz2", u64::from(count), t, limits)?;
+    let count = count as usize;
+    let table_len = match field_bits {
+        4 => count.div_ceil(2),
+        8 => count,
+        16 => count.saturating_mul(2),
+        other => return Err(r.error(format!("field_size {other} is not 4, 8 or 16"))),
+    };
+    if table_len > r.remaining() {
+        return Err(r.error(format!(
+            "sample count {count} needs more than the box holds"
+        )));
     }
-    Err(Error::missing(b"stsz", t))
+    Ok(Sizes {
+        count,
+        fixed: 0,
+        table: r.bytes(table_len)?,
+        field_bits,
+    })
 }
 
 /// Expands `stsc` over the chunk offsets (`stco`/`co64`) to give every sample its
@@ -822,29 +891,110 @@ fn assign_offsets(
     file_len: u64,
     samples: &mut [Sample],
 ) -> Result<()> {
-    let mut offsets_box: &[u8; 4] = b"stco";
-    let chunk_offsets: Vec<u64> = if let Some(stco) = find(stbl, *b"stbl", t, b"stco")? {
+    let chunks = parse_chunk_offsets(stbl, t)?;
+    let entries = parse_sample_to_chunk(stbl, t)?;
+    let n = samples.len();
+    let mut next = 0usize;
+    for (e, &(_, per_chunk)) in entries.iter().enumerate() {
+        let (first_chunk, last_chunk) = stsc_chunk_run(&entries, e, chunks.offsets.len(), t)?;
+        for chunk in first_chunk..=last_chunk {
+            if next >= n {
+                break;
+            }
+            let offset = *chunks.offsets.get(chunk - 1).ok_or_else(|| {
+                Error::malformed(
+                    b"stsc",
+                    t,
+                    format!("chunk {chunk} has no offset in stco/co64"),
+                )
+            })?;
+            next = place_chunk_samples(samples, next, per_chunk, offset, &chunks, t, file_len)?;
+        }
+    }
+    if next != n {
+        return Err(Error::malformed(
+            b"stsc",
+            t,
+            format!("places {next} samples in chunks but the track has {n}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The chunks (numbered from 1) that `stsc` entry `e` covers, of `chunk_count` in the
+/// track: from its first_chunk to just before the next entry's, the last entry to the
+/// last chunk (§ 8.7.4). first_chunk must start at 1 and increase, and an entry that
+/// covers any chunk must put samples in it.
+fn stsc_chunk_run(
+    entries: &[(u32, u32)],
+    e: usize,
+    chunk_count: usize,
+    t: Option<u32>,
+) -> Result<(usize, usize)> {
+    let (first_chunk, per_chunk) = entries[e];
+    let prev_first = if e == 0 { 0 } else { entries[e - 1].0 };
+    if first_chunk == 0 || first_chunk <= prev_first || (e == 0 && first_chunk != 1) {
+        return Err(Error::malformed(
+            b"stsc",
+            t,
+            format!("entry {e} has first_chunk {first_chunk} out of order"),
+        ));
+    }
+    let last_chunk = match entries.get(e + 1) {
+        Some(&(f, _)) => f.saturating_sub(1) as usize,
+        None => chunk_count,
+    };
+    if per_chunk == 0 && first_chunk as usize <= last_chunk {
+        return Err(Error::malformed(
+            b"stsc",
+            t,
+            format!("entry {e} has 0 samples per chunk"),
+        ));
+    }
+    Ok((first_chunk as usize, last_chunk))
+}
+
+/// A track's chunk offsets and the box they came from (`stco` or `co64`), which errors
+/// about a sample's position name.
+struct ChunkOffsets {
+    offsets: Vec<u64>,
+    fourcc: &'static [u8; 4],
+}
+
+/// Chunk offsets: 32-bit `stco` or, without it, 64-bit `co64` (§ 8.7.5).
+fn parse_chunk_offsets(stbl: &[u8], t: Option<u32>) -> Result<ChunkOffsets> {
+    if let Some(stco) = find(stbl, *b"stbl", t, b"stco")? {
         let mut r = Reader::new(stco.body, *b"stco", t);
         r.version_flags()?;
         let n = r.entry_count(4)?;
-        let mut v = Vec::with_capacity(n);
+        let mut offsets = Vec::with_capacity(n);
         for _ in 0..n {
-            v.push(u64::from(r.u32()?));
+            offsets.push(u64::from(r.u32()?));
         }
-        v
-    } else if let Some(co64) = find(stbl, *b"stbl", t, b"co64")? {
-        offsets_box = b"co64";
+        return Ok(ChunkOffsets {
+            offsets,
+            fourcc: b"stco",
+        });
+    }
+    if let Some(co64) = find(stbl, *b"stbl", t, b"co64")? {
         let mut r = Reader::new(co64.body, *b"co64", t);
         r.version_flags()?;
         let n = r.entry_count(8)?;
-        let mut v = Vec::with_capacity(n);
+        let mut offsets = Vec::with_capacity(n);
         for _ in 0..n {
-            v.push(r.u64()?);
+            offsets.push(r.u64()?);
         }
-        v
-    } else {
-        return Err(Error::missing(b"stco", t));
-    };
+        return Ok(ChunkOffsets {
+            offsets,
+            fourcc: b"co64",
+        });
+    }
+    Err(Error::missing(b"stco", t))
+}
+
+/// Sample-to-chunk entries (`stsc`, § 8.7.4) as (first_chunk, samples_per_chunk).
+/// sample_description_index is skipped: only the first sample entry of `stsd` is used.
+fn parse_sample_to_chunk(stbl: &[u8], t: Option<u32>) -> Result<Vec<(u32, u32)>> {
     let stsc = require(stbl, *b"stbl", t, b"stsc")?;
     let mut r = Reader::new(stsc.body, *b"stsc", t);
     r.version_flags()?;
@@ -856,73 +1006,46 @@ fn assign_offsets(
         r.skip(4)?;
         entries.push((first_chunk, per_chunk));
     }
-    let n = samples.len();
-    let mut next = 0usize;
-    for (e, &(first_chunk, per_chunk)) in entries.iter().enumerate() {
-        let prev_first = if e == 0 { 0 } else { entries[e - 1].0 };
-        if first_chunk == 0 || first_chunk <= prev_first || (e == 0 && first_chunk != 1) {
-            return Err(Error::malformed(
-                b"stsc",
-                t,
-                format!("entry {e} has first_chunk {first_chunk} out of order"),
-            ));
-        }
-        let last_chunk = match entries.get(e + 1) {
-            Some(&(f, _)) => f.saturating_sub(1) as usize,
-            None => chunk_offsets.len(),
+    Ok(entries)
+}
+
+/// Gives up to `per_chunk` samples from index `next` their offsets in the chunk at
+/// `offset`: a chunk's samples are stored back to back (§ 8.7.4). Returns the index of
+/// the next sample to place.
+fn place_chunk_samples(
+    samples: &mut [Sample],
+    mut next: usize,
+    per_chunk: u32,
+    mut offset: u64,
+    chunks: &ChunkOffsets,
+    t: Option<u32>,
+    file_len: u64,
+) -> Result<usize> {
+    for _ in 0..per_chunk {
+        let Some(s) = samples.get_mut(next) else {
+            break;
         };
-        if per_chunk == 0 && first_chunk as usize <= last_chunk {
-            return Err(Error::malformed(
-                b"stsc",
-                t,
-                format!("entry {e} has 0 samples per chunk"),
-            ));
-        }
-        for chunk in first_chunk as usize..=last_chunk {
-            if next >= n {
-                break;
-            }
-            let mut offset = *chunk_offsets.get(chunk - 1).ok_or_else(|| {
-                Error::malformed(
-                    b"stsc",
+        s.offset = offset;
+        let end = offset.checked_add(u64::from(s.size));
+        match end {
+            Some(end) if end <= file_len => offset = end,
+            _ => {
+                return Err(Error::malformed(
+                    chunks.fourcc,
                     t,
-                    format!("chunk {chunk} has no offset in stco/co64"),
-                )
-            })?;
-            for _ in 0..per_chunk {
-                let Some(s) = samples.get_mut(next) else {
-                    break;
-                };
-                s.offset = offset;
-                let end = offset.checked_add(u64::from(s.size));
-                match end {
-                    Some(end) if end <= file_len => offset = end,
-                    _ => {
-                        return Err(Error::malformed(
-                            offsets_box,
-                            t,
-                            format!(
-                                "sample {} at offset {offset} (+{} bytes) runs past the end of \
-                                 the file ({file_len} bytes): the file is truncated or the chunk \
-                                 offset is wrong",
-                                next + 1,
-                                s.size
-                            ),
-                        ))
-                    }
-                }
-                next += 1;
+                    format!(
+                        "sample {} at offset {offset} (+{} bytes) runs past the end of \
+                         the file ({file_len} bytes): the file is truncated or the chunk \
+                         offset is wrong",
+                        next + 1,
+                        s.size
+                    ),
+                ))
             }
         }
+        next += 1;
     }
-    if next != n {
-        return Err(Error::malformed(
-            b"stsc",
-            t,
-            format!("places {next} samples in chunks but the track has {n}"),
-        ));
-    }
-    Ok(())
+    Ok(next)
 }
 
 /// Resolves an edit list to (media_start, empty_delay) in the media timescale:

@@ -1,17 +1,22 @@
 //! hlspipe: MP4 in, HLS out, without re-encoding.
 //!
-//! ```text
-//! Source (read_at) ─► mp4::demux ─► Movie (tracks, samples, codec configs)
-//!                  ─► plan        ─► segment ranges (cuts at video sync samples)
-//!                  ─► fmp4        ─► init.mp4 + .m4s bodies (headers + source byte ranges)
-//!                  ─► hls         ─► media and master playlists
-//!                  ─► package     ─► the title's objects, in publish order
-//!                  ─► publish     ─► written through a store: segments, playlists, master
+//! The modules are the stages of the flow, each using only those below it:
 //!
-//! S3 / SQS / EventBridge event ─► events ─► Record ─► worker (config) ─► package + publish
+//! ```text
+//! delivery  sign (CloudFront policies, cookies, verifier) · api (cookies for a title)
+//!           · edge (a local CloudFront) · http          ── viewers
+//! dev       the embedded default: watches a folder bucket, wires pipeline + delivery
+//! aws       sqs (the queue consumer) · cloudfront (invalidations)   ── AWS adapters
+//! pipeline  event JSON → Record → job (keys, title) → package → publish → manifest
+//! store     Store trait: folder and S3 implementations, read-ahead, store URLs
+//! media     pure core: mp4 demux → plan → fmp4 mux → hls playlists → package
+//! title · percent · error · clock   shared by all: the naming rule, percent-encoding,
+//!           errors with a retry class, the one reader of the system clock
 //! ```
 //!
-//! The core is pure: bytes and settings in, objects out. Writing is the store's job.
+//! `media` is pure: bytes and settings in, objects out; no storage, AWS type, clock or
+//! subprocess (`tests/harness/layers.rs` holds every layer to its imports). A transcoding
+//! stage (ffmpeg) will sit beside `media`, driven by the pipeline; the core never calls it.
 //!
 //! ```
 //! use hlspipe::media::package::{package, Input, Settings};

@@ -137,25 +137,64 @@ const MEDIA_ONLY_TAGS: &[&str] = &[
 /// segment (§ 3.3). Returns every violation found.
 pub fn check_media_playlist(text: &str) -> Result<MediaSummary, Vec<String>> {
     let mut errors = Vec::new();
-    if !starts_with_extm3u(text, &mut errors) {
+    let Some(pl) = read_media_playlist(text, &mut errors) else {
         return Err(errors);
+    };
+    let (durations, decimal_extinf) = exact_durations(text, &pl, &mut errors);
+    check_vod_tags(&pl, &mut errors);
+    let mut walk = SegmentWalk::default();
+    for (i, (segment, &duration)) in pl.segments.iter().zip(&durations).enumerate() {
+        walk.segment(i, segment, duration, pl.target_duration, &mut errors);
+    }
+    let needed = media_version_needed(
+        decimal_extinf,
+        walk.map_byte_range.is_some() || pl.segments.iter().any(|s| s.byte_range.is_some()),
+        pl.i_frames_only,
+        !walk.map_uris.is_empty(),
+    );
+    let version = pl.version.unwrap_or(1);
+    if version < needed {
+        errors.push(format!(
+            "EXT-X-VERSION is {version}, the features used need {needed} (RFC 8216 § 7)"
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(MediaSummary {
+        version,
+        target_duration: pl.target_duration,
+        iframes_only: pl.i_frames_only,
+        map_uris: walk.map_uris,
+        map_byte_range: walk.map_byte_range,
+        segment_uris: pl.segments.iter().map(|s| s.uri.clone()).collect(),
+        total_duration: durations.iter().sum(),
+        segment_durations: durations,
+        segment_byte_ranges: walk.byte_ranges,
+    })
+}
+
+/// The text as a media playlist, or `None` when it is not one at all; tags m3u8-rs kept
+/// as unknown are reported as malformed or as master-only.
+fn read_media_playlist(text: &str, errors: &mut Vec<String>) -> Option<MediaPlaylist> {
+    if !starts_with_extm3u(text, errors) {
+        return None;
     }
     if m3u8_rs::is_master_playlist(text.as_bytes()) {
         errors.push("this is a master playlist, not a media playlist (RFC 8216 § 4.1)".into());
-        return Err(errors);
+        return None;
     }
     let pl: MediaPlaylist = match m3u8_rs::parse_media_playlist(text.as_bytes()) {
         Ok((rest, pl)) => {
-            check_fully_read(text, rest, &mut errors);
+            check_fully_read(text, rest, errors);
             pl
         }
         Err(e) => {
             errors.push(format!("m3u8-rs cannot read it as a media playlist: {e:?}"));
-            return Err(errors);
+            return None;
         }
     };
-    check_single_version_tag(text, &mut errors);
-
+    check_single_version_tag(text, errors);
     for tag in pl.segments.iter().flat_map(|s| &s.unknown_tags) {
         if MEDIA_TAGS.contains(&tag.tag.as_str()) {
             errors.push(format!("malformed #EXT-{}", tag_text(tag)));
@@ -166,9 +205,12 @@ pub fn check_media_playlist(text: &str) -> Result<MediaSummary, Vec<String>> {
             ));
         }
     }
+    Some(pl)
+}
 
-    // Exact EXTINF values from the text (m3u8-rs keeps an f32).
-    let extinfs = extinf_values(text, &mut errors);
+/// Exact EXTINF values from the text (m3u8-rs keeps an f32), and whether any is decimal.
+fn exact_durations(text: &str, pl: &MediaPlaylist, errors: &mut Vec<String>) -> (Vec<f64>, bool) {
+    let extinfs = extinf_values(text, errors);
     let durations: Vec<f64> = if extinfs.len() == pl.segments.len() {
         extinfs.iter().map(|(_, d)| *d).collect()
     } else {
@@ -179,8 +221,13 @@ pub fn check_media_playlist(text: &str) -> Result<MediaSummary, Vec<String>> {
         ));
         pl.segments.iter().map(|s| f64::from(s.duration)).collect()
     };
-    let decimal_extinf = extinfs.iter().any(|(text, _)| text.contains('.'));
+    let decimal = extinfs.iter().any(|(text, _)| text.contains('.'));
+    (durations, decimal)
+}
 
+/// hlspipe writes VOD playlists: segments, a target duration, the type, the end, and
+/// independent segments.
+fn check_vod_tags(pl: &MediaPlaylist, errors: &mut Vec<String>) {
     if pl.segments.is_empty() {
         errors.push("no media segments".into());
     }
@@ -196,31 +243,32 @@ pub fn check_media_playlist(text: &str) -> Result<MediaSummary, Vec<String>> {
     if !pl.independent_segments {
         errors.push("EXT-X-INDEPENDENT-SEGMENTS is missing (RFC 8216 § 4.3.5.1)".into());
     }
+}
 
-    let mut map_uris: Vec<String> = Vec::new();
-    let mut map_byte_range = None;
-    let mut map_in_effect = false;
-    let mut byte_ranges = Vec::with_capacity(pl.segments.len());
-    // (uri, end offset) of the previous segment's sub-range (RFC 8216 § 4.3.2.2).
-    let mut previous_range: Option<(&str, u64)> = None;
-    for (i, (segment, &duration)) in pl.segments.iter().zip(&durations).enumerate() {
+/// What carries over from one media segment to the next: the map in effect and the end
+/// of the previous sub-range.
+#[derive(Default)]
+struct SegmentWalk<'a> {
+    map_uris: Vec<String>,
+    map_byte_range: Option<(u64, u64)>,
+    map_in_effect: bool,
+    byte_ranges: Vec<Option<(u64, u64)>>,
+    /// (uri, end offset) of the previous segment's sub-range (RFC 8216 § 4.3.2.2).
+    previous_range: Option<(&'a str, u64)>,
+}
+
+impl<'a> SegmentWalk<'a> {
+    fn segment(
+        &mut self,
+        i: usize,
+        segment: &'a m3u8_rs::MediaSegment,
+        duration: f64,
+        target_duration: u64,
+        errors: &mut Vec<String>,
+    ) {
         let name = format!("segment {i} ({})", segment.uri);
-        // m3u8-rs attaches an EXT-X-MAP to the next segment only; the tag applies
-        // to every segment after it (RFC 8216 § 4.3.2.5).
         if let Some(map) = &segment.map {
-            map_in_effect = true;
-            if map.uri.is_empty() {
-                errors.push("EXT-X-MAP has an empty URI".into());
-            }
-            if map_uris.is_empty() {
-                map_byte_range = map
-                    .byte_range
-                    .as_ref()
-                    .map(|r| (r.length, r.offset.unwrap_or(0)));
-            }
-            if !map_uris.contains(&map.uri) {
-                map_uris.push(map.uri.clone());
-            }
+            self.map(map, errors);
         }
         if segment.uri.trim().is_empty() {
             errors.push(format!("{name}: empty URI"));
@@ -229,83 +277,76 @@ pub fn check_media_playlist(text: &str) -> Result<MediaSummary, Vec<String>> {
             errors.push(format!("{name}: zero-length segment (EXTINF {duration})"));
         }
         let rounded = duration.round();
-        if rounded > pl.target_duration as f64 {
+        if rounded > target_duration as f64 {
             errors.push(format!(
-                "{name}: EXTINF {duration} rounds to {rounded}, above EXT-X-TARGETDURATION {} (RFC 8216 § 4.3.3.1)",
-                pl.target_duration
+                "{name}: EXTINF {duration} rounds to {rounded}, above EXT-X-TARGETDURATION {target_duration} (RFC 8216 § 4.3.3.1)"
             ));
         }
-        if is_fmp4_segment(&segment.uri) && !map_in_effect {
+        if is_fmp4_segment(&segment.uri) && !self.map_in_effect {
             errors.push(format!(
                 "{name}: fMP4 segment without a preceding EXT-X-MAP (RFC 8216 § 3.3)"
             ));
         }
-        let range = match &segment.byte_range {
-            None => {
-                previous_range = None;
+        let range = self.byte_range(&name, segment, errors);
+        self.byte_ranges.push(range);
+    }
+
+    /// m3u8-rs attaches an EXT-X-MAP to the next segment only; the tag applies to every
+    /// segment after it (RFC 8216 § 4.3.2.5).
+    fn map(&mut self, map: &m3u8_rs::Map, errors: &mut Vec<String>) {
+        self.map_in_effect = true;
+        if map.uri.is_empty() {
+            errors.push("EXT-X-MAP has an empty URI".into());
+        }
+        if self.map_uris.is_empty() {
+            self.map_byte_range = map
+                .byte_range
+                .as_ref()
+                .map(|r| (r.length, r.offset.unwrap_or(0)));
+        }
+        if !self.map_uris.contains(&map.uri) {
+            self.map_uris.push(map.uri.clone());
+        }
+    }
+
+    /// The segment's EXT-X-BYTERANGE as (length, offset), an absent offset resolved from
+    /// the previous sub-range of the same resource (RFC 8216 § 4.3.2.2).
+    fn byte_range(
+        &mut self,
+        name: &str,
+        segment: &'a m3u8_rs::MediaSegment,
+        errors: &mut Vec<String>,
+    ) -> Option<(u64, u64)> {
+        let Some(r) = &segment.byte_range else {
+            self.previous_range = None;
+            return None;
+        };
+        let offset = match (r.offset, self.previous_range) {
+            (Some(o), _) => Some(o),
+            (None, Some((uri, end))) if uri == segment.uri => Some(end),
+            (None, _) => {
+                errors.push(format!(
+                    "{name}: EXT-X-BYTERANGE without offset must follow a sub-range of the same resource (RFC 8216 § 4.3.2.2)"
+                ));
                 None
             }
-            Some(r) => {
-                let offset = match (r.offset, previous_range) {
-                    (Some(o), _) => Some(o),
-                    (None, Some((uri, end))) if uri == segment.uri => Some(end),
-                    (None, _) => {
-                        errors.push(format!(
-                            "{name}: EXT-X-BYTERANGE without offset must follow a sub-range of the same resource (RFC 8216 § 4.3.2.2)"
-                        ));
-                        None
-                    }
-                };
-                if r.length == 0 {
-                    errors.push(format!("{name}: zero-length EXT-X-BYTERANGE"));
-                }
-                match offset.map(|o| (o, o.checked_add(r.length))) {
-                    Some((o, Some(end))) => {
-                        previous_range = Some((segment.uri.as_str(), end));
-                        Some((r.length, o))
-                    }
-                    Some((_, None)) => {
-                        errors.push(format!("{name}: EXT-X-BYTERANGE overflows"));
-                        previous_range = None;
-                        None
-                    }
-                    None => {
-                        previous_range = None;
-                        None
-                    }
-                }
-            }
         };
-        byte_ranges.push(range);
+        if r.length == 0 {
+            errors.push(format!("{name}: zero-length EXT-X-BYTERANGE"));
+        }
+        self.previous_range = None;
+        match offset.map(|o| (o, o.checked_add(r.length))) {
+            Some((o, Some(end))) => {
+                self.previous_range = Some((segment.uri.as_str(), end));
+                Some((r.length, o))
+            }
+            Some((_, None)) => {
+                errors.push(format!("{name}: EXT-X-BYTERANGE overflows"));
+                None
+            }
+            None => None,
+        }
     }
-
-    let needed = media_version_needed(
-        decimal_extinf,
-        map_byte_range.is_some() || pl.segments.iter().any(|s| s.byte_range.is_some()),
-        pl.i_frames_only,
-        !map_uris.is_empty(),
-    );
-    let version = pl.version.unwrap_or(1);
-    if version < needed {
-        errors.push(format!(
-            "EXT-X-VERSION is {version}, the features used need {needed} (RFC 8216 § 7)"
-        ));
-    }
-
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    Ok(MediaSummary {
-        version,
-        target_duration: pl.target_duration,
-        iframes_only: pl.i_frames_only,
-        map_uris,
-        map_byte_range,
-        segment_uris: pl.segments.iter().map(|s| s.uri.clone()).collect(),
-        total_duration: durations.iter().sum(),
-        segment_durations: durations,
-        segment_byte_ranges: byte_ranges,
-    })
 }
 
 /// Checks a master playlist: `#EXTM3U` first; `EXT-X-INDEPENDENT-SEGMENTS`;
@@ -318,28 +359,62 @@ pub fn check_media_playlist(text: &str) -> Result<MediaSummary, Vec<String>> {
 /// repeated version tag is checked there.
 pub fn check_master_playlist(text: &str) -> Result<MasterSummary, Vec<String>> {
     let mut errors = Vec::new();
-    if !starts_with_extm3u(text, &mut errors) {
+    let Some(pl) = read_master_playlist(text, &mut errors) else {
         return Err(errors);
+    };
+    let (groups, audio_groups, media_uris) = check_media_renditions(&pl, &mut errors);
+    let mut variant_uris = Vec::new();
+    let mut variant_codecs = Vec::new();
+    let mut iframe_uris = Vec::new();
+    for (i, v) in pl.variants.iter().enumerate() {
+        check_variant(i, v, &groups, &mut errors);
+        if v.is_i_frame {
+            iframe_uris.push(v.uri.clone());
+        } else {
+            variant_uris.push(v.uri.clone());
+            variant_codecs.push(v.codecs.clone().unwrap_or_default());
+        }
+    }
+    if variant_uris.is_empty() {
+        errors.push("no EXT-X-STREAM-INF variant".into());
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(MasterSummary {
+        version: pl.version.unwrap_or(1),
+        variant_uris,
+        variant_codecs,
+        iframe_uris,
+        media_uris,
+        audio_groups,
+    })
+}
+
+/// The text as a master playlist, or `None` when it is not one at all; tags m3u8-rs kept
+/// as unknown are reported as malformed or as media-only.
+fn read_master_playlist(text: &str, errors: &mut Vec<String>) -> Option<MasterPlaylist> {
+    if !starts_with_extm3u(text, errors) {
+        return None;
     }
     if !m3u8_rs::is_master_playlist(text.as_bytes()) {
         errors.push("this is not a master playlist: no variant tags, or media playlist tags first (RFC 8216 § 4.1)".into());
-        return Err(errors);
+        return None;
     }
     let pl: MasterPlaylist = match m3u8_rs::parse_master_playlist(text.as_bytes()) {
         Ok((rest, pl)) => {
-            check_fully_read(text, rest, &mut errors);
+            check_fully_read(text, rest, errors);
             pl
         }
         Err(e) => {
             errors.push(format!(
                 "m3u8-rs cannot read it as a master playlist: {e:?}"
             ));
-            return Err(errors);
+            return None;
         }
     };
-    check_single_version_tag(text, &mut errors);
-    check_variant_uri_lines(text, &mut errors);
-
+    check_single_version_tag(text, errors);
+    check_variant_uri_lines(text, errors);
     for tag in &pl.unknown_tags {
         if MASTER_TAGS.contains(&tag.tag.as_str()) || tag.tag == "X-VERSION" {
             errors.push(format!(
@@ -356,9 +431,20 @@ pub fn check_master_playlist(text: &str) -> Result<MasterSummary, Vec<String>> {
     if !pl.independent_segments {
         errors.push("EXT-X-INDEPENDENT-SEGMENTS is missing (RFC 8216 § 4.3.5.1)".into());
     }
+    Some(pl)
+}
 
-    // Audio groups: group id → (member names, DEFAULT=YES count).
-    let mut groups: BTreeMap<&str, (Vec<&str>, usize)> = BTreeMap::new();
+/// Audio group id → (member names, DEFAULT=YES count).
+type AudioGroups<'a> = BTreeMap<&'a str, (Vec<&'a str>, usize)>;
+
+/// The EXT-X-MEDIA renditions: each has a URI (closed captions excepted), and each audio
+/// group distinct NAMEs and exactly one DEFAULT=YES (RFC 8216 § 4.3.4.1.1). Returns the
+/// audio groups, their ids in order, and the renditions' URIs.
+fn check_media_renditions<'a>(
+    pl: &'a MasterPlaylist,
+    errors: &mut Vec<String>,
+) -> (AudioGroups<'a>, Vec<String>, Vec<String>) {
+    let mut groups: AudioGroups<'a> = BTreeMap::new();
     let mut audio_groups: Vec<String> = Vec::new();
     let mut media_uris = Vec::new();
     for media in &pl.alternatives {
@@ -393,70 +479,53 @@ pub fn check_master_playlist(text: &str) -> Result<MasterSummary, Vec<String>> {
             ));
         }
     }
+    (groups, audio_groups, media_uris)
+}
 
-    let mut variant_uris = Vec::new();
-    let mut variant_codecs = Vec::new();
-    let mut iframe_uris = Vec::new();
-    for (i, v) in pl.variants.iter().enumerate() {
-        let kind = if v.is_i_frame {
-            "EXT-X-I-FRAME-STREAM-INF"
-        } else {
-            "EXT-X-STREAM-INF"
-        };
-        let name = format!("{kind} #{i} ({})", v.uri);
-        if v.is_i_frame {
-            if v.uri.trim().is_empty() {
-                errors.push(format!("{name}: no URI attribute (RFC 8216 § 4.3.4.3)"));
-            }
-            iframe_uris.push(v.uri.clone());
-        } else {
-            variant_uris.push(v.uri.clone());
-            variant_codecs.push(v.codecs.clone().unwrap_or_default());
+/// One EXT-X-STREAM-INF or EXT-X-I-FRAME-STREAM-INF (RFC 8216 § 4.3.4.2, § 4.3.4.3).
+fn check_variant(
+    i: usize,
+    v: &m3u8_rs::VariantStream,
+    groups: &AudioGroups<'_>,
+    errors: &mut Vec<String>,
+) {
+    let kind = if v.is_i_frame {
+        "EXT-X-I-FRAME-STREAM-INF"
+    } else {
+        "EXT-X-STREAM-INF"
+    };
+    let name = format!("{kind} #{i} ({})", v.uri);
+    if v.is_i_frame && v.uri.trim().is_empty() {
+        errors.push(format!("{name}: no URI attribute (RFC 8216 § 4.3.4.3)"));
+    }
+    if v.bandwidth == 0 {
+        errors.push(format!("{name}: BANDWIDTH is 0"));
+    }
+    if let Some(avg) = v.average_bandwidth {
+        if avg > v.bandwidth {
+            errors.push(format!(
+                "{name}: AVERAGE-BANDWIDTH {avg} above BANDWIDTH {} (RFC 8216 § 4.3.4.2)",
+                v.bandwidth
+            ));
         }
-        if v.bandwidth == 0 {
-            errors.push(format!("{name}: BANDWIDTH is 0"));
-        }
-        if let Some(avg) = v.average_bandwidth {
-            if avg > v.bandwidth {
+    }
+    match v.codecs.as_deref() {
+        None | Some("") => errors.push(format!("{name}: no CODECS (RFC 8216 § 4.3.4.2)")),
+        Some(codecs) => {
+            if has_video_codec(codecs) && v.resolution.is_none() {
                 errors.push(format!(
-                    "{name}: AVERAGE-BANDWIDTH {avg} above BANDWIDTH {} (RFC 8216 § 4.3.4.2)",
-                    v.bandwidth
-                ));
-            }
-        }
-        match v.codecs.as_deref() {
-            None | Some("") => errors.push(format!("{name}: no CODECS (RFC 8216 § 4.3.4.2)")),
-            Some(codecs) => {
-                if has_video_codec(codecs) && v.resolution.is_none() {
-                    errors.push(format!(
-                        "{name}: CODECS lists video but there is no RESOLUTION (RFC 8216 § 4.3.4.2)"
-                    ));
-                }
-            }
-        }
-        if let Some(group) = &v.audio {
-            if !groups.contains_key(group.as_str()) {
-                errors.push(format!(
-                    "{name}: AUDIO=\"{group}\" names no EXT-X-MEDIA TYPE=AUDIO group (RFC 8216 § 4.3.4.2)"
+                    "{name}: CODECS lists video but there is no RESOLUTION (RFC 8216 § 4.3.4.2)"
                 ));
             }
         }
     }
-    if variant_uris.is_empty() {
-        errors.push("no EXT-X-STREAM-INF variant".into());
+    if let Some(group) = &v.audio {
+        if !groups.contains_key(group.as_str()) {
+            errors.push(format!(
+                "{name}: AUDIO=\"{group}\" names no EXT-X-MEDIA TYPE=AUDIO group (RFC 8216 § 4.3.4.2)"
+            ));
+        }
     }
-
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    Ok(MasterSummary {
-        version: pl.version.unwrap_or(1),
-        variant_uris,
-        variant_codecs,
-        iframe_uris,
-        media_uris,
-        audio_groups,
-    })
 }
 
 /// RFC 8216 § 4.3.1.1: the first line is `#EXTM3U`; § 4.1: no byte order mark.

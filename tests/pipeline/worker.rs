@@ -560,3 +560,57 @@ fn an_undecodable_key_fails_its_message_and_the_batch_goes_on() {
     // partial batch response lists only retryable ones).
     assert_eq!(report["batchItemFailures"], serde_json::json!([]));
 }
+
+/// DESIGN.md "Titles": two uploads that make one title (another extension, or the NFD
+/// spelling macOS writes) cannot both own it. The first keeps it, the second is refused by
+/// name as a permanent failure that writes nothing, and once the first upload is gone the
+/// second may take the title over.
+#[test]
+fn a_second_upload_that_names_the_same_title_is_refused_until_the_first_is_gone() {
+    let b = Buckets::new();
+    let store: Arc<dyn Store> = Arc::new(b.store());
+    let config = PipelineConfig::default();
+    let worker = Pipeline {
+        config: &config,
+        invalidator: &NoInvalidation,
+        clock: &|| 1_000,
+    };
+    let first = "uploads/Café.mp4";
+    let first_etag = b.put_file(first, clip());
+    let rec = record(RecordKind::Created, first, Some(&first_etag));
+    assert!(matches!(
+        worker.handle_record(&store, &rec),
+        Outcome::Processed { .. }
+    ));
+    let manifest = b.read("hls/Café.hls/manifest.json");
+
+    for second in ["uploads/Cafe\u{301}.MOV", "uploads/Café.m4v"] {
+        let etag = b.put_file(second, small_clip());
+        let outcome =
+            worker.handle_record(&store, &record(RecordKind::Created, second, Some(&etag)));
+        let Outcome::Failed {
+            reason, retryable, ..
+        } = &outcome
+        else {
+            panic!("{second}: {outcome:?}");
+        };
+        assert!(!retryable, "{outcome:?}");
+        assert!(
+            reason.contains("already made from 'uploads/Café.mp4'") && reason.contains(second),
+            "{reason}"
+        );
+        assert_eq!(b.read("hls/Café.hls/manifest.json"), manifest, "{second}");
+        std::fs::remove_file(b.bucket().join(second)).unwrap();
+    }
+
+    // The owner is removed (its own removal event not yet seen): the other upload takes over.
+    let second = "uploads/Cafe\u{301}.MOV";
+    let etag = b.put_file(second, small_clip());
+    std::fs::remove_file(b.bucket().join(first)).unwrap();
+    let outcome = worker.handle_record(&store, &record(RecordKind::Created, second, Some(&etag)));
+    assert!(
+        matches!(outcome, Outcome::Processed { ref title, .. } if title == "Café"),
+        "{outcome:?}"
+    );
+    assert_decodes(&b.bucket().join("hls/Café.hls/master.m3u8"));
+}

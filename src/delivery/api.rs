@@ -171,6 +171,15 @@ impl ApiConfig {
             title.url_folder(&self.output_prefix)
         )
     }
+
+    /// The `DateLessThan` of cookies issued at `now`: `now + ttl` rounded up to a multiple of
+    /// the bucket, so that every viewer of a title within one bucket shares one set of cookies.
+    fn cookie_expiry(&self, now: u64) -> u64 {
+        let bucket = self.expiry_bucket;
+        now.saturating_add(self.cookie_ttl)
+            .div_ceil(bucket)
+            .saturating_mul(bucket)
+    }
 }
 
 /// A title's cookies for one expiry, ready to send.
@@ -240,83 +249,120 @@ async fn playback(
     State(api): State<Arc<Api>>,
     rest: Result<Path<String>, PathRejection>,
 ) -> Response {
+    let title = match playback_title(rest) {
+        Ok(title) => title,
+        Err((status, message)) => return json_error(status, &message),
+    };
+    let manifest = match read_manifest(&api, &title).await {
+        Ok(manifest) => manifest,
+        Err(refused) => return refused,
+    };
+    if let Some(conflict) = state_conflict(&title, &manifest) {
+        return conflict;
+    }
+    let now = (api.config.clock)();
+    let expires = api.config.cookie_expiry(now);
+    match title_cookies(&api, title, expires, now).await {
+        Ok(issued) => playback_response(&issued),
+        Err(refused) => refused,
+    }
+}
+
+/// The title in `{title}/playback`, or the status and message to refuse with: 400 when the
+/// path is not UTF-8 or breaks the title rule, 404 for another endpoint.
+fn playback_title(
+    rest: Result<Path<String>, PathRejection>,
+) -> Result<Title, (StatusCode, String)> {
     let Ok(Path(rest)) = rest else {
-        return json_error(StatusCode::BAD_REQUEST, "the path is not valid UTF-8");
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "the path is not valid UTF-8".into(),
+        ));
     };
     let Some(title) = rest.strip_suffix("/playback") else {
-        return json_error(StatusCode::NOT_FOUND, "no such endpoint");
+        return Err((StatusCode::NOT_FOUND, "no such endpoint".into()));
     };
     // axum has percent-decoded the path; the title rule normalises it to NFC.
-    let title = match Title::new(title) {
-        Ok(title) => title,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, &e.to_string()),
-    };
+    Title::new(title).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
+}
 
+/// The title's `manifest.json`, read on the blocking pool (the store is synchronous): 404 when
+/// there is none, 500 when it cannot be read or parsed.
+async fn read_manifest(api: &Api, title: &Title) -> Result<Manifest, Response> {
     let manifest_key = format!("{}{MANIFEST_KEY}", title.folder(&api.config.output_prefix));
     let store = Arc::clone(&api.store);
     let read = {
         let key = manifest_key.clone();
         tokio::task::spawn_blocking(move || store.get(&key)).await
     };
-    let manifest = match read {
-        Ok(Ok(Some(bytes))) => match Manifest::parse(&bytes) {
-            Ok(manifest) => manifest,
-            Err(e) => {
-                tracing::error!(target: "hlspipe::delivery::api", key = %manifest_key, error = %e, "unreadable manifest");
-                return json_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the title's manifest is unreadable",
-                );
-            }
-        },
-        Ok(Ok(None)) => {
-            return json_response(
-                StatusCode::NOT_FOUND,
-                &serde_json::json!({ "error": "unknown title", "title": title }),
+    match read {
+        Ok(Ok(Some(bytes))) => Manifest::parse(&bytes).map_err(|e| {
+            tracing::error!(target: "hlspipe::delivery::api", key = %manifest_key, error = %e, "unreadable manifest");
+            json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the title's manifest is unreadable",
             )
-        }
+        }),
+        Ok(Ok(None)) => Err(json_response(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({ "error": "unknown title", "title": title }),
+        )),
         Ok(Err(e)) => {
             tracing::error!(target: "hlspipe::delivery::api", key = %manifest_key, error = %e, "store read failed");
-            return json_error(StatusCode::INTERNAL_SERVER_ERROR, "storage error");
+            Err(json_error(StatusCode::INTERNAL_SERVER_ERROR, "storage error"))
         }
         Err(e) => {
             tracing::error!(target: "hlspipe::delivery::api", key = %manifest_key, error = %e, "store task failed");
-            return json_error(StatusCode::INTERNAL_SERVER_ERROR, "storage error");
+            Err(json_error(StatusCode::INTERNAL_SERVER_ERROR, "storage error"))
         }
-    };
-    if manifest.state != TitleState::Complete {
-        return json_response(
+    }
+}
+
+/// Cookies are issued only for a complete title: while it is processing, or when it failed,
+/// the 409 says which (with the manifest's error), so that the app can tell waiting from
+/// giving up. `None` for a complete title.
+fn state_conflict(title: &Title, manifest: &Manifest) -> Option<Response> {
+    (manifest.state != TitleState::Complete).then(|| {
+        json_response(
             StatusCode::CONFLICT,
             &serde_json::json!({ "title": title, "state": manifest.state, "error": manifest.error }),
-        );
+        )
+    })
+}
+
+/// The title's cookies for `expires`: the set already issued for (title, expiry), or a new one
+/// signed on the blocking pool and remembered. 500 when signing failed.
+async fn title_cookies(
+    api: &Arc<Api>,
+    title: Title,
+    expires: u64,
+    now: u64,
+) -> Result<Arc<Issued>, Response> {
+    if let Some(issued) = cached(api, &title, expires) {
+        return Ok(issued);
     }
-
-    let now = (api.config.clock)();
-    let bucket = api.config.expiry_bucket;
-    let expires = now
-        .saturating_add(api.config.cookie_ttl)
-        .div_ceil(bucket)
-        .saturating_mul(bucket);
-
-    let issued = match cached(&api, &title, expires) {
-        Some(issued) => issued,
-        None => {
-            let api2 = Arc::clone(&api);
-            let title2 = title.clone();
-            match tokio::task::spawn_blocking(move || issue(&api2, &title2, expires)).await {
-                Ok(Ok(issued)) => remember(&api, title, expires, now, issued),
-                Ok(Err(e)) => {
-                    tracing::error!(target: "hlspipe::delivery::api", %title, error = %e, "signing failed");
-                    return json_error(StatusCode::INTERNAL_SERVER_ERROR, "signing failed");
-                }
-                Err(e) => {
-                    tracing::error!(target: "hlspipe::delivery::api", %title, error = %e, "signing task failed");
-                    return json_error(StatusCode::INTERNAL_SERVER_ERROR, "signing failed");
-                }
-            }
+    let (task_api, task_title) = (Arc::clone(api), title.clone());
+    match tokio::task::spawn_blocking(move || issue(&task_api, &task_title, expires)).await {
+        Ok(Ok(issued)) => Ok(remember(api, title, expires, now, issued)),
+        Ok(Err(e)) => {
+            tracing::error!(target: "hlspipe::delivery::api", %title, error = %e, "signing failed");
+            Err(json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "signing failed",
+            ))
         }
-    };
+        Err(e) => {
+            tracing::error!(target: "hlspipe::delivery::api", %title, error = %e, "signing task failed");
+            Err(json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "signing failed",
+            ))
+        }
+    }
+}
 
+/// 200: the title's JSON and its `Set-Cookie` headers.
+fn playback_response(issued: &Issued) -> Response {
     let mut r = Response::new(Body::from(issued.body.clone()));
     let h = r.headers_mut();
     h.insert(

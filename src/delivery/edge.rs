@@ -43,6 +43,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -327,123 +328,128 @@ fn preflight(origin_allowed: bool, headers: &HeaderMap) -> Response {
     r
 }
 
+/// `GET`/`HEAD` under the path prefix. As at CloudFront, the signature is checked before the
+/// origin is asked, so a viewer without valid credentials gets 403 whether or not the key exists.
 async fn serve_object(edge: &Edge, req: &Parts) -> Response {
     let path = req.uri.path();
     let Some(rest) = path.strip_prefix(edge.config.path_prefix.as_str()) else {
         return not_found();
     };
-
     if let Access::Signed(verifier) = &edge.access {
-        let path_and_query = req.uri.path_and_query().map_or(path, |pq| pq.as_str());
-        let url = format!("{}{path_and_query}", edge.config.public_base_url);
-        let cookies = cookie_header(&req.headers);
-        let ip = peer_ip(&req.extensions);
-        let now = (edge.config.clock)();
-        // Credentials allowed before verify from the Verifier's cache in microseconds: check
-        // them here. Unknown ones may cost a public-key operation (about 0.5 ms for RSA-2048),
-        // which goes to the blocking pool so that a flood of made-up signatures cannot stall
-        // the connections being served.
-        let fingerprint = credentials_fingerprint(req.uri.query(), cookies.as_deref());
-        let known = edge.is_known(fingerprint);
-        let decision = if known {
-            verifier.verify_request(&url, cookies.as_deref(), ip, now)
-        } else {
-            let (verifier, url, cookies) = (Arc::clone(verifier), url.clone(), cookies.clone());
-            match tokio::task::spawn_blocking(move || {
-                verifier.verify_request(&url, cookies.as_deref(), ip, now)
-            })
-            .await
-            {
-                Ok(decision) => decision,
-                Err(e) => {
-                    tracing::error!(target: "hlspipe::delivery::edge", error = %e, "verification task failed");
-                    return internal_error();
-                }
-            }
-        };
-        match decision {
-            Decision::Allow(_) => {
-                if !known {
-                    edge.remember(fingerprint);
-                }
-            }
-            Decision::Deny(reason) => {
-                tracing::info!(target: "hlspipe::delivery::edge", %ip, %url, %reason, "403 denied");
-                return error(StatusCode::FORBIDDEN, "AccessDenied", "Access denied");
-            }
+        if let Err(refused) = check_signature(edge, verifier, req).await {
+            return refused;
         }
     }
-
     let Some(key) = store_key(&edge.config.key_prefix, rest) else {
         return not_found();
     };
-    let conditions = Conditions::of(req);
-    let chunk_size = edge.config.chunk_size;
-    let store = Arc::clone(&edge.store);
-    let task_key = key.clone();
-    // One trip to the blocking pool answers small objects whole: HEAD, the decision, and the
-    // first chunk of the body (all of a typical segment) are read together.
-    let opened = tokio::task::spawn_blocking(move || -> crate::Result<Option<Opened>> {
-        let Some(info) = store.head(&task_key)? else {
-            return Ok(None);
-        };
-        let outcome = conditions.decide(&info);
-        let first = match outcome {
-            Answer::Send { start, end, .. } if conditions.is_get && end > start => {
-                let len = chunk_len(start, end, chunk_size);
-                let mut buf = vec![0u8; len];
-                store.read_range(&task_key, start, &mut buf)?;
-                Some(Bytes::from(buf))
+    match open_object(edge, &key, Conditions::of(req)).await {
+        Ok(opened) => object_response(edge, key, opened),
+        Err(response) => response,
+    }
+}
+
+/// The trusted-key-group check, made before the store is touched. `Err` is the answer to send
+/// instead: 403 for a denial (why goes to the log only), 500 when the check itself failed.
+async fn check_signature(
+    edge: &Edge,
+    verifier: &Arc<Verifier>,
+    req: &Parts,
+) -> Result<(), Response> {
+    let path_and_query = req
+        .uri
+        .path_and_query()
+        .map_or(req.uri.path(), |pq| pq.as_str());
+    let url = format!("{}{path_and_query}", edge.config.public_base_url);
+    let cookies = cookie_header(&req.headers);
+    let ip = peer_ip(&req.extensions);
+    let now = (edge.config.clock)();
+    // Credentials allowed before verify from the Verifier's cache in microseconds: check
+    // them here. Unknown ones may cost a public-key operation (about 0.5 ms for RSA-2048),
+    // which goes to the blocking pool so that a flood of made-up signatures cannot stall
+    // the connections being served.
+    let fingerprint = credentials_fingerprint(req.uri.query(), cookies.as_deref());
+    let known = edge.is_known(fingerprint);
+    let decision = if known {
+        verifier.verify_request(&url, cookies.as_deref(), ip, now)
+    } else {
+        verify_on_blocking_pool(verifier, &url, cookies.as_deref(), ip, now).await?
+    };
+    match decision {
+        Decision::Allow(_) => {
+            if !known {
+                edge.remember(fingerprint);
             }
-            _ => None,
-        };
-        Ok(Some(Opened {
-            info,
-            outcome,
-            first,
-        }))
+            Ok(())
+        }
+        Decision::Deny(reason) => {
+            tracing::info!(target: "hlspipe::delivery::edge", %ip, %url, %reason, "403 denied");
+            Err(error(
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                "Access denied",
+            ))
+        }
+    }
+}
+
+/// [`Verifier::verify_request`] for credentials not seen before, off the connection's task.
+async fn verify_on_blocking_pool(
+    verifier: &Arc<Verifier>,
+    url: &str,
+    cookies: Option<&str>,
+    ip: IpAddr,
+    now: u64,
+) -> Result<Decision, Response> {
+    let (verifier, url, cookies) = (
+        Arc::clone(verifier),
+        url.to_owned(),
+        cookies.map(str::to_owned),
+    );
+    tokio::task::spawn_blocking(move || verifier.verify_request(&url, cookies.as_deref(), ip, now))
+        .await
+        .map_err(|e| {
+            tracing::error!(target: "hlspipe::delivery::edge", error = %e, "verification task failed");
+            internal_error()
+        })
+}
+
+/// The object's HEAD, what to answer, and the start of the body, from the blocking pool. `Err`
+/// is the answer to send instead: 404 for a missing key, 500 when the store failed.
+async fn open_object(edge: &Edge, key: &str, conditions: Conditions) -> Result<Opened, Response> {
+    let store = Arc::clone(&edge.store);
+    let task_key = key.to_owned();
+    let chunk_size = edge.config.chunk_size;
+    let opened = tokio::task::spawn_blocking(move || {
+        Opened::read(&*store, &task_key, &conditions, chunk_size)
     })
     .await;
+    match opened {
+        Ok(Ok(Some(opened))) => Ok(opened),
+        Ok(Ok(None)) => Err(not_found()),
+        Ok(Err(e)) => {
+            tracing::error!(target: "hlspipe::delivery::edge", %key, error = %e, "store read failed");
+            Err(internal_error())
+        }
+        Err(e) => {
+            tracing::error!(target: "hlspipe::delivery::edge", %key, error = %e, "store task failed");
+            Err(internal_error())
+        }
+    }
+}
+
+/// The answer for an object that exists: 304, 416, or its bytes with 200 or 206.
+fn object_response(edge: &Edge, key: String, opened: Opened) -> Response {
     let Opened {
         info,
         outcome,
         first,
-    } = match opened {
-        Ok(Ok(Some(opened))) => opened,
-        Ok(Ok(None)) => return not_found(),
-        Ok(Err(e)) => {
-            tracing::error!(target: "hlspipe::delivery::edge", %key, error = %e, "store read failed");
-            return internal_error();
-        }
-        Err(e) => {
-            tracing::error!(target: "hlspipe::delivery::edge", %key, error = %e, "store task failed");
-            return internal_error();
-        }
-    };
-
+    } = opened;
     let mut headers = object_headers(&info);
     let len = info.size;
     let (status, start, end) = match outcome {
-        Answer::NotModified => {
-            let mut r = empty(StatusCode::NOT_MODIFIED);
-            headers.remove(header::CONTENT_TYPE);
-            r.headers_mut().extend(headers);
-            return r;
-        }
-        Answer::Unsatisfiable => {
-            let mut r = error(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "InvalidRange",
-                "The requested range is not satisfiable",
-            );
-            r.headers_mut().insert(
-                header::CONTENT_RANGE,
-                header_value(&format!("bytes */{len}")),
-            );
-            r.headers_mut()
-                .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-            return r;
-        }
+        Answer::NotModified => return not_modified(headers),
+        Answer::Unsatisfiable => return range_not_satisfiable(len),
         Answer::Send {
             partial,
             start,
@@ -467,26 +473,56 @@ async fn serve_object(edge: &Edge, req: &Parts) -> Response {
 
     let body = match first {
         None => Body::empty(),
-        Some(first) => {
-            let rest_start = start + first.len() as u64;
-            if rest_start >= end {
-                Body::from(first)
-            } else {
-                stream_body(
-                    first,
-                    Arc::clone(&edge.store),
-                    key.into(),
-                    rest_start,
-                    end,
-                    chunk_size,
-                )
-            }
-        }
+        Some(first) => object_body(edge, key, first, start, end),
     };
     let mut r = Response::new(body);
     *r.status_mut() = status;
     r.headers_mut().extend(headers);
     r
+}
+
+/// 304 with the object's validators and caching headers (RFC 9110 § 15.4.5), but no
+/// `Content-Type`: there is no content to describe.
+fn not_modified(mut headers: HeaderMap) -> Response {
+    let mut r = empty(StatusCode::NOT_MODIFIED);
+    headers.remove(header::CONTENT_TYPE);
+    r.headers_mut().extend(headers);
+    r
+}
+
+/// 416 with the object's length in `Content-Range: bytes */len`, so that the client can ask
+/// again inside it (RFC 9110 § 15.5.17).
+fn range_not_satisfiable(len: u64) -> Response {
+    let mut r = error(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "InvalidRange",
+        "The requested range is not satisfiable",
+    );
+    r.headers_mut().insert(
+        header::CONTENT_RANGE,
+        header_value(&format!("bytes */{len}")),
+    );
+    r.headers_mut()
+        .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    r
+}
+
+/// `[start, end)` of `key`, `first` being its beginning: whole when it already covers the
+/// range, otherwise streamed from the store after it.
+fn object_body(edge: &Edge, key: String, first: Bytes, start: u64, end: u64) -> Body {
+    let rest_start = start + first.len() as u64;
+    if rest_start >= end {
+        Body::from(first)
+    } else {
+        stream_body(
+            first,
+            Arc::clone(&edge.store),
+            key.into(),
+            rest_start,
+            end,
+            edge.config.chunk_size,
+        )
+    }
 }
 
 /// The request headers that decide what is sent, taken out so that the decision can be made
@@ -517,6 +553,37 @@ struct Opened {
     outcome: Answer,
     /// The first chunk of the body (GET only).
     first: Option<Bytes>,
+}
+
+impl Opened {
+    /// One trip to the blocking pool answers small objects whole: HEAD, the decision, and the
+    /// first chunk of the body (all of a typical segment) are read together. `None` when there
+    /// is no such object.
+    fn read(
+        store: &dyn Store,
+        key: &str,
+        conditions: &Conditions,
+        chunk_size: usize,
+    ) -> crate::Result<Option<Opened>> {
+        let Some(info) = store.head(key)? else {
+            return Ok(None);
+        };
+        let outcome = conditions.decide(&info);
+        let first = match outcome {
+            Answer::Send { start, end, .. } if conditions.is_get && end > start => {
+                let len = chunk_len(start, end, chunk_size);
+                let mut buf = vec![0u8; len];
+                store.read_range(key, start, &mut buf)?;
+                Some(Bytes::from(buf))
+            }
+            _ => None,
+        };
+        Ok(Some(Opened {
+            info,
+            outcome,
+            first,
+        }))
+    }
 }
 
 impl Conditions {

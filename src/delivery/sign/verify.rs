@@ -224,115 +224,144 @@ impl Verifier {
         let presented = presented_in_url(url)
             .or_else(|| cookie_header.and_then(|header| presented_in_cookies(url, header)))
             .ok_or(DenyReason::NoCredentials)?;
-        let names = presented.names;
-
-        let hash = match presented.hash_algorithm.as_deref() {
-            None => HashAlgorithm::Sha1,
-            Some(value) => HashAlgorithm::from_param(value)
-                .ok_or_else(|| DenyReason::UnsupportedHashAlgorithm(value.to_owned()))?,
-        };
-        let key_pair_id = presented
-            .key_pair_id
-            .as_deref()
-            .ok_or(DenyReason::Missing(names.key_pair_id))?;
-        let signature_b64 = presented
-            .signature
-            .as_deref()
-            .ok_or(DenyReason::Missing(names.signature))?;
-        let signature =
-            decode_cloudfront_base64(signature_b64).ok_or_else(|| DenyReason::Malformed {
-                field: names.signature,
-                reason: "not CloudFront base64".into(),
-            })?;
-
-        // The exact bytes that were signed.
-        let policy_bytes = match (&presented.policy, &presented.expires) {
-            (Some(_), Some(_)) => {
-                return Err(DenyReason::Malformed {
-                    field: names.policy,
-                    reason: format!("both {} and {} are present", names.policy, names.expires),
-                })
-            }
-            (None, None) => return Err(DenyReason::Missing(names.policy)),
-            (Some(policy_b64), None) => {
-                decode_cloudfront_base64(policy_b64).ok_or_else(|| DenyReason::Malformed {
-                    field: names.policy,
-                    reason: "not CloudFront base64".into(),
-                })?
-            }
-            (None, Some(expires)) => {
-                let expires: u64 = expires.parse().map_err(|_| DenyReason::Malformed {
-                    field: names.expires,
-                    reason: "not a whole number of seconds".into(),
-                })?;
-                canned_policy(&presented.match_url, expires)
-                    .to_json()
-                    .into_bytes()
-            }
-        };
-
-        let cache_key = (key_pair_id.to_owned(), hash, policy_bytes, signature);
-        let cached = self.verified().get(&cache_key).cloned();
-        let policy = match cached {
-            Some(policy) => policy,
-            None => {
-                let (key_pair_id, _, policy_bytes, signature) = &cache_key;
-                let key = self
-                    .keys
-                    .get(key_pair_id)
-                    .ok_or_else(|| DenyReason::UnknownKeyPairId(key_pair_id.clone()))?;
-                if !key.verify(policy_bytes, signature, hash) {
-                    return Err(DenyReason::BadSignature);
-                }
-                let policy = Arc::new(Policy::parse_json(policy_bytes).map_err(|e| {
-                    DenyReason::Malformed {
-                        field: names.policy,
-                        reason: e.to_string(),
-                    }
-                })?);
-                let mut verified = self.verified();
-                if verified.len() >= VERIFIED_CACHE_LIMIT {
-                    verified.clear();
-                }
-                verified.insert(cache_key.clone(), Arc::clone(&policy));
-                policy
-            }
-        };
-
-        if now >= policy.date_less_than {
-            return Err(DenyReason::Expired {
-                expires: policy.date_less_than,
-                now,
-            });
-        }
-        if let Some(not_before) = policy.date_greater_than {
-            if now < not_before {
-                return Err(DenyReason::NotYetValid { not_before, now });
-            }
-        }
-        if let Some(resource) = &policy.resource {
-            if !wildcard::matches(resource, &presented.match_url) {
-                return Err(DenyReason::ResourceMismatch {
-                    resource: resource.clone(),
-                    url: presented.match_url.into_owned(),
-                });
-            }
-        }
-        if let Some(range) = &policy.ip_address {
-            if !range.contains(source_ip) {
-                return Err(DenyReason::SourceIpNotAllowed {
-                    ip: source_ip,
-                    range: range.to_string(),
-                });
-            }
-        }
+        let signed = signed_claim(&presented)?;
+        let policy = self.verified_policy(&signed, presented.names)?;
+        enforce_policy(&policy, &presented.match_url, source_ip, now)?;
+        let (key_pair_id, hash_algorithm, _, _) = signed;
         Ok(Grant {
-            key_pair_id: cache_key.0,
-            hash_algorithm: hash,
+            key_pair_id,
+            hash_algorithm,
             credentials: presented.credentials,
             expires: policy.date_less_than,
         })
     }
+
+    /// The policy of a signed claim whose signature verifies with its key-pair id's public key:
+    /// from the cache when this exact claim verified before, otherwise checked, parsed and
+    /// remembered.
+    fn verified_policy(
+        &self,
+        signed: &VerifiedKey,
+        names: &FieldNames,
+    ) -> Result<Arc<Policy>, DenyReason> {
+        let cached = self.verified().get(signed).cloned();
+        if let Some(policy) = cached {
+            return Ok(policy);
+        }
+        let (key_pair_id, hash, policy_bytes, signature) = signed;
+        let key = self
+            .keys
+            .get(key_pair_id)
+            .ok_or_else(|| DenyReason::UnknownKeyPairId(key_pair_id.clone()))?;
+        if !key.verify(policy_bytes, signature, *hash) {
+            return Err(DenyReason::BadSignature);
+        }
+        let policy = Policy::parse_json(policy_bytes).map_err(|e| DenyReason::Malformed {
+            field: names.policy,
+            reason: e.to_string(),
+        })?;
+        let policy = Arc::new(policy);
+        let mut verified = self.verified();
+        if verified.len() >= VERIFIED_CACHE_LIMIT {
+            verified.clear();
+        }
+        verified.insert(signed.clone(), Arc::clone(&policy));
+        Ok(policy)
+    }
+}
+
+/// The (key-pair id, hash algorithm, signed policy bytes, signature) a request presents. The
+/// fields are read in a fixed order, so a request with several faults is always denied for the
+/// same one.
+fn signed_claim(presented: &Presented<'_>) -> Result<VerifiedKey, DenyReason> {
+    let names = presented.names;
+    let hash = match presented.hash_algorithm.as_deref() {
+        None => HashAlgorithm::Sha1,
+        Some(value) => HashAlgorithm::from_param(value)
+            .ok_or_else(|| DenyReason::UnsupportedHashAlgorithm(value.to_owned()))?,
+    };
+    let key_pair_id = presented
+        .key_pair_id
+        .as_deref()
+        .ok_or(DenyReason::Missing(names.key_pair_id))?;
+    let signature_b64 = presented
+        .signature
+        .as_deref()
+        .ok_or(DenyReason::Missing(names.signature))?;
+    let signature =
+        decode_cloudfront_base64(signature_b64).ok_or_else(|| DenyReason::Malformed {
+            field: names.signature,
+            reason: "not CloudFront base64".into(),
+        })?;
+    let policy_bytes = signed_policy_bytes(presented)?;
+    Ok((key_pair_id.to_owned(), hash, policy_bytes, signature))
+}
+
+/// The exact bytes that were signed: the custom policy as sent, or the canned policy rebuilt
+/// from the URL to match and `Expires`. A request carries one or the other, never both.
+fn signed_policy_bytes(presented: &Presented<'_>) -> Result<Vec<u8>, DenyReason> {
+    let names = presented.names;
+    match (&presented.policy, &presented.expires) {
+        (Some(_), Some(_)) => Err(DenyReason::Malformed {
+            field: names.policy,
+            reason: format!("both {} and {} are present", names.policy, names.expires),
+        }),
+        (None, None) => Err(DenyReason::Missing(names.policy)),
+        (Some(policy_b64), None) => {
+            decode_cloudfront_base64(policy_b64).ok_or_else(|| DenyReason::Malformed {
+                field: names.policy,
+                reason: "not CloudFront base64".into(),
+            })
+        }
+        (None, Some(expires)) => {
+            let expires: u64 = expires.parse().map_err(|_| DenyReason::Malformed {
+                field: names.expires,
+                reason: "not a whole number of seconds".into(),
+            })?;
+            Ok(canned_policy(&presented.match_url, expires)
+                .to_json()
+                .into_bytes())
+        }
+    }
+}
+
+/// The policy's conditions, in CloudFront's terms: allowed strictly before `DateLessThan` and
+/// at or after `DateGreaterThan`, for a URL its `Resource` matches, from an address inside its
+/// `IpAddress`.
+fn enforce_policy(
+    policy: &Policy,
+    match_url: &str,
+    source_ip: IpAddr,
+    now: u64,
+) -> Result<(), DenyReason> {
+    if now >= policy.date_less_than {
+        return Err(DenyReason::Expired {
+            expires: policy.date_less_than,
+            now,
+        });
+    }
+    if let Some(not_before) = policy.date_greater_than {
+        if now < not_before {
+            return Err(DenyReason::NotYetValid { not_before, now });
+        }
+    }
+    if let Some(resource) = &policy.resource {
+        if !wildcard::matches(resource, match_url) {
+            return Err(DenyReason::ResourceMismatch {
+                resource: resource.clone(),
+                url: match_url.to_owned(),
+            });
+        }
+    }
+    if let Some(range) = &policy.ip_address {
+        if !range.contains(source_ip) {
+            return Err(DenyReason::SourceIpNotAllowed {
+                ip: source_ip,
+                range: range.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn canned_policy(url: &str, expires: u64) -> Policy {

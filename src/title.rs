@@ -239,7 +239,10 @@ mod tests {
         for name in ["show.hls", "a.hls x/ep", "ép 1/x"] {
             let title = Title::new(name).unwrap();
             let key = format!("{}manifest.json", title.folder("hls/"));
-            assert_eq!(Title::from_key("hls/", &key), Some((title, "manifest.json")));
+            assert_eq!(
+                Title::from_key("hls/", &key),
+                Some((title, "manifest.json"))
+            );
         }
         assert_eq!(Title::from_key("hls/", "hls/plain/master.m3u8"), None);
         assert_eq!(Title::from_key("hls/", "other/a.hls/master.m3u8"), None);

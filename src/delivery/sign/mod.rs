@@ -21,14 +21,14 @@
 //! let verifier = Verifier::new(keys.public_keys());
 //! let signer = Signer::new(keys, HashAlgorithm::Sha256);
 //!
-//! let prefix = TitlePrefix::parse("https://cdn.example.com/hls/shows/ep1/")?;
+//! let prefix = TitlePrefix::parse("https://cdn.example.com/hls/shows/ep1.hls/")?;
 //! let cookies = signer.signed_cookies(&Policy::for_title(&prefix, 1_900_000_000))?;
 //!
 //! let ip = "192.0.2.7".parse().unwrap();
-//! let url = "https://cdn.example.com/hls/shows/ep1/master.m3u8";
+//! let url = "https://cdn.example.com/hls/shows/ep1.hls/master.m3u8";
 //! assert!(verifier.verify_request(url, Some(&cookies.cookie_header()), ip, 1_800_000_000).is_allow());
-//! let sibling = "https://cdn.example.com/hls/shows/ep10/master.m3u8";
-//! assert!(!verifier.verify_request(sibling, Some(&cookies.cookie_header()), ip, 1_800_000_000).is_allow());
+//! let nested = "https://cdn.example.com/hls/shows/ep1/extra.hls/master.m3u8";
+//! assert!(!verifier.verify_request(nested, Some(&cookies.cookie_header()), ip, 1_800_000_000).is_allow());
 //! # Ok(()) }
 //! ```
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
-/// A title's folder on the CDN, e.g. `https://cdn.example.com/hls/shows/ep1/`.
+/// A title's folder on the CDN, e.g. `https://cdn.example.com/hls/shows/ep1.hls/` (see `crate::title`).
 ///
 /// Its resource is always `<prefix>/*`, ending in a slash before the star: `…/ep1*` would
 /// also open `…/ep10/`. Parsing refuses anything that could widen the grant.

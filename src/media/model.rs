@@ -70,6 +70,13 @@ pub struct Track {
     /// Visual size from the sample entry (video only, else 0).
     pub width: u16,
     pub height: u16,
+    /// `tkhd` transformation matrix, a b u c d v x y w (ISO/IEC 14496-12 § 8.3.2.3: 16.16
+    /// fixed point, u v w 2.30), copied into the init segment so that players turn the
+    /// picture as the source asks.
+    pub matrix: [i32; 9],
+    /// Transfer characteristics of the video from its `colr` box (ITU-T H.273 table 3),
+    /// when the file says.
+    pub transfer: Option<u16>,
     /// Audio channel count and sample rate (audio only, else 0).
     pub channels: u16,
     pub sample_rate: u32,
@@ -99,6 +106,28 @@ impl Track {
         self.media_duration() as f64 / f64::from(self.timescale.max(1))
     }
 
+    /// Width and height as displayed: swapped when the matrix turns the picture a quarter
+    /// (phones record portrait video as landscape samples with a 90° matrix).
+    pub fn display_size(&self) -> (u16, u16) {
+        let [a, b, _, c, d, ..] = self.matrix;
+        if a == 0 && d == 0 && b != 0 && c != 0 {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        }
+    }
+
+    /// The dynamic range a player must be able to show (`VIDEO-RANGE`,
+    /// draft-pantos-hls-rfc8216bis § 4.4.6.2): PQ for transfer 16 (SMPTE ST 2084, HDR10 and
+    /// Dolby Vision), HLG for 18 (ARIB STD-B67), SDR otherwise.
+    pub fn video_range(&self) -> VideoRange {
+        match self.transfer {
+            Some(16) => VideoRange::Pq,
+            Some(18) => VideoRange::Hlg,
+            _ => VideoRange::Sdr,
+        }
+    }
+
     /// Frames per second from the average sample duration (video only).
     pub fn frame_rate(&self) -> Option<f64> {
         if self.kind != TrackKind::Video || self.samples.is_empty() {
@@ -108,6 +137,30 @@ impl Track {
         (d > 0).then(|| self.samples.len() as f64 * f64::from(self.timescale) / d as f64)
     }
 }
+
+/// `VIDEO-RANGE` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum VideoRange {
+    #[serde(rename = "SDR")]
+    Sdr,
+    #[serde(rename = "PQ")]
+    Pq,
+    #[serde(rename = "HLG")]
+    Hlg,
+}
+
+impl VideoRange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VideoRange::Sdr => "SDR",
+            VideoRange::Pq => "PQ",
+            VideoRange::Hlg => "HLG",
+        }
+    }
+}
+
+/// The identity matrix of ISO/IEC 14496-12 § 8.3.2.3: no transformation.
+pub const UNITY_MATRIX: [i32; 9] = [0x1_0000, 0, 0, 0, 0x1_0000, 0, 0, 0, 0x4000_0000];
 
 /// One demuxed input file.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::media::fmp4::{create_init_segment, create_media_segment};
 use crate::media::hls::{self, codecs::codecs_string, codecs::language_tag};
-use crate::media::model::{Movie, Track, TrackKind};
+use crate::media::model::{Movie, Track, TrackKind, VideoRange};
 use crate::media::mp4::{demux, Limits};
 use crate::media::object::{cache_control, content_type, Body, Object};
 use crate::media::plan::{self, SegmentRange};
@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 /// Bumped whenever the bytes we write for the same input and settings change, so a
 /// new packager never reuses an old version's path (DESIGN.md "Object layout").
-pub const FORMAT_VERSION: &str = "hlspipe-fmp4-1";
+/// 2: the source's rotation matrix in `tkhd`, the AAC channel count from the
+/// AudioSpecificConfig, `VIDEO-RANGE` and displayed `RESOLUTION` in the master.
+pub const FORMAT_VERSION: &str = "hlspipe-fmp4-2";
 
 /// Packaging settings. Everything here goes into the version hash.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +68,9 @@ pub struct Rendition {
     pub resolution: Option<(u16, u16)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frame_rate: Option<f64>,
+    /// Video only: SDR, PQ or HLG, from the source's colour information.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_range: Option<VideoRange>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -320,8 +325,10 @@ fn describe_rendition(p: &Planned<'_>, totals: &SegmentTotals, playlist: String)
         codecs: p.codecs.clone(),
         bandwidth: totals.peak,
         average_bandwidth: bit_rate(totals.bytes, totals.secs),
-        resolution: (t.kind == TrackKind::Video).then_some((t.width, t.height)),
+        // As displayed: a portrait phone video is 1080x1920 (DESIGN.md "Media rules").
+        resolution: (t.kind == TrackKind::Video).then(|| t.display_size()),
         frame_rate: t.frame_rate().map(|f| (f * 1000.0).round() / 1000.0),
+        video_range: (t.kind == TrackKind::Video).then(|| t.video_range()),
         language: (t.kind == TrackKind::Audio).then(|| t.language.clone()),
         channels: (t.kind == TrackKind::Audio).then_some(t.channels),
         duration: totals.secs,
@@ -441,7 +448,8 @@ fn build_iframe_playlist(
         bandwidth: peak,
         average_bandwidth: bit_rate(bytes, total_secs),
         codecs: p.codecs.clone(),
-        resolution: Some((t.width, t.height)),
+        resolution: Some(t.display_size()),
+        video_range: Some(t.video_range()),
     };
     (object, variant)
 }
@@ -503,6 +511,7 @@ fn master_text(renditions: &[Rendition], iframes: &[hls::IFrameVariant]) -> Stri
                 codecs: a.codecs.clone(),
                 resolution: None,
                 frame_rate: None,
+                video_range: None,
                 audio_group: None,
             });
         }
@@ -520,6 +529,7 @@ fn master_text(renditions: &[Rendition], iframes: &[hls::IFrameVariant]) -> Stri
             codecs,
             resolution: v.resolution,
             frame_rate: v.frame_rate,
+            video_range: v.video_range,
             audio_group: group.clone(),
         });
     }

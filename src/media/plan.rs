@@ -137,6 +137,8 @@ mod tests {
             language: "und".into(),
             width: 0,
             height: 0,
+            matrix: crate::media::model::UNITY_MATRIX,
+            transfer: None,
             channels: 0,
             sample_rate: 0,
             media_start: 0,

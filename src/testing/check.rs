@@ -792,6 +792,7 @@ v/360p.m3u8
                 codecs: "hvc1.1.6.L93.B0,mp4a.40.2".into(),
                 resolution: Some((1920, 1080)),
                 frame_rate: Some(24.0),
+                video_range: Some(crate::media::hls::VideoRange::Pq),
                 audio_group: Some("aac".into()),
             }],
             iframe_variants: vec![],

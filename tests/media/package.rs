@@ -3,8 +3,8 @@
 //! rules, every URI exists, and packaging twice gives identical bytes.
 
 use crate::support::{
-    expected_media, ffmpeg_decode_errors, ffprobe_duration, ffprobe_frames, fixture, hlspipe,
-    ExpectedMedia,
+    expected_media, ffmpeg_decode_errors, ffprobe_duration, ffprobe_entries, ffprobe_frames,
+    fixture, hlspipe, ExpectedMedia,
 };
 use hlspipe::testing::check::{check_master_playlist, check_media_playlist};
 use std::collections::BTreeMap;
@@ -215,6 +215,10 @@ title_tests! {
     long_gop: ["long_gop.mp4"];
     tiny_faststart: ["tiny_faststart.mp4"];
     three_file_ladder: ["ladder_360.mp4", "ladder_240.mp4", "ladder_180.mp4"];
+    rotated_portrait: ["rotated_portrait.mp4"];
+    aac_5_1: ["aac_5_1.mp4"];
+    hevc_pq: ["hevc_pq.mp4"];
+    hevc_hlg: ["hevc_hlg.mp4"];
 }
 
 #[test]
@@ -232,6 +236,10 @@ fn every_media_fixture_has_a_title_test() {
         "ladder_360.mp4",
         "ladder_240.mp4",
         "ladder_180.mp4",
+        "rotated_portrait.mp4",
+        "aac_5_1.mp4",
+        "hevc_pq.mp4",
+        "hevc_hlg.mp4",
     ];
     for e in expected_media() {
         assert!(
@@ -240,4 +248,78 @@ fn every_media_fixture_has_a_title_test() {
             e.file
         );
     }
+}
+
+/// What the master says of a title is what ffprobe says of its source: RESOLUTION as
+/// displayed (a portrait phone video is taller than wide), CHANNELS from the real channel
+/// configuration (5.1 AAC is written with channelcount 2), VIDEO-RANGE from the colour
+/// information (PQ, HLG; SDR is the default and not written). The init segment keeps the
+/// rotation, so players turn the picture as the source asked.
+#[test]
+fn master_attributes_follow_the_source_as_ffprobe_reads_it_regression_portrait_5_1_and_hdr() {
+    for name in [
+        "rotated_portrait.mp4",
+        "aac_5_1.mp4",
+        "hevc_pq.mp4",
+        "hevc_hlg.mp4",
+        "h264_aac_faststart.mp4",
+    ] {
+        let source = fixture(name);
+        let video = ffprobe_entries(
+            &source,
+            "v:0",
+            "stream=width,height,color_transfer:stream_side_data=rotation",
+        );
+        let audio = ffprobe_entries(&source, "a:0", "stream=channels");
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        package(&[name], &out, &[]);
+        let master = read(&out.join("master.m3u8"));
+        let variant = master
+            .lines()
+            .find(|l| l.starts_with("#EXT-X-STREAM-INF:"))
+            .unwrap_or_else(|| panic!("{name}: {master}"));
+
+        let (w, h) = (&video["width"], &video["height"]);
+        let quarter_turn = video
+            .get("rotation")
+            .is_some_and(|r| matches!(r.as_str(), "90" | "-90" | "270" | "-270"));
+        let displayed = if quarter_turn {
+            format!("RESOLUTION={h}x{w}")
+        } else {
+            format!("RESOLUTION={w}x{h}")
+        };
+        assert!(
+            variant.contains(&displayed),
+            "{name}: {displayed} in {variant}"
+        );
+
+        let range = match video.get("color_transfer").map(String::as_str) {
+            Some("smpte2084") => Some("VIDEO-RANGE=PQ"),
+            Some("arib-std-b67") => Some("VIDEO-RANGE=HLG"),
+            _ => None,
+        };
+        match range {
+            Some(range) => assert!(variant.contains(range), "{name}: {range} in {variant}"),
+            None => assert!(!variant.contains("VIDEO-RANGE"), "{name}: {variant}"),
+        }
+
+        let channels = format!("CHANNELS=\"{}\"", audio["channels"]);
+        assert!(master.contains(&channels), "{name}: {channels} in {master}");
+
+        // The rendition as a player gets it keeps the source's rotation.
+        let rendition = out.join(variant_uri(&master));
+        let packaged = ffprobe_entries(&rendition, "v:0", "stream_side_data=rotation");
+        assert_eq!(packaged.get("rotation"), video.get("rotation"), "{name}");
+    }
+}
+
+/// The URI line after the first `EXT-X-STREAM-INF`.
+fn variant_uri(master: &str) -> String {
+    let mut lines = master.lines();
+    lines
+        .find(|l| l.starts_with("#EXT-X-STREAM-INF:"))
+        .and(lines.next())
+        .unwrap_or_default()
+        .to_string()
 }

@@ -18,6 +18,7 @@ pub mod proxy;
 pub mod s3;
 pub mod store;
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -262,6 +263,26 @@ fn ffprobe(path: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// `key=value` lines ffprobe prints for `entries` (e.g. `stream=channels`) of the first
+/// stream `select` picks (`v:0`, `a:0`).
+pub fn ffprobe_entries(path: &Path, select: &str, entries: &str) -> BTreeMap<String, String> {
+    ffprobe(
+        path,
+        &[
+            "-select_streams",
+            select,
+            "-show_entries",
+            entries,
+            "-of",
+            "default=noprint_wrappers=1",
+        ],
+    )
+    .lines()
+    .filter_map(|l| l.split_once('='))
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 /// Number of video frames ffprobe decodes from the first video stream of `path` (a file or a

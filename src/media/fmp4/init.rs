@@ -113,7 +113,10 @@ fn write_tkhd(o: &mut Vec<u8>, track: &Track) {
             },
         );
         u16(o, 0);
-        unity_matrix(o);
+        // The source's matrix: a portrait phone video keeps its quarter turn.
+        for m in track.matrix {
+            o.extend_from_slice(&m.to_be_bytes());
+        }
         u32(o, u32::from(track.width) << 16);
         u32(o, u32::from(track.height) << 16);
     });

@@ -6,6 +6,7 @@
 pub mod codecs;
 mod playlist;
 
+pub use crate::media::model::VideoRange;
 pub use playlist::{master_playlist, media_playlist};
 
 /// One media segment line of a media playlist.
@@ -57,6 +58,9 @@ pub struct Variant {
     pub resolution: Option<(u16, u16)>,
     /// Written rounded to 3 decimals.
     pub frame_rate: Option<f64>,
+    /// `VIDEO-RANGE`, written when not SDR (its absence means SDR: draft-pantos-hls-rfc8216bis
+    /// § 4.4.6.2).
+    pub video_range: Option<VideoRange>,
     pub audio_group: Option<String>,
 }
 
@@ -68,6 +72,7 @@ pub struct IFrameVariant {
     pub average_bandwidth: u64,
     pub codecs: String,
     pub resolution: Option<(u16, u16)>,
+    pub video_range: Option<VideoRange>,
 }
 
 /// A master (multivariant) playlist (RFC 8216 § 4.3.4).

@@ -19,7 +19,7 @@ use m3u8_rs::{
     MediaPlaylistType, QuotedOrUnquoted, Resolution, VariantStream,
 };
 
-use super::{MasterPlaylistSpec, MediaPlaylistSpec, SegmentEntry};
+use super::{MasterPlaylistSpec, MediaPlaylistSpec, SegmentEntry, VideoRange};
 
 /// `EXT-X-VERSION` of the master playlist: the highest any media playlist of
 /// ours needs (`EXT-X-MAP` in a non-I-frame playlist, RFC 8216 § 7), so a client
@@ -114,12 +114,7 @@ pub fn master_playlist(spec: &MasterPlaylistSpec) -> String {
             codecs: Some(quoted_value(&v.codecs)),
             resolution: v.resolution.map(resolution),
             audio: v.audio_group.as_deref().map(quoted_value),
-            other_attributes: v.frame_rate.filter(|r| r.is_finite() && *r > 0.0).map(|r| {
-                HashMap::from([(
-                    "FRAME-RATE".to_string(),
-                    QuotedOrUnquoted::Unquoted(format!("{r:.3}")),
-                )])
-            }),
+            other_attributes: video_attributes(v.frame_rate, v.video_range),
             ..VariantStream::default()
         })
         .collect();
@@ -130,6 +125,7 @@ pub fn master_playlist(spec: &MasterPlaylistSpec) -> String {
         average_bandwidth: Some(v.average_bandwidth),
         codecs: Some(quoted_value(&v.codecs)),
         resolution: v.resolution.map(resolution),
+        other_attributes: video_attributes(None, v.video_range),
         ..VariantStream::default()
     }));
 
@@ -176,6 +172,31 @@ fn byte_range((length, offset): (u64, u64)) -> ByteRange {
         length,
         offset: Some(offset),
     }
+}
+
+/// `FRAME-RATE` (full precision, which m3u8-rs's own field rounds away) and `VIDEO-RANGE`
+/// when not SDR. m3u8-rs writes extra attributes from a `HashMap`, whose order changes from
+/// run to run, so both travel as one entry: the output stays byte-identical.
+fn video_attributes(
+    frame_rate: Option<f64>,
+    range: Option<VideoRange>,
+) -> Option<HashMap<String, QuotedOrUnquoted>> {
+    let frame_rate = frame_rate
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .map(|r| format!("{r:.3}"));
+    let range = range
+        .filter(|r| *r != VideoRange::Sdr)
+        .map(VideoRange::as_str);
+    let (name, value) = match (frame_rate, range) {
+        (Some(rate), Some(range)) => ("FRAME-RATE", format!("{rate},VIDEO-RANGE={range}")),
+        (Some(rate), None) => ("FRAME-RATE", rate),
+        (None, Some(range)) => ("VIDEO-RANGE", range.to_string()),
+        (None, None) => return None,
+    };
+    Some(HashMap::from([(
+        name.to_string(),
+        QuotedOrUnquoted::Unquoted(value),
+    )]))
 }
 
 fn resolution((width, height): (u16, u16)) -> Resolution {
@@ -376,6 +397,7 @@ mod tests {
                     codecs: "avc1.64001f,mp4a.40.2".into(),
                     resolution: Some((1280, 720)),
                     frame_rate: Some(30_000.0 / 1001.0),
+                    video_range: Some(VideoRange::Pq),
                     audio_group: Some("aac".into()),
                 },
                 Variant {
@@ -385,6 +407,8 @@ mod tests {
                     codecs: "avc1.42c01e,mp4a.40.2".into(),
                     resolution: Some((640, 360)),
                     frame_rate: Some(25.0),
+                    // SDR is what an absent VIDEO-RANGE means: not written.
+                    video_range: Some(VideoRange::Sdr),
                     audio_group: Some("aac".into()),
                 },
             ],
@@ -394,6 +418,7 @@ mod tests {
                 average_bandwidth: 90_000,
                 codecs: "avc1.64001f".into(),
                 resolution: Some((1280, 720)),
+                video_range: Some(VideoRange::Pq),
             }],
         }
     }
@@ -407,11 +432,11 @@ mod tests {
              #EXT-X-INDEPENDENT-SEGMENTS\n\
              #EXT-X-MEDIA:TYPE=AUDIO,URI=\"v/1a2b/audio_en/index.m3u8\",GROUP-ID=\"aac\",LANGUAGE=\"en\",NAME=\"English\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\"\n\
              #EXT-X-MEDIA:TYPE=AUDIO,URI=\"v/1a2b/audio_c/index.m3u8\",GROUP-ID=\"aac\",NAME=\"Commentary\",CHANNELS=\"6\"\n\
-             #EXT-X-STREAM-INF:BANDWIDTH=3100000,AVERAGE-BANDWIDTH=2400000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=29.970,AUDIO=\"aac\"\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=3100000,AVERAGE-BANDWIDTH=2400000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=29.970,VIDEO-RANGE=PQ,AUDIO=\"aac\"\n\
              v/1a2b/720p/index.m3u8\n\
              #EXT-X-STREAM-INF:BANDWIDTH=900000,AVERAGE-BANDWIDTH=700000,CODECS=\"avc1.42c01e,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=25.000,AUDIO=\"aac\"\n\
              v/1a2b/360p/index.m3u8\n\
-             #EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=310000,AVERAGE-BANDWIDTH=90000,CODECS=\"avc1.64001f\",RESOLUTION=1280x720,URI=\"v/1a2b/720p/iframes.m3u8\"\n"
+             #EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=310000,AVERAGE-BANDWIDTH=90000,CODECS=\"avc1.64001f\",RESOLUTION=1280x720,VIDEO-RANGE=PQ,URI=\"v/1a2b/720p/iframes.m3u8\"\n"
         );
     }
 

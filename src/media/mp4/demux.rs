@@ -272,7 +272,7 @@ fn parse_trak(
     limits: &Limits,
 ) -> Result<TrakOutcome> {
     let tkhd = require(trak, *b"trak", None, b"tkhd")?;
-    let id = parse_tkhd(tkhd.body)?;
+    let (id, matrix) = parse_tkhd(tkhd.body)?;
     let t = Some(id);
     let mdia = require(trak, *b"trak", t, b"mdia")?;
     let hdlr = require(mdia.body, *b"mdia", t, b"hdlr")?;
@@ -325,6 +325,8 @@ fn parse_trak(
         language,
         width: entry.width,
         height: entry.height,
+        matrix,
+        transfer: entry.transfer,
         channels: entry.channels,
         sample_rate: entry.sample_rate,
         media_start,
@@ -333,7 +335,8 @@ fn parse_trak(
     })))
 }
 
-fn parse_tkhd(body: &[u8]) -> Result<u32> {
+/// track_ID and the transformation matrix (ISO/IEC 14496-12 § 8.3.2).
+fn parse_tkhd(body: &[u8]) -> Result<(u32, [i32; 9])> {
     let mut r = Reader::new(body, *b"tkhd", None);
     let (version, _) = r.version_flags()?;
     r.skip(if version == 1 { 16 } else { 8 })?;
@@ -341,7 +344,27 @@ fn parse_tkhd(body: &[u8]) -> Result<u32> {
     if id == 0 {
         return Err(r.error("track_ID is 0"));
     }
-    Ok(id)
+    // reserved, duration, reserved[2], layer, alternate_group, volume, reserved.
+    r.skip(4 + if version == 1 { 8 } else { 4 } + 8 + 2 + 2 + 2 + 2)?;
+    let mut matrix = [0i32; 9];
+    for m in &mut matrix {
+        *m = r.i32()?;
+    }
+    Ok((id, matrix))
+}
+
+/// Transfer characteristics from a `colr` box of type `nclx` (ISO/IEC 14496-12 § 12.1.5)
+/// or QuickTime's `nclc`: colour_primaries, then transfer_characteristics (ITU-T H.273).
+/// Other colour types (ICC profiles) say nothing usable here.
+fn parse_colr(body: &[u8], t: Option<u32>) -> Result<Option<u16>> {
+    let mut r = Reader::new(body, *b"colr", t);
+    match &r.fourcc()? {
+        b"nclx" | b"nclc" => {
+            r.u16()?;
+            Ok(Some(r.u16()?))
+        }
+        _ => Ok(None),
+    }
 }
 
 fn parse_mdhd(body: &[u8], t: Option<u32>) -> Result<(u32, String)> {
@@ -378,6 +401,7 @@ struct Entry {
     raw: Vec<u8>,
     width: u16,
     height: u16,
+    transfer: Option<u16>,
     channels: u16,
     sample_rate: u32,
 }
@@ -428,7 +452,12 @@ fn parse_visual_entry(
     let width = r.u16()?;
     let height = r.u16()?;
     r.skip(50)?;
-    let config = require(r.rest(), fourcc, t, config_box)?;
+    let children = r.rest();
+    let config = require(children, fourcc, t, config_box)?;
+    let transfer = match find(children, fourcc, t, b"colr")? {
+        Some(colr) => parse_colr(colr.body, t)?,
+        None => None,
+    };
     if config.body.len() < 4 {
         return Err(Error::malformed(
             config_box,
@@ -469,6 +498,7 @@ fn parse_visual_entry(
         raw: entry.raw.to_vec(),
         width,
         height,
+        transfer,
         channels: 0,
         sample_rate: 0,
     }))
@@ -524,15 +554,17 @@ fn parse_audio_entry(
         Ok(asc) => asc,
         Err(reason) => return Ok(Err(reason)),
     };
-    // The AudioSpecificConfig is authoritative for rate and channels where the
-    // sample entry says 0 (ISO/IEC 14496-3 § 1.6.2.1).
+    // The AudioSpecificConfig is what the decoder follows (ISO/IEC 14496-14 § 5.6: the
+    // sample entry's channelcount and samplerate are not used for MPEG-4 audio). Writers
+    // leave channelcount at 2 for 5.1, while with parametric stereo (HE-AAC v2) the config
+    // states the mono core and the entry the stereo output: the larger of the two is what
+    // plays. The rate from the entry is kept unless it is 0 (with SBR the config's core
+    // rate is half the output rate).
     if let Ok(config) = AudioSpecificConfig::parse(&asc) {
         if sample_rate == 0 {
             sample_rate = config.sample_rate.unwrap_or(0);
         }
-        if channels == 0 {
-            channels = config.channels.unwrap_or(0);
-        }
+        channels = channels.max(config.channels.unwrap_or(0));
     }
     if sample_rate == 0 {
         return Err(Error::malformed(b"mp4a", t, "sample rate is 0"));
@@ -542,6 +574,7 @@ fn parse_audio_entry(
         raw: entry.raw.to_vec(),
         width: 0,
         height: 0,
+        transfer: None,
         channels,
         sample_rate,
     }))

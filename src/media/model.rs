@@ -178,4 +178,8 @@ pub struct Movie {
 pub struct SkippedTrack {
     pub id: u32,
     pub reason: String,
+    /// A video or audio track whose codec hlspipe cannot carry: the title loses that
+    /// picture or sound. `None` for tracks that are not media by design (timecode, text,
+    /// chapters, cover art) or hold no samples.
+    pub uncarried: Option<TrackKind>,
 }

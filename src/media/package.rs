@@ -119,9 +119,33 @@ pub fn package(inputs: &[Input], settings: &Settings) -> Result<PackagedTitle> {
                 input: input.source.name().to_string(),
                 source: Box::new(e),
             })?;
+        refuse_lost_media(input, &movie)?;
         movies.push(movie);
     }
     build(inputs, &movies, settings)
+}
+
+/// A track is never dropped silently, and a title never loses the picture or the sound its
+/// source has: an input whose every video (or every audio) track has a codec hlspipe cannot
+/// carry is refused, naming the track and codec. A second audio track that cannot be carried
+/// beside one that can is left out with a warning (the CLI and the manifest list it).
+fn refuse_lost_media(input: &Input, movie: &Movie) -> Result<()> {
+    for (kind, what) in [(TrackKind::Video, "picture"), (TrackKind::Audio, "sound")] {
+        if movie.tracks.iter().any(|t| t.kind == kind) {
+            continue;
+        }
+        if let Some(s) = movie.skipped.iter().find(|s| s.uncarried == Some(kind)) {
+            return Err(Error::InInput {
+                input: input.source.name().to_string(),
+                source: Box::new(Error::Unsupported(format!(
+                    "track {}: {}; the title would have no {what}. Re-encode it (H.264 or \
+                     HEVC video, AAC audio); transcoding is not available yet",
+                    s.id, s.reason
+                ))),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The title from demuxed inputs: warnings, the renditions to package, then their

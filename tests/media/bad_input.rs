@@ -144,3 +144,73 @@ fn a_missing_input_is_one_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no-such.mp4"), "{stderr}");
 }
+
+/// A track is never dropped silently (the real-uploads issue): an input whose only picture
+/// or only sound has a codec hlspipe cannot carry yet exits 1 naming the track and codec,
+/// writes no master, and leaves a `failed` manifest that says why. Regression: MPEG-4 Part 2
+/// video, camera PCM and AC-3 audio were packaged with exit 0 as titles without picture or
+/// sound.
+#[test]
+fn uncarriable_only_video_or_audio_is_refused_by_name_regression_titles_without_sound() {
+    let root = crate::support::repo_root().join("fixtures/refused");
+    let cases = crate::support::tsv_rows(&root.join("expected.tsv"));
+    assert!(cases.len() >= 3, "{cases:?}");
+    for row in cases {
+        let (file, message) = (root.join(&row[0]), &row[1]);
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let output = hlspipe()
+            .arg("package")
+            .arg(&file)
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{}: {stderr}", row[0]);
+        assert!(
+            stderr.contains(&row[0]) && stderr.contains(message.as_str()),
+            "{}: wanted '{message}' in {stderr}",
+            row[0]
+        );
+        assert!(!out.join("master.m3u8").exists(), "{}", row[0]);
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(manifest["state"], "failed", "{manifest}");
+        assert!(
+            manifest["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains(message.as_str()),
+            "{manifest}"
+        );
+    }
+}
+
+/// A second audio track that cannot be carried beside one that can is left out, and the
+/// CLI and the manifest say which and why: the title keeps its picture and its AAC sound.
+#[test]
+fn an_uncarriable_second_audio_track_is_left_out_with_a_warning_not_silently() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let output = hlspipe()
+        .arg("package")
+        .arg(fixture("aac_and_ac3.mp4"))
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let warning = "track 3 skipped: audio codec 'ac-3' (AC-3) cannot be carried yet";
+    assert!(stderr.contains(warning), "{stderr}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert!(
+        manifest["warnings"].to_string().contains(warning),
+        "{manifest}"
+    );
+    let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
+    assert!(
+        master.contains("mp4a.40.2") && master.contains("avc1."),
+        "{master}"
+    );
+}

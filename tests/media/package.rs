@@ -219,6 +219,7 @@ title_tests! {
     aac_5_1: ["aac_5_1.mp4"];
     hevc_pq: ["hevc_pq.mp4"];
     hevc_hlg: ["hevc_hlg.mp4"];
+    aac_and_ac3: ["aac_and_ac3.mp4"];
 }
 
 #[test]
@@ -240,6 +241,7 @@ fn every_media_fixture_has_a_title_test() {
         "aac_5_1.mp4",
         "hevc_pq.mp4",
         "hevc_hlg.mp4",
+        "aac_and_ac3.mp4",
     ];
     for e in expected_media() {
         assert!(

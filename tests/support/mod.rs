@@ -198,7 +198,7 @@ pub fn small_clip() -> &'static Path {
 }
 
 /// Data rows (header dropped) of a tab-separated file, each row's fields as strings.
-fn tsv_rows(path: &Path) -> Vec<Vec<String>> {
+pub fn tsv_rows(path: &Path) -> Vec<Vec<String>> {
     let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
         .skip(1)

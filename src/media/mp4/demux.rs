@@ -289,6 +289,7 @@ fn parse_trak(
             return Ok(TrakOutcome::Skipped(SkippedTrack {
                 id,
                 reason: format!("handler '{}' is neither video nor audio", FourCc(*other)),
+                uncarried: None,
             }))
         }
     };
@@ -299,13 +300,25 @@ fn parse_trak(
     let stsd = require(stbl.body, *b"stbl", t, b"stsd")?;
     let entry = match parse_stsd(stsd.body, kind, t)? {
         Ok(e) => e,
-        Err(reason) => return Ok(TrakOutcome::Skipped(SkippedTrack { id, reason })),
+        Err(reason) => {
+            // Cover art is a one-picture "video" track of a music file, not its picture.
+            let still = first_entry_fourcc(stsd.body).is_some_and(|f| STILL_IMAGES.contains(&&f));
+            return Ok(TrakOutcome::Skipped(SkippedTrack {
+                id,
+                reason: match first_entry_fourcc(stsd.body) {
+                    Some(f) if still => format!("'{}' is a still image (cover art)", FourCc(f)),
+                    _ => reason,
+                },
+                uncarried: (!still).then_some(kind),
+            }));
+        }
     };
     let samples = parse_sample_table(stbl.body, t, file_len, limits)?;
     if samples.is_empty() {
         return Ok(TrakOutcome::Skipped(SkippedTrack {
             id,
             reason: "the track has no samples".into(),
+            uncarried: None,
         }));
     }
     let (media_start, empty_delay) = match find(trak, *b"trak", t, b"edts")? {
@@ -336,6 +349,40 @@ fn parse_trak(
 }
 
 /// track_ID and the transformation matrix (ISO/IEC 14496-12 § 8.3.2).
+/// The common name of a sample entry type people upload, for messages: `mp4v` means little
+/// to someone whose camera wrote it.
+fn codec_name(fourcc: &[u8; 4]) -> &'static str {
+    match fourcc {
+        b"mp4v" => " (MPEG-4 Part 2)",
+        b"apch" | b"apcn" | b"apcs" | b"apco" | b"ap4h" | b"ap4x" => " (ProRes)",
+        b"AVdh" | b"AVdn" => " (DNxHD)",
+        b"jpeg" | b"mjpa" | b"mjpb" => " (Motion JPEG)",
+        b"vp09" => " (VP9)",
+        b"av01" => " (AV1)",
+        b"dvh1" | b"dvhe" => " (Dolby Vision)",
+        b"s263" | b"h263" => " (H.263)",
+        b"ac-3" => " (AC-3)",
+        b"ec-3" => " (E-AC-3)",
+        b".mp3" => " (MP3)",
+        b"Opus" => " (Opus)",
+        b"fLaC" => " (FLAC)",
+        b"alac" => " (ALAC)",
+        b"sowt" | b"twos" | b"lpcm" | b"ipcm" | b"fpcm" | b"in24" | b"in32" | b"fl32" | b"fl64"
+        | b"raw " => " (PCM)",
+        b"samr" | b"sawb" => " (AMR)",
+        _ => "",
+    }
+}
+
+/// Sample entries that hold a still picture: cover art in music files.
+const STILL_IMAGES: [&[u8; 4]; 4] = [b"jpeg", b"png ", b"mjpa", b"mjpb"];
+
+/// The type of the first sample entry of an `stsd` body (version and flags, entry count,
+/// then the entry's size and type), if the body is long enough to hold it.
+fn first_entry_fourcc(stsd: &[u8]) -> Option<[u8; 4]> {
+    stsd.get(12..16).and_then(|f| f.try_into().ok())
+}
+
 fn parse_tkhd(body: &[u8]) -> Result<(u32, [i32; 9])> {
     let mut r = Reader::new(body, *b"tkhd", None);
     let (version, _) = r.version_flags()?;
@@ -440,8 +487,9 @@ fn parse_visual_entry(
         b"encv" => return Ok(Err("encrypted video (encv) is not supported".into())),
         other => {
             return Ok(Err(format!(
-                "video codec '{}' is not supported (H.264 and H.265 are)",
-                FourCc(*other)
+                "video codec '{}'{} cannot be carried yet (H.264 and HEVC can)",
+                FourCc(*other),
+                codec_name(other)
             )))
         }
     };
@@ -514,8 +562,9 @@ fn parse_audio_entry(
         b"enca" => return Ok(Err("encrypted audio (enca) is not supported".into())),
         other => {
             return Ok(Err(format!(
-                "audio codec '{}' is not supported (AAC is)",
-                FourCc(*other)
+                "audio codec '{}'{} cannot be carried yet (AAC can)",
+                FourCc(*other),
+                codec_name(other)
             )))
         }
     }

@@ -23,13 +23,53 @@ pub enum Codec {
     /// AAC in `mp4a`. `asc` is the AudioSpecificConfig (ISO/IEC 14496-3 § 1.6.2.1)
     /// from the esds DecoderSpecificInfo.
     Aac { asc: Vec<u8> },
+    /// Audio passed through with its own configuration box (header included: `dac3`,
+    /// `dec3`, `esds`, `dOps`, `dfLa`, `alac`), written into the init segment's sample
+    /// entry unchanged.
+    Audio {
+        format: AudioFormat,
+        config: Vec<u8>,
+    },
+}
+
+/// Audio formats HLS carries in fMP4 besides AAC (Apple HLS authoring specification;
+/// draft-pantos-hls-rfc8216bis § 3.1.2), each with the sample entry type ISO/IEC 14496-12
+/// and its own specification give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioFormat {
+    /// `ac-3` with `dac3` (ETSI TS 102 366 Annex F).
+    Ac3,
+    /// `ec-3` with `dec3` (ETSI TS 102 366 Annex F).
+    Eac3,
+    /// MPEG-1/2 Layer III in `mp4a` (objectTypeIndication 0x6B or 0x69).
+    Mp3,
+    /// `Opus` with `dOps` (Encapsulation of Opus in ISO Base Media File Format).
+    Opus,
+    /// `fLaC` with `dfLa` (FLAC in ISOBMFF).
+    Flac,
+    /// `alac` with its ALACSpecificConfig box.
+    Alac,
+}
+
+impl AudioFormat {
+    /// The sample entry type.
+    pub fn entry(self) -> [u8; 4] {
+        match self {
+            AudioFormat::Ac3 => *b"ac-3",
+            AudioFormat::Eac3 => *b"ec-3",
+            AudioFormat::Mp3 => *b"mp4a",
+            AudioFormat::Opus => *b"Opus",
+            AudioFormat::Flac => *b"fLaC",
+            AudioFormat::Alac => *b"alac",
+        }
+    }
 }
 
 impl Codec {
     pub fn kind(&self) -> TrackKind {
         match self {
             Codec::H264 { .. } | Codec::H265 { .. } => TrackKind::Video,
-            Codec::Aac { .. } => TrackKind::Audio,
+            Codec::Aac { .. } | Codec::Audio { .. } => TrackKind::Audio,
         }
     }
 }

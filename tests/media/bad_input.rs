@@ -148,8 +148,8 @@ fn a_missing_input_is_one_clear_error() {
 /// A track is never dropped silently (the real-uploads issue): an input whose only picture
 /// or only sound has a codec hlspipe cannot carry yet exits 1 naming the track and codec,
 /// writes no master, and leaves a `failed` manifest that says why. Regression: MPEG-4 Part 2
-/// video, camera PCM and AC-3 audio were packaged with exit 0 as titles without picture or
-/// sound.
+/// and VP9 video and camera PCM audio were packaged with exit 0 as titles without picture
+/// or sound.
 #[test]
 fn uncarriable_only_video_or_audio_is_refused_by_name_regression_titles_without_sound() {
     let root = crate::support::repo_root().join("fixtures/refused");
@@ -194,13 +194,13 @@ fn an_uncarriable_second_audio_track_is_left_out_with_a_warning_not_silently() {
     let out = tmp.path().join("out");
     let output = hlspipe()
         .arg("package")
-        .arg(fixture("aac_and_ac3.mp4"))
+        .arg(fixture("aac_and_pcm.mov"))
         .arg(&out)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    let warning = "track 3 skipped: audio codec 'ac-3' (AC-3) cannot be carried yet";
+    let warning = "track 3 skipped: audio codec 'sowt' (PCM) cannot be carried yet";
     assert!(stderr.contains(warning), "{stderr}");
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// Expected renditions of a title: (video, audio).
 fn renditions(inputs: &[&str]) -> (usize, usize) {
     match inputs {
-        ["audio_only.m4a"] => (0, 1),
+        ["audio_only.m4a"] | ["alac.m4a"] => (0, 1),
         ["video_only.mp4"] => (1, 0),
         ["two_audio_langs.mp4"] => (1, 2),
         [_] => (1, 1),
@@ -219,7 +219,13 @@ title_tests! {
     aac_5_1: ["aac_5_1.mp4"];
     hevc_pq: ["hevc_pq.mp4"];
     hevc_hlg: ["hevc_hlg.mp4"];
-    aac_and_ac3: ["aac_and_ac3.mp4"];
+    aac_and_pcm: ["aac_and_pcm.mov"];
+    h264_mp3: ["h264_mp3.mp4"];
+    h264_opus: ["h264_opus.mp4"];
+    h264_flac: ["h264_flac.mp4"];
+    h264_ac3: ["h264_ac3.mp4"];
+    h264_eac3: ["h264_eac3.mp4"];
+    alac: ["alac.m4a"];
 }
 
 #[test]
@@ -241,7 +247,13 @@ fn every_media_fixture_has_a_title_test() {
         "aac_5_1.mp4",
         "hevc_pq.mp4",
         "hevc_hlg.mp4",
-        "aac_and_ac3.mp4",
+        "aac_and_pcm.mov",
+        "h264_mp3.mp4",
+        "h264_opus.mp4",
+        "h264_flac.mp4",
+        "h264_ac3.mp4",
+        "h264_eac3.mp4",
+        "alac.m4a",
     ];
     for e in expected_media() {
         assert!(
@@ -265,6 +277,12 @@ fn master_attributes_follow_the_source_as_ffprobe_reads_it_regression_portrait_5
         "hevc_pq.mp4",
         "hevc_hlg.mp4",
         "h264_aac_faststart.mp4",
+        // Passed-through audio: CHANNELS from dac3, dec3, dOps, or the sample entry (FLAC).
+        // Not MP3: its channel mode is in the frames, and the entry says 2 for mono.
+        "h264_ac3.mp4",
+        "h264_eac3.mp4",
+        "h264_opus.mp4",
+        "h264_flac.mp4",
     ] {
         let source = fixture(name);
         let video = ffprobe_entries(

@@ -88,6 +88,37 @@ pub fn mp4a_sample_entry(channels: u16, sample_rate: u32, asc: &[u8]) -> Vec<u8>
     out
 }
 
+/// A version 0 AudioSampleEntry (ISO/IEC 14496-12 § 12.2.3) of type `entry` holding the
+/// source's configuration box as is: QuickTime sound descriptions (versions 1 and 2) are
+/// rewritten in the ISO form fMP4 players expect, the configuration kept byte for byte.
+/// Rates above 65535 Hz are written as 0, as for `mp4a` (Opus signals 48 kHz in `dOps`).
+pub fn audio_sample_entry(
+    entry: &[u8; 4],
+    channels: u16,
+    sample_rate: u32,
+    config: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(36 + config.len());
+    write_box(&mut out, entry, |out| {
+        out.extend_from_slice(&[0; 6]);
+        u16(out, 1); // data_reference_index
+        out.extend_from_slice(&[0; 8]);
+        u16(out, channels.max(1));
+        u16(out, 16); // samplesize
+        u32(out, 0);
+        u32(
+            out,
+            if sample_rate <= 0xffff {
+                sample_rate << 16
+            } else {
+                0
+            },
+        );
+        out.extend_from_slice(config);
+    });
+    out
+}
+
 /// ES_Descriptor with DecoderConfigDescriptor (AAC, audio stream) and
 /// SLConfigDescriptor (ISO/IEC 14496-1 § 7.2.6.5, § 7.2.6.6, § 7.3.2.3).
 fn write_es_descriptor(out: &mut Vec<u8>, asc: &[u8]) {

@@ -166,6 +166,14 @@ fn write_stbl(o: &mut Vec<u8>, track: &Track) {
                     track.sample_rate,
                     asc,
                 )),
+                Codec::Audio { format, config } => {
+                    o.extend_from_slice(&super::boxes::audio_sample_entry(
+                        &format.entry(),
+                        track.channels,
+                        track.sample_rate,
+                        config,
+                    ))
+                }
                 _ => o.extend_from_slice(&track.sample_entry),
             }
         });

@@ -2,7 +2,7 @@
 //! `LANGUAGE` tags (RFC 5646) that a master playlist carries.
 
 use crate::media::aac::AudioSpecificConfig;
-use crate::media::model::Codec;
+use crate::media::model::{AudioFormat, Codec};
 use crate::Error;
 
 /// The RFC 6381 codec string for one track, built from its configuration record.
@@ -17,6 +17,18 @@ pub fn codecs_string(codec: &Codec) -> Result<String, Error> {
         Codec::H264 { fourcc, avcc } => avc_string(fourcc, avcc),
         Codec::H265 { fourcc, hvcc } => hevc_string(fourcc, hvcc),
         Codec::Aac { asc } => aac_string(asc),
+        // RFC 6381 § 3.3 and the Apple HLS authoring specification's codec table: MP3 is
+        // MPEG-4 audio object type 34; AC-3 and E-AC-3 are their sample entry types (ETSI
+        // TS 102 366 Annex F); Opus, FLAC and ALAC likewise.
+        Codec::Audio { format, .. } => Ok(match format {
+            AudioFormat::Ac3 => "ac-3",
+            AudioFormat::Eac3 => "ec-3",
+            AudioFormat::Mp3 => "mp4a.40.34",
+            AudioFormat::Opus => "opus",
+            AudioFormat::Flac => "fLaC",
+            AudioFormat::Alac => "alac",
+        }
+        .to_string()),
     }
 }
 

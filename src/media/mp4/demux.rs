@@ -7,7 +7,7 @@
 use super::reader::{find, require, BoxHeader, BoxRef, Boxes, HeaderError, Reader};
 use crate::error::{Error, FourCc, Result};
 use crate::media::aac::AudioSpecificConfig;
-use crate::media::model::{Codec, Movie, Sample, SkippedTrack, Track, TrackKind};
+use crate::media::model::{AudioFormat, Codec, Movie, Sample, SkippedTrack, Track, TrackKind};
 use crate::media::source::{read_vec, Source};
 use sha2::{Digest, Sha256};
 
@@ -557,20 +557,82 @@ fn parse_audio_entry(
     t: Option<u32>,
 ) -> Result<std::result::Result<Entry, String>> {
     let fourcc = entry.fourcc;
-    match &fourcc {
-        b"mp4a" => {}
+    let config_box: &[u8; 4] = match &fourcc {
+        b"mp4a" => b"esds",
+        b"ac-3" => b"dac3",
+        b"ec-3" => b"dec3",
+        b"Opus" => b"dOps",
+        b"fLaC" => b"dfLa",
+        b"alac" => b"alac",
         b"enca" => return Ok(Err("encrypted audio (enca) is not supported".into())),
         other => {
             return Ok(Err(format!(
-                "audio codec '{}'{} cannot be carried yet (AAC can)",
+                "audio codec '{}'{} cannot be carried yet (AAC, AC-3, E-AC-3, MP3, Opus, FLAC \
+                 and ALAC can)",
                 FourCc(*other),
                 codec_name(other)
             )))
         }
+    };
+    let (mut channels, mut sample_rate, children) = parse_sound_description(entry, t)?;
+    // QuickTime puts the configuration inside a `wave` box.
+    let config = match find(children, fourcc, t, config_box)? {
+        Some(c) => c,
+        None => match find(children, fourcc, t, b"wave")? {
+            Some(wave) => require(wave.body, *b"wave", t, config_box)?,
+            None => return Err(Error::missing(config_box, t)),
+        },
+    };
+    let passed = |format: AudioFormat| Codec::Audio {
+        format,
+        config: config.raw.to_vec(),
+    };
+    let codec = match config_box {
+        b"esds" => match parse_esds(config.body, t)? {
+            EsdsAudio::Aac(asc) => {
+                aac_rate_and_channels(&asc, &mut sample_rate, &mut channels);
+                Codec::Aac { asc }
+            }
+            EsdsAudio::Mp3 => passed(AudioFormat::Mp3),
+            EsdsAudio::Unsupported(reason) => return Ok(Err(reason)),
+        },
+        b"dac3" => {
+            channels = ac3_channels(config.body).unwrap_or(channels);
+            passed(AudioFormat::Ac3)
+        }
+        b"dec3" => {
+            channels = eac3_channels(config.body).unwrap_or(channels);
+            passed(AudioFormat::Eac3)
+        }
+        b"dOps" => {
+            // OutputChannelCount is the second byte of the OpusSpecificBox; Opus always
+            // decodes at 48 kHz (RFC 7845 § 5.1), whatever rate the entry names.
+            channels = config.body.get(1).map_or(channels, |&c| u16::from(c));
+            sample_rate = 48_000;
+            passed(AudioFormat::Opus)
+        }
+        b"dfLa" => passed(AudioFormat::Flac),
+        _ => passed(AudioFormat::Alac),
+    };
+    if sample_rate == 0 {
+        return Err(Error::malformed(&fourcc, t, "sample rate is 0"));
     }
-    // AudioSampleEntry (ISO/IEC 14496-12 § 12.2.3). In QuickTime files the first
-    // reserved u16 is the sound description version: 1 adds 16 bytes, 2 adds 36.
-    let mut r = Reader::new(entry.body, fourcc, t);
+    Ok(Ok(Entry {
+        codec,
+        raw: entry.raw.to_vec(),
+        width: 0,
+        height: 0,
+        transfer: None,
+        channels,
+        sample_rate,
+    }))
+}
+
+/// AudioSampleEntry (ISO/IEC 14496-12 § 12.2.3): channel count, sample rate and the child
+/// boxes. In QuickTime files the first reserved u16 is the sound description version: 1
+/// adds 16 bytes, 2 adds 36 and carries the rate as a 64-bit float.
+fn parse_sound_description<'a>(entry: BoxRef<'a>, t: Option<u32>) -> Result<(u16, u32, &'a [u8])> {
+    let mut r = Reader::new(entry.body, entry.fourcc, t);
     r.skip(6 + 2)?;
     let qt_version = r.u16()?;
     r.skip(6)?;
@@ -591,42 +653,44 @@ fn parse_audio_entry(
         }
         v => return Err(r.error(format!("unknown sound description version {v}"))),
     }
-    let children = r.rest();
-    let esds = match find(children, fourcc, t, b"esds")? {
-        Some(e) => e,
-        None => match find(children, fourcc, t, b"wave")? {
-            Some(wave) => require(wave.body, *b"wave", t, b"esds")?,
-            None => return Err(Error::missing(b"esds", t)),
-        },
-    };
-    let asc = match parse_esds(esds.body, t)? {
-        Ok(asc) => asc,
-        Err(reason) => return Ok(Err(reason)),
-    };
-    // The AudioSpecificConfig is what the decoder follows (ISO/IEC 14496-14 § 5.6: the
-    // sample entry's channelcount and samplerate are not used for MPEG-4 audio). Writers
-    // leave channelcount at 2 for 5.1, while with parametric stereo (HE-AAC v2) the config
-    // states the mono core and the entry the stereo output: the larger of the two is what
-    // plays. The rate from the entry is kept unless it is 0 (with SBR the config's core
-    // rate is half the output rate).
-    if let Ok(config) = AudioSpecificConfig::parse(&asc) {
-        if sample_rate == 0 {
-            sample_rate = config.sample_rate.unwrap_or(0);
+    Ok((channels, sample_rate, r.rest()))
+}
+
+/// The AudioSpecificConfig is what the decoder follows (ISO/IEC 14496-14 § 5.6: the
+/// sample entry's channelcount and samplerate are not used for MPEG-4 audio). Writers
+/// leave channelcount at 2 for 5.1, while with parametric stereo (HE-AAC v2) the config
+/// states the mono core and the entry the stereo output: the larger of the two is what
+/// plays. The rate from the entry is kept unless it is 0 (with SBR the config's core rate
+/// is half the output rate).
+fn aac_rate_and_channels(asc: &[u8], sample_rate: &mut u32, channels: &mut u16) {
+    if let Ok(config) = AudioSpecificConfig::parse(asc) {
+        if *sample_rate == 0 {
+            *sample_rate = config.sample_rate.unwrap_or(0);
         }
-        channels = channels.max(config.channels.unwrap_or(0));
+        *channels = (*channels).max(config.channels.unwrap_or(0));
     }
-    if sample_rate == 0 {
-        return Err(Error::malformed(b"mp4a", t, "sample rate is 0"));
-    }
-    Ok(Ok(Entry {
-        codec: Codec::Aac { asc },
-        raw: entry.raw.to_vec(),
-        width: 0,
-        height: 0,
-        transfer: None,
-        channels,
-        sample_rate,
-    }))
+}
+
+/// Channels of an AC-3 acmod (ETSI TS 102 366 table 4.3), before the LFE.
+const ACMOD_CHANNELS: [u16; 8] = [2, 1, 2, 3, 3, 4, 4, 5];
+
+/// AC3SpecificBox (ETSI TS 102 366 § F.4): fscod(2) bsid(5) bsmod(3) acmod(3) lfeon(1).
+/// Here and for `dec3` the fields are read from a big-endian word, first bit at bit 31.
+fn ac3_channels(dac3: &[u8]) -> Option<u16> {
+    let bits = u32::from_be_bytes([*dac3.first()?, *dac3.get(1)?, *dac3.get(2)?, 0]);
+    let acmod = (bits >> 19) & 0x7;
+    let lfe = (bits >> 18) & 1;
+    Some(ACMOD_CHANNELS[acmod as usize] + lfe as u16)
+}
+
+/// EC3SpecificBox (ETSI TS 102 366 § F.6): data_rate(13) num_ind_sub(3), then for the
+/// first independent substream fscod(2) bsid(5) reserved(1) asvc(1) bsmod(3) acmod(3)
+/// lfeon(1). Dependent substreams (7.1) add channels this does not count.
+fn eac3_channels(dec3: &[u8]) -> Option<u16> {
+    let bits = u32::from_be_bytes([*dec3.get(2)?, *dec3.get(3)?, *dec3.get(4)?, 0]);
+    let acmod = (bits >> 17) & 0x7;
+    let lfe = (bits >> 16) & 1;
+    Some(ACMOD_CHANNELS[acmod as usize] + lfe as u16)
 }
 
 /// Reads an MPEG-4 descriptor header (ISO/IEC 14496-1 § 8.3.3): tag and a size in
@@ -645,7 +709,14 @@ fn descriptor<'a>(r: &mut Reader<'a>) -> Result<(u8, Reader<'a>)> {
     Ok((tag, Reader::new(body, *b"esds", None)))
 }
 
-fn parse_esds(body: &[u8], t: Option<u32>) -> Result<std::result::Result<Vec<u8>, String>> {
+/// What an `esds` describes.
+enum EsdsAudio {
+    Aac(Vec<u8>),
+    Mp3,
+    Unsupported(String),
+}
+
+fn parse_esds(body: &[u8], t: Option<u32>) -> Result<EsdsAudio> {
     let mut r = Reader::new(body, *b"esds", t);
     r.version_flags()?;
     let (tag, mut es) = descriptor(&mut r)?;
@@ -677,11 +748,16 @@ fn parse_esds(body: &[u8], t: Option<u32>) -> Result<std::result::Result<Vec<u8>
         ));
     }
     let object_type = dc.u8()?;
-    // 0x40: MPEG-4 audio; 0x66-0x68: MPEG-2 AAC profiles (ISO/IEC 14496-1 table 5).
-    if !matches!(object_type, 0x40 | 0x66..=0x68) {
-        return Ok(Err(format!(
-            "audio object type {object_type:#04x} in 'mp4a' is not AAC"
-        )));
+    // 0x40: MPEG-4 audio; 0x66-0x68: MPEG-2 AAC profiles; 0x69 and 0x6B: MPEG-2 and
+    // MPEG-1 audio, which in MP4 is Layer III (ISO/IEC 14496-1 table 5).
+    match object_type {
+        0x40 | 0x66..=0x68 => {}
+        0x69 | 0x6B => return Ok(EsdsAudio::Mp3),
+        _ => {
+            return Ok(EsdsAudio::Unsupported(format!(
+                "audio object type {object_type:#04x} in 'mp4a' cannot be carried yet"
+            )))
+        }
     }
     dc.skip(1 + 3 + 4 + 4)?;
     let (tag, mut dsi) = descriptor(&mut dc)?;
@@ -700,7 +776,7 @@ fn parse_esds(body: &[u8], t: Option<u32>) -> Result<std::result::Result<Vec<u8>
             "AudioSpecificConfig shorter than 2 bytes",
         ));
     }
-    Ok(Ok(asc))
+    Ok(EsdsAudio::Aac(asc))
 }
 
 /// Resolves a track's sample table (`stbl`, ISO/IEC 14496-12 § 8.5) into one
@@ -1158,4 +1234,22 @@ fn parse_elst(body: &[u8], t: Option<u32>, movie_ts: u32, media_ts: u32) -> Resu
         return Ok((media_time, delay));
     }
     Ok((0, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ac3_and_eac3_channels_from_their_boxes() {
+        // dac3: 48 kHz, bsid 8, acmod 7 (3/2), LFE on: 5.1.
+        assert_eq!(ac3_channels(&[0x10, 0x3d, 0xc0]), Some(6));
+        // acmod 1 (mono), no LFE, as ffmpeg writes for a mono source.
+        assert_eq!(ac3_channels(&[0x10, 0x08, 0x40]), Some(1));
+        // dec3 from ffmpeg for a mono source: one substream, acmod 1.
+        assert_eq!(eac3_channels(&[0x03, 0x00, 0x20, 0x02, 0x00]), Some(1));
+        // acmod 7 + LFE: 5.1.
+        assert_eq!(eac3_channels(&[0x03, 0x00, 0x20, 0x0f, 0x00]), Some(6));
+        assert_eq!(eac3_channels(&[0x03, 0x00]), None);
+    }
 }

@@ -97,3 +97,9 @@ fn hlsjs_plays_mp3_opus_and_flac_audio() {
 fn hlsjs_plays_a_rotated_portrait_video() {
     package_and_play_short(&["rotated_portrait.mp4"]);
 }
+
+/// Fragmented input (what browsers' MediaRecorder and OBS write) plays like a progressive one.
+#[test]
+fn hlsjs_plays_a_fragmented_input() {
+    package_and_play(&["fragmented.mp4"]);
+}

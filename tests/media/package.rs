@@ -226,6 +226,8 @@ title_tests! {
     h264_ac3: ["h264_ac3.mp4"];
     h264_eac3: ["h264_eac3.mp4"];
     alac: ["alac.m4a"];
+    fragmented: ["fragmented.mp4"];
+    fragmented_moov_first_gop: ["fragmented_moov_first_gop.mp4"];
 }
 
 #[test]
@@ -254,6 +256,8 @@ fn every_media_fixture_has_a_title_test() {
         "h264_ac3.mp4",
         "h264_eac3.mp4",
         "alac.m4a",
+        "fragmented.mp4",
+        "fragmented_moov_first_gop.mp4",
     ];
     for e in expected_media() {
         assert!(

@@ -4,12 +4,14 @@
 //! Reads go through [`Source::read_at`]: a short scan of the top-level box headers,
 //! then one read of `moov`. Sample data is never read here.
 
+use super::fragments::{parse_mvex, SampleDefaults};
 use super::reader::{find, require, BoxHeader, BoxRef, Boxes, HeaderError, Reader};
 use crate::error::{Error, FourCc, Result};
 use crate::media::aac::AudioSpecificConfig;
 use crate::media::model::{AudioFormat, Codec, Movie, Sample, SkippedTrack, Track, TrackKind};
 use crate::media::source::{read_vec, Source};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 
 /// Limits that keep a hostile file from costing unbounded memory or time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,9 +53,53 @@ pub fn demux(src: &dyn Source, input: usize, limits: &Limits) -> Result<Movie> {
     hasher.update(src.len().to_be_bytes());
     hasher.update(&moov_bytes);
     let fingerprint: [u8; 32] = hasher.finalize().into();
-    let mut movie = parse_moov(&moov_bytes, input, src.len(), limits)?;
+    let parsed = parse_moov(&moov_bytes, input, src.len(), limits)?;
+    let mut movie = parsed.movie;
+    if let Some(defaults) = &parsed.fragment_defaults {
+        super::fragments::read_fragments(
+            src,
+            limits,
+            &mut movie.tracks,
+            &parsed.track_ids,
+            defaults,
+        )?;
+    }
+    // A track with no samples (an empty track, or one no fragment filled) is not media.
+    let (tracks, empty): (Vec<Track>, Vec<Track>) = movie
+        .tracks
+        .into_iter()
+        .partition(|t| !t.samples.is_empty());
+    movie.tracks = tracks;
+    movie
+        .skipped
+        .extend(empty.into_iter().map(|t| SkippedTrack {
+            id: t.id,
+            reason: "the track has no samples".into(),
+            uncarried: None,
+        }));
+    if movie.tracks.is_empty() {
+        let why = if movie.skipped.is_empty() {
+            "the file has no tracks".to_string()
+        } else {
+            movie
+                .skipped
+                .iter()
+                .map(|s| format!("track {}: {}", s.id, s.reason))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        return Err(Error::NoUsableTrack(why));
+    }
     movie.fingerprint = fingerprint;
     Ok(movie)
+}
+
+/// The `moov`'s tracks, and for a fragmented file the `trex` defaults and every track_ID
+/// (fragments of skipped tracks are passed over, fragments of unknown ones are errors).
+struct ParsedMoov {
+    movie: Movie,
+    fragment_defaults: Option<HashMap<u32, SampleDefaults>>,
+    track_ids: Vec<u32>,
 }
 
 struct Located {
@@ -109,7 +155,7 @@ fn locate_moov(src: &dyn Source, limits: &Limits) -> Result<Located> {
     })
 }
 
-fn check_top_level_box_count(seen: u32, limits: &Limits) -> Result<()> {
+pub(super) fn check_top_level_box_count(seen: u32, limits: &Limits) -> Result<()> {
     if seen > limits.max_top_level_boxes {
         return Err(Error::Limit {
             fourcc: FourCc(*b"file"),
@@ -125,7 +171,7 @@ fn check_top_level_box_count(seen: u32, limits: &Limits) -> Result<()> {
 /// Reads the header of the top-level box at `offset` (at least 8 bytes before the end
 /// of the file). The first box must be a known top-level type before any of its size
 /// fields is trusted: otherwise the input is not an MP4 at all.
-fn read_top_level_header(
+pub(super) fn read_top_level_header(
     src: &dyn Source,
     offset: u64,
     file_len: u64,
@@ -196,55 +242,51 @@ fn moov_body(
     })
 }
 
-fn parse_moov(moov: &[u8], input: usize, file_len: u64, limits: &Limits) -> Result<Movie> {
+fn parse_moov(moov: &[u8], input: usize, file_len: u64, limits: &Limits) -> Result<ParsedMoov> {
     let mvhd = require(moov, *b"moov", None, b"mvhd")?;
     let movie_timescale = parse_mvhd(mvhd.body)?;
+    let fragment_defaults = match find(moov, *b"moov", None, b"mvex")? {
+        Some(mvex) => Some(parse_mvex(mvex.body)?),
+        None => None,
+    };
+    let mut track_ids = Vec::new();
     let mut tracks = Vec::new();
     let mut skipped = Vec::new();
     let mut trak_count = 0usize;
     for b in Boxes::new(moov, *b"moov", None) {
         let b = b?;
-        match &b.fourcc {
-            b"trak" => {
-                trak_count += 1;
-                if trak_count > limits.max_tracks {
-                    return Err(Error::Limit {
-                        fourcc: FourCc(*b"moov"),
-                        track: None,
-                        what: "track count",
-                        value: trak_count as u64,
-                        limit: limits.max_tracks as u64,
-                    });
-                }
-                match parse_trak(b.body, input, movie_timescale, file_len, limits)? {
-                    TrakOutcome::Usable(t) => tracks.push(*t),
-                    TrakOutcome::Skipped(s) => skipped.push(s),
-                }
+        if &b.fourcc != b"trak" {
+            continue;
+        }
+        trak_count += 1;
+        if trak_count > limits.max_tracks {
+            return Err(Error::Limit {
+                fourcc: FourCc(*b"moov"),
+                track: None,
+                what: "track count",
+                value: trak_count as u64,
+                limit: limits.max_tracks as u64,
+            });
+        }
+        match parse_trak(b.body, input, movie_timescale, file_len, limits)? {
+            TrakOutcome::Usable(t) => {
+                track_ids.push(t.id);
+                tracks.push(*t);
             }
-            b"mvex" => {
-                return Err(Error::Unsupported(
-                    "fragmented MP4 (moov/mvex); upload a progressive MP4".into(),
-                ))
+            TrakOutcome::Skipped(s) => {
+                track_ids.push(s.id);
+                skipped.push(s);
             }
-            _ => {}
         }
     }
-    if tracks.is_empty() {
-        let why = if skipped.is_empty() {
-            "the file has no tracks".to_string()
-        } else {
-            skipped
-                .iter()
-                .map(|s| format!("track {}: {}", s.id, s.reason))
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
-        return Err(Error::NoUsableTrack(why));
-    }
-    Ok(Movie {
-        tracks,
-        skipped,
-        fingerprint: [0; 32],
+    Ok(ParsedMoov {
+        movie: Movie {
+            tracks,
+            skipped,
+            fingerprint: [0; 32],
+        },
+        fragment_defaults,
+        track_ids,
     })
 }
 
@@ -313,14 +355,9 @@ fn parse_trak(
             }));
         }
     };
+    // Empty for a fragmented file: its samples come with the fragments, and a track that
+    // stays empty is set aside once they are read.
     let samples = parse_sample_table(stbl.body, t, file_len, limits)?;
-    if samples.is_empty() {
-        return Ok(TrakOutcome::Skipped(SkippedTrack {
-            id,
-            reason: "the track has no samples".into(),
-            uncarried: None,
-        }));
-    }
     let (media_start, empty_delay) = match find(trak, *b"trak", t, b"edts")? {
         Some(edts) => match find(edts.body, *b"edts", t, b"elst")? {
             Some(elst) => parse_elst(elst.body, t, movie_timescale, timescale)?,

@@ -1,6 +1,7 @@
 //! MP4 / QuickTime demuxing (ISO/IEC 14496-12, ISO/IEC 14496-14, ISO/IEC 14496-15).
 
 mod demux;
+mod fragments;
 pub mod reader;
 
 pub use demux::{demux, Limits};

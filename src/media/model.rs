@@ -20,6 +20,11 @@ pub enum Codec {
     /// H.265. `fourcc` is `hvc1` or `hev1`. `hvcc` is the
     /// HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 § 8.3.3.1).
     H265 { fourcc: [u8; 4], hvcc: Vec<u8> },
+    /// VP9 in `vp09`; `vpcc` is the VPCodecConfigurationBox body (version and flags
+    /// included).
+    Vp9 { vpcc: Vec<u8> },
+    /// AV1 in `av01`; `av1c` is the AV1CodecConfigurationRecord.
+    Av1 { av1c: Vec<u8> },
     /// AAC in `mp4a`. `asc` is the AudioSpecificConfig (ISO/IEC 14496-3 § 1.6.2.1)
     /// from the esds DecoderSpecificInfo.
     Aac { asc: Vec<u8> },
@@ -68,7 +73,9 @@ impl AudioFormat {
 impl Codec {
     pub fn kind(&self) -> TrackKind {
         match self {
-            Codec::H264 { .. } | Codec::H265 { .. } => TrackKind::Video,
+            Codec::H264 { .. } | Codec::H265 { .. } | Codec::Vp9 { .. } | Codec::Av1 { .. } => {
+                TrackKind::Video
+            }
             Codec::Aac { .. } | Codec::Audio { .. } => TrackKind::Audio,
         }
     }

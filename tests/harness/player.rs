@@ -103,3 +103,11 @@ fn hlsjs_plays_a_rotated_portrait_video() {
 fn hlsjs_plays_a_fragmented_input() {
     package_and_play(&["fragmented.mp4"]);
 }
+
+/// VP9 and AV1 pass through (CODECS `vp09.PP.LL.DD`, `av01.P.LLT.DD`) and play in Chromium.
+#[test]
+fn hlsjs_plays_vp9_and_av1() {
+    for fixture in ["vp9_aac.mp4", "av1_aac.mp4"] {
+        package_and_play_short(&[fixture]);
+    }
+}

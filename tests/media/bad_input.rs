@@ -148,7 +148,7 @@ fn a_missing_input_is_one_clear_error() {
 /// A track is never dropped silently (the real-uploads issue): an input whose only picture
 /// or only sound has a codec hlspipe cannot carry yet exits 1 naming the track and codec,
 /// writes no master, and leaves a `failed` manifest that says why. Regression: MPEG-4 Part 2
-/// and VP9 video and camera PCM audio were packaged with exit 0 as titles without picture
+/// and ProRes video and camera PCM audio were packaged with exit 0 as titles without picture
 /// or sound.
 #[test]
 fn uncarriable_only_video_or_audio_is_refused_by_name_regression_titles_without_sound() {

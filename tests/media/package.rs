@@ -228,6 +228,8 @@ title_tests! {
     alac: ["alac.m4a"];
     fragmented: ["fragmented.mp4"];
     fragmented_moov_first_gop: ["fragmented_moov_first_gop.mp4"];
+    vp9_aac: ["vp9_aac.mp4"];
+    av1_aac: ["av1_aac.mp4"];
 }
 
 #[test]
@@ -258,6 +260,8 @@ fn every_media_fixture_has_a_title_test() {
         "alac.m4a",
         "fragmented.mp4",
         "fragmented_moov_first_gop.mp4",
+        "vp9_aac.mp4",
+        "av1_aac.mp4",
     ];
     for e in expected_media() {
         assert!(

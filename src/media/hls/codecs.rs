@@ -16,6 +16,8 @@ pub fn codecs_string(codec: &Codec) -> Result<String, Error> {
     match codec {
         Codec::H264 { fourcc, avcc } => avc_string(fourcc, avcc),
         Codec::H265 { fourcc, hvcc } => hevc_string(fourcc, hvcc),
+        Codec::Vp9 { vpcc } => vp9_string(vpcc),
+        Codec::Av1 { av1c } => av1_string(av1c),
         Codec::Aac { asc } => aac_string(asc),
         // RFC 6381 § 3.3 and the Apple HLS authoring specification's codec table: MP3 is
         // MPEG-4 audio object type 34; AC-3 and E-AC-3 are their sample entry types (ETSI
@@ -63,6 +65,36 @@ fn avc_string(fourcc: &[u8; 4], avcc: &[u8]) -> Result<String, Error> {
         ));
     }
     Ok(format!("{entry}.{profile:02x}{compat:02x}{level:02x}"))
+}
+
+/// `vp09.PP.LL.DD` (VP Codec ISO Media File Format Binding § 7, the short form): profile,
+/// level and bit depth, two digits each, from the `vpcC` body (after version and flags).
+fn vp9_string(vpcc: &[u8]) -> Result<String, Error> {
+    let [_, _, _, _, profile, level, depth_etc, ..] = *vpcc else {
+        return Err(Error::malformed(b"vpcC", None, "record too short"));
+    };
+    Ok(format!(
+        "vp09.{profile:02}.{level:02}.{:02}",
+        depth_etc >> 4
+    ))
+}
+
+/// `av01.P.LLT.DD` (AV1 Codec ISO Media File Format Binding, "Codecs Parameter String"):
+/// seq_profile, seq_level_idx_0 (two digits), seq_tier_0 as M or H, and the bit depth
+/// (8, or 10 / 12 from high_bitdepth and twelve_bit).
+fn av1_string(av1c: &[u8]) -> Result<String, Error> {
+    let [_, profile_level, flags, ..] = *av1c else {
+        return Err(Error::malformed(b"av1C", None, "record too short"));
+    };
+    let profile = profile_level >> 5;
+    let level = profile_level & 0x1f;
+    let tier = if flags & 0x80 != 0 { 'H' } else { 'M' };
+    let depth = match (flags & 0x40 != 0, flags & 0x20 != 0) {
+        (true, true) => 12,
+        (true, false) => 10,
+        _ => 8,
+    };
+    Ok(format!("av01.{profile}.{level:02}{tier}.{depth:02}"))
 }
 
 /// Length of the fixed part of an HEVCDecoderConfigurationRecord, before its
@@ -314,6 +346,23 @@ mod tests {
         v2[0] = 2;
         assert!(codecs_string(&h265(b"hvc1", &v2)).is_err());
         assert!(codecs_string(&h265(b"avc1", HVCC_MAIN_L31)).is_err());
+    }
+
+    #[test]
+    fn vp9_and_av1_strings() {
+        // vpcC body: version/flags, profile 0, level 11 (1.1), 8 bits 4:2:0, BT.709.
+        let vpcc = vec![1, 0, 0, 0, 0, 11, 0x82, 1, 1, 1, 0, 0];
+        assert_eq!(
+            codecs_string(&Codec::Vp9 { vpcc }).unwrap(),
+            "vp09.00.11.08"
+        );
+        // av1C: main profile, level 8 (4.0), main tier, 10-bit.
+        let av1c = vec![0x81, 0x08, 0x4c, 0x00];
+        assert_eq!(
+            codecs_string(&Codec::Av1 { av1c }).unwrap(),
+            "av01.0.08M.10"
+        );
+        assert!(codecs_string(&Codec::Av1 { av1c: vec![0x81] }).is_err());
     }
 
     #[test]

@@ -521,10 +521,12 @@ fn parse_visual_entry(
     let config_box: &[u8; 4] = match &fourcc {
         b"avc1" | b"avc3" => b"avcC",
         b"hvc1" | b"hev1" => b"hvcC",
+        b"vp09" => b"vpcC",
+        b"av01" => b"av1C",
         b"encv" => return Ok(Err("encrypted video (encv) is not supported".into())),
         other => {
             return Ok(Err(format!(
-                "video codec '{}'{} cannot be carried yet (H.264 and HEVC can)",
+                "video codec '{}'{} cannot be carried yet (H.264, HEVC, VP9 and AV1 can)",
                 FourCc(*other),
                 codec_name(other)
             )))
@@ -553,7 +555,26 @@ fn parse_visual_entry(
     if width == 0 || height == 0 {
         return Err(Error::malformed(&fourcc, t, "video width or height is 0"));
     }
-    let codec = if config_box == b"avcC" {
+    let codec = if config_box == b"vpcC" {
+        // VPCodecConfigurationBox (VP Codec ISO Media File Format Binding § 2.2): a full
+        // box, then profile, level, bitDepth(4) chromaSubsampling(3) fullRange(1),
+        // colourPrimaries, transferCharacteristics, matrixCoefficients.
+        if config.body.len() < 4 + 6 {
+            return Err(Error::malformed(b"vpcC", t, "record too short"));
+        }
+        Codec::Vp9 {
+            vpcc: config.body.to_vec(),
+        }
+    } else if config_box == b"av1C" {
+        // AV1CodecConfigurationRecord (AV1 ISOBMFF binding § 2.3.3): marker(1) version(7),
+        // then profile, level, tier and the colour format bits.
+        if config.body[0] != 0x81 {
+            return Err(Error::malformed(b"av1C", t, "marker and version are not 1"));
+        }
+        Codec::Av1 {
+            av1c: config.body.to_vec(),
+        }
+    } else if config_box == b"avcC" {
         if config.body[0] != 1 {
             return Err(Error::malformed(
                 b"avcC",
@@ -577,6 +598,10 @@ fn parse_visual_entry(
             fourcc,
             hvcc: config.body.to_vec(),
         }
+    };
+    let transfer = match &codec {
+        Codec::Vp9 { vpcc } if transfer.is_none() => vpcc.get(8).map(|&tc| u16::from(tc)),
+        _ => transfer,
     };
     Ok(Ok(Entry {
         codec,

@@ -66,32 +66,18 @@ pub fn unity_matrix(out: &mut Vec<u8>) {
 /// because QuickTime sources use sound description versions 1 and 2 that some MSE
 /// implementations refuse inside fMP4.
 pub fn mp4a_sample_entry(channels: u16, sample_rate: u32, asc: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + asc.len());
-    write_box(&mut out, b"mp4a", |out| {
-        out.extend_from_slice(&[0; 6]);
-        u16(out, 1); // data_reference_index
-        out.extend_from_slice(&[0; 8]);
-        u16(out, channels.max(1));
-        u16(out, 16); // samplesize
-        u32(out, 0);
-        // 16.16 fixed point; rates above 65535 Hz are written as 0 (the ASC rules).
-        u32(
-            out,
-            if sample_rate <= 0xffff {
-                sample_rate << 16
-            } else {
-                0
-            },
-        );
-        write_full_box(out, b"esds", 0, 0, |out| write_es_descriptor(out, asc));
+    let mut esds = Vec::with_capacity(48 + asc.len());
+    write_full_box(&mut esds, b"esds", 0, 0, |out| {
+        write_es_descriptor(out, asc)
     });
-    out
+    audio_sample_entry(b"mp4a", channels, sample_rate, &esds)
 }
 
 /// A version 0 AudioSampleEntry (ISO/IEC 14496-12 § 12.2.3) of type `entry` holding the
 /// source's configuration box as is: QuickTime sound descriptions (versions 1 and 2) are
 /// rewritten in the ISO form fMP4 players expect, the configuration kept byte for byte.
-/// Rates above 65535 Hz are written as 0, as for `mp4a` (Opus signals 48 kHz in `dOps`).
+/// The rate is 16.16 fixed point; rates above 65535 Hz are written as 0 (for AAC the
+/// AudioSpecificConfig rules; Opus signals 48 kHz in `dOps`).
 pub fn audio_sample_entry(
     entry: &[u8; 4],
     channels: u16,

@@ -344,14 +344,14 @@ fn parse_trak(
         Ok(e) => e,
         Err(reason) => {
             // Cover art is a one-picture "video" track of a music file, not its picture.
-            let still = first_entry_fourcc(stsd.body).is_some_and(|f| STILL_IMAGES.contains(&&f));
+            let still = first_entry_fourcc(stsd.body).filter(|f| STILL_IMAGES.contains(&f));
             return Ok(TrakOutcome::Skipped(SkippedTrack {
                 id,
-                reason: match first_entry_fourcc(stsd.body) {
-                    Some(f) if still => format!("'{}' is a still image (cover art)", FourCc(f)),
-                    _ => reason,
+                reason: match still {
+                    Some(f) => format!("'{}' is a still image (cover art)", FourCc(f)),
+                    None => reason,
                 },
-                uncarried: (!still).then_some(kind),
+                uncarried: still.is_none().then_some(kind),
             }));
         }
     };

@@ -236,23 +236,17 @@ impl Walk<'_> {
             * (usize::from(flags & DATA_OFFSET_PRESENT != 0)
                 + usize::from(flags & FIRST_SAMPLE_FLAGS_PRESENT != 0));
         // The count is checked against the bytes that hold the entries before anything
-        // is sized by it: peek past the optional fields.
-        let count = {
-            let mut peek = Reader::new(body, *b"trun", t);
-            peek.version_flags()?;
-            let count = peek.u32()? as usize;
-            let needed = count
-                .checked_mul(4 * fields)
-                .and_then(|n| n.checked_add(optional));
-            if needed.is_none_or(|n| n > peek.remaining()) {
-                return Err(r.error(format!(
-                    "sample count {count} needs more than the {} bytes the box holds",
-                    peek.remaining()
-                )));
-            }
-            count
-        };
-        r.skip(4)?;
+        // is sized by it.
+        let count = r.u32()? as usize;
+        let needed = count
+            .checked_mul(4 * fields)
+            .and_then(|n| n.checked_add(optional));
+        if needed.is_none_or(|n| n > r.remaining()) {
+            return Err(r.error(format!(
+                "sample count {count} needs more than the {} bytes the box holds",
+                r.remaining()
+            )));
+        }
         if flags & DATA_OFFSET_PRESENT != 0 {
             data_pos = run
                 .base

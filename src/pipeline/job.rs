@@ -210,10 +210,7 @@ impl Pipeline<'_> {
         if let Some(stale) = stale(job, &info) {
             return stale;
         }
-        if let Err(e) = self.check_owner(store.as_ref(), title, &job.key) {
-            return Outcome::failed(Some(title.as_str()), &e);
-        }
-        self.publish_title(store, title, vec![(source, info)])
+        self.publish_title(store, title, vec![(source, info)], Some(&job.key))
     }
 
     /// One title, one source (DESIGN.md "Titles"): `uploads/show.MOV` beside
@@ -221,9 +218,14 @@ impl Pipeline<'_> {
     /// The key whose output the manifest records keeps the title while it exists; the
     /// other is refused by name (a permanent failure, written to no manifest, so the
     /// owner's state is untouched). A title manifest's inputs are handled by it instead.
-    fn check_owner(&self, store: &dyn Store, title: &Title, key: &str) -> Result<()> {
-        let folder = title.folder(&self.config.output_prefix);
-        let Some(manifest) = read_manifest(store, &folder)? else {
+    fn check_owner(
+        &self,
+        store: &dyn Store,
+        title: &Title,
+        key: &str,
+        previous: Option<&Manifest>,
+    ) -> Result<()> {
+        let Some(manifest) = previous else {
             return Ok(());
         };
         let [owner] = manifest.sources.as_slice() else {
@@ -285,7 +287,7 @@ impl Pipeline<'_> {
                 ),
             };
         }
-        self.publish_title(store, title, sources)
+        self.publish_title(store, title, sources, None)
     }
 
     fn read_title_manifest(
@@ -349,11 +351,14 @@ impl Pipeline<'_> {
         })
     }
 
+    /// `media_key`: the upload that must own the title (a media file that is its own
+    /// title; `None` for a title manifest's title).
     fn publish_title(
         &self,
         store: &Arc<dyn Store>,
         title: &Title,
         sources: Vec<(Arc<dyn Source>, ObjectInfo)>,
+        media_key: Option<&str>,
     ) -> Outcome {
         let prefix = title.folder(&self.config.output_prefix);
         let settings = self.config.settings();
@@ -363,6 +368,12 @@ impl Pipeline<'_> {
             Ok(m) => m,
             Err(e) => return Outcome::failed(Some(title.as_str()), &e),
         };
+        // Before anything else: a same-bytes upload under another name has the same version.
+        if let Some(key) = media_key {
+            if let Err(e) = self.check_owner(store.as_ref(), title, key, previous.as_ref()) {
+                return Outcome::failed(Some(title.as_str()), &e);
+            }
+        }
         if let Some(prev) = &previous {
             if prev.state == State::Complete && prev.version.as_deref() == Some(&version) {
                 return Outcome::AlreadyComplete {

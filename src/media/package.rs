@@ -16,7 +16,9 @@ use std::sync::Arc;
 /// new packager never reuses an old version's path (DESIGN.md "Object layout").
 /// 2: the source's rotation matrix in `tkhd`, the AAC channel count from the
 /// AudioSpecificConfig, `VIDEO-RANGE` and displayed `RESOLUTION` in the master.
-pub const FORMAT_VERSION: &str = "hlspipe-fmp4-2";
+/// 3: where presentation starts is the init segment's edit list for video too (B-frame
+/// delay, trim points) instead of negative composition offsets; trims are applied.
+pub const FORMAT_VERSION: &str = "hlspipe-fmp4-3";
 
 /// Packaging settings. Everything here goes into the version hash.
 #[derive(Debug, Clone, PartialEq)]
@@ -169,6 +171,9 @@ fn skipped_track_warnings(inputs: &[Input], movies: &[Movie]) -> Vec<String> {
                 s.id,
                 s.reason
             ));
+        }
+        for note in &movie.notes {
+            warnings.push(format!("{}: {note}", input.source.name()));
         }
     }
     warnings

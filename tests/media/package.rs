@@ -421,3 +421,55 @@ fn b_frame_timestamps_read_as_the_source_regression_negative_offsets() {
         }
     }
 }
+
+/// Nothing is dropped silently: the manifest (and `package --json`) lists every track of
+/// every input and what became of it: a rendition, the same audio as another input's
+/// rendition, or skipped with the reason.
+#[test]
+fn manifest_lists_every_track_and_what_became_of_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("pcm");
+    package(&["aac_and_pcm.mov"], &out, &[]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let tracks = manifest["tracks"].as_array().expect("tracks");
+    let became: Vec<(u64, &str, &str)> = tracks
+        .iter()
+        .map(|t| {
+            (
+                t["track"].as_u64().unwrap(),
+                t["became"].as_str().unwrap(),
+                t["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        became,
+        vec![
+            (1, "rendition", "video"),
+            (2, "rendition", "audio"),
+            (3, "skipped", "audio")
+        ]
+    );
+    assert_eq!(tracks[0]["rendition"], "video_180p");
+    assert_eq!(tracks[1]["codec"], "mp4a");
+    let reason = tracks[2]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("sowt") && reason.contains("PCM"),
+        "{reason}"
+    );
+
+    let out = tmp.path().join("ladder");
+    package(&["ladder_360.mp4", "ladder_240.mp4"], &out, &[]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let tracks = manifest["tracks"].as_array().expect("tracks");
+    assert_eq!(tracks.len(), 4, "{tracks:?}");
+    assert!(tracks[0]["input"]
+        .as_str()
+        .unwrap()
+        .ends_with("ladder_360.mp4"));
+    assert_eq!(tracks[1]["became"], "rendition");
+    assert_eq!(tracks[3]["became"], "same_as", "{tracks:?}");
+    assert_eq!(tracks[3]["rendition"], tracks[1]["rendition"]);
+}

@@ -21,7 +21,7 @@
 //! that nothing shown depends on are dropped; the few a B-frame shown before the end
 //! still needs are packed into the ticks after the last shown frame.
 
-use crate::media::model::{Track, TrackKind};
+use crate::media::model::{Track, TrackKind, MAX_TICKS};
 
 /// The finest tick the packed pre-roll is given: 1/90000 s, the MPEG system clock.
 const FINE_TIMESCALE: u32 = 90_000;
@@ -87,13 +87,23 @@ fn trim_end(track: &mut Track, end: i64) {
 }
 
 /// Multiplies every time of the track by the smallest whole factor that gives at least
-/// [`FINE_TIMESCALE`] ticks a second, unless a time would overflow (then it stays).
+/// [`FINE_TIMESCALE`] ticks a second, unless a time would pass [`MAX_TICKS`] (then it
+/// stays).
 fn refine_timescale(track: &mut Track) {
     let ts = track.timescale.max(1);
     if ts >= FINE_TIMESCALE {
         return;
     }
     let k = FINE_TIMESCALE.div_ceil(ts);
+    let end = track
+        .samples
+        .iter()
+        .map(|s| s.dts.saturating_add(u64::from(s.duration)))
+        .max()
+        .unwrap_or(0);
+    if end.saturating_mul(u64::from(k)) > MAX_TICKS {
+        return;
+    }
     let Some(scaled) = scaled_samples(track, k) else {
         return;
     };

@@ -214,6 +214,11 @@ impl VideoRange {
     }
 }
 
+/// The largest time (in ticks of a track's timescale) a track may reach, decode time plus
+/// duration and every offset: 2^53, exact in an `f64`, far from `i64` overflow in any sum
+/// of two times, and still 3,000 years at 90 kHz. The demuxer refuses tracks beyond it.
+pub const MAX_TICKS: u64 = 1 << 53;
+
 /// The identity matrix of ISO/IEC 14496-12 § 8.3.2.3: no transformation.
 pub const UNITY_MATRIX: [i32; 9] = [0x1_0000, 0, 0, 0, 0x1_0000, 0, 0, 0, 0x4000_0000];
 

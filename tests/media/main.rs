@@ -6,5 +6,6 @@ mod support;
 
 mod bad_input;
 mod demux;
+mod mutate;
 mod package;
 mod publish;

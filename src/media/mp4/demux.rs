@@ -8,7 +8,9 @@ use super::fragments::{parse_mvex, SampleDefaults};
 use super::reader::{find, require, BoxHeader, BoxRef, Boxes, HeaderError, Reader};
 use crate::error::{Error, FourCc, Result};
 use crate::media::aac::AudioSpecificConfig;
-use crate::media::model::{AudioFormat, Codec, Movie, Sample, SkippedTrack, Track, TrackKind};
+use crate::media::model::{
+    AudioFormat, Codec, Movie, Sample, SkippedTrack, Track, TrackKind, MAX_TICKS,
+};
 use crate::media::source::{read_vec, Source};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -64,7 +66,10 @@ pub fn demux(src: &dyn Source, input: usize, limits: &Limits) -> Result<Movie> {
             defaults,
         )?;
     }
-    movie.tracks.iter_mut().for_each(crate::media::edit::apply);
+    for t in &mut movie.tracks {
+        check_times(t)?;
+        crate::media::edit::apply(t);
+    }
     // A track with no samples (an empty track, or one no fragment filled) is not media.
     let (tracks, empty): (Vec<Track>, Vec<Track>) = movie
         .tracks
@@ -1275,6 +1280,34 @@ fn place_chunk_samples(
         next += 1;
     }
     Ok(next)
+}
+
+/// Refuses a track whose times pass [`MAX_TICKS`] (a hostile `stts`, `tfdt` or `elst`), so
+/// that no later sum of times can overflow.
+fn check_times(t: &Track) -> Result<()> {
+    // Every sample: a fragment's `tfdt` can jump anywhere, forwards or back.
+    let end = t
+        .samples
+        .iter()
+        .map(|s| s.dts.saturating_add(u64::from(s.duration)))
+        .max()
+        .unwrap_or(0);
+    let edits = [t.media_start, t.empty_delay, t.media_end.unwrap_or(0)]
+        .iter()
+        .map(|v| v.unsigned_abs())
+        .max()
+        .unwrap_or(0);
+    let value = end.max(edits);
+    if value > MAX_TICKS {
+        return Err(Error::Limit {
+            fourcc: FourCc(*b"trak"),
+            track: Some(t.id),
+            what: "time in ticks (decode times, durations, edits)",
+            value,
+            limit: MAX_TICKS,
+        });
+    }
+    Ok(())
 }
 
 /// An edit list, resolved (ISO/IEC 14496-12 § 8.6.6), in the media timescale.

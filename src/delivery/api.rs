@@ -3,9 +3,12 @@
 //!
 //! ```text
 //! GET /v1/titles/{title}/playback     Authorization: Bearer <token>
-//!   200 {"title","master_url","expires_at"} + Set-Cookie CloudFront-Policy / -Signature / -Key-Pair-Id
+//!   200 {"title","master_url","expires_at","state"[,"error"]} + Set-Cookie CloudFront-Policy /
+//!       -Signature / -Key-Pair-Id: the title has a live version (the master names one);
+//!       `state` is the latest job's (a re-upload being processed, or one that failed, leaves
+//!       the live version playing)
 //!   401 no or wrong token (WWW-Authenticate: Bearer)   400 bad title   404 no manifest.json
-//!   409 the manifest says processing or failed ({"title","state","error"})
+//!   409 nothing playable yet, or any more ({"title","state","error"})
 //! GET /healthz                        200 ok
 //! ```
 //!
@@ -19,13 +22,16 @@
 //! cookies, and issuing them costs a map lookup instead of an RSA signature. AWS recommends
 //! session cookies for CloudFront ("Set signed cookies using a custom policy"); the policy's
 //! `DateLessThan` is what ends access, so `expires_at` is that time.
+//!
+//! Title state comes from `manifest.json` through [`TitleStates`], cached a few seconds.
 
 use crate::delivery::http::Clock;
 use crate::delivery::sign::{CookieAttributes, Policy, Signer, TitlePrefix};
-use crate::pipeline::manifest::{Manifest, State as TitleState, MANIFEST_KEY};
+use crate::delivery::state::{playable, TitleStates};
+use crate::pipeline::manifest::Manifest;
 use crate::store::Store;
 use crate::title::Title;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::header::{self, HeaderValue};
@@ -79,6 +85,7 @@ pub struct ApiConfig {
     /// token's length too.
     token_digest: Option<[u8; 32]>,
     clock: Clock,
+    state_ttl: u64,
 }
 
 impl ApiConfig {
@@ -117,6 +124,7 @@ impl ApiConfig {
             cookie_attributes: CookieAttributes::new(),
             token_digest,
             clock: crate::clock::system_clock(),
+            state_ttl: 2,
         })
     }
 
@@ -163,6 +171,13 @@ impl ApiConfig {
         self
     }
 
+    /// How long a title's state (its manifest, or its absence) is reused: 2 seconds unless
+    /// set; 0 reads the store on every request.
+    pub fn state_cache_seconds(mut self, ttl: u64) -> ApiConfig {
+        self.state_ttl = ttl;
+        self
+    }
+
     /// `<cdn base>/<output prefix><title>.hls/`, percent-encoded ([`Title::url_folder`]).
     pub fn title_url(&self, title: &Title) -> String {
         format!(
@@ -185,21 +200,23 @@ impl ApiConfig {
 /// A title's cookies for one expiry, ready to send.
 struct Issued {
     set_cookies: Vec<HeaderValue>,
-    body: Bytes,
+    /// `title`, `master_url` and `expires_at`; the state is added per response.
+    body: serde_json::Value,
 }
 
 struct Api {
     config: ApiConfig,
-    store: Arc<dyn Store>,
+    states: TitleStates,
     signer: Arc<Signer>,
     issued: Mutex<HashMap<(Title, u64), Arc<Issued>>>,
 }
 
 /// `/v1/titles/{title}/playback` (behind the bearer check unless disabled) and `/healthz`.
 pub fn router(config: ApiConfig, store: Arc<dyn Store>, signer: Arc<Signer>) -> Router {
+    let states = TitleStates::new(store, &config.output_prefix, config.state_ttl);
     let api = Arc::new(Api {
         config,
-        store,
+        states,
         signer,
         issued: Mutex::new(HashMap::new()),
     });
@@ -253,17 +270,17 @@ async fn playback(
         Ok(title) => title,
         Err((status, message)) => return json_error(status, &message),
     };
-    let manifest = match read_manifest(&api, &title).await {
+    let now = (api.config.clock)();
+    let manifest = match read_manifest(&api, &title, now).await {
         Ok(manifest) => manifest,
         Err(refused) => return refused,
     };
-    if let Some(conflict) = state_conflict(&title, &manifest) {
-        return conflict;
+    if !playable(&manifest) {
+        return nothing_playable(&title, &manifest);
     }
-    let now = (api.config.clock)();
     let expires = api.config.cookie_expiry(now);
     match title_cookies(&api, title, expires, now).await {
-        Ok(issued) => playback_response(&issued),
+        Ok(issued) => playback_response(&issued, &manifest),
         Err(refused) => refused,
     }
 }
@@ -286,48 +303,42 @@ fn playback_title(
     Title::new(title).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
 }
 
-/// The title's `manifest.json`, read on the blocking pool (the store is synchronous): 404 when
-/// there is none, 500 when it cannot be read or parsed.
-async fn read_manifest(api: &Api, title: &Title) -> Result<Manifest, Response> {
-    let manifest_key = format!("{}{MANIFEST_KEY}", title.folder(&api.config.output_prefix));
-    let store = Arc::clone(&api.store);
-    let read = {
-        let key = manifest_key.clone();
-        tokio::task::spawn_blocking(move || store.get(&key)).await
-    };
+/// The title's `manifest.json` (through the state cache), read on the blocking pool (the
+/// store is synchronous): 404 when there is none, 500 when it cannot be read or parsed.
+async fn read_manifest(api: &Arc<Api>, title: &Title, now: u64) -> Result<Arc<Manifest>, Response> {
+    let (task_api, task_title) = (Arc::clone(api), title.clone());
+    let read = tokio::task::spawn_blocking(move || task_api.states.get(&task_title, now)).await;
     match read {
-        Ok(Ok(Some(bytes))) => Manifest::parse(&bytes).map_err(|e| {
-            tracing::error!(target: "hlspipe::delivery::api", key = %manifest_key, error = %e, "unreadable manifest");
-            json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the title's manifest is unreadable",
-            )
-        }),
+        Ok(Ok(Some(manifest))) => Ok(manifest),
         Ok(Ok(None)) => Err(json_response(
             StatusCode::NOT_FOUND,
             &serde_json::json!({ "error": "unknown title", "title": title }),
         )),
         Ok(Err(e)) => {
-            tracing::error!(target: "hlspipe::delivery::api", key = %manifest_key, error = %e, "store read failed");
-            Err(json_error(StatusCode::INTERNAL_SERVER_ERROR, "storage error"))
+            tracing::error!(target: "hlspipe::delivery::api", %title, error = %e, "title state unreadable");
+            Err(json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage error",
+            ))
         }
         Err(e) => {
-            tracing::error!(target: "hlspipe::delivery::api", key = %manifest_key, error = %e, "store task failed");
-            Err(json_error(StatusCode::INTERNAL_SERVER_ERROR, "storage error"))
+            tracing::error!(target: "hlspipe::delivery::api", %title, error = %e, "store task failed");
+            Err(json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage error",
+            ))
         }
     }
 }
 
-/// Cookies are issued only for a complete title: while it is processing, or when it failed,
-/// the 409 says which (with the manifest's error), so that the app can tell waiting from
-/// giving up. `None` for a complete title.
-fn state_conflict(title: &Title, manifest: &Manifest) -> Option<Response> {
-    (manifest.state != TitleState::Complete).then(|| {
-        json_response(
-            StatusCode::CONFLICT,
-            &serde_json::json!({ "title": title, "state": manifest.state, "error": manifest.error }),
-        )
-    })
+/// 409 when nothing is playable: the first job is still running, or it failed and no
+/// version was ever live. The state and the error say which, so that an app can tell
+/// waiting from giving up.
+fn nothing_playable(title: &Title, manifest: &Manifest) -> Response {
+    json_response(
+        StatusCode::CONFLICT,
+        &serde_json::json!({ "title": title, "state": manifest.state, "error": manifest.error }),
+    )
 }
 
 /// The title's cookies for `expires`: the set already issued for (title, expiry), or a new one
@@ -361,9 +372,16 @@ async fn title_cookies(
     }
 }
 
-/// 200: the title's JSON and its `Set-Cookie` headers.
-fn playback_response(issued: &Issued) -> Response {
-    let mut r = Response::new(Body::from(issued.body.clone()));
+/// 200: the title's JSON, with the latest job's state (and error) beside the live version's
+/// URL, and its `Set-Cookie` headers.
+fn playback_response(issued: &Issued, manifest: &Manifest) -> Response {
+    let mut body = issued.body.clone();
+    body["state"] = serde_json::json!(manifest.state);
+    if let Some(error) = &manifest.error {
+        body["error"] = error.as_str().into();
+    }
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let mut r = Response::new(Body::from(bytes));
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -415,10 +433,7 @@ fn issue(
         "master_url": format!("{prefix}{}", crate::pipeline::manifest::MASTER_KEY),
         "expires_at": expires,
     });
-    Ok(Issued {
-        set_cookies,
-        body: Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
-    })
+    Ok(Issued { set_cookies, body })
 }
 
 fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {

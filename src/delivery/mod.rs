@@ -1,8 +1,9 @@
 //! Getting titles to viewers: CloudFront signing ([`sign`]), the playback API that hands out
-//! signed cookies ([`api`]), a local CloudFront stand-in that checks them ([`edge`]), and
-//! the HTTP plumbing they share ([`http`]).
+//! signed cookies ([`api`]) from the titles' state ([`state`]), a local CloudFront stand-in
+//! that checks them ([`edge`]), and the HTTP plumbing they share ([`http`]).
 
 pub mod api;
 pub mod edge;
 pub mod http;
 pub mod sign;
+pub mod state;

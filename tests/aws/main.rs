@@ -7,4 +7,5 @@ mod support;
 mod aws_worker;
 mod deploy_template;
 mod s3_package;
+mod serve_s3;
 mod store_conformance;

@@ -43,7 +43,7 @@ fn start(access: fn(Arc<Verifier>) -> Access) -> (InProcess, Vec<u8>) {
     std::fs::write(dir.path().join("hls/t.hls/big.bin"), &bytes).unwrap();
     std::fs::write(
         dir.path().join("hls/t.hls/manifest.json"),
-        r#"{"state":"complete","sources":[],"started_at":1}"#,
+        r#"{"state":"complete","version":"0123456789ab","sources":[],"started_at":1}"#,
     )
     .unwrap();
 

@@ -143,12 +143,17 @@ impl Server {
     }
 
     pub fn start_with(extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let store = format!("file://{}", store_root().display());
+        Server::start_on(&store, extra, env)
+    }
+
+    /// `hlspipe serve` over the store at `store_url` (`file:///…`, `s3://bucket`).
+    pub fn start_on(store_url: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let log_dir = tempfile::tempdir().unwrap();
         let access_log = log_dir.path().join("access.log");
         let mut cmd = hlspipe();
         cmd.arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--store"])
-            .arg(format!("file://{}", store_root().display()))
+            .args(["--listen", "127.0.0.1:0", "--store", store_url])
             .args(["--key-pair-id", KEY_PAIR_ID, "--private-key", PRIVATE_KEY])
             .arg("--access-log")
             .arg(&access_log)

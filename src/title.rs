@@ -44,6 +44,10 @@ pub const BUNDLE_SUFFIX: &str = ".hls";
 /// 1,024-byte key limit.
 pub const MAX_TITLE_BYTES: usize = 512;
 
+/// The longest part of a title between slashes, in bytes: with the bundle suffix it still
+/// fits the 255-byte file name limit of the folder store's file systems (ext4, XFS, APFS).
+pub const MAX_SEGMENT_BYTES: usize = 250;
+
 /// Why a name cannot be a title. Each message says what to rename.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TitleError {
@@ -55,6 +59,8 @@ pub enum TitleError {
     Control(String),
     #[error("the title is {0} bytes long; at most {MAX_TITLE_BYTES} are allowed")]
     TooLong(usize),
+    #[error("a part of the title is {0} bytes long; at most {MAX_SEGMENT_BYTES} between slashes")]
+    SegmentTooLong(usize),
     #[error(
         "the title '{0}' has a folder ending in '{BUNDLE_SUFFIX}', the suffix of a title's own \
          folder on the CDN; rename the folder"
@@ -87,6 +93,9 @@ impl Title {
             .any(|s| s.is_empty() || *s == "." || *s == "..")
         {
             return Err(TitleError::BadSegment(title));
+        }
+        if let Some(long) = segments.iter().find(|s| s.len() > MAX_SEGMENT_BYTES) {
+            return Err(TitleError::SegmentTooLong(long.len()));
         }
         let folders = &segments[..segments.len() - 1];
         if folders.iter().any(|s| s.ends_with(BUNDLE_SUFFIX)) {
@@ -186,7 +195,14 @@ mod tests {
         assert!(matches!(Title::new("a\nb"), Err(TitleError::Control(_))));
         assert!(matches!(Title::new("a\u{7f}"), Err(TitleError::Control(_))));
         assert_eq!(Title::new(&"x".repeat(513)), Err(TitleError::TooLong(513)));
-        assert!(Title::new(&"é".repeat(256)).is_ok());
+        assert!(Title::new(&format!("{}/{}", "é".repeat(125), "é".repeat(125))).is_ok());
+        // Regression (reliability issue, item 11): a 256-byte part was a 500 (the folder
+        // store could not make the file name) instead of a refusal.
+        assert_eq!(
+            Title::new(&"x".repeat(256)),
+            Err(TitleError::SegmentTooLong(256))
+        );
+        assert!(Title::new(&"x".repeat(250)).is_ok());
         assert!(matches!(
             Title::new("show.hls/ep1"),
             Err(TitleError::BundleFolder(_))

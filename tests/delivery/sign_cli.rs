@@ -292,3 +292,95 @@ fn bad_prefixes_fail_and_usage_errors_exit_2() {
     ]);
     assert_eq!(neither.status.code(), Some(2));
 }
+
+/// Regression (reliability issue, defect 7): RSA keys larger than 2048 bits were accepted,
+/// though CloudFront takes only RSA-2048 and ECDSA P-256 public keys, so every cookie signed
+/// with one would be refused at the edge. `sign-cookies`, `sign-url` and `serve` refuse them.
+#[test]
+fn rsa_keys_other_than_2048_bits_are_refused_regression_rsa_3072_and_4096_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("rsa3072.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:3072",
+            "-out",
+        ])
+        .arg(&key)
+        .output()
+        .expect("run openssl (Debian package openssl)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let key = key.to_str().unwrap();
+    for args in [
+        vec![
+            "sign-cookies",
+            "--prefix-url",
+            PREFIX,
+            "--expires-at",
+            "1900000000",
+        ],
+        vec![
+            "sign-url",
+            "https://cdn.example.com/hls/shows/ep1.hls/master.m3u8",
+            "--expires-at",
+            "1900000000",
+        ],
+        vec![
+            "serve",
+            "--no-auth",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "file:///nonexistent",
+        ],
+    ] {
+        let mut args = args.clone();
+        args.extend(["--key-pair-id", "K2CLI", "--private-key", key]);
+        let out = hlspipe(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} accepted a 3072-bit key");
+        assert!(
+            stderr.contains("3072 bits") && stderr.contains("RSA-2048"),
+            "{args:?}: {stderr}"
+        );
+        assert!(stdout(&out).is_empty(), "{args:?}");
+    }
+}
+
+/// Regression (reliability issue, defect 9): `serve --no-auth --listen 0.0.0.0:PORT` started,
+/// handing cookies to anyone on the network, and reported `http://0.0.0.0:…` as the CDN base
+/// URL. Both are refused before anything listens.
+#[test]
+fn serve_refuses_no_auth_off_loopback_and_an_unspecified_cdn_base_regression_no_auth_on_0000() {
+    let common = ["--key-pair-id", "K2CLI", "--store", "file:///nonexistent"];
+    let key = key_file("rsa2048.pkcs1.pem");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["serve", "--private-key", &key];
+        args.extend(common);
+        args.extend(extra);
+        let out = hlspipe(&args);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stderr) = run(&["--no-auth", "--listen", "0.0.0.0:0"]);
+    assert!(
+        !ok && stderr.contains("--no-auth") && stderr.contains("--token"),
+        "{stderr}"
+    );
+    let (ok, stderr) = run(&[
+        "--token",
+        "a-token-of-16-chars-or-more",
+        "--listen",
+        "0.0.0.0:0",
+    ]);
+    assert!(!ok && stderr.contains("--cdn-base-url"), "{stderr}");
+}

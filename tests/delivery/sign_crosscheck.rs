@@ -82,15 +82,25 @@ const POLICIES: [&str; 3] = [
     r#"{"Statement":[{"Resource":"https://d111111abcdef8.cloudfront.net/hls/s%20p/ep?/*.m4s","Condition":{"DateLessThan":{"AWS:EpochTime":4102444800}}}]}"#,
 ];
 
-/// The same policy with whitespace added everywhere, as a hand-written policy file would have
-/// it (key order kept). `hlspipe sign-cookies --policy` must remove all of it again.
+/// The same policy with whitespace added between every token, as a hand-written policy file
+/// would have it (key order kept; strings untouched, since whitespace inside one is part of
+/// the resource). `hlspipe sign-cookies --policy` must remove all of it again.
 fn pretty(policy: &str) -> String {
-    policy
-        .replace('{', "{\n    ")
-        .replace(',', ",\n  ")
-        .replace(':', " : ")
-        .replace('}', "\n}")
-        + "\r\n"
+    let mut out = String::new();
+    let mut in_string = false;
+    for c in policy.chars() {
+        match (in_string, c) {
+            (false, '{') => out.push_str("{\n    "),
+            (false, ',') => out.push_str(",\n  "),
+            (false, ':') => out.push_str(" : "),
+            (false, '}') => out.push_str("\n}"),
+            _ => out.push(c),
+        }
+        if c == '"' {
+            in_string = !in_string;
+        }
+    }
+    out + "\r\n"
 }
 
 #[test]

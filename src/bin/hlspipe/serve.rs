@@ -99,8 +99,29 @@ fn access_log(target: &str) -> anyhow::Result<AccessLog> {
     })
 }
 
+/// Refuses what would hand out cookies to anyone on a network, or tell viewers to fetch media
+/// from an address that is not one (`0.0.0.0` is where we listen, not where anyone connects).
+fn check_listen(args: &Args) -> anyhow::Result<()> {
+    let ip = args.listen.ip();
+    if args.no_auth && !ip.is_loopback() {
+        anyhow::bail!(
+            "--no-auth with --listen {}: off loopback anyone could get cookies; use --token",
+            args.listen
+        );
+    }
+    if ip.is_unspecified() && args.cdn_base_url.is_none() {
+        anyhow::bail!(
+            "--listen {} listens on every interface: give --cdn-base-url, the address viewers \
+             fetch media from",
+            args.listen
+        );
+    }
+    Ok(())
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     init_tracing();
+    check_listen(&args)?;
     let pem = std::fs::read_to_string(&args.private_key)
         .with_context(|| format!("reading {}", args.private_key.display()))?;
     let key = PrivateKey::from_pem(&pem)

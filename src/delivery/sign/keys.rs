@@ -97,7 +97,9 @@ fn key_block(pem: &str) -> Option<PemBlock<'_>> {
     }
 }
 
-const MIN_RSA_BITS: usize = 2048;
+/// The one RSA size CloudFront takes for a public key ("Upload a public key to CloudFront":
+/// "RSA 2048 or ECDSA prime256v1"): a larger key signs cookies no distribution can verify.
+const RSA_BITS: usize = 2048;
 
 impl PrivateKey {
     /// Load a private key from PEM: PKCS#1 (`RSA PRIVATE KEY`), SEC1 (`EC PRIVATE KEY`) or
@@ -144,9 +146,10 @@ impl PrivateKey {
 
     fn from_rsa(key: rsa::RsaPrivateKey) -> Result<PrivateKey, SignError> {
         let bits = key.n().bits();
-        if bits < MIN_RSA_BITS {
+        if bits != RSA_BITS {
             return Err(SignError::BadPrivateKey(format!(
-                "RSA key has {bits} bits; CloudFront takes RSA-2048"
+                "RSA key has {bits} bits; CloudFront takes RSA-2048 or ECDSA P-256 keys only, \
+                 so cookies signed with it would never be accepted"
             )));
         }
         let public = key.to_public_key();

@@ -375,10 +375,30 @@ fn check_resource(resource: &str) -> Result<(), SignError> {
     Ok(())
 }
 
-/// Remove all whitespace from policy text, as AWS instructs before signing ("remove all white
-/// space, including tabs and newline characters").
+/// Remove the whitespace between JSON tokens of policy text, as AWS instructs before signing
+/// ("remove all white space, including tabs and newline characters"), and never inside a
+/// string: `"…/hls/My Show/*"` stays the resource it says. A backslash escapes the next
+/// character inside a string (RFC 8259 § 7), so `\"` does not end it.
 pub fn strip_whitespace(text: &str) -> String {
-    text.chars().filter(|c| !c.is_whitespace()).collect()
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_whitespace() {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -506,5 +526,16 @@ mod tests {
     #[test]
     fn strip_whitespace_removes_all_of_it() {
         assert_eq!(strip_whitespace("{ \"a\" :\n\t1 }\r\n"), "{\"a\":1}");
+    }
+
+    /// Regression (reliability issue, defect 8): whitespace inside strings was stripped too,
+    /// so a policy for `…/hls/My Show/*` was signed for `…/hls/MyShow/*`.
+    #[test]
+    fn strip_whitespace_keeps_strings_regression_policy_file_resource_changed() {
+        let text = "{ \"Resource\" : \"https://cdn/hls/My Show\\\" x/*\" ,\n \"b\": \"\\\\\" }";
+        assert_eq!(
+            strip_whitespace(text),
+            "{\"Resource\":\"https://cdn/hls/My Show\\\" x/*\",\"b\":\"\\\\\"}"
+        );
     }
 }

@@ -21,3 +21,4 @@ pub mod object;
 pub mod package;
 pub mod plan;
 pub mod source;
+pub mod text;

@@ -8,3 +8,4 @@ mod bad_input;
 mod demux;
 mod package;
 mod publish;
+mod subtitles;

@@ -326,13 +326,14 @@ pub fn ffprobe_duration(path: &Path) -> f64 {
 }
 
 /// Decodes every stream of `path` with ffmpeg and returns what it printed at level `error`
-/// (empty for a clean file). Panics if ffmpeg exits non-zero.
+/// (empty for a clean file). Panics if ffmpeg exits non-zero. Text subtitles (mov_text)
+/// are decoded and re-encoded as WebVTT: the null muxer has no subtitle encoder of its own.
 pub fn ffmpeg_decode_errors(path: &Path) -> String {
     let out = run_tool(
         Command::new("ffmpeg")
             .args(["-nostdin", "-hide_banner", "-v", "error", "-i"])
             .arg(path)
-            .args(["-map", "0", "-f", "null", "-"]),
+            .args(["-map", "0", "-c:s", "webvtt", "-f", "null", "-"]),
     );
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(

@@ -258,9 +258,10 @@ fn print_summary(
     }
     println!("{master}");
     for r in &title.renditions {
-        let what = match (r.resolution, r.language.as_deref()) {
-            (Some((w, h)), _) => format!("{w}x{h}"),
-            (None, Some(lang)) => format!("{lang}, {} ch", r.channels.unwrap_or(0)),
+        let what = match (r.resolution, r.language.as_deref(), r.channels) {
+            (Some((w, h)), _, _) => format!("{w}x{h}"),
+            (None, Some(lang), Some(ch)) => format!("{lang}, {ch} ch"),
+            (None, Some(lang), None) => format!("{lang}, subtitles"),
             _ => String::new(),
         };
         println!(

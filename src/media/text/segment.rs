@@ -59,16 +59,15 @@ fn overlaps(c: &Cue, start: u64, end: u64) -> bool {
 }
 
 /// A complete WebVTT file (W3C WebVTT § 4.1): signature, timestamp map, the source's
-/// STYLE and REGION blocks, then the cues.
+/// STYLE and REGION blocks, then the cues, every block ended by a blank line (so that a
+/// reader joining segments end to end, as ffmpeg's HLS demuxer does, never reads the
+/// next segment's header as cue text).
 fn webvtt_text(cues: &[&Cue], preamble: &[String]) -> String {
-    let mut out = String::from("WEBVTT\n");
-    out.push_str(TIMESTAMP_MAP);
-    out.push('\n');
+    let mut out = format!("WEBVTT\n{TIMESTAMP_MAP}\n\n");
     for block in preamble {
-        let _ = write!(out, "\n{block}\n");
+        let _ = write!(out, "{block}\n\n");
     }
     for c in cues {
-        out.push('\n');
         if let Some(id) = &c.id {
             let _ = writeln!(out, "{id}");
         }
@@ -85,6 +84,7 @@ fn webvtt_text(cues: &[&Cue], preamble: &[String]) -> String {
         if !c.text.is_empty() {
             let _ = writeln!(out, "{}", c.text);
         }
+        out.push('\n');
     }
     out
 }
@@ -116,11 +116,13 @@ mod tests {
             segs[0].text,
             "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n\
              00:00:00.500 --> 00:00:01.500\na\n\n\
-             00:00:05.500 --> 00:00:06.500\nb\n"
+             00:00:05.500 --> 00:00:06.500\nb\n\n"
         );
         // The cue spanning 6 s is in both segments, with its full times.
         assert_eq!(segs[1].cue_count, 2);
-        assert!(segs[1].text.contains("00:00:05.500 --> 00:00:06.500\nb\n"));
+        assert!(segs[1]
+            .text
+            .contains("00:00:05.500 --> 00:00:06.500\nb\n\n"));
     }
 
     #[test]
@@ -128,7 +130,7 @@ mod tests {
         let segs = segment_webvtt(&[], &["STYLE\n::cue {}".into()], &[(0, 1000)]);
         assert_eq!(
             segs[0].text,
-            "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\nSTYLE\n::cue {}\n"
+            "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\nSTYLE\n::cue {}\n\n"
         );
     }
 
@@ -146,6 +148,6 @@ mod tests {
         let segs = segment_webvtt(&[c], &[], &[(0, 100)]);
         assert!(segs[0]
             .text
-            .ends_with("\none\n00:00:00.000 --> 00:00:00.010 align:start\nx\n"));
+            .ends_with("\n\none\n00:00:00.000 --> 00:00:00.010 align:start\nx\n\n"));
     }
 }

@@ -64,8 +64,11 @@ fn parse_block(first: usize, block: &[&str]) -> Result<Cue, TextError> {
     let timing_at = usize::from(!block[0].contains("-->"));
     let line = first + timing_at;
     let timing = block.get(timing_at).ok_or_else(|| TextError::Syntax {
-        line,
-        reason: "a subtitle block without a timing line".into(),
+        line: first,
+        reason: format!(
+            "'{}' is not a subtitle block (no timing line)",
+            clip(block[0])
+        ),
     })?;
     let (start_ms, end_ms) = parse_timing(timing).ok_or_else(|| TextError::Syntax {
         line,
@@ -192,6 +195,8 @@ mod tests {
         assert!(matches!(err, TextError::Syntax { line: 2, .. }), "{err}");
         let err = parse(b"1\nno timing here\n").unwrap_err();
         assert!(matches!(err, TextError::Syntax { line: 2, .. }), "{err}");
+        let err = parse(b"this is not SRT\n").unwrap_err();
+        assert!(matches!(err, TextError::Syntax { line: 1, .. }), "{err}");
         let err = parse(b"00:00:02,000 --> 00:00:01,000\nbackwards\n").unwrap_err();
         assert!(matches!(err, TextError::Syntax { line: 1, .. }), "{err}");
     }

@@ -665,6 +665,31 @@ pub struct PlayerReport {
     pub http_errors: Vec<HttpError>,
     #[serde(default)]
     pub timed_out: bool,
+    /// `hls.subtitleTracks` once the manifest was parsed.
+    #[serde(default)]
+    pub subtitle_tracks: Vec<SubtitleTrackReport>,
+    /// Cues hls.js delivered to the video's text tracks.
+    #[serde(default)]
+    pub cues: Vec<CueReport>,
+}
+
+/// One entry of `hls.subtitleTracks`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct SubtitleTrackReport {
+    pub name: String,
+    pub lang: Option<String>,
+    pub default: bool,
+    pub forced: bool,
+    pub autoselect: bool,
+}
+
+/// One cue of a text track: its track's language (or label), times in seconds, text.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct CueReport {
+    pub track: String,
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
 }
 
 /// Plays `url` (a master playlist) in headless Chromium with hls.js until 3 s of playback, a

@@ -148,6 +148,50 @@ mod tests {
         assert_eq!(lines(&text), Err(TextError::LineTooLong { line: 2 }));
     }
 
+    /// What `fuzz/fuzz_targets/text.rs` does, on a fixed set of mutated inputs, in every
+    /// test run: no reader or the segmenter may panic on any bytes.
+    #[test]
+    fn mutated_input_never_panics() {
+        let seeds: [&[u8]; 4] = [
+            b"1\r\n00:00:01,000 --> 00:00:02,500\r\n<i>Hi</i> & <font x>\r\n\r\n",
+            b"\xEF\xBB\xBFWEBVTT\n\nSTYLE\n::cue{}\n\nid\n00:01.000 --> 00:02.000 align:start\nx\n",
+            b"\x00\x05Hello\x00\x00\x00\x0cstyl\x00\x00\x00\x00",
+            b"ep1.pt-BR.forced.sdh.vtt",
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for seed in seeds {
+            for _ in 0..2000 {
+                let mut data = seed.to_vec();
+                for _ in 0..(next() % 4 + 1) {
+                    let at = (next() as usize) % (data.len() + 1);
+                    match next() % 3 {
+                        0 if at < data.len() => data[at] = next() as u8,
+                        1 => data.insert(at, next() as u8),
+                        _ => data.truncate(at),
+                    }
+                }
+                let _ = tx3g::sample_text(&data);
+                let _ = SideFileName::parse(&String::from_utf8_lossy(&data));
+                for parsed in [srt::parse(&data), webvtt::parse(&data)]
+                    .into_iter()
+                    .flatten()
+                {
+                    for s in
+                        segment_webvtt(&parsed.cues, &parsed.preamble, &[(0, 1500), (1500, 9000)])
+                    {
+                        assert!(s.text.starts_with("WEBVTT\n"));
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn plain_text_is_escaped() {
         assert_eq!(

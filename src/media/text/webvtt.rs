@@ -26,6 +26,10 @@ pub fn parse(bytes: &[u8]) -> Result<Subtitles, TextError> {
     for (first, block) in blocks(&lines).into_iter().skip(1) {
         match block_kind(block[0]) {
             BlockKind::Note => {}
+            // W3C WebVTT § 4.1: a STYLE or REGION block never holds "-->".
+            BlockKind::Preamble if block.iter().any(|l| l.contains("-->")) => out.warnings.push(
+                format!("line {first}: a STYLE or REGION block holding '-->' is ignored"),
+            ),
             BlockKind::Preamble if out.cues.is_empty() => out.preamble.push(block.join("\n")),
             BlockKind::Preamble => out.warnings.push(format!(
                 "line {first}: a STYLE or REGION block after the first cue is ignored"

@@ -166,3 +166,56 @@ fn hlsjs_lists_subtitle_tracks_and_delivers_their_cues() {
         "{requests:?}"
     );
 }
+
+/// A forced SRT side file (`--subtitles`, Windows-1252 bytes) is the DEFAULT subtitle
+/// rendition: hls.js selects it without the viewer choosing, and delivers its cue decoded.
+#[test]
+fn hlsjs_shows_a_forced_srt_side_file_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srt = tmp.path().join("clip.fr.forced.srt");
+    std::fs::write(
+        &srt,
+        b"1\r\n00:00:01,000 --> 00:00:02,000\r\nCaf\xE9 cr\xE8me\r\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("title");
+    let status = hlspipe()
+        .arg("package")
+        .arg(fixture("h264_aac_faststart.mp4"))
+        .arg(&out)
+        .arg("--subtitles")
+        .arg(&srt)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&status.stderr).contains("read as Windows-1252"),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let server = serve_dir(&out);
+    let report = play_in_browser_with(
+        &server.url("master.m3u8"),
+        &["--seconds", "2", "--cues", "1"],
+    );
+    assert!(
+        report.ok,
+        "hls.js did not deliver the forced cue: {report:?}"
+    );
+    let track = &report.subtitle_tracks[0];
+    assert!(
+        track.default && track.forced && track.autoselect,
+        "{track:?}"
+    );
+    assert_eq!(track.lang.as_deref(), Some("fr"));
+    let cues: Vec<(f64, f64, &str)> = report
+        .cues
+        .iter()
+        .map(|c| (c.start, c.end, c.text.as_str()))
+        .collect();
+    assert_eq!(cues, [(1.0, 2.0, "Café crème")]);
+}

@@ -7,4 +7,5 @@ mod support;
 mod aws_worker;
 mod deploy_template;
 mod s3_package;
+mod s3_subtitles;
 mod store_conformance;

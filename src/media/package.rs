@@ -18,7 +18,9 @@ use std::sync::Arc;
 /// new packager never reuses an old version's path (DESIGN.md "Object layout").
 /// 2: the source's rotation matrix in `tkhd`, the AAC channel count from the
 /// AudioSpecificConfig, `VIDEO-RANGE` and displayed `RESOLUTION` in the master.
-pub const FORMAT_VERSION: &str = "hlspipe-fmp4-2";
+/// 3: where presentation starts is the init segment's edit list for video too (B-frame
+/// delay, trim points) instead of negative composition offsets; trims are applied.
+pub const FORMAT_VERSION: &str = "hlspipe-fmp4-3";
 
 /// Packaging settings. Everything here goes into the version hash.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,10 +91,40 @@ pub struct Rendition {
     pub characteristics: Option<String>,
 }
 
+/// What became of one track of an input. The manifest lists every track, so nothing is
+/// dropped silently: a rendition, the same audio as another input's rendition (a ladder
+/// repeats its audio in every file), or skipped with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TrackReport {
+    /// The input's name (its key or path).
+    pub input: String,
+    /// `tkhd` track_ID in the input.
+    pub track: u32,
+    /// Video or audio for the tracks hlspipe reads; absent for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<TrackKind>,
+    /// The sample entry type (`avc1`, `mp4a`, `ec-3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec: Option<String>,
+    #[serde(flatten)]
+    pub outcome: TrackOutcome,
+}
+
+/// [`TrackReport::outcome`], written as `"became": "rendition" | "same_as" | "skipped"`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "became", rename_all = "snake_case")]
+pub enum TrackOutcome {
+    Rendition { rendition: String },
+    SameAs { rendition: String },
+    Skipped { reason: String },
+}
+
 /// A packaged title: objects in publish order.
 pub struct PackagedTitle {
     pub version: String,
     pub renditions: Vec<Rendition>,
+    /// Every track of every input and what became of it.
+    pub tracks: Vec<TrackReport>,
     /// Stage 1: init and media segments, all under `v/<version>/`.
     pub media: Vec<Object>,
     /// Stage 2: media playlists, also under `v/<version>/`.
@@ -179,7 +211,99 @@ fn build(
     let audios = distinct_audio_tracks(inputs, movies)?;
     let planned = plan_renditions(inputs, movies, &audios, settings.segment_duration)?;
     let subtitles = subtitles::collect(inputs, movies, side_files, &mut warnings);
-    assemble_title(version, &planned, &subtitles, warnings)
+    let mut title = assemble_title(version, &planned, &subtitles, warnings)?;
+    // Subtitle renditions are built in the order of `subtitles`, one each.
+    let subtitle_renditions = title
+        .renditions
+        .iter()
+        .filter(|r| r.kind == TrackKind::Subtitles);
+    let text_tracks: Vec<((usize, u32), String)> = subtitles
+        .iter()
+        .zip(subtitle_renditions)
+        .filter_map(|(s, r)| s.origin().map(|o| (o, r.name.clone())))
+        .collect();
+    title.tracks = track_reports(inputs, movies, &planned, &text_tracks);
+    Ok(title)
+}
+
+/// [`TrackReport`]s in input order, each input's by track_ID.
+/// `text_tracks`: the subtitle rendition made of each `tx3g` track, by (input, track_ID).
+fn track_reports(
+    inputs: &[Input],
+    movies: &[Movie],
+    planned: &[Planned<'_>],
+    text_tracks: &[((usize, u32), String)],
+) -> Vec<TrackReport> {
+    let mut reports = Vec::new();
+    for (i, (input, movie)) in inputs.iter().zip(movies).enumerate() {
+        let name = input.source.name().to_string();
+        let first = reports.len();
+        reports.extend(movie.text_tracks.iter().map(|t| {
+            let made = text_tracks.iter().find(|(o, _)| *o == (i, t.id));
+            TrackReport {
+                input: name.clone(),
+                track: t.id,
+                kind: Some(TrackKind::Subtitles),
+                codec: Some("tx3g".into()),
+                outcome: match made {
+                    Some((_, rendition)) => TrackOutcome::Rendition {
+                        rendition: rendition.clone(),
+                    },
+                    None => TrackOutcome::Skipped {
+                        reason: "its text could not be read (see the warnings)".into(),
+                    },
+                },
+            }
+        }));
+        for t in &movie.tracks {
+            let rendition = |same: fn(&Track, &Track) -> bool| {
+                planned
+                    .iter()
+                    .find(|p| same(p.track, t))
+                    .map(|p| p.name.clone())
+            };
+            let outcome = match rendition(|a, b| std::ptr::eq(a, b)) {
+                Some(rendition) => TrackOutcome::Rendition { rendition },
+                None => match rendition(same_audio) {
+                    Some(rendition) => TrackOutcome::SameAs { rendition },
+                    None => TrackOutcome::Skipped {
+                        reason: "not packaged".into(),
+                    },
+                },
+            };
+            reports.push(TrackReport {
+                input: name.clone(),
+                track: t.id,
+                kind: Some(t.kind),
+                codec: t
+                    .sample_entry
+                    .get(4..8)
+                    .map(|f| String::from_utf8_lossy(f).into_owned()),
+                outcome,
+            });
+        }
+        reports.extend(movie.skipped.iter().map(|s| TrackReport {
+            input: name.clone(),
+            track: s.id,
+            kind: s.uncarried,
+            codec: None,
+            outcome: TrackOutcome::Skipped {
+                reason: s.reason.clone(),
+            },
+        }));
+        reports[first..].sort_by_key(|r| r.track);
+    }
+    reports
+}
+
+/// The rule [`distinct_audio_tracks`] keeps one of: the same sound in another input.
+fn same_audio(a: &Track, b: &Track) -> bool {
+    a.kind == TrackKind::Audio
+        && b.kind == TrackKind::Audio
+        && a.codec == b.codec
+        && a.language == b.language
+        && a.channels == b.channels
+        && a.sample_rate == b.sample_rate
 }
 
 /// One warning per track the demuxer skipped, naming its input.
@@ -193,6 +317,9 @@ fn skipped_track_warnings(inputs: &[Input], movies: &[Movie]) -> Vec<String> {
                 s.id,
                 s.reason
             ));
+        }
+        for note in &movie.notes {
+            warnings.push(format!("{}: {note}", input.source.name()));
         }
     }
     warnings
@@ -305,6 +432,7 @@ fn assemble_title(
     Ok(PackagedTitle {
         version,
         renditions,
+        tracks: Vec::new(),
         media,
         playlists,
         master,

@@ -31,11 +31,19 @@ const SDH_CHARACTERISTICS: &str =
 
 /// One subtitle track to package, whatever it came from.
 pub(crate) struct SubtitleTrack {
+    /// (input index, track_ID) of a `tx3g` track; `None` for a side file.
+    origin: Option<(usize, u32)>,
     /// BCP 47 tag, or `und`.
     language: String,
     forced: bool,
     sdh: bool,
     text: Subtitles,
+}
+
+impl SubtitleTrack {
+    pub(crate) fn origin(&self) -> Option<(usize, u32)> {
+        self.origin
+    }
 }
 
 /// Every subtitle track of the title: the inputs' `tx3g` tracks in input order, then the
@@ -47,10 +55,11 @@ pub(crate) fn collect(
     warnings: &mut Vec<String>,
 ) -> Vec<SubtitleTrack> {
     let mut out = Vec::new();
-    for (input, movie) in inputs.iter().zip(movies) {
+    for (i, (input, movie)) in inputs.iter().zip(movies).enumerate() {
         for t in &movie.text_tracks {
             match read_tx3g(input.source.as_ref(), t) {
                 Ok(text) => out.push(SubtitleTrack {
+                    origin: Some((i, t.id)),
                     language: language_tag(&t.language).unwrap_or_else(|| "und".into()),
                     forced: false,
                     sdh: false,
@@ -91,6 +100,7 @@ fn read_side_file(f: &SubtitleInput) -> Result<SubtitleTrack, String> {
     }
     .map_err(|e| e.to_string())?;
     Ok(SubtitleTrack {
+        origin: None,
         language: name.language,
         forced: name.forced,
         sdh: name.sdh,

@@ -6,6 +6,7 @@ mod support;
 
 mod bad_input;
 mod demux;
+mod mutate;
 mod package;
 mod publish;
 mod subtitles;

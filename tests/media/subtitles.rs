@@ -110,6 +110,26 @@ fn mov_text_tracks_become_webvtt_renditions_cut_like_the_video() {
          00:00:07.000 --> 00:00:07.800\nGoodbye\n\n"
     );
     assert_ffmpeg_reads_subtitles(&out.join("master.m3u8"), &["en", "fr"]);
+    // The manifest says what became of every track, the text tracks included.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let text: Vec<(u64, &str, &str)> = manifest["tracks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{manifest}"))
+        .iter()
+        .filter(|t| t["kind"] == "subtitles")
+        .map(|t| {
+            (
+                t["track"].as_u64().unwrap(),
+                t["became"].as_str().unwrap(),
+                t["rendition"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        text,
+        [(3, "rendition", "subs_en"), (4, "rendition", "subs_fr")]
+    );
 }
 
 /// ffmpeg's HLS demuxer reads WebVTT renditions only with `-strict experimental`; then

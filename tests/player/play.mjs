@@ -6,10 +6,13 @@
 //
 // Prints one JSON line:
 //   {"ok":bool,"currentTime":n,"fatal":null|"type/details","fragsLoaded":n,"httpErrors":[...],"timedOut":bool,
-//    "subtitleTracks":[{"name","lang","default","forced","autoselect"}],"cues":[{"track","start","end","text"}]}
+//    "subtitleTracks":[{"name","lang","default","forced","autoselect"}],"cues":[{"track","start","end","text"}],
+//    "buffered":[{"type":"video/mp4;codecs=…","ranges":[[start,end],…]},…]}
 // subtitleTracks is hls.subtitleTracks; cues are those delivered to the video's text tracks.
 // --subtitle-track N selects hls.subtitleTrack = N once the manifest is parsed; --cues N keeps
 // playing (up to the timeout) until at least N cues arrived, and ok then also needs them.
+// `buffered` is what each MSE SourceBuffer holds when the report is taken: where the browser put
+// each track on the timeline (a track starting late, or frames dropped before 0, show there).
 // Exit 0 iff ok (currentTime > seconds and no fatal hls.js/media error); 1 when playback failed;
 // 2 when the harness itself could not run (bad arguments, Chromium or hls.js missing), so a test
 // expecting a playback failure cannot pass on a broken harness.
@@ -71,8 +74,15 @@ const PAGE = `<!doctype html>
 <script src="hls.min.js"></script>
 <script>
   const params = new URLSearchParams(location.search);
-  const state = { fatal: null, fragsLoaded: 0, subtitleTracks: [] };
+  const state = { fatal: null, fragsLoaded: 0, subtitleTracks: [], sourceBuffers: [] };
   window.__player = state;
+  // Remember every SourceBuffer hls.js makes, to report what each one holds.
+  const addSourceBuffer = MediaSource.prototype.addSourceBuffer;
+  MediaSource.prototype.addSourceBuffer = function (type) {
+    const sb = addSourceBuffer.call(this, type);
+    state.sourceBuffers.push({ type, sb });
+    return sb;
+  };
   const video = document.getElementById('v');
   video.addEventListener('error', () => {
     state.fatal ??= 'media/' + (video.error ? 'code ' + video.error.code + ' ' + video.error.message : 'error');
@@ -201,6 +211,15 @@ async function main() {
           fragsLoaded: window.__player.fragsLoaded,
           subtitleTracks: window.__player.subtitleTracks,
           cues,
+          buffered: window.__player.sourceBuffers.map(({ type, sb }) => {
+            const ranges = [];
+            try {
+              for (let i = 0; i < sb.buffered.length; i++) ranges.push([sb.buffered.start(i), sb.buffered.end(i)]);
+            } catch (_) {
+              // A SourceBuffer removed from its MediaSource has no buffered ranges.
+            }
+            return { type, ranges };
+          }),
         };
       });
       const timedOut = Date.now() > deadline;
@@ -209,7 +228,7 @@ async function main() {
         const ok = played && s.fatal === null;
         report = {
           ok, currentTime: s.currentTime, fatal: s.fatal, fragsLoaded: s.fragsLoaded, httpErrors, timedOut: !ok && timedOut,
-          subtitleTracks: s.subtitleTracks, cues: s.cues,
+          subtitleTracks: s.subtitleTracks, cues: s.cues, buffered: s.buffered,
         };
         break;
       }

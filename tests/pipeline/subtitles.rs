@@ -181,3 +181,38 @@ fn an_unreadable_side_file_is_a_warning_never_a_failed_title() {
     assert!(matches!(other, Outcome::Ignored { .. }), "{other:?}");
     assert!(!s.master().contains("SUBTITLES"));
 }
+
+#[test]
+fn a_side_file_of_a_ladder_title_republishes_it_through_its_title_manifest() {
+    let s = Setup::new();
+    s.b.put_bytes(
+        "uploads/shows/ep1.title.json",
+        br#"{ "inputs": ["shows/ep1 high.mp4", "shows/ep1 low.mp4"] }"#,
+    );
+    s.b.put_file("uploads/shows/ep1 high.mp4", crate::support::clip());
+    let lo =
+        s.b.put_file("uploads/shows/ep1 low.mp4", crate::support::small_clip());
+    let plain = version(&s.handle(RecordKind::Created, "uploads/shows/ep1 low.mp4", Some(&lo)));
+    let with = version(&s.put("uploads/shows/ep1.en.srt", EN_SRT));
+    assert_ne!(with, plain);
+    let master = s.master();
+    assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), 2, "{master}");
+    assert_eq!(
+        master.matches(",SUBTITLES=\"subs\"\n").count(),
+        2,
+        "{master}"
+    );
+    assert!(master.contains("TYPE=SUBTITLES"), "{master}");
+    // A side file named after a ladder input is not the title's: the title is checked
+    // again (through the input's title manifest) and stays as it was.
+    let input_side = s.put("uploads/shows/ep1 low.en.srt", EN_SRT);
+    assert!(
+        matches!(&input_side, Outcome::AlreadyComplete { version, .. } if *version == with),
+        "{input_side:?}"
+    );
+    assert_eq!(
+        s.b.manifest(OUT)["subtitles"].as_array().map(Vec::len),
+        Some(1),
+        "only the title's own side file is read"
+    );
+}

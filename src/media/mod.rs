@@ -23,3 +23,5 @@ pub mod object;
 pub mod package;
 pub mod plan;
 pub mod source;
+pub mod subtitles;
+pub mod text;

@@ -8,6 +8,8 @@
 pub enum TrackKind {
     Video,
     Audio,
+    /// Timed text (`tx3g` tracks, SRT and WebVTT side files), packaged as WebVTT.
+    Subtitles,
 }
 
 /// The codec of a usable track, with the configuration record that the CODECS
@@ -35,6 +37,9 @@ pub enum Codec {
         format: AudioFormat,
         config: Vec<u8>,
     },
+    /// 3GPP timed text (`tx3g`, ffmpeg's mov_text; 3GPP TS 26.245 § 5.16): each sample is
+    /// one cue's text, turned into WebVTT by the packager.
+    Tx3g,
 }
 
 /// Audio formats HLS carries in fMP4 besides AAC (Apple HLS authoring specification;
@@ -77,6 +82,7 @@ impl Codec {
                 TrackKind::Video
             }
             Codec::Aac { .. } | Codec::Audio { .. } => TrackKind::Audio,
+            Codec::Tx3g => TrackKind::Subtitles,
         }
     }
 }
@@ -227,6 +233,9 @@ pub const UNITY_MATRIX: [i32; 9] = [0x1_0000, 0, 0, 0, 0x1_0000, 0, 0, 0, 0x4000
 pub struct Movie {
     /// Usable tracks (video and audio), in file order.
     pub tracks: Vec<Track>,
+    /// Subtitle tracks (`tx3g`), in file order: apart from `tracks`, so that every video
+    /// and audio path stays as it is.
+    pub text_tracks: Vec<Track>,
     /// Tracks that were skipped, with the reason (timecode, text, unknown codec).
     pub skipped: Vec<SkippedTrack>,
     /// What the user should know about how a track was read (an edit list honoured only

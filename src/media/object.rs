@@ -133,6 +133,8 @@ pub mod content_type {
     pub const MP4: &str = "video/mp4";
     pub const TS: &str = "video/mp2t";
     pub const JSON: &str = "application/json";
+    /// W3C WebVTT § 7 (IANA registration).
+    pub const WEBVTT: &str = "text/vtt";
 }
 
 /// Cache policies: versioned objects never change; the master and the manifest do.

@@ -9,6 +9,8 @@ use crate::media::mp4::{demux, Limits};
 use crate::media::object::{cache_control, content_type, Body, Object};
 use crate::media::plan::{self, SegmentRange};
 use crate::media::source::Source;
+use crate::media::subtitles;
+pub use crate::media::subtitles::SubtitleInput;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -81,6 +83,12 @@ pub struct Rendition {
     pub segment_count: usize,
     /// Key of the rendition's media playlist, relative to the title.
     pub playlist: String,
+    /// Subtitles only: `FORCED=YES` (a `.forced` side file).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
+    /// Subtitles only: `CHARACTERISTICS` (SDH side files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub characteristics: Option<String>,
 }
 
 /// What became of one track of an input. The manifest lists every track, so nothing is
@@ -140,6 +148,16 @@ struct Planned<'a> {
 
 /// Demuxes every input and builds the title.
 pub fn package(inputs: &[Input], settings: &Settings) -> Result<PackagedTitle> {
+    package_with_subtitles(inputs, &[], settings)
+}
+
+/// [`package`], with subtitle side files (`ep1.en.srt`) beside the inputs. Their ETags
+/// (or, without one, a hash of their bytes) go into the version.
+pub fn package_with_subtitles(
+    inputs: &[Input],
+    side_files: &[SubtitleInput],
+    settings: &Settings,
+) -> Result<PackagedTitle> {
     settings.validate()?;
     if inputs.is_empty() {
         return Err(Error::Settings("no input".into()));
@@ -154,7 +172,7 @@ pub fn package(inputs: &[Input], settings: &Settings) -> Result<PackagedTitle> {
         refuse_lost_media(input, &movie)?;
         movies.push(movie);
     }
-    build(inputs, &movies, settings)
+    build(inputs, &movies, side_files, settings)
 }
 
 /// A track is never dropped silently, and a title never loses the picture or the sound its
@@ -182,22 +200,61 @@ fn refuse_lost_media(input: &Input, movie: &Movie) -> Result<()> {
 
 /// The title from demuxed inputs: warnings, the renditions to package, then their
 /// objects and the master playlist.
-fn build(inputs: &[Input], movies: &[Movie], settings: &Settings) -> Result<PackagedTitle> {
-    let version = version(inputs, movies, settings);
-    let warnings = skipped_track_warnings(inputs, movies);
+fn build(
+    inputs: &[Input],
+    movies: &[Movie],
+    side_files: &[SubtitleInput],
+    settings: &Settings,
+) -> Result<PackagedTitle> {
+    let version = version(inputs, movies, side_files, settings);
+    let mut warnings = skipped_track_warnings(inputs, movies);
     let audios = distinct_audio_tracks(inputs, movies)?;
     let planned = plan_renditions(inputs, movies, &audios, settings.segment_duration)?;
-    let mut title = assemble_title(version, &planned, warnings)?;
-    title.tracks = track_reports(inputs, movies, &planned);
+    let subtitles = subtitles::collect(inputs, movies, side_files, &mut warnings);
+    let mut title = assemble_title(version, &planned, &subtitles, warnings)?;
+    // Subtitle renditions are built in the order of `subtitles`, one each.
+    let subtitle_renditions = title
+        .renditions
+        .iter()
+        .filter(|r| r.kind == TrackKind::Subtitles);
+    let text_tracks: Vec<((usize, u32), String)> = subtitles
+        .iter()
+        .zip(subtitle_renditions)
+        .filter_map(|(s, r)| s.origin().map(|o| (o, r.name.clone())))
+        .collect();
+    title.tracks = track_reports(inputs, movies, &planned, &text_tracks);
     Ok(title)
 }
 
 /// [`TrackReport`]s in input order, each input's by track_ID.
-fn track_reports(inputs: &[Input], movies: &[Movie], planned: &[Planned<'_>]) -> Vec<TrackReport> {
+/// `text_tracks`: the subtitle rendition made of each `tx3g` track, by (input, track_ID).
+fn track_reports(
+    inputs: &[Input],
+    movies: &[Movie],
+    planned: &[Planned<'_>],
+    text_tracks: &[((usize, u32), String)],
+) -> Vec<TrackReport> {
     let mut reports = Vec::new();
-    for (input, movie) in inputs.iter().zip(movies) {
+    for (i, (input, movie)) in inputs.iter().zip(movies).enumerate() {
         let name = input.source.name().to_string();
         let first = reports.len();
+        reports.extend(movie.text_tracks.iter().map(|t| {
+            let made = text_tracks.iter().find(|(o, _)| *o == (i, t.id));
+            TrackReport {
+                input: name.clone(),
+                track: t.id,
+                kind: Some(TrackKind::Subtitles),
+                codec: Some("tx3g".into()),
+                outcome: match made {
+                    Some((_, rendition)) => TrackOutcome::Rendition {
+                        rendition: rendition.clone(),
+                    },
+                    None => TrackOutcome::Skipped {
+                        reason: "its text could not be read (see the warnings)".into(),
+                    },
+                },
+            }
+        }));
         for t in &movie.tracks {
             let rendition = |same: fn(&Track, &Track) -> bool| {
                 planned
@@ -340,6 +397,7 @@ fn plan_renditions<'a>(
 fn assemble_title(
     version: String,
     planned: &[Planned<'_>],
+    subtitle_tracks: &[subtitles::SubtitleTrack],
     warnings: Vec<String>,
 ) -> Result<PackagedTitle> {
     let prefix = format!("v/{version}");
@@ -355,6 +413,14 @@ fn assemble_title(
         renditions.push(built.rendition);
         iframes.extend(built.iframe);
         media_bytes += built.media_bytes;
+    }
+    if !subtitle_tracks.is_empty() {
+        let mut names: Vec<String> = renditions.iter().map(|r| r.name.clone()).collect();
+        let spans = planned.first().map(reference_spans).unwrap_or_default();
+        let built = subtitles::build(subtitle_tracks, &spans, &prefix, &mut names);
+        media.extend(built.media);
+        playlists.extend(built.playlists);
+        renditions.extend(built.renditions);
     }
     let master = Object {
         key: "master.m3u8".into(),
@@ -376,6 +442,21 @@ fn assemble_title(
     })
 }
 
+/// The segments of the rendition every other one is cut like (the first video, or the
+/// first audio of an audio-only title), as the spans subtitle segments repeat.
+fn reference_spans(p: &Planned<'_>) -> Vec<subtitles::Span> {
+    let ts = i128::from(p.track.timescale.max(1));
+    let ms = |t: i64| u64::try_from((i128::from(t) * 1000 / ts).max(0)).unwrap_or(u64::MAX);
+    p.segments
+        .iter()
+        .map(|r| subtitles::Span {
+            start_ms: ms(r.start),
+            end_ms: ms(r.start.saturating_add(r.duration)),
+            secs: r.duration_secs(p.track.timescale),
+        })
+        .collect()
+}
+
 /// Everything one rendition contributes to the title.
 struct BuiltRendition {
     media: Vec<Object>,
@@ -386,7 +467,7 @@ struct BuiltRendition {
 }
 
 /// Rate in bits/s of `bytes` over `secs`, rounded up; 0 for an empty span.
-fn bit_rate(bytes: u64, secs: f64) -> u64 {
+pub(crate) fn bit_rate(bytes: u64, secs: f64) -> u64 {
     if secs > 0.0 {
         (bytes as f64 * 8.0 / secs).ceil() as u64
     } else {
@@ -453,6 +534,8 @@ fn describe_rendition(p: &Planned<'_>, totals: &SegmentTotals, playlist: String)
         duration: totals.secs,
         segment_count: p.segments.len(),
         playlist,
+        forced: false,
+        characteristics: None,
     }
 }
 
@@ -583,34 +666,23 @@ fn playlist(key: &str, spec: &hls::MediaPlaylistSpec) -> Object {
 }
 
 const AUDIO_GROUP: &str = "audio";
+const SUBTITLE_GROUP: &str = "subs";
 
-/// The master playlist: one variant per video rendition, all sharing one audio
-/// group; an audio-only title has one variant per audio rendition.
+/// The master playlist: one variant per video rendition, all sharing one audio group
+/// and one subtitle group; an audio-only title has one variant per audio rendition.
 fn master_text(renditions: &[Rendition], iframes: &[hls::IFrameVariant]) -> String {
-    let video: Vec<&Rendition> = renditions
-        .iter()
-        .filter(|r| r.kind == TrackKind::Video)
-        .collect();
-    let audio: Vec<&Rendition> = renditions
-        .iter()
-        .filter(|r| r.kind == TrackKind::Audio)
-        .collect();
+    let of_kind = |kind: TrackKind| -> Vec<&Rendition> {
+        renditions.iter().filter(|r| r.kind == kind).collect()
+    };
+    let (video, audio) = (of_kind(TrackKind::Video), of_kind(TrackKind::Audio));
+    let subs = of_kind(TrackKind::Subtitles);
     let mut spec = hls::MasterPlaylistSpec::default();
     let group = (!audio.is_empty() && !video.is_empty()).then(|| AUDIO_GROUP.to_string());
     if group.is_some() {
-        for (i, a) in audio.iter().enumerate() {
-            let lang = a.language.as_deref().and_then(language_tag);
-            spec.audio.push(hls::AudioRendition {
-                group_id: AUDIO_GROUP.into(),
-                name: audio_name(a, &audio),
-                language: lang,
-                default: i == 0,
-                autoselect: true,
-                channels: a.channels.unwrap_or(2),
-                uri: a.playlist.clone(),
-            });
-        }
+        spec.audio = audio_entries(&audio);
     }
+    let subtitle_group = (!subs.is_empty()).then(|| SUBTITLE_GROUP.to_string());
+    spec.subtitles = subtitles::master_entries(&subs, SUBTITLE_GROUP);
     // The group's peak and average: the largest of its renditions (RFC 8216 § 4.3.4.2:
     // BANDWIDTH covers every rendition the variant may be played with).
     let audio_peak = audio.iter().map(|a| a.bandwidth).max().unwrap_or(0);
@@ -632,6 +704,7 @@ fn master_text(renditions: &[Rendition], iframes: &[hls::IFrameVariant]) -> Stri
                 frame_rate: None,
                 video_range: None,
                 audio_group: None,
+                subtitle_group: subtitle_group.clone(),
             });
         }
     }
@@ -650,10 +723,28 @@ fn master_text(renditions: &[Rendition], iframes: &[hls::IFrameVariant]) -> Stri
             frame_rate: v.frame_rate,
             video_range: v.video_range,
             audio_group: group.clone(),
+            subtitle_group: subtitle_group.clone(),
         });
     }
     spec.iframe_variants = iframes.to_vec();
     hls::master_playlist(&spec)
+}
+
+/// The audio group's `EXT-X-MEDIA` entries, the first one DEFAULT.
+fn audio_entries(audio: &[&Rendition]) -> Vec<hls::AudioRendition> {
+    audio
+        .iter()
+        .enumerate()
+        .map(|(i, a)| hls::AudioRendition {
+            group_id: AUDIO_GROUP.into(),
+            name: audio_name(a, audio),
+            language: a.language.as_deref().and_then(language_tag),
+            default: i == 0,
+            autoselect: true,
+            channels: a.channels.unwrap_or(2),
+            uri: a.playlist.clone(),
+        })
+        .collect()
 }
 
 /// A human name for an audio rendition: the language's English name where known,
@@ -679,7 +770,7 @@ fn audio_name(a: &Rendition, all: &[&Rendition]) -> String {
     }
 }
 
-fn unique_name(taken: &mut Vec<String>, base: String) -> String {
+pub(crate) fn unique_name(taken: &mut Vec<String>, base: String) -> String {
     let mut name = base.clone();
     let mut n = 2;
     while taken.contains(&name) {
@@ -699,7 +790,12 @@ fn in_track<T>(inputs: &[Input], t: &Track, r: Result<T>) -> Result<T> {
 
 /// A short hash of (input identities, packager format version, settings): the same
 /// input and settings give the same version, hence the same object keys and bytes.
-fn version(inputs: &[Input], movies: &[Movie], settings: &Settings) -> String {
+fn version(
+    inputs: &[Input],
+    movies: &[Movie],
+    side_files: &[SubtitleInput],
+    settings: &Settings,
+) -> String {
     let ids = inputs
         .iter()
         .zip(movies)
@@ -707,7 +803,34 @@ fn version(inputs: &[Input], movies: &[Movie], settings: &Settings) -> String {
             Some(etag) => format!("etag={etag}"),
             None => format!("moov={}", hex::encode(movie.fingerprint)),
         });
-    version_hash(ids, settings)
+    version_hash(ids.chain(side_file_ids(side_files)), settings)
+}
+
+/// The side files' part of the version: name (it carries the language and tags) and
+/// ETag, or a hash of the bytes without one. A title without side files hashes as before.
+fn side_file_ids(side_files: &[SubtitleInput]) -> impl Iterator<Item = String> + '_ {
+    side_files.iter().map(|f| match &f.etag {
+        Some(etag) => format!("sub={}|{etag}", f.name),
+        None => format!(
+            "sub={}|sha256={}",
+            f.name,
+            hex::encode(Sha256::digest(&f.bytes))
+        ),
+    })
+}
+
+/// [`version_for_etags`] for a title with side files, given as (name, ETag) in the order
+/// [`package_with_subtitles`] gets them.
+pub fn version_for_sources<S: AsRef<str>>(
+    etags: &[S],
+    side_files: &[(String, String)],
+    settings: &Settings,
+) -> String {
+    let ids = etags.iter().map(|e| format!("etag={}", e.as_ref()));
+    let subs = side_files
+        .iter()
+        .map(|(name, etag)| format!("sub={name}|{etag}"));
+    version_hash(ids.chain(subs), settings)
 }
 
 /// The version [`package`] gives inputs that all have an ETag, in the same order, without

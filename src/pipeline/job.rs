@@ -34,10 +34,23 @@
 //!   is waiting for its inputs`). A file uploaded before the title manifest that names it
 //!   is, at that moment, a title of its own.
 //! - Removing the title manifest removes the title; removing one of its inputs does not.
+//!
+//! ## Subtitle side files
+//! `uploads/shows/ep1.en.srt` (or `.vtt`, with optional `.forced`, `.sdh`, `.cc` tags) beside
+//! `uploads/shows/ep1.mp4` (or `ep1.title.json`) is a subtitle track of title `shows/ep1`.
+//! The title's job lists its folder and reads every side file of the title (at most 32, each
+//! at most 8 MiB); their keys and ETags are part of the version, so adding, changing or
+//! removing one gives a new version. A side file's upload or removal publishes its title
+//! again through the video's (or title manifest's) job; before the video exists it waits
+//! (`ignored`), and the video's job reads it. Removing a side file never removes the title.
+//! A side file that cannot be read is left out with a warning in the manifest.
 
 use crate::error::{Error, Result};
-use crate::media::package::{package, version_for_etags, Input, PackagedTitle};
+use crate::media::package::{
+    package_with_subtitles, version_for_sources, Input, PackagedTitle, SubtitleInput,
+};
 use crate::media::source::Source;
+use crate::media::text::MAX_FILE_BYTES as MAX_SUBTITLE_BYTES;
 use crate::pipeline::batch::Handled;
 use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::event::{Job, ParsedRecord, Record, RecordKind};
@@ -158,6 +171,9 @@ impl Pipeline<'_> {
     fn created(&self, store: &Arc<dyn Store>, job: &Job, role: KeyRole) -> Outcome {
         let (title, manifest_key) = match role {
             KeyRole::Ignored(reason) => return Outcome::Ignored { reason },
+            KeyRole::Subtitles { title } => {
+                return self.side_file_changed(store, job, &title, true)
+            }
             KeyRole::TitleManifest { title } => (title, job.key.clone()),
             KeyRole::Media { title } => {
                 let claims = match self.claims(store.as_ref(), &job.key) {
@@ -211,6 +227,71 @@ impl Pipeline<'_> {
             return stale;
         }
         self.publish_title(store, title, vec![(source, info)], Some(&job.key))
+    }
+
+    /// A subtitle side file was uploaded (`created`) or removed: the title is published
+    /// again from its video (or its title manifest), whose job reads the side files as they
+    /// are now. Without the video yet, the side file waits: the video's job will read it.
+    fn side_file_changed(
+        &self,
+        store: &Arc<dyn Store>,
+        job: &Job,
+        title: &Title,
+        created: bool,
+    ) -> Outcome {
+        if created {
+            match self.check_fresh(store.as_ref(), job) {
+                Ok(None) => {}
+                Ok(Some(stale)) => return stale,
+                Err(e) => return Outcome::failed(Some(title.as_str()), &e),
+            }
+        }
+        let owner = match self.title_owner(store.as_ref(), parent(&job.key), title) {
+            Ok(owner) => owner,
+            Err(e) => return Outcome::failed(Some(title.as_str()), &e),
+        };
+        let Some((key, role)) = owner else {
+            return Outcome::Ignored {
+                reason: format!(
+                    "'{}' is a subtitle file of title '{title}', which has no video yet; \
+                     the video's upload will read it",
+                    job.key
+                ),
+            };
+        };
+        let owner_job = Job {
+            bucket: job.bucket.clone(),
+            key,
+            etag: None,
+            size: None,
+            sequencer: None,
+        };
+        self.created(store, &owner_job, role)
+    }
+
+    /// The key that makes `title` in `folder`: its title manifest, else its media file.
+    fn title_owner(
+        &self,
+        store: &dyn Store,
+        folder: &str,
+        title: &Title,
+    ) -> Result<Option<(String, KeyRole)>> {
+        let mut media = None;
+        for obj in store.list(folder)? {
+            if obj.key[folder.len()..].contains('/') {
+                continue;
+            }
+            match classify_key(self.config, &obj.key) {
+                role @ KeyRole::TitleManifest { .. } if role_title(&role) == Some(title) => {
+                    return Ok(Some((obj.key, role)));
+                }
+                role @ KeyRole::Media { .. } if role_title(&role) == Some(title) => {
+                    media.get_or_insert((obj.key, role));
+                }
+                _ => {}
+            }
+        }
+        Ok(media)
     }
 
     /// One title, one source (DESIGN.md "Titles"): `uploads/show.MOV` beside
@@ -362,8 +443,17 @@ impl Pipeline<'_> {
     ) -> Outcome {
         let prefix = title.folder(&self.config.output_prefix);
         let settings = self.config.settings();
+        let folder = sources.first().map_or("", |(_, i)| parent(&i.key));
+        let (subs, sub_warnings) = match side_files(self.config, store.as_ref(), folder, title) {
+            Ok(found) => found,
+            Err(e) => return Outcome::failed(Some(title.as_str()), &e),
+        };
         let etags: Vec<&str> = sources.iter().map(|(_, i)| i.etag.as_str()).collect();
-        let version = version_for_etags(&etags, &settings);
+        let sub_ids: Vec<(String, String)> = subs
+            .iter()
+            .map(|o| (o.key.clone(), o.etag.clone()))
+            .collect();
+        let version = version_for_sources(&etags, &sub_ids, &settings);
         let previous = match read_manifest(store.as_ref(), &prefix) {
             Ok(m) => m,
             Err(e) => return Outcome::failed(Some(title.as_str()), &e),
@@ -382,20 +472,17 @@ impl Pipeline<'_> {
                 };
             }
         }
-        let infos = sources
-            .iter()
-            .map(|(_, i)| SourceInfo {
-                key: i.key.clone(),
-                etag: Some(i.etag.clone()),
-                size: i.size,
-            })
-            .collect();
-        let manifest = Manifest::start(previous, infos, Some(version), (self.clock)());
+        let infos = sources.iter().map(|(_, i)| source_info(i)).collect();
+        let mut manifest = Manifest::start(previous, infos, Some(version), (self.clock)());
+        manifest.subtitles = subs.iter().map(source_info).collect();
         if let Err(e) = manifest::write_manifest(store.as_ref(), &prefix, &manifest) {
             return Outcome::failed(Some(title.as_str()), &e);
         }
-        match self.package_and_publish(store.as_ref(), &prefix, &sources) {
-            Ok(packaged) => self.finish(store.as_ref(), title, &prefix, manifest, packaged),
+        match self.package_and_publish(store.as_ref(), &prefix, &sources, &subs) {
+            Ok(mut packaged) => {
+                packaged.warnings.extend(sub_warnings);
+                self.finish(store.as_ref(), title, &prefix, manifest, packaged)
+            }
             Err(e) => self.fail(store.as_ref(), title, &prefix, manifest, &e),
         }
     }
@@ -407,6 +494,7 @@ impl Pipeline<'_> {
         store: &dyn Store,
         prefix: &str,
         sources: &[(Arc<dyn Source>, ObjectInfo)],
+        subs: &[ObjectInfo],
     ) -> Result<PackagedTitle> {
         let inputs: Vec<Input> = sources
             .iter()
@@ -415,12 +503,13 @@ impl Pipeline<'_> {
                 etag: Some(info.etag.clone()),
             })
             .collect();
-        let packaged = package(&inputs, &self.config.settings())?;
-        // Just before the flip: are the sources still the versions read? If a newer
-        // upload replaced one meanwhile, its own job may have flipped the master already,
-        // and flipping now would put the older version back live.
+        let side_inputs = read_side_files(store, subs)?;
+        let packaged = package_with_subtitles(&inputs, &side_inputs, &self.config.settings())?;
+        // Just before the flip: are the sources (side files included) still the versions
+        // read? If a newer upload replaced one meanwhile, its own job may have flipped the
+        // master already, and flipping now would put the older version back live.
         let still_current = || -> Result<()> {
-            for (_, info) in sources {
+            for info in sources.iter().map(|(_, i)| i).chain(subs) {
                 match store.head(&info.key)? {
                     Some(now) if now.etag == info.etag => {}
                     _ => {
@@ -524,6 +613,10 @@ impl Pipeline<'_> {
     fn removed(&self, store: &Arc<dyn Store>, job: &Job, role: KeyRole) -> Outcome {
         let title = match role {
             KeyRole::Ignored(reason) => return Outcome::Ignored { reason },
+            // Losing a side file loses a subtitle track, never the title.
+            KeyRole::Subtitles { title } => {
+                return self.side_file_changed(store, job, &title, false)
+            }
             KeyRole::TitleManifest { title } => title,
             KeyRole::Media { title } => {
                 match self.claims(store.as_ref(), &job.key) {
@@ -562,6 +655,80 @@ impl Pipeline<'_> {
             Err(e) => Outcome::failed(Some(title.as_str()), &e),
         }
     }
+}
+
+fn source_info(i: &ObjectInfo) -> SourceInfo {
+    SourceInfo {
+        key: i.key.clone(),
+        etag: Some(i.etag.clone()),
+        size: i.size,
+    }
+}
+
+/// The side files' bytes. One that is gone or replaced since it was listed is a changed
+/// source: its own event publishes the title again.
+fn read_side_files(store: &dyn Store, subs: &[ObjectInfo]) -> Result<Vec<SubtitleInput>> {
+    subs.iter()
+        .map(|info| {
+            let changed = || Error::SourceChanged {
+                key: info.key.clone(),
+            };
+            let bytes = store.get(&info.key)?.ok_or_else(changed)?;
+            if bytes.len() as u64 != info.size {
+                return Err(changed());
+            }
+            Ok(SubtitleInput {
+                name: info.key.clone(),
+                bytes,
+                etag: Some(info.etag.clone()),
+            })
+        })
+        .collect()
+}
+
+fn role_title(role: &KeyRole) -> Option<&Title> {
+    match role {
+        KeyRole::Media { title } | KeyRole::TitleManifest { title } => Some(title),
+        KeyRole::Subtitles { title } => Some(title),
+        KeyRole::Ignored(_) => None,
+    }
+}
+
+/// Most side files one title reads.
+const MAX_SIDE_FILES: usize = 32;
+
+/// The side files of `title` in `folder` (`<title>.<lang>.srt` …), in key order, and
+/// warnings for those left out (too large, too many).
+fn side_files(
+    config: &PipelineConfig,
+    store: &dyn Store,
+    folder: &str,
+    title: &Title,
+) -> Result<(Vec<ObjectInfo>, Vec<String>)> {
+    let mut found = Vec::new();
+    let mut warnings = Vec::new();
+    for obj in store.list(folder)? {
+        let mine = !obj.key[folder.len()..].contains('/')
+            && matches!(classify_key(config, &obj.key), KeyRole::Subtitles { title: t } if t == *title);
+        if !mine {
+            continue;
+        }
+        if obj.size > MAX_SUBTITLE_BYTES as u64 {
+            warnings.push(format!(
+                "{}: subtitles left out: {} bytes is over the {MAX_SUBTITLE_BYTES}-byte limit",
+                obj.key, obj.size
+            ));
+        } else if found.len() == MAX_SIDE_FILES {
+            warnings.push(format!(
+                "{}: subtitles left out: a title reads at most {MAX_SIDE_FILES} side files",
+                obj.key
+            ));
+        } else {
+            found.push(obj);
+        }
+    }
+    found.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok((found, warnings))
 }
 
 /// The source was replaced (or removed) after this job's HEAD of it: the newer upload's

@@ -3,6 +3,7 @@
 //! [`crate::pipeline::job`].
 
 use crate::error::{Error, Result};
+use crate::media::text::SideFileName;
 use crate::pipeline::config::PipelineConfig;
 use crate::title::Title;
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,9 @@ pub enum KeyRole {
     Media { title: Title },
     /// A title manifest (`<title>.title.json`).
     TitleManifest { title: Title },
+    /// A subtitle side file (`<title>.<lang>[.forced|.sdh|.cc].srt|vtt`) of `title`: its
+    /// upload or removal re-publishes the title, never removes it.
+    Subtitles { title: Title },
     /// Not work, and why.
     Ignored(String),
 }
@@ -46,9 +50,15 @@ pub fn classify_key(config: &PipelineConfig, key: &str) -> KeyRole {
         .find(|e| lower.ends_with(e.as_str()))
     {
         (&rel[..rel.len() - ext.len()], false)
+    } else if let Some(side) = SideFileName::parse(rel) {
+        return match Title::new(&side.stem) {
+            Ok(title) => KeyRole::Subtitles { title },
+            Err(reason) => KeyRole::Ignored(format!("'{key}': {reason}")),
+        };
     } else {
         return KeyRole::Ignored(format!(
-            "'{key}' is not media (accepted: {}, or a title manifest '*{TITLE_MANIFEST_SUFFIX}')",
+            "'{key}' is not media (accepted: {}, subtitles '*.srt' '*.vtt' beside a video, \
+             or a title manifest '*{TITLE_MANIFEST_SUFFIX}')",
             config.extensions.join(" ")
         ));
     };
@@ -95,6 +105,12 @@ impl TitleManifest {
                 KeyRole::Media { .. } => {}
                 KeyRole::TitleManifest { .. } => {
                     return Err(err(format!("input '{input}' is a title manifest")))
+                }
+                KeyRole::Subtitles { .. } => {
+                    return Err(err(format!(
+                        "input '{input}' is a subtitle file; put it beside the title \
+                         manifest as '<title>.<language>.srt'"
+                    )))
                 }
                 KeyRole::Ignored(reason) => {
                     return Err(err(format!("input '{input}' cannot be used: {reason}")))
@@ -168,6 +184,35 @@ mod tests {
             "uploads/a//b.mp4",
             "uploads/a/../b.mp4",
             "uploads/show.hls/ep1.mp4",
+        ] {
+            assert!(
+                matches!(classify_key(&c, key), KeyRole::Ignored(_)),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn side_files_belong_to_the_video_beside_them() {
+        let c = config();
+        for (key, title) in [
+            ("uploads/shows/ep1.en.srt", "shows/ep1"),
+            ("uploads/shows/ep1.pt-BR.forced.VTT", "shows/ep1"),
+            ("uploads/My.Show.en.vtt", "My.Show"),
+            ("uploads/ep1.srt", "ep1"),
+        ] {
+            assert_eq!(
+                classify_key(&c, key),
+                KeyRole::Subtitles {
+                    title: Title::new(title).unwrap()
+                },
+                "{key}"
+            );
+        }
+        for key in [
+            "uploads/.en.srt",
+            "uploads/a//b.en.srt",
+            "hls/t/v/1/subs_en/seg_00001.vtt",
         ] {
             assert!(
                 matches!(classify_key(&c, key), KeyRole::Ignored(_)),

@@ -42,6 +42,9 @@ pub struct RetiredVersion {
 pub struct Manifest {
     pub state: State,
     pub sources: Vec<SourceInfo>,
+    /// Subtitle side files the version was made with (`ep1.en.srt` beside `ep1.mp4`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subtitles: Vec<SourceInfo>,
     /// The version `master.m3u8` names: the live one, in every state (`None` before the
     /// first success). Its renditions and duration are the fields below.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -76,6 +79,7 @@ impl Manifest {
         Manifest {
             state: State::Processing,
             sources,
+            subtitles: Vec::new(),
             version: None,
             target_version: None,
             retired: Vec::new(),

@@ -38,7 +38,13 @@ pub fn sources_under(
     }
     Ok(listing
         .into_iter()
-        .filter(|o| !matches!(classify_key(config, &o.key), KeyRole::Ignored(_)))
+        // A side file's title is rebuilt from its video's record, which reads it.
+        .filter(|o| {
+            !matches!(
+                classify_key(config, &o.key),
+                KeyRole::Ignored(_) | KeyRole::Subtitles { .. }
+            )
+        })
         .filter(|o| !claimed.contains(&o.key))
         .collect())
 }

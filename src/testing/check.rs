@@ -62,6 +62,8 @@ pub struct MasterSummary {
     pub media_uris: Vec<String>,
     /// Distinct `EXT-X-MEDIA TYPE=AUDIO` group ids, in order.
     pub audio_groups: Vec<String>,
+    /// Distinct `EXT-X-MEDIA TYPE=SUBTITLES` group ids, in order.
+    pub subtitle_groups: Vec<String>,
 }
 
 impl MasterSummary {
@@ -363,11 +365,22 @@ pub fn check_master_playlist(text: &str) -> Result<MasterSummary, Vec<String>> {
         return Err(errors);
     };
     let (groups, audio_groups, media_uris) = check_media_renditions(&pl, &mut errors);
+    let subtitle_groups = check_subtitle_groups(&pl, &mut errors);
     let mut variant_uris = Vec::new();
     let mut variant_codecs = Vec::new();
     let mut iframe_uris = Vec::new();
     for (i, v) in pl.variants.iter().enumerate() {
         check_variant(i, v, &groups, &mut errors);
+        if let Some(group) = v
+            .subtitles
+            .as_ref()
+            .filter(|g| !subtitle_groups.contains(g))
+        {
+            errors.push(format!(
+                "EXT-X-STREAM-INF #{i} ({}): SUBTITLES=\"{group}\" names no EXT-X-MEDIA TYPE=SUBTITLES group (RFC 8216 § 4.3.4.2)",
+                v.uri
+            ));
+        }
         if v.is_i_frame {
             iframe_uris.push(v.uri.clone());
         } else {
@@ -388,7 +401,40 @@ pub fn check_master_playlist(text: &str) -> Result<MasterSummary, Vec<String>> {
         iframe_uris,
         media_uris,
         audio_groups,
+        subtitle_groups,
     })
+}
+
+/// The `TYPE=SUBTITLES` groups: distinct `NAME`s and at most one `DEFAULT=YES` in each
+/// (RFC 8216 § 4.3.4.1.1). Returns their ids in order.
+fn check_subtitle_groups(pl: &MasterPlaylist, errors: &mut Vec<String>) -> Vec<String> {
+    let mut groups: BTreeMap<&str, (Vec<&str>, usize)> = BTreeMap::new();
+    let mut ids = Vec::new();
+    for m in pl
+        .alternatives
+        .iter()
+        .filter(|m| m.media_type == AlternativeMediaType::Subtitles)
+    {
+        if !ids.contains(&m.group_id) {
+            ids.push(m.group_id.clone());
+        }
+        let (names, defaults) = groups.entry(m.group_id.as_str()).or_default();
+        if names.contains(&m.name.as_str()) {
+            errors.push(format!(
+                "subtitle group \"{}\": two renditions named \"{}\" (RFC 8216 § 4.3.4.1.1)",
+                m.group_id, m.name
+            ));
+        }
+        names.push(&m.name);
+        *defaults += usize::from(m.default);
+        if *defaults > 1 {
+            errors.push(format!(
+                "subtitle group \"{}\" has more than one DEFAULT=YES (RFC 8216 § 4.3.4.1.1)",
+                m.group_id
+            ));
+        }
+    }
+    ids
 }
 
 /// The text as a master playlist, or `None` when it is not one at all; tags m3u8-rs kept
@@ -794,7 +840,9 @@ v/360p.m3u8
                 frame_rate: Some(24.0),
                 video_range: Some(crate::media::hls::VideoRange::Pq),
                 audio_group: Some("aac".into()),
+                subtitle_group: None,
             }],
+            subtitles: vec![],
             iframe_variants: vec![],
         };
         let s = check_master_playlist(&master_playlist(&master)).unwrap();

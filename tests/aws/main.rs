@@ -7,5 +7,6 @@ mod support;
 mod aws_worker;
 mod deploy_template;
 mod s3_package;
+mod s3_subtitles;
 mod serve_s3;
 mod store_conformance;

@@ -152,3 +152,111 @@ fn hlsjs_plays_vp9_and_av1() {
         package_and_play_short(&[fixture]);
     }
 }
+
+/// Subtitles: a title with two mov_text tracks lists both in `hls.subtitleTracks` with their
+/// language, and once one is selected its cues reach the video's text track at the times
+/// the source gave them (X-TIMESTAMP-MAP MPEGTS:0 against the 0-based fMP4 timeline).
+#[test]
+fn hlsjs_lists_subtitle_tracks_and_delivers_their_cues() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("title");
+    let status = hlspipe()
+        .arg("package")
+        .arg(fixture("h264_aac_subs.mp4"))
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let server = serve_dir(&out);
+    // Played through both segments: the cue across the 6 s cut is in both.
+    let report = play_in_browser_with(
+        &server.url("master.m3u8"),
+        &["--seconds", "7.2", "--subtitle-track", "0", "--cues", "3"],
+    );
+    assert!(report.ok, "hls.js did not play with subtitles: {report:?}");
+    let tracks: Vec<(&str, Option<&str>)> = report
+        .subtitle_tracks
+        .iter()
+        .map(|t| (t.name.as_str(), t.lang.as_deref()))
+        .collect();
+    assert_eq!(tracks, [("English", Some("en")), ("Français", Some("fr"))]);
+    // VTTCue.text is the raw cue text: the entity stays escaped until rendered.
+    let cues: Vec<(&str, f64, f64, &str)> = report
+        .cues
+        .iter()
+        .map(|c| (c.track.as_str(), c.start, c.end, c.text.as_str()))
+        .collect();
+    assert_eq!(
+        cues,
+        [
+            ("en", 0.5, 1.5, "Hello &amp; welcome"),
+            ("en", 5.5, 6.5, "Across the cut"),
+            ("en", 7.0, 7.8, "Goodbye"),
+        ],
+        "cues at the source's times, the one across the cut once"
+    );
+    let requests = server.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.target.ends_with(".vtt") && r.status == 200),
+        "{requests:?}"
+    );
+}
+
+/// A forced SRT side file (`--subtitles`, Windows-1252 bytes) is the DEFAULT subtitle
+/// rendition: hls.js selects it without the viewer choosing, and delivers its cue decoded.
+#[test]
+fn hlsjs_shows_a_forced_srt_side_file_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srt = tmp.path().join("clip.fr.forced.srt");
+    std::fs::write(
+        &srt,
+        b"1\r\n00:00:01,000 --> 00:00:02,000\r\nCaf\xE9 cr\xE8me\r\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("title");
+    let status = hlspipe()
+        .arg("package")
+        .arg(fixture("h264_aac_faststart.mp4"))
+        .arg(&out)
+        .arg("--subtitles")
+        .arg(&srt)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&status.stderr).contains("read as Windows-1252"),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let server = serve_dir(&out);
+    let report = play_in_browser_with(
+        &server.url("master.m3u8"),
+        &["--seconds", "2", "--cues", "1"],
+    );
+    assert!(
+        report.ok,
+        "hls.js did not deliver the forced cue: {report:?}"
+    );
+    let track = &report.subtitle_tracks[0];
+    assert!(
+        track.default && track.forced && track.autoselect,
+        "{track:?}"
+    );
+    assert_eq!(track.lang.as_deref(), Some("fr"));
+    let cues: Vec<(f64, f64, &str)> = report
+        .cues
+        .iter()
+        .map(|c| (c.start, c.end, c.text.as_str()))
+        .collect();
+    assert_eq!(cues, [(1.0, 2.0, "Café crème")]);
+}

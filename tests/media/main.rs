@@ -9,3 +9,4 @@ mod demux;
 mod mutate;
 mod package;
 mod publish;
+mod subtitles;

@@ -231,6 +231,7 @@ title_tests! {
     fragmented_moov_first_gop: ["fragmented_moov_first_gop.mp4"];
     vp9_aac: ["vp9_aac.mp4"];
     av1_aac: ["av1_aac.mp4"];
+    h264_aac_subs: ["h264_aac_subs.mp4"];
 }
 
 #[test]
@@ -265,6 +266,7 @@ fn every_media_fixture_has_a_title_test() {
         "fragmented_moov_first_gop.mp4",
         "vp9_aac.mp4",
         "av1_aac.mp4",
+        "h264_aac_subs.mp4",
     ];
     for e in expected_media() {
         assert!(

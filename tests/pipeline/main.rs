@@ -5,4 +5,5 @@
 mod support;
 
 mod events;
+mod subtitles;
 mod worker;

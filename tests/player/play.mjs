@@ -2,11 +2,15 @@
 //
 //   node tests/player/play.mjs <URL of master.m3u8> [--seconds 3] [--timeout 40]
 //        [--screenshot out.png] [--page-origin http://host:port] [--credentials]
-//        [--cookie name=value]... [--visit URL]...
+//        [--cookie name=value]... [--visit URL]... [--subtitle-track N] [--cues N]
 //
 // Prints one JSON line:
 //   {"ok":bool,"currentTime":n,"fatal":null|"type/details","fragsLoaded":n,"httpErrors":[...],"timedOut":bool,
+//    "subtitleTracks":[{"name","lang","default","forced","autoselect"}],"cues":[{"track","start","end","text"}],
 //    "buffered":[{"type":"video/mp4;codecs=…","ranges":[[start,end],…]},…]}
+// subtitleTracks is hls.subtitleTracks; cues are those delivered to the video's text tracks.
+// --subtitle-track N selects hls.subtitleTrack = N once the manifest is parsed; --cues N keeps
+// playing (up to the timeout) until at least N cues arrived, and ok then also needs them.
 // `buffered` is what each MSE SourceBuffer holds when the report is taken: where the browser put
 // each track on the timeline (a track starting late, or frames dropped before 0, show there).
 // Exit 0 iff ok (currentTime > seconds and no fatal hls.js/media error); 1 when playback failed;
@@ -35,7 +39,7 @@ function harnessFailure(message) {
 }
 
 function parseArgs(argv) {
-  const opts = { url: null, seconds: 3, timeout: 40, screenshot: null, pageOrigin: null, credentials: false, cookies: [], visits: [] };
+  const opts = { url: null, seconds: 3, timeout: 40, screenshot: null, pageOrigin: null, credentials: false, cookies: [], visits: [], subtitleTrack: null, cues: 0 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -49,12 +53,16 @@ function parseArgs(argv) {
     else if (a === '--credentials') opts.credentials = true;
     else if (a === '--cookie') opts.cookies.push(value());
     else if (a === '--visit') opts.visits.push(value());
+    else if (a === '--subtitle-track') opts.subtitleTrack = Number(value());
+    else if (a === '--cues') opts.cues = Number(value());
     else if (a.startsWith('--')) harnessFailure(`unknown option ${a}`);
     else if (opts.url === null) opts.url = a;
     else harnessFailure(`unexpected argument ${a}`);
   }
   if (!opts.url) harnessFailure('usage: play.mjs <URL of master.m3u8> [--seconds N] [--screenshot out.png]');
   if (!(opts.seconds >= 0) || !(opts.timeout > 0)) harnessFailure('--seconds and --timeout must be numbers');
+  if (opts.subtitleTrack !== null && !(opts.subtitleTrack >= 0)) harnessFailure('--subtitle-track must be a track index');
+  if (!(opts.cues >= 0)) harnessFailure('--cues must be a count');
   opts.pageOrigin ??= new URL(opts.url).origin;
   return opts;
 }
@@ -66,7 +74,7 @@ const PAGE = `<!doctype html>
 <script src="hls.min.js"></script>
 <script>
   const params = new URLSearchParams(location.search);
-  const state = { fatal: null, fragsLoaded: 0, sourceBuffers: [] };
+  const state = { fatal: null, fragsLoaded: 0, subtitleTracks: [], sourceBuffers: [] };
   window.__player = state;
   // Remember every SourceBuffer hls.js makes, to report what each one holds.
   const addSourceBuffer = MediaSource.prototype.addSourceBuffer;
@@ -87,6 +95,20 @@ const PAGE = `<!doctype html>
     hls.on(Hls.Events.FRAG_LOADED, () => { state.fragsLoaded += 1; });
     hls.on(Hls.Events.ERROR, (_event, data) => {
       if (data.fatal) state.fatal ??= data.type + '/' + data.details;
+    });
+    // hls.js fills hls.subtitleTracks for the current level's SUBTITLES group after the
+    // manifest is parsed, and says so with SUBTITLE_TRACKS_UPDATED.
+    let subtitleChosen = false;
+    hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, () => {
+      state.subtitleTracks = hls.subtitleTracks.map((t) => ({
+        name: t.name, lang: t.lang ?? null, default: !!t.default, forced: !!t.forced, autoselect: !!t.autoselect,
+      }));
+      if (params.has('subtitleTrack') && !subtitleChosen) {
+        subtitleChosen = true;
+        // After this event hls.js selects its own initial track (none without a DEFAULT):
+        // choose once that is done.
+        setTimeout(() => { hls.subtitleTrack = Number(params.get('subtitleTrack')); }, 0);
+      }
     });
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
       video.play().catch((e) => { state.fatal ??= 'play/' + e.name; });
@@ -169,29 +191,45 @@ async function main() {
     const pageUrl = new URL(`${opts.pageOrigin}${PLAYER_PATH}index.html`);
     pageUrl.searchParams.set('src', opts.url);
     if (opts.credentials) pageUrl.searchParams.set('credentials', '1');
+    if (opts.subtitleTrack !== null) pageUrl.searchParams.set('subtitleTrack', String(opts.subtitleTrack));
     await page.goto(pageUrl.href, { timeout: opts.timeout * 1000 });
 
     const deadline = Date.now() + opts.timeout * 1000;
     let report;
     for (;;) {
-      const s = await page.evaluate(() => ({
-        currentTime: document.getElementById('v').currentTime,
-        fatal: window.__player.fatal,
-        fragsLoaded: window.__player.fragsLoaded,
-        buffered: window.__player.sourceBuffers.map(({ type, sb }) => {
-          const ranges = [];
-          try {
-            for (let i = 0; i < sb.buffered.length; i++) ranges.push([sb.buffered.start(i), sb.buffered.end(i)]);
-          } catch (_) {
-            // A SourceBuffer removed from its MediaSource has no buffered ranges.
+      const s = await page.evaluate(() => {
+        const video = document.getElementById('v');
+        const cues = [];
+        for (const track of Array.from(video.textTracks)) {
+          for (const cue of Array.from(track.cues ?? [])) {
+            cues.push({ track: track.language || track.label, start: cue.startTime, end: cue.endTime, text: cue.text });
           }
-          return { type, ranges };
-        }),
-      }));
+        }
+        return {
+          currentTime: video.currentTime,
+          fatal: window.__player.fatal,
+          fragsLoaded: window.__player.fragsLoaded,
+          subtitleTracks: window.__player.subtitleTracks,
+          cues,
+          buffered: window.__player.sourceBuffers.map(({ type, sb }) => {
+            const ranges = [];
+            try {
+              for (let i = 0; i < sb.buffered.length; i++) ranges.push([sb.buffered.start(i), sb.buffered.end(i)]);
+            } catch (_) {
+              // A SourceBuffer removed from its MediaSource has no buffered ranges.
+            }
+            return { type, ranges };
+          }),
+        };
+      });
       const timedOut = Date.now() > deadline;
-      if (s.currentTime > opts.seconds || s.fatal !== null || timedOut) {
-        const ok = s.currentTime > opts.seconds && s.fatal === null;
-        report = { ok, currentTime: s.currentTime, fatal: s.fatal, fragsLoaded: s.fragsLoaded, httpErrors, timedOut: !ok && timedOut, buffered: s.buffered };
+      const played = s.currentTime > opts.seconds && s.cues.length >= opts.cues;
+      if (played || s.fatal !== null || timedOut) {
+        const ok = played && s.fatal === null;
+        report = {
+          ok, currentTime: s.currentTime, fatal: s.fatal, fragsLoaded: s.fragsLoaded, httpErrors, timedOut: !ok && timedOut,
+          subtitleTracks: s.subtitleTracks, cues: s.cues, buffered: s.buffered,
+        };
         break;
       }
       await page.waitForTimeout(200);

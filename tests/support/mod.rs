@@ -343,7 +343,8 @@ pub fn ffprobe_duration(path: &Path) -> f64 {
 }
 
 /// Decodes every stream of `path` with ffmpeg and returns what it printed at level `error`
-/// (empty for a clean file). Panics if ffmpeg exits non-zero.
+/// (empty for a clean file). Panics if ffmpeg exits non-zero. Text subtitles (mov_text)
+/// are decoded and re-encoded as WebVTT: the null muxer has no subtitle encoder of its own.
 ///
 /// The decoded frames keep the stream's own time base (`-enc_time_base -1`): by default the
 /// CLI re-times video into 1/frame-rate before its null muxer, where the pre-roll of a trim
@@ -354,7 +355,17 @@ pub fn ffmpeg_decode_errors(path: &Path) -> String {
         Command::new("ffmpeg")
             .args(["-nostdin", "-hide_banner", "-v", "error", "-i"])
             .arg(path)
-            .args(["-map", "0", "-enc_time_base", "-1", "-f", "null", "-"]),
+            .args([
+                "-map",
+                "0",
+                "-enc_time_base",
+                "-1",
+                "-c:s",
+                "webvtt",
+                "-f",
+                "null",
+                "-",
+            ]),
     );
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
@@ -686,9 +697,34 @@ pub struct PlayerReport {
     pub http_errors: Vec<HttpError>,
     #[serde(default)]
     pub timed_out: bool,
+    /// `hls.subtitleTracks` once the manifest was parsed.
+    #[serde(default)]
+    pub subtitle_tracks: Vec<SubtitleTrackReport>,
+    /// Cues hls.js delivered to the video's text tracks.
+    #[serde(default)]
+    pub cues: Vec<CueReport>,
     /// What each MSE SourceBuffer held at the end, in the order hls.js made them.
     #[serde(default)]
     pub buffered: Vec<BufferedTrack>,
+}
+
+/// One entry of `hls.subtitleTracks`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct SubtitleTrackReport {
+    pub name: String,
+    pub lang: Option<String>,
+    pub default: bool,
+    pub forced: bool,
+    pub autoselect: bool,
+}
+
+/// One cue of a text track: its track's language (or label), times in seconds, text.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct CueReport {
+    pub track: String,
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
 }
 
 /// One SourceBuffer in a [`PlayerReport`]: its MIME type and buffered time ranges (seconds).

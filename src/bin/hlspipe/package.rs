@@ -4,8 +4,11 @@
 
 use anyhow::Context;
 use hlspipe::clock::unix_now;
-use hlspipe::media::package::{package, Input, PackagedTitle, Settings};
+use hlspipe::media::package::{
+    package_with_subtitles, Input, PackagedTitle, Settings, SubtitleInput,
+};
 use hlspipe::media::source::{FileSource, Source};
+use hlspipe::media::text::MAX_FILE_BYTES;
 use hlspipe::pipeline::manifest::{self, Manifest, SourceInfo};
 use hlspipe::pipeline::publish::{self, PublishOptions};
 use hlspipe::store::location::{as_prefix, Location, Stores};
@@ -30,6 +33,11 @@ pub struct Args {
     /// Print a JSON summary instead of text.
     #[arg(long)]
     json: bool,
+    /// A subtitle side file (SRT or WebVTT; a path or s3://bucket/key), repeatable. Its
+    /// name gives the language and tags, as beside an upload: `ep1.en.srt`,
+    /// `ep1.pt-BR.forced.vtt`, `ep1.fr.sdh.srt`.
+    #[arg(long = "subtitles", value_name = "FILE")]
+    subtitles: Vec<PathBuf>,
 }
 
 /// Parses `--segment-duration`: a usage error (exit 2) when out of range.
@@ -64,8 +72,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .collect::<hlspipe::Result<Vec<_>>>()?;
     // Buckets are opened only when a location names one, so local runs never read
     // HLSPIPE_STORE or AWS configuration.
+    let sub_locations = args
+        .subtitles
+        .iter()
+        .map(|p| Location::from_path(p))
+        .collect::<hlspipe::Result<Vec<_>>>()?;
     let uses_buckets = std::iter::once(&out_location)
         .chain(&in_locations)
+        .chain(&sub_locations)
         .any(|l| matches!(l, Location::Bucket { .. }));
     let stores = if uses_buckets {
         Some(Stores::from_env()?)
@@ -74,11 +88,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let output = Output::open(&out_location, stores.as_ref())?;
     let Inputs { sources, infos } = open_inputs(&in_locations, stores.as_ref())?;
+    let side_files = read_side_files(&args.subtitles, stores.as_ref())?;
 
     let mut manifest = Manifest::start(None, infos, None, started_at);
     manifest::write_manifest(output.store.as_ref(), &output.prefix, &manifest)
         .with_context(|| format!("cannot write to {}", out.display()))?;
-    let title = match package_and_publish(&args, &settings, &output, &sources, &manifest) {
+    manifest.subtitles = side_files
+        .iter()
+        .map(|f| SourceInfo {
+            key: f.name.clone(),
+            etag: f.etag.clone(),
+            size: f.bytes.len() as u64,
+        })
+        .collect();
+    let job = (&sources[..], &side_files[..]);
+    let title = match package_and_publish(&args, &settings, &output, job, &manifest) {
         Ok(title) => title,
         Err(e) => {
             manifest.fail(&e, unix_now());
@@ -166,6 +190,57 @@ fn open_inputs(locations: &[Location], stores: Option<&Stores>) -> anyhow::Resul
     Ok(Inputs { sources, infos })
 }
 
+/// Reads the `--subtitles` files (at most [`MAX_FILE_BYTES`] each), named by their path or
+/// `s3://` URL: the name carries the language and tags.
+fn read_side_files(
+    paths: &[PathBuf],
+    stores: Option<&Stores>,
+) -> anyhow::Result<Vec<SubtitleInput>> {
+    let mut out = Vec::with_capacity(paths.len());
+    for path in paths {
+        let (name, bytes, etag) = match Location::from_path(path)? {
+            Location::Local(p) => {
+                let size = std::fs::metadata(&p)
+                    .with_context(|| format!("cannot read {}", p.display()))?
+                    .len();
+                if size > MAX_FILE_BYTES as u64 {
+                    anyhow::bail!(
+                        "{}: {size} bytes is over the {MAX_FILE_BYTES}-byte limit for subtitles",
+                        p.display()
+                    );
+                }
+                let bytes =
+                    std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+                // The file name alone: the version must not depend on where the file lies.
+                let name = p.file_name().map_or_else(
+                    || p.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                );
+                (name, bytes, None)
+            }
+            Location::Bucket { bucket, key } => {
+                let store = stores.context("no store configured")?.bucket(&bucket)?;
+                let url = format!("s3://{bucket}/{key}");
+                let info = store
+                    .head(&key)?
+                    .with_context(|| format!("{url}: no such object"))?;
+                if info.size > MAX_FILE_BYTES as u64 {
+                    anyhow::bail!(
+                        "{url}: {} bytes is over the {MAX_FILE_BYTES}-byte limit for subtitles",
+                        info.size
+                    );
+                }
+                let bytes = store
+                    .get(&key)?
+                    .with_context(|| format!("{url}: no such object"))?;
+                (url, bytes, Some(info.etag))
+            }
+        };
+        out.push(SubtitleInput { name, bytes, etag });
+    }
+    Ok(out)
+}
+
 /// The opened inputs, and what the manifest records of each.
 struct Inputs {
     sources: Vec<Arc<dyn Source>>,
@@ -178,7 +253,7 @@ fn package_and_publish(
     args: &Args,
     settings: &Settings,
     output: &Output,
-    sources: &[Arc<dyn Source>],
+    (sources, side_files): (&[Arc<dyn Source>], &[SubtitleInput]),
     manifest: &Manifest,
 ) -> hlspipe::Result<PackagedTitle> {
     let inputs: Vec<Input> = sources
@@ -189,7 +264,7 @@ fn package_and_publish(
             etag: info.etag.clone(),
         })
         .collect();
-    let title = package(&inputs, settings)?;
+    let title = package_with_subtitles(&inputs, side_files, settings)?;
     for w in &title.warnings {
         eprintln!("hlspipe: warning: {w}");
     }
@@ -259,9 +334,10 @@ fn print_summary(
     }
     println!("{master}");
     for r in &title.renditions {
-        let what = match (r.resolution, r.language.as_deref()) {
-            (Some((w, h)), _) => format!("{w}x{h}"),
-            (None, Some(lang)) => format!("{lang}, {} ch", r.channels.unwrap_or(0)),
+        let what = match (r.resolution, r.language.as_deref(), r.channels) {
+            (Some((w, h)), _, _) => format!("{w}x{h}"),
+            (None, Some(lang), Some(ch)) => format!("{lang}, {ch} ch"),
+            (None, Some(lang), None) => format!("{lang}, subtitles"),
             _ => String::new(),
         };
         println!(

@@ -34,6 +34,9 @@ pub fn create_init_segment(track: &Track) -> Vec<u8> {
                             o.extend_from_slice(&[0; 8]);
                         }),
                         TrackKind::Audio => write_full_box(o, b"smhd", 0, 0, |o| u32(o, 0)),
+                        // Subtitle media header (ISO/IEC 14496-12 § 12.6.2); subtitles are
+                        // packaged as WebVTT files today, so no init segment uses it yet.
+                        TrackKind::Subtitles => write_full_box(o, b"sthd", 0, 0, |_| {}),
                     }
                     write_box(o, b"dinf", |o| {
                         write_full_box(o, b"dref", 0, 0, |o| {
@@ -149,6 +152,7 @@ fn write_hdlr(o: &mut Vec<u8>, kind: TrackKind) {
     let (handler, name): (&[u8; 4], &[u8]) = match kind {
         TrackKind::Video => (b"vide", b"VideoHandler\0"),
         TrackKind::Audio => (b"soun", b"SoundHandler\0"),
+        TrackKind::Subtitles => (b"subt", b"SubtitleHandler\0"),
     };
     write_full_box(o, b"hdlr", 0, 0, |o| {
         u32(o, 0);

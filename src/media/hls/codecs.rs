@@ -31,6 +31,10 @@ pub fn codecs_string(codec: &Codec) -> Result<String, Error> {
             AudioFormat::Alac => "alac",
         }
         .to_string()),
+        // The sample entry type (RFC 6381 § 3.3). Subtitle renditions are WebVTT and
+        // their codec is not listed in a variant's CODECS (RFC 8216 § 4.3.4.2 lists
+        // media formats of the variant's segments, and WebVTT has no RFC 6381 name).
+        Codec::Tx3g => Ok("tx3g".to_string()),
     }
 }
 

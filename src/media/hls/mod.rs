@@ -46,6 +46,23 @@ pub struct AudioRendition {
     pub uri: String,
 }
 
+/// An `EXT-X-MEDIA TYPE=SUBTITLES` rendition (RFC 8216 § 4.3.4.1): a WebVTT media
+/// playlist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubtitleRendition {
+    pub group_id: String,
+    pub name: String,
+    /// RFC 5646 tag; `None` when unknown (`und`).
+    pub language: Option<String>,
+    pub default: bool,
+    pub autoselect: bool,
+    /// `FORCED=YES`: shown when the viewer picked no subtitles.
+    pub forced: bool,
+    /// `CHARACTERISTICS`, e.g. Apple's accessibility UTIs for SDH.
+    pub characteristics: Option<String>,
+    pub uri: String,
+}
+
 /// An `EXT-X-STREAM-INF` variant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variant {
@@ -62,6 +79,8 @@ pub struct Variant {
     /// § 4.4.6.2).
     pub video_range: Option<VideoRange>,
     pub audio_group: Option<String>,
+    /// `SUBTITLES` group id.
+    pub subtitle_group: Option<String>,
 }
 
 /// An `EXT-X-I-FRAME-STREAM-INF` line.
@@ -79,6 +98,7 @@ pub struct IFrameVariant {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MasterPlaylistSpec {
     pub audio: Vec<AudioRendition>,
+    pub subtitles: Vec<SubtitleRendition>,
     pub variants: Vec<Variant>,
     pub iframe_variants: Vec<IFrameVariant>,
 }

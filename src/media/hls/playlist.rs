@@ -84,7 +84,7 @@ pub fn media_playlist(spec: &MediaPlaylistSpec) -> String {
 /// The master (multivariant) playlist text for `spec`: audio renditions, then
 /// variants, then I-frame variants, each in the order given.
 pub fn master_playlist(spec: &MasterPlaylistSpec) -> String {
-    let alternatives = spec
+    let mut alternatives: Vec<AlternativeMedia> = spec
         .audio
         .iter()
         .map(|a| AlternativeMedia {
@@ -102,6 +102,19 @@ pub fn master_playlist(spec: &MasterPlaylistSpec) -> String {
             ..AlternativeMedia::default()
         })
         .collect();
+    alternatives.extend(spec.subtitles.iter().map(|s| AlternativeMedia {
+        media_type: AlternativeMediaType::Subtitles,
+        uri: Some(quoted_value(&s.uri)),
+        group_id: quoted_value(&s.group_id),
+        language: s.language.as_deref().map(quoted_value),
+        name: quoted_value(&s.name),
+        default: s.default,
+        // RFC 8216 § 4.3.4.1: AUTOSELECT must be YES when DEFAULT is.
+        autoselect: s.autoselect || s.default,
+        forced: s.forced,
+        characteristics: s.characteristics.as_deref().map(quoted_value),
+        ..AlternativeMedia::default()
+    }));
 
     let mut variants: Vec<VariantStream> = spec
         .variants
@@ -114,6 +127,7 @@ pub fn master_playlist(spec: &MasterPlaylistSpec) -> String {
             codecs: Some(quoted_value(&v.codecs)),
             resolution: v.resolution.map(resolution),
             audio: v.audio_group.as_deref().map(quoted_value),
+            subtitles: v.subtitle_group.as_deref().map(quoted_value),
             other_attributes: video_attributes(v.frame_rate, v.video_range),
             ..VariantStream::default()
         })
@@ -234,7 +248,7 @@ fn uri_line(uri: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{AudioRendition, IFrameVariant, Variant};
+    use super::super::{AudioRendition, IFrameVariant, SubtitleRendition, Variant};
     use super::*;
 
     fn seg(uri: &str, duration: f64) -> SegmentEntry {
@@ -389,6 +403,7 @@ mod tests {
                     uri: "v/1a2b/audio_c/index.m3u8".into(),
                 },
             ],
+            subtitles: Vec::new(),
             variants: vec![
                 Variant {
                     uri: "v/1a2b/720p/index.m3u8".into(),
@@ -399,6 +414,7 @@ mod tests {
                     frame_rate: Some(30_000.0 / 1001.0),
                     video_range: Some(VideoRange::Pq),
                     audio_group: Some("aac".into()),
+                    subtitle_group: None,
                 },
                 Variant {
                     uri: "v/1a2b/360p/index.m3u8".into(),
@@ -410,6 +426,7 @@ mod tests {
                     // SDR is what an absent VIDEO-RANGE means: not written.
                     video_range: Some(VideoRange::Sdr),
                     audio_group: Some("aac".into()),
+                    subtitle_group: None,
                 },
             ],
             iframe_variants: vec![IFrameVariant {
@@ -437,6 +454,43 @@ mod tests {
              #EXT-X-STREAM-INF:BANDWIDTH=900000,AVERAGE-BANDWIDTH=700000,CODECS=\"avc1.42c01e,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=25.000,AUDIO=\"aac\"\n\
              v/1a2b/360p/index.m3u8\n\
              #EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=310000,AVERAGE-BANDWIDTH=90000,CODECS=\"avc1.64001f\",RESOLUTION=1280x720,VIDEO-RANGE=PQ,URI=\"v/1a2b/720p/iframes.m3u8\"\n"
+        );
+    }
+
+    #[test]
+    fn subtitle_renditions_and_group() {
+        let mut spec = ladder();
+        spec.subtitles = vec![
+            SubtitleRendition {
+                group_id: "subs".into(),
+                name: "English".into(),
+                language: Some("en".into()),
+                default: false,
+                autoselect: true,
+                forced: false,
+                characteristics: Some("public.accessibility.transcribes-spoken-dialog".into()),
+                uri: "v/1a2b/subs_en/index.m3u8".into(),
+            },
+            SubtitleRendition {
+                group_id: "subs".into(),
+                name: "Français (forced)".into(),
+                language: Some("fr".into()),
+                default: true,
+                autoselect: false,
+                forced: true,
+                characteristics: None,
+                uri: "v/1a2b/subs_fr/index.m3u8".into(),
+            },
+        ];
+        spec.variants[1].subtitle_group = Some("subs".into());
+        let text = master_playlist(&spec);
+        assert!(text.contains(
+            "#EXT-X-MEDIA:TYPE=SUBTITLES,URI=\"v/1a2b/subs_en/index.m3u8\",GROUP-ID=\"subs\",LANGUAGE=\"en\",NAME=\"English\",AUTOSELECT=YES,CHARACTERISTICS=\"public.accessibility.transcribes-spoken-dialog\"\n\
+             #EXT-X-MEDIA:TYPE=SUBTITLES,URI=\"v/1a2b/subs_fr/index.m3u8\",GROUP-ID=\"subs\",LANGUAGE=\"fr\",NAME=\"Français (forced)\",DEFAULT=YES,AUTOSELECT=YES,FORCED=YES\n"
+        ), "{text}");
+        assert!(
+            text.contains(",AUDIO=\"aac\",SUBTITLES=\"subs\"\nv/1a2b/360p/index.m3u8\n"),
+            "{text}"
         );
     }
 

@@ -76,9 +76,13 @@ pub fn demux(src: &dyn Source, input: usize, limits: &Limits) -> Result<Movie> {
         .into_iter()
         .partition(|t| !t.samples.is_empty());
     movie.tracks = tracks;
+    let (text, empty_text): (Vec<Track>, Vec<Track>) = std::mem::take(&mut movie.text_tracks)
+        .into_iter()
+        .partition(|t| !t.samples.is_empty());
+    movie.text_tracks = text;
     movie
         .skipped
-        .extend(empty.into_iter().map(|t| SkippedTrack {
+        .extend(empty.into_iter().chain(empty_text).map(|t| SkippedTrack {
             id: t.id,
             reason: "the track has no samples".into(),
             uncarried: None,
@@ -258,6 +262,7 @@ fn parse_moov(moov: &[u8], input: usize, file_len: u64, limits: &Limits) -> Resu
     let mut track_ids = Vec::new();
     let mut tracks = Vec::new();
     let mut skipped = Vec::new();
+    let mut text_tracks = Vec::new();
     let mut trak_count = 0usize;
     let mut notes = Vec::new();
     for b in Boxes::new(moov, *b"moov", None) {
@@ -276,6 +281,11 @@ fn parse_moov(moov: &[u8], input: usize, file_len: u64, limits: &Limits) -> Resu
             });
         }
         match parse_trak(b.body, input, movie_timescale, file_len, limits)? {
+            TrakOutcome::Usable(t, note) if t.kind == TrackKind::Subtitles => {
+                track_ids.push(t.id);
+                notes.extend(note.map(|n| format!("track {}: {n}", t.id)));
+                text_tracks.push(*t);
+            }
             TrakOutcome::Usable(t, note) => {
                 track_ids.push(t.id);
                 notes.extend(note.map(|n| format!("track {}: {n}", t.id)));
@@ -290,6 +300,7 @@ fn parse_moov(moov: &[u8], input: usize, file_len: u64, limits: &Limits) -> Resu
     Ok(ParsedMoov {
         movie: Movie {
             tracks,
+            text_tracks,
             skipped,
             notes,
             fingerprint: [0; 32],
@@ -337,6 +348,9 @@ fn parse_trak(
     let kind = match &handler {
         b"vide" => TrackKind::Video,
         b"soun" => TrackKind::Audio,
+        // QuickTime and 3GPP timed text (3GPP TS 26.245 § 5.16: 'text'; ffmpeg's mp4
+        // muxer writes 'sbtl' for mov_text), and ISO/IEC 14496-30's 'subt'.
+        b"text" | b"sbtl" | b"subt" => TrackKind::Subtitles,
         other => {
             return Ok(TrakOutcome::Skipped(SkippedTrack {
                 id,
@@ -361,7 +375,8 @@ fn parse_trak(
                     Some(f) => format!("'{}' is a still image (cover art)", FourCc(f)),
                     None => reason,
                 },
-                uncarried: still.is_none().then_some(kind),
+                // Losing a subtitle track loses neither picture nor sound.
+                uncarried: (still.is_none() && kind != TrackKind::Subtitles).then_some(kind),
             }));
         }
     };
@@ -524,7 +539,28 @@ fn parse_stsd(
     match kind {
         TrackKind::Video => parse_visual_entry(first, t),
         TrackKind::Audio => parse_audio_entry(first, t),
+        TrackKind::Subtitles => Ok(parse_text_entry(first)),
     }
+}
+
+/// A subtitle sample entry: `tx3g` is carried (its samples become WebVTT cues); others
+/// (QuickTime `text`, `wvtt`, `stpp`) are skipped with the reason.
+fn parse_text_entry(entry: BoxRef<'_>) -> std::result::Result<Entry, String> {
+    if &entry.fourcc != b"tx3g" {
+        return Err(format!(
+            "subtitle format '{}' cannot be carried yet (tx3g/mov_text can)",
+            FourCc(entry.fourcc)
+        ));
+    }
+    Ok(Entry {
+        codec: Codec::Tx3g,
+        raw: Vec::new(),
+        width: 0,
+        height: 0,
+        transfer: None,
+        channels: 0,
+        sample_rate: 0,
+    })
 }
 
 fn parse_visual_entry(

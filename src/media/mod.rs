@@ -13,6 +13,8 @@
 //! other muxers of the same [`plan`], with `package` choosing between them.
 
 pub mod aac;
+pub mod dovi;
+pub mod eac3;
 pub mod fmp4;
 pub mod hls;
 pub mod model;

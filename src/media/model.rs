@@ -2,6 +2,8 @@
 //! codec configuration and their samples, with times already resolved (edit lists
 //! applied, see [`Track::presentation_shift`]).
 
+pub use crate::media::dovi::DoviConfig;
+
 /// What a track carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -17,14 +19,25 @@ pub enum Codec {
     /// H.264. `fourcc` is `avc1` (parameter sets in the sample entry) or `avc3`
     /// (in-band). `avcc` is the AVCDecoderConfigurationRecord (ISO/IEC 14496-15 § 5.3.3.1).
     H264 { fourcc: [u8; 4], avcc: Vec<u8> },
-    /// H.265. `fourcc` is `hvc1` or `hev1`. `hvcc` is the
-    /// HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 § 8.3.3.1).
-    H265 { fourcc: [u8; 4], hvcc: Vec<u8> },
+    /// H.265. `fourcc` is `hvc1` or `hev1`, or for Dolby Vision profile 5 `dvh1` or
+    /// `dvhe`. `hvcc` is the HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 § 8.3.3.1);
+    /// `dovi` the Dolby Vision configuration (`dvcC`/`dvvC`) when the entry has one
+    /// (required in `dvh1`/`dvhe`; in `hvc1`/`hev1` it makes a profile 8 stream whose base
+    /// layer any HEVC player shows).
+    H265 {
+        fourcc: [u8; 4],
+        hvcc: Vec<u8>,
+        dovi: Option<DoviConfig>,
+    },
     /// VP9 in `vp09`; `vpcc` is the VPCodecConfigurationBox body (version and flags
     /// included).
     Vp9 { vpcc: Vec<u8> },
-    /// AV1 in `av01`; `av1c` is the AV1CodecConfigurationRecord.
-    Av1 { av1c: Vec<u8> },
+    /// AV1 in `av01`; `av1c` is the AV1CodecConfigurationRecord; `dovi` the Dolby Vision
+    /// configuration (`dvvC`, profile 10) when the entry has one.
+    Av1 {
+        av1c: Vec<u8>,
+        dovi: Option<DoviConfig>,
+    },
     /// AAC in `mp4a`. `asc` is the AudioSpecificConfig (ISO/IEC 14496-3 § 1.6.2.1)
     /// from the esds DecoderSpecificInfo.
     Aac { asc: Vec<u8> },

@@ -2,9 +2,11 @@
 //! Pure: no storage, no clock. `publish` writes what this returns.
 
 use crate::error::{Error, Result};
+use crate::media::eac3::Ec3Config;
 use crate::media::fmp4::{create_init_segment, create_media_segment};
-use crate::media::hls::{self, codecs::codecs_string, codecs::language_tag};
-use crate::media::model::{Movie, Track, TrackKind, VideoRange};
+use crate::media::hls::codecs::{codecs_string, language_tag, supplemental_codecs};
+use crate::media::hls::{self};
+use crate::media::model::{AudioFormat, Codec, Movie, Track, TrackKind, VideoRange};
 use crate::media::mp4::{demux, Limits};
 use crate::media::object::{cache_control, content_type, Body, Object};
 use crate::media::plan::{self, SegmentRange};
@@ -16,7 +18,9 @@ use std::sync::Arc;
 /// new packager never reuses an old version's path (DESIGN.md "Object layout").
 /// 2: the source's rotation matrix in `tkhd`, the AAC channel count from the
 /// AudioSpecificConfig, `VIDEO-RANGE` and displayed `RESOLUTION` in the master.
-pub const FORMAT_VERSION: &str = "hlspipe-fmp4-2";
+/// 3: MP3 channels from the first frame header, not the sample entry (a mono MP3 that
+/// ffmpeg wrote with channelcount 2 now has 1 in its init segment and `CHANNELS="1"`).
+pub const FORMAT_VERSION: &str = "hlspipe-fmp4-3";
 
 /// Packaging settings. Everything here goes into the version hash.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +79,12 @@ pub struct Rendition {
     pub language: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channels: Option<u16>,
+    /// E-AC-3 with Dolby Atmos: the JOC complexity index (`CHANNELS="16/JOC"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joc_complexity: Option<u8>,
+    /// Dolby Vision over a compatible base layer: `SUPPLEMENTAL-CODECS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supplemental_codecs: Option<String>,
     pub duration: f64,
     pub segment_count: usize,
     /// Key of the rendition's media playlist, relative to the title.
@@ -355,9 +365,22 @@ fn describe_rendition(p: &Planned<'_>, totals: &SegmentTotals, playlist: String)
         video_range: (t.kind == TrackKind::Video).then(|| t.video_range()),
         language: (t.kind == TrackKind::Audio).then(|| t.language.clone()),
         channels: (t.kind == TrackKind::Audio).then_some(t.channels),
+        joc_complexity: joc_complexity(&t.codec),
+        supplemental_codecs: supplemental_codecs(&t.codec),
         duration: totals.secs,
         segment_count: p.segments.len(),
         playlist,
+    }
+}
+
+/// The Dolby Atmos complexity index of an E-AC-3 track's `dec3`, if it has one.
+fn joc_complexity(codec: &Codec) -> Option<u8> {
+    match codec {
+        Codec::Audio {
+            format: AudioFormat::Eac3,
+            config,
+        } => Ec3Config::parse(config.get(8..)?).ok()?.joc_complexity,
+        _ => None,
     }
 }
 
@@ -474,6 +497,7 @@ fn build_iframe_playlist(
         codecs: p.codecs.clone(),
         resolution: Some(t.display_size()),
         video_range: Some(t.video_range()),
+        supplemental_codecs: supplemental_codecs(&t.codec),
     };
     (object, variant)
 }
@@ -512,6 +536,7 @@ fn master_text(renditions: &[Rendition], iframes: &[hls::IFrameVariant]) -> Stri
                 default: i == 0,
                 autoselect: true,
                 channels: a.channels.unwrap_or(2),
+                joc_complexity: a.joc_complexity,
                 uri: a.playlist.clone(),
             });
         }
@@ -536,6 +561,7 @@ fn master_text(renditions: &[Rendition], iframes: &[hls::IFrameVariant]) -> Stri
                 resolution: None,
                 frame_rate: None,
                 video_range: None,
+                supplemental_codecs: None,
                 audio_group: None,
             });
         }
@@ -554,6 +580,7 @@ fn master_text(renditions: &[Rendition], iframes: &[hls::IFrameVariant]) -> Stri
             resolution: v.resolution,
             frame_rate: v.frame_rate,
             video_range: v.video_range,
+            supplemental_codecs: v.supplemental_codecs.clone(),
             audio_group: group.clone(),
         });
     }

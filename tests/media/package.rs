@@ -285,8 +285,9 @@ fn master_attributes_follow_the_source_as_ffprobe_reads_it_regression_portrait_5
         "hevc_pq.mp4",
         "hevc_hlg.mp4",
         "h264_aac_faststart.mp4",
-        // Passed-through audio: CHANNELS from dac3, dec3, dOps, or the sample entry (FLAC).
-        // Not MP3: its channel mode is in the frames, and the entry says 2 for mono.
+        // Passed-through audio: CHANNELS from dac3, dec3, dOps, the first MP3 frame header
+        // (the entry says 2 for mono), or the sample entry (FLAC).
+        "h264_mp3.mp4",
         "h264_ac3.mp4",
         "h264_eac3.mp4",
         "h264_opus.mp4",

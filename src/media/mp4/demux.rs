@@ -8,6 +8,8 @@ use super::fragments::{parse_mvex, SampleDefaults};
 use super::reader::{find, require, BoxHeader, BoxRef, Boxes, HeaderError, Reader};
 use crate::error::{Error, FourCc, Result};
 use crate::media::aac::AudioSpecificConfig;
+use crate::media::dovi::{self, DoviConfig};
+use crate::media::eac3::{Ec3Config, ACMOD_CHANNELS};
 use crate::media::model::{AudioFormat, Codec, Movie, Sample, SkippedTrack, Track, TrackKind};
 use crate::media::source::{read_vec, Source};
 use sha2::{Digest, Sha256};
@@ -70,6 +72,9 @@ pub fn demux(src: &dyn Source, input: usize, limits: &Limits) -> Result<Movie> {
         .into_iter()
         .partition(|t| !t.samples.is_empty());
     movie.tracks = tracks;
+    for t in &mut movie.tracks {
+        mp3_channels_from_first_frame(src, t)?;
+    }
     movie
         .skipped
         .extend(empty.into_iter().map(|t| SkippedTrack {
@@ -92,6 +97,44 @@ pub fn demux(src: &dyn Source, input: usize, limits: &Limits) -> Result<Movie> {
     }
     movie.fingerprint = fingerprint;
     Ok(movie)
+}
+
+/// MP3 has no configuration record: its channel mode is in every frame header, and the
+/// sample entry's channelcount is what the writer chose (ffmpeg writes 2 for mono). The
+/// first frame's 4-byte header is read (the one sample-data read of the demuxer, bounded to
+/// those bytes) and its mode decides; a header that does not parse keeps the entry's count.
+fn mp3_channels_from_first_frame(src: &dyn Source, track: &mut Track) -> Result<()> {
+    let is_mp3 = matches!(
+        track.codec,
+        Codec::Audio {
+            format: AudioFormat::Mp3,
+            ..
+        }
+    );
+    let Some(first) = track.samples.first().filter(|s| is_mp3 && s.size >= 4) else {
+        return Ok(());
+    };
+    let mut head = [0u8; 4];
+    src.read_at(first.offset, &mut head)
+        .map_err(|e| Error::Io {
+            what: src.name().to_string(),
+            source: e,
+        })?;
+    if let Some(channels) = mpeg_audio_channels(head) {
+        track.channels = channels;
+    }
+    Ok(())
+}
+
+/// Channels of an MPEG-1/2 audio frame header (ISO/IEC 11172-3 § 2.4.1.3, ISO/IEC 13818-3
+/// § 2.4.1.3): syncword (12 bits, the last one the ID bit, or MPEG 2.5's 11), layer not
+/// `00`, then in the fourth byte the mode: `11` is single channel, the others two channels.
+fn mpeg_audio_channels(header: [u8; 4]) -> Option<u16> {
+    let [b0, b1, _, b3] = header;
+    let sync = b0 == 0xff && b1 & 0xe0 == 0xe0;
+    let version_ok = (b1 >> 3) & 0x3 != 0x1;
+    let layer_ok = (b1 >> 1) & 0x3 != 0;
+    (sync && version_ok && layer_ok).then_some(if b3 >> 6 == 0x3 { 1 } else { 2 })
 }
 
 /// The `moov`'s tracks, and for a fragmented file the `trex` defaults and every track_ID
@@ -520,7 +563,7 @@ fn parse_visual_entry(
     let fourcc = entry.fourcc;
     let config_box: &[u8; 4] = match &fourcc {
         b"avc1" | b"avc3" => b"avcC",
-        b"hvc1" | b"hev1" => b"hvcC",
+        b"hvc1" | b"hev1" | b"dvh1" | b"dvhe" => b"hvcC",
         b"vp09" => b"vpcC",
         b"av01" => b"av1C",
         b"encv" => return Ok(Err("encrypted video (encv) is not supported".into())),
@@ -545,6 +588,7 @@ fn parse_visual_entry(
         Some(colr) => parse_colr(colr.body, t)?,
         None => None,
     };
+    let dovi = parse_dovi(children, &fourcc, t)?;
     if config.body.len() < 4 {
         return Err(Error::malformed(
             config_box,
@@ -573,6 +617,7 @@ fn parse_visual_entry(
         }
         Codec::Av1 {
             av1c: config.body.to_vec(),
+            dovi,
         }
     } else if config_box == b"avcC" {
         if config.body[0] != 1 {
@@ -597,11 +642,12 @@ fn parse_visual_entry(
         Codec::H265 {
             fourcc,
             hvcc: config.body.to_vec(),
+            dovi,
         }
     };
     let transfer = match &codec {
         Codec::Vp9 { vpcc } if transfer.is_none() => vpcc.get(8).map(|&tc| u16::from(tc)),
-        _ => transfer,
+        _ => dovi_transfer(dovi.as_ref(), transfer),
     };
     Ok(Ok(Entry {
         codec,
@@ -612,6 +658,42 @@ fn parse_visual_entry(
         channels: 0,
         sample_rate: 0,
     }))
+}
+
+/// The Dolby Vision configuration among a visual sample entry's children (see
+/// [`DoviConfig`]). `dvh1`/`dvhe` entries must have one (Dolby Vision in ISOBMFF § 3.2); in
+/// an `hvc1`, `hev1` or `av01` entry it is optional, and one that cannot be read is passed
+/// over: the base layer still plays, only the Dolby Vision announcement is lost.
+fn parse_dovi(children: &[u8], fourcc: &[u8; 4], t: Option<u32>) -> Result<Option<DoviConfig>> {
+    let mut found = None;
+    for b in dovi::CONFIG_BOXES {
+        if let Some(config) = find(children, *fourcc, t, b)? {
+            found = Some((b, config));
+            break;
+        }
+    }
+    let required = matches!(fourcc, b"dvh1" | b"dvhe");
+    match found {
+        Some((b, config)) => match DoviConfig::parse(config.body) {
+            Ok(dovi) => Ok(Some(dovi)),
+            Err(reason) if required => Err(Error::malformed(b, t, reason)),
+            Err(_) => Ok(None),
+        },
+        None if required => Err(Error::missing(b"dvcC", t)),
+        None => Ok(None),
+    }
+}
+
+/// VIDEO-RANGE of a Dolby Vision track: profile 5 is PQ whatever `colr` says (its base
+/// layer is not meant to be shown without Dolby Vision); otherwise the base layer's own
+/// `colr`, or when it has none (or says "unspecified", 2) the transfer its compatibility id
+/// names.
+fn dovi_transfer(dovi: Option<&DoviConfig>, colr: Option<u16>) -> Option<u16> {
+    match (dovi, colr) {
+        (Some(d), _) if d.profile == 5 => d.transfer(),
+        (Some(d), None | Some(2)) => d.transfer().or(colr),
+        _ => colr,
+    }
 }
 
 fn parse_audio_entry(
@@ -720,24 +802,21 @@ fn parse_sound_description<'a>(entry: BoxRef<'a>, t: Option<u32>) -> Result<(u16
 
 /// The AudioSpecificConfig is what the decoder follows (ISO/IEC 14496-14 § 5.6: the
 /// sample entry's channelcount and samplerate are not used for MPEG-4 audio). Writers
-/// leave channelcount at 2 for 5.1, while with parametric stereo (HE-AAC v2) the config
-/// states the mono core and the entry the stereo output: the larger of the two is what
-/// plays. The rate from the entry is kept unless it is 0 (with SBR the config's core rate
-/// is half the output rate).
+/// leave channelcount at 2 for 5.1 and for mono, so the config's channels win, parametric
+/// stereo counted (a mono core with PS plays as stereo); the entry's count stands only
+/// when the config does not say. The rate from the entry is kept unless it is 0, then the
+/// config's output rate (with SBR twice the core rate).
 fn aac_rate_and_channels(asc: &[u8], sample_rate: &mut u32, channels: &mut u16) {
     if let Ok(config) = AudioSpecificConfig::parse(asc) {
         if *sample_rate == 0 {
-            *sample_rate = config.sample_rate.unwrap_or(0);
+            *sample_rate = config.output_sample_rate().unwrap_or(0);
         }
-        *channels = (*channels).max(config.channels.unwrap_or(0));
+        *channels = config.output_channels().unwrap_or(*channels);
     }
 }
 
-/// Channels of an AC-3 acmod (ETSI TS 102 366 table 4.3), before the LFE.
-const ACMOD_CHANNELS: [u16; 8] = [2, 1, 2, 3, 3, 4, 4, 5];
-
-/// AC3SpecificBox (ETSI TS 102 366 § F.4): fscod(2) bsid(5) bsmod(3) acmod(3) lfeon(1).
-/// Here and for `dec3` the fields are read from a big-endian word, first bit at bit 31.
+/// AC3SpecificBox (ETSI TS 102 366 § F.4): fscod(2) bsid(5) bsmod(3) acmod(3) lfeon(1),
+/// read from a big-endian word, first bit at bit 31.
 fn ac3_channels(dac3: &[u8]) -> Option<u16> {
     let bits = u32::from_be_bytes([*dac3.first()?, *dac3.get(1)?, *dac3.get(2)?, 0]);
     let acmod = (bits >> 19) & 0x7;
@@ -745,14 +824,10 @@ fn ac3_channels(dac3: &[u8]) -> Option<u16> {
     Some(ACMOD_CHANNELS[acmod as usize] + lfe as u16)
 }
 
-/// EC3SpecificBox (ETSI TS 102 366 § F.6): data_rate(13) num_ind_sub(3), then for the
-/// first independent substream fscod(2) bsid(5) reserved(1) asvc(1) bsmod(3) acmod(3)
-/// lfeon(1). Dependent substreams (7.1) add channels this does not count.
+/// EC3SpecificBox (ETSI TS 102 366 § F.6): the first independent substream's channels and
+/// those its dependent substreams add; see [`Ec3Config`].
 fn eac3_channels(dec3: &[u8]) -> Option<u16> {
-    let bits = u32::from_be_bytes([*dec3.get(2)?, *dec3.get(3)?, *dec3.get(4)?, 0]);
-    let acmod = (bits >> 17) & 0x7;
-    let lfe = (bits >> 16) & 1;
-    Some(ACMOD_CHANNELS[acmod as usize] + lfe as u16)
+    Ec3Config::parse(dec3).ok().map(|c| c.channels)
 }
 
 /// Reads an MPEG-4 descriptor header (ISO/IEC 14496-1 § 8.3.3): tag and a size in
@@ -1313,5 +1388,22 @@ mod tests {
         // acmod 7 + LFE: 5.1.
         assert_eq!(eac3_channels(&[0x03, 0x00, 0x20, 0x0f, 0x00]), Some(6));
         assert_eq!(eac3_channels(&[0x03, 0x00]), None);
+    }
+
+    #[test]
+    fn mp3_channels_from_the_frame_header() {
+        // MPEG-1 Layer III, 64 kb/s, 48 kHz: mode 11 (single channel), 00 (stereo), 01
+        // (joint stereo), 10 (dual channel).
+        assert_eq!(mpeg_audio_channels([0xff, 0xfb, 0x54, 0xc4]), Some(1));
+        assert_eq!(mpeg_audio_channels([0xff, 0xfb, 0x54, 0x04]), Some(2));
+        assert_eq!(mpeg_audio_channels([0xff, 0xfb, 0x54, 0x44]), Some(2));
+        assert_eq!(mpeg_audio_channels([0xff, 0xfb, 0x54, 0x84]), Some(2));
+        // MPEG-2 (ID 0) and MPEG 2.5 headers.
+        assert_eq!(mpeg_audio_channels([0xff, 0xf3, 0x54, 0xc4]), Some(1));
+        assert_eq!(mpeg_audio_channels([0xff, 0xe3, 0x54, 0xc4]), Some(1));
+        // No sync word, reserved version, reserved layer: the entry's count stands.
+        assert_eq!(mpeg_audio_channels([0x00, 0xfb, 0x54, 0xc4]), None);
+        assert_eq!(mpeg_audio_channels([0xff, 0xeb, 0x54, 0xc4]), None);
+        assert_eq!(mpeg_audio_channels([0xff, 0xf9, 0x54, 0xc4]), None);
     }
 }

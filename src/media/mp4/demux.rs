@@ -296,6 +296,7 @@ fn parse_moov(moov: &[u8], input: usize, file_len: u64, limits: &Limits) -> Resu
     let mut tracks = Vec::new();
     let mut skipped = Vec::new();
     let mut trak_count = 0usize;
+    let chapters = chapter_track_ids(moov);
     for b in Boxes::new(moov, *b"moov", None) {
         let b = b?;
         if &b.fourcc != b"trak" {
@@ -316,10 +317,13 @@ fn parse_moov(moov: &[u8], input: usize, file_len: u64, limits: &Limits) -> Resu
                 track_ids.push(t.id);
                 tracks.push(*t);
             }
+            // A chapter track is text, never a subtitle rendition.
+            TrakOutcome::Skipped(s) if chapters.contains(&s.id) => track_ids.push(s.id),
             TrakOutcome::Skipped(s) => {
                 track_ids.push(s.id);
                 skipped.push(s);
             }
+            TrakOutcome::Ignored(id) => track_ids.push(id),
         }
     }
     Ok(ParsedMoov {
@@ -347,6 +351,42 @@ fn parse_mvhd(body: &[u8]) -> Result<u32> {
 enum TrakOutcome {
     Usable(Box<Track>),
     Skipped(SkippedTrack),
+    /// Not media by design, left out without a word: see [`IGNORED_HANDLERS`] and
+    /// [`chapter_track_ids`].
+    Ignored(u32),
+}
+
+/// Handlers of tracks that are not media and are ignored (DESIGN.md "Media rules":
+/// timecode, chapter and data tracks): QuickTime timecode (`tmcd`), timed metadata (`meta`:
+/// camera telemetry, Apple `mebx`), camera motion (`camm`), hint tracks (`hint`) and MPEG-4
+/// systems streams (`odsm`, `sdsm`).
+const IGNORED_HANDLERS: [&[u8; 4]; 6] = [b"tmcd", b"meta", b"camm", b"hint", b"odsm", b"sdsm"];
+
+/// The track_IDs that a `chap` track reference of any track names: chapter tracks (QTFF
+/// "Track Reference Atom"; ffmpeg writes them for MP4 as well as MOV). They hold text, but
+/// titles of chapters, not subtitles. A `tref` that cannot be read names no chapters: it
+/// never stops the file from packaging.
+fn chapter_track_ids(moov: &[u8]) -> Vec<u32> {
+    let mut ids = Vec::new();
+    let traks = Boxes::new(moov, *b"moov", None)
+        .map_while(|b| b.ok())
+        .filter(|b| &b.fourcc == b"trak");
+    for trak in traks {
+        let Ok(Some(tref)) = find(trak.body, *b"trak", None, b"tref") else {
+            continue;
+        };
+        let chaps = Boxes::new(tref.body, *b"tref", None)
+            .map_while(|b| b.ok())
+            .filter(|b| &b.fourcc == b"chap");
+        for chap in chaps {
+            ids.extend(
+                chap.body
+                    .chunks_exact(4)
+                    .map(|id| u32::from_be_bytes([id[0], id[1], id[2], id[3]])),
+            );
+        }
+    }
+    ids
 }
 
 fn parse_trak(
@@ -370,6 +410,7 @@ fn parse_trak(
     let kind = match &handler {
         b"vide" => TrackKind::Video,
         b"soun" => TrackKind::Audio,
+        other if IGNORED_HANDLERS.contains(&other) => return Ok(TrakOutcome::Ignored(id)),
         other => {
             return Ok(TrakOutcome::Skipped(SkippedTrack {
                 id,
@@ -718,45 +759,23 @@ fn parse_audio_entry(
             )))
         }
     };
-    let (mut channels, mut sample_rate, children) = parse_sound_description(entry, t)?;
+    let (entry_channels, mut sample_rate, children) = parse_sound_description(entry, t)?;
     // QuickTime puts the configuration inside a `wave` box.
+    let wave = find(children, fourcc, t, b"wave")?;
     let config = match find(children, fourcc, t, config_box)? {
         Some(c) => c,
-        None => match find(children, fourcc, t, b"wave")? {
+        None => match wave {
             Some(wave) => require(wave.body, *b"wave", t, config_box)?,
             None => return Err(Error::missing(config_box, t)),
         },
     };
-    let passed = |format: AudioFormat| Codec::Audio {
-        format,
-        config: config.raw.to_vec(),
-    };
-    let codec = match config_box {
-        b"esds" => match parse_esds(config.body, t)? {
-            EsdsAudio::Aac(asc) => {
-                aac_rate_and_channels(&asc, &mut sample_rate, &mut channels);
-                Codec::Aac { asc }
-            }
-            EsdsAudio::Mp3 => passed(AudioFormat::Mp3),
-            EsdsAudio::Unsupported(reason) => return Ok(Err(reason)),
-        },
-        b"dac3" => {
-            channels = ac3_channels(config.body).unwrap_or(channels);
-            passed(AudioFormat::Ac3)
-        }
-        b"dec3" => {
-            channels = eac3_channels(config.body).unwrap_or(channels);
-            passed(AudioFormat::Eac3)
-        }
-        b"dOps" => {
-            // OutputChannelCount is the second byte of the OpusSpecificBox; Opus always
-            // decodes at 48 kHz (RFC 7845 § 5.1), whatever rate the entry names.
-            channels = config.body.get(1).map_or(channels, |&c| u16::from(c));
-            sample_rate = 48_000;
-            passed(AudioFormat::Opus)
-        }
-        b"dfLa" => passed(AudioFormat::Flac),
-        _ => passed(AudioFormat::Alac),
+    // CHANNELS comes from the codec's own configuration when it says (below); else from a
+    // QuickTime channel layout; the sample entry's count is the last resort.
+    let mut channels =
+        layout_channels(children, wave.map(|w| w.body), fourcc, t).unwrap_or(entry_channels);
+    let codec = match audio_codec(config, t, &mut channels, &mut sample_rate)? {
+        Ok(codec) => codec,
+        Err(reason) => return Ok(Err(reason)),
     };
     if sample_rate == 0 {
         return Err(Error::malformed(&fourcc, t, "sample rate is 0"));
@@ -770,6 +789,109 @@ fn parse_audio_entry(
         channels,
         sample_rate,
     }))
+}
+
+/// The codec of an audio entry from its configuration box (`esds`, `dac3`, `dec3`, `dOps`,
+/// `dfLa` or `alac`), with the channels and rate that configuration states written over
+/// what the entry said. The inner `Err` is an `mp4a` whose object type is not carried.
+fn audio_codec(
+    config: BoxRef<'_>,
+    t: Option<u32>,
+    channels: &mut u16,
+    sample_rate: &mut u32,
+) -> Result<std::result::Result<Codec, String>> {
+    let passed = |format: AudioFormat| Codec::Audio {
+        format,
+        config: config.raw.to_vec(),
+    };
+    Ok(Ok(match &config.fourcc {
+        b"esds" => match parse_esds(config.body, t)? {
+            EsdsAudio::Aac(asc) => {
+                aac_rate_and_channels(&asc, sample_rate, channels);
+                Codec::Aac { asc }
+            }
+            EsdsAudio::Mp3 => passed(AudioFormat::Mp3),
+            EsdsAudio::Unsupported(reason) => return Ok(Err(reason)),
+        },
+        b"dac3" => {
+            *channels = ac3_channels(config.body).unwrap_or(*channels);
+            passed(AudioFormat::Ac3)
+        }
+        b"dec3" => {
+            *channels = eac3_channels(config.body).unwrap_or(*channels);
+            passed(AudioFormat::Eac3)
+        }
+        b"dOps" => {
+            // OutputChannelCount is the second byte of the OpusSpecificBox; Opus always
+            // decodes at 48 kHz (RFC 7845 § 5.1), whatever rate the entry names.
+            *channels = config.body.get(1).map_or(*channels, |&c| u16::from(c));
+            *sample_rate = 48_000;
+            passed(AudioFormat::Opus)
+        }
+        b"dfLa" => {
+            *channels = flac_channels(config.body).unwrap_or(*channels);
+            passed(AudioFormat::Flac)
+        }
+        _ => {
+            *channels = alac_channels(config.body).unwrap_or(*channels);
+            passed(AudioFormat::Alac)
+        }
+    }))
+}
+
+/// Channels of a QuickTime `chan` box (QTFF "Audio Channel Layout Atom"), in the entry or
+/// its `wave`: a full box, then mChannelLayoutTag, mChannelBitmap,
+/// mNumberChannelDescriptions and 20-byte descriptions. The tag's low 16 bits are the
+/// channel count of a predefined layout; tag 0 (kAudioChannelLayoutTag_UseChannelDescriptions)
+/// counts the descriptions, which must all be in the box; tag 0x10000
+/// (kAudioChannelLayoutTag_UseChannelBitmap) counts the bitmap's bits. `None` when there is
+/// no such box or it says nothing usable: a broken layout never stops a track.
+fn layout_channels(
+    children: &[u8],
+    wave: Option<&[u8]>,
+    fourcc: [u8; 4],
+    t: Option<u32>,
+) -> Option<u16> {
+    let chan = match find(children, fourcc, t, b"chan") {
+        Ok(Some(chan)) => chan,
+        _ => find(wave?, *b"wave", t, b"chan").ok()??,
+    };
+    chan_channels(chan.body)
+}
+
+fn chan_channels(body: &[u8]) -> Option<u16> {
+    let word = |i: usize| -> Option<u32> {
+        let b = body.get(i..i + 4)?;
+        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let (tag, bitmap, descriptions) = (word(4)?, word(8)?, word(12)?);
+    let count = match tag {
+        0 => {
+            let fits = (body.len() - 16) / 20;
+            (descriptions as usize <= fits).then_some(descriptions)?
+        }
+        0x1_0000 => bitmap.count_ones(),
+        tag => tag & 0xffff,
+    };
+    u16::try_from(count).ok().filter(|&c| c > 0)
+}
+
+/// FLACSpecificBox (FLAC in ISOBMFF § 3.3.2): a full box, then metadata blocks, the first a
+/// STREAMINFO (type 0, 34 bytes) whose byte 12 holds (channels - 1) in bits 3..1.
+fn flac_channels(dfla: &[u8]) -> Option<u16> {
+    let header = *dfla.get(4)?;
+    if header & 0x7f != 0 {
+        return None;
+    }
+    let packed = *dfla.get(8 + 12)?;
+    Some(u16::from((packed >> 1) & 0x7) + 1)
+}
+
+/// The ALACSpecificConfig after the `alac` box's version and flags (Apple Lossless Audio
+/// Codec "Magic Cookie"): frameLength(32), compatibleVersion, bitDepth, pb, mb, kb, then
+/// numChannels.
+fn alac_channels(alac: &[u8]) -> Option<u16> {
+    alac.get(4 + 9).map(|&c| u16::from(c)).filter(|&c| c > 0)
 }
 
 /// AudioSampleEntry (ISO/IEC 14496-12 § 12.2.3): channel count, sample rate and the child
@@ -1388,6 +1510,42 @@ mod tests {
         // acmod 7 + LFE: 5.1.
         assert_eq!(eac3_channels(&[0x03, 0x00, 0x20, 0x0f, 0x00]), Some(6));
         assert_eq!(eac3_channels(&[0x03, 0x00]), None);
+    }
+
+    #[test]
+    fn channel_layouts_flac_and_alac() {
+        let chan = |tag: u32, bitmap: u32, descriptions: u32, extra: usize| {
+            let mut b = vec![0u8; 4];
+            for w in [tag, bitmap, descriptions] {
+                b.extend_from_slice(&w.to_be_bytes());
+            }
+            b.resize(b.len() + extra, 0);
+            b
+        };
+        // kAudioChannelLayoutTag_Mono (100 << 16 | 1), _Stereo, _MPEG_5_1_A (121 << 16 | 6).
+        assert_eq!(chan_channels(&chan(100 << 16 | 1, 0, 0, 0)), Some(1));
+        assert_eq!(chan_channels(&chan(101 << 16 | 2, 0, 0, 0)), Some(2));
+        assert_eq!(chan_channels(&chan(121 << 16 | 6, 0, 0, 0)), Some(6));
+        // A bitmap of L R C LFE Ls Rs; three descriptions, all present.
+        assert_eq!(chan_channels(&chan(0x1_0000, 0x3f, 0, 0)), Some(6));
+        assert_eq!(chan_channels(&chan(0, 0, 3, 60)), Some(3));
+        // Descriptions the box does not hold, no channels, a short box: nothing.
+        assert_eq!(chan_channels(&chan(0, 0, 3, 59)), None);
+        assert_eq!(chan_channels(&chan(0, 0, u32::MAX, 0)), None);
+        assert_eq!(chan_channels(&chan(0x1_0000, 0, 0, 0)), None);
+        assert_eq!(chan_channels(&[0; 15]), None);
+        // dfLa: full box, STREAMINFO header, then 34 bytes with channels - 1 = 5.
+        let mut dfla = vec![0, 0, 0, 0, 0x80, 0, 0, 34];
+        dfla.extend_from_slice(&[0; 34]);
+        dfla[8 + 12] = 0x0a; // 20-bit rate ends, then 101 (6 channels), bps bit
+        assert_eq!(flac_channels(&dfla), Some(6));
+        assert_eq!(flac_channels(&dfla[..20]), None);
+        dfla[4] = 0x84; // not a STREAMINFO first
+        assert_eq!(flac_channels(&dfla), None);
+        // alac: full box, frameLength, version, depth, pb, mb, kb, numChannels 2.
+        let alac = [0, 0, 0, 0, 0, 0, 16, 0, 0, 16, 40, 10, 14, 2];
+        assert_eq!(alac_channels(&alac), Some(2));
+        assert_eq!(alac_channels(&alac[..13]), None);
     }
 
     #[test]

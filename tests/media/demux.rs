@@ -215,3 +215,44 @@ fn release_profile_keeps_overflow_checks() {
         "[profile.release] must keep overflow-checks = true"
     );
 }
+
+/// QuickTime sound description version 2 (rate as a 64-bit float, channels in their own
+/// field, the entry's 16-bit fields placeholders: ffmpeg writes channelcount 3) with the
+/// esds inside `wave`; the timecode and chapter tracks are neither tracks nor skipped media.
+#[test]
+fn quicktime_v2_sound_description_and_ignored_timecode_and_chapter_tracks() {
+    let m = open("mov_quicktime.mov");
+    assert_eq!(m.tracks.len(), 2, "{:?}", m.skipped);
+    assert!(m.skipped.is_empty(), "{:?}", m.skipped);
+    let audio = m
+        .tracks
+        .iter()
+        .find(|t| t.kind == TrackKind::Audio)
+        .unwrap();
+    assert_eq!((audio.channels, audio.sample_rate), (2, 96000));
+    assert_eq!(codecs_string(&audio.codec).unwrap(), "mp4a.40.2");
+}
+
+/// Dolby Vision: the record is read from dvcC (profile 5, in a dvh1 entry) and dvvC
+/// (profile 8 in hvc1, profile 10 in av01).
+#[test]
+fn dolby_vision_records_are_read() {
+    for (name, profile, compatibility) in [
+        ("dv_p5.mp4", 5, 0),
+        ("dv_p81.mp4", 8, 1),
+        ("dv_p84.mp4", 8, 4),
+        ("dv_p10.mp4", 10, 1),
+    ] {
+        let m = open(name);
+        let dovi = match &m.tracks[0].codec {
+            Codec::H265 { dovi, .. } | Codec::Av1 { dovi, .. } => dovi.unwrap(),
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!((dovi.profile, dovi.level), (profile, 1), "{name}");
+        assert_eq!(dovi.compatibility, compatibility, "{name}");
+        assert!(
+            dovi.rpu && dovi.base_layer && !dovi.enhancement_layer,
+            "{name}"
+        );
+    }
+}

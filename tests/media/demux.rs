@@ -256,3 +256,48 @@ fn dolby_vision_records_are_read() {
         );
     }
 }
+
+/// The same, aimed at the sample descriptions the codec parsers read (esds with HE-AAC
+/// signalling, dec3 with Atmos, dvcC/dvvC, QuickTime sound description v2 with wave and
+/// chan): bytes flipped and 32-bit fields rewritten inside each `stsd`.
+#[test]
+fn mutated_sample_descriptions_never_panic() {
+    let settings = Settings::default();
+    let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+    for name in [
+        "he_aac_v2_compat.mp4",
+        "eac3_atmos.mp4",
+        "dv_p5.mp4",
+        "dv_p10.mp4",
+        "mov_quicktime.mov",
+    ] {
+        let original = std::fs::read(fixture(name)).unwrap();
+        let stsds: Vec<usize> = original
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == b"stsd")
+            .map(|(i, _)| i)
+            .collect();
+        assert!(!stsds.is_empty(), "{name}");
+        for case in 0..300u32 {
+            let mut data = original.clone();
+            let stsd = stsds[rng.next() as usize % stsds.len()];
+            for _ in 0..1 + rng.next() % 3 {
+                let at = (stsd + (rng.next() as usize) % 240).min(data.len() - 4);
+                if rng.next() % 2 == 0 {
+                    data[at] ^= 1 << (rng.next() % 8);
+                } else {
+                    let v = [0u32, 1, 5, 8, 0xff, 0xffff_ffff][(rng.next() % 6) as usize];
+                    data[at..at + 4].copy_from_slice(&v.to_be_bytes());
+                }
+            }
+            let source: Arc<dyn Source> =
+                Arc::new(MemorySource::new(data, format!("{name}-{case}")));
+            let input = Input { source, etag: None };
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _ = package(std::slice::from_ref(&input), &settings);
+            }));
+            assert!(result.is_ok(), "{name} case {case} panicked");
+        }
+    }
+}

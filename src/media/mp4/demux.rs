@@ -1548,6 +1548,66 @@ mod tests {
         assert_eq!(alac_channels(&alac[..13]), None);
     }
 
+    fn boxed(fourcc: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut b = ((8 + body.len()) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(fourcc);
+        b.extend_from_slice(body);
+        b
+    }
+
+    #[test]
+    fn dolby_vision_boxes_required_in_dvh1_optional_elsewhere() {
+        // Profile 8, level 6, RPU + BL, compatibility 1, then 18 reserved bytes.
+        let mut record = vec![1, 0, 0x10, 0x35, 0x10];
+        record.resize(24, 0);
+        let dvvc = boxed(b"dvvC", &record);
+        let dovi = parse_dovi(&dvvc, b"hvc1", Some(1)).unwrap().unwrap();
+        assert_eq!((dovi.profile, dovi.level, dovi.compatibility), (8, 6, 1));
+        // dvh1 needs its record; hvc1 does without.
+        let err = parse_dovi(&[], b"dvh1", Some(1)).unwrap_err();
+        assert!(err.to_string().contains("dvcC"), "{err}");
+        assert_eq!(parse_dovi(&[], b"hvc1", Some(1)).unwrap(), None);
+        // A record cut short: an error in dvh1, passed over in hvc1.
+        let short = boxed(b"dvcC", &record[..4]);
+        assert!(parse_dovi(&short, b"dvh1", Some(1)).is_err());
+        assert_eq!(parse_dovi(&short, b"hvc1", Some(1)).unwrap(), None);
+        // A box whose size runs past its parent is a malformed file either way.
+        let mut broken = dvvc.clone();
+        broken[3] = 0xff;
+        assert!(parse_dovi(&broken, b"hvc1", Some(1)).is_err());
+    }
+
+    #[test]
+    fn dolby_vision_video_range() {
+        let dovi = |profile: u8, compatibility: u8| {
+            let packed =
+                (u32::from(profile) << 25) | (0b101 << 16) | (u32::from(compatibility) << 12);
+            let mut r = vec![1, 0];
+            r.extend_from_slice(&packed.to_be_bytes());
+            DoviConfig::parse(&r).unwrap()
+        };
+        // Profile 5 is PQ whatever colr says.
+        assert_eq!(dovi_transfer(Some(&dovi(5, 0)), Some(1)), Some(16));
+        assert_eq!(dovi_transfer(Some(&dovi(5, 0)), None), Some(16));
+        // Profile 8: the base layer's colr, else (or when unspecified) its compatibility id.
+        assert_eq!(dovi_transfer(Some(&dovi(8, 4)), Some(18)), Some(18));
+        assert_eq!(dovi_transfer(Some(&dovi(8, 4)), None), Some(18));
+        assert_eq!(dovi_transfer(Some(&dovi(8, 1)), Some(2)), Some(16));
+        assert_eq!(dovi_transfer(Some(&dovi(8, 1)), Some(16)), Some(16));
+        assert_eq!(dovi_transfer(None, Some(16)), Some(16));
+        assert_eq!(dovi_transfer(None, None), None);
+    }
+
+    #[test]
+    fn chapter_references_are_read_leniently() {
+        let tref = boxed(b"tref", &boxed(b"chap", &[0, 0, 0, 3, 0, 0, 0, 4, 9]));
+        let moov = boxed(b"trak", &tref);
+        assert_eq!(chapter_track_ids(&moov), vec![3, 4]);
+        let mut broken = moov.clone();
+        broken[11] = 0x7f; // tref size past the trak
+        assert_eq!(chapter_track_ids(&broken), Vec::<u32>::new());
+    }
+
     #[test]
     fn mp3_channels_from_the_frame_header() {
         // MPEG-1 Layer III, 64 kb/s, 48 kHz: mode 11 (single channel), 00 (stereo), 01

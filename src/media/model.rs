@@ -169,12 +169,17 @@ impl Track {
     /// Width and height as displayed: swapped when the matrix turns the picture a quarter
     /// (phones record portrait video as landscape samples with a 90° matrix).
     pub fn display_size(&self) -> (u16, u16) {
-        let [a, b, _, c, d, ..] = self.matrix;
-        if a == 0 && d == 0 && b != 0 && c != 0 {
+        if self.quarter_turn() {
             (self.height, self.width)
         } else {
             (self.width, self.height)
         }
+    }
+
+    /// Whether the matrix turns the picture by 90° or 270°.
+    pub fn quarter_turn(&self) -> bool {
+        let [a, b, _, c, d, ..] = self.matrix;
+        a == 0 && d == 0 && b != 0 && c != 0
     }
 
     /// The dynamic range a player must be able to show (`VIDEO-RANGE`,

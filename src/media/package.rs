@@ -7,7 +7,7 @@ use crate::media::fmp4::{create_init_segment, create_media_segment};
 use crate::media::hls::codecs::{codecs_string, language_tag, supplemental_codecs};
 use crate::media::hls::{self};
 use crate::media::model::{AudioFormat, Codec, Movie, Track, TrackKind, VideoRange};
-use crate::media::mp4::{demux, Limits};
+use crate::media::mp4::{demux, pixel_aspect_ratio, Limits};
 use crate::media::object::{cache_control, content_type, Body, Object};
 use crate::media::plan::{self, SegmentRange};
 use crate::media::source::Source;
@@ -19,7 +19,8 @@ use std::sync::Arc;
 /// 2: the source's rotation matrix in `tkhd`, the AAC channel count from the
 /// AudioSpecificConfig, `VIDEO-RANGE` and displayed `RESOLUTION` in the master.
 /// 3: MP3 channels from the first frame header, not the sample entry (a mono MP3 that
-/// ffmpeg wrote with channelcount 2 now has 1 in its init segment and `CHANNELS="1"`).
+/// ffmpeg wrote with channelcount 2 now has 1 in its init segment and `CHANNELS="1"`);
+/// `RESOLUTION` scaled by a non-square `pasp` pixel aspect ratio.
 pub const FORMAT_VERSION: &str = "hlspipe-fmp4-3";
 
 /// Packaging settings. Everything here goes into the version hash.
@@ -360,7 +361,7 @@ fn describe_rendition(p: &Planned<'_>, totals: &SegmentTotals, playlist: String)
         bandwidth: totals.peak,
         average_bandwidth: bit_rate(totals.bytes, totals.secs),
         // As displayed: a portrait phone video is 1080x1920 (DESIGN.md "Media rules").
-        resolution: (t.kind == TrackKind::Video).then(|| t.display_size()),
+        resolution: (t.kind == TrackKind::Video).then(|| displayed_resolution(t)),
         frame_rate: t.frame_rate().map(|f| (f * 1000.0).round() / 1000.0),
         video_range: (t.kind == TrackKind::Video).then(|| t.video_range()),
         language: (t.kind == TrackKind::Audio).then(|| t.language.clone()),
@@ -370,6 +371,24 @@ fn describe_rendition(p: &Planned<'_>, totals: &SegmentTotals, playlist: String)
         duration: totals.secs,
         segment_count: p.segments.len(),
         playlist,
+    }
+}
+
+/// `RESOLUTION` as the picture is shown (DESIGN.md "Media rules"): the width scaled by the
+/// `pasp` pixel aspect ratio (anamorphic 320x180 with 4:3 pixels shows as 427x180, as
+/// ffmpeg and QuickTime compute it), then turned by the matrix.
+fn displayed_resolution(t: &Track) -> (u16, u16) {
+    let width = match pixel_aspect_ratio(&t.sample_entry) {
+        Some((h, v)) if h != v => {
+            let scaled = (u64::from(t.width) * u64::from(h) + u64::from(v) / 2) / u64::from(v);
+            u16::try_from(scaled).unwrap_or(t.width)
+        }
+        _ => t.width,
+    };
+    if t.quarter_turn() {
+        (t.height, width)
+    } else {
+        (width, t.height)
     }
 }
 
@@ -495,7 +514,7 @@ fn build_iframe_playlist(
         bandwidth: peak,
         average_bandwidth: bit_rate(bytes, total_secs),
         codecs: p.codecs.clone(),
-        resolution: Some(t.display_size()),
+        resolution: Some(displayed_resolution(t)),
         video_range: Some(t.video_range()),
         supplemental_codecs: supplemental_codecs(&t.codec),
     };

@@ -172,6 +172,18 @@ fn quicktime_mov_passes_v2_sound_pasp_and_clap_and_ignores_timecode_and_chapters
     let want = ffprobe_entries(&source, "v:0", sar);
     assert_eq!(want["sample_aspect_ratio"], "4:3");
     assert_eq!(ffprobe_entries(&video, "v:0", sar), want);
+    // RESOLUTION as displayed: 320 samples of 4:3 pixels are 427 wide, as ffprobe's
+    // display aspect ratio (64:27) says.
+    let size = ffprobe_entries(&source, "v:0", "stream=width,height,display_aspect_ratio");
+    assert_eq!(size["display_aspect_ratio"], "64:27");
+    let width: u32 = size["width"].parse().unwrap();
+    let height: u32 = size["height"].parse().unwrap();
+    let displayed = format!("{}x{height}", (width * 4 + 1) / 3);
+    let variant = first_line(&master, "#EXT-X-STREAM-INF:");
+    assert_eq!(
+        attribute(variant, "RESOLUTION").as_deref(),
+        Some(displayed.as_str())
+    );
     // ffmpeg 5.1 does not export a clean aperture: the box itself must be in the init
     // segment, byte for byte.
     let bytes = std::fs::read(&source).unwrap();

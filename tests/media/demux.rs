@@ -284,7 +284,7 @@ fn mutated_sample_descriptions_never_panic() {
             let stsd = stsds[rng.next() as usize % stsds.len()];
             for _ in 0..1 + rng.next() % 3 {
                 let at = (stsd + (rng.next() as usize) % 240).min(data.len() - 4);
-                if rng.next() % 2 == 0 {
+                if rng.next().is_multiple_of(2) {
                     data[at] ^= 1 << (rng.next() % 8);
                 } else {
                     let v = [0u32, 1, 5, 8, 0xff, 0xffff_ffff][(rng.next() % 6) as usize];

@@ -737,6 +737,21 @@ fn dovi_transfer(dovi: Option<&DoviConfig>, colr: Option<u16>) -> Option<u16> {
     }
 }
 
+/// The pixel aspect ratio (hSpacing, vSpacing) of a visual sample entry's `pasp` box
+/// (ISO/IEC 14496-12 § 12.1.4), from the entry as stored in [`Track::sample_entry`]
+/// (header, 78 bytes of VisualSampleEntry fields, then children). `None` without one, for
+/// zero spacings, or for ratios beyond 1:8..8:1, which no camera or editor writes.
+pub fn pixel_aspect_ratio(sample_entry: &[u8]) -> Option<(u32, u32)> {
+    let fourcc: [u8; 4] = sample_entry.get(4..8)?.try_into().ok()?;
+    let children = sample_entry.get(8 + 78..)?;
+    let pasp = find(children, fourcc, None, b"pasp").ok()??;
+    let mut r = Reader::new(pasp.body, *b"pasp", None);
+    let (h, v) = (r.u32().ok()?, r.u32().ok()?);
+    let sane =
+        h > 0 && v > 0 && u64::from(h) <= 8 * u64::from(v) && u64::from(v) <= 8 * u64::from(h);
+    sane.then_some((h, v))
+}
+
 fn parse_audio_entry(
     entry: BoxRef<'_>,
     t: Option<u32>,
@@ -1606,6 +1621,27 @@ mod tests {
         let mut broken = moov.clone();
         broken[11] = 0x7f; // tref size past the trak
         assert_eq!(chapter_track_ids(&broken), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn pixel_aspect_ratio_from_the_entry() {
+        let entry = |children: &[u8]| {
+            let mut body = vec![0u8; 78];
+            body.extend_from_slice(children);
+            boxed(b"avc1", &body)
+        };
+        let pasp = |h: u32, v: u32| {
+            let mut b = h.to_be_bytes().to_vec();
+            b.extend_from_slice(&v.to_be_bytes());
+            boxed(b"pasp", &b)
+        };
+        assert_eq!(pixel_aspect_ratio(&entry(&pasp(4, 3))), Some((4, 3)));
+        assert_eq!(pixel_aspect_ratio(&entry(&pasp(1, 1))), Some((1, 1)));
+        assert_eq!(pixel_aspect_ratio(&entry(&[])), None);
+        assert_eq!(pixel_aspect_ratio(&entry(&pasp(0, 1))), None);
+        assert_eq!(pixel_aspect_ratio(&entry(&pasp(100, 1))), None);
+        assert_eq!(pixel_aspect_ratio(&entry(&pasp(4, 3))[..90]), None);
+        assert_eq!(pixel_aspect_ratio(&[0; 7]), None);
     }
 
     #[test]

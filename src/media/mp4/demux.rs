@@ -367,6 +367,8 @@ const IGNORED_HANDLERS: [&[u8; 4]; 6] = [b"tmcd", b"meta", b"camm", b"hint", b"o
 /// titles of chapters, not subtitles. A `tref` that cannot be read names no chapters: it
 /// never stops the file from packaging.
 fn chapter_track_ids(moov: &[u8]) -> Vec<u32> {
+    // More references than a file can have tracks are a hostile file's, not chapters.
+    const MAX_CHAPTER_TRACKS: usize = 1024;
     let mut ids = Vec::new();
     let traks = Boxes::new(moov, *b"moov", None)
         .map_while(|b| b.ok())
@@ -379,9 +381,11 @@ fn chapter_track_ids(moov: &[u8]) -> Vec<u32> {
             .map_while(|b| b.ok())
             .filter(|b| &b.fourcc == b"chap");
         for chap in chaps {
+            let room = MAX_CHAPTER_TRACKS.saturating_sub(ids.len());
             ids.extend(
                 chap.body
                     .chunks_exact(4)
+                    .take(room)
                     .map(|id| u32::from_be_bytes([id[0], id[1], id[2], id[3]])),
             );
         }
@@ -640,7 +644,32 @@ fn parse_visual_entry(
     if width == 0 || height == 0 {
         return Err(Error::malformed(&fourcc, t, "video width or height is 0"));
     }
-    let codec = if config_box == b"vpcC" {
+    let codec = visual_codec(fourcc, config_box, config, dovi, t)?;
+    let transfer = match &codec {
+        Codec::Vp9 { vpcc } if transfer.is_none() => vpcc.get(8).map(|&tc| u16::from(tc)),
+        _ => dovi_transfer(dovi.as_ref(), transfer),
+    };
+    Ok(Ok(Entry {
+        codec,
+        raw: entry.raw.to_vec(),
+        width,
+        height,
+        transfer,
+        channels: 0,
+        sample_rate: 0,
+    }))
+}
+
+/// The codec of a visual entry from its configuration record (`avcC`, `hvcC`, `vpcC` or
+/// `av1C`, at least 4 bytes), each checked as far as the CODECS string needs it.
+fn visual_codec(
+    fourcc: [u8; 4],
+    config_box: &[u8; 4],
+    config: BoxRef<'_>,
+    dovi: Option<DoviConfig>,
+    t: Option<u32>,
+) -> Result<Codec> {
+    Ok(if config_box == b"vpcC" {
         // VPCodecConfigurationBox (VP Codec ISO Media File Format Binding § 2.2): a full
         // box, then profile, level, bitDepth(4) chromaSubsampling(3) fullRange(1),
         // colourPrimaries, transferCharacteristics, matrixCoefficients.
@@ -685,20 +714,7 @@ fn parse_visual_entry(
             hvcc: config.body.to_vec(),
             dovi,
         }
-    };
-    let transfer = match &codec {
-        Codec::Vp9 { vpcc } if transfer.is_none() => vpcc.get(8).map(|&tc| u16::from(tc)),
-        _ => dovi_transfer(dovi.as_ref(), transfer),
-    };
-    Ok(Ok(Entry {
-        codec,
-        raw: entry.raw.to_vec(),
-        width,
-        height,
-        transfer,
-        channels: 0,
-        sample_rate: 0,
-    }))
+    })
 }
 
 /// The Dolby Vision configuration among a visual sample entry's children (see
@@ -776,14 +792,15 @@ fn parse_audio_entry(
     };
     let (entry_channels, mut sample_rate, children) = parse_sound_description(entry, t)?;
     // QuickTime puts the configuration inside a `wave` box.
-    let wave = find(children, fourcc, t, b"wave")?;
     let config = match find(children, fourcc, t, config_box)? {
         Some(c) => c,
-        None => match wave {
+        None => match find(children, fourcc, t, b"wave")? {
             Some(wave) => require(wave.body, *b"wave", t, config_box)?,
             None => return Err(Error::missing(config_box, t)),
         },
     };
+    // Looking for a channel layout never fails a track whose configuration was found.
+    let wave = find(children, fourcc, t, b"wave").ok().flatten();
     // CHANNELS comes from the codec's own configuration when it says (below); else from a
     // QuickTime channel layout; the sample entry's count is the last resort.
     let mut channels =

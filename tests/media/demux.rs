@@ -301,3 +301,50 @@ fn mutated_sample_descriptions_never_panic() {
         }
     }
 }
+
+/// QuickTime sound description version 1 with the esds inside `wave` (ffmpeg's MOV AAC) and a
+/// mono `chan` layout: the track reads as mono AAC-LC at 48 kHz.
+#[test]
+fn quicktime_v1_sound_description_with_wave() {
+    let m = open("aac_and_pcm.mov");
+    let audio = m
+        .tracks
+        .iter()
+        .find(|t| t.kind == TrackKind::Audio)
+        .unwrap();
+    // The entry: size, type, 6 reserved, data_reference_index, then the version.
+    assert_eq!(&audio.sample_entry[4..8], b"mp4a");
+    assert_eq!(
+        audio.sample_entry[16..18],
+        [0, 1],
+        "sound description version"
+    );
+    assert!(audio.sample_entry.windows(4).any(|w| w == b"wave"));
+    assert_eq!((audio.channels, audio.sample_rate), (1, 48000));
+    assert_eq!(codecs_string(&audio.codec).unwrap(), "mp4a.40.2");
+}
+
+/// Timed-metadata and other data handlers are ignored like timecode; a handler nobody
+/// knows is still reported as a skipped track.
+#[test]
+fn data_tracks_are_ignored_and_unknown_handlers_reported() {
+    let original = std::fs::read(fixture("mov_quicktime.mov")).unwrap();
+    // The timecode track's media handler: QuickTime component type 'mhlr', subtype 'tmcd'.
+    let at = original
+        .windows(8)
+        .position(|w| w == b"mhlrtmcd")
+        .expect("tmcd handler")
+        + 4;
+    for (handler, skipped) in [(b"meta", 0), (b"camm", 0), (b"xyzw", 1)] {
+        let mut data = original.clone();
+        data[at..at + 4].copy_from_slice(handler);
+        let src = MemorySource::new(data, "patched.mov");
+        let m = demux(&src, 0, &Limits::default()).unwrap();
+        assert_eq!(m.tracks.len(), 2);
+        assert_eq!(m.skipped.len(), skipped, "{:?}", m.skipped);
+        if skipped == 1 {
+            assert_eq!(m.skipped[0].uncarried, None);
+            assert!(m.skipped[0].reason.contains("xyzw"), "{:?}", m.skipped);
+        }
+    }
+}

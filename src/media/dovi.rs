@@ -76,11 +76,11 @@ impl DoviConfig {
         }
     }
 
-    /// The transfer characteristics (ITU-T H.273) a player shows: profile 5 is always PQ
-    /// (its IPTPQc2 base layer has no other meaning); otherwise that of the compatible base
-    /// layer, when the compatibility id names one.
+    /// The transfer characteristics (ITU-T H.273) a player shows: profiles 5 and 10.0 are
+    /// always PQ (their IPTPQc2 / PQ base layer has no other meaning); otherwise that of the
+    /// compatible base layer, when the compatibility id names one.
     pub fn transfer(&self) -> Option<u16> {
-        if self.profile == 5 {
+        if self.profile == 5 || (self.profile == 10 && self.compatibility == 0) {
             return Some(16);
         }
         match self.compatibility {
@@ -134,9 +134,14 @@ mod tests {
             (p82.compatibility_brand(), p82.transfer()),
             (Some("db2g"), Some(1))
         );
-        // 10.1 on AV1; the highest level (13) keeps two digits.
+        // 10.1 on AV1; the highest level (13) keeps two digits. 10.0 (dav1) is PQ.
         let p10 = DoviConfig::parse(&record(10, 13, 0b101, 1)).unwrap();
         assert_eq!(p10.codec_string("dav1"), "dav1.10.13");
+        let p100 = DoviConfig::parse(&record(10, 5, 0b101, 0)).unwrap();
+        assert_eq!(
+            (p100.compatibility_brand(), p100.transfer()),
+            (None, Some(16))
+        );
         // Profile 7 (dual layer, Blu-ray compatibility 6): no HLS brand.
         let p7 = DoviConfig::parse(&record(7, 6, 0b111, 6)).unwrap();
         assert_eq!((p7.compatibility_brand(), p7.transfer()), (None, Some(16)));

@@ -32,9 +32,11 @@ pub enum Codec {
     /// VP9 in `vp09`; `vpcc` is the VPCodecConfigurationBox body (version and flags
     /// included).
     Vp9 { vpcc: Vec<u8> },
-    /// AV1 in `av01`; `av1c` is the AV1CodecConfigurationRecord; `dovi` the Dolby Vision
-    /// configuration (`dvvC`, profile 10) when the entry has one.
+    /// AV1. `fourcc` is `av01`, or `dav1` for Dolby Vision profile 10 without a compatible
+    /// base layer; `av1c` is the AV1CodecConfigurationRecord; `dovi` the Dolby Vision
+    /// configuration (`dvvC`/`dvwC`, profile 10) when the entry has one (required in `dav1`).
     Av1 {
+        fourcc: [u8; 4],
         av1c: Vec<u8>,
         dovi: Option<DoviConfig>,
     },

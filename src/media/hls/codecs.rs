@@ -22,7 +22,21 @@ pub fn codecs_string(codec: &Codec) -> Result<String, Error> {
         } if matches!(fourcc, b"dvh1" | b"dvhe") => Ok(dovi.codec_string(fourcc_str(fourcc))),
         Codec::H265 { fourcc, hvcc, .. } => hevc_string(fourcc, hvcc),
         Codec::Vp9 { vpcc } => vp9_string(vpcc),
-        Codec::Av1 { av1c, .. } => av1_string(av1c),
+        Codec::Av1 {
+            fourcc: [b'd', b'a', b'v', b'1'],
+            dovi: Some(dovi),
+            ..
+        } => Ok(dovi.codec_string("dav1")),
+        Codec::Av1 {
+            fourcc: [b'a', b'v', b'0', b'1'],
+            av1c,
+            ..
+        } => av1_string(av1c),
+        Codec::Av1 { fourcc, .. } => Err(Error::malformed(
+            fourcc,
+            None,
+            "not an AV1 sample entry with its configuration (av01, or dav1 with dvvC)",
+        )),
         Codec::Aac { asc } => aac_string(asc),
         // RFC 6381 § 3.3 and the Apple HLS authoring specification's codec table: MP3 is
         // MPEG-4 audio object type 34; AC-3 and E-AC-3 are their sample entry types (ETSI
@@ -58,7 +72,9 @@ pub fn supplemental_codecs(codec: &Codec) -> Option<String> {
             _ => return None,
         },
         Codec::Av1 {
-            dovi: Some(dovi), ..
+            fourcc: [b'a', b'v', b'0', b'1'],
+            dovi: Some(dovi),
+            ..
         } => ("dav1", dovi),
         _ => return None,
     };
@@ -348,6 +364,7 @@ mod tests {
         assert_eq!(supplemental_codecs(&dolby_vision(b"hvc1", 8, 4, 6)), None);
         // Profile 10.1 on AV1.
         let av1 = Codec::Av1 {
+            fourcc: *b"av01",
             av1c: vec![0x81, 0x08, 0x4c, 0x00],
             dovi: Some(dovi(10, 9, 1)),
         };
@@ -463,11 +480,21 @@ mod tests {
         // av1C: main profile, level 8 (4.0), main tier, 10-bit.
         let av1c = vec![0x81, 0x08, 0x4c, 0x00];
         assert_eq!(
-            codecs_string(&Codec::Av1 { av1c, dovi: None }).unwrap(),
+            codecs_string(&Codec::Av1 {
+                fourcc: *b"av01",
+                av1c,
+                dovi: None
+            })
+            .unwrap(),
             "av01.0.08M.10"
         );
         let av1c = vec![0x81];
-        assert!(codecs_string(&Codec::Av1 { av1c, dovi: None }).is_err());
+        assert!(codecs_string(&Codec::Av1 {
+            fourcc: *b"av01",
+            av1c,
+            dovi: None
+        })
+        .is_err());
     }
 
     #[test]

@@ -610,7 +610,7 @@ fn parse_visual_entry(
         b"avc1" | b"avc3" => b"avcC",
         b"hvc1" | b"hev1" | b"dvh1" | b"dvhe" => b"hvcC",
         b"vp09" => b"vpcC",
-        b"av01" => b"av1C",
+        b"av01" | b"dav1" => b"av1C",
         b"encv" => return Ok(Err("encrypted video (encv) is not supported".into())),
         other => {
             return Ok(Err(format!(
@@ -686,6 +686,7 @@ fn visual_codec(
             return Err(Error::malformed(b"av1C", t, "marker and version are not 1"));
         }
         Codec::Av1 {
+            fourcc,
             av1c: config.body.to_vec(),
             dovi,
         }
@@ -718,9 +719,9 @@ fn visual_codec(
 }
 
 /// The Dolby Vision configuration among a visual sample entry's children (see
-/// [`DoviConfig`]). `dvh1`/`dvhe` entries must have one (Dolby Vision in ISOBMFF § 3.2); in
-/// an `hvc1`, `hev1` or `av01` entry it is optional, and one that cannot be read is passed
-/// over: the base layer still plays, only the Dolby Vision announcement is lost.
+/// [`DoviConfig`]). `dvh1`, `dvhe` and `dav1` entries must have one (Dolby Vision in ISOBMFF
+/// § 3.2); in an `hvc1`, `hev1` or `av01` entry it is optional, and one that cannot be read
+/// is passed over: the base layer still plays, only the Dolby Vision announcement is lost.
 fn parse_dovi(children: &[u8], fourcc: &[u8; 4], t: Option<u32>) -> Result<Option<DoviConfig>> {
     let mut found = None;
     for b in dovi::CONFIG_BOXES {
@@ -729,7 +730,7 @@ fn parse_dovi(children: &[u8], fourcc: &[u8; 4], t: Option<u32>) -> Result<Optio
             break;
         }
     }
-    let required = matches!(fourcc, b"dvh1" | b"dvhe");
+    let required = matches!(fourcc, b"dvh1" | b"dvhe" | b"dav1");
     match found {
         Some((b, config)) => match DoviConfig::parse(config.body) {
             Ok(dovi) => Ok(Some(dovi)),
@@ -741,13 +742,13 @@ fn parse_dovi(children: &[u8], fourcc: &[u8; 4], t: Option<u32>) -> Result<Optio
     }
 }
 
-/// VIDEO-RANGE of a Dolby Vision track: profile 5 is PQ whatever `colr` says (its base
-/// layer is not meant to be shown without Dolby Vision); otherwise the base layer's own
-/// `colr`, or when it has none (or says "unspecified", 2) the transfer its compatibility id
-/// names.
+/// VIDEO-RANGE of a Dolby Vision track: without a compatible base layer (profile 5, 10.0)
+/// it is PQ whatever `colr` says (that layer is not meant to be shown without Dolby
+/// Vision); otherwise the base layer's own `colr`, or when it has none (or says
+/// "unspecified", 2) the transfer its compatibility id names.
 fn dovi_transfer(dovi: Option<&DoviConfig>, colr: Option<u16>) -> Option<u16> {
     match (dovi, colr) {
-        (Some(d), _) if d.profile == 5 => d.transfer(),
+        (Some(d), _) if d.compatibility == 0 => d.transfer().or(colr),
         (Some(d), None | Some(2)) => d.transfer().or(colr),
         _ => colr,
     }
@@ -1599,6 +1600,8 @@ mod tests {
         let err = parse_dovi(&[], b"dvh1", Some(1)).unwrap_err();
         assert!(err.to_string().contains("dvcC"), "{err}");
         assert_eq!(parse_dovi(&[], b"hvc1", Some(1)).unwrap(), None);
+        assert!(parse_dovi(&[], b"dav1", Some(1)).is_err());
+        assert_eq!(parse_dovi(&[], b"av01", Some(1)).unwrap(), None);
         // A record cut short: an error in dvh1, passed over in hvc1.
         let short = boxed(b"dvcC", &record[..4]);
         assert!(parse_dovi(&short, b"dvh1", Some(1)).is_err());

@@ -134,6 +134,8 @@ impl AudioSpecificConfig {
             config.ps = object_type == 29;
             config.extension_sample_rate = bits.sample_rate().filter(|r| *r > 0);
             match bits.object_type() {
+                // ER BSAC carries an extensionChannelConfiguration here.
+                Some(22) if bits.skip(4).is_none() => return Ok(config),
                 Some(core) => core,
                 None => return Ok(config),
             }

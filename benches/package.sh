@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Packaging speed and memory: `hlspipe package` against `cp` (the floor: copying the bytes) and
-# `ffmpeg -c copy -f hls` (the usual tool), on large 1080p H.264+AAC inputs.
+# `ffmpeg -c copy -f hls` (the usual tool), on large 1080p H.264+AAC inputs, progressive and
+# fragmented (the same samples remuxed as browser recorders and OBS write them: empty moov,
+# one moof+mdat per GOP).
 #
 #   bash benches/package.sh                    # 180 s (~800 MB) and 90 s (~400 MB) inputs
 #   BENCH_SECONDS=10 bash benches/package.sh   # quick check of the script: 10 s and 5 s inputs
@@ -41,7 +43,21 @@ make_input() {
   echo "$path"
 }
 
-inputs=("$(make_input "$SECONDS_LONG")" "$(make_input "$SECONDS_SHORT")")
+# make_fragmented PATH: PATH's samples remuxed fragmented (…_frag.mp4 beside it; cached too).
+make_fragmented() {
+  local path="${1%.mp4}_frag.mp4"
+  if [[ ! -s "$path" ]]; then
+    echo "making $path (a remux, once)" >&2
+    ffmpeg -nostdin -hide_banner -loglevel error -y -i "$1" -c copy \
+      -movflags frag_keyframe+empty_moov+default_base_moof "$path.partial.mp4"
+    mv "$path.partial.mp4" "$path"
+  fi
+  echo "$path"
+}
+
+long="$(make_input "$SECONDS_LONG")"
+short="$(make_input "$SECONDS_SHORT")"
+inputs=("$long" "$short" "$(make_fragmented "$long")" "$(make_fragmented "$short")")
 
 echo "== cargo build --release --locked" >&2
 cargo build --release --locked --quiet

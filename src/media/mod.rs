@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! Source (read_at) ─► mp4::demux ─► Movie (tracks, samples, codec configs)
+//!                  ─► edit        ─► edit lists applied (trim points, pre-roll)
 //!                  ─► plan        ─► segment ranges (cuts at video sync samples)
 //!                  ─► fmp4        ─► init.mp4 + .m4s bodies (headers + source byte ranges)
 //!                  ─► hls         ─► media, I-frame and master playlists
@@ -15,6 +16,7 @@
 pub mod aac;
 pub mod dovi;
 pub mod eac3;
+pub mod edit;
 pub mod fmp4;
 pub mod hls;
 pub mod model;

@@ -1,6 +1,6 @@
 //! The media model the demuxer produces and every writer consumes: tracks, their
 //! codec configuration and their samples, with times already resolved (edit lists
-//! applied, see [`Track::presentation_shift`]).
+//! applied, see [`Track::pts`] and [`crate::media::edit`]).
 
 pub use crate::media::dovi::DoviConfig;
 
@@ -148,6 +148,9 @@ pub struct Track {
     /// leading empty edits, converted to the media timescale (ISO/IEC 14496-12 § 8.6.6).
     pub media_start: i64,
     pub empty_delay: i64,
+    /// Media time where the edit list ends presentation, when it ends before the media
+    /// does. [`crate::media::edit::apply`] drops what follows and clears it.
+    pub media_end: Option<i64>,
     /// Samples in decode order.
     pub samples: Vec<Sample>,
 }
@@ -155,7 +158,12 @@ pub struct Track {
 impl Track {
     /// Presentation time of a sample, in the media timescale.
     pub fn pts(&self, s: &Sample) -> i64 {
-        s.dts as i64 + s.cts_offset as i64 - self.media_start + self.empty_delay
+        // Saturating: a hostile `stts` can sum decode times past `i64::MAX`.
+        i64::try_from(s.dts)
+            .unwrap_or(i64::MAX)
+            .saturating_add(i64::from(s.cts_offset))
+            .saturating_sub(self.media_start)
+            .saturating_add(self.empty_delay)
     }
 
     /// Sum of all sample durations (media timescale).
@@ -226,6 +234,11 @@ impl VideoRange {
     }
 }
 
+/// The largest time (in ticks of a track's timescale) a track may reach, decode time plus
+/// duration and every offset: 2^53, exact in an `f64`, far from `i64` overflow in any sum
+/// of two times, and still 3,000 years at 90 kHz. The demuxer refuses tracks beyond it.
+pub const MAX_TICKS: u64 = 1 << 53;
+
 /// The identity matrix of ISO/IEC 14496-12 § 8.3.2.3: no transformation.
 pub const UNITY_MATRIX: [i32; 9] = [0x1_0000, 0, 0, 0, 0x1_0000, 0, 0, 0, 0x4000_0000];
 
@@ -234,8 +247,15 @@ pub const UNITY_MATRIX: [i32; 9] = [0x1_0000, 0, 0, 0, 0x1_0000, 0, 0, 0, 0x4000
 pub struct Movie {
     /// Usable tracks (video and audio), in file order.
     pub tracks: Vec<Track>,
-    /// Tracks that were skipped, with the reason (timecode, text, unknown codec).
+    /// Tracks that were skipped, with the reason (text, unknown codec, no samples).
     pub skipped: Vec<SkippedTrack>,
+    /// Tracks that are not media by design (timecode, chapters, timed metadata), with what
+    /// each is: listed where every track is (the manifest), never warned about (DESIGN.md
+    /// "Media rules": they are ignored).
+    pub ignored: Vec<SkippedTrack>,
+    /// What the user should know about how a track was read (an edit list honoured only
+    /// in part).
+    pub notes: Vec<String>,
     /// Hash of the moov box bytes and the file size: identifies the input's layout
     /// cheaply when no ETag is at hand (see `publish::version`).
     pub fingerprint: [u8; 32],

@@ -18,10 +18,12 @@ use std::sync::Arc;
 /// new packager never reuses an old version's path (DESIGN.md "Object layout").
 /// 2: the source's rotation matrix in `tkhd`, the AAC channel count from the
 /// AudioSpecificConfig, `VIDEO-RANGE` and displayed `RESOLUTION` in the master.
-/// 3: MP3 channels from the first frame header, not the sample entry (a mono MP3 that
+/// 3: where presentation starts is the init segment's edit list for video too (B-frame
+/// delay, trim points) instead of negative composition offsets; trims are applied.
+/// 4: MP3 channels from the first frame header, not the sample entry (a mono MP3 that
 /// ffmpeg wrote with channelcount 2 now has 1 in its init segment and `CHANNELS="1"`);
 /// `RESOLUTION` scaled by a non-square `pasp` pixel aspect ratio.
-pub const FORMAT_VERSION: &str = "hlspipe-fmp4-3";
+pub const FORMAT_VERSION: &str = "hlspipe-fmp4-4";
 
 /// Packaging settings. Everything here goes into the version hash.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,10 +94,40 @@ pub struct Rendition {
     pub playlist: String,
 }
 
+/// What became of one track of an input. The manifest lists every track, so nothing is
+/// dropped silently: a rendition, the same audio as another input's rendition (a ladder
+/// repeats its audio in every file), or skipped with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TrackReport {
+    /// The input's name (its key or path).
+    pub input: String,
+    /// `tkhd` track_ID in the input.
+    pub track: u32,
+    /// Video or audio for the tracks hlspipe reads; absent for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<TrackKind>,
+    /// The sample entry type (`avc1`, `mp4a`, `ec-3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec: Option<String>,
+    #[serde(flatten)]
+    pub outcome: TrackOutcome,
+}
+
+/// [`TrackReport::outcome`], written as `"became": "rendition" | "same_as" | "skipped"`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "became", rename_all = "snake_case")]
+pub enum TrackOutcome {
+    Rendition { rendition: String },
+    SameAs { rendition: String },
+    Skipped { reason: String },
+}
+
 /// A packaged title: objects in publish order.
 pub struct PackagedTitle {
     pub version: String,
     pub renditions: Vec<Rendition>,
+    /// Every track of every input and what became of it.
+    pub tracks: Vec<TrackReport>,
     /// Stage 1: init and media segments, all under `v/<version>/`.
     pub media: Vec<Object>,
     /// Stage 2: media playlists, also under `v/<version>/`.
@@ -166,7 +198,72 @@ fn build(inputs: &[Input], movies: &[Movie], settings: &Settings) -> Result<Pack
     let warnings = skipped_track_warnings(inputs, movies);
     let audios = distinct_audio_tracks(inputs, movies)?;
     let planned = plan_renditions(inputs, movies, &audios, settings.segment_duration)?;
-    assemble_title(version, &planned, warnings)
+    let mut title = assemble_title(version, &planned, warnings)?;
+    title.tracks = track_reports(inputs, movies, &planned);
+    Ok(title)
+}
+
+/// [`TrackReport`]s in input order, each input's by track_ID.
+fn track_reports(inputs: &[Input], movies: &[Movie], planned: &[Planned<'_>]) -> Vec<TrackReport> {
+    let mut reports = Vec::new();
+    for (input, movie) in inputs.iter().zip(movies) {
+        let name = input.source.name().to_string();
+        let first = reports.len();
+        for t in &movie.tracks {
+            let rendition = |same: fn(&Track, &Track) -> bool| {
+                planned
+                    .iter()
+                    .find(|p| same(p.track, t))
+                    .map(|p| p.name.clone())
+            };
+            let outcome = match rendition(|a, b| std::ptr::eq(a, b)) {
+                Some(rendition) => TrackOutcome::Rendition { rendition },
+                None => match rendition(same_audio) {
+                    Some(rendition) => TrackOutcome::SameAs { rendition },
+                    None => TrackOutcome::Skipped {
+                        reason: "not packaged".into(),
+                    },
+                },
+            };
+            reports.push(TrackReport {
+                input: name.clone(),
+                track: t.id,
+                kind: Some(t.kind),
+                codec: t
+                    .sample_entry
+                    .get(4..8)
+                    .map(|f| String::from_utf8_lossy(f).into_owned()),
+                outcome,
+            });
+        }
+        reports.extend(
+            movie
+                .skipped
+                .iter()
+                .chain(&movie.ignored)
+                .map(|s| TrackReport {
+                    input: name.clone(),
+                    track: s.id,
+                    kind: s.uncarried,
+                    codec: None,
+                    outcome: TrackOutcome::Skipped {
+                        reason: s.reason.clone(),
+                    },
+                }),
+        );
+        reports[first..].sort_by_key(|r| r.track);
+    }
+    reports
+}
+
+/// The rule [`distinct_audio_tracks`] keeps one of: the same sound in another input.
+fn same_audio(a: &Track, b: &Track) -> bool {
+    a.kind == TrackKind::Audio
+        && b.kind == TrackKind::Audio
+        && a.codec == b.codec
+        && a.language == b.language
+        && a.channels == b.channels
+        && a.sample_rate == b.sample_rate
 }
 
 /// One warning per track the demuxer skipped, naming its input.
@@ -180,6 +277,9 @@ fn skipped_track_warnings(inputs: &[Input], movies: &[Movie]) -> Vec<String> {
                 s.id,
                 s.reason
             ));
+        }
+        for note in &movie.notes {
+            warnings.push(format!("{}: {note}", input.source.name()));
         }
     }
     warnings
@@ -283,6 +383,7 @@ fn assemble_title(
     Ok(PackagedTitle {
         version,
         renditions,
+        tracks: Vec::new(),
         media,
         playlists,
         master,

@@ -143,6 +143,7 @@ mod tests {
             sample_rate: 0,
             media_start: 0,
             empty_delay: 0,
+            media_end: None,
             samples: (0..n)
                 .map(|i| Sample {
                     offset: i as u64,

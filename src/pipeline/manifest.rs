@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::media::object::{cache_control, content_type, Body, Object};
-use crate::media::package::{PackagedTitle, Rendition};
+use crate::media::package::{PackagedTitle, Rendition, TrackReport};
 use crate::store::Store;
 
 pub const MANIFEST_KEY: &str = "manifest.json";
@@ -54,6 +54,9 @@ pub struct Manifest {
     pub retired: Vec<RetiredVersion>,
     #[serde(default)]
     pub renditions: Vec<Rendition>,
+    /// Every track of the live version's inputs and what became of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<TrackReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,6 +80,7 @@ impl Manifest {
             target_version: None,
             retired: Vec::new(),
             renditions: Vec::new(),
+            tracks: Vec::new(),
             duration: None,
             error: None,
             warnings: Vec::new(),
@@ -130,6 +134,7 @@ impl Manifest {
         self.version = Some(title.version.clone());
         self.target_version = None;
         self.renditions = title.renditions.clone();
+        self.tracks = title.tracks.clone();
         self.duration = Some(title.duration);
         self.warnings = title.warnings.clone();
         self.finish(now);

@@ -2,7 +2,7 @@
 //! served by a plain local HTTP server on 127.0.0.1. (Debian's Chromium has no
 //! HEVC decoder, so the HEVC title is checked by ffmpeg in tests/media/package.rs only.)
 
-use crate::support::{artifact, fixture, hlspipe, play_in_browser_with, serve_dir};
+use crate::support::{artifact, fixture, hlspipe, play_in_browser_with, serve_dir, PlayerReport};
 
 fn package_and_play(inputs: &[&str]) {
     package_and_play_with(inputs, &[]);
@@ -14,7 +14,7 @@ fn package_and_play_short(inputs: &[&str]) {
     package_and_play_with(inputs, &["--segment-duration", "2"]);
 }
 
-fn package_and_play_with(inputs: &[&str], extra: &[&str]) {
+fn package_and_play_with(inputs: &[&str], extra: &[&str]) -> PlayerReport {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("title");
     let mut cmd = hlspipe();
@@ -54,6 +54,47 @@ fn package_and_play_with(inputs: &[&str], extra: &[&str]) {
     assert!(
         requests.iter().any(|r| r.target.ends_with("init.mp4")),
         "{requests:?}"
+    );
+    report
+}
+
+/// Where the browser put a track on the timeline: the first buffered range of the
+/// SourceBuffer whose MIME type starts with `kind` (`video`, `audio`).
+fn buffered_start(report: &PlayerReport, kind: &str) -> f64 {
+    let track = report
+        .buffered
+        .iter()
+        .find(|b| b.mime.starts_with(kind))
+        .unwrap_or_else(|| panic!("no {kind} SourceBuffer: {report:?}"));
+    track
+        .ranges
+        .first()
+        .unwrap_or_else(|| panic!("{kind} buffered nothing: {report:?}"))
+        .0
+}
+
+/// A trim without re-encoding (an edit list starting between key frames, B-frames, ending
+/// early): before the fix Chromium dropped the pre-roll and, with it, every frame up to the
+/// next key frame, so the picture started 1.6 s late. Now both tracks start at 0.
+#[test]
+fn hlsjs_starts_a_trimmed_title_at_its_trim_point_regression_edit_list_mid_gop() {
+    let report = package_and_play_with(&["trimmed_mid_gop.mp4"], &["--segment-duration", "2"]);
+    let video = buffered_start(&report, "video");
+    let audio = buffered_start(&report, "audio");
+    assert!(video.abs() < 0.001, "video starts at {video}: {report:?}");
+    assert!(audio.abs() < 0.001, "audio starts at {audio}: {report:?}");
+}
+
+/// An empty edit (audio starting 0.5 s after the video) keeps the delay in the player.
+#[test]
+fn hlsjs_keeps_a_delayed_audio_start() {
+    let report = package_and_play_with(&["delayed_audio.mp4"], &["--segment-duration", "2"]);
+    assert!(buffered_start(&report, "video").abs() < 0.001, "{report:?}");
+    // 0.5 s of empty edit minus the AAC priming ffmpeg folded into it (22 ms).
+    let audio = buffered_start(&report, "audio");
+    assert!(
+        (audio - 0.478).abs() < 0.005,
+        "audio starts at {audio}: {report:?}"
     );
 }
 

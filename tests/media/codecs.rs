@@ -142,7 +142,7 @@ fn he_aac_configuration_reaches_the_init_segment() {
 /// A QuickTime file as editors write it packages whole: the 96 kHz sound description
 /// version 2 with its esds inside `wave` and a `chan` layout, the picture's `pasp` (4:3
 /// pixels) and `clap` carried in the copied sample entry, and its timecode and chapter tracks
-/// ignored without a warning (they are not media the title loses).
+/// ignored without a warning (they are not media the title loses), though still listed.
 #[test]
 fn quicktime_mov_passes_v2_sound_pasp_and_clap_and_ignores_timecode_and_chapters_silently() {
     let name = "mov_quicktime.mov";
@@ -163,6 +163,26 @@ fn quicktime_mov_passes_v2_sound_pasp_and_clap_and_ignores_timecode_and_chapters
     let warnings = &manifest["warnings"];
     assert!(
         warnings.is_null() || warnings.as_array().is_some_and(|w| w.is_empty()),
+        "{manifest}"
+    );
+    // Every track is still listed, with what became of it.
+    let became: Vec<(u64, &str)> = manifest["tracks"]
+        .as_array()
+        .expect("tracks")
+        .iter()
+        .map(|t| {
+            let what = t["rendition"].as_str().or(t["reason"].as_str());
+            (t["track"].as_u64().unwrap(), what.unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(
+        became,
+        [
+            (1, "video_180p"),
+            (2, "audio_und"),
+            (3, "a chapter track (ignored)"),
+            (4, "a 'tmcd' track (ignored)")
+        ],
         "{manifest}"
     );
 

@@ -218,12 +218,24 @@ fn release_profile_keeps_overflow_checks() {
 
 /// QuickTime sound description version 2 (rate as a 64-bit float, channels in their own
 /// field, the entry's 16-bit fields placeholders: ffmpeg writes channelcount 3) with the
-/// esds inside `wave`; the timecode and chapter tracks are neither tracks nor skipped media.
+/// esds inside `wave`; the timecode and chapter tracks are ignored, not skipped media.
 #[test]
 fn quicktime_v2_sound_description_and_ignored_timecode_and_chapter_tracks() {
     let m = open("mov_quicktime.mov");
     assert_eq!(m.tracks.len(), 2, "{:?}", m.skipped);
     assert!(m.skipped.is_empty(), "{:?}", m.skipped);
+    let ignored: Vec<(u32, &str)> = m
+        .ignored
+        .iter()
+        .map(|s| (s.id, s.reason.as_str()))
+        .collect();
+    assert_eq!(
+        ignored,
+        [
+            (3, "a chapter track (ignored)"),
+            (4, "a 'tmcd' track (ignored)")
+        ]
+    );
     let audio = m
         .tracks
         .iter()
@@ -324,8 +336,8 @@ fn quicktime_v1_sound_description_with_wave() {
     assert_eq!(codecs_string(&audio.codec).unwrap(), "mp4a.40.2");
 }
 
-/// Timed-metadata and other data handlers are ignored like timecode; a handler nobody
-/// knows is still reported as a skipped track.
+/// Timed-metadata and other data handlers are ignored like timecode (listed, never warned
+/// about); a handler nobody knows is still a skipped track with a warning.
 #[test]
 fn data_tracks_are_ignored_and_unknown_handlers_reported() {
     let original = std::fs::read(fixture("mov_quicktime.mov")).unwrap();
@@ -342,6 +354,7 @@ fn data_tracks_are_ignored_and_unknown_handlers_reported() {
         let m = demux(&src, 0, &Limits::default()).unwrap();
         assert_eq!(m.tracks.len(), 2);
         assert_eq!(m.skipped.len(), skipped, "{:?}", m.skipped);
+        assert_eq!(m.ignored.len(), 2 - skipped, "{:?}", m.ignored);
         if skipped == 1 {
             assert_eq!(m.skipped[0].uncarried, None);
             assert!(m.skipped[0].reason.contains("xyzw"), "{:?}", m.skipped);

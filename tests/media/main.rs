@@ -7,5 +7,6 @@ mod support;
 mod bad_input;
 mod codecs;
 mod demux;
+mod mutate;
 mod package;
 mod publish;

@@ -4,7 +4,7 @@
 
 use crate::support::{
     expected_media, ffmpeg_decode_errors, ffprobe_duration, ffprobe_entries, ffprobe_frames,
-    fixture, hlspipe, ExpectedMedia,
+    ffprobe_times, fixture, hlspipe, ExpectedMedia,
 };
 use hlspipe::testing::check::{check_master_playlist, check_media_playlist};
 use std::collections::BTreeMap;
@@ -208,6 +208,7 @@ title_tests! {
     h264_aac_faststart: ["h264_aac_faststart.mp4"];
     moov_at_end: ["moov_at_end.mp4"];
     bframes_editlist: ["bframes_editlist.mp4"];
+    delayed_audio: ["delayed_audio.mp4"];
     hevc_aac: ["hevc_aac.mp4"];
     two_audio_langs: ["two_audio_langs.mp4"];
     audio_only: ["audio_only.m4a"];
@@ -249,6 +250,8 @@ fn every_media_fixture_has_a_title_test() {
         "h264_aac_faststart.mp4",
         "moov_at_end.mp4",
         "bframes_editlist.mp4",
+        "trimmed_mid_gop.mp4",
+        "delayed_audio.mp4",
         "hevc_aac.mp4",
         "two_audio_langs.mp4",
         "audio_only.m4a",
@@ -373,4 +376,123 @@ pub(crate) fn variant_uri(master: &str) -> String {
         .and(lines.next())
         .unwrap_or_default()
         .to_string()
+}
+
+/// A trim without re-encoding: an edit list starting between key frames (with B-frames) and
+/// ending before the media does. Before the fix the frames before the trim point were shown
+/// and the audio was 0.38 s out of step with them. Now the pre-roll is carried (decoding
+/// needs it) but packed into the first millisecond, the frames shown are the ones the source
+/// shows, where the source shows them, and the audio keeps the source's times.
+#[test]
+fn trim_between_key_frames_shows_the_source_frames_in_sync_regression_edit_list_mid_gop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    package(&["trimmed_mid_gop.mp4"], &out, &[]);
+    let master = out.join("master.m3u8");
+    let errors = ffmpeg_decode_errors(&master);
+    assert!(errors.is_empty(), "ffmpeg reports errors: {errors}");
+
+    let source = fixture("trimmed_mid_gop.mp4");
+    let mut src_frames = ffprobe_times(&source, "v:0", "frame=pts_time");
+    let mut out_frames = ffprobe_times(&master, "v:0", "frame=pts_time");
+    src_frames.sort_by(f64::total_cmp);
+    out_frames.sort_by(f64::total_cmp);
+    let (packed, shown): (Vec<f64>, Vec<f64>) = out_frames.iter().partition(|&&t| t < 0.001);
+    assert!(
+        !packed.is_empty(),
+        "the fixture's pre-roll is carried: {out_frames:?}"
+    );
+    assert_eq!(shown.len(), src_frames.len(), "frames shown: {shown:?}");
+    // ffmpeg snaps the source's trim to a frame start (the trim point is 20 ms into a
+    // frame); hlspipe presents it exactly, so the two agree within a frame.
+    let frame = 1.0 / 25.0;
+    for (k, (o, s)) in shown.iter().zip(&src_frames).enumerate() {
+        assert!((o - s).abs() <= frame, "frame {k}: {o} vs the source's {s}");
+    }
+    let src_audio = ffprobe_times(&source, "a:0", "packet=pts_time");
+    let out_audio = ffprobe_times(&master, "a:0", "packet=pts_time");
+    assert_eq!(out_audio.len(), src_audio.len());
+    for (k, (o, s)) in out_audio.iter().zip(&src_audio).enumerate() {
+        assert!(
+            (o - s).abs() < 0.001,
+            "audio packet {k}: {o} vs the source's {s}"
+        );
+    }
+    let duration = ffprobe_duration(&master);
+    assert!((duration - 5.18).abs() <= frame, "duration {duration}");
+}
+
+/// ffmpeg reads a B-frame title's timestamps exactly as it reads its source's: the
+/// composition delay is the init segment's edit list, not negative offsets (which ffmpeg
+/// 5.1 turned into an 80 ms video delay).
+#[test]
+fn b_frame_timestamps_read_as_the_source_regression_negative_offsets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    package(&["bframes_editlist.mp4"], &out, &[]);
+    let source = fixture("bframes_editlist.mp4");
+    let master = out.join("master.m3u8");
+    for select in ["v:0", "a:0"] {
+        let src = ffprobe_times(&source, select, "packet=pts_time");
+        let got = ffprobe_times(&master, select, "packet=pts_time");
+        assert_eq!(got.len(), src.len(), "{select}");
+        for (k, (o, s)) in got.iter().zip(&src).enumerate() {
+            assert!(
+                (o - s).abs() < 0.001,
+                "{select} packet {k}: {o} vs the source's {s}"
+            );
+        }
+    }
+}
+
+/// Nothing is dropped silently: the manifest (and `package --json`) lists every track of
+/// every input and what became of it: a rendition, the same audio as another input's
+/// rendition, or skipped with the reason.
+#[test]
+fn manifest_lists_every_track_and_what_became_of_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("pcm");
+    package(&["aac_and_pcm.mov"], &out, &[]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let tracks = manifest["tracks"].as_array().expect("tracks");
+    let became: Vec<(u64, &str, &str)> = tracks
+        .iter()
+        .map(|t| {
+            (
+                t["track"].as_u64().unwrap(),
+                t["became"].as_str().unwrap(),
+                t["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        became,
+        vec![
+            (1, "rendition", "video"),
+            (2, "rendition", "audio"),
+            (3, "skipped", "audio")
+        ]
+    );
+    assert_eq!(tracks[0]["rendition"], "video_180p");
+    assert_eq!(tracks[1]["codec"], "mp4a");
+    let reason = tracks[2]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("sowt") && reason.contains("PCM"),
+        "{reason}"
+    );
+
+    let out = tmp.path().join("ladder");
+    package(&["ladder_360.mp4", "ladder_240.mp4"], &out, &[]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let tracks = manifest["tracks"].as_array().expect("tracks");
+    assert_eq!(tracks.len(), 4, "{tracks:?}");
+    assert!(tracks[0]["input"]
+        .as_str()
+        .unwrap()
+        .ends_with("ladder_360.mp4"));
+    assert_eq!(tracks[1]["became"], "rendition");
+    assert_eq!(tracks[3]["became"], "same_as", "{tracks:?}");
+    assert_eq!(tracks[3]["rendition"], tracks[1]["rendition"]);
 }

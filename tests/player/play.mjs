@@ -5,7 +5,10 @@
 //        [--cookie name=value]... [--visit URL]...
 //
 // Prints one JSON line:
-//   {"ok":bool,"currentTime":n,"fatal":null|"type/details","fragsLoaded":n,"httpErrors":[...],"timedOut":bool}
+//   {"ok":bool,"currentTime":n,"fatal":null|"type/details","fragsLoaded":n,"httpErrors":[...],"timedOut":bool,
+//    "buffered":[{"type":"video/mp4;codecs=…","ranges":[[start,end],…]},…]}
+// `buffered` is what each MSE SourceBuffer holds when the report is taken: where the browser put
+// each track on the timeline (a track starting late, or frames dropped before 0, show there).
 // Exit 0 iff ok (currentTime > seconds and no fatal hls.js/media error); 1 when playback failed;
 // 2 when the harness itself could not run (bad arguments, Chromium or hls.js missing), so a test
 // expecting a playback failure cannot pass on a broken harness.
@@ -63,8 +66,15 @@ const PAGE = `<!doctype html>
 <script src="hls.min.js"></script>
 <script>
   const params = new URLSearchParams(location.search);
-  const state = { fatal: null, fragsLoaded: 0 };
+  const state = { fatal: null, fragsLoaded: 0, sourceBuffers: [] };
   window.__player = state;
+  // Remember every SourceBuffer hls.js makes, to report what each one holds.
+  const addSourceBuffer = MediaSource.prototype.addSourceBuffer;
+  MediaSource.prototype.addSourceBuffer = function (type) {
+    const sb = addSourceBuffer.call(this, type);
+    state.sourceBuffers.push({ type, sb });
+    return sb;
+  };
   const video = document.getElementById('v');
   video.addEventListener('error', () => {
     state.fatal ??= 'media/' + (video.error ? 'code ' + video.error.code + ' ' + video.error.message : 'error');
@@ -168,11 +178,20 @@ async function main() {
         currentTime: document.getElementById('v').currentTime,
         fatal: window.__player.fatal,
         fragsLoaded: window.__player.fragsLoaded,
+        buffered: window.__player.sourceBuffers.map(({ type, sb }) => {
+          const ranges = [];
+          try {
+            for (let i = 0; i < sb.buffered.length; i++) ranges.push([sb.buffered.start(i), sb.buffered.end(i)]);
+          } catch (_) {
+            // A SourceBuffer removed from its MediaSource has no buffered ranges.
+          }
+          return { type, ranges };
+        }),
       }));
       const timedOut = Date.now() > deadline;
       if (s.currentTime > opts.seconds || s.fatal !== null || timedOut) {
         const ok = s.currentTime > opts.seconds && s.fatal === null;
-        report = { ok, currentTime: s.currentTime, fatal: s.fatal, fragsLoaded: s.fragsLoaded, httpErrors, timedOut: !ok && timedOut };
+        report = { ok, currentTime: s.currentTime, fatal: s.fatal, fragsLoaded: s.fragsLoaded, httpErrors, timedOut: !ok && timedOut, buffered: s.buffered };
         break;
       }
       await page.waitForTimeout(200);

@@ -289,6 +289,23 @@ fn ffprobe(path: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// The times ffprobe reports for `entries` (`packet=pts_time`, `frame=pts_time`) of the
+/// streams `select` picks, in the order it prints them.
+pub fn ffprobe_times(path: &Path, select: &str, entries: &str) -> Vec<f64> {
+    let args = [
+        "-select_streams",
+        select,
+        "-show_entries",
+        entries,
+        "-of",
+        "csv=p=0",
+    ];
+    ffprobe(path, &args)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect()
+}
+
 /// `key=value` lines ffprobe prints for `entries` (e.g. `stream=channels`) of the first
 /// stream `select` picks (`v:0`, `a:0`).
 pub fn ffprobe_entries(path: &Path, select: &str, entries: &str) -> BTreeMap<String, String> {
@@ -351,12 +368,17 @@ pub fn ffprobe_duration(path: &Path) -> f64 {
 
 /// Decodes every stream of `path` with ffmpeg and returns what it printed at level `error`
 /// (empty for a clean file). Panics if ffmpeg exits non-zero.
+///
+/// The decoded frames keep the stream's own time base (`-enc_time_base -1`): by default the
+/// CLI re-times video into 1/frame-rate before its null muxer, where the pre-roll of a trim
+/// (packed into the first millisecond, see `src/media/edit.rs`) collides in one slot and is
+/// reported as a muxing error although every frame decoded.
 pub fn ffmpeg_decode_errors(path: &Path) -> String {
     let out = run_tool(
         Command::new("ffmpeg")
             .args(["-nostdin", "-hide_banner", "-v", "error", "-i"])
             .arg(path)
-            .args(["-map", "0", "-f", "null", "-"]),
+            .args(["-map", "0", "-enc_time_base", "-1", "-f", "null", "-"]),
     );
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
@@ -688,6 +710,17 @@ pub struct PlayerReport {
     pub http_errors: Vec<HttpError>,
     #[serde(default)]
     pub timed_out: bool,
+    /// What each MSE SourceBuffer held at the end, in the order hls.js made them.
+    #[serde(default)]
+    pub buffered: Vec<BufferedTrack>,
+}
+
+/// One SourceBuffer in a [`PlayerReport`]: its MIME type and buffered time ranges (seconds).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct BufferedTrack {
+    #[serde(rename = "type")]
+    pub mime: String,
+    pub ranges: Vec<(f64, f64)>,
 }
 
 /// Plays `url` (a master playlist) in headless Chromium with hls.js until 3 s of playback, a

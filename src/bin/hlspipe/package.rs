@@ -247,6 +247,7 @@ fn print_summary(
             "version": title.version,
             "duration": title.duration,
             "renditions": title.renditions,
+            "tracks": title.tracks,
             "segments": segments,
             "media_bytes": title.media_bytes,
             "seconds": elapsed,

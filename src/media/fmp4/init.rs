@@ -21,7 +21,7 @@ pub fn create_init_segment(track: &Track) -> Vec<u8> {
         write_mvhd(o);
         write_box(o, b"trak", |o| {
             write_tkhd(o, track);
-            if let Some(edit) = audio_priming_edit(track) {
+            if let Some(edit) = presentation_edit(track) {
                 write_box(o, b"edts", |o| write_elst(o, edit));
             }
             write_box(o, b"mdia", |o| {
@@ -59,12 +59,14 @@ pub fn create_init_segment(track: &Track) -> Vec<u8> {
     out
 }
 
-/// AAC priming: the source's edit list skips the encoder delay at the start of
-/// audio. We keep that as an edit list in the init segment (ISO/IEC 14496-12
-/// § 8.6.6; segment_duration 0 = the whole fragmented track), so decoders that
-/// honour it drop the priming samples and audio stays in sync with video.
-fn audio_priming_edit(track: &Track) -> Option<i64> {
-    (track.kind == TrackKind::Audio && track.media_start > 0).then_some(track.media_start)
+/// Where presentation starts in the track's media, kept as an edit list in the init
+/// segment (ISO/IEC 14496-12 § 8.6.6; segment_duration 0 = the whole fragmented track;
+/// CMAF, ISO/IEC 23000-19 § 7.5.13, allows this one edit): AAC priming to skip, the
+/// composition delay of B-frames, a trim point. Players that honour it (Chromium's MSE,
+/// Safari, ffmpeg) shift audio and video alike, so they stay in sync; composition offsets
+/// stay the source's, non-negative, which every demuxer reads the same way.
+fn presentation_edit(track: &Track) -> Option<i64> {
+    (track.media_start > 0).then_some(track.media_start)
 }
 
 fn write_elst(o: &mut Vec<u8>, media_time: i64) {

@@ -105,22 +105,17 @@ pub fn create_media_segment(
 
 /// `moof` and the `mdat` header for `samples`.
 ///
-/// Timing: `tfdt` is the decode time (shifted by any leading empty edit). For
-/// video the composition offsets are moved by the edit list's media start, so the
-/// first frame is presented at 0 without an edit list; offsets may then be
-/// negative, which needs `trun` version 1 (§ 8.8.8.3). Audio keeps its offsets and
-/// carries its priming edit in the init segment instead.
+/// Timing: `tfdt` is the decode time (shifted by any leading empty edit); the
+/// composition offsets are the track's, and where presentation starts is the init
+/// segment's edit list. A source with negative offsets (`ctts` version 1) keeps them,
+/// which needs `trun` version 1 (§ 8.8.8.3).
 fn fragment_header(
     track: &Track,
     samples: &[crate::media::model::Sample],
     sequence: u32,
 ) -> Vec<u8> {
     let is_video = track.kind == TrackKind::Video;
-    let shift = if is_video { track.media_start } else { 0 };
-    let offsets: Vec<i64> = samples
-        .iter()
-        .map(|s| i64::from(s.cts_offset) - shift)
-        .collect();
+    let offsets: Vec<i64> = samples.iter().map(|s| i64::from(s.cts_offset)).collect();
     let with_cto = is_video && offsets.iter().any(|&c| c != 0);
     let version: u8 = if offsets.iter().any(|&c| c < 0) { 1 } else { 0 };
     let payload: u64 = samples.iter().map(|s| u64::from(s.size)).sum();

@@ -10,7 +10,9 @@ use crate::error::{Error, FourCc, Result};
 use crate::media::aac::AudioSpecificConfig;
 use crate::media::dovi::{self, DoviConfig};
 use crate::media::eac3::{Ec3Config, ACMOD_CHANNELS};
-use crate::media::model::{AudioFormat, Codec, Movie, Sample, SkippedTrack, Track, TrackKind};
+use crate::media::model::{
+    AudioFormat, Codec, Movie, Sample, SkippedTrack, Track, TrackKind, MAX_TICKS,
+};
 use crate::media::source::{read_vec, Source};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -65,6 +67,10 @@ pub fn demux(src: &dyn Source, input: usize, limits: &Limits) -> Result<Movie> {
             &parsed.track_ids,
             defaults,
         )?;
+    }
+    for t in &mut movie.tracks {
+        check_times(t)?;
+        crate::media::edit::apply(t);
     }
     // A track with no samples (an empty track, or one no fragment filled) is not media.
     let (tracks, empty): (Vec<Track>, Vec<Track>) = movie
@@ -297,6 +303,8 @@ fn parse_moov(moov: &[u8], input: usize, file_len: u64, limits: &Limits) -> Resu
     let mut skipped = Vec::new();
     let mut trak_count = 0usize;
     let chapters = chapter_track_ids(moov);
+    let mut ignored = Vec::new();
+    let mut notes = Vec::new();
     for b in Boxes::new(moov, *b"moov", None) {
         let b = b?;
         if &b.fourcc != b"trak" {
@@ -313,23 +321,35 @@ fn parse_moov(moov: &[u8], input: usize, file_len: u64, limits: &Limits) -> Resu
             });
         }
         match parse_trak(b.body, input, movie_timescale, file_len, limits)? {
-            TrakOutcome::Usable(t) => {
+            TrakOutcome::Usable(t, note) => {
                 track_ids.push(t.id);
+                notes.extend(note.map(|n| format!("track {}: {n}", t.id)));
                 tracks.push(*t);
             }
             // A chapter track is text, never a subtitle rendition.
-            TrakOutcome::Skipped(s) if chapters.contains(&s.id) => track_ids.push(s.id),
+            TrakOutcome::Skipped(s) if chapters.contains(&s.id) => {
+                track_ids.push(s.id);
+                ignored.push(SkippedTrack {
+                    reason: "a chapter track (ignored)".into(),
+                    ..s
+                });
+            }
             TrakOutcome::Skipped(s) => {
                 track_ids.push(s.id);
                 skipped.push(s);
             }
-            TrakOutcome::Ignored(id) => track_ids.push(id),
+            TrakOutcome::Ignored(s) => {
+                track_ids.push(s.id);
+                ignored.push(s);
+            }
         }
     }
     Ok(ParsedMoov {
         movie: Movie {
             tracks,
             skipped,
+            ignored,
+            notes,
             fingerprint: [0; 32],
         },
         fragment_defaults,
@@ -349,11 +369,12 @@ fn parse_mvhd(body: &[u8]) -> Result<u32> {
 }
 
 enum TrakOutcome {
-    Usable(Box<Track>),
+    /// The track, and a note on how its edit list was read when it was honoured in part.
+    Usable(Box<Track>, Option<String>),
     Skipped(SkippedTrack),
-    /// Not media by design, left out without a word: see [`IGNORED_HANDLERS`] and
+    /// Not media by design, listed but never warned about: see [`IGNORED_HANDLERS`] and
     /// [`chapter_track_ids`].
-    Ignored(u32),
+    Ignored(SkippedTrack),
 }
 
 /// Handlers of tracks that are not media and are ignored (DESIGN.md "Media rules":
@@ -414,7 +435,13 @@ fn parse_trak(
     let kind = match &handler {
         b"vide" => TrackKind::Video,
         b"soun" => TrackKind::Audio,
-        other if IGNORED_HANDLERS.contains(&other) => return Ok(TrakOutcome::Ignored(id)),
+        other if IGNORED_HANDLERS.contains(&other) => {
+            return Ok(TrakOutcome::Ignored(SkippedTrack {
+                id,
+                reason: format!("a '{}' track (ignored)", FourCc(*other)),
+                uncarried: None,
+            }))
+        }
         other => {
             return Ok(TrakOutcome::Skipped(SkippedTrack {
                 id,
@@ -446,31 +473,35 @@ fn parse_trak(
     // Empty for a fragmented file: its samples come with the fragments, and a track that
     // stays empty is set aside once they are read.
     let samples = parse_sample_table(stbl.body, t, file_len, limits)?;
-    let (media_start, empty_delay) = match find(trak, *b"trak", t, b"edts")? {
+    let edit = match find(trak, *b"trak", t, b"edts")? {
         Some(edts) => match find(edts.body, *b"edts", t, b"elst")? {
             Some(elst) => parse_elst(elst.body, t, movie_timescale, timescale)?,
-            None => (0, 0),
+            None => Edit::default(),
         },
-        None => (0, 0),
+        None => Edit::default(),
     };
-    Ok(TrakOutcome::Usable(Box::new(Track {
-        input,
-        id,
-        kind,
-        codec: entry.codec,
-        sample_entry: entry.raw,
-        timescale,
-        language,
-        width: entry.width,
-        height: entry.height,
-        matrix,
-        transfer: entry.transfer,
-        channels: entry.channels,
-        sample_rate: entry.sample_rate,
-        media_start,
-        empty_delay,
-        samples,
-    })))
+    Ok(TrakOutcome::Usable(
+        Box::new(Track {
+            input,
+            id,
+            kind,
+            codec: entry.codec,
+            sample_entry: entry.raw,
+            timescale,
+            language,
+            width: entry.width,
+            height: entry.height,
+            matrix,
+            transfer: entry.transfer,
+            channels: entry.channels,
+            sample_rate: entry.sample_rate,
+            media_start: edit.media_start,
+            empty_delay: edit.empty_delay,
+            media_end: edit.media_end,
+            samples,
+        }),
+        edit.note,
+    ))
 }
 
 /// track_ID and the transformation matrix (ISO/IEC 14496-12 § 8.3.2).
@@ -1498,39 +1529,144 @@ fn place_chunk_samples(
     Ok(next)
 }
 
-/// Resolves an edit list to (media_start, empty_delay) in the media timescale:
-/// leading empty edits delay the track, the first media edit says where it starts.
-/// Later edits (splices) are not honoured; they are rare in uploads.
-fn parse_elst(body: &[u8], t: Option<u32>, movie_ts: u32, media_ts: u32) -> Result<(i64, i64)> {
+/// Refuses a track whose times pass [`MAX_TICKS`] (a hostile `stts`, `tfdt` or `elst`), so
+/// that no later sum of times can overflow.
+fn check_times(t: &Track) -> Result<()> {
+    // Every sample: a fragment's `tfdt` can jump anywhere, forwards or back.
+    let end = t
+        .samples
+        .iter()
+        .map(|s| s.dts.saturating_add(u64::from(s.duration)))
+        .max()
+        .unwrap_or(0);
+    let edits = [t.media_start, t.empty_delay, t.media_end.unwrap_or(0)]
+        .iter()
+        .map(|v| v.unsigned_abs())
+        .max()
+        .unwrap_or(0);
+    let value = end.max(edits);
+    if value > MAX_TICKS {
+        return Err(Error::Limit {
+            fourcc: FourCc(*b"trak"),
+            track: Some(t.id),
+            what: "time in ticks (decode times, durations, edits)",
+            value,
+            limit: MAX_TICKS,
+        });
+    }
+    Ok(())
+}
+
+/// An edit list, resolved (ISO/IEC 14496-12 § 8.6.6), in the media timescale.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Edit {
+    /// Media time of the first edit that plays media.
+    media_start: i64,
+    /// Length of the leading empty edits (a delayed start).
+    empty_delay: i64,
+    /// Media time where presentation ends, when the edits end before the media.
+    media_end: Option<i64>,
+    /// Said when edits after the first are not honoured as written.
+    note: Option<String>,
+}
+
+/// Reads an edit list: leading empty edits delay the track, the first media edit says
+/// where presentation starts, and media edits that continue it (the next one starting
+/// where it ends) where it ends. A later edit that jumps (a splice) or pauses is not
+/// honoured: presentation runs on through the media, and the note says so.
+fn parse_elst(body: &[u8], t: Option<u32>, movie_ts: u32, media_ts: u32) -> Result<Edit> {
     let mut r = Reader::new(body, *b"elst", t);
     let (version, _) = r.version_flags()?;
     let entry_size = if version == 1 { 20 } else { 12 };
     let n = r.entry_count(entry_size)?;
+    let to_media = |movie: u64| {
+        (u128::from(movie) * u128::from(media_ts) / u128::from(movie_ts.max(1)))
+            .min(i64::MAX as u128) as i64
+    };
+    let mut edit = Edit::default();
     let mut delay_movie: u64 = 0;
+    let mut playing: Option<(i64, i64)> = None; // media start and end of the run so far
+    let mut jumps = 0u32;
     for _ in 0..n {
         let (duration, media_time) = if version == 1 {
             (r.u64()?, r.i64()?)
         } else {
             (u64::from(r.u32()?), i64::from(r.i32()?))
         };
-        r.skip(4)?; // media_rate
-        if media_time == -1 {
-            delay_movie = delay_movie.saturating_add(duration);
-            continue;
+        let rate = r.i32()?;
+        match (media_time, playing) {
+            (-1, None) => delay_movie = delay_movie.saturating_add(duration),
+            (m, _) if m < -1 => return Err(r.error(format!("media_time {m} is negative"))),
+            (m, None) => {
+                // Duration 0 is "to the end of the media" in a fragmented file's empty moov.
+                let end = (duration > 0).then(|| m.saturating_add(to_media(duration)));
+                playing = Some((m, end.unwrap_or(i64::MAX)));
+            }
+            (m, Some((start, end))) if m == end && rate == 0x1_0000 => {
+                playing = Some((start, end.saturating_add(to_media(duration))));
+            }
+            (_, Some(_)) => jumps += 1,
         }
-        if media_time < 0 {
-            return Err(r.error(format!("media_time {media_time} is negative")));
-        }
-        let delay = (u128::from(delay_movie) * u128::from(media_ts) / u128::from(movie_ts))
-            .min(i64::MAX as u128) as i64;
-        return Ok((media_time, delay));
     }
-    Ok((0, 0))
+    if let Some((start, end)) = playing {
+        edit.media_start = start;
+        edit.empty_delay = to_media(delay_movie);
+        edit.media_end = (jumps == 0 && end < i64::MAX).then_some(end);
+        if jumps > 0 {
+            edit.note = Some(format!(
+                "the edit list cuts or pauses {jumps} time(s) after its start; \
+                 presentation runs from the start through the end of the media"
+            ));
+        }
+    }
+    Ok(edit)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An `elst` body, version 1: (segment_duration in the movie timescale, media_time).
+    fn elst(entries: &[(u64, i64)]) -> Vec<u8> {
+        let mut b = vec![1, 0, 0, 0];
+        b.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+        for &(d, m) in entries {
+            b.extend_from_slice(&d.to_be_bytes());
+            b.extend_from_slice(&m.to_be_bytes());
+            b.extend_from_slice(&0x1_0000u32.to_be_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn edit_lists_as_editors_write_them() {
+        // Movie timescale 1000, media 12800.
+        let read = |e: &[(u64, i64)]| parse_elst(&elst(e), None, 1000, 12800).unwrap();
+        // A trim: starts 0.3 s in, lasts 5 s.
+        let trim = read(&[(5000, 3840)]);
+        assert_eq!(
+            (trim.media_start, trim.media_end),
+            (3840, Some(3840 + 64000))
+        );
+        assert_eq!((trim.empty_delay, trim.note), (0, None));
+        // A delayed start: 0.5 s of nothing, then the media from 0 to its end (duration 0).
+        let delayed = read(&[(500, -1), (0, 0)]);
+        assert_eq!((delayed.empty_delay, delayed.media_end), (6400, None));
+        // Two edits that continue each other are one.
+        let joined = read(&[(1000, 0), (1000, 12800)]);
+        assert_eq!((joined.media_end, joined.note), (Some(25600), None));
+        // A splice (a cut in the middle) is not honoured, and said.
+        let splice = read(&[(1000, 0), (1000, 38400)]);
+        assert_eq!((splice.media_start, splice.media_end), (0, None));
+        assert!(splice.note.unwrap().contains("cuts or pauses 1 time"));
+        // No media edit at all: nothing to do.
+        assert_eq!(read(&[(500, -1)]), Edit::default());
+        // Hostile: a negative media time other than -1, a count past the box.
+        assert!(parse_elst(&elst(&[(1, -5)]), None, 1000, 12800).is_err());
+        let mut short = elst(&[(1, 0)]);
+        short[7] = 200;
+        assert!(parse_elst(&short, None, 1000, 12800).is_err());
+    }
 
     #[test]
     fn ac3_and_eac3_channels_from_their_boxes() {

@@ -14,6 +14,8 @@
 //! other muxers of the same [`plan`], with `package` choosing between them.
 
 pub mod aac;
+pub mod dovi;
+pub mod eac3;
 pub mod edit;
 pub mod fmp4;
 pub mod hls;

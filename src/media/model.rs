@@ -2,6 +2,8 @@
 //! codec configuration and their samples, with times already resolved (edit lists
 //! applied, see [`Track::pts`] and [`crate::media::edit`]).
 
+pub use crate::media::dovi::DoviConfig;
+
 /// What a track carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -19,14 +21,27 @@ pub enum Codec {
     /// H.264. `fourcc` is `avc1` (parameter sets in the sample entry) or `avc3`
     /// (in-band). `avcc` is the AVCDecoderConfigurationRecord (ISO/IEC 14496-15 § 5.3.3.1).
     H264 { fourcc: [u8; 4], avcc: Vec<u8> },
-    /// H.265. `fourcc` is `hvc1` or `hev1`. `hvcc` is the
-    /// HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 § 8.3.3.1).
-    H265 { fourcc: [u8; 4], hvcc: Vec<u8> },
+    /// H.265. `fourcc` is `hvc1` or `hev1`, or for Dolby Vision profile 5 `dvh1` or
+    /// `dvhe`. `hvcc` is the HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 § 8.3.3.1);
+    /// `dovi` the Dolby Vision configuration (`dvcC`/`dvvC`) when the entry has one
+    /// (required in `dvh1`/`dvhe`; in `hvc1`/`hev1` it makes a profile 8 stream whose base
+    /// layer any HEVC player shows).
+    H265 {
+        fourcc: [u8; 4],
+        hvcc: Vec<u8>,
+        dovi: Option<DoviConfig>,
+    },
     /// VP9 in `vp09`; `vpcc` is the VPCodecConfigurationBox body (version and flags
     /// included).
     Vp9 { vpcc: Vec<u8> },
-    /// AV1 in `av01`; `av1c` is the AV1CodecConfigurationRecord.
-    Av1 { av1c: Vec<u8> },
+    /// AV1. `fourcc` is `av01`, or `dav1` for Dolby Vision profile 10 without a compatible
+    /// base layer; `av1c` is the AV1CodecConfigurationRecord; `dovi` the Dolby Vision
+    /// configuration (`dvvC`/`dvwC`, profile 10) when the entry has one (required in `dav1`).
+    Av1 {
+        fourcc: [u8; 4],
+        av1c: Vec<u8>,
+        dovi: Option<DoviConfig>,
+    },
     /// AAC in `mp4a`. `asc` is the AudioSpecificConfig (ISO/IEC 14496-3 § 1.6.2.1)
     /// from the esds DecoderSpecificInfo.
     Aac { asc: Vec<u8> },
@@ -170,12 +185,17 @@ impl Track {
     /// Width and height as displayed: swapped when the matrix turns the picture a quarter
     /// (phones record portrait video as landscape samples with a 90° matrix).
     pub fn display_size(&self) -> (u16, u16) {
-        let [a, b, _, c, d, ..] = self.matrix;
-        if a == 0 && d == 0 && b != 0 && c != 0 {
+        if self.quarter_turn() {
             (self.height, self.width)
         } else {
             (self.width, self.height)
         }
+    }
+
+    /// Whether the matrix turns the picture by 90° or 270°.
+    pub fn quarter_turn(&self) -> bool {
+        let [a, b, _, c, d, ..] = self.matrix;
+        a == 0 && d == 0 && b != 0 && c != 0
     }
 
     /// The dynamic range a player must be able to show (`VIDEO-RANGE`,
@@ -236,8 +256,12 @@ pub struct Movie {
     /// Subtitle tracks (`tx3g`), in file order: apart from `tracks`, so that every video
     /// and audio path stays as it is.
     pub text_tracks: Vec<Track>,
-    /// Tracks that were skipped, with the reason (timecode, text, unknown codec).
+    /// Tracks that were skipped, with the reason (text, unknown codec, no samples).
     pub skipped: Vec<SkippedTrack>,
+    /// Tracks that are not media by design (timecode, chapters, timed metadata), with what
+    /// each is: listed where every track is (the manifest), never warned about (DESIGN.md
+    /// "Media rules": they are ignored).
+    pub ignored: Vec<SkippedTrack>,
     /// What the user should know about how a track was read (an edit list honoured only
     /// in part).
     pub notes: Vec<String>,

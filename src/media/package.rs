@@ -2,10 +2,12 @@
 //! Pure: no storage, no clock. `publish` writes what this returns.
 
 use crate::error::{Error, Result};
+use crate::media::eac3::Ec3Config;
 use crate::media::fmp4::{create_init_segment, create_media_segment};
-use crate::media::hls::{self, codecs::codecs_string, codecs::language_tag};
-use crate::media::model::{Movie, Track, TrackKind, VideoRange};
-use crate::media::mp4::{demux, Limits};
+use crate::media::hls::codecs::{codecs_string, language_tag, supplemental_codecs};
+use crate::media::hls::{self};
+use crate::media::model::{AudioFormat, Codec, Movie, Track, TrackKind, VideoRange};
+use crate::media::mp4::{demux, pixel_aspect_ratio, Limits};
 use crate::media::object::{cache_control, content_type, Body, Object};
 use crate::media::plan::{self, SegmentRange};
 use crate::media::source::Source;
@@ -20,7 +22,11 @@ use std::sync::Arc;
 /// AudioSpecificConfig, `VIDEO-RANGE` and displayed `RESOLUTION` in the master.
 /// 3: where presentation starts is the init segment's edit list for video too (B-frame
 /// delay, trim points) instead of negative composition offsets; trims are applied.
-pub const FORMAT_VERSION: &str = "hlspipe-fmp4-3";
+/// 4: MP3 channels from the first frame header, not the sample entry (a mono MP3 that
+/// ffmpeg wrote with channelcount 2 now has 1 in its init segment and `CHANNELS="1"`);
+/// `RESOLUTION` scaled by a non-square `pasp` pixel aspect ratio; `tx3g` tracks carried as
+/// WebVTT subtitle renditions (a title published before keeps no subtitles otherwise).
+pub const FORMAT_VERSION: &str = "hlspipe-fmp4-4";
 
 /// Packaging settings. Everything here goes into the version hash.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,6 +85,12 @@ pub struct Rendition {
     pub language: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channels: Option<u16>,
+    /// E-AC-3 with Dolby Atmos: the JOC complexity index (`CHANNELS="16/JOC"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joc_complexity: Option<u8>,
+    /// Dolby Vision over a compatible base layer: `SUPPLEMENTAL-CODECS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supplemental_codecs: Option<String>,
     pub duration: f64,
     pub segment_count: usize,
     /// Key of the rendition's media playlist, relative to the title.
@@ -282,15 +294,21 @@ fn track_reports(
                 outcome,
             });
         }
-        reports.extend(movie.skipped.iter().map(|s| TrackReport {
-            input: name.clone(),
-            track: s.id,
-            kind: s.uncarried,
-            codec: None,
-            outcome: TrackOutcome::Skipped {
-                reason: s.reason.clone(),
-            },
-        }));
+        reports.extend(
+            movie
+                .skipped
+                .iter()
+                .chain(&movie.ignored)
+                .map(|s| TrackReport {
+                    input: name.clone(),
+                    track: s.id,
+                    kind: s.uncarried,
+                    codec: None,
+                    outcome: TrackOutcome::Skipped {
+                        reason: s.reason.clone(),
+                    },
+                }),
+        );
         reports[first..].sort_by_key(|r| r.track);
     }
     reports
@@ -526,16 +544,47 @@ fn describe_rendition(p: &Planned<'_>, totals: &SegmentTotals, playlist: String)
         bandwidth: totals.peak,
         average_bandwidth: bit_rate(totals.bytes, totals.secs),
         // As displayed: a portrait phone video is 1080x1920 (DESIGN.md "Media rules").
-        resolution: (t.kind == TrackKind::Video).then(|| t.display_size()),
+        resolution: (t.kind == TrackKind::Video).then(|| displayed_resolution(t)),
         frame_rate: t.frame_rate().map(|f| (f * 1000.0).round() / 1000.0),
         video_range: (t.kind == TrackKind::Video).then(|| t.video_range()),
         language: (t.kind == TrackKind::Audio).then(|| t.language.clone()),
         channels: (t.kind == TrackKind::Audio).then_some(t.channels),
+        joc_complexity: joc_complexity(&t.codec),
+        supplemental_codecs: supplemental_codecs(&t.codec),
         duration: totals.secs,
         segment_count: p.segments.len(),
         playlist,
         forced: false,
         characteristics: None,
+    }
+}
+
+/// `RESOLUTION` as the picture is shown (DESIGN.md "Media rules"): the width scaled by the
+/// `pasp` pixel aspect ratio (anamorphic 320x180 with 4:3 pixels shows as 427x180, as
+/// ffmpeg and QuickTime compute it), then turned by the matrix.
+fn displayed_resolution(t: &Track) -> (u16, u16) {
+    let width = match pixel_aspect_ratio(&t.sample_entry) {
+        Some((h, v)) if h != v => {
+            let scaled = (u64::from(t.width) * u64::from(h) + u64::from(v) / 2) / u64::from(v);
+            u16::try_from(scaled).unwrap_or(t.width)
+        }
+        _ => t.width,
+    };
+    if t.quarter_turn() {
+        (t.height, width)
+    } else {
+        (width, t.height)
+    }
+}
+
+/// The Dolby Atmos complexity index of an E-AC-3 track's `dec3`, if it has one.
+fn joc_complexity(codec: &Codec) -> Option<u8> {
+    match codec {
+        Codec::Audio {
+            format: AudioFormat::Eac3,
+            config,
+        } => Ec3Config::parse(config.get(8..)?).ok()?.joc_complexity,
+        _ => None,
     }
 }
 
@@ -650,8 +699,9 @@ fn build_iframe_playlist(
         bandwidth: peak,
         average_bandwidth: bit_rate(bytes, total_secs),
         codecs: p.codecs.clone(),
-        resolution: Some(t.display_size()),
+        resolution: Some(displayed_resolution(t)),
         video_range: Some(t.video_range()),
+        supplemental_codecs: supplemental_codecs(&t.codec),
     };
     (object, variant)
 }
@@ -703,6 +753,7 @@ fn master_text(renditions: &[Rendition], iframes: &[hls::IFrameVariant]) -> Stri
                 resolution: None,
                 frame_rate: None,
                 video_range: None,
+                supplemental_codecs: None,
                 audio_group: None,
                 subtitle_group: subtitle_group.clone(),
             });
@@ -722,6 +773,7 @@ fn master_text(renditions: &[Rendition], iframes: &[hls::IFrameVariant]) -> Stri
             resolution: v.resolution,
             frame_rate: v.frame_rate,
             video_range: v.video_range,
+            supplemental_codecs: v.supplemental_codecs.clone(),
             audio_group: group.clone(),
             subtitle_group: subtitle_group.clone(),
         });
@@ -742,6 +794,7 @@ fn audio_entries(audio: &[&Rendition]) -> Vec<hls::AudioRendition> {
             default: i == 0,
             autoselect: true,
             channels: a.channels.unwrap_or(2),
+            joc_complexity: a.joc_complexity,
             uri: a.playlist.clone(),
         })
         .collect()

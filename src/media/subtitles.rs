@@ -258,6 +258,8 @@ fn describe(
         video_range: None,
         language: Some(track.language.clone()),
         channels: None,
+        joc_complexity: None,
+        supplemental_codecs: None,
         duration: secs,
         segment_count,
         playlist,

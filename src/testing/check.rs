@@ -829,6 +829,7 @@ v/360p.m3u8
                 default: true,
                 autoselect: true,
                 channels: 2,
+                joc_complexity: None,
                 uri: "a.m3u8".into(),
             }],
             variants: vec![Variant {
@@ -839,6 +840,7 @@ v/360p.m3u8
                 resolution: Some((1920, 1080)),
                 frame_rate: Some(24.0),
                 video_range: Some(crate::media::hls::VideoRange::Pq),
+                supplemental_codecs: None,
                 audio_group: Some("aac".into()),
                 subtitle_group: None,
             }],

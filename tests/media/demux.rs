@@ -215,3 +215,149 @@ fn release_profile_keeps_overflow_checks() {
         "[profile.release] must keep overflow-checks = true"
     );
 }
+
+/// QuickTime sound description version 2 (rate as a 64-bit float, channels in their own
+/// field, the entry's 16-bit fields placeholders: ffmpeg writes channelcount 3) with the
+/// esds inside `wave`; the timecode and chapter tracks are ignored, not skipped media.
+#[test]
+fn quicktime_v2_sound_description_and_ignored_timecode_and_chapter_tracks() {
+    let m = open("mov_quicktime.mov");
+    assert_eq!(m.tracks.len(), 2, "{:?}", m.skipped);
+    assert!(m.skipped.is_empty(), "{:?}", m.skipped);
+    let ignored: Vec<(u32, &str)> = m
+        .ignored
+        .iter()
+        .map(|s| (s.id, s.reason.as_str()))
+        .collect();
+    assert_eq!(
+        ignored,
+        [
+            (3, "a chapter track (ignored)"),
+            (4, "a 'tmcd' track (ignored)")
+        ]
+    );
+    let audio = m
+        .tracks
+        .iter()
+        .find(|t| t.kind == TrackKind::Audio)
+        .unwrap();
+    assert_eq!((audio.channels, audio.sample_rate), (2, 96000));
+    assert_eq!(codecs_string(&audio.codec).unwrap(), "mp4a.40.2");
+}
+
+/// Dolby Vision: the record is read from dvcC (profile 5, in a dvh1 entry) and dvvC
+/// (profile 8 in hvc1, profile 10 in av01).
+#[test]
+fn dolby_vision_records_are_read() {
+    for (name, profile, compatibility) in [
+        ("dv_p5.mp4", 5, 0),
+        ("dv_p81.mp4", 8, 1),
+        ("dv_p84.mp4", 8, 4),
+        ("dv_p10.mp4", 10, 1),
+    ] {
+        let m = open(name);
+        let dovi = match &m.tracks[0].codec {
+            Codec::H265 { dovi, .. } | Codec::Av1 { dovi, .. } => dovi.unwrap(),
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!((dovi.profile, dovi.level), (profile, 1), "{name}");
+        assert_eq!(dovi.compatibility, compatibility, "{name}");
+        assert!(
+            dovi.rpu && dovi.base_layer && !dovi.enhancement_layer,
+            "{name}"
+        );
+    }
+}
+
+/// The same, aimed at the sample descriptions the codec parsers read (esds with HE-AAC
+/// signalling, dec3 with Atmos, dvcC/dvvC, QuickTime sound description v2 with wave and
+/// chan): bytes flipped and 32-bit fields rewritten inside each `stsd`.
+#[test]
+fn mutated_sample_descriptions_never_panic() {
+    let settings = Settings::default();
+    let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+    for name in [
+        "he_aac_v2_compat.mp4",
+        "eac3_atmos.mp4",
+        "dv_p5.mp4",
+        "dv_p10.mp4",
+        "mov_quicktime.mov",
+    ] {
+        let original = std::fs::read(fixture(name)).unwrap();
+        let stsds: Vec<usize> = original
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == b"stsd")
+            .map(|(i, _)| i)
+            .collect();
+        assert!(!stsds.is_empty(), "{name}");
+        for case in 0..300u32 {
+            let mut data = original.clone();
+            let stsd = stsds[rng.next() as usize % stsds.len()];
+            for _ in 0..1 + rng.next() % 3 {
+                let at = (stsd + (rng.next() as usize) % 240).min(data.len() - 4);
+                if rng.next().is_multiple_of(2) {
+                    data[at] ^= 1 << (rng.next() % 8);
+                } else {
+                    let v = [0u32, 1, 5, 8, 0xff, 0xffff_ffff][(rng.next() % 6) as usize];
+                    data[at..at + 4].copy_from_slice(&v.to_be_bytes());
+                }
+            }
+            let source: Arc<dyn Source> =
+                Arc::new(MemorySource::new(data, format!("{name}-{case}")));
+            let input = Input { source, etag: None };
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _ = package(std::slice::from_ref(&input), &settings);
+            }));
+            assert!(result.is_ok(), "{name} case {case} panicked");
+        }
+    }
+}
+
+/// QuickTime sound description version 1 with the esds inside `wave` (ffmpeg's MOV AAC) and a
+/// mono `chan` layout: the track reads as mono AAC-LC at 48 kHz.
+#[test]
+fn quicktime_v1_sound_description_with_wave() {
+    let m = open("aac_and_pcm.mov");
+    let audio = m
+        .tracks
+        .iter()
+        .find(|t| t.kind == TrackKind::Audio)
+        .unwrap();
+    // The entry: size, type, 6 reserved, data_reference_index, then the version.
+    assert_eq!(&audio.sample_entry[4..8], b"mp4a");
+    assert_eq!(
+        audio.sample_entry[16..18],
+        [0, 1],
+        "sound description version"
+    );
+    assert!(audio.sample_entry.windows(4).any(|w| w == b"wave"));
+    assert_eq!((audio.channels, audio.sample_rate), (1, 48000));
+    assert_eq!(codecs_string(&audio.codec).unwrap(), "mp4a.40.2");
+}
+
+/// Timed-metadata and other data handlers are ignored like timecode (listed, never warned
+/// about); a handler nobody knows is still a skipped track with a warning.
+#[test]
+fn data_tracks_are_ignored_and_unknown_handlers_reported() {
+    let original = std::fs::read(fixture("mov_quicktime.mov")).unwrap();
+    // The timecode track's media handler: QuickTime component type 'mhlr', subtype 'tmcd'.
+    let at = original
+        .windows(8)
+        .position(|w| w == b"mhlrtmcd")
+        .expect("tmcd handler")
+        + 4;
+    for (handler, skipped) in [(b"meta", 0), (b"camm", 0), (b"xyzw", 1)] {
+        let mut data = original.clone();
+        data[at..at + 4].copy_from_slice(handler);
+        let src = MemorySource::new(data, "patched.mov");
+        let m = demux(&src, 0, &Limits::default()).unwrap();
+        assert_eq!(m.tracks.len(), 2);
+        assert_eq!(m.skipped.len(), skipped, "{:?}", m.skipped);
+        assert_eq!(m.ignored.len(), 2 - skipped, "{:?}", m.ignored);
+        if skipped == 1 {
+            assert_eq!(m.skipped[0].uncarried, None);
+            assert!(m.skipped[0].reason.contains("xyzw"), "{:?}", m.skipped);
+        }
+    }
+}

@@ -5,6 +5,7 @@
 mod support;
 
 mod bad_input;
+mod codecs;
 mod demux;
 mod mutate;
 mod package;

@@ -22,7 +22,7 @@ fn renditions(inputs: &[&str]) -> (usize, usize) {
 }
 
 /// Runs `hlspipe package` and returns the output directory.
-fn package(inputs: &[&str], out: &Path, extra: &[&str]) {
+pub(crate) fn package(inputs: &[&str], out: &Path, extra: &[&str]) {
     let mut cmd = hlspipe();
     cmd.arg("package");
     for i in inputs {
@@ -55,7 +55,7 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-fn read(p: &Path) -> String {
+pub(crate) fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -232,6 +232,17 @@ title_tests! {
     vp9_aac: ["vp9_aac.mp4"];
     av1_aac: ["av1_aac.mp4"];
     h264_aac_subs: ["h264_aac_subs.mp4"];
+    he_aac: ["he_aac.mp4"];
+    he_aac_compat: ["he_aac_compat.mp4"];
+    he_aac_v2: ["he_aac_v2.mp4"];
+    he_aac_v2_compat: ["he_aac_v2_compat.mp4"];
+    eac3_atmos: ["eac3_atmos.mp4"];
+    eac3_7_1: ["eac3_7_1.mp4"];
+    dv_p5: ["dv_p5.mp4"];
+    dv_p81: ["dv_p81.mp4"];
+    dv_p84: ["dv_p84.mp4"];
+    dv_p10: ["dv_p10.mp4"];
+    mov_quicktime: ["mov_quicktime.mov"];
 }
 
 #[test]
@@ -267,6 +278,17 @@ fn every_media_fixture_has_a_title_test() {
         "vp9_aac.mp4",
         "av1_aac.mp4",
         "h264_aac_subs.mp4",
+        "he_aac.mp4",
+        "he_aac_compat.mp4",
+        "he_aac_v2.mp4",
+        "he_aac_v2_compat.mp4",
+        "eac3_atmos.mp4",
+        "eac3_7_1.mp4",
+        "dv_p5.mp4",
+        "dv_p81.mp4",
+        "dv_p84.mp4",
+        "dv_p10.mp4",
+        "mov_quicktime.mov",
     ];
     for e in expected_media() {
         assert!(
@@ -290,8 +312,9 @@ fn master_attributes_follow_the_source_as_ffprobe_reads_it_regression_portrait_5
         "hevc_pq.mp4",
         "hevc_hlg.mp4",
         "h264_aac_faststart.mp4",
-        // Passed-through audio: CHANNELS from dac3, dec3, dOps, or the sample entry (FLAC).
-        // Not MP3: its channel mode is in the frames, and the entry says 2 for mono.
+        // Passed-through audio: CHANNELS from dac3, dec3, dOps, the first MP3 frame header
+        // (the entry says 2 for mono), or the sample entry (FLAC).
+        "h264_mp3.mp4",
         "h264_ac3.mp4",
         "h264_eac3.mp4",
         "h264_opus.mp4",
@@ -348,7 +371,7 @@ fn master_attributes_follow_the_source_as_ffprobe_reads_it_regression_portrait_5
 }
 
 /// The URI line after the first `EXT-X-STREAM-INF`.
-fn variant_uri(master: &str) -> String {
+pub(crate) fn variant_uri(master: &str) -> String {
     let mut lines = master.lines();
     lines
         .find(|l| l.starts_with("#EXT-X-STREAM-INF:"))

@@ -91,6 +91,21 @@ pub struct ExpectedMedia {
     pub video_frames: u64,
     pub duration_s: f64,
     pub what: String,
+    /// What the master playlist must say of the title, for the rows that record it.
+    pub master: Option<ExpectedMaster>,
+}
+
+/// The master playlist attributes `fixtures/generate.sh` recorded for a fixture.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpectedMaster {
+    /// The first variant's `CODECS`.
+    pub codecs: String,
+    /// The first audio rendition's `CHANNELS` (`2`, `16/JOC`).
+    pub channels: String,
+    /// `VIDEO-RANGE`; `SDR` when the master leaves it out.
+    pub video_range: String,
+    /// `SUPPLEMENTAL-CODECS`; empty when there is none.
+    pub supplemental_codecs: String,
 }
 
 /// Every row of `fixtures/media/expected.tsv`, in file order.
@@ -102,6 +117,15 @@ pub fn expected_media() -> Vec<ExpectedMedia> {
             video_frames: row[1].parse().expect("video_frames column"),
             duration_s: row[2].parse().expect("duration_s column"),
             what: row[3].clone(),
+            master: row
+                .get(4)
+                .filter(|c| !c.is_empty())
+                .map(|codecs| ExpectedMaster {
+                    codecs: codecs.clone(),
+                    channels: row.get(5).cloned().unwrap_or_default(),
+                    video_range: row.get(6).cloned().unwrap_or_default(),
+                    supplemental_codecs: row.get(7).cloned().unwrap_or_default(),
+                }),
         })
         .collect()
 }

@@ -15,9 +15,28 @@ use crate::Error;
 pub fn codecs_string(codec: &Codec) -> Result<String, Error> {
     match codec {
         Codec::H264 { fourcc, avcc } => avc_string(fourcc, avcc),
-        Codec::H265 { fourcc, hvcc } => hevc_string(fourcc, hvcc),
+        Codec::H265 {
+            fourcc,
+            dovi: Some(dovi),
+            ..
+        } if matches!(fourcc, b"dvh1" | b"dvhe") => Ok(dovi.codec_string(fourcc_str(fourcc))),
+        Codec::H265 { fourcc, hvcc, .. } => hevc_string(fourcc, hvcc),
         Codec::Vp9 { vpcc } => vp9_string(vpcc),
-        Codec::Av1 { av1c } => av1_string(av1c),
+        Codec::Av1 {
+            fourcc: [b'd', b'a', b'v', b'1'],
+            dovi: Some(dovi),
+            ..
+        } => Ok(dovi.codec_string("dav1")),
+        Codec::Av1 {
+            fourcc: [b'a', b'v', b'0', b'1'],
+            av1c,
+            ..
+        } => av1_string(av1c),
+        Codec::Av1 { fourcc, .. } => Err(Error::malformed(
+            fourcc,
+            None,
+            "not an AV1 sample entry with its configuration (av01, or dav1 with dvvC)",
+        )),
         Codec::Aac { asc } => aac_string(asc),
         // RFC 6381 § 3.3 and the Apple HLS authoring specification's codec table: MP3 is
         // MPEG-4 audio object type 34; AC-3 and E-AC-3 are their sample entry types (ETSI
@@ -35,6 +54,44 @@ pub fn codecs_string(codec: &Codec) -> Result<String, Error> {
         // their codec is not listed in a variant's CODECS (RFC 8216 § 4.3.4.2 lists
         // media formats of the variant's segments, and WebVTT has no RFC 6381 name).
         Codec::Tx3g => Ok("tx3g".to_string()),
+    }
+}
+
+/// `SUPPLEMENTAL-CODECS` (draft-pantos-hls-rfc8216bis § 4.4.6.2) for a Dolby Vision stream
+/// whose base layer other players show: profile 8 in `hvc1`/`hev1` (`dvh1.08.LL/db1p`,
+/// the entry type `dvh1` for `hvc1` and `dvhe` for `hev1`) and profile 10 in `av01`
+/// (`dav1.10.LL/db1p`), the brand after `/` saying what the base layer is (Apple HLS
+/// authoring specification; "Dolby Vision Streams Within the HTTP Live Streaming Format").
+/// `None` for every other codec, for `dvh1`/`dvhe` entries (their CODECS already names Dolby
+/// Vision) and for compatibility ids HLS has no brand for.
+pub fn supplemental_codecs(codec: &Codec) -> Option<String> {
+    let (entry, dovi) = match codec {
+        Codec::H265 {
+            fourcc,
+            dovi: Some(dovi),
+            ..
+        } => match fourcc {
+            b"hvc1" => ("dvh1", dovi),
+            b"hev1" => ("dvhe", dovi),
+            _ => return None,
+        },
+        Codec::Av1 {
+            fourcc: [b'a', b'v', b'0', b'1'],
+            dovi: Some(dovi),
+            ..
+        } => ("dav1", dovi),
+        _ => return None,
+    };
+    let brand = dovi.compatibility_brand()?;
+    Some(format!("{}/{brand}", dovi.codec_string(entry)))
+}
+
+/// A Dolby Vision HEVC sample entry type as text.
+fn fourcc_str(fourcc: &[u8; 4]) -> &'static str {
+    if fourcc == b"dvhe" {
+        "dvhe"
+    } else {
+        "dvh1"
     }
 }
 
@@ -168,11 +225,14 @@ fn hevc_string(fourcc: &[u8; 4], hvcc: &[u8]) -> Result<String, Error> {
 }
 
 /// `mp4a.40.<audioObjectType>`: RFC 6381 § 3.3 writes the object type of the
-/// AudioSpecificConfig in decimal after the MPEG-4 Audio objectTypeIndication 0x40.
+/// AudioSpecificConfig in decimal after the MPEG-4 Audio objectTypeIndication 0x40. HE-AAC
+/// is `mp4a.40.5` and HE-AAC v2 `mp4a.40.29` (Apple HLS authoring specification), whether
+/// the config signals SBR/PS hierarchically or backward compatibly; see
+/// [`AudioSpecificConfig::codecs_object_type`].
 fn aac_string(asc: &[u8]) -> Result<String, Error> {
     let config = AudioSpecificConfig::parse(asc)
         .map_err(|reason| Error::malformed(b"esds", None, reason))?;
-    Ok(format!("mp4a.40.{}", config.object_type))
+    Ok(format!("mp4a.40.{}", config.codecs_object_type()))
 }
 
 /// The RFC 5646 tag for an `mdhd` ISO 639-2/T language code, for `LANGUAGE`
@@ -259,7 +319,68 @@ mod tests {
         Codec::H265 {
             fourcc: *fourcc,
             hvcc: hvcc.to_vec(),
+            dovi: None,
         }
+    }
+
+    /// A parsed DOVIDecoderConfigurationRecord: version 1.0, RPU and base layer present.
+    fn dovi(profile: u8, level: u8, compatibility: u8) -> crate::media::model::DoviConfig {
+        let packed = (u32::from(profile) << 25)
+            | (u32::from(level) << 19)
+            | (0b101 << 16)
+            | (u32::from(compatibility) << 12);
+        let mut record = vec![1, 0];
+        record.extend_from_slice(&packed.to_be_bytes());
+        record.resize(24, 0);
+        crate::media::model::DoviConfig::parse(&record).unwrap()
+    }
+
+    fn dolby_vision(fourcc: &[u8; 4], profile: u8, level: u8, compatibility: u8) -> Codec {
+        Codec::H265 {
+            fourcc: *fourcc,
+            hvcc: HVCC_MAIN_L31.to_vec(),
+            dovi: Some(dovi(profile, level, compatibility)),
+        }
+    }
+
+    #[test]
+    fn dolby_vision_codecs_and_supplemental_codecs() {
+        // Profile 5: CODECS names Dolby Vision itself, nothing supplemental.
+        let p5 = dolby_vision(b"dvh1", 5, 6, 0);
+        assert_eq!(codecs_string(&p5).unwrap(), "dvh1.05.06");
+        assert_eq!(supplemental_codecs(&p5), None);
+        assert_eq!(
+            codecs_string(&dolby_vision(b"dvhe", 5, 9, 0)).unwrap(),
+            "dvhe.05.09"
+        );
+        // Profile 8.1 / 8.4: HEVC in CODECS, Dolby Vision with its brand beside it.
+        let p81 = dolby_vision(b"hvc1", 8, 7, 1);
+        assert_eq!(codecs_string(&p81).unwrap(), "hvc1.1.6.L93.B0");
+        assert_eq!(
+            supplemental_codecs(&p81).as_deref(),
+            Some("dvh1.08.07/db1p")
+        );
+        assert_eq!(
+            supplemental_codecs(&dolby_vision(b"hev1", 8, 4, 4)).as_deref(),
+            Some("dvhe.08.04/db4h")
+        );
+        // Compatibility 6 (Blu-ray) has no HLS brand: HEVC only.
+        assert_eq!(supplemental_codecs(&dolby_vision(b"hvc1", 8, 4, 6)), None);
+        // Profile 10.1 on AV1.
+        let av1 = Codec::Av1 {
+            fourcc: *b"av01",
+            av1c: vec![0x81, 0x08, 0x4c, 0x00],
+            dovi: Some(dovi(10, 9, 1)),
+        };
+        assert_eq!(codecs_string(&av1).unwrap(), "av01.0.08M.10");
+        assert_eq!(
+            supplemental_codecs(&av1).as_deref(),
+            Some("dav1.10.09/db1p")
+        );
+        // No Dolby Vision: nothing supplemental.
+        assert_eq!(supplemental_codecs(&h265(b"hvc1", HVCC_MAIN_L31)), None);
+        // A dvh1 entry without its configuration is not a codec string.
+        assert!(codecs_string(&h265(b"dvh1", HVCC_MAIN_L31)).is_err());
     }
 
     fn aac(asc: &[u8]) -> Codec {
@@ -363,10 +484,21 @@ mod tests {
         // av1C: main profile, level 8 (4.0), main tier, 10-bit.
         let av1c = vec![0x81, 0x08, 0x4c, 0x00];
         assert_eq!(
-            codecs_string(&Codec::Av1 { av1c }).unwrap(),
+            codecs_string(&Codec::Av1 {
+                fourcc: *b"av01",
+                av1c,
+                dovi: None
+            })
+            .unwrap(),
             "av01.0.08M.10"
         );
-        assert!(codecs_string(&Codec::Av1 { av1c: vec![0x81] }).is_err());
+        let av1c = vec![0x81];
+        assert!(codecs_string(&Codec::Av1 {
+            fourcc: *b"av01",
+            av1c,
+            dovi: None
+        })
+        .is_err());
     }
 
     #[test]
@@ -383,6 +515,21 @@ mod tests {
             codecs_string(&aac(&[0xeb, 0x09, 0x88, 0x00])).unwrap(),
             "mp4a.40.29"
         );
+    }
+
+    #[test]
+    fn aac_backward_compatible_sbr_and_ps() {
+        // AAC-LC 24 kHz mono, GASpecificConfig, 0x2b7 + aot 5 + sbrPresentFlag + 48 kHz,
+        // then 0x548 + psPresentFlag (ISO/IEC 14496-3 § 1.6.5):
+        // 00010 0110 0001 000 | 01010110111 00101 1 0011 | 10101001000 1
+        let v2 = [0x13, 0x08, 0x56, 0xe5, 0x9d, 0x48, 0x80];
+        assert_eq!(codecs_string(&aac(&v2)).unwrap(), "mp4a.40.29");
+        // Without the PS part: HE-AAC.
+        let he = [0x13, 0x08, 0x56, 0xe5, 0x98];
+        assert_eq!(codecs_string(&aac(&he)).unwrap(), "mp4a.40.5");
+        // ffmpeg's AAC-LC config says "no SBR" the same way (sbrPresentFlag 0).
+        let lc = [0x11, 0x90, 0x56, 0xe5, 0x00];
+        assert_eq!(codecs_string(&aac(&lc)).unwrap(), "mp4a.40.2");
     }
 
     #[test]

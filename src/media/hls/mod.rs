@@ -43,6 +43,10 @@ pub struct AudioRendition {
     pub autoselect: bool,
     /// Channel count, written as `CHANNELS="2"`.
     pub channels: u16,
+    /// E-AC-3 with Dolby Atmos: the JOC complexity index, written instead of the count as
+    /// `CHANNELS="16/JOC"` (draft-pantos-hls-rfc8216bis § 4.4.6.1; Apple HLS authoring
+    /// specification).
+    pub joc_complexity: Option<u8>,
     pub uri: String,
 }
 
@@ -78,6 +82,8 @@ pub struct Variant {
     /// `VIDEO-RANGE`, written when not SDR (its absence means SDR: draft-pantos-hls-rfc8216bis
     /// § 4.4.6.2).
     pub video_range: Option<VideoRange>,
+    /// `SUPPLEMENTAL-CODECS` (Dolby Vision over a compatible base layer).
+    pub supplemental_codecs: Option<String>,
     pub audio_group: Option<String>,
     /// `SUBTITLES` group id.
     pub subtitle_group: Option<String>,
@@ -92,6 +98,7 @@ pub struct IFrameVariant {
     pub codecs: String,
     pub resolution: Option<(u16, u16)>,
     pub video_range: Option<VideoRange>,
+    pub supplemental_codecs: Option<String>,
 }
 
 /// A master (multivariant) playlist (RFC 8216 § 4.3.4).

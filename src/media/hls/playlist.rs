@@ -97,8 +97,7 @@ pub fn master_playlist(spec: &MasterPlaylistSpec) -> String {
             // NO (RFC 8216 § 4.3.4.1).
             default: a.default,
             autoselect: a.autoselect,
-            // An unknown (0) channel count is left out rather than written as "0".
-            channels: (a.channels > 0).then(|| a.channels.to_string()),
+            channels: channels_value(a),
             ..AlternativeMedia::default()
         })
         .collect();
@@ -128,7 +127,11 @@ pub fn master_playlist(spec: &MasterPlaylistSpec) -> String {
             resolution: v.resolution.map(resolution),
             audio: v.audio_group.as_deref().map(quoted_value),
             subtitles: v.subtitle_group.as_deref().map(quoted_value),
-            other_attributes: video_attributes(v.frame_rate, v.video_range),
+            other_attributes: video_attributes(
+                v.frame_rate,
+                v.video_range,
+                v.supplemental_codecs.as_deref(),
+            ),
             ..VariantStream::default()
         })
         .collect();
@@ -139,7 +142,7 @@ pub fn master_playlist(spec: &MasterPlaylistSpec) -> String {
         average_bandwidth: Some(v.average_bandwidth),
         codecs: Some(quoted_value(&v.codecs)),
         resolution: v.resolution.map(resolution),
-        other_attributes: video_attributes(None, v.video_range),
+        other_attributes: video_attributes(None, v.video_range, v.supplemental_codecs.as_deref()),
         ..VariantStream::default()
     }));
 
@@ -188,25 +191,42 @@ fn byte_range((length, offset): (u64, u64)) -> ByteRange {
     }
 }
 
-/// `FRAME-RATE` (full precision, which m3u8-rs's own field rounds away) and `VIDEO-RANGE`
-/// when not SDR. m3u8-rs writes extra attributes from a `HashMap`, whose order changes from
-/// run to run, so both travel as one entry: the output stays byte-identical.
+/// The `CHANNELS` value: the JOC complexity index for Dolby Atmos (`16/JOC`), else the
+/// channel count; an unknown (0) count is left out rather than written as "0".
+fn channels_value(a: &super::AudioRendition) -> Option<String> {
+    match a.joc_complexity {
+        Some(index) => Some(format!("{index}/JOC")),
+        None => (a.channels > 0).then(|| a.channels.to_string()),
+    }
+}
+
+/// `FRAME-RATE` (full precision, which m3u8-rs's own field rounds away), `VIDEO-RANGE`
+/// when not SDR and `SUPPLEMENTAL-CODECS` when given. m3u8-rs writes extra attributes from
+/// a `HashMap`, whose order changes from run to run, so all of them travel as one entry
+/// (the first name, the rest inside its value): the output stays byte-identical.
 fn video_attributes(
     frame_rate: Option<f64>,
     range: Option<VideoRange>,
+    supplemental_codecs: Option<&str>,
 ) -> Option<HashMap<String, QuotedOrUnquoted>> {
     let frame_rate = frame_rate
         .filter(|r| r.is_finite() && *r > 0.0)
         .map(|r| format!("{r:.3}"));
     let range = range
         .filter(|r| *r != VideoRange::Sdr)
-        .map(VideoRange::as_str);
-    let (name, value) = match (frame_rate, range) {
-        (Some(rate), Some(range)) => ("FRAME-RATE", format!("{rate},VIDEO-RANGE={range}")),
-        (Some(rate), None) => ("FRAME-RATE", rate),
-        (None, Some(range)) => ("VIDEO-RANGE", range.to_string()),
-        (None, None) => return None,
-    };
+        .map(|r| r.as_str().to_string());
+    let supplemental = supplemental_codecs.map(|c| format!("\"{}\"", quoted_value(c)));
+    let mut attributes = [
+        ("FRAME-RATE", frame_rate),
+        ("VIDEO-RANGE", range),
+        ("SUPPLEMENTAL-CODECS", supplemental),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.map(|v| (name, v)));
+    let (name, mut value) = attributes.next()?;
+    for (other, v) in attributes {
+        value.push_str(&format!(",{other}={v}"));
+    }
     Some(HashMap::from([(
         name.to_string(),
         QuotedOrUnquoted::Unquoted(value),
@@ -391,6 +411,7 @@ mod tests {
                     default: true,
                     autoselect: true,
                     channels: 2,
+                    joc_complexity: None,
                     uri: "v/1a2b/audio_en/index.m3u8".into(),
                 },
                 AudioRendition {
@@ -400,6 +421,7 @@ mod tests {
                     default: false,
                     autoselect: false,
                     channels: 6,
+                    joc_complexity: None,
                     uri: "v/1a2b/audio_c/index.m3u8".into(),
                 },
             ],
@@ -413,6 +435,7 @@ mod tests {
                     resolution: Some((1280, 720)),
                     frame_rate: Some(30_000.0 / 1001.0),
                     video_range: Some(VideoRange::Pq),
+                    supplemental_codecs: None,
                     audio_group: Some("aac".into()),
                     subtitle_group: None,
                 },
@@ -425,6 +448,7 @@ mod tests {
                     frame_rate: Some(25.0),
                     // SDR is what an absent VIDEO-RANGE means: not written.
                     video_range: Some(VideoRange::Sdr),
+                    supplemental_codecs: None,
                     audio_group: Some("aac".into()),
                     subtitle_group: None,
                 },
@@ -436,6 +460,7 @@ mod tests {
                 codecs: "avc1.64001f".into(),
                 resolution: Some((1280, 720)),
                 video_range: Some(VideoRange::Pq),
+                supplemental_codecs: None,
             }],
         }
     }
@@ -492,6 +517,32 @@ mod tests {
             text.contains(",AUDIO=\"aac\",SUBTITLES=\"subs\"\nv/1a2b/360p/index.m3u8\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn dolby_vision_and_atmos_attributes() {
+        let mut spec = ladder();
+        spec.audio[1].joc_complexity = Some(16);
+        spec.variants[0].supplemental_codecs = Some("dvh1.08.07/db1p".into());
+        spec.iframe_variants[0].supplemental_codecs = Some("dvh1.08.07/db1p".into());
+        let text = master_playlist(&spec);
+        assert!(
+            text.contains(",NAME=\"Commentary\",CHANNELS=\"16/JOC\"\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                ",FRAME-RATE=29.970,VIDEO-RANGE=PQ,SUPPLEMENTAL-CODECS=\"dvh1.08.07/db1p\",AUDIO="
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(",VIDEO-RANGE=PQ,SUPPLEMENTAL-CODECS=\"dvh1.08.07/db1p\",URI="),
+            "{text}"
+        );
+        for _ in 0..20 {
+            assert_eq!(master_playlist(&spec), text);
+        }
     }
 
     #[test]

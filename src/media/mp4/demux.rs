@@ -8,6 +8,8 @@ use super::fragments::{parse_mvex, SampleDefaults};
 use super::reader::{find, require, BoxHeader, BoxRef, Boxes, HeaderError, Reader};
 use crate::error::{Error, FourCc, Result};
 use crate::media::aac::AudioSpecificConfig;
+use crate::media::dovi::{self, DoviConfig};
+use crate::media::eac3::{Ec3Config, ACMOD_CHANNELS};
 use crate::media::model::{
     AudioFormat, Codec, Movie, Sample, SkippedTrack, Track, TrackKind, MAX_TICKS,
 };
@@ -80,6 +82,9 @@ pub fn demux(src: &dyn Source, input: usize, limits: &Limits) -> Result<Movie> {
         .into_iter()
         .partition(|t| !t.samples.is_empty());
     movie.text_tracks = text;
+    for t in &mut movie.tracks {
+        mp3_channels_from_first_frame(src, t)?;
+    }
     movie
         .skipped
         .extend(empty.into_iter().chain(empty_text).map(|t| SkippedTrack {
@@ -102,6 +107,44 @@ pub fn demux(src: &dyn Source, input: usize, limits: &Limits) -> Result<Movie> {
     }
     movie.fingerprint = fingerprint;
     Ok(movie)
+}
+
+/// MP3 has no configuration record: its channel mode is in every frame header, and the
+/// sample entry's channelcount is what the writer chose (ffmpeg writes 2 for mono). The
+/// first frame's 4-byte header is read (the one sample-data read of the demuxer, bounded to
+/// those bytes) and its mode decides; a header that does not parse keeps the entry's count.
+fn mp3_channels_from_first_frame(src: &dyn Source, track: &mut Track) -> Result<()> {
+    let is_mp3 = matches!(
+        track.codec,
+        Codec::Audio {
+            format: AudioFormat::Mp3,
+            ..
+        }
+    );
+    let Some(first) = track.samples.first().filter(|s| is_mp3 && s.size >= 4) else {
+        return Ok(());
+    };
+    let mut head = [0u8; 4];
+    src.read_at(first.offset, &mut head)
+        .map_err(|e| Error::Io {
+            what: src.name().to_string(),
+            source: e,
+        })?;
+    if let Some(channels) = mpeg_audio_channels(head) {
+        track.channels = channels;
+    }
+    Ok(())
+}
+
+/// Channels of an MPEG-1/2 audio frame header (ISO/IEC 11172-3 § 2.4.1.3, ISO/IEC 13818-3
+/// § 2.4.1.3): syncword (12 bits, the last one the ID bit, or MPEG 2.5's 11), layer not
+/// `00`, then in the fourth byte the mode: `11` is single channel, the others two channels.
+fn mpeg_audio_channels(header: [u8; 4]) -> Option<u16> {
+    let [b0, b1, _, b3] = header;
+    let sync = b0 == 0xff && b1 & 0xe0 == 0xe0;
+    let version_ok = (b1 >> 3) & 0x3 != 0x1;
+    let layer_ok = (b1 >> 1) & 0x3 != 0;
+    (sync && version_ok && layer_ok).then_some(if b3 >> 6 == 0x3 { 1 } else { 2 })
 }
 
 /// The `moov`'s tracks, and for a fragmented file the `trex` defaults and every track_ID
@@ -264,6 +307,8 @@ fn parse_moov(moov: &[u8], input: usize, file_len: u64, limits: &Limits) -> Resu
     let mut skipped = Vec::new();
     let mut text_tracks = Vec::new();
     let mut trak_count = 0usize;
+    let chapters = chapter_track_ids(moov);
+    let mut ignored = Vec::new();
     let mut notes = Vec::new();
     for b in Boxes::new(moov, *b"moov", None) {
         let b = b?;
@@ -281,6 +326,15 @@ fn parse_moov(moov: &[u8], input: usize, file_len: u64, limits: &Limits) -> Resu
             });
         }
         match parse_trak(b.body, input, movie_timescale, file_len, limits)? {
+            // A chapter track is text (often tx3g), never a subtitle rendition.
+            TrakOutcome::Usable(t, _) if chapters.contains(&t.id) => {
+                track_ids.push(t.id);
+                ignored.push(SkippedTrack {
+                    id: t.id,
+                    reason: "a chapter track (ignored)".into(),
+                    uncarried: None,
+                });
+            }
             TrakOutcome::Usable(t, note) if t.kind == TrackKind::Subtitles => {
                 track_ids.push(t.id);
                 notes.extend(note.map(|n| format!("track {}: {n}", t.id)));
@@ -291,9 +345,21 @@ fn parse_moov(moov: &[u8], input: usize, file_len: u64, limits: &Limits) -> Resu
                 notes.extend(note.map(|n| format!("track {}: {n}", t.id)));
                 tracks.push(*t);
             }
+            // A chapter track is text, never a subtitle rendition.
+            TrakOutcome::Skipped(s) if chapters.contains(&s.id) => {
+                track_ids.push(s.id);
+                ignored.push(SkippedTrack {
+                    reason: "a chapter track (ignored)".into(),
+                    ..s
+                });
+            }
             TrakOutcome::Skipped(s) => {
                 track_ids.push(s.id);
                 skipped.push(s);
+            }
+            TrakOutcome::Ignored(s) => {
+                track_ids.push(s.id);
+                ignored.push(s);
             }
         }
     }
@@ -302,6 +368,7 @@ fn parse_moov(moov: &[u8], input: usize, file_len: u64, limits: &Limits) -> Resu
             tracks,
             text_tracks,
             skipped,
+            ignored,
             notes,
             fingerprint: [0; 32],
         },
@@ -325,6 +392,46 @@ enum TrakOutcome {
     /// The track, and a note on how its edit list was read when it was honoured in part.
     Usable(Box<Track>, Option<String>),
     Skipped(SkippedTrack),
+    /// Not media by design, listed but never warned about: see [`IGNORED_HANDLERS`] and
+    /// [`chapter_track_ids`].
+    Ignored(SkippedTrack),
+}
+
+/// Handlers of tracks that are not media and are ignored (DESIGN.md "Media rules":
+/// timecode, chapter and data tracks): QuickTime timecode (`tmcd`), timed metadata (`meta`:
+/// camera telemetry, Apple `mebx`), camera motion (`camm`), hint tracks (`hint`) and MPEG-4
+/// systems streams (`odsm`, `sdsm`).
+const IGNORED_HANDLERS: [&[u8; 4]; 6] = [b"tmcd", b"meta", b"camm", b"hint", b"odsm", b"sdsm"];
+
+/// The track_IDs that a `chap` track reference of any track names: chapter tracks (QTFF
+/// "Track Reference Atom"; ffmpeg writes them for MP4 as well as MOV). They hold text, but
+/// titles of chapters, not subtitles. A `tref` that cannot be read names no chapters: it
+/// never stops the file from packaging.
+fn chapter_track_ids(moov: &[u8]) -> Vec<u32> {
+    // More references than a file can have tracks are a hostile file's, not chapters.
+    const MAX_CHAPTER_TRACKS: usize = 1024;
+    let mut ids = Vec::new();
+    let traks = Boxes::new(moov, *b"moov", None)
+        .map_while(|b| b.ok())
+        .filter(|b| &b.fourcc == b"trak");
+    for trak in traks {
+        let Ok(Some(tref)) = find(trak.body, *b"trak", None, b"tref") else {
+            continue;
+        };
+        let chaps = Boxes::new(tref.body, *b"tref", None)
+            .map_while(|b| b.ok())
+            .filter(|b| &b.fourcc == b"chap");
+        for chap in chaps {
+            let room = MAX_CHAPTER_TRACKS.saturating_sub(ids.len());
+            ids.extend(
+                chap.body
+                    .chunks_exact(4)
+                    .take(room)
+                    .map(|id| u32::from_be_bytes([id[0], id[1], id[2], id[3]])),
+            );
+        }
+    }
+    ids
 }
 
 fn parse_trak(
@@ -351,6 +458,13 @@ fn parse_trak(
         // QuickTime and 3GPP timed text (3GPP TS 26.245 § 5.16: 'text'; ffmpeg's mp4
         // muxer writes 'sbtl' for mov_text), and ISO/IEC 14496-30's 'subt'.
         b"text" | b"sbtl" | b"subt" => TrackKind::Subtitles,
+        other if IGNORED_HANDLERS.contains(&other) => {
+            return Ok(TrakOutcome::Ignored(SkippedTrack {
+                id,
+                reason: format!("a '{}' track (ignored)", FourCc(*other)),
+                uncarried: None,
+            }))
+        }
         other => {
             return Ok(TrakOutcome::Skipped(SkippedTrack {
                 id,
@@ -570,9 +684,9 @@ fn parse_visual_entry(
     let fourcc = entry.fourcc;
     let config_box: &[u8; 4] = match &fourcc {
         b"avc1" | b"avc3" => b"avcC",
-        b"hvc1" | b"hev1" => b"hvcC",
+        b"hvc1" | b"hev1" | b"dvh1" | b"dvhe" => b"hvcC",
         b"vp09" => b"vpcC",
-        b"av01" => b"av1C",
+        b"av01" | b"dav1" => b"av1C",
         b"encv" => return Ok(Err("encrypted video (encv) is not supported".into())),
         other => {
             return Ok(Err(format!(
@@ -595,6 +709,7 @@ fn parse_visual_entry(
         Some(colr) => parse_colr(colr.body, t)?,
         None => None,
     };
+    let dovi = parse_dovi(children, &fourcc, t)?;
     if config.body.len() < 4 {
         return Err(Error::malformed(
             config_box,
@@ -605,7 +720,32 @@ fn parse_visual_entry(
     if width == 0 || height == 0 {
         return Err(Error::malformed(&fourcc, t, "video width or height is 0"));
     }
-    let codec = if config_box == b"vpcC" {
+    let codec = visual_codec(fourcc, config_box, config, dovi, t)?;
+    let transfer = match &codec {
+        Codec::Vp9 { vpcc } if transfer.is_none() => vpcc.get(8).map(|&tc| u16::from(tc)),
+        _ => dovi_transfer(dovi.as_ref(), transfer),
+    };
+    Ok(Ok(Entry {
+        codec,
+        raw: entry.raw.to_vec(),
+        width,
+        height,
+        transfer,
+        channels: 0,
+        sample_rate: 0,
+    }))
+}
+
+/// The codec of a visual entry from its configuration record (`avcC`, `hvcC`, `vpcC` or
+/// `av1C`, at least 4 bytes), each checked as far as the CODECS string needs it.
+fn visual_codec(
+    fourcc: [u8; 4],
+    config_box: &[u8; 4],
+    config: BoxRef<'_>,
+    dovi: Option<DoviConfig>,
+    t: Option<u32>,
+) -> Result<Codec> {
+    Ok(if config_box == b"vpcC" {
         // VPCodecConfigurationBox (VP Codec ISO Media File Format Binding § 2.2): a full
         // box, then profile, level, bitDepth(4) chromaSubsampling(3) fullRange(1),
         // colourPrimaries, transferCharacteristics, matrixCoefficients.
@@ -622,7 +762,9 @@ fn parse_visual_entry(
             return Err(Error::malformed(b"av1C", t, "marker and version are not 1"));
         }
         Codec::Av1 {
+            fourcc,
             av1c: config.body.to_vec(),
+            dovi,
         }
     } else if config_box == b"avcC" {
         if config.body[0] != 1 {
@@ -647,21 +789,60 @@ fn parse_visual_entry(
         Codec::H265 {
             fourcc,
             hvcc: config.body.to_vec(),
+            dovi,
         }
-    };
-    let transfer = match &codec {
-        Codec::Vp9 { vpcc } if transfer.is_none() => vpcc.get(8).map(|&tc| u16::from(tc)),
-        _ => transfer,
-    };
-    Ok(Ok(Entry {
-        codec,
-        raw: entry.raw.to_vec(),
-        width,
-        height,
-        transfer,
-        channels: 0,
-        sample_rate: 0,
-    }))
+    })
+}
+
+/// The Dolby Vision configuration among a visual sample entry's children (see
+/// [`DoviConfig`]). `dvh1`, `dvhe` and `dav1` entries must have one (Dolby Vision in ISOBMFF
+/// § 3.2); in an `hvc1`, `hev1` or `av01` entry it is optional, and one that cannot be read
+/// is passed over: the base layer still plays, only the Dolby Vision announcement is lost.
+fn parse_dovi(children: &[u8], fourcc: &[u8; 4], t: Option<u32>) -> Result<Option<DoviConfig>> {
+    let mut found = None;
+    for b in dovi::CONFIG_BOXES {
+        if let Some(config) = find(children, *fourcc, t, b)? {
+            found = Some((b, config));
+            break;
+        }
+    }
+    let required = matches!(fourcc, b"dvh1" | b"dvhe" | b"dav1");
+    match found {
+        Some((b, config)) => match DoviConfig::parse(config.body) {
+            Ok(dovi) => Ok(Some(dovi)),
+            Err(reason) if required => Err(Error::malformed(b, t, reason)),
+            Err(_) => Ok(None),
+        },
+        None if required => Err(Error::missing(b"dvcC", t)),
+        None => Ok(None),
+    }
+}
+
+/// VIDEO-RANGE of a Dolby Vision track: without a compatible base layer (profile 5, 10.0)
+/// it is PQ whatever `colr` says (that layer is not meant to be shown without Dolby
+/// Vision); otherwise the base layer's own `colr`, or when it has none (or says
+/// "unspecified", 2) the transfer its compatibility id names.
+fn dovi_transfer(dovi: Option<&DoviConfig>, colr: Option<u16>) -> Option<u16> {
+    match (dovi, colr) {
+        (Some(d), _) if d.compatibility == 0 => d.transfer().or(colr),
+        (Some(d), None | Some(2)) => d.transfer().or(colr),
+        _ => colr,
+    }
+}
+
+/// The pixel aspect ratio (hSpacing, vSpacing) of a visual sample entry's `pasp` box
+/// (ISO/IEC 14496-12 § 12.1.4), from the entry as stored in [`Track::sample_entry`]
+/// (header, 78 bytes of VisualSampleEntry fields, then children). `None` without one, for
+/// zero spacings, or for ratios beyond 1:8..8:1, which no camera or editor writes.
+pub fn pixel_aspect_ratio(sample_entry: &[u8]) -> Option<(u32, u32)> {
+    let fourcc: [u8; 4] = sample_entry.get(4..8)?.try_into().ok()?;
+    let children = sample_entry.get(8 + 78..)?;
+    let pasp = find(children, fourcc, None, b"pasp").ok()??;
+    let mut r = Reader::new(pasp.body, *b"pasp", None);
+    let (h, v) = (r.u32().ok()?, r.u32().ok()?);
+    let sane =
+        h > 0 && v > 0 && u64::from(h) <= 8 * u64::from(v) && u64::from(v) <= 8 * u64::from(h);
+    sane.then_some((h, v))
 }
 
 fn parse_audio_entry(
@@ -686,7 +867,7 @@ fn parse_audio_entry(
             )))
         }
     };
-    let (mut channels, mut sample_rate, children) = parse_sound_description(entry, t)?;
+    let (entry_channels, mut sample_rate, children) = parse_sound_description(entry, t)?;
     // QuickTime puts the configuration inside a `wave` box.
     let config = match find(children, fourcc, t, config_box)? {
         Some(c) => c,
@@ -695,36 +876,15 @@ fn parse_audio_entry(
             None => return Err(Error::missing(config_box, t)),
         },
     };
-    let passed = |format: AudioFormat| Codec::Audio {
-        format,
-        config: config.raw.to_vec(),
-    };
-    let codec = match config_box {
-        b"esds" => match parse_esds(config.body, t)? {
-            EsdsAudio::Aac(asc) => {
-                aac_rate_and_channels(&asc, &mut sample_rate, &mut channels);
-                Codec::Aac { asc }
-            }
-            EsdsAudio::Mp3 => passed(AudioFormat::Mp3),
-            EsdsAudio::Unsupported(reason) => return Ok(Err(reason)),
-        },
-        b"dac3" => {
-            channels = ac3_channels(config.body).unwrap_or(channels);
-            passed(AudioFormat::Ac3)
-        }
-        b"dec3" => {
-            channels = eac3_channels(config.body).unwrap_or(channels);
-            passed(AudioFormat::Eac3)
-        }
-        b"dOps" => {
-            // OutputChannelCount is the second byte of the OpusSpecificBox; Opus always
-            // decodes at 48 kHz (RFC 7845 § 5.1), whatever rate the entry names.
-            channels = config.body.get(1).map_or(channels, |&c| u16::from(c));
-            sample_rate = 48_000;
-            passed(AudioFormat::Opus)
-        }
-        b"dfLa" => passed(AudioFormat::Flac),
-        _ => passed(AudioFormat::Alac),
+    // Looking for a channel layout never fails a track whose configuration was found.
+    let wave = find(children, fourcc, t, b"wave").ok().flatten();
+    // CHANNELS comes from the codec's own configuration when it says (below); else from a
+    // QuickTime channel layout; the sample entry's count is the last resort.
+    let mut channels =
+        layout_channels(children, wave.map(|w| w.body), fourcc, t).unwrap_or(entry_channels);
+    let codec = match audio_codec(config, t, &mut channels, &mut sample_rate)? {
+        Ok(codec) => codec,
+        Err(reason) => return Ok(Err(reason)),
     };
     if sample_rate == 0 {
         return Err(Error::malformed(&fourcc, t, "sample rate is 0"));
@@ -738,6 +898,109 @@ fn parse_audio_entry(
         channels,
         sample_rate,
     }))
+}
+
+/// The codec of an audio entry from its configuration box (`esds`, `dac3`, `dec3`, `dOps`,
+/// `dfLa` or `alac`), with the channels and rate that configuration states written over
+/// what the entry said. The inner `Err` is an `mp4a` whose object type is not carried.
+fn audio_codec(
+    config: BoxRef<'_>,
+    t: Option<u32>,
+    channels: &mut u16,
+    sample_rate: &mut u32,
+) -> Result<std::result::Result<Codec, String>> {
+    let passed = |format: AudioFormat| Codec::Audio {
+        format,
+        config: config.raw.to_vec(),
+    };
+    Ok(Ok(match &config.fourcc {
+        b"esds" => match parse_esds(config.body, t)? {
+            EsdsAudio::Aac(asc) => {
+                aac_rate_and_channels(&asc, sample_rate, channels);
+                Codec::Aac { asc }
+            }
+            EsdsAudio::Mp3 => passed(AudioFormat::Mp3),
+            EsdsAudio::Unsupported(reason) => return Ok(Err(reason)),
+        },
+        b"dac3" => {
+            *channels = ac3_channels(config.body).unwrap_or(*channels);
+            passed(AudioFormat::Ac3)
+        }
+        b"dec3" => {
+            *channels = eac3_channels(config.body).unwrap_or(*channels);
+            passed(AudioFormat::Eac3)
+        }
+        b"dOps" => {
+            // OutputChannelCount is the second byte of the OpusSpecificBox; Opus always
+            // decodes at 48 kHz (RFC 7845 § 5.1), whatever rate the entry names.
+            *channels = config.body.get(1).map_or(*channels, |&c| u16::from(c));
+            *sample_rate = 48_000;
+            passed(AudioFormat::Opus)
+        }
+        b"dfLa" => {
+            *channels = flac_channels(config.body).unwrap_or(*channels);
+            passed(AudioFormat::Flac)
+        }
+        _ => {
+            *channels = alac_channels(config.body).unwrap_or(*channels);
+            passed(AudioFormat::Alac)
+        }
+    }))
+}
+
+/// Channels of a QuickTime `chan` box (QTFF "Audio Channel Layout Atom"), in the entry or
+/// its `wave`: a full box, then mChannelLayoutTag, mChannelBitmap,
+/// mNumberChannelDescriptions and 20-byte descriptions. The tag's low 16 bits are the
+/// channel count of a predefined layout; tag 0 (kAudioChannelLayoutTag_UseChannelDescriptions)
+/// counts the descriptions, which must all be in the box; tag 0x10000
+/// (kAudioChannelLayoutTag_UseChannelBitmap) counts the bitmap's bits. `None` when there is
+/// no such box or it says nothing usable: a broken layout never stops a track.
+fn layout_channels(
+    children: &[u8],
+    wave: Option<&[u8]>,
+    fourcc: [u8; 4],
+    t: Option<u32>,
+) -> Option<u16> {
+    let chan = match find(children, fourcc, t, b"chan") {
+        Ok(Some(chan)) => chan,
+        _ => find(wave?, *b"wave", t, b"chan").ok()??,
+    };
+    chan_channels(chan.body)
+}
+
+fn chan_channels(body: &[u8]) -> Option<u16> {
+    let word = |i: usize| -> Option<u32> {
+        let b = body.get(i..i + 4)?;
+        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let (tag, bitmap, descriptions) = (word(4)?, word(8)?, word(12)?);
+    let count = match tag {
+        0 => {
+            let fits = (body.len() - 16) / 20;
+            (descriptions as usize <= fits).then_some(descriptions)?
+        }
+        0x1_0000 => bitmap.count_ones(),
+        tag => tag & 0xffff,
+    };
+    u16::try_from(count).ok().filter(|&c| c > 0)
+}
+
+/// FLACSpecificBox (FLAC in ISOBMFF § 3.3.2): a full box, then metadata blocks, the first a
+/// STREAMINFO (type 0, 34 bytes) whose byte 12 holds (channels - 1) in bits 3..1.
+fn flac_channels(dfla: &[u8]) -> Option<u16> {
+    let header = *dfla.get(4)?;
+    if header & 0x7f != 0 {
+        return None;
+    }
+    let packed = *dfla.get(8 + 12)?;
+    Some(u16::from((packed >> 1) & 0x7) + 1)
+}
+
+/// The ALACSpecificConfig after the `alac` box's version and flags (Apple Lossless Audio
+/// Codec "Magic Cookie"): frameLength(32), compatibleVersion, bitDepth, pb, mb, kb, then
+/// numChannels.
+fn alac_channels(alac: &[u8]) -> Option<u16> {
+    alac.get(4 + 9).map(|&c| u16::from(c)).filter(|&c| c > 0)
 }
 
 /// AudioSampleEntry (ISO/IEC 14496-12 § 12.2.3): channel count, sample rate and the child
@@ -770,24 +1033,21 @@ fn parse_sound_description<'a>(entry: BoxRef<'a>, t: Option<u32>) -> Result<(u16
 
 /// The AudioSpecificConfig is what the decoder follows (ISO/IEC 14496-14 § 5.6: the
 /// sample entry's channelcount and samplerate are not used for MPEG-4 audio). Writers
-/// leave channelcount at 2 for 5.1, while with parametric stereo (HE-AAC v2) the config
-/// states the mono core and the entry the stereo output: the larger of the two is what
-/// plays. The rate from the entry is kept unless it is 0 (with SBR the config's core rate
-/// is half the output rate).
+/// leave channelcount at 2 for 5.1 and for mono, so the config's channels win, parametric
+/// stereo counted (a mono core with PS plays as stereo); the entry's count stands only
+/// when the config does not say. The rate from the entry is kept unless it is 0, then the
+/// config's output rate (with SBR twice the core rate).
 fn aac_rate_and_channels(asc: &[u8], sample_rate: &mut u32, channels: &mut u16) {
     if let Ok(config) = AudioSpecificConfig::parse(asc) {
         if *sample_rate == 0 {
-            *sample_rate = config.sample_rate.unwrap_or(0);
+            *sample_rate = config.output_sample_rate().unwrap_or(0);
         }
-        *channels = (*channels).max(config.channels.unwrap_or(0));
+        *channels = config.output_channels().unwrap_or(*channels);
     }
 }
 
-/// Channels of an AC-3 acmod (ETSI TS 102 366 table 4.3), before the LFE.
-const ACMOD_CHANNELS: [u16; 8] = [2, 1, 2, 3, 3, 4, 4, 5];
-
-/// AC3SpecificBox (ETSI TS 102 366 § F.4): fscod(2) bsid(5) bsmod(3) acmod(3) lfeon(1).
-/// Here and for `dec3` the fields are read from a big-endian word, first bit at bit 31.
+/// AC3SpecificBox (ETSI TS 102 366 § F.4): fscod(2) bsid(5) bsmod(3) acmod(3) lfeon(1),
+/// read from a big-endian word, first bit at bit 31.
 fn ac3_channels(dac3: &[u8]) -> Option<u16> {
     let bits = u32::from_be_bytes([*dac3.first()?, *dac3.get(1)?, *dac3.get(2)?, 0]);
     let acmod = (bits >> 19) & 0x7;
@@ -795,14 +1055,10 @@ fn ac3_channels(dac3: &[u8]) -> Option<u16> {
     Some(ACMOD_CHANNELS[acmod as usize] + lfe as u16)
 }
 
-/// EC3SpecificBox (ETSI TS 102 366 § F.6): data_rate(13) num_ind_sub(3), then for the
-/// first independent substream fscod(2) bsid(5) reserved(1) asvc(1) bsmod(3) acmod(3)
-/// lfeon(1). Dependent substreams (7.1) add channels this does not count.
+/// EC3SpecificBox (ETSI TS 102 366 § F.6): the first independent substream's channels and
+/// those its dependent substreams add; see [`Ec3Config`].
 fn eac3_channels(dec3: &[u8]) -> Option<u16> {
-    let bits = u32::from_be_bytes([*dec3.get(2)?, *dec3.get(3)?, *dec3.get(4)?, 0]);
-    let acmod = (bits >> 17) & 0x7;
-    let lfe = (bits >> 16) & 1;
-    Some(ACMOD_CHANNELS[acmod as usize] + lfe as u16)
+    Ec3Config::parse(dec3).ok().map(|c| c.channels)
 }
 
 /// Reads an MPEG-4 descriptor header (ISO/IEC 14496-1 § 8.3.3): tag and a size in
@@ -1468,5 +1724,141 @@ mod tests {
         // acmod 7 + LFE: 5.1.
         assert_eq!(eac3_channels(&[0x03, 0x00, 0x20, 0x0f, 0x00]), Some(6));
         assert_eq!(eac3_channels(&[0x03, 0x00]), None);
+    }
+
+    #[test]
+    fn channel_layouts_flac_and_alac() {
+        let chan = |tag: u32, bitmap: u32, descriptions: u32, extra: usize| {
+            let mut b = vec![0u8; 4];
+            for w in [tag, bitmap, descriptions] {
+                b.extend_from_slice(&w.to_be_bytes());
+            }
+            b.resize(b.len() + extra, 0);
+            b
+        };
+        // kAudioChannelLayoutTag_Mono (100 << 16 | 1), _Stereo, _MPEG_5_1_A (121 << 16 | 6).
+        assert_eq!(chan_channels(&chan(100 << 16 | 1, 0, 0, 0)), Some(1));
+        assert_eq!(chan_channels(&chan(101 << 16 | 2, 0, 0, 0)), Some(2));
+        assert_eq!(chan_channels(&chan(121 << 16 | 6, 0, 0, 0)), Some(6));
+        // A bitmap of L R C LFE Ls Rs; three descriptions, all present.
+        assert_eq!(chan_channels(&chan(0x1_0000, 0x3f, 0, 0)), Some(6));
+        assert_eq!(chan_channels(&chan(0, 0, 3, 60)), Some(3));
+        // Descriptions the box does not hold, no channels, a short box: nothing.
+        assert_eq!(chan_channels(&chan(0, 0, 3, 59)), None);
+        assert_eq!(chan_channels(&chan(0, 0, u32::MAX, 0)), None);
+        assert_eq!(chan_channels(&chan(0x1_0000, 0, 0, 0)), None);
+        assert_eq!(chan_channels(&[0; 15]), None);
+        // dfLa: full box, STREAMINFO header, then 34 bytes with channels - 1 = 5.
+        let mut dfla = vec![0, 0, 0, 0, 0x80, 0, 0, 34];
+        dfla.extend_from_slice(&[0; 34]);
+        dfla[8 + 12] = 0x0a; // 20-bit rate ends, then 101 (6 channels), bps bit
+        assert_eq!(flac_channels(&dfla), Some(6));
+        assert_eq!(flac_channels(&dfla[..20]), None);
+        dfla[4] = 0x84; // not a STREAMINFO first
+        assert_eq!(flac_channels(&dfla), None);
+        // alac: full box, frameLength, version, depth, pb, mb, kb, numChannels 2.
+        let alac = [0, 0, 0, 0, 0, 0, 16, 0, 0, 16, 40, 10, 14, 2];
+        assert_eq!(alac_channels(&alac), Some(2));
+        assert_eq!(alac_channels(&alac[..13]), None);
+    }
+
+    fn boxed(fourcc: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut b = ((8 + body.len()) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(fourcc);
+        b.extend_from_slice(body);
+        b
+    }
+
+    #[test]
+    fn dolby_vision_boxes_required_in_dvh1_optional_elsewhere() {
+        // Profile 8, level 6, RPU + BL, compatibility 1, then 18 reserved bytes.
+        let mut record = vec![1, 0, 0x10, 0x35, 0x10];
+        record.resize(24, 0);
+        let dvvc = boxed(b"dvvC", &record);
+        let dovi = parse_dovi(&dvvc, b"hvc1", Some(1)).unwrap().unwrap();
+        assert_eq!((dovi.profile, dovi.level, dovi.compatibility), (8, 6, 1));
+        // dvh1 needs its record; hvc1 does without.
+        let err = parse_dovi(&[], b"dvh1", Some(1)).unwrap_err();
+        assert!(err.to_string().contains("dvcC"), "{err}");
+        assert_eq!(parse_dovi(&[], b"hvc1", Some(1)).unwrap(), None);
+        assert!(parse_dovi(&[], b"dav1", Some(1)).is_err());
+        assert_eq!(parse_dovi(&[], b"av01", Some(1)).unwrap(), None);
+        // A record cut short: an error in dvh1, passed over in hvc1.
+        let short = boxed(b"dvcC", &record[..4]);
+        assert!(parse_dovi(&short, b"dvh1", Some(1)).is_err());
+        assert_eq!(parse_dovi(&short, b"hvc1", Some(1)).unwrap(), None);
+        // A box whose size runs past its parent is a malformed file either way.
+        let mut broken = dvvc.clone();
+        broken[3] = 0xff;
+        assert!(parse_dovi(&broken, b"hvc1", Some(1)).is_err());
+    }
+
+    #[test]
+    fn dolby_vision_video_range() {
+        let dovi = |profile: u8, compatibility: u8| {
+            let packed =
+                (u32::from(profile) << 25) | (0b101 << 16) | (u32::from(compatibility) << 12);
+            let mut r = vec![1, 0];
+            r.extend_from_slice(&packed.to_be_bytes());
+            DoviConfig::parse(&r).unwrap()
+        };
+        // Profile 5 is PQ whatever colr says.
+        assert_eq!(dovi_transfer(Some(&dovi(5, 0)), Some(1)), Some(16));
+        assert_eq!(dovi_transfer(Some(&dovi(5, 0)), None), Some(16));
+        // Profile 8: the base layer's colr, else (or when unspecified) its compatibility id.
+        assert_eq!(dovi_transfer(Some(&dovi(8, 4)), Some(18)), Some(18));
+        assert_eq!(dovi_transfer(Some(&dovi(8, 4)), None), Some(18));
+        assert_eq!(dovi_transfer(Some(&dovi(8, 1)), Some(2)), Some(16));
+        assert_eq!(dovi_transfer(Some(&dovi(8, 1)), Some(16)), Some(16));
+        assert_eq!(dovi_transfer(None, Some(16)), Some(16));
+        assert_eq!(dovi_transfer(None, None), None);
+    }
+
+    #[test]
+    fn chapter_references_are_read_leniently() {
+        let tref = boxed(b"tref", &boxed(b"chap", &[0, 0, 0, 3, 0, 0, 0, 4, 9]));
+        let moov = boxed(b"trak", &tref);
+        assert_eq!(chapter_track_ids(&moov), vec![3, 4]);
+        let mut broken = moov.clone();
+        broken[11] = 0x7f; // tref size past the trak
+        assert_eq!(chapter_track_ids(&broken), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn pixel_aspect_ratio_from_the_entry() {
+        let entry = |children: &[u8]| {
+            let mut body = vec![0u8; 78];
+            body.extend_from_slice(children);
+            boxed(b"avc1", &body)
+        };
+        let pasp = |h: u32, v: u32| {
+            let mut b = h.to_be_bytes().to_vec();
+            b.extend_from_slice(&v.to_be_bytes());
+            boxed(b"pasp", &b)
+        };
+        assert_eq!(pixel_aspect_ratio(&entry(&pasp(4, 3))), Some((4, 3)));
+        assert_eq!(pixel_aspect_ratio(&entry(&pasp(1, 1))), Some((1, 1)));
+        assert_eq!(pixel_aspect_ratio(&entry(&[])), None);
+        assert_eq!(pixel_aspect_ratio(&entry(&pasp(0, 1))), None);
+        assert_eq!(pixel_aspect_ratio(&entry(&pasp(100, 1))), None);
+        assert_eq!(pixel_aspect_ratio(&entry(&pasp(4, 3))[..90]), None);
+        assert_eq!(pixel_aspect_ratio(&[0; 7]), None);
+    }
+
+    #[test]
+    fn mp3_channels_from_the_frame_header() {
+        // MPEG-1 Layer III, 64 kb/s, 48 kHz: mode 11 (single channel), 00 (stereo), 01
+        // (joint stereo), 10 (dual channel).
+        assert_eq!(mpeg_audio_channels([0xff, 0xfb, 0x54, 0xc4]), Some(1));
+        assert_eq!(mpeg_audio_channels([0xff, 0xfb, 0x54, 0x04]), Some(2));
+        assert_eq!(mpeg_audio_channels([0xff, 0xfb, 0x54, 0x44]), Some(2));
+        assert_eq!(mpeg_audio_channels([0xff, 0xfb, 0x54, 0x84]), Some(2));
+        // MPEG-2 (ID 0) and MPEG 2.5 headers.
+        assert_eq!(mpeg_audio_channels([0xff, 0xf3, 0x54, 0xc4]), Some(1));
+        assert_eq!(mpeg_audio_channels([0xff, 0xe3, 0x54, 0xc4]), Some(1));
+        // No sync word, reserved version, reserved layer: the entry's count stands.
+        assert_eq!(mpeg_audio_channels([0x00, 0xfb, 0x54, 0xc4]), None);
+        assert_eq!(mpeg_audio_channels([0xff, 0xeb, 0x54, 0xc4]), None);
+        assert_eq!(mpeg_audio_channels([0xff, 0xf9, 0x54, 0xc4]), None);
     }
 }

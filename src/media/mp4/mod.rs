@@ -4,4 +4,4 @@ mod demux;
 mod fragments;
 pub mod reader;
 
-pub use demux::{demux, Limits};
+pub use demux::{demux, pixel_aspect_ratio, Limits};

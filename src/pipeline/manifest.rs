@@ -105,17 +105,29 @@ impl Manifest {
         started_at: u64,
     ) -> Self {
         match previous {
-            Some(prev) => Manifest {
-                state: State::Processing,
-                sources,
-                target_version,
-                error: None,
-                warnings: Vec::new(),
-                started_at,
-                finished_at: None,
-                elapsed_seconds: None,
-                ..prev
-            },
+            Some(prev) => {
+                // The previous run's version, if it never went live (superseded by a newer
+                // upload, or a worker that died): its objects are on the store, and this is
+                // the last record of them, so it is retired here for GC to collect.
+                let unflipped = prev.target_version.clone().filter(|t| {
+                    prev.version.as_ref() != Some(t) && target_version.as_ref() != Some(t)
+                });
+                let mut next = Manifest {
+                    state: State::Processing,
+                    sources,
+                    target_version,
+                    error: None,
+                    warnings: Vec::new(),
+                    started_at,
+                    finished_at: None,
+                    elapsed_seconds: None,
+                    ..prev
+                };
+                if let Some(t) = unflipped {
+                    next.retire(&t, started_at);
+                }
+                next
+            }
             None => Manifest {
                 target_version,
                 ..Manifest::processing(sources, started_at)
@@ -156,6 +168,21 @@ impl Manifest {
             }
         }
         self.finish(now);
+    }
+
+    /// Every version this manifest records: live, being written, retired. What removal
+    /// deletes, and all it deletes.
+    pub fn recorded_versions(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .version
+            .iter()
+            .chain(&self.target_version)
+            .cloned()
+            .chain(self.retired.iter().map(|r| r.version.clone()))
+            .collect();
+        all.sort();
+        all.dedup();
+        all
     }
 
     fn retire(&mut self, version: &str, now: u64) {
@@ -201,4 +228,39 @@ pub fn read_manifest(store: &dyn Store, prefix: &str) -> Result<Option<Manifest>
     Ok(store
         .get(&format!("{prefix}{MANIFEST_KEY}"))?
         .and_then(|b| Manifest::parse(&b).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_run_retires_the_version_a_previous_run_never_flipped() {
+        let mut prev = Manifest::start(None, Vec::new(), Some("aaaaaaaaaaaa".into()), 10);
+        prev.version = Some("111111111111".into());
+        let next = Manifest::start(
+            Some(prev.clone()),
+            Vec::new(),
+            Some("bbbbbbbbbbbb".into()),
+            20,
+        );
+        assert_eq!(next.retired.len(), 1);
+        assert_eq!(next.retired[0].version, "aaaaaaaaaaaa");
+        assert_eq!(next.retired[0].retired_at, 20);
+        assert_eq!(
+            next.recorded_versions(),
+            vec!["111111111111", "aaaaaaaaaaaa", "bbbbbbbbbbbb"]
+        );
+        // The same version again (a retried event) is not retired; nor is the live one.
+        let again = Manifest::start(
+            Some(prev.clone()),
+            Vec::new(),
+            Some("aaaaaaaaaaaa".into()),
+            20,
+        );
+        assert!(again.retired.is_empty());
+        prev.target_version = prev.version.clone();
+        let after_flip = Manifest::start(Some(prev), Vec::new(), Some("bbbbbbbbbbbb".into()), 20);
+        assert!(after_flip.retired.is_empty());
+    }
 }

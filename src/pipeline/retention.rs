@@ -1,45 +1,34 @@
 //! Removing a title and collecting the versions a re-publish retired.
 
 use crate::error::Result;
-use crate::pipeline::manifest::{Manifest, MANIFEST_KEY, MASTER_KEY};
+use crate::pipeline::manifest::{read_manifest, Manifest, MANIFEST_KEY, MASTER_KEY};
 use crate::store::{ObjectInfo, Store};
 
-/// A version directory name: what `package` makes (12 lower-case hex digits).
-fn is_version_id(s: &str) -> bool {
-    s.len() == 12 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// Whether `rel` (relative to a title prefix) is an object of that title and not of a
-/// title nested below it (`hls/shows/` and `hls/shows/ep1/` are both title prefixes when
-/// `uploads/shows.mp4` and `uploads/shows/ep1.mp4` both exist).
-fn is_title_object(rel: &str) -> bool {
-    if rel == MASTER_KEY || rel == MANIFEST_KEY {
-        return true;
-    }
-    rel.strip_prefix("v/")
-        .and_then(|r| r.split_once('/'))
-        .is_some_and(|(v, rest)| is_version_id(v) && !rest.is_empty())
-}
-
-/// Deletes every object of the title at `prefix`: the master first (the title stops being
-/// playable), the versions, the manifest last. Returns how many were deleted.
+/// Deletes the title at `prefix` by its record: the master first (the title stops being
+/// playable), then every object of each version its manifest records (live, being written,
+/// retired), the manifest last. Nothing is found by pattern, so no other title's objects can
+/// match. Without a manifest only the master is deleted (the manifest is written before the
+/// first object of any version, so a title without one has no versions). Returns how many
+/// objects were deleted.
 pub fn remove_title(store: &dyn Store, prefix: &str) -> Result<usize> {
-    let mut keys: Vec<String> = store
-        .list(prefix)?
-        .into_iter()
-        .map(|o| o.key)
-        .filter(|k| is_title_object(&k[prefix.len()..]))
-        .collect();
-    let rank = |k: &str| match &k[prefix.len()..] {
-        MASTER_KEY => 0,
-        MANIFEST_KEY => 2,
-        _ => 1,
-    };
-    keys.sort_by_key(|k| rank(k));
-    for k in &keys {
-        store.delete(k)?;
+    let manifest = read_manifest(store, prefix)?;
+    let mut deleted = 0;
+    let master = format!("{prefix}{MASTER_KEY}");
+    if store.head(&master)?.is_some() {
+        store.delete(&master)?;
+        deleted += 1;
     }
-    Ok(keys.len())
+    let Some(manifest) = manifest else {
+        return Ok(deleted);
+    };
+    for version in manifest.recorded_versions() {
+        for o in store.list(&format!("{prefix}v/{version}/"))? {
+            store.delete(&o.key)?;
+            deleted += 1;
+        }
+    }
+    store.delete(&format!("{prefix}{MANIFEST_KEY}"))?;
+    Ok(deleted + 1)
 }
 
 /// Which objects of `listing` (a listing of the title's prefix) garbage collection removes:
@@ -156,14 +145,5 @@ mod tests {
         m.target_version = Some(old.into());
         let plan = gc_plan(&listing, prefix, &m, 10_000, 3_600);
         assert!(plan.iter().all(|k| k.contains(failed)), "{plan:?}");
-    }
-
-    #[test]
-    fn nested_titles_are_not_removed_with_their_parent() {
-        assert!(is_title_object("master.m3u8"));
-        assert!(is_title_object("v/0123456789ab/video_180p/seg_00001.m4s"));
-        assert!(!is_title_object("ep1/master.m3u8"));
-        assert!(!is_title_object("v/ep1/master.m3u8"));
-        assert!(!is_title_object("v/0123456789ab"));
     }
 }

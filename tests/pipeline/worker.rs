@@ -614,3 +614,78 @@ fn a_second_upload_that_names_the_same_title_is_refused_until_the_first_is_gone(
     );
     assert_decodes(&b.bucket().join("hls/Café.hls/master.m3u8"));
 }
+
+/// Regressions (reliability issue, defects 1, 2 and 6): a title nested below another
+/// (`uploads/show.mp4` and `uploads/show/ep1.mp4`) is opened by neither the other's cookies
+/// nor its removal; removal deletes exactly the versions the title's manifest records; and a
+/// version written by a job that never flipped (superseded, or a worker that died) is recorded
+/// by the next job, so GC collects it instead of leaving it on the store for good.
+#[test]
+fn removal_by_record_spares_nested_titles_and_unflipped_versions_are_collected_regression_pattern_removal(
+) {
+    let b = Buckets::new();
+    let store: Arc<dyn Store> = Arc::new(b.store());
+    let config = PipelineConfig {
+        gc_grace_seconds: 0,
+        ..PipelineConfig::default()
+    };
+    let now = AtomicU64::new(1_000);
+    let clock = || now.fetch_add(1, Ordering::SeqCst);
+    let worker = Pipeline {
+        config: &config,
+        invalidator: &NoInvalidation,
+        clock: &clock,
+    };
+    let parent = b.put_file("uploads/show.mp4", clip());
+    let nested = b.put_file("uploads/show/ep1.mp4", small_clip());
+    for (key, etag) in [
+        ("uploads/show.mp4", &parent),
+        ("uploads/show/ep1.mp4", &nested),
+    ] {
+        let outcome = worker.handle_record(&store, &record(RecordKind::Created, key, Some(etag)));
+        assert!(matches!(outcome, Outcome::Processed { .. }), "{outcome:?}");
+    }
+    // The bundles cannot nest: the nested title lives beside its parent's bundle.
+    assert!(b.exists("hls/show.hls/master.m3u8"));
+    assert!(b.exists("hls/show/ep1.hls/master.m3u8"));
+
+    // A job that wrote a version and never flipped: its version is the manifest's target.
+    let manifest_key = "hls/show.hls/manifest.json";
+    let mut m = b.manifest("hls/show.hls/");
+    m["target_version"] = "aaaaaaaaaaaa".into();
+    b.put_bytes(manifest_key, &serde_json::to_vec(&m).unwrap());
+    b.put_bytes(
+        "hls/show.hls/v/aaaaaaaaaaaa/video_180p/seg_00001.m4s",
+        b"unflipped",
+    );
+    // The next upload's job records it as retired, and GC (grace 0) removes it.
+    let replaced = b.put_file("uploads/show.mp4", small_clip());
+    let outcome = worker.handle_record(
+        &store,
+        &record(RecordKind::Created, "uploads/show.mp4", Some(&replaced)),
+    );
+    assert!(matches!(outcome, Outcome::Processed { .. }), "{outcome:?}");
+    assert!(
+        b.keys("hls/show.hls/v/aaaaaaaaaaaa/").is_empty(),
+        "the unflipped version stays"
+    );
+
+    // Something the manifest does not record is never removed by pattern.
+    b.put_bytes(
+        "hls/show.hls/v/bbbbbbbbbbbb/keep.bin",
+        b"not ours to delete",
+    );
+    std::fs::remove_file(b.bucket().join("uploads/show.mp4")).unwrap();
+    let outcome = worker.handle_record(
+        &store,
+        &record(RecordKind::Removed, "uploads/show.mp4", None),
+    );
+    assert!(matches!(outcome, Outcome::Removed { .. }), "{outcome:?}");
+    assert_eq!(
+        b.keys("hls/show.hls/"),
+        vec!["hls/show.hls/v/bbbbbbbbbbbb/keep.bin".to_string()]
+    );
+    // The nested title is whole and still plays.
+    assert_eq!(b.manifest("hls/show/ep1.hls/")["state"], "complete");
+    assert_decodes(&b.bucket().join("hls/show/ep1.hls/master.m3u8"));
+}

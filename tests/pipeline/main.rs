@@ -5,5 +5,6 @@
 mod support;
 
 mod events;
+mod kill;
 mod subtitles;
 mod worker;

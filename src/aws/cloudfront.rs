@@ -13,26 +13,26 @@
 //! through `aws-sdk-cloudfront`, whose generated code is larger than the S3 SDK's and would
 //! double the build for one operation.
 
+use crate::aws::signed::{endpoint_from_env, Attempt, Service, SignedClient};
 use crate::error::{Error, Result, RetryClass};
 use crate::pipeline::invalidate::Invalidator;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use http_body_util::{BodyExt, Full};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use hyper::body::Bytes;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// CloudFront's API endpoint (a global service, signed for us-east-1: "CloudFront
 /// endpoints and quotas", AWS General Reference).
 pub const DEFAULT_ENDPOINT: &str = "https://cloudfront.amazonaws.com";
 const SIGNING_REGION: &str = "us-east-1";
-const SIGNING_NAME: &str = "cloudfront";
+const SERVICE: Service = Service {
+    name: "cloudfront",
+    region: SIGNING_REGION,
+};
 const API_VERSION: &str = "2020-05-31";
 /// Attempts for one invalidation: throttling, 5xx and connection failures are retried
 /// with exponential backoff (20 ms × 4ⁿ: 20, 80, 320 ms), anything else is final.
 const ATTEMPTS: u32 = 4;
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
-
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Invalidates paths of one distribution. The [`Invalidator`] trait is synchronous (the
 /// worker runs on blocking threads); each call drives the request on `handle`, so call it
@@ -40,8 +40,7 @@ type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Byte
 pub struct CloudFrontInvalidator {
     distribution_id: String,
     endpoint: String,
-    credentials: SharedCredentialsProvider,
-    client: HttpsClient,
+    client: SignedClient,
     handle: tokio::runtime::Handle,
 }
 
@@ -70,20 +69,13 @@ impl CloudFrontInvalidator {
                 "CloudFront endpoint {endpoint:?} is not an http(s) URL"
             )));
         }
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
-            .map_err(|e| Error::Cdn {
-                reason: format!("TLS set-up: {e}"),
-                class: RetryClass::Permanent,
-            })?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
+        let client = SignedClient::new(credentials).map_err(|reason| Error::Cdn {
+            reason,
+            class: RetryClass::Permanent,
+        })?;
         Ok(CloudFrontInvalidator {
             distribution_id,
             endpoint,
-            credentials,
             client,
             handle,
         })
@@ -98,11 +90,11 @@ impl CloudFrontInvalidator {
         let credentials = config.credentials_provider().ok_or_else(|| {
             Error::Config("no AWS credentials provider for CloudFront invalidations".into())
         })?;
-        let endpoint = std::env::var("AWS_ENDPOINT_URL_CLOUDFRONT")
-            .ok()
-            .filter(|e| !e.is_empty())
-            .or_else(|| config.endpoint_url().map(String::from))
-            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
+        let endpoint = endpoint_from_env(
+            "AWS_ENDPOINT_URL_CLOUDFRONT",
+            config.endpoint_url(),
+            DEFAULT_ENDPOINT.to_string(),
+        );
         CloudFrontInvalidator::new(
             distribution_id,
             endpoint,
@@ -128,10 +120,17 @@ impl CloudFrontInvalidator {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(20 << (2 * attempt))).await;
             }
-            let outcome = tokio::time::timeout(ATTEMPT_TIMEOUT, self.send(&url, &body)).await;
+            let headers = [("content-type", "application/xml")];
+            let send = self.client.post(SERVICE, &url, &headers, body.clone());
+            let outcome = tokio::time::timeout(ATTEMPT_TIMEOUT, send).await;
             let (status, text) = match outcome {
                 Ok(Ok(answer)) => answer,
-                Ok(Err(Attempt::Final(e))) => return Err(e),
+                Ok(Err(Attempt::Final(reason))) => {
+                    return Err(Error::Cdn {
+                        reason,
+                        class: RetryClass::Permanent,
+                    })
+                }
                 Ok(Err(Attempt::Retry(e))) => {
                     last = e;
                     continue;
@@ -176,83 +175,6 @@ impl CloudFrontInvalidator {
             class,
         })
     }
-
-    /// One signed POST; the status and body of the answer.
-    async fn send(&self, url: &str, body: &Bytes) -> std::result::Result<(u16, String), Attempt> {
-        let credentials = self.credentials.provide_credentials().await.map_err(|e| {
-            Attempt::Final(Error::Cdn {
-                reason: format!("AWS credentials: {e}"),
-                class: RetryClass::Retryable,
-            })
-        })?;
-        let mut request = hyper::Request::post(url)
-            .header("content-type", "application/xml")
-            .body(Full::new(body.clone()))
-            .map_err(|e| {
-                Attempt::Final(Error::Cdn {
-                    reason: format!("request {url}: {e}"),
-                    class: RetryClass::Permanent,
-                })
-            })?;
-        sign(&mut request, body, credentials.into()).map_err(|e| {
-            Attempt::Final(Error::Cdn {
-                reason: format!("signing: {e}"),
-                class: RetryClass::Permanent,
-            })
-        })?;
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| Attempt::Retry(format!("{url}: {e}")))?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| Attempt::Retry(format!("{url}: reading the answer: {e}")))?
-            .to_bytes();
-        // An error document is a few hundred bytes; never keep more than 64 KiB of one.
-        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]).into_owned();
-        Ok((status, text))
-    }
-}
-
-enum Attempt {
-    Retry(String),
-    Final(Error),
-}
-
-/// Signs `request` in place (Signature Version 4, headers `authorization`, `x-amz-date`
-/// and, for temporary credentials, `x-amz-security-token`).
-fn sign(
-    request: &mut hyper::Request<Full<Bytes>>,
-    body: &[u8],
-    identity: aws_smithy_runtime_api::client::identity::Identity,
-) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings};
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(SIGNING_REGION)
-        .name(SIGNING_NAME)
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()?
-        .into();
-    let headers: Vec<(&str, &str)> = request
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
-        .collect();
-    let signable = SignableRequest::new(
-        request.method().as_str(),
-        request.uri().to_string(),
-        headers.into_iter(),
-        SignableBody::Bytes(body),
-    )?;
-    let (instructions, _signature) = aws_sigv4::http_request::sign(signable, &params)?.into_parts();
-    instructions.apply_to_request_http1x(request);
-    Ok(())
 }
 
 /// The `InvalidationBatch` document (CreateInvalidation, CloudFront API Reference), paths
@@ -350,6 +272,7 @@ pub fn encode_path(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::Full;
 
     #[test]
     fn paths_encode_only_unsafe_and_non_ascii() {
@@ -414,7 +337,7 @@ mod tests {
             None,
             "test",
         );
-        sign(&mut request, &body, creds.into()).unwrap();
+        crate::aws::signed::sign(&mut request, SERVICE, &body, creds.into()).unwrap();
         let header = |name: &str| {
             request
                 .headers()

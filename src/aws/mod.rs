@@ -1,8 +1,11 @@
-//! The AWS adapters of the pipeline: the SQS consumer ([`sqs`]) and CloudFront invalidations
-//! ([`cloudfront`]), with the SDK configuration they share. The S3 store lives with the other
+//! The AWS adapters: the SQS consumer ([`sqs`]), CloudFront invalidations ([`cloudfront`]) and
+//! the playback API's secrets ([`secrets`]), the last two as single SigV4-signed calls
+//! ([`signed`]), with the SDK configuration they share. The S3 store lives with the other
 //! store in [`crate::store`].
 
 pub mod cloudfront;
+pub mod secrets;
+pub mod signed;
 pub mod sqs;
 
 /// The environment's AWS configuration, the way the AWS CLI reads it: credentials

@@ -8,5 +8,6 @@ mod aws_worker;
 mod deploy_template;
 mod s3_package;
 mod s3_subtitles;
+mod secrets;
 mod serve_s3;
 mod store_conformance;

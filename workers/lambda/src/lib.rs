@@ -20,6 +20,8 @@
 //! Packaging is CPU and synchronous storage work: it runs in `spawn_blocking`, never on
 //! the runtime's threads.
 
+pub mod api;
+
 use hlspipe::pipeline::batch::{log_handled, retryable_batch_item_failures, Handled};
 use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::event::parse_event;

@@ -120,11 +120,107 @@ fn template_wires_queue_function_and_cdn_as_the_worker_expects() {
         1
     );
 
-    // Every cache behaviour needs signed requests.
+    // Every media behaviour needs signed requests; the API's (where viewers get their
+    // cookies) cannot, and is never cached.
     let dist = &r["Distribution"]["Properties"]["DistributionConfig"];
     assert!(dist["DefaultCacheBehavior"]["TrustedKeyGroups"].is_array());
     for b in dist["CacheBehaviors"].as_array().unwrap() {
-        assert!(b["TrustedKeyGroups"].is_array(), "{b}");
+        if b["TargetOriginId"] == "api" {
+            assert_eq!(b["PathPattern"], "/v1/*");
+            assert!(b["TrustedKeyGroups"].is_null(), "{b}");
+            // Managed-CachingDisabled, Managed-AllViewerExceptHostHeader.
+            assert_eq!(b["CachePolicyId"], "4135ea2d-6df8-44a3-9df3-4b5a84be39ad");
+            assert_eq!(
+                b["OriginRequestPolicyId"],
+                "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+            );
+        } else {
+            assert!(b["TrustedKeyGroups"].is_array(), "{b}");
+        }
     }
     assert!(dist["Origins"][0]["OriginAccessControlId"].is_object());
+
+    // Both functions are built by `sam build` from a literal CodeUri (sam package resolves
+    // no !Ref there).
+    for (name, binary) in [("PackagerFunction", "bootstrap"), ("ApiFunction", "api")] {
+        assert_eq!(
+            r[name]["Properties"]["CodeUri"], "../workers/lambda",
+            "{name}"
+        );
+        assert_eq!(
+            r[name]["Metadata"]["BuildMethod"], "rust-cargolambda",
+            "{name}"
+        );
+        assert_eq!(
+            r[name]["Metadata"]["BuildProperties"]["Binary"], binary,
+            "{name}"
+        );
+    }
+}
+
+/// The playback API function (the production-API issue): reached through the function URL
+/// as the distribution's `/v1/*` origin, its private key named by a secret's ARN (never in
+/// its environment), and a role that can read title state, tell a missing title from a
+/// refused one, and read its own secrets: nothing else.
+#[test]
+fn template_wires_the_api_function_with_least_privilege() {
+    let t = template();
+    let r = &t["Resources"];
+    let f = &r["ApiFunction"]["Properties"];
+    assert_eq!(f["FunctionUrlConfig"]["AuthType"], "NONE");
+    let env = &f["Environment"]["Variables"];
+    assert_eq!(
+        env["HLSPIPE_PRIVATE_KEY_SECRET"]["Ref"],
+        "PrivateKeySecretArn"
+    );
+    assert_eq!(env["HLSPIPE_KEY_PAIR_ID"]["Ref"], "SigningPublicKey");
+    assert_eq!(env["HLSPIPE_CDN_BASE_URL"]["Ref"], "CdnBaseUrl");
+    let text = env.to_string();
+    assert!(
+        !text.contains("PRIVATE KEY") && !text.contains("SigningPublicKeyPem"),
+        "{text}"
+    );
+    assert_eq!(t["Parameters"]["PrivateKeySecretArn"]["Type"], "String");
+    assert!(t["Rules"]["BearerNeedsItsToken"].is_object());
+
+    let statements = f["Policies"][0]["Statement"].as_array().unwrap();
+    let by_sid = |sid: &str| {
+        statements
+            .iter()
+            .find(|s| s["Sid"] == sid)
+            .unwrap_or_else(|| panic!("no {sid}"))
+    };
+    assert_eq!(statements.len(), 3, "{statements:?}");
+    assert_eq!(by_sid("ReadTitleState")["Action"], "s3:GetObject");
+    let resource = by_sid("ReadTitleState")["Resource"]["Fn::Sub"]
+        .as_str()
+        .unwrap();
+    assert!(
+        resource.ends_with("/${OutputPrefix}/*/manifest.json"),
+        "{resource}"
+    );
+    assert_eq!(by_sid("MissingIsNotFound")["Action"], "s3:ListBucket");
+    let secrets = by_sid("ReadOwnSecrets");
+    assert_eq!(secrets["Action"], "secretsmanager:GetSecretValue");
+    assert_eq!(secrets["Resource"][0]["Ref"], "PrivateKeySecretArn");
+
+    let origins = r["Distribution"]["Properties"]["DistributionConfig"]["Origins"]
+        .as_array()
+        .unwrap();
+    let api = origins
+        .iter()
+        .find(|o| o["Id"] == "api")
+        .expect("api origin");
+    assert_eq!(
+        api["CustomOriginConfig"]["OriginProtocolPolicy"],
+        "https-only"
+    );
+    assert!(
+        api["DomainName"]
+            .to_string()
+            .contains("ApiFunctionUrl.FunctionUrl")
+            || api["DomainName"].to_string().contains("\"ApiFunctionUrl\""),
+        "{}",
+        api["DomainName"]
+    );
 }

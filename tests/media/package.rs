@@ -116,6 +116,17 @@ fn check_playlists(out: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
     (video, audio)
 }
 
+/// First audio packet time minus first video packet time (seconds), as ffprobe reads the
+/// file (edit lists applied); `None` without both.
+fn av_start_gap(path: &Path) -> Option<f64> {
+    let first = |select| {
+        ffprobe_times(path, select, "packet=pts_time")
+            .into_iter()
+            .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.min(t))))
+    };
+    Some(first("a:0")? - first("v:0")?)
+}
+
 /// Packages `inputs` and checks everything the issue asks of the output.
 fn check_title(inputs: &[&str]) {
     let expected: Vec<ExpectedMedia> = inputs
@@ -177,6 +188,14 @@ fn check_title(inputs: &[&str]) {
         "{inputs:?}: duration {duration} vs {}",
         expected[0].duration_s
     );
+    // Audio starts where it starts in the source, relative to the picture (an empty edit
+    // delays it; AAC priming is within one audio frame either way).
+    if let (Some(src), Some(out)) = (av_start_gap(&fixture(inputs[0])), av_start_gap(&master)) {
+        assert!(
+            (src - out).abs() <= frame + 1e-3,
+            "{inputs:?}: audio starts {out} s after the video, {src} s in the source"
+        );
+    }
 
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();

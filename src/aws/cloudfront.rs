@@ -121,22 +121,19 @@ impl CloudFrontInvalidator {
                 tokio::time::sleep(Duration::from_millis(20 << (2 * attempt))).await;
             }
             let headers = [("content-type", "application/xml")];
-            let send = self.client.post(SERVICE, &url, &headers, body.clone());
-            let outcome = tokio::time::timeout(ATTEMPT_TIMEOUT, send).await;
-            let (status, text) = match outcome {
-                Ok(Ok(answer)) => answer,
-                Ok(Err(Attempt::Final(reason))) => {
+            let send =
+                self.client
+                    .post_within(ATTEMPT_TIMEOUT, SERVICE, &url, &headers, body.clone());
+            let (status, text) = match send.await {
+                Ok(answer) => answer,
+                Err(Attempt::Final(reason)) => {
                     return Err(Error::Cdn {
                         reason,
                         class: RetryClass::Permanent,
                     })
                 }
-                Ok(Err(Attempt::Retry(e))) => {
+                Err(Attempt::Retry(e)) => {
                     last = e;
-                    continue;
-                }
-                Err(_) => {
-                    last = format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs());
                     continue;
                 }
             };

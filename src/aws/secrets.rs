@@ -139,16 +139,14 @@ impl SecretReader {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(50 << (2 * attempt))).await;
             }
-            let send = self.client.post(service, url, &headers, body.clone());
-            let (status, text) = match tokio::time::timeout(ATTEMPT_TIMEOUT, send).await {
-                Ok(Ok(answer)) => answer,
-                Ok(Err(Attempt::Final(e))) => return Err(Error::Config(format!("{target}: {e}"))),
-                Ok(Err(Attempt::Retry(e))) => {
+            let send =
+                self.client
+                    .post_within(ATTEMPT_TIMEOUT, service, url, &headers, body.clone());
+            let (status, text) = match send.await {
+                Ok(answer) => answer,
+                Err(Attempt::Final(e)) => return Err(Error::Config(format!("{target}: {e}"))),
+                Err(Attempt::Retry(e)) => {
                     last = e;
-                    continue;
-                }
-                Err(_) => {
-                    last = format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs());
                     continue;
                 }
             };

@@ -51,6 +51,24 @@ impl SignedClient {
         })
     }
 
+    /// [`SignedClient::post`] that gives up after `timeout` (worth another attempt).
+    pub async fn post_within(
+        &self,
+        timeout: std::time::Duration,
+        service: Service,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<(u16, String), Attempt> {
+        match tokio::time::timeout(timeout, self.post(service, url, headers, body)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(Attempt::Retry(format!(
+                "{url}: no answer within {} s",
+                timeout.as_secs()
+            ))),
+        }
+    }
+
     /// One signed POST of `body` with `headers`; the status and (at most 256 KiB of) the
     /// answer's body.
     pub async fn post(

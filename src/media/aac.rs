@@ -14,6 +14,8 @@
 //!   HE-AAC decoder plays (the core is AAC-LC); a player simply starts without knowing it
 //!   will get SBR.
 
+use crate::media::bits::Bits;
+
 /// What an AudioSpecificConfig says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AudioSpecificConfig {
@@ -50,41 +52,8 @@ const SYNC_EXTENSION_PS: u32 = 0x548;
 /// Object types whose config is a GASpecificConfig (§ 1.6.2.1, the first switch).
 const GA_OBJECT_TYPES: [u32; 12] = [1, 2, 3, 4, 6, 7, 17, 19, 20, 21, 22, 23];
 
-/// Reads bits most significant first; `None` past the end.
-struct Bits<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
+/// What only the AudioSpecificConfig reads.
 impl Bits<'_> {
-    fn take(&mut self, n: usize) -> Option<u32> {
-        let mut v = 0u32;
-        for _ in 0..n {
-            let byte = *self.bytes.get(self.at / 8)?;
-            v = (v << 1) | u32::from((byte >> (7 - self.at % 8)) & 1);
-            self.at += 1;
-        }
-        Some(v)
-    }
-
-    fn skip(&mut self, n: usize) -> Option<()> {
-        let end = self
-            .at
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len() * 8)?;
-        self.at = end;
-        Some(())
-    }
-
-    fn flag(&mut self) -> Option<bool> {
-        self.take(1).map(|b| b == 1)
-    }
-
-    /// bits_to_decode() of § 1.6.2.1.
-    fn left(&self) -> usize {
-        (self.bytes.len() * 8).saturating_sub(self.at)
-    }
-
     /// GetAudioObjectType() (§ 1.6.2.1.1): 5 bits, 31 escapes to 32 + 6 more bits.
     fn object_type(&mut self) -> Option<u32> {
         match self.take(5)? {
@@ -106,7 +75,7 @@ impl AudioSpecificConfig {
     /// Reads the object type (required) and, as far as the bytes go, the rate, channels
     /// and the explicit SBR/PS signalling. A config cut short keeps what was read.
     pub fn parse(asc: &[u8]) -> Result<AudioSpecificConfig, &'static str> {
-        let mut bits = Bits { bytes: asc, at: 0 };
+        let mut bits = Bits::new(asc);
         if asc.is_empty() {
             return Err("AudioSpecificConfig is empty");
         }
@@ -258,7 +227,7 @@ fn program_config_element_channels(bits: &mut Bits<'_>) -> Option<u16> {
         channels += if is_cpe { 2 } else { 1 };
     }
     bits.skip(4 * (lfe + assoc) as usize + 5 * cc as usize)?;
-    bits.skip((8 - bits.at % 8) % 8)?;
+    bits.align()?;
     let comment_bytes = bits.take(8)?;
     bits.skip(8 * comment_bytes as usize)?;
     Some(channels + lfe as u16)

@@ -1,6 +1,8 @@
 //! The EC3SpecificBox (`dec3`) of an E-AC-3 track (ETSI TS 102 366 Annex F.6), read once
 //! for the demuxer (channels) and the master playlist (`CHANNELS`, Dolby Atmos).
 
+use crate::media::bits::Bits;
+
 /// What a `dec3` body says about the audio a decoder outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ec3Config {
@@ -22,24 +24,6 @@ pub(crate) const ACMOD_CHANNELS: [u16; 8] = [2, 1, 2, 3, 3, 4, 4, 5];
 /// Lsd/Rsd, Lw/Rw, Vhl/Vhr, Vhc, LFE2.
 const CHAN_LOC_CHANNELS: [u16; 9] = [2, 2, 1, 1, 2, 2, 2, 1, 1];
 
-/// Reads bits most significant first; `None` past the end.
-struct Bits<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Bits<'_> {
-    fn take(&mut self, n: usize) -> Option<u32> {
-        let mut v = 0u32;
-        for _ in 0..n {
-            let byte = *self.bytes.get(self.at / 8)?;
-            v = (v << 1) | u32::from((byte >> (7 - self.at % 8)) & 1);
-            self.at += 1;
-        }
-        Some(v)
-    }
-}
-
 impl Ec3Config {
     /// Parses a `dec3` body (after the box header):
     ///
@@ -54,7 +38,7 @@ impl Ec3Config {
     /// ends after the substreams has no Atmos. Channels are those of the first independent
     /// substream, the program a decoder plays by default.
     pub fn parse(dec3: &[u8]) -> Result<Ec3Config, &'static str> {
-        let mut bits = Bits { bytes: dec3, at: 0 };
+        let mut bits = Bits::new(dec3);
         let short = "dec3 ends inside its first independent substream";
         bits.take(13).ok_or(short)?;
         let independent = bits.take(3).ok_or(short)? + 1;

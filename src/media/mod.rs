@@ -14,6 +14,7 @@
 //! other muxers of the same [`plan`], with `package` choosing between them.
 
 pub mod aac;
+mod bits;
 pub mod dovi;
 pub mod eac3;
 pub mod edit;

@@ -3,10 +3,10 @@
 //! the title again (a new version, since side files are part of it), and never removes it.
 
 use crate::support::assert_decodes;
-use crate::support::buckets::{Buckets, BUCKET};
+use crate::support::buckets::{record, Buckets};
 use hlspipe::media::package::version_for_etags;
 use hlspipe::pipeline::config::PipelineConfig;
-use hlspipe::pipeline::event::{Job, Record, RecordKind};
+use hlspipe::pipeline::event::RecordKind;
 use hlspipe::pipeline::invalidate::NoInvalidation;
 use hlspipe::pipeline::job::Pipeline;
 use hlspipe::pipeline::outcome::Outcome;
@@ -16,20 +16,6 @@ use std::sync::Arc;
 const VIDEO: &str = "uploads/shows/ep1.mp4";
 const OUT: &str = "hls/shows/ep1.hls/";
 const EN_SRT: &[u8] = b"1\n00:00:01,000 --> 00:00:02,000\nHello\n";
-
-fn record(kind: RecordKind, key: &str, etag: Option<&str>) -> Record {
-    Record {
-        kind,
-        job: Job {
-            bucket: BUCKET.into(),
-            key: key.into(),
-            etag: etag.map(String::from),
-            size: None,
-            sequencer: None,
-        },
-        message_id: None,
-    }
-}
 
 struct Setup {
     b: Buckets,

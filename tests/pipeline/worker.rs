@@ -2,12 +2,12 @@
 //! keep the previous master, removal, re-publish with invalidation and garbage collection,
 //! title manifests, and the configuration the worker refuses.
 
-use crate::support::buckets::{process_event, Buckets, BUCKET};
+use crate::support::buckets::{process_event, record, Buckets};
 use crate::support::store::FakeStore;
 use crate::support::{assert_decodes, clip, event_fixture, small_clip, stderr, stdout};
 use hlspipe::media::package::version_for_etags;
 use hlspipe::pipeline::config::PipelineConfig;
-use hlspipe::pipeline::event::{Job, Record, RecordKind};
+use hlspipe::pipeline::event::RecordKind;
 use hlspipe::pipeline::invalidate::NoInvalidation;
 use hlspipe::pipeline::job::Pipeline;
 use hlspipe::pipeline::outcome::Outcome;
@@ -15,20 +15,6 @@ use hlspipe::store::Store;
 use hlspipe::testing::RecordingInvalidator;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-
-fn record(kind: RecordKind, key: &str, etag: Option<&str>) -> Record {
-    Record {
-        kind,
-        job: Job {
-            bucket: BUCKET.into(),
-            key: key.into(),
-            etag: etag.map(String::from),
-            size: None,
-            sequencer: None,
-        },
-        message_id: None,
-    }
-}
 
 fn put_event(key_encoded: &str, etag: &str) -> String {
     event_fixture("s3-put.json")

@@ -2,6 +2,7 @@
 //! `hlspipe process-event` run on them.
 
 use super::hlspipe_isolated;
+use hlspipe::pipeline::event::{Job, Record, RecordKind};
 use hlspipe::store::{DirStore, Store};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -90,4 +91,19 @@ pub fn process_event(
     cmd.env("HLSPIPE_STORE", buckets.url());
     cmd.envs(env.iter().copied()).args(args);
     cmd.output().unwrap()
+}
+
+/// An event record for `key` in [`BUCKET`], as the event parser would make it.
+pub fn record(kind: RecordKind, key: &str, etag: Option<&str>) -> Record {
+    Record {
+        kind,
+        job: Job {
+            bucket: BUCKET.into(),
+            key: key.into(),
+            etag: etag.map(String::from),
+            size: None,
+            sequencer: None,
+        },
+        message_id: None,
+    }
 }

@@ -25,6 +25,7 @@ pub mod mp4;
 pub mod object;
 pub mod package;
 pub mod plan;
+pub mod rendition;
 pub mod source;
 pub mod subtitles;
 pub mod text;

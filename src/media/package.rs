@@ -6,15 +6,15 @@ use crate::media::eac3::Ec3Config;
 use crate::media::fmp4::{create_init_segment, create_media_segment};
 use crate::media::hls::codecs::{codecs_string, language_tag, supplemental_codecs};
 use crate::media::hls::{self};
-use crate::media::model::{AudioFormat, Codec, Movie, Track, TrackKind, VideoRange};
+use crate::media::model::{AudioFormat, Codec, Movie, Track, TrackKind};
 use crate::media::mp4::{demux, pixel_aspect_ratio, Limits};
 use crate::media::object::{cache_control, content_type, Body, Object};
 use crate::media::plan::{self, SegmentRange};
-use crate::media::source::Source;
+use crate::media::rendition::{bit_rate, unique_name};
+pub use crate::media::rendition::{Input, Rendition};
 use crate::media::subtitles;
 pub use crate::media::subtitles::SubtitleInput;
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
 
 /// Bumped whenever the bytes we write for the same input and settings change, so a
 /// new packager never reuses an old version's path (DESIGN.md "Object layout").
@@ -55,52 +55,6 @@ impl Settings {
         }
         Ok(())
     }
-}
-
-/// One input of a title.
-pub struct Input {
-    pub source: Arc<dyn Source>,
-    /// The store's ETag for the input, when it has one. Identifies the content for
-    /// the version hash; without it the moov fingerprint is used.
-    pub etag: Option<String>,
-}
-
-/// What the manifest and the CLI report about a rendition.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Rendition {
-    pub name: String,
-    pub kind: TrackKind,
-    pub codecs: String,
-    /// Peak segment bit rate (bits/s).
-    pub bandwidth: u64,
-    pub average_bandwidth: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resolution: Option<(u16, u16)>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub frame_rate: Option<f64>,
-    /// Video only: SDR, PQ or HLG, from the source's colour information.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub video_range: Option<VideoRange>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub language: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub channels: Option<u16>,
-    /// E-AC-3 with Dolby Atmos: the JOC complexity index (`CHANNELS="16/JOC"`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub joc_complexity: Option<u8>,
-    /// Dolby Vision over a compatible base layer: `SUPPLEMENTAL-CODECS`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub supplemental_codecs: Option<String>,
-    pub duration: f64,
-    pub segment_count: usize,
-    /// Key of the rendition's media playlist, relative to the title.
-    pub playlist: String,
-    /// Subtitles only: `FORCED=YES` (a `.forced` side file).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub forced: bool,
-    /// Subtitles only: `CHARACTERISTICS` (SDH side files).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub characteristics: Option<String>,
 }
 
 /// What became of one track of an input. The manifest lists every track, so nothing is
@@ -484,15 +438,6 @@ struct BuiltRendition {
     media_bytes: u64,
 }
 
-/// Rate in bits/s of `bytes` over `secs`, rounded up; 0 for an empty span.
-pub(crate) fn bit_rate(bytes: u64, secs: f64) -> u64 {
-    if secs > 0.0 {
-        (bytes as f64 * 8.0 / secs).ceil() as u64
-    } else {
-        0
-    }
-}
-
 /// Init segment, media segments, media playlist and (video) I-frame playlist of one
 /// rendition, under `<prefix>/<name>/`.
 fn build_rendition(p: &Planned<'_>, prefix: &str) -> Result<BuiltRendition> {
@@ -821,17 +766,6 @@ fn audio_name(a: &Rendition, all: &[&Rendition]) -> String {
     } else {
         base.to_string()
     }
-}
-
-pub(crate) fn unique_name(taken: &mut Vec<String>, base: String) -> String {
-    let mut name = base.clone();
-    let mut n = 2;
-    while taken.contains(&name) {
-        name = format!("{base}_{n}");
-        n += 1;
-    }
-    taken.push(name.clone());
-    name
 }
 
 fn in_track<T>(inputs: &[Input], t: &Track, r: Result<T>) -> Result<T> {

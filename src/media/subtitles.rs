@@ -8,7 +8,7 @@
 use crate::media::hls::{self, codecs::language_tag};
 use crate::media::model::{Movie, Track, TrackKind};
 use crate::media::object::{cache_control, content_type, Body, Object};
-use crate::media::package::{bit_rate, unique_name, Input, Rendition};
+use crate::media::rendition::{bit_rate, unique_name, Input, Rendition};
 use crate::media::source::{read_vec, Source};
 use crate::media::text::{
     self, segment_webvtt, srt, tx3g, webvtt, SideFileName, SubtitleFormat, Subtitles,

@@ -5,8 +5,8 @@
 //! progressive file gives, with the same bounds: every read inside its box, every count
 //! checked against the bytes that hold it, every sample inside the file.
 
-use super::demux::{check_top_level_box_count, read_top_level_header, Limits};
 use super::reader::{find, Boxes, Reader};
+use super::toplevel::{check_top_level_box_count, read_top_level_header, Limits};
 use crate::error::{Error, FourCc, Result};
 use crate::media::model::{Sample, Track};
 use crate::media::source::{read_vec, Source};

@@ -3,5 +3,6 @@
 mod demux;
 mod fragments;
 pub mod reader;
+mod toplevel;
 
 pub use demux::{demux, pixel_aspect_ratio, Limits};

@@ -1,0 +1,75 @@
+//! What a title is made of and reports, below both the packager and the subtitle builder:
+//! the inputs, the rendition summary the manifest and the CLI show, and the two small rules
+//! every rendition follows (bit rates, unique names).
+
+use crate::media::model::{TrackKind, VideoRange};
+use crate::media::source::Source;
+use std::sync::Arc;
+
+/// One input of a title.
+pub struct Input {
+    pub source: Arc<dyn Source>,
+    /// The store's ETag for the input, when it has one. Identifies the content for
+    /// the version hash; without it the moov fingerprint is used.
+    pub etag: Option<String>,
+}
+
+/// What the manifest and the CLI report about a rendition.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Rendition {
+    pub name: String,
+    pub kind: TrackKind,
+    pub codecs: String,
+    /// Peak segment bit rate (bits/s).
+    pub bandwidth: u64,
+    pub average_bandwidth: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<(u16, u16)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_rate: Option<f64>,
+    /// Video only: SDR, PQ or HLG, from the source's colour information.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_range: Option<VideoRange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<u16>,
+    /// E-AC-3 with Dolby Atmos: the JOC complexity index (`CHANNELS="16/JOC"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joc_complexity: Option<u8>,
+    /// Dolby Vision over a compatible base layer: `SUPPLEMENTAL-CODECS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supplemental_codecs: Option<String>,
+    pub duration: f64,
+    pub segment_count: usize,
+    /// Key of the rendition's media playlist, relative to the title.
+    pub playlist: String,
+    /// Subtitles only: `FORCED=YES` (a `.forced` side file).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
+    /// Subtitles only: `CHARACTERISTICS` (SDH side files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub characteristics: Option<String>,
+}
+
+/// Rate in bits/s of `bytes` over `secs`, rounded up; 0 for an empty span.
+pub(crate) fn bit_rate(bytes: u64, secs: f64) -> u64 {
+    if secs > 0.0 {
+        (bytes as f64 * 8.0 / secs).ceil() as u64
+    } else {
+        0
+    }
+}
+
+/// `base`, or `base_2`, `base_3`… when taken: rendition names are folder names and
+/// `EXT-X-MEDIA` NAMEs, unique within a title (RFC 8216 § 4.3.4.1).
+pub(crate) fn unique_name(taken: &mut Vec<String>, base: String) -> String {
+    let mut name = base.clone();
+    let mut n = 2;
+    while taken.contains(&name) {
+        name = format!("{base}_{n}");
+        n += 1;
+    }
+    taken.push(name.clone());
+    name
+}

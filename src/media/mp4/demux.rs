@@ -219,79 +219,78 @@ fn parse_moov(moov: &[u8], input: usize, file_len: u64, limits: &Limits) -> Resu
         Some(mvex) => Some(parse_mvex(mvex.body)?),
         None => None,
     };
-    let mut track_ids = Vec::new();
-    let mut tracks = Vec::new();
-    let mut skipped = Vec::new();
-    let mut text_tracks = Vec::new();
-    let mut trak_count = 0usize;
     let chapters = chapter_track_ids(moov);
-    let mut ignored = Vec::new();
-    let mut notes = Vec::new();
+    let mut movie = Movie {
+        tracks: Vec::new(),
+        text_tracks: Vec::new(),
+        skipped: Vec::new(),
+        ignored: Vec::new(),
+        notes: Vec::new(),
+        fingerprint: [0; 32],
+    };
+    let mut track_ids = Vec::new();
     for b in Boxes::new(moov, *b"moov", None) {
         let b = b?;
         if &b.fourcc != b"trak" {
             continue;
         }
-        trak_count += 1;
-        if trak_count > limits.max_tracks {
+        if track_ids.len() >= limits.max_tracks {
             return Err(Error::Limit {
                 fourcc: FourCc(*b"moov"),
                 track: None,
                 what: "track count",
-                value: trak_count as u64,
+                value: track_ids.len() as u64 + 1,
                 limit: limits.max_tracks as u64,
             });
         }
-        match parse_trak(b.body, input, movie_timescale, file_len, limits)? {
-            // A chapter track is text (often tx3g), never a subtitle rendition.
-            TrakOutcome::Usable(t, _) if chapters.contains(&t.id) => {
-                track_ids.push(t.id);
-                ignored.push(SkippedTrack {
-                    id: t.id,
-                    reason: "a chapter track (ignored)".into(),
-                    uncarried: None,
-                });
-            }
-            TrakOutcome::Usable(t, note) if t.kind == TrackKind::Subtitles => {
-                track_ids.push(t.id);
-                notes.extend(note.map(|n| format!("track {}: {n}", t.id)));
-                text_tracks.push(*t);
-            }
-            TrakOutcome::Usable(t, note) => {
-                track_ids.push(t.id);
-                notes.extend(note.map(|n| format!("track {}: {n}", t.id)));
-                tracks.push(*t);
-            }
-            // A chapter track is text, never a subtitle rendition.
-            TrakOutcome::Skipped(s) if chapters.contains(&s.id) => {
-                track_ids.push(s.id);
-                ignored.push(SkippedTrack {
-                    reason: "a chapter track (ignored)".into(),
-                    ..s
-                });
-            }
-            TrakOutcome::Skipped(s) => {
-                track_ids.push(s.id);
-                skipped.push(s);
-            }
-            TrakOutcome::Ignored(s) => {
-                track_ids.push(s.id);
-                ignored.push(s);
-            }
-        }
+        let outcome = parse_trak(b.body, input, movie_timescale, file_len, limits)?;
+        track_ids.push(file_outcome(&mut movie, outcome, &chapters));
     }
     Ok(ParsedMoov {
-        movie: Movie {
-            tracks,
-            text_tracks,
-            skipped,
-            ignored,
-            notes,
-            fingerprint: [0; 32],
-        },
+        movie,
         fragment_defaults,
         track_ids,
     })
+}
+
+/// Files one track's outcome in the movie (media, subtitles, skipped with a reason, or
+/// ignored by design) and returns its track_ID. A chapter track is text (often tx3g),
+/// never a subtitle rendition.
+fn file_outcome(movie: &mut Movie, outcome: TrakOutcome, chapters: &[u32]) -> u32 {
+    let chapter = |id: u32| SkippedTrack {
+        id,
+        reason: "a chapter track (ignored)".into(),
+        uncarried: None,
+    };
+    match outcome {
+        TrakOutcome::Usable(t, _) if chapters.contains(&t.id) => {
+            movie.ignored.push(chapter(t.id));
+            t.id
+        }
+        TrakOutcome::Usable(t, note) => {
+            let id = t.id;
+            movie.notes.extend(note.map(|n| format!("track {id}: {n}")));
+            match t.kind {
+                TrackKind::Subtitles => movie.text_tracks.push(*t),
+                _ => movie.tracks.push(*t),
+            }
+            id
+        }
+        TrakOutcome::Skipped(s) if chapters.contains(&s.id) => {
+            movie.ignored.push(chapter(s.id));
+            s.id
+        }
+        TrakOutcome::Skipped(s) => {
+            let id = s.id;
+            movie.skipped.push(s);
+            id
+        }
+        TrakOutcome::Ignored(s) => {
+            let id = s.id;
+            movie.ignored.push(s);
+            id
+        }
+    }
 }
 
 fn parse_mvhd(body: &[u8]) -> Result<u32> {
@@ -362,33 +361,9 @@ fn parse_trak(
     let (id, matrix) = parse_tkhd(tkhd.body)?;
     let t = Some(id);
     let mdia = require(trak, *b"trak", t, b"mdia")?;
-    let hdlr = require(mdia.body, *b"mdia", t, b"hdlr")?;
-    let handler = {
-        let mut r = Reader::new(hdlr.body, *b"hdlr", t);
-        r.version_flags()?;
-        r.skip(4)?;
-        r.fourcc()?
-    };
-    let kind = match &handler {
-        b"vide" => TrackKind::Video,
-        b"soun" => TrackKind::Audio,
-        // QuickTime and 3GPP timed text (3GPP TS 26.245 § 5.16: 'text'; ffmpeg's mp4
-        // muxer writes 'sbtl' for mov_text), and ISO/IEC 14496-30's 'subt'.
-        b"text" | b"sbtl" | b"subt" => TrackKind::Subtitles,
-        other if IGNORED_HANDLERS.contains(&other) => {
-            return Ok(TrakOutcome::Ignored(SkippedTrack {
-                id,
-                reason: format!("a '{}' track (ignored)", FourCc(*other)),
-                uncarried: None,
-            }))
-        }
-        other => {
-            return Ok(TrakOutcome::Skipped(SkippedTrack {
-                id,
-                reason: format!("handler '{}' is neither video nor audio", FourCc(*other)),
-                uncarried: None,
-            }))
-        }
+    let kind = match track_kind(mdia.body, id)? {
+        Ok(kind) => kind,
+        Err(not_media) => return Ok(not_media),
     };
     let mdhd = require(mdia.body, *b"mdia", t, b"mdhd")?;
     let (timescale, language) = parse_mdhd(mdhd.body, t)?;
@@ -414,13 +389,7 @@ fn parse_trak(
     // Empty for a fragmented file: its samples come with the fragments, and a track that
     // stays empty is set aside once they are read.
     let samples = parse_sample_table(stbl.body, t, file_len, limits)?;
-    let edit = match find(trak, *b"trak", t, b"edts")? {
-        Some(edts) => match find(edts.body, *b"edts", t, b"elst")? {
-            Some(elst) => parse_elst(elst.body, t, movie_timescale, timescale)?,
-            None => Edit::default(),
-        },
-        None => Edit::default(),
-    };
+    let edit = read_edit(trak, t, movie_timescale, timescale)?;
     Ok(TrakOutcome::Usable(
         Box::new(Track {
             input,
@@ -443,6 +412,49 @@ fn parse_trak(
         }),
         edit.note,
     ))
+}
+
+/// What the track's handler (`hdlr`, ISO/IEC 14496-12 § 8.4.3) says it carries, or the
+/// outcome of a track that is not media: ignored by design, or skipped with the reason.
+fn track_kind(mdia: &[u8], id: u32) -> Result<std::result::Result<TrackKind, TrakOutcome>> {
+    let t = Some(id);
+    let hdlr = require(mdia, *b"mdia", t, b"hdlr")?;
+    let handler = {
+        let mut r = Reader::new(hdlr.body, *b"hdlr", t);
+        r.version_flags()?;
+        r.skip(4)?;
+        r.fourcc()?
+    };
+    let not_media = |reason: String| SkippedTrack {
+        id,
+        reason,
+        uncarried: None,
+    };
+    Ok(match &handler {
+        b"vide" => Ok(TrackKind::Video),
+        b"soun" => Ok(TrackKind::Audio),
+        // QuickTime and 3GPP timed text (3GPP TS 26.245 § 5.16: 'text'; ffmpeg's mp4
+        // muxer writes 'sbtl' for mov_text), and ISO/IEC 14496-30's 'subt'.
+        b"text" | b"sbtl" | b"subt" => Ok(TrackKind::Subtitles),
+        other if IGNORED_HANDLERS.contains(&other) => Err(TrakOutcome::Ignored(not_media(
+            format!("a '{}' track (ignored)", FourCc(*other)),
+        ))),
+        other => Err(TrakOutcome::Skipped(not_media(format!(
+            "handler '{}' is neither video nor audio",
+            FourCc(*other)
+        )))),
+    })
+}
+
+/// The track's edit list (`edts`/`elst`), resolved; none is the whole media from 0.
+fn read_edit(trak: &[u8], t: Option<u32>, movie_ts: u32, media_ts: u32) -> Result<Edit> {
+    match find(trak, *b"trak", t, b"edts")? {
+        Some(edts) => match find(edts.body, *b"edts", t, b"elst")? {
+            Some(elst) => parse_elst(elst.body, t, movie_ts, media_ts),
+            None => Ok(Edit::default()),
+        },
+        None => Ok(Edit::default()),
+    }
 }
 
 /// track_ID and the transformation matrix (ISO/IEC 14496-12 § 8.3.2).

@@ -270,30 +270,9 @@ impl Walk<'_> {
         }
         samples.reserve(count.min(1 << 16));
         for i in 0..count {
-            let duration = read_or(
-                &mut r,
-                flags,
-                SAMPLE_DURATION_PRESENT,
-                run.defaults.duration,
-            )?;
-            let size = read_or(&mut r, flags, SAMPLE_SIZE_PRESENT, run.defaults.size)?;
-            let sample_flags = match (flags & SAMPLE_FLAGS_PRESENT != 0, first_flags) {
-                (true, _) => r.u32()?,
-                (false, Some(first)) if i == 0 => first,
-                _ => run.defaults.flags,
-            };
-            let cts_offset = if flags & SAMPLE_COMPOSITION_TIME_OFFSETS_PRESENT != 0 {
-                let raw = r.u32()?;
-                // Version 0 offsets are unsigned, version 1 signed (§ 8.8.8.2); both are
-                // kept in the i32 the model holds.
-                if version == 0 {
-                    i32::try_from(raw).unwrap_or(i32::MAX)
-                } else {
-                    raw as i32
-                }
-            } else {
-                0
-            };
+            let first = first_flags.filter(|_| i == 0);
+            let (duration, size, sample_flags, cts_offset) =
+                trun_entry(&mut r, (version, flags), run, first)?;
             let end = data_pos
                 .checked_add(u64::from(size))
                 .filter(|&end| end <= self.file_len)
@@ -319,6 +298,37 @@ impl Walk<'_> {
         }
         Ok((data_pos, dts))
     }
+}
+
+/// One `trun` sample entry (§ 8.8.8.2): duration, size, flags and composition offset, each
+/// read when the run's flags say it is present, else the defaults (`first` overrides the
+/// flags of the run's first sample).
+fn trun_entry(
+    r: &mut Reader<'_>,
+    (version, flags): (u8, u32),
+    run: &Run,
+    first: Option<u32>,
+) -> Result<(u32, u32, u32, i32)> {
+    let duration = read_or(r, flags, SAMPLE_DURATION_PRESENT, run.defaults.duration)?;
+    let size = read_or(r, flags, SAMPLE_SIZE_PRESENT, run.defaults.size)?;
+    let sample_flags = match (flags & SAMPLE_FLAGS_PRESENT != 0, first) {
+        (true, _) => r.u32()?,
+        (false, Some(first)) => first,
+        _ => run.defaults.flags,
+    };
+    let cts_offset = if flags & SAMPLE_COMPOSITION_TIME_OFFSETS_PRESENT != 0 {
+        let raw = r.u32()?;
+        // Version 0 offsets are unsigned, version 1 signed (§ 8.8.8.2); both are kept in
+        // the i32 the model holds.
+        if version == 0 {
+            i32::try_from(raw).unwrap_or(i32::MAX)
+        } else {
+            raw as i32
+        }
+    } else {
+        0
+    };
+    Ok((duration, size, sample_flags, cts_offset))
 }
 
 /// The fixed inputs of one `trun`.

@@ -297,6 +297,7 @@ fn every_media_fixture_has_a_title_test() {
         "vp9_aac.mp4",
         "av1_aac.mp4",
         "h264_aac_subs.mp4",
+        "h264_aac_subs_fragmented.mp4",
         "he_aac.mp4",
         "he_aac_compat.mp4",
         "he_aac_v2.mp4",

@@ -268,3 +268,54 @@ fn side_files_change_the_version_and_nothing_else_does_without_them() {
         )
     );
 }
+
+/// The cue lines (`start --> end` and text) of every WebVTT segment of a rendition, in order.
+fn cue_lines(title: &hlspipe::media::package::PackagedTitle, rendition: &str) -> Vec<String> {
+    title
+        .media
+        .iter()
+        .filter(|o| o.key.contains(&format!("/{rendition}/")) && o.key.ends_with(".vtt"))
+        .flat_map(|o| {
+            let text = String::from_utf8(o.body.as_bytes().expect("made here").to_vec()).unwrap();
+            text.lines()
+                .skip_while(|l| !l.contains("-->"))
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Fragmented input (browser recorders, OBS) with text tracks: the subtitles' samples are in
+/// the fragments, and they become the same renditions as from the progressive file. (ffmpeg's
+/// fragmented remux moves every cue by 21 ms, which the output follows.)
+#[test]
+fn text_tracks_of_fragmented_input_become_the_same_renditions() {
+    let settings = Settings::default();
+    let plain = package(&[input("h264_aac_subs.mp4", None)], &settings).unwrap();
+    let fragmented = package(&[input("h264_aac_subs_fragmented.mp4", None)], &settings).unwrap();
+    let names = |t: &hlspipe::media::package::PackagedTitle| -> Vec<String> {
+        t.renditions.iter().map(|r| r.name.clone()).collect()
+    };
+    assert_eq!(names(&fragmented), names(&plain));
+    for rendition in ["subs_en", "subs_fr"] {
+        let (a, b) = (
+            cue_lines(&plain, rendition),
+            cue_lines(&fragmented, rendition),
+        );
+        assert!(!a.is_empty(), "{rendition}");
+        assert_eq!(a.len(), b.len(), "{rendition}: {a:?} vs {b:?}");
+        for (x, y) in a.iter().zip(&b) {
+            if x.contains("-->") {
+                assert_eq!(
+                    x.replace(".500", ".521")
+                        .replace(".000", ".021")
+                        .replace(".800", ".821"),
+                    *y
+                );
+            } else {
+                assert_eq!(x, y, "{rendition}: cue text");
+            }
+        }
+    }
+}

@@ -31,6 +31,10 @@ pub fn demux(src: &dyn Source, input: usize, limits: &Limits) -> Result<Movie> {
     let parsed = parse_moov(&moov_bytes, input, src.len(), limits)?;
     let mut movie = parsed.movie;
     if let Some(defaults) = &parsed.fragment_defaults {
+        // Subtitle tracks take their samples from the fragments too: read with the media
+        // tracks, then set apart again.
+        let media = movie.tracks.len();
+        movie.tracks.append(&mut movie.text_tracks);
         super::fragments::read_fragments(
             src,
             limits,
@@ -38,6 +42,7 @@ pub fn demux(src: &dyn Source, input: usize, limits: &Limits) -> Result<Movie> {
             &parsed.track_ids,
             defaults,
         )?;
+        movie.text_tracks = movie.tracks.split_off(media);
     }
     for t in &mut movie.tracks {
         check_times(t)?;

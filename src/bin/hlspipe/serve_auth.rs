@@ -21,6 +21,8 @@ pub enum AuthMode {
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("jwt_key").multiple(false).args(["jwt_jwks_url", "jwt_public_key", "jwt_hs256_secret_file"])))]
+// Choosing nobody is a usage error (exit 2), as it was when `--token | --no-auth` was required.
+#[command(group(clap::ArgGroup::new("who").required(true).multiple(true).args(["auth", "token", "token_file", "no_auth"])))]
 pub struct AuthArgs {
     /// Who may ask for cookies (default: bearer with --token, none with --no-auth).
     #[arg(long, env = "HLSPIPE_AUTH", value_enum)]

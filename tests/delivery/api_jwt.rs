@@ -240,6 +240,13 @@ fn serve_refuses_contradictory_auth_flags() {
         args.extend(extra);
         let out = hlspipe().args(&args).output().unwrap();
         assert!(!out.status.success(), "{extra:?} accepted");
+        // No authoriser at all is a usage error; contradictions and bad keys are errors.
+        let usage = extra.is_empty();
+        assert_eq!(
+            out.status.code(),
+            Some(if usage { 2 } else { 1 }),
+            "{extra:?}"
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     assert!(run(&[]).contains("--auth"));

@@ -7,7 +7,8 @@
 //!       -Signature / -Key-Pair-Id: the title has a live version (the master names one);
 //!       `state` is the latest job's (a re-upload being processed, or one that failed, leaves
 //!       the live version playing)
-//!   401 no or wrong token (WWW-Authenticate: Bearer)   400 bad title   404 no manifest.json
+//!   401 no or wrong token (WWW-Authenticate: Bearer)   400 bad title
+//!   403 the token does not allow this title             404 no manifest.json
 //!   409 nothing playable yet, or any more ({"title","state","error"})
 //! GET /healthz                        200 ok
 //! ```
@@ -23,8 +24,10 @@
 //! session cookies for CloudFront ("Set signed cookies using a custom policy"); the policy's
 //! `DateLessThan` is what ends access, so `expires_at` is that time.
 //!
-//! Title state comes from `manifest.json` through [`TitleStates`], cached a few seconds.
+//! Title state comes from `manifest.json` through [`TitleStates`], cached a few seconds. Who
+//! may ask is decided by an [`Authoriser`] (none, a shared bearer token, or a JWT).
 
+use crate::delivery::auth::{AuthConfigError, Authoriser, BearerToken, Grant, JwtAuthoriser};
 use crate::delivery::http::Clock;
 use crate::delivery::sign::{CookieAttributes, Policy, Signer, TitlePrefix};
 use crate::delivery::state::{playable, TitleStates};
@@ -33,17 +36,15 @@ use crate::store::Store;
 use crate::title::Title;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Extension, Path, Request, State};
 use axum::http::header::{self, HeaderValue};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use subtle::ConstantTimeEq;
 
 /// Issued cookie sets remembered before expired ones are dropped.
 const ISSUED_CACHE_LIMIT: usize = 4096;
@@ -64,12 +65,14 @@ pub enum ApiError {
     BadLifetime(&'static str),
 }
 
-/// How callers prove they may ask for cookies.
+/// How callers prove they may ask for cookies ([`crate::delivery::auth`]).
 #[derive(Clone)]
 pub enum Auth {
     /// `Authorization: Bearer <token>`, compared in constant time.
     Bearer(String),
-    /// Anyone may ask: for `hlspipe dev` on loopback only.
+    /// `Authorization: Bearer <JWT>` from the site's login; its claim may limit the titles.
+    Jwt(Arc<JwtAuthoriser>),
+    /// Anyone may ask: a public catalogue, or `hlspipe dev` on loopback.
     Disabled,
 }
 
@@ -81,9 +84,7 @@ pub struct ApiConfig {
     cookie_ttl: u64,
     expiry_bucket: u64,
     cookie_attributes: CookieAttributes,
-    /// SHA-256 of the token: comparing digests keeps the comparison constant-time in the
-    /// token's length too.
-    token_digest: Option<[u8; 32]>,
+    authoriser: Authoriser,
     clock: Clock,
     state_ttl: u64,
 }
@@ -104,17 +105,14 @@ impl ApiConfig {
         if base.contains(['?', '#', '*']) {
             return Err(bad("no query, fragment or wildcard"));
         }
-        let token_digest = match auth {
-            Auth::Disabled => None,
-            Auth::Bearer(token) => {
-                if token.len() < 16 {
-                    return Err(ApiError::BadToken("use at least 16 characters"));
-                }
-                if !token.bytes().all(|b| b.is_ascii_graphic()) {
-                    return Err(ApiError::BadToken("printable ASCII without spaces only"));
-                }
-                Some(Sha256::digest(token.as_bytes()).into())
-            }
+        let authoriser = match auth {
+            Auth::Disabled => Authoriser::None,
+            Auth::Jwt(jwt) => Authoriser::Jwt(jwt),
+            Auth::Bearer(token) => match BearerToken::new(&token) {
+                Ok(token) => Authoriser::Bearer(token),
+                Err(AuthConfigError::BadToken(reason)) => return Err(ApiError::BadToken(reason)),
+                Err(_) => return Err(ApiError::BadToken("refused")),
+            },
         };
         Ok(ApiConfig {
             cdn_base_url: base.to_owned(),
@@ -122,7 +120,7 @@ impl ApiConfig {
             cookie_ttl: 3600,
             expiry_bucket: 60,
             cookie_attributes: CookieAttributes::new(),
-            token_digest,
+            authoriser,
             clock: crate::clock::system_clock(),
             state_ttl: 2,
         })
@@ -229,30 +227,42 @@ pub fn router(config: ApiConfig, store: Arc<dyn Store>, signer: Arc<Signer>) -> 
         .merge(v1)
 }
 
-/// RFC 6750 § 3: 401 with `WWW-Authenticate: Bearer`, adding `error="invalid_token"` when a
-/// token was sent but is wrong.
-async fn authorize(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
-    let Some(expected) = &api.config.token_digest else {
-        return next.run(req).await;
-    };
-    let presented = req
+/// Runs the authoriser and hands its [`Grant`] to the handler, which checks the title against
+/// it. RFC 6750 § 3: 401 with `WWW-Authenticate: Bearer`, adding `error="invalid_token"` when
+/// a credential was sent but refused; the reason goes to the log, never the credential.
+async fn authorize(State(api): State<Arc<Api>>, mut req: Request, next: Next) -> Response {
+    let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            // The scheme is case-insensitive (RFC 9110 § 11.1).
-            let (scheme, token) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
-    let challenge = match presented {
-        None => "Bearer realm=\"hlspipe\"",
-        Some(token) => {
-            let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-            if bool::from(digest.ct_eq(expected)) {
-                return next.run(req).await;
-            }
-            "Bearer realm=\"hlspipe\", error=\"invalid_token\""
+        .map(str::to_owned);
+    match api
+        .config
+        .authoriser
+        .authorise(authorization.as_deref())
+        .await
+    {
+        Ok(grant) => {
+            req.extensions_mut().insert(grant);
+            next.run(req).await
         }
+        Err(refusal) => {
+            let path = req.uri().path();
+            if refusal.invalid_token {
+                tracing::warn!(target: "hlspipe::delivery::api", %path, reason = %refusal.reason, "401: credential refused");
+            } else {
+                tracing::info!(target: "hlspipe::delivery::api", %path, reason = %refusal.reason, "401");
+            }
+            unauthorized(refusal.invalid_token)
+        }
+    }
+}
+
+fn unauthorized(invalid_token: bool) -> Response {
+    let challenge = if invalid_token {
+        "Bearer realm=\"hlspipe\", error=\"invalid_token\""
+    } else {
+        "Bearer realm=\"hlspipe\""
     };
     let mut r = json_error(StatusCode::UNAUTHORIZED, "unauthorized");
     r.headers_mut().insert(
@@ -264,12 +274,21 @@ async fn authorize(State(api): State<Arc<Api>>, req: Request, next: Next) -> Res
 
 async fn playback(
     State(api): State<Arc<Api>>,
+    grant: Option<Extension<Grant>>,
     rest: Result<Path<String>, PathRejection>,
 ) -> Response {
     let title = match playback_title(rest) {
         Ok(title) => title,
         Err((status, message)) => return json_error(status, &message),
     };
+    // No grant means the middleware did not run: fail closed.
+    if !grant.is_some_and(|Extension(g)| g.allows(&title)) {
+        tracing::warn!(target: "hlspipe::delivery::api", %title, "403: the title is outside the token's allowed prefixes");
+        return json_response(
+            StatusCode::FORBIDDEN,
+            &serde_json::json!({ "error": "this title is not allowed for this viewer", "title": title }),
+        );
+    }
     let now = (api.config.clock)();
     let manifest = match read_manifest(&api, &title, now).await {
         Ok(manifest) => manifest,

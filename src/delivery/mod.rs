@@ -3,6 +3,7 @@
 //! that checks them ([`edge`]), and the HTTP plumbing they share ([`http`]).
 
 pub mod api;
+pub mod auth;
 pub mod edge;
 pub mod http;
 pub mod sign;

@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod api_jwt;
 mod edge_http;
 mod edge_player;
 mod edge_router;

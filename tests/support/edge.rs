@@ -133,6 +133,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub access_log: PathBuf,
     _log_dir: tempfile::TempDir,
+    /// Every line the server wrote to stderr so far (its diagnostics).
+    stderr_lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -166,6 +168,8 @@ impl Server {
         let mut child = cmd.spawn().expect("spawn hlspipe serve");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let stderr_lines: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let kept = std::sync::Arc::clone(&stderr_lines);
         // Keep draining stderr (the deny reasons) so the server never blocks on a full pipe.
         std::thread::spawn(move || {
             let mut tx = Some(tx);
@@ -177,6 +181,7 @@ impl Server {
                     }
                 }
                 eprintln!("[serve] {line}");
+                kept.lock().unwrap_or_else(|p| p.into_inner()).push(line);
             }
         });
         let addr = rx
@@ -189,6 +194,7 @@ impl Server {
             addr,
             access_log,
             _log_dir: log_dir,
+            stderr_lines,
         }
     }
 
@@ -203,6 +209,14 @@ impl Server {
 
     pub fn get(&self, target: &str, headers: &[(&str, &str)]) -> HttpResponse {
         request(self.addr, "GET", target, headers)
+    }
+
+    /// Diagnostics (stderr lines) so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr_lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Access log lines so far.

@@ -6,6 +6,7 @@ mod package;
 mod process_event;
 mod reprocess;
 mod serve;
+mod serve_auth;
 mod setup;
 mod sign;
 mod worker;
@@ -44,7 +45,7 @@ enum Command {
     /// Say whether CloudFront would serve a request: `allow` (exit 0) or `deny: <reason>` (exit 1).
     Verify(sign::VerifyArgs),
     /// Serve the playback API and the edge (a local CloudFront stand-in) on one listener.
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
 }
 
 /// Short-lived commands that print and exit end quietly when their reader goes
@@ -96,7 +97,7 @@ fn main() -> ExitCode {
         Command::SignCookies(args) => sign::run_cookies(args),
         Command::SignUrl(args) => sign::run_url(args),
         Command::Verify(args) => sign::run_verify(args),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

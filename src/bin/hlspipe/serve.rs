@@ -2,9 +2,10 @@
 //! `/hls/…`) on one listener, over a bucket in a directory. Thin over `hlspipe::delivery::api`,
 //! `hlspipe::delivery::edge` and `hlspipe::delivery::http`.
 
+use crate::serve_auth::{AuthArgs, AuthMode};
 use crate::sign::{Hash, SameSiteArg};
 use anyhow::Context;
-use hlspipe::delivery::api::{self, ApiConfig, Auth};
+use hlspipe::delivery::api::{self, ApiConfig};
 use hlspipe::delivery::edge::{self, Access, EdgeConfig};
 use hlspipe::delivery::http::{self, AccessLog};
 use hlspipe::delivery::sign::{CookieAttributes, KeySet, PrivateKey, SameSite, Signer, Verifier};
@@ -16,7 +17,6 @@ use std::sync::Arc;
 
 /// `hlspipe serve`
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("auth").required(true).args(["token", "no_auth"])))]
 pub struct Args {
     /// Address to listen on (port 0: any free port, printed on stderr).
     #[arg(long, env = "HLSPIPE_LISTEN", default_value = "127.0.0.1:8080")]
@@ -43,12 +43,8 @@ pub struct Args {
     /// Hash inside the signature; sha256 also sets CloudFront-Hash-Algorithm.
     #[arg(long, env = "HLSPIPE_SIGNING_HASH", value_enum, default_value = "sha1")]
     hash: Hash,
-    /// Bearer token callers of the API must send (at least 16 characters).
-    #[arg(long, env = "HLSPIPE_TOKEN", hide_env_values = true, value_name = "T")]
-    token: Option<String>,
-    /// Let anyone ask for cookies (local development on loopback only).
-    #[arg(long, env = "HLSPIPE_NO_AUTH")]
-    no_auth: bool,
+    #[command(flatten)]
+    auth: AuthArgs,
     /// Cookies are valid this long (rounded up to the minute).
     #[arg(
         long,
@@ -103,7 +99,7 @@ fn access_log(target: &str) -> anyhow::Result<AccessLog> {
 /// from an address that is not one (`0.0.0.0` is where we listen, not where anyone connects).
 fn check_listen(args: &Args) -> anyhow::Result<()> {
     let ip = args.listen.ip();
-    if args.no_auth && !ip.is_loopback() {
+    if args.auth.no_auth && !ip.is_loopback() {
         anyhow::bail!(
             "--no-auth with --listen {}: off loopback anyone could get cookies; use --token",
             args.listen
@@ -122,6 +118,18 @@ fn check_listen(args: &Args) -> anyhow::Result<()> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     init_tracing();
     check_listen(&args)?;
+    if args.auth.mode()? == AuthMode::None && !args.listen.ip().is_loopback() {
+        tracing::warn!(
+            "--auth none: anyone who can reach {} gets cookies for every title",
+            args.listen
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    // Before the store: a wrong key or flag is reported first (the JWKS is fetched here too).
+    let auth = runtime.block_on(args.auth.build())?;
     let pem = std::fs::read_to_string(&args.private_key)
         .with_context(|| format!("reading {}", args.private_key.display()))?;
     let key = PrivateKey::from_pem(&pem)
@@ -133,10 +141,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("--store {}", args.store))?;
     let log = access_log(&args.access_log)?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -147,10 +151,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
 
-        let auth = match args.token {
-            Some(token) => Auth::Bearer(token),
-            None => Auth::Disabled,
-        };
         let mut cookie_attributes = CookieAttributes::new().same_site(match args.same_site {
             SameSiteArg::Strict => SameSite::Strict,
             SameSiteArg::Lax => SameSite::Lax,

@@ -1,5 +1,6 @@
 //! What the edge ([`crate::delivery::edge`]) and the playback API ([`crate::delivery::api`])
-//! share: the access log, the listener loop with graceful shutdown, and the viewer's address.
+//! share: the access log, the listener loop (limits and graceful shutdown in
+//! [`crate::delivery::listen`]), and the viewer's address.
 //!
 //! Both are [`axum::Router`]s so that one listener can carry both (`hlspipe serve`, and later
 //! `hlspipe dev` with its upload and player pages): merge them, wrap the result in
@@ -8,12 +9,14 @@
 //! Why axum over bare hyper 1: the edge and the API need routing (a wildcard title path, a
 //! fallback for CDN paths), extractors for the peer address, JSON bodies, middleware for the
 //! log and the bearer check, and graceful shutdown. axum gives exactly those on top of hyper 1
-//! and tokio with little more than hyper itself in the build (no TLS, no HTTP/2 here), and a
+//! and tokio with little more than hyper itself in the build (no TLS, no HTTP/2 here: the
+//! connections are served by hyper's HTTP/1.1 builder, see [`crate::delivery::listen`]), and a
 //! `Router` is the natural unit for `dev` to mount. Everything beyond routing (ranges,
 //! conditional requests, CORS, the signing check) is written here, against the RFCs, rather than
 //! taken from tower-http, so that each rule can cite the CloudFront behaviour it imitates.
 
 pub use crate::clock::Clock;
+pub use crate::delivery::listen::Limits;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::header;
 use axum::middleware::{self, Next};
@@ -143,20 +146,29 @@ pub fn peer_ip(extensions: &axum::http::Extensions) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
 }
 
-/// Runs `router` on `listener` until `shutdown` completes, then lets requests in flight finish
-/// (axum's graceful shutdown). The peer address of each connection is made available to the
-/// handlers, which the edge needs for `AWS:SourceIp`.
+/// Runs `router` on `listener` until `shutdown` completes, with the default [`Limits`]; see
+/// [`serve_with`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, router, shutdown, Limits::default()).await
+}
+
+/// Runs `router` on `listener` over HTTP/1.1 until `shutdown` completes. Request heads must
+/// arrive within `limits.header_timeout`, silent connections are closed after
+/// `limits.idle_timeout`, at most `limits.max_connections` are open at once, and after
+/// `shutdown` requests in flight get `limits.shutdown_grace` to finish. The peer address of
+/// each connection is made available to the handlers, which the edge needs for
+/// `AWS:SourceIp`.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: Limits,
+) -> std::io::Result<()> {
+    crate::delivery::listen::run(listener, router, shutdown, limits).await
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM (what `docker stop`, systemd and Kubernetes send).

@@ -113,6 +113,24 @@ fn no_header_read_timeout_the_connection_cap_holds() {
 }
 
 #[test]
+fn no_header_read_timeout_a_connection_where_no_byte_moves_is_closed_after_the_idle_timeout() {
+    // The header limit is far away: only the idle limit can close this connection in time.
+    let server = Server::start(&[
+        "--token",
+        TOKEN,
+        "--header-timeout",
+        "300",
+        "--idle-timeout",
+        "1",
+    ]);
+    let mut kept = TcpStream::connect(server.addr).unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+        .unwrap();
+    let answer = read_until_closed(&mut kept, Duration::from_secs(30)).expect("closed");
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+}
+
+#[test]
 fn http2_is_not_served() {
     // HTTP/2 with prior knowledge (RFC 9113 § 3.3): the preface, then an empty SETTINGS frame.
     // An HTTP/2 server answers with its own SETTINGS frame; this one is HTTP/1.1 only.

@@ -74,6 +74,8 @@ pub async fn run(
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
+            // The shutdown first: a busy listener must not keep it from being seen.
+            biased;
             () = &mut shutdown => break,
             Some(_) = open.join_next(), if !open.is_empty() => {}
             accepted = listener.accept() => {

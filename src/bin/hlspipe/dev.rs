@@ -114,8 +114,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Arc::clone(&config),
             Duration::from_secs_f64(args.poll_seconds.clamp(0.1, 60.0)),
         ));
+        let shutdown = http::shutdown_signal();
         eprintln!("{}", banner(&base, &bucket_dir, &config, hls_js.as_deref()));
-        http::serve(listener, app, http::shutdown_signal()).await?;
+        http::serve(listener, app, shutdown).await?;
         watcher.abort();
         eprintln!("hlspipe dev: stopped");
         Ok(())

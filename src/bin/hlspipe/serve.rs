@@ -209,11 +209,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .merge(edge::router(edge_config, store, access));
         let app = http::with_access_log(app, log, hlspipe::clock::system_clock());
 
+        // Before saying we listen: a SIGTERM sent as soon as we do is then never missed.
+        let shutdown = http::shutdown_signal();
         eprintln!(
             "hlspipe serve: listening on http://{addr} (API /v1/titles/<title>/playback, edge /{}…, CDN base {cdn_base})",
             args.output_prefix
         );
-        http::serve_with(listener, app, http::shutdown_signal(), limits).await?;
+        http::serve_with(listener, app, shutdown, limits).await?;
         eprintln!("hlspipe serve: stopped");
         Ok(())
     })

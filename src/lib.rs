@@ -12,6 +12,7 @@
 //! media     pure core: mp4 demux → plan → fmp4 mux → hls playlists → package
 //! title · percent · error · clock   shared by all: the naming rule, percent-encoding,
 //!           errors with a retry class, the one reader of the system clock
+//! logs      log set-up, and escape_name for outside names in log lines (store, dev)
 //! ```
 //!
 //! `media` is pure: bytes and settings in, objects out; no storage, AWS type, clock or

@@ -22,3 +22,34 @@ pub fn init_json(level_vars: &[&str]) {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// A name from outside (an upload's key, a title) as it goes into a log line: a backslash and
+/// every control character are written as in a Rust string literal (`\\`, `\n`, `\u{1b}`), so
+/// that one name can neither split a line nor pass for two. Printable non-ASCII stays as it
+/// is: `Épisode 1` is logged as `Épisode 1`.
+pub fn escape_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c == '\\' || c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_name;
+
+    #[test]
+    fn a_newline_in_an_upload_name_cannot_split_a_log_line() {
+        assert_eq!(escape_name("a\nb.mp4"), "a\\nb.mp4");
+        assert_eq!(escape_name("x\u{1b}[31m\r\\"), "x\\u{1b}[31m\\r\\\\");
+        assert_eq!(
+            escape_name("My Show/Épisode 1.MOV"),
+            "My Show/Épisode 1.MOV"
+        );
+    }
+}

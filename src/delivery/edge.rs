@@ -17,7 +17,8 @@
 //!   "Permissions"). We behave like the second: it only tells a viewer who is already allowed
 //!   into the title's folder that a file is absent, and it makes broken playlists easy to spot.
 //! - `Range` (one range: `206`; unsatisfiable: `416` with `Content-Range: bytes */len`; several
-//!   ranges: the whole object with `200`, which RFC 9110 § 14.2 allows), `If-Range`,
+//!   ranges, or two `Range` field lines: the whole object with `200`, which RFC 9110 § 14.2
+//!   allows), `If-Range`,
 //!   `If-None-Match` and `If-Modified-Since` (`304`), `Accept-Ranges: bytes`, and the object's
 //!   `Content-Type`, `Cache-Control`, `ETag` and `Last-Modified` passed through as S3 returns
 //!   them.
@@ -593,7 +594,7 @@ impl Conditions {
             if_none_match: req.headers.get(header::IF_NONE_MATCH).cloned(),
             if_modified_since: req.headers.get(header::IF_MODIFIED_SINCE).cloned(),
             if_range: req.headers.get(header::IF_RANGE).cloned(),
-            range: req.headers.get(header::RANGE).cloned(),
+            range: one_field_line(&req.headers, header::RANGE),
         }
     }
 
@@ -737,6 +738,22 @@ fn if_none_match_hits(header: &[u8], etag: &str) -> bool {
             .and_then(|t| t.strip_suffix('"'))
             .is_some_and(|t| t == etag)
     })
+}
+
+/// The value of a field that must appear once, `None` when it is absent or repeated.
+///
+/// Two `Range` field lines: RFC 9110 § 5.3 lets a message repeat a field only when it is
+/// defined as a list, and `Range` is one `ranges-specifier` (§ 14.2), so the two together
+/// (`bytes=0-1, bytes=5-6` once combined) are not a valid one. § 14.2 then has the server
+/// ignore `Range` and answer with the whole object, as for any other invalid `Range`; taking
+/// the first line, as the edge did, answered a request that has no single meaning.
+fn one_field_line(
+    headers: &axum::http::HeaderMap,
+    name: header::HeaderName,
+) -> Option<HeaderValue> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    values.next().is_none().then(|| first.clone())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

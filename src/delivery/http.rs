@@ -1,5 +1,6 @@
 //! What the edge ([`crate::delivery::edge`]) and the playback API ([`crate::delivery::api`])
-//! share: the access log, the listener loop with graceful shutdown, and the viewer's address.
+//! share: the access log, the listener loop (limits and graceful shutdown in
+//! [`crate::delivery::listen`]), and the viewer's address.
 //!
 //! Both are [`axum::Router`]s so that one listener can carry both (`hlspipe serve`, and later
 //! `hlspipe dev` with its upload and player pages): merge them, wrap the result in
@@ -8,12 +9,14 @@
 //! Why axum over bare hyper 1: the edge and the API need routing (a wildcard title path, a
 //! fallback for CDN paths), extractors for the peer address, JSON bodies, middleware for the
 //! log and the bearer check, and graceful shutdown. axum gives exactly those on top of hyper 1
-//! and tokio with little more than hyper itself in the build (no TLS, no HTTP/2 here), and a
+//! and tokio with little more than hyper itself in the build (no TLS, no HTTP/2 here: the
+//! connections are served by hyper's HTTP/1.1 builder, see [`crate::delivery::listen`]), and a
 //! `Router` is the natural unit for `dev` to mount. Everything beyond routing (ranges,
 //! conditional requests, CORS, the signing check) is written here, against the RFCs, rather than
 //! taken from tower-http, so that each rule can cite the CloudFront behaviour it imitates.
 
 pub use crate::clock::Clock;
+pub use crate::delivery::listen::Limits;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::header;
 use axum::middleware::{self, Next};
@@ -143,38 +146,57 @@ pub fn peer_ip(extensions: &axum::http::Extensions) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
 }
 
-/// Runs `router` on `listener` until `shutdown` completes, then lets requests in flight finish
-/// (axum's graceful shutdown). The peer address of each connection is made available to the
-/// handlers, which the edge needs for `AWS:SourceIp`.
+/// Runs `router` on `listener` until `shutdown` completes, with the default [`Limits`]; see
+/// [`serve_with`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, router, shutdown, Limits::default()).await
+}
+
+/// Runs `router` on `listener` over HTTP/1.1 until `shutdown` completes. Request heads must
+/// arrive within `limits.header_timeout`, silent connections are closed after
+/// `limits.idle_timeout`, at most `limits.max_connections` are open at once, and after
+/// `shutdown` requests in flight get `limits.shutdown_grace` to finish. The peer address of
+/// each connection is made available to the handlers, which the edge needs for
+/// `AWS:SourceIp`.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: Limits,
+) -> std::io::Result<()> {
+    crate::delivery::listen::run(listener, router, shutdown, limits).await
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM (what `docker stop`, systemd and Kubernetes send).
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    let mut terminate = match tokio::signal::unix::signal(
-        tokio::signal::unix::SignalKind::terminate(),
-    ) {
-        Ok(signal) => signal,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
-            let _ = interrupt.await;
-            return;
+///
+/// The handlers are installed by this call, not at the first poll: a signal that arrives
+/// after it (once the server has said it listens) is never missed, even when the accept
+/// loop is busy before it first polls the returned future.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{signal, SignalKind};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            (Ok(mut one), Err(e)) | (Err(e), Ok(mut one)) => {
+                tracing::warn!(error = %e, "cannot listen for one of SIGINT and SIGTERM");
+                one.recv().await;
+            }
+            (Err(e), Err(_)) => {
+                tracing::warn!(error = %e, "cannot listen for signals; the server runs until killed");
+                std::future::pending::<()>().await;
+            }
         }
-    };
-    tokio::select! {
-        _ = interrupt => {}
-        _ = terminate.recv() => {}
     }
 }
 

@@ -6,5 +6,6 @@ pub mod api;
 pub mod auth;
 pub mod edge;
 pub mod http;
+pub mod listen;
 pub mod sign;
 pub mod state;

@@ -2,6 +2,7 @@
 //! the worker, which it only wires together. A development signing key kept in the
 //! data folder, the list of titles for the player page, and the page itself.
 
+pub mod lanes;
 pub mod watch;
 
 use crate::delivery::sign::PrivateKey;

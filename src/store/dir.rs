@@ -1,7 +1,8 @@
 //! A directory as an object store.
 
-use super::{ObjectInfo, Store};
+use super::{Listed, Listing, ObjectInfo, Store};
 use crate::error::{Error, Result};
+use crate::logs::escape_name;
 use crate::media::object::{self, Body, Object, Piece};
 use crate::media::source::{FileSource, Source};
 use std::collections::HashMap;
@@ -51,13 +52,16 @@ impl DirStore {
 }
 
 impl DirStore {
+    /// The ETag of this version of the file if it was hashed before; never reads it.
+    fn cached_etag(&self, path: &Path, len: u64, mtime: SystemTime) -> Option<String> {
+        let cache = self.etags.lock().ok()?;
+        let (l, m, etag) = cache.get(path)?;
+        (*l == len && *m == mtime).then(|| etag.clone())
+    }
+
     fn etag(&self, path: &Path, len: u64, mtime: SystemTime) -> std::io::Result<String> {
-        if let Ok(cache) = self.etags.lock() {
-            if let Some((l, m, etag)) = cache.get(path) {
-                if *l == len && *m == mtime {
-                    return Ok(etag.clone());
-                }
-            }
+        if let Some(etag) = self.cached_etag(path, len, mtime) {
+            return Ok(etag);
         }
         let etag = file_etag(path)?;
         if let Ok(mut cache) = self.etags.lock() {
@@ -163,19 +167,87 @@ impl Store for DirStore {
         }
     }
 
+    /// An entry that can never be read as an object (a link that points at itself, a folder
+    /// or file without permission, a name that is not UTF-8) is left out with a warning, as
+    /// S3 would never list it; any other error fails the listing.
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let mut keys = Vec::new();
-        walk(&self.root, &self.root, &mut keys).map_err(|e| store_err(prefix, e))?;
+        let mut skipped = Vec::new();
+        walk(&self.root, &self.root, &mut keys, &mut skipped).map_err(|e| store_err(prefix, e))?;
         keys.retain(|k| k.starts_with(prefix));
         keys.sort();
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
-            if let Some(info) = self.head(&key)? {
-                out.push(info);
+            match fs::metadata(self.root.join(&key)) {
+                Err(e) if unreadable_entry(&e) => skipped.push((key, e.to_string())),
+                _ => out.extend(self.head(&key)?),
+            }
+        }
+        for (key, why) in skipped {
+            if key.starts_with(prefix) || prefix.starts_with(key.as_str()) {
+                tracing::warn!("listing {prefix}: skipped {}: {why}", escape_name(&key));
             }
         }
         Ok(out)
     }
+
+    /// Only the folder of `prefix` is walked, symbolic links to folders are not followed, and
+    /// an entry that cannot be read (a link that points at itself, a folder without
+    /// permission, a name that is not UTF-8) is skipped with its reason.
+    fn list_for_watch(&self, prefix: &str) -> Result<Listing> {
+        let folder = &prefix[..prefix.rfind('/').map_or(0, |i| i + 1)];
+        let start = match folder.trim_end_matches('/') {
+            "" => self.root.clone(),
+            folder => self.path(folder)?,
+        };
+        let mut listing = Listing::default();
+        let mut keys = Vec::new();
+        walk(&self.root, &start, &mut keys, &mut listing.skipped)
+            .map_err(|e| store_err(prefix, e))?;
+        keys.retain(|k| k.starts_with(prefix));
+        keys.sort();
+        for key in keys {
+            let path = self.root.join(&key);
+            match fs::metadata(&path) {
+                Ok(m) if m.is_file() => listing.objects.push(self.listed(key, &path, &m)),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => listing.skipped.push((key, e.to_string())),
+            }
+        }
+        listing
+            .skipped
+            .retain(|(k, _)| k.starts_with(prefix) || prefix.starts_with(k.as_str()));
+        listing.skipped.sort();
+        Ok(listing)
+    }
+}
+
+impl DirStore {
+    fn listed(&self, key: String, path: &Path, m: &fs::Metadata) -> Listed {
+        use std::os::unix::fs::MetadataExt;
+        let mtime = m.modified().unwrap_or(UNIX_EPOCH);
+        Listed {
+            fingerprint: format!(
+                "{}:{}.{:09}:{}",
+                m.len(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ino()
+            ),
+            etag: self.cached_etag(path, m.len(), mtime),
+            size: m.len(),
+            key,
+        }
+    }
+}
+
+/// An error about the entry itself, which no retry will cure.
+fn unreadable_entry(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ELOOP | libc::EACCES | libc::ENAMETOOLONG)
+    )
 }
 
 /// The ETag S3 gives a single-part upload: the MD5 of the bytes, in hex. It is
@@ -196,27 +268,52 @@ fn file_etag(path: &Path) -> std::io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+/// The keys of the files under `dir` (symbolic links to folders not followed; names starting
+/// with `.`, the temporary files of writes in progress, left out). Only `dir` itself must be
+/// readable (or absent); what fails below it goes to `skipped`, keyed by its key (a folder's
+/// ending in `/`).
+fn walk(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<String>,
+    skipped: &mut Vec<(String, String)>,
+) -> std::io::Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
+    let key_of = |path: &Path| -> Option<String> {
+        let rel = path.strip_prefix(root).ok()?;
+        let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+        Some(parts?.join("/"))
+    };
+    let dir_key = key_of(dir).map_or_else(String::new, |k| format!("{k}/"));
     for entry in entries {
-        let entry = entry?;
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                skipped.push((dir_key.clone(), e.to_string()));
+                continue;
+            }
+        };
         let path = entry.path();
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
+        if entry.file_name().to_string_lossy().starts_with('.') {
             continue; // temporary files of writes in progress
         }
-        if entry.file_type()?.is_dir() {
-            walk(root, &path, out)?;
-        } else if let Ok(rel) = path.strip_prefix(root) {
-            let key: Vec<String> = rel
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect();
-            out.push(key.join("/"));
+        let Some(key) = key_of(&path) else {
+            let lossy = path.strip_prefix(root).unwrap_or(&path).to_string_lossy();
+            skipped.push((lossy.into_owned(), "the name is not UTF-8".into()));
+            continue;
+        };
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => {
+                if let Err(e) = walk(root, &path, out, skipped) {
+                    skipped.push((format!("{key}/"), e.to_string()));
+                }
+            }
+            Ok(_) => out.push(key),
+            Err(e) => skipped.push((key, e.to_string())),
         }
     }
     Ok(())
@@ -296,4 +393,35 @@ fn kernel_copy(src: &File, offset: u64, dst: &File, len: u64) -> std::io::Result
         left -= n as u64;
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The dev watcher hashes large uploads inline; and an unchanged file must never be
+    /// hashed twice. Proof that the second HEAD does not read the bytes: they are changed in
+    /// place with the size and modification time kept, and the ETag stays the first one.
+    #[test]
+    fn dev_watcher_hashes_large_uploads_inline_an_unchanged_file_is_hashed_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = DirStore::new(tmp.path());
+        let path = tmp.path().join("uploads/a.mp4");
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, b"first").unwrap();
+        let listed = store.list_for_watch("uploads/").unwrap();
+        assert_eq!(listed.objects[0].etag, None, "listing never hashes");
+        let first = store.head("uploads/a.mp4").unwrap().unwrap().etag;
+        assert_eq!(first, "8b04d5e3775d298e78455efc5ca404d5");
+
+        let mtime = fs::metadata(&path).unwrap().modified().unwrap();
+        let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, b"FIRST", 0).unwrap();
+        file.set_modified(mtime).unwrap();
+        drop(file);
+        assert_eq!(store.head("uploads/a.mp4").unwrap().unwrap().etag, first);
+        // And the listing now knows the ETag without reading.
+        let listed = store.list_for_watch("uploads/").unwrap();
+        assert_eq!(listed.objects[0].etag.as_deref(), Some(first.as_str()));
+    }
 }

@@ -39,6 +39,28 @@ pub struct ObjectInfo {
     pub cache_control: Option<String>,
 }
 
+/// One object of a [`Store::list_for_watch`] listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    /// Changes whenever the object does, as cheaply as the store can tell: S3's ETag; for a
+    /// folder, size, modification time (to the nanosecond) and inode, without reading a byte.
+    pub fingerprint: String,
+    /// The ETag when the store has it without reading the object (S3 lists it; a folder has
+    /// it when it hashed this very version before), `None` otherwise.
+    pub etag: Option<String>,
+}
+
+/// A listing that goes on past entries it cannot read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub objects: Vec<Listed>,
+    /// Entries left out, with why: a key, or a folder's prefix ending in `/` (nothing under
+    /// it could be listed).
+    pub skipped: Vec<(String, String)>,
+}
+
 /// An object store. Keys are `/`-separated and relative to the store's root.
 pub trait Store: Send + Sync {
     /// Writes `obj` at `key` with its content type and cache control, atomically: a
@@ -61,6 +83,26 @@ pub trait Store: Send + Sync {
 
     /// Every object under `prefix`, sorted by key (all pages).
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+
+    /// Every object under `prefix`, sorted by key, for a watcher polling for changes: never
+    /// reads an object's bytes, and leaves out (in [`Listing::skipped`]) entries it cannot
+    /// read instead of failing. An error means nothing could be listed.
+    fn list_for_watch(&self, prefix: &str) -> Result<Listing> {
+        let objects = self
+            .list(prefix)?
+            .into_iter()
+            .map(|info| Listed {
+                key: info.key,
+                size: info.size,
+                fingerprint: info.etag.clone(),
+                etag: Some(info.etag),
+            })
+            .collect();
+        Ok(Listing {
+            objects,
+            skipped: Vec::new(),
+        })
+    }
 
     /// This store's own way to read the object `key` whose HEAD was `info`, when it has
     /// one better than a [`Store::read_range`] per read: S3 reads large blocks through a

@@ -576,3 +576,23 @@ fn edge_checks_the_source_ip_against_the_policy() {
     );
     assert_eq!(r.status, 403);
 }
+
+/// Two `Range` headers: RFC 9110 § 5.3 and § 14.2, the whole object with 200 (the edge used
+/// to answer the first with 206).
+#[test]
+fn two_range_headers_get_the_whole_object() {
+    let server = serve();
+    let cookie = api_cookie_header(&server, "shows/ep1");
+    let segment = format!("/hls/shows/ep1.hls/{}", first_segment("ep1"));
+    let bytes = std::fs::read(edge::title_dir("ep1").join(first_segment("ep1"))).unwrap();
+    let c = ("Cookie", cookie.as_str());
+    let one = server.get(&segment, &[c, ("Range", "bytes=0-9")]);
+    assert_eq!((one.status, one.body.len()), (206, 10));
+    let two = server.get(
+        &segment,
+        &[c, ("Range", "bytes=0-9"), ("Range", "bytes=20-29")],
+    );
+    assert_eq!(two.status, 200);
+    assert_eq!(two.header("content-range"), None);
+    assert_eq!(two.body, bytes);
+}

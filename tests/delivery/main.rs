@@ -9,6 +9,7 @@ mod api_jwt;
 mod edge_http;
 mod edge_player;
 mod edge_router;
+mod serve_limits;
 mod sign_cli;
 mod sign_crosscheck;
 mod sign_openssl;

@@ -384,3 +384,44 @@ fn serve_refuses_no_auth_off_loopback_and_an_unspecified_cdn_base_regression_no_
     ]);
     assert!(!ok && stderr.contains("--cdn-base-url"), "{stderr}");
 }
+
+/// Signing an already-expired policy gave no warning.
+#[test]
+fn signing_an_already_expired_policy_gives_a_warning() {
+    let key = key_file("rsa2048.pkcs1.pem");
+    let base = ["--key-pair-id", "K2CLI", "--private-key", &key];
+    let cookies = |expiry: &[&str]| {
+        let mut args = vec!["sign-cookies", "--prefix-url", PREFIX];
+        args.extend(base);
+        args.extend(expiry);
+        hlspipe(&args)
+    };
+    let url = |expiry: &[&str]| {
+        let mut args = vec![
+            "sign-url",
+            "https://cdn.example.com/hls/shows/ep1/master.m3u8",
+        ];
+        args.extend(base);
+        args.extend(expiry);
+        hlspipe(&args)
+    };
+    for out in [
+        cookies(&["--expires-at", "1000"]),
+        url(&["--expires-at", "1000"]),
+    ] {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stdout(&out).is_empty());
+        assert!(
+            stderr.contains("warning: this policy expired") && stderr.contains("DateLessThan 1000"),
+            "{stderr}"
+        );
+    }
+    for out in [
+        cookies(&["--expires-in", "3600"]),
+        url(&["--expires-in", "3600"]),
+    ] {
+        assert!(out.status.success());
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+    }
+}

@@ -199,6 +199,42 @@ fn dev_plays_an_upload_named_with_spaces_symbols_and_non_ascii_regression_playba
     watch(&dev, title.as_str());
 }
 
+/// One listing error stopped the dev upload watcher for good (a self-referencing symlink in
+/// `uploads/`). Now the link is skipped and named once, a later upload is packaged, and its
+/// deletion is applied.
+#[test]
+fn one_listing_error_stops_the_dev_upload_watcher_regression_self_referencing_symlink() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let dev = start(&data);
+    wait_playable(&dev, "sample");
+    let uploads = data.join("media/uploads");
+    std::os::unix::fs::symlink("loop.mp4", uploads.join("loop.mp4")).unwrap();
+    let upload = uploads.join("after the loop.mp4");
+    std::fs::copy(fixture("h264_aac_faststart.mp4"), &upload).unwrap();
+    wait_playable(&dev, "after the loop");
+
+    std::fs::remove_file(&upload).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (_, body) = get(&dev.base, "/dev/titles");
+        let titles: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let listed = |t: &str| {
+            titles
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x["title"] == t))
+        };
+        if listed("sample") && !listed("after the loop") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the deletion was not applied: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 #[test]
 fn dev_refuses_to_listen_off_loopback_without_a_token() {
     let tmp = tempfile::tempdir().unwrap();

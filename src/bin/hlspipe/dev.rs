@@ -12,10 +12,13 @@ use hlspipe::delivery::api::{self, ApiConfig, Auth};
 use hlspipe::delivery::edge::{self, Access, EdgeConfig};
 use hlspipe::delivery::http::{self, AccessLog};
 use hlspipe::delivery::sign::{HashAlgorithm, KeySet, Signer, Verifier};
+use hlspipe::dev::lanes::Lanes;
 use hlspipe::dev::watch::UploadWatcher;
 use hlspipe::dev::{self, DEV_KEY_PAIR_ID, PLAYER_PAGE, SAMPLE_MP4};
+use hlspipe::logs::escape_name;
 use hlspipe::media::object::{Body, Object};
 use hlspipe::pipeline::config::PipelineConfig;
+use hlspipe::pipeline::event::{Record, RecordKind};
 use hlspipe::pipeline::invalidate::NoInvalidation;
 use hlspipe::pipeline::job::Pipeline;
 use hlspipe::store::{DirStore, Store};
@@ -111,8 +114,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Arc::clone(&config),
             Duration::from_secs_f64(args.poll_seconds.clamp(0.1, 60.0)),
         ));
+        let shutdown = http::shutdown_signal();
         eprintln!("{}", banner(&base, &bucket_dir, &config, hls_js.as_deref()));
-        http::serve(listener, app, http::shutdown_signal()).await?;
+        http::serve(listener, app, shutdown).await?;
         watcher.abort();
         eprintln!("hlspipe dev: stopped");
         Ok(())
@@ -196,48 +200,65 @@ fn seed_sample(store: &dyn Store, input_prefix: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Polls the uploads folder and hands what changed to the worker, one record at a
-/// time, exactly as S3 notifications would arrive.
+/// Polls the uploads folder and hands what changed to the worker as S3 notifications would
+/// arrive: one record a job, different uploads in parallel (`hlspipe::dev::lanes`). A listing
+/// that fails is logged and retried with the watcher's state kept, so nothing is re-run and
+/// deletions made meanwhile are applied.
 async fn watch_uploads(store: Arc<dyn Store>, config: Arc<PipelineConfig>, every: Duration) {
     let mut watcher = UploadWatcher::new(BUCKET, config.input_prefix.clone());
+    let (s, c) = (Arc::clone(&store), Arc::clone(&config));
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
+    let mut lanes = Lanes::new(jobs, move |record: &Record| run_record(&s, &c, record));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let (s, c) = (Arc::clone(&store), Arc::clone(&config));
-        let step = tokio::task::spawn_blocking(move || {
-            let records = watcher.poll(s.as_ref())?;
-            let worker = Pipeline {
-                config: &c,
-                invalidator: &NoInvalidation,
-                clock: &hlspipe::clock::unix_now,
-            };
-            for record in &records {
-                let started = std::time::Instant::now();
-                let outcome = worker.handle_record(&s, record);
-                eprintln!(
-                    "hlspipe dev: {} {}: {outcome} ({:.2} s)",
-                    match record.kind {
-                        hlspipe::pipeline::event::RecordKind::Removed => "removed",
-                        _ => "upload",
-                    },
-                    record.job.key,
-                    started.elapsed().as_secs_f64()
-                );
+        tokio::select! {
+            _ = tick.tick() => {
+                let s = Arc::clone(&store);
+                let polled = tokio::task::spawn_blocking(move || {
+                    let records = watcher.poll(s.as_ref());
+                    (watcher, records)
+                })
+                .await;
+                match polled {
+                    Ok((w, Ok(records))) => {
+                        watcher = w;
+                        lanes.submit(records);
+                    }
+                    Ok((w, Err(e))) => {
+                        watcher = w;
+                        eprintln!("hlspipe dev: listing uploads failed, will retry: {e}");
+                    }
+                    Err(e) => {
+                        eprintln!("hlspipe dev: the upload watcher stopped: {e}");
+                        return;
+                    }
+                }
             }
-            Ok::<_, hlspipe::Error>(watcher)
-        })
-        .await;
-        watcher = match step {
-            Ok(Ok(w)) => w,
-            Ok(Err(e)) => {
-                eprintln!("hlspipe dev: watching uploads: {e}");
-                UploadWatcher::new(BUCKET, config.input_prefix.clone())
-            }
-            Err(e) => {
-                eprintln!("hlspipe dev: the upload watcher stopped: {e}");
-                return;
-            }
-        };
-        tokio::time::sleep(every).await;
+            Some(()) = lanes.next_done() => {}
+        }
     }
+}
+
+/// One record through the worker, and a line saying how it went (the key escaped: an upload
+/// name with a newline cannot split the line).
+fn run_record(store: &Arc<dyn Store>, config: &PipelineConfig, record: &Record) {
+    let worker = Pipeline {
+        config,
+        invalidator: &NoInvalidation,
+        clock: &hlspipe::clock::unix_now,
+    };
+    let started = std::time::Instant::now();
+    let outcome = worker.handle_record(store, record);
+    eprintln!(
+        "hlspipe dev: {} {}: {outcome} ({:.2} s)",
+        match record.kind {
+            RecordKind::Removed => "removed",
+            _ => "upload",
+        },
+        escape_name(&record.job.key),
+        started.elapsed().as_secs_f64()
+    );
 }
 
 async fn player_page() -> Response {

@@ -14,6 +14,7 @@ use hlspipe::store::S3Settings;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// `hlspipe serve`
 #[derive(clap::Args)]
@@ -76,6 +77,28 @@ pub struct Args {
         default_value = "-"
     )]
     access_log: String,
+    /// A request's line and headers must arrive within this many seconds of the server
+    /// starting to wait for them (also how long a kept-alive connection may sit idle).
+    #[arg(long, env = "HLSPIPE_HEADER_TIMEOUT", value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
+    /// A connection on which no byte moves either way for this long is closed.
+    #[arg(long, env = "HLSPIPE_IDLE_TIMEOUT", value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout: u64,
+    /// Connections open at once; one more is answered 503 (Retry-After: 1) and closed.
+    #[arg(long, env = "HLSPIPE_MAX_CONNECTIONS", value_name = "N", default_value_t = 512,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
+    /// On SIGTERM or SIGINT, requests in flight get this long to finish; then every
+    /// connection still open is closed.
+    #[arg(
+        long,
+        env = "HLSPIPE_SHUTDOWN_GRACE",
+        value_name = "SECS",
+        default_value_t = 5
+    )]
+    shutdown_grace: u64,
     /// Serve the edge without any signature check. Only to measure what the check costs.
     #[arg(long, hide = true)]
     unsigned_edge_for_benchmarks: bool,
@@ -140,6 +163,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let store = Stores::open_url(&args.store, &args.bucket, S3Settings::from_env())
         .with_context(|| format!("--store {}", args.store))?;
     let log = access_log(&args.access_log)?;
+    let limits = http::Limits {
+        header_timeout: Duration::from_secs(args.header_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+    };
 
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -180,11 +209,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .merge(edge::router(edge_config, store, access));
         let app = http::with_access_log(app, log, hlspipe::clock::system_clock());
 
+        // Before saying we listen: a SIGTERM sent as soon as we do is then never missed.
+        let shutdown = http::shutdown_signal();
         eprintln!(
             "hlspipe serve: listening on http://{addr} (API /v1/titles/<title>/playback, edge /{}…, CDN base {cdn_base})",
             args.output_prefix
         );
-        http::serve(listener, app, http::shutdown_signal()).await?;
+        http::serve_with(listener, app, shutdown, limits).await?;
         eprintln!("hlspipe serve: stopped");
         Ok(())
     })

@@ -162,6 +162,22 @@ fn signer(key: &KeyArgs) -> anyhow::Result<Signer> {
     ))
 }
 
+/// CloudFront allows a request only strictly before the policy's `DateLessThan` (AWS,
+/// "Creating a custom policy for signed cookies": `DateLessThan` is required and compared
+/// with the request time). Signing a policy already past it is almost always a mistake
+/// (milliseconds for seconds, an old script), so it is said on stderr; the output is still
+/// written, for tests and demonstrations of a denial.
+fn warn_if_expired(expires: u64) {
+    let now = hlspipe::clock::unix_now();
+    if expires <= now {
+        eprintln!(
+            "hlspipe: warning: this policy expired {} s ago (DateLessThan {expires}, now \
+             {now}): CloudFront will refuse every request made with it",
+            now - expires
+        );
+    }
+}
+
 pub fn run_cookies(args: CookiesArgs) -> anyhow::Result<()> {
     let signer = signer(&args.key)?;
     let cookies = match (&args.policy, &args.prefix_url) {
@@ -181,6 +197,7 @@ pub fn run_cookies(args: CookiesArgs) -> anyhow::Result<()> {
         }
         (None, None) => bail!("one of --prefix-url or --policy is required"),
     };
+    warn_if_expired(cookies.expires);
     match args.format {
         Format::Json => {
             let mut object = serde_json::Map::new();
@@ -213,6 +230,7 @@ pub fn run_cookies(args: CookiesArgs) -> anyhow::Result<()> {
 pub fn run_url(args: UrlArgs) -> anyhow::Result<()> {
     let signer = signer(&args.key)?;
     let expires = args.expiry.resolve()?;
+    warn_if_expired(expires);
     let signed = match &args.policy_prefix {
         Some(prefix) => signer.signed_url_custom(
             &args.url,

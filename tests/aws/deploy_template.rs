@@ -112,6 +112,13 @@ fn template_wires_queue_function_and_cdn_as_the_worker_expects() {
         .collect();
     assert!(actions.iter().all(|a| !a.contains('*')), "{actions:?}");
     assert!(actions.contains(&"cloudfront:CreateInvalidation".to_string()));
+    // A missing key must be a 404 to the packager (a new title has no manifest yet): its
+    // s3:ListBucket carries no prefix condition, which a GET would never satisfy.
+    let list = statements
+        .iter()
+        .find(|s| s["Action"] == "s3:ListBucket")
+        .expect("s3:ListBucket");
+    assert!(list["Condition"].is_null(), "{list}");
     assert_eq!(
         actions
             .iter()

@@ -33,9 +33,13 @@ pub fn apply(track: &mut Track) {
     if let Some(end) = track.media_end.take() {
         trim_end(track, end);
     }
-    if track.kind == TrackKind::Video && pre_roll_count(track) > 0 {
-        refine_timescale(track);
-        pack_pre_roll(track);
+    if track.kind == TrackKind::Video {
+        let pre_roll = pre_roll(track);
+        if !pre_roll.is_empty() {
+            // Scaling keeps the order of times, so the pre-roll found before it stays.
+            refine_timescale(track);
+            pack_pre_roll(track, &pre_roll);
+        }
     }
 }
 
@@ -55,10 +59,13 @@ fn offset(cto: i64) -> i32 {
     cto.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
-fn pre_roll_count(track: &Track) -> usize {
-    (0..track.samples.len())
+/// The samples presented before the edit's start, in the source's presentation order.
+fn pre_roll(track: &Track) -> Vec<usize> {
+    let mut pre_roll: Vec<usize> = (0..track.samples.len())
         .filter(|&i| source_pts(track, i) < track.media_start)
-        .count()
+        .collect();
+    pre_roll.sort_by_key(|&i| (source_pts(track, i), i));
+    pre_roll
 }
 
 /// Drops the samples presented at or after `end` (media time) that no shown sample is
@@ -95,12 +102,7 @@ fn refine_timescale(track: &mut Track) {
         return;
     }
     let k = FINE_TIMESCALE.div_ceil(ts);
-    let end = track
-        .samples
-        .iter()
-        .map(|s| s.dts.saturating_add(u64::from(s.duration)))
-        .max()
-        .unwrap_or(0);
+    let end = track.decode_end();
     if end.saturating_mul(u64::from(k)) > MAX_TICKS {
         return;
     }
@@ -137,12 +139,8 @@ fn scaled_samples(track: &Track, k: u32) -> Option<Vec<crate::media::model::Samp
 /// Presents pre-roll frame `r` (in the source's presentation order, so a decoder's output
 /// stays in timestamp order) at tick `r` after the edit's start, and every other frame `n`
 /// ticks later than before.
-fn pack_pre_roll(track: &mut Track) {
+fn pack_pre_roll(track: &mut Track, pre_roll: &[usize]) {
     let start = track.media_start;
-    let mut pre_roll: Vec<usize> = (0..track.samples.len())
-        .filter(|&i| source_pts(track, i) < start)
-        .collect();
-    pre_roll.sort_by_key(|&i| (source_pts(track, i), i));
     let n = pre_roll.len() as i64;
     for s in &mut track.samples {
         let pts = dts(s).saturating_add(i64::from(s.cts_offset));

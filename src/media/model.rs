@@ -172,6 +172,16 @@ impl Track {
             .saturating_add(self.empty_delay)
     }
 
+    /// The latest decode end of any sample (decode time plus duration; fragments can put
+    /// decode times out of order), saturating.
+    pub fn decode_end(&self) -> u64 {
+        self.samples
+            .iter()
+            .map(|s| s.dts.saturating_add(u64::from(s.duration)))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Sum of all sample durations (media timescale).
     pub fn media_duration(&self) -> u64 {
         self.samples.iter().map(|s| u64::from(s.duration)).sum()

@@ -1512,12 +1512,7 @@ fn place_chunk_samples(
 /// that no later sum of times can overflow.
 fn check_times(t: &Track) -> Result<()> {
     // Every sample: a fragment's `tfdt` can jump anywhere, forwards or back.
-    let end = t
-        .samples
-        .iter()
-        .map(|s| s.dts.saturating_add(u64::from(s.duration)))
-        .max()
-        .unwrap_or(0);
+    let end = t.decode_end();
     let edits = [t.media_start, t.empty_delay, t.media_end.unwrap_or(0)]
         .iter()
         .map(|v| v.unsigned_abs())

@@ -88,7 +88,7 @@ start_serve() {
   local name=$1 log="$DATA/$1.stderr"
   shift
   HLSPIPE_LOG=warn "$HLSPIPE" serve --listen 127.0.0.1:0 --store "file://$DATA/store" \
-    --key-pair-id "$KEY_ID" --private-key "$KEY" --token "$TOKEN" --access-log off "$@" \
+    --key-pair-id "$KEY_ID" --private-key "$KEY" --token "$TOKEN" --access-log off --edge "$@" \
     2>"$log" &
   pids+=($!)
   for _ in $(seq 100); do

@@ -28,6 +28,7 @@
 //! may ask is decided by an [`Authoriser`] (none, a shared bearer token, or a JWT).
 
 use crate::delivery::auth::{AuthConfigError, Authoriser, BearerToken, Grant, JwtAuthoriser};
+use crate::delivery::cors::{BadOrigin, Cors, Preflight};
 use crate::delivery::http::Clock;
 use crate::delivery::sign::{CookieAttributes, Policy, Signer, TitlePrefix};
 use crate::delivery::state::{playable, TitleStates};
@@ -63,6 +64,8 @@ pub enum ApiError {
     BadToken(&'static str),
     #[error("cookie lifetime: {0}")]
     BadLifetime(&'static str),
+    #[error(transparent)]
+    BadOrigin(#[from] BadOrigin),
 }
 
 /// How callers prove they may ask for cookies ([`crate::delivery::auth`]).
@@ -87,6 +90,7 @@ pub struct ApiConfig {
     authoriser: Authoriser,
     clock: Clock,
     state_ttl: u64,
+    cors: Cors,
 }
 
 impl ApiConfig {
@@ -123,6 +127,7 @@ impl ApiConfig {
             authoriser,
             clock: crate::clock::system_clock(),
             state_ttl: 2,
+            cors: Cors::new("GET, POST", "Authorization, Content-Type", ""),
         })
     }
 
@@ -162,6 +167,15 @@ impl ApiConfig {
     pub fn cookie_attributes(mut self, attributes: CookieAttributes) -> ApiConfig {
         self.cookie_attributes = attributes;
         self
+    }
+
+    /// Let pages on `origin` (`scheme://host[:port]`, the site that embeds the player) call
+    /// the API with credentials: `fetch(url, {credentials: "include", headers: {Authorization}})`
+    /// needs a preflight answered and the origin echoed, or the browser drops the response and
+    /// its `Set-Cookie`.
+    pub fn allow_origin(mut self, origin: &str) -> Result<ApiConfig, ApiError> {
+        self.cors.allow_origin(origin)?;
+        Ok(self)
     }
 
     pub fn clock(mut self, clock: Clock) -> ApiConfig {
@@ -218,13 +232,29 @@ pub fn router(config: ApiConfig, store: Arc<dyn Store>, signer: Arc<Signer>) -> 
         signer,
         issued: Mutex::new(HashMap::new()),
     });
+    let cors = Arc::new(api.config.cors.clone());
     let v1 = Router::new()
         .route("/v1/titles/{*rest}", get(playback))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&api), authorize))
-        .with_state(api);
+        .with_state(api)
+        // Outside the authoriser: a preflight carries no credentials.
+        .layer(middleware::from_fn_with_state(cors, with_cors));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(v1)
+}
+
+/// Answers preflights from allowed origins (403 for others) before anything else, and adds the
+/// credentialed CORS headers to every answer ([`crate::delivery::cors`]).
+async fn with_cors(State(cors): State<Arc<Cors>>, req: Request, next: Next) -> Response {
+    let request_headers = req.headers().clone();
+    let mut response = match cors.classify(req.method(), &request_headers) {
+        Preflight::Allowed => cors.preflight_response(),
+        Preflight::Refused => json_error(StatusCode::FORBIDDEN, "origin not allowed"),
+        Preflight::No => next.run(req).await,
+    };
+    cors.decorate(&request_headers, response.headers_mut());
+    response
 }
 
 /// Runs the authoriser and hands its [`Grant`] to the handler, which checks the title against

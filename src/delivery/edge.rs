@@ -32,6 +32,7 @@
 //! Bodies are streamed from the store in chunks read on the blocking pool (the [`Store`] trait
 //! is synchronous), so a 30 MB segment costs one chunk of memory per request, not 30 MB.
 
+use crate::delivery::cors::{self, Cors, Preflight};
 use crate::delivery::http::{peer_ip, Clock};
 use crate::delivery::sign::{Decision, Verifier};
 use crate::percent::{self, Plus};
@@ -85,7 +86,7 @@ pub struct EdgeConfig {
     public_base_url: String,
     path_prefix: String,
     key_prefix: String,
-    allowed_origins: HashSet<String>,
+    cors: Cors,
     chunk_size: usize,
     clock: Clock,
 }
@@ -100,7 +101,7 @@ impl EdgeConfig {
             public_base_url: parse_base_url(public_base_url)?,
             path_prefix: "/hls/".into(),
             key_prefix: "hls/".into(),
-            allowed_origins: HashSet::new(),
+            cors: edge_cors(),
             chunk_size: DEFAULT_CHUNK_SIZE,
             clock: crate::clock::system_clock(),
         })
@@ -139,7 +140,12 @@ impl EdgeConfig {
     /// Let pages on `origin` (`scheme://host[:port]`, e.g. `https://www.example.com`) read
     /// responses with credentials.
     pub fn allow_origin(mut self, origin: &str) -> Result<EdgeConfig, EdgeError> {
-        self.allowed_origins.insert(parse_origin(origin)?);
+        self.cors
+            .allow_origin(origin)
+            .map_err(|e| EdgeError::BadOrigin {
+                origin: e.origin,
+                reason: e.reason,
+            })?;
         Ok(self)
     }
 
@@ -158,49 +164,23 @@ impl EdgeConfig {
     }
 }
 
-/// `scheme://authority`, lowercased, without a trailing slash; refuses paths, queries and
-/// wildcards, which would make the checked URL differ from what CloudFront sees.
+/// The distribution's base URL as [`cors::normalize_base_url`] writes it: paths, queries and
+/// wildcards would make the checked URL differ from what CloudFront sees.
 fn parse_base_url(url: &str) -> Result<String, EdgeError> {
-    let bad = |reason| EdgeError::BadBaseUrl {
+    cors::normalize_base_url(url).map_err(|reason| EdgeError::BadBaseUrl {
         url: url.to_owned(),
         reason,
-    };
-    let trimmed = url.strip_suffix('/').unwrap_or(url);
-    let (scheme, authority) = trimmed
-        .split_once("://")
-        .ok_or_else(|| bad("expected http:// or https://"))?;
-    let scheme = scheme.to_ascii_lowercase();
-    if scheme != "http" && scheme != "https" {
-        return Err(bad("the scheme must be http or https"));
-    }
-    if authority.is_empty() {
-        return Err(bad("the host is missing"));
-    }
-    if !authority
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
-    {
-        return Err(bad(
-            "only a host and port are allowed (no path, query, user info or wildcard)",
-        ));
-    }
-    Ok(format!("{scheme}://{}", authority.to_ascii_lowercase()))
+    })
 }
 
-fn parse_origin(origin: &str) -> Result<String, EdgeError> {
-    if origin.trim() == "*" {
-        return Err(EdgeError::BadOrigin {
-            origin: origin.to_owned(),
-            reason: "`*` cannot be used with credentials; list each origin",
-        });
-    }
-    parse_base_url(origin).map_err(|e| match e {
-        EdgeError::BadBaseUrl { reason, .. } => EdgeError::BadOrigin {
-            origin: origin.to_owned(),
-            reason,
-        },
-        other => other,
-    })
+/// What a CloudFront CORS response headers policy for a player allows: GET/HEAD with the
+/// headers a player sends, `Content-Length`/`Content-Range` readable by scripts.
+fn edge_cors() -> Cors {
+    Cors::new(
+        "GET, HEAD",
+        "Range, If-None-Match, If-Range, If-Modified-Since",
+        "Content-Length, Content-Range",
+    )
 }
 
 struct Edge {
@@ -252,10 +232,20 @@ pub fn router(config: EdgeConfig, store: Arc<dyn Store>, access: Access) -> Rout
 async fn handle(State(edge): State<Arc<Edge>>, req: Request) -> Response {
     // Only the head is needed; a body is not read (and `Request` itself is not `Sync`).
     let (req, _body) = req.into_parts();
-    let origin = allowed_origin(&edge.config, &req.headers);
-    let mut response = match req.method {
-        Method::OPTIONS => preflight(origin.is_some(), &req.headers),
-        Method::GET | Method::HEAD => serve_object(&edge, &req).await,
+    let cors = &edge.config.cors;
+    let mut response = match (&req.method, cors.classify(&req.method, &req.headers)) {
+        (_, Preflight::Allowed) => cors.preflight_response(),
+        (_, Preflight::Refused) => error(StatusCode::FORBIDDEN, "AccessDenied", "Access denied"),
+        (&Method::OPTIONS, Preflight::No) => {
+            // A plain OPTIONS, not a preflight.
+            let mut r = empty(StatusCode::NO_CONTENT);
+            r.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, OPTIONS"),
+            );
+            r
+        }
+        (&Method::GET | &Method::HEAD, Preflight::No) => serve_object(&edge, &req).await,
         _ => {
             let mut r = error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -269,64 +259,8 @@ async fn handle(State(edge): State<Arc<Edge>>, req: Request) -> Response {
             r
         }
     };
-    let headers = response.headers_mut();
-    // The answer depends on Origin whether or not it was allowed: caches must key on it.
-    headers.append(header::VARY, HeaderValue::from_static("Origin"));
-    if let Some(origin) = origin {
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
-        if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_METHODS) {
-            headers.insert(
-                header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static("Content-Length, Content-Range"),
-            );
-        }
-    }
+    cors.decorate(&req.headers, response.headers_mut());
     response
-}
-
-/// The request's `Origin`, as sent, when it is allowed.
-fn allowed_origin(config: &EdgeConfig, headers: &HeaderMap) -> Option<HeaderValue> {
-    let value = headers.get(header::ORIGIN)?;
-    let text = value.to_str().ok()?;
-    let normalized = parse_base_url(text).ok()?;
-    // A browser's Origin never ends in `/`; one that does is not a browser's.
-    (config.allowed_origins.contains(&normalized) && !text.ends_with('/')).then(|| value.clone())
-}
-
-/// Preflight: 204 with what the player may send, or 403 without CORS headers for an origin
-/// that is not allowed (the browser then blocks the real request).
-fn preflight(origin_allowed: bool, headers: &HeaderMap) -> Response {
-    if !headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
-        // A plain OPTIONS, not a preflight.
-        let mut r = empty(StatusCode::NO_CONTENT);
-        r.headers_mut().insert(
-            header::ALLOW,
-            HeaderValue::from_static("GET, HEAD, OPTIONS"),
-        );
-        return r;
-    }
-    if !origin_allowed {
-        return error(StatusCode::FORBIDDEN, "AccessDenied", "Access denied");
-    }
-    let mut r = empty(StatusCode::NO_CONTENT);
-    let h = r.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, HEAD"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Range, If-None-Match, If-Range, If-Modified-Since"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("600"),
-    );
-    r
 }
 
 /// `GET`/`HEAD` under the path prefix. As at CloudFront, the signature is checked before the
@@ -1042,6 +976,9 @@ mod tests {
         assert!(parse_base_url("https://cdn.example.com/hls").is_err());
         assert!(parse_base_url("cdn.example.com").is_err());
         assert!(parse_base_url("https://u@cdn").is_err());
-        assert!(parse_origin("*").is_err());
+        assert!(EdgeConfig::new("http://x")
+            .unwrap()
+            .allow_origin("*")
+            .is_err());
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cors;
 pub mod edge;
 pub mod http;
 pub mod listen;

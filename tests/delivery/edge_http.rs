@@ -4,7 +4,8 @@
 
 use crate::support;
 use crate::support::edge::{
-    self, cookie_pairs, cookies_for, first_segment, now, request, Server, TOKEN,
+    self, cookie_pairs, cookies_for, first_segment, now, request, Server, KEY_PAIR_ID, PRIVATE_KEY,
+    TOKEN,
 };
 
 const AUTH: (&str, &str) = ("Authorization", "Bearer test-token-0123456789abcdef");
@@ -595,4 +596,96 @@ fn two_range_headers_get_the_whole_object() {
     assert_eq!(two.status, 200);
     assert_eq!(two.header("content-range"), None);
     assert_eq!(two.body, bytes);
+}
+
+/// The API behind CloudFront (`/v1/*` on the distribution's host) is called from the site's
+/// pages on another origin, with credentials: its preflight is answered before the
+/// authoriser, and every answer names the exact origin.
+#[test]
+fn api_credentialed_cors_for_allowed_origins_only() {
+    let server = serve();
+    let path = "/v1/titles/shows/ep1/playback";
+    let preflight = server.options(
+        path,
+        &[
+            ("Origin", ORIGIN),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "authorization"),
+        ],
+    );
+    assert_eq!(preflight.status, 204, "{}", preflight.text());
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some(ORIGIN)
+    );
+    assert_eq!(
+        preflight.header("access-control-allow-credentials"),
+        Some("true")
+    );
+    let allowed = preflight.header("access-control-allow-headers").unwrap();
+    assert!(allowed.contains("Authorization"), "{allowed}");
+    assert!(preflight
+        .header("access-control-allow-methods")
+        .unwrap()
+        .contains("POST"));
+    assert!(preflight.all("set-cookie").is_empty());
+
+    let r = server.get(path, &[AUTH, ("Origin", ORIGIN)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("access-control-allow-origin"), Some(ORIGIN));
+    assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(r.header("vary"), Some("Origin"));
+    assert_eq!(r.all("set-cookie").len(), 3);
+
+    // A 401 is readable by the page too (it can then send the viewer to log in).
+    let r = server.get(path, &[("Origin", ORIGIN)]);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("access-control-allow-origin"), Some(ORIGIN));
+
+    for other in ["http://evil.test:3000", "null"] {
+        let p = server.options(
+            path,
+            &[("Origin", other), ("Access-Control-Request-Method", "GET")],
+        );
+        assert_eq!(p.status, 403, "{other}");
+        assert_eq!(p.header("access-control-allow-origin"), None, "{other}");
+        let r = server.get(path, &[AUTH, ("Origin", other)]);
+        assert_eq!(r.header("access-control-allow-origin"), None, "{other}");
+        assert_eq!(r.header("vary"), Some("Origin"), "{other}");
+    }
+}
+
+/// Without `--edge`, `serve` is the API only (CloudFront serves the media): the CDN paths are
+/// not answered from the store, and the CDN's address must be given.
+#[test]
+fn serve_without_edge_is_the_api_only() {
+    let server = Server::start_api_only(&[
+        "--token",
+        TOKEN,
+        "--cdn-base-url",
+        "https://cdn.example.com",
+    ]);
+    let r = server.get("/v1/titles/shows/ep1/playback", &[AUTH]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["master_url"],
+        "https://cdn.example.com/hls/shows/ep1.hls/master.m3u8"
+    );
+    let cookie = cookie_pairs(&r.all("set-cookie")).join("; ");
+    let media = server.get("/hls/shows/ep1.hls/master.m3u8", &[("Cookie", &cookie)]);
+    assert_eq!(media.status, 404);
+    assert!(server.stderr_lines().iter().any(|l| l.contains("no edge")));
+
+    let out = support::hlspipe()
+        .args(["serve", "--listen", "127.0.0.1:0", "--token", TOKEN])
+        .args(["--store", "file:///nonexistent"])
+        .args(["--key-pair-id", KEY_PAIR_ID, "--private-key", PRIVATE_KEY])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--cdn-base-url") && stderr.contains("--edge"),
+        "{stderr}"
+    );
 }

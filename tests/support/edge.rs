@@ -149,14 +149,25 @@ impl Server {
         Server::start_on(&store, extra, env)
     }
 
-    /// `hlspipe serve` over the store at `store_url` (`file:///…`, `s3://bucket`).
+    /// `hlspipe serve --edge` over the store at `store_url` (`file:///…`, `s3://bucket`).
     pub fn start_on(store_url: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::launch(store_url, true, extra, env)
+    }
+
+    /// `hlspipe serve` without `--edge` (the API only, as in production) over [`store_root`].
+    pub fn start_api_only(extra: &[&str]) -> Server {
+        let store = format!("file://{}", store_root().display());
+        Server::launch(&store, false, extra, &[])
+    }
+
+    fn launch(store_url: &str, edge: bool, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let log_dir = tempfile::tempdir().unwrap();
         let access_log = log_dir.path().join("access.log");
         let mut cmd = hlspipe();
         cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0", "--store", store_url])
             .args(["--key-pair-id", KEY_PAIR_ID, "--private-key", PRIVATE_KEY])
+            .args(edge.then_some("--edge"))
             .arg("--access-log")
             .arg(&access_log)
             .args(extra)
@@ -209,6 +220,10 @@ impl Server {
 
     pub fn get(&self, target: &str, headers: &[(&str, &str)]) -> HttpResponse {
         request(self.addr, "GET", target, headers)
+    }
+
+    pub fn options(&self, target: &str, headers: &[(&str, &str)]) -> HttpResponse {
+        request(self.addr, "OPTIONS", target, headers)
     }
 
     /// Diagnostics (stderr lines) so far.

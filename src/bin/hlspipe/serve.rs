@@ -1,9 +1,10 @@
-//! `hlspipe serve`: the playback API (`/v1/…`, `/healthz`) and the edge (the CDN paths,
-//! `/hls/…`) on one listener, over a bucket in a directory. Thin over `hlspipe::delivery::api`,
-//! `hlspipe::delivery::edge` and `hlspipe::delivery::http`.
+//! `hlspipe serve`: the playback API (`/v1/…`, `/healthz`) over a store (a folder of buckets
+//! or S3), and with `--edge` a local stand-in for CloudFront (the CDN paths, `/hls/…`) on the
+//! same listener. Thin over `hlspipe::delivery::api`, `hlspipe::delivery::edge` and
+//! `hlspipe::delivery::http`.
 
 use crate::serve_auth::{AuthArgs, AuthMode};
-use crate::sign::{Hash, SameSiteArg};
+use crate::sign::{add_public_keys, Hash, SameSiteArg};
 use anyhow::Context;
 use hlspipe::delivery::api::{self, ApiConfig};
 use hlspipe::delivery::edge::{self, Access, EdgeConfig};
@@ -32,7 +33,8 @@ pub struct Args {
     /// Where titles live in the bucket and on the CDN (empty, or ending in `/`).
     #[arg(long, env = "HLSPIPE_OUTPUT_PREFIX", default_value = "hls/")]
     output_prefix: String,
-    /// The CDN's base URL as viewers see it (default: http://<the listening address>).
+    /// The CDN's base URL as viewers see it, e.g. https://cdn.example.com (default with
+    /// --edge: http://<the listening address>; required without it).
     #[arg(long, env = "HLSPIPE_CDN_BASE_URL", value_name = "URL")]
     cdn_base_url: Option<String>,
     /// CloudFront public-key id (key-pair id) of the signing key.
@@ -41,6 +43,15 @@ pub struct Args {
     /// PEM file with the private key (PKCS#1, PKCS#8 or SEC1; RSA-2048 or EC P-256).
     #[arg(long, env = "HLSPIPE_PRIVATE_KEY", value_name = "PEM")]
     private_key: PathBuf,
+    /// Also serve the CDN paths (`/<output prefix>…`) from the store, checking signed cookies
+    /// and URLs as CloudFront does: a stand-in for the distribution. Off by default: in
+    /// production CloudFront is the edge and this server is only the API.
+    #[arg(long, env = "HLSPIPE_EDGE")]
+    edge: bool,
+    /// With --edge: another public key the edge trusts, ID=PEM-FILE (repeatable), as a
+    /// CloudFront key group holds the old and the new key during a rotation.
+    #[arg(long = "trusted-key", value_name = "ID=PEM", requires = "edge")]
+    trusted_keys: Vec<String>,
     /// Hash inside the signature; sha256 also sets CloudFront-Hash-Algorithm.
     #[arg(long, env = "HLSPIPE_SIGNING_HASH", value_enum, default_value = "sha1")]
     hash: Hash,
@@ -60,8 +71,8 @@ pub struct Args {
     /// SameSite of the cookies.
     #[arg(long, env = "HLSPIPE_SAME_SITE", value_enum, default_value = "lax")]
     same_site: SameSiteArg,
-    /// An origin (scheme://host[:port]) whose pages may fetch media with credentials. Repeat,
-    /// or comma-separate in HLSPIPE_ALLOW_ORIGIN.
+    /// An origin (scheme://host[:port]) whose pages may call the API (and, with --edge, fetch
+    /// media) with credentials. Repeat, or comma-separate in HLSPIPE_ALLOW_ORIGIN.
     #[arg(
         long,
         env = "HLSPIPE_ALLOW_ORIGIN",
@@ -100,7 +111,7 @@ pub struct Args {
     )]
     shutdown_grace: u64,
     /// Serve the edge without any signature check. Only to measure what the check costs.
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, requires = "edge")]
     unsigned_edge_for_benchmarks: bool,
 }
 
@@ -158,7 +169,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let key = PrivateKey::from_pem(&pem)
         .with_context(|| format!("loading {}", args.private_key.display()))?;
     let keys = KeySet::new(&args.key_pair_id, key)?;
-    let verifier = Arc::new(Verifier::new(keys.public_keys()));
+    let mut trusted = keys.public_keys();
+    add_public_keys(&mut trusted, &args.trusted_keys, "--trusted-key")?;
+    if !args.edge && args.cdn_base_url.is_none() {
+        anyhow::bail!(
+            "give --cdn-base-url, the CloudFront address viewers fetch media from (or --edge, \
+             to serve media from this server)"
+        );
+    }
+    let verifier = Arc::new(Verifier::new(trusted));
     let signer = Arc::new(Signer::new(keys, args.hash.into()));
     let store = Stores::open_url(&args.store, &args.bucket, S3Settings::from_env())
         .with_context(|| format!("--store {}", args.store))?;
@@ -179,46 +198,65 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .cdn_base_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
-
-        let mut cookie_attributes = CookieAttributes::new().same_site(match args.same_site {
-            SameSiteArg::Strict => SameSite::Strict,
-            SameSiteArg::Lax => SameSite::Lax,
-            SameSiteArg::None => SameSite::None,
-        });
-        if let Some(domain) = &args.cookie_domain {
-            cookie_attributes = cookie_attributes.domain(domain)?;
+        let mut app = api::router(api_config(&args, &cdn_base, auth)?, Arc::clone(&store), signer);
+        if args.edge {
+            app = app.merge(edge_router(&args, &cdn_base, store, verifier)?);
         }
-        let api_config = ApiConfig::new(&cdn_base, auth)?
-            .output_prefix(&args.output_prefix)?
-            .lifetime(args.cookie_ttl, 60.min(args.cookie_ttl))?
-            .cookie_attributes(cookie_attributes);
-
-        let mut edge_config = EdgeConfig::new(&cdn_base)?
-            .map_prefix(&format!("/{}", args.output_prefix), &args.output_prefix)?;
-        for origin in &args.allow_origin {
-            edge_config = edge_config.allow_origin(origin)?;
-        }
-        let access = if args.unsigned_edge_for_benchmarks {
-            tracing::warn!("the edge serves without signature checks (--unsigned-edge-for-benchmarks)");
-            Access::Open
-        } else {
-            Access::Signed(verifier)
-        };
-
-        let app = api::router(api_config, Arc::clone(&store), signer)
-            .merge(edge::router(edge_config, store, access));
         let app = http::with_access_log(app, log, hlspipe::clock::system_clock());
 
         // Before saying we listen: a SIGTERM sent as soon as we do is then never missed.
         let shutdown = http::shutdown_signal();
+        let edge = if args.edge {
+            format!("edge /{}…", args.output_prefix)
+        } else {
+            "no edge".to_owned()
+        };
         eprintln!(
-            "hlspipe serve: listening on http://{addr} (API /v1/titles/<title>/playback, edge /{}…, CDN base {cdn_base})",
-            args.output_prefix
+            "hlspipe serve: listening on http://{addr} (API /v1/titles/<title>/playback, {edge}, CDN base {cdn_base})",
         );
         http::serve_with(listener, app, shutdown, limits).await?;
         eprintln!("hlspipe serve: stopped");
         Ok(())
     })
+}
+
+fn api_config(args: &Args, cdn_base: &str, auth: api::Auth) -> anyhow::Result<ApiConfig> {
+    let mut cookie_attributes = CookieAttributes::new().same_site(match args.same_site {
+        SameSiteArg::Strict => SameSite::Strict,
+        SameSiteArg::Lax => SameSite::Lax,
+        SameSiteArg::None => SameSite::None,
+    });
+    if let Some(domain) = &args.cookie_domain {
+        cookie_attributes = cookie_attributes.domain(domain)?;
+    }
+    let mut config = ApiConfig::new(cdn_base, auth)?
+        .output_prefix(&args.output_prefix)?
+        .lifetime(args.cookie_ttl, 60.min(args.cookie_ttl))?
+        .cookie_attributes(cookie_attributes);
+    for origin in &args.allow_origin {
+        config = config.allow_origin(origin)?;
+    }
+    Ok(config)
+}
+
+fn edge_router(
+    args: &Args,
+    cdn_base: &str,
+    store: Arc<dyn hlspipe::store::Store>,
+    verifier: Arc<Verifier>,
+) -> anyhow::Result<axum::Router> {
+    let mut config = EdgeConfig::new(cdn_base)?
+        .map_prefix(&format!("/{}", args.output_prefix), &args.output_prefix)?;
+    for origin in &args.allow_origin {
+        config = config.allow_origin(origin)?;
+    }
+    let access = if args.unsigned_edge_for_benchmarks {
+        tracing::warn!("the edge serves without signature checks (--unsigned-edge-for-benchmarks)");
+        Access::Open
+    } else {
+        Access::Signed(verifier)
+    };
+    Ok(edge::router(config, store, access))
 }
 
 /// Server diagnostics (denials with their reason, store errors) go to stderr; the level comes

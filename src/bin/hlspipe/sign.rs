@@ -242,17 +242,27 @@ pub fn run_url(args: UrlArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
-    let mut keys = PublicKeySet::new();
-    for spec in &args.public_keys {
+/// Adds each `ID=PEM-FILE` of `specs` (given as `flag`) to `keys`.
+pub fn add_public_keys(
+    keys: &mut PublicKeySet,
+    specs: &[String],
+    flag: &str,
+) -> anyhow::Result<()> {
+    for spec in specs {
         let (id, path) = spec
             .split_once('=')
-            .with_context(|| format!("--public-key {spec:?}: expected ID=PEM-FILE"))?;
+            .with_context(|| format!("{flag} {spec:?}: expected ID=PEM-FILE"))?;
         let path = Path::new(path);
         let key = PublicKey::from_pem(&read_text(path, "public key file")?)
             .with_context(|| format!("{}", path.display()))?;
         keys.insert(id, key)?;
     }
+    Ok(())
+}
+
+pub fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let mut keys = PublicKeySet::new();
+    add_public_keys(&mut keys, &args.public_keys, "--public-key")?;
     let now = match args.now {
         Some(now) => now,
         None => hlspipe::clock::unix_now(),

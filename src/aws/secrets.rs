@@ -17,7 +17,7 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a secret lives: `secretsmanager:<name or ARN>` or `ssm:<parameter name or ARN>`;
 /// a bare ARN says which by its service (`arn:aws:secretsmanager:…`, `arn:aws:ssm:…`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SecretRef {
     SecretsManager(String),
     SsmParameter(String),

@@ -189,6 +189,26 @@ fn template_wires_the_api_function_with_least_privilege() {
     );
     assert_eq!(t["Parameters"]["PrivateKeySecretArn"]["Type"], "String");
     assert!(t["Rules"]["BearerNeedsItsToken"].is_object());
+    assert!(t["Rules"]["JwtNeedsItsKeys"].is_object());
+    // Each optional setting reaches the function only when given (an empty variable would
+    // be read as "set"), and the JWT ones only with ApiAuth jwt.
+    for (var, condition, parameter) in [
+        ("HLSPIPE_API_TOKEN_SECRET", "HasApiToken", "ApiTokenSecretArn"),
+        ("HLSPIPE_JWT_JWKS_URL", "IsJwt", "JwtJwksUrl"),
+        ("HLSPIPE_JWT_ISSUER", "HasJwtIssuer", "JwtIssuer"),
+        ("HLSPIPE_JWT_AUDIENCE", "HasJwtAudience", "JwtAudience"),
+        ("HLSPIPE_JWT_TITLES_CLAIM", "HasJwtTitlesClaim", "JwtTitlesClaim"),
+        ("HLSPIPE_ALLOW_ORIGIN", "HasAllowedOrigins", "AllowedOrigins"),
+        ("HLSPIPE_COOKIE_DOMAIN", "HasCookieDomain", "CookieDomain"),
+    ] {
+        let when = &env[var]["Fn::If"];
+        assert_eq!(when[0], condition, "{var}");
+        assert_eq!(when[1]["Ref"], parameter, "{var}");
+        assert_eq!(when[2]["Ref"], "AWS::NoValue", "{var}");
+        assert!(t["Conditions"][condition].is_object(), "{condition}");
+    }
+    let auth = t["Parameters"]["ApiAuth"]["AllowedValues"].to_string();
+    assert!(auth.contains("jwt") && auth.contains("bearer") && auth.contains("none"));
 
     let statements = f["Policies"][0]["Statement"].as_array().unwrap();
     let by_sid = |sid: &str| {

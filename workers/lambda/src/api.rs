@@ -14,6 +14,14 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, Method, Request};
 use axum::Router;
 use base64::Engine;
+use hlspipe::aws::secrets::{SecretReader, SecretRef};
+use hlspipe::delivery::api::{self, ApiConfig, Auth};
+use hlspipe::delivery::auth::{Jwks, JwksSettings, JwtAuthoriser, JwtKeys, JwtSettings};
+use hlspipe::delivery::sign::{CookieAttributes, HashAlgorithm, KeySet, PrivateKey, Signer};
+use hlspipe::store::Store;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use tower::ServiceExt;
 
 /// The largest response body passed back (a playback answer is a few hundred bytes; the
@@ -105,6 +113,35 @@ fn json_answer(status: u16, message: &str) -> LambdaFunctionUrlResponse {
     out
 }
 
+/// How the function decides who may watch (`HLSPIPE_API_AUTH`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthSpec {
+    /// `none`: a public catalogue, said explicitly.
+    None,
+    /// `bearer`: one shared token, read from `HLSPIPE_API_TOKEN_SECRET`.
+    Bearer { token_secret: String },
+    /// `jwt`: the site's own login tokens.
+    Jwt {
+        keys: JwtKeySpec,
+        issuer: Option<String>,
+        audience: Option<String>,
+        leeway: u64,
+        titles_claim: Option<String>,
+    },
+}
+
+/// Where the JWT verification keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwtKeySpec {
+    /// `HLSPIPE_JWT_JWKS_URL`: the identity provider's key set (Cognito, Auth0, …).
+    JwksUrl(String),
+    /// `HLSPIPE_JWT_PUBLIC_KEY_SECRET`: a PEM public key, kept in SSM or Secrets Manager
+    /// (a multi-line PEM in a template parameter is cut at its first space).
+    PublicKeySecret(String),
+    /// `HLSPIPE_JWT_HS256_SECRET`: the shared HMAC secret.
+    Hs256Secret(String),
+}
+
 /// What the API function is configured with (environment variables, set by the template):
 /// never a secret itself, only where the secrets are.
 #[derive(Debug, Clone)]
@@ -116,13 +153,17 @@ pub struct ApiFunctionConfig {
     /// `HLSPIPE_STORE`: `s3://BUCKET` (or `file:///DIR` with `HLSPIPE_BUCKET` in tests).
     pub store: String,
     pub bucket: String,
-    /// `HLSPIPE_KEY_PAIR_ID`: the CloudFront public key id the private key belongs to.
-    pub key_pair_id: String,
+    /// `HLSPIPE_KEY_PAIR_ID`: the CloudFront public key id of a secret that holds a bare PEM.
+    /// A JSON secret (`{"key_pair_id", "private_key"}`) names its own, so that a rotation
+    /// changes the key and its id in one write.
+    pub key_pair_id: Option<String>,
     /// `HLSPIPE_PRIVATE_KEY_SECRET`: `secretsmanager:NAME`, `ssm:PARAMETER` or an ARN.
     pub private_key_secret: String,
-    /// `HLSPIPE_API_TOKEN_SECRET`: where the bearer token is; `None` only with
-    /// `HLSPIPE_API_AUTH=none` (a public catalogue), said explicitly.
-    pub token_secret: Option<String>,
+    pub auth: AuthSpec,
+    /// `HLSPIPE_ALLOW_ORIGIN`: the site's origins (comma-separated) allowed credentialed CORS.
+    pub allow_origins: Vec<String>,
+    /// `HLSPIPE_COOKIE_DOMAIN`: shared by the site and the distribution's alternate domain.
+    pub cookie_domain: Option<String>,
     /// `HLSPIPE_COOKIE_TTL` seconds, default 3600.
     pub cookie_ttl: u64,
     /// `HLSPIPE_SECRET_REFRESH_SECONDS`, default 300: how often the secrets are read again,
@@ -130,35 +171,95 @@ pub struct ApiFunctionConfig {
     pub refresh_seconds: u64,
 }
 
+type Vars = std::collections::HashMap<String, String>;
+
+fn var(vars: &Vars, k: &str) -> Option<String> {
+    vars.get(k).filter(|v| !v.is_empty()).cloned()
+}
+
+fn number(vars: &Vars, k: &str, default: u64) -> Result<u64, String> {
+    match var(vars, k) {
+        Some(v) => v.parse().map_err(|_| format!("{k}={v:?} is not a number")),
+        None => Ok(default),
+    }
+}
+
+impl AuthSpec {
+    fn from_vars(vars: &Vars) -> Result<AuthSpec, String> {
+        let token_secret = var(vars, "HLSPIPE_API_TOKEN_SECRET");
+        let jwt_sources = [
+            (
+                "HLSPIPE_JWT_JWKS_URL",
+                JwtKeySpec::JwksUrl as fn(String) -> JwtKeySpec,
+            ),
+            ("HLSPIPE_JWT_PUBLIC_KEY_SECRET", JwtKeySpec::PublicKeySecret),
+            ("HLSPIPE_JWT_HS256_SECRET", JwtKeySpec::Hs256Secret),
+        ];
+        let mut jwt_keys: Vec<JwtKeySpec> = jwt_sources
+            .iter()
+            .filter_map(|(k, make)| var(vars, k).map(make))
+            .collect();
+        let mode = var(vars, "HLSPIPE_API_AUTH");
+        match (mode.as_deref(), token_secret, jwt_keys.len()) {
+            (Some("none"), None, 0) => Ok(AuthSpec::None),
+            (None | Some("bearer"), Some(token_secret), 0) => Ok(AuthSpec::Bearer { token_secret }),
+            (Some("jwt"), None, 1) => Ok(AuthSpec::Jwt {
+                keys: jwt_keys.remove(0),
+                issuer: var(vars, "HLSPIPE_JWT_ISSUER"),
+                audience: var(vars, "HLSPIPE_JWT_AUDIENCE"),
+                leeway: number(vars, "HLSPIPE_JWT_LEEWAY", 60)?,
+                titles_claim: var(vars, "HLSPIPE_JWT_TITLES_CLAIM"),
+            }),
+            (other, _, _) => Err(format!(
+                "HLSPIPE_API_AUTH={other:?}: set HLSPIPE_API_TOKEN_SECRET (bearer), or \
+                 HLSPIPE_API_AUTH=jwt with exactly one of HLSPIPE_JWT_JWKS_URL, \
+                 HLSPIPE_JWT_PUBLIC_KEY_SECRET, HLSPIPE_JWT_HS256_SECRET, or HLSPIPE_API_AUTH=none \
+                 for a public catalogue (and nothing else)"
+            )),
+        }
+    }
+}
+
 impl ApiFunctionConfig {
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, String> {
-        let vars: std::collections::HashMap<String, String> = vars.into_iter().collect();
-        let get = |k: &str| vars.get(k).filter(|v| !v.is_empty()).cloned();
-        let need = |k: &str| get(k).ok_or_else(|| format!("{k} is not set"));
-        let number = |k: &str, default: u64| match get(k) {
-            Some(v) => v.parse().map_err(|_| format!("{k}={v:?} is not a number")),
-            None => Ok(default),
-        };
-        let token_secret = get("HLSPIPE_API_TOKEN_SECRET");
-        match (get("HLSPIPE_API_AUTH").as_deref(), &token_secret) {
-            (Some("none"), None) | (None | Some("bearer"), Some(_)) => {}
-            (Some("none"), Some(_)) => return Err("HLSPIPE_API_AUTH=none with HLSPIPE_API_TOKEN_SECRET set: choose one".into()),
-            (other, _) => {
-                return Err(format!(
-                    "HLSPIPE_API_AUTH={other:?}: set HLSPIPE_API_TOKEN_SECRET (bearer), or HLSPIPE_API_AUTH=none for a public catalogue"
-                ))
-            }
-        }
+        let vars: Vars = vars.into_iter().collect();
+        let need = |k: &str| var(&vars, k).ok_or_else(|| format!("{k} is not set"));
         Ok(ApiFunctionConfig {
             cdn_base_url: need("HLSPIPE_CDN_BASE_URL")?,
-            output_prefix: get("HLSPIPE_OUTPUT_PREFIX").unwrap_or_else(|| "hls/".into()),
+            output_prefix: var(&vars, "HLSPIPE_OUTPUT_PREFIX").unwrap_or_else(|| "hls/".into()),
             store: need("HLSPIPE_STORE")?,
-            bucket: get("HLSPIPE_BUCKET").unwrap_or_default(),
-            key_pair_id: need("HLSPIPE_KEY_PAIR_ID")?,
+            bucket: var(&vars, "HLSPIPE_BUCKET").unwrap_or_default(),
+            key_pair_id: var(&vars, "HLSPIPE_KEY_PAIR_ID"),
             private_key_secret: need("HLSPIPE_PRIVATE_KEY_SECRET")?,
-            token_secret,
-            cookie_ttl: number("HLSPIPE_COOKIE_TTL", 3600)?,
-            refresh_seconds: number("HLSPIPE_SECRET_REFRESH_SECONDS", 300)?.max(1),
+            auth: AuthSpec::from_vars(&vars)?,
+            allow_origins: var(&vars, "HLSPIPE_ALLOW_ORIGIN")
+                .map(|v| v.split(',').map(|o| o.trim().to_owned()).collect())
+                .unwrap_or_default(),
+            cookie_domain: var(&vars, "HLSPIPE_COOKIE_DOMAIN"),
+            cookie_ttl: number(&vars, "HLSPIPE_COOKIE_TTL", 3600)?,
+            refresh_seconds: number(&vars, "HLSPIPE_SECRET_REFRESH_SECONDS", 300)?.max(1),
+        })
+    }
+}
+
+/// Reads one secret's text. The function reads through [`SecretReader`] (Secrets Manager or
+/// SSM); tests use a map.
+pub trait SecretSource: Send + Sync {
+    fn read<'a>(
+        &'a self,
+        secret: &'a SecretRef,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+}
+
+impl SecretSource for SecretReader {
+    fn read<'a>(
+        &'a self,
+        secret: &'a SecretRef,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
+        Box::pin(async move {
+            SecretReader::read(self, secret)
+                .await
+                .map_err(|e| e.to_string())
         })
     }
 }
@@ -166,31 +267,161 @@ impl ApiFunctionConfig {
 /// The secrets the router is built from, as last read.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secrets {
+    /// The id CloudFront knows the signing key by, and the key.
+    pub key_pair_id: String,
     pub private_key_pem: String,
+    /// The bearer token (`bearer`).
     pub token: Option<String>,
+    /// The JWT public key PEM or HS256 secret (`jwt` without a JWKS URL).
+    pub jwt_key: Option<String>,
 }
 
-/// The playback router for `secrets` (the same one `hlspipe serve` builds, without the edge).
-pub fn build_router(
+/// The signing secret's value: a bare PEM (its id from `HLSPIPE_KEY_PAIR_ID`) or
+/// `{"key_pair_id": "K…", "private_key": "-----BEGIN …"}`.
+pub fn signing_secret(
+    value: &str,
+    configured_id: Option<&str>,
+) -> Result<(String, String), String> {
+    #[derive(serde::Deserialize)]
+    struct Signing {
+        key_pair_id: String,
+        private_key: String,
+    }
+    if value.trim_start().starts_with('{') {
+        let s: Signing = serde_json::from_str(value).map_err(|e| {
+            format!("private key secret: expected {{\"key_pair_id\", \"private_key\"}}: {e}")
+        })?;
+        return Ok((s.key_pair_id, s.private_key));
+    }
+    let id = configured_id.ok_or(
+        "the private key secret is a bare PEM: set HLSPIPE_KEY_PAIR_ID, or store \
+         {\"key_pair_id\", \"private_key\"}",
+    )?;
+    Ok((id.to_owned(), value.to_owned()))
+}
+
+/// Reads every secret the configuration names.
+pub async fn read_secrets(
+    source: &dyn SecretSource,
     config: &ApiFunctionConfig,
-    store: std::sync::Arc<dyn hlspipe::store::Store>,
-    secrets: &Secrets,
-) -> Result<Router, String> {
-    use hlspipe::delivery::api::{self, ApiConfig, Auth};
-    use hlspipe::delivery::sign::{HashAlgorithm, KeySet, PrivateKey, Signer};
-    let key =
-        PrivateKey::from_pem(&secrets.private_key_pem).map_err(|e| format!("private key: {e}"))?;
-    let keys = KeySet::new(&config.key_pair_id, key).map_err(|e| e.to_string())?;
-    let auth = match &secrets.token {
-        Some(t) => Auth::Bearer(t.trim().to_owned()),
-        None => Auth::Disabled,
+) -> Result<Secrets, String> {
+    let read = |text: &str| -> Result<SecretRef, String> {
+        SecretRef::parse(text).map_err(|e| e.to_string())
     };
-    let api_config = ApiConfig::new(&config.cdn_base_url, auth)
-        .and_then(|c| c.output_prefix(&config.output_prefix))
-        .and_then(|c| c.lifetime(config.cookie_ttl, 60.min(config.cookie_ttl)))
-        .map_err(|e| e.to_string())?;
-    let signer = std::sync::Arc::new(Signer::new(keys, HashAlgorithm::Sha1));
-    Ok(api::router(api_config, store, signer))
+    let signing = source.read(&read(&config.private_key_secret)?).await?;
+    let (key_pair_id, private_key_pem) = signing_secret(&signing, config.key_pair_id.as_deref())?;
+    let (mut token, mut jwt_key) = (None, None);
+    match &config.auth {
+        AuthSpec::Bearer { token_secret } => {
+            token = Some(source.read(&read(token_secret)?).await?);
+        }
+        AuthSpec::Jwt {
+            keys: JwtKeySpec::PublicKeySecret(r) | JwtKeySpec::Hs256Secret(r),
+            ..
+        } => jwt_key = Some(source.read(&read(r)?).await?),
+        AuthSpec::None | AuthSpec::Jwt { .. } => {}
+    }
+    Ok(Secrets {
+        key_pair_id,
+        private_key_pem,
+        token,
+        jwt_key,
+    })
+}
+
+/// What every router of the function shares: the configuration, the store, and the JWKS
+/// (fetched once and kept across secret refreshes).
+pub struct ApiFunction {
+    pub config: ApiFunctionConfig,
+    store: Arc<dyn Store>,
+    jwks: Option<Arc<Jwks>>,
+}
+
+impl ApiFunction {
+    pub fn new(config: ApiFunctionConfig, store: Arc<dyn Store>) -> Result<ApiFunction, String> {
+        let jwks = match &config.auth {
+            AuthSpec::Jwt {
+                keys: JwtKeySpec::JwksUrl(url),
+                ..
+            } => Some(Arc::new(
+                Jwks::new(url, JwksSettings::default()).map_err(|e| e.to_string())?,
+            )),
+            _ => None,
+        };
+        Ok(ApiFunction {
+            config,
+            store,
+            jwks,
+        })
+    }
+
+    /// The playback router for `secrets` (the same one `hlspipe serve` builds, without the
+    /// edge).
+    pub fn router(&self, secrets: &Secrets) -> Result<Router, String> {
+        let config = &self.config;
+        let key = PrivateKey::from_pem(&secrets.private_key_pem)
+            .map_err(|e| format!("private key: {e}"))?;
+        let keys = KeySet::new(&secrets.key_pair_id, key).map_err(|e| e.to_string())?;
+        let mut attributes = CookieAttributes::new();
+        if let Some(domain) = &config.cookie_domain {
+            attributes = attributes.domain(domain).map_err(|e| e.to_string())?;
+        }
+        let mut api_config = ApiConfig::new(&config.cdn_base_url, self.auth(secrets)?)
+            .and_then(|c| c.output_prefix(&config.output_prefix))
+            .and_then(|c| c.lifetime(config.cookie_ttl, 60.min(config.cookie_ttl)))
+            .map_err(|e| e.to_string())?
+            .cookie_attributes(attributes);
+        for origin in &config.allow_origins {
+            api_config = api_config.allow_origin(origin).map_err(|e| e.to_string())?;
+        }
+        let signer = Arc::new(Signer::new(keys, HashAlgorithm::Sha1));
+        Ok(api::router(api_config, Arc::clone(&self.store), signer))
+    }
+
+    fn auth(&self, secrets: &Secrets) -> Result<Auth, String> {
+        let AuthSpec::Jwt {
+            keys,
+            issuer,
+            audience,
+            leeway,
+            titles_claim,
+        } = &self.config.auth
+        else {
+            return Ok(match &secrets.token {
+                Some(t) => Auth::Bearer(t.trim().to_owned()),
+                None => Auth::Disabled,
+            });
+        };
+        let secret = || {
+            secrets
+                .jwt_key
+                .as_deref()
+                .ok_or("the JWT key secret was not read")
+        };
+        let keys = match (keys, &self.jwks) {
+            (_, Some(jwks)) => Ok(JwtKeys::Jwks(Arc::clone(jwks))),
+            (JwtKeySpec::PublicKeySecret(_), None) => JwtKeys::public_key_pem(secret()?),
+            (_, None) => JwtKeys::hs256_secret(secret()?.trim_end_matches(['\r', '\n']).as_bytes()),
+        }
+        .map_err(|e| format!("JWT key: {e}"))?;
+        let settings = JwtSettings {
+            issuer: issuer.clone(),
+            audience: audience.clone(),
+            leeway: *leeway,
+            titles_claim: titles_claim.clone(),
+        };
+        let jwt = JwtAuthoriser::new(keys, settings).map_err(|e| e.to_string())?;
+        Ok(Auth::Jwt(Arc::new(jwt)))
+    }
+
+    /// Fetches the JWKS once, so that a wrong URL shows in the first log lines.
+    pub async fn warm_up(&self) {
+        if let Some(jwks) = &self.jwks {
+            if let Err(reason) = jwks.refresh().await {
+                tracing::warn!(%reason, "JWKS fetch failed; retried on the first token");
+            }
+        }
+    }
 }
 
 /// The router in use, rebuilt when a refresh finds other secrets: requests already running

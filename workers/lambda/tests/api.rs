@@ -5,13 +5,18 @@
 use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
 };
+use hlspipe::aws::secrets::SecretRef;
 use hlspipe::delivery::sign::{PublicKey, PublicKeySet, Verifier};
 use hlspipe::store::{DirStore, Store};
 use hlspipe_lambda::api::{
-    build_router, handle_url_request, ApiFunctionConfig, LiveRouter, Secrets,
+    handle_url_request, read_secrets, ApiFunction, ApiFunctionConfig, AuthSpec, LiveRouter,
+    SecretSource, Secrets,
 };
 use serde_json::Value;
+use std::collections::HashMap;
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 
 const TOKEN: &str = "test-token-0123456789abcdef";
@@ -31,21 +36,63 @@ fn event() -> LambdaFunctionUrlRequest {
 }
 
 fn config(dir: &Path) -> ApiFunctionConfig {
+    config_with(
+        dir,
+        &[(
+            "HLSPIPE_API_TOKEN_SECRET",
+            "secretsmanager:hlspipe/api-token",
+        )],
+    )
+}
+
+/// The function's environment as the template sets it, plus `auth`.
+fn config_with(dir: &Path, auth: &[(&str, &str)]) -> ApiFunctionConfig {
+    let store = format!("file://{}", dir.display());
     let vars = [
         ("HLSPIPE_CDN_BASE_URL", "https://cdn.example.com"),
-        ("HLSPIPE_STORE", &format!("file://{}", dir.display())),
+        ("HLSPIPE_STORE", store.as_str()),
         ("HLSPIPE_BUCKET", "media"),
         ("HLSPIPE_KEY_PAIR_ID", "K2LAMBDAAPI"),
+        ("HLSPIPE_ALLOW_ORIGIN", "https://www.example.com"),
         (
             "HLSPIPE_PRIVATE_KEY_SECRET",
             "secretsmanager:hlspipe/private-key",
         ),
-        (
-            "HLSPIPE_API_TOKEN_SECRET",
-            "secretsmanager:hlspipe/api-token",
-        ),
     ];
-    ApiFunctionConfig::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap()
+    ApiFunctionConfig::from_vars(
+        vars.iter()
+            .chain(auth)
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    )
+    .unwrap()
+}
+
+fn function(config: ApiFunctionConfig, store: Arc<dyn Store>) -> ApiFunction {
+    ApiFunction::new(config, store).unwrap()
+}
+
+/// The test double of Secrets Manager / SSM: a map from secret reference to value.
+struct MapSecrets(HashMap<SecretRef, String>);
+
+impl MapSecrets {
+    fn new(pairs: &[(&str, &str)]) -> MapSecrets {
+        MapSecrets(
+            pairs
+                .iter()
+                .map(|(k, v)| (SecretRef::parse(k).unwrap(), v.to_string()))
+                .collect(),
+        )
+    }
+}
+
+impl SecretSource for MapSecrets {
+    fn read<'a>(
+        &'a self,
+        secret: &'a SecretRef,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
+        let found = self.0.get(secret).cloned();
+        Box::pin(async move { found.ok_or_else(|| format!("{secret:?}: no such secret")) })
+    }
 }
 
 /// A bucket folder with `shows/My Show` live (re-processing), `shows/new` still processing.
@@ -72,8 +119,10 @@ fn bucket() -> (tempfile::TempDir, Arc<dyn Store>) {
 
 fn secrets(pem: &str) -> Secrets {
     Secrets {
+        key_pair_id: "K2LAMBDAAPI".into(),
         private_key_pem: pem.into(),
         token: Some(format!("{TOKEN}\n")),
+        jwt_key: None,
     }
 }
 
@@ -85,7 +134,9 @@ fn answer(r: &LambdaFunctionUrlResponse) -> Value {
 async fn a_function_url_request_gets_the_same_answer_as_serve() {
     let (dir, store) = bucket();
     let config = config(dir.path());
-    let router = build_router(&config, store, &secrets(&key("rsa2048.pkcs1.pem"))).unwrap();
+    let router = function(config, store)
+        .router(&secrets(&key("rsa2048.pkcs1.pem")))
+        .unwrap();
 
     let r = handle_url_request(router.clone(), event()).await;
     assert_eq!(r.status_code, 200, "{:?}", r.body);
@@ -152,7 +203,8 @@ async fn a_rotated_private_key_takes_effect_and_a_bad_one_is_refused() {
     let (dir, store) = bucket();
     let config = config(dir.path());
     let first = secrets(&key("rsa2048.pkcs1.pem"));
-    let build = |s: &Secrets| build_router(&config, Arc::clone(&store), s);
+    let function = function(config, store);
+    let build = |s: &Secrets| function.router(s);
     let live = LiveRouter::new(first.clone(), build(&first).unwrap());
     assert!(
         !live.update(first.clone(), build).unwrap(),
@@ -214,7 +266,7 @@ fn configuration_names_what_is_missing_and_refuses_an_unsaid_public_api() {
         "{err}"
     );
     let public = parse(&[("HLSPIPE_API_AUTH", "none")]).unwrap();
-    assert!(public.token_secret.is_none());
+    assert_eq!(public.auth, AuthSpec::None);
     assert_eq!((public.cookie_ttl, public.refresh_seconds), (3600, 300));
     assert!(parse(&[
         ("HLSPIPE_API_TOKEN_SECRET", "ssm:/t"),
@@ -226,4 +278,216 @@ fn configuration_names_what_is_missing_and_refuses_an_unsaid_public_api() {
         missing.contains("is not set") || missing.contains("HLSPIPE_API"),
         "{missing}"
     );
+}
+
+const SIGNING: &str = "secretsmanager:hlspipe/private-key";
+const HS_SECRET: &str = "ssm:/hlspipe/jwt-hs256";
+const HS_KEY: &str = "site-login-hmac-secret-0123456789abcdef";
+
+fn hs256_token(claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(HS_KEY.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+fn with_bearer(credential: &str, path: &str) -> LambdaFunctionUrlRequest {
+    let mut e = event();
+    e.raw_path = Some(path.into());
+    e.headers.insert(
+        "authorization",
+        format!("Bearer {credential}").parse().unwrap(),
+    );
+    e
+}
+
+/// `HLSPIPE_API_AUTH=jwt`: the site's own login token decides, its titles claim limits what
+/// the viewer may watch, and the HMAC secret comes from SSM (read through the secret source).
+#[tokio::test]
+async fn the_sites_jwt_decides_who_watches_what() {
+    let (dir, store) = bucket();
+    let config = config_with(
+        dir.path(),
+        &[
+            ("HLSPIPE_API_AUTH", "jwt"),
+            ("HLSPIPE_JWT_HS256_SECRET", HS_SECRET),
+            ("HLSPIPE_JWT_ISSUER", "https://login.example.com"),
+            ("HLSPIPE_JWT_AUDIENCE", "video"),
+            ("HLSPIPE_JWT_TITLES_CLAIM", "titles"),
+        ],
+    );
+    let source = MapSecrets::new(&[
+        (SIGNING, &key("rsa2048.pkcs1.pem")),
+        (HS_SECRET, &format!("{HS_KEY}\n")),
+    ]);
+    let secrets = read_secrets(&source, &config).await.unwrap();
+    assert_eq!(secrets.jwt_key.as_deref(), Some(&*format!("{HS_KEY}\n")));
+    let router = function(config, store).router(&secrets).unwrap();
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = |titles: &[&str], aud: &str| {
+        serde_json::json!({"iss": "https://login.example.com", "aud": aud,
+                           "exp": now + 600, "sub": "viewer-1", "titles": titles})
+    };
+    let play = |token: String, title: &str| {
+        handle_url_request(
+            router.clone(),
+            with_bearer(&token, &format!("/v1/titles/{title}/playback")),
+        )
+    };
+
+    let r = play(
+        hs256_token(&claims(&["shows/"], "video")),
+        "shows/My%20Show",
+    )
+    .await;
+    assert_eq!(r.status_code, 200, "{:?}", r.body);
+    assert_eq!(r.cookies.len(), 3);
+    assert_eq!(
+        r.headers["access-control-allow-origin"],
+        "https://www.example.com"
+    );
+
+    let r = play(
+        hs256_token(&claims(&["movies/"], "video")),
+        "shows/My%20Show",
+    )
+    .await;
+    assert_eq!((r.status_code, r.cookies.len()), (403, 0), "{:?}", r.body);
+    assert!(r.body.unwrap().contains("error"));
+
+    let r = play(
+        hs256_token(&claims(&["shows/"], "other")),
+        "shows/My%20Show",
+    )
+    .await;
+    assert_eq!((r.status_code, r.cookies.len()), (401, 0));
+    assert!(r.headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("invalid_token"));
+
+    let r = play(TOKEN.to_owned(), "shows/My%20Show").await;
+    assert_eq!(r.status_code, 401, "a bearer token is not a JWT");
+}
+
+/// A browser on the site's origin asks before it sends `Authorization`: the preflight is
+/// answered 204 without credentials, and never reaches the authoriser.
+#[tokio::test]
+async fn a_preflight_from_the_site_is_answered_without_credentials() {
+    let (dir, store) = bucket();
+    let router = function(config(dir.path()), store)
+        .router(&secrets(&key("rsa2048.pkcs1.pem")))
+        .unwrap();
+    let mut preflight = event();
+    preflight.request_context.http.method = Some("OPTIONS".into());
+    preflight.headers.remove("authorization");
+    preflight
+        .headers
+        .insert("access-control-request-method", "GET".parse().unwrap());
+    preflight.headers.insert(
+        "access-control-request-headers",
+        "authorization".parse().unwrap(),
+    );
+    let r = handle_url_request(router.clone(), preflight.clone()).await;
+    assert_eq!(r.status_code, 204, "{:?}", r.body);
+    assert_eq!(
+        r.headers["access-control-allow-origin"],
+        "https://www.example.com"
+    );
+    assert_eq!(r.headers["access-control-allow-credentials"], "true");
+    assert!(r.cookies.is_empty());
+
+    preflight
+        .headers
+        .insert("origin", "https://evil.example.net".parse().unwrap());
+    let r = handle_url_request(router, preflight).await;
+    assert_eq!(r.status_code, 403);
+    assert!(r.headers.get("access-control-allow-origin").is_none());
+}
+
+/// A rotation is one write of a JSON secret (the new key and its id together): the next
+/// refresh signs with the new id. A bare PEM needs HLSPIPE_KEY_PAIR_ID.
+#[tokio::test]
+async fn a_json_signing_secret_names_its_key_pair_id() {
+    let (dir, store) = bucket();
+    let config = config(dir.path());
+    let token = ("secretsmanager:hlspipe/api-token", TOKEN);
+    let rotated = serde_json::json!({
+        "key_pair_id": "K2NEWKEY",
+        "private_key": key("rsa2048-second.pkcs1.pem"),
+    })
+    .to_string();
+    let source = MapSecrets::new(&[(SIGNING, &rotated), token]);
+    let secrets = read_secrets(&source, &config).await.unwrap();
+    assert_eq!(secrets.key_pair_id, "K2NEWKEY");
+    let router = function(config.clone(), store).router(&secrets).unwrap();
+    let r = handle_url_request(router, event()).await;
+    assert_eq!(r.status_code, 200);
+    assert!(r
+        .cookies
+        .iter()
+        .any(|c| c.starts_with("CloudFront-Key-Pair-Id=K2NEWKEY;")));
+
+    let mut no_id = config;
+    no_id.key_pair_id = None;
+    let pem = key("rsa2048.pkcs1.pem");
+    let source = MapSecrets::new(&[(SIGNING, &pem), token]);
+    let err = read_secrets(&source, &no_id).await.err().unwrap();
+    assert!(err.contains("HLSPIPE_KEY_PAIR_ID"), "{err}");
+    let source = MapSecrets::new(&[(SIGNING, "{\"key_pair_id\": 7}"), token]);
+    let err = read_secrets(&source, &no_id).await.err().unwrap();
+    assert!(err.contains("key_pair_id"), "{err}");
+    let source = MapSecrets::new(&[(SIGNING, &rotated)]);
+    let err = read_secrets(&source, &no_id).await.err().unwrap();
+    assert!(err.contains("api-token") && err.contains("no such secret"), "{err}");
+}
+
+#[test]
+fn jwt_configuration_needs_exactly_one_key_source() {
+    let base = [
+        ("HLSPIPE_CDN_BASE_URL", "https://cdn.example.com"),
+        ("HLSPIPE_STORE", "s3://media"),
+        ("HLSPIPE_PRIVATE_KEY_SECRET", "secretsmanager:k"),
+        ("HLSPIPE_API_AUTH", "jwt"),
+    ];
+    let parse = |extra: &[(&str, &str)]| {
+        ApiFunctionConfig::from_vars(
+            base.iter()
+                .chain(extra)
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    };
+    assert!(parse(&[]).unwrap_err().contains("HLSPIPE_JWT_JWKS_URL"));
+    let both = parse(&[
+        (
+            "HLSPIPE_JWT_JWKS_URL",
+            "https://login.example.com/jwks.json",
+        ),
+        ("HLSPIPE_JWT_HS256_SECRET", "ssm:/s"),
+    ]);
+    assert!(both.is_err());
+    let with_token = parse(&[
+        (
+            "HLSPIPE_JWT_JWKS_URL",
+            "https://login.example.com/jwks.json",
+        ),
+        ("HLSPIPE_API_TOKEN_SECRET", "ssm:/t"),
+    ]);
+    assert!(with_token.is_err());
+    let jwks = parse(&[
+        (
+            "HLSPIPE_JWT_JWKS_URL",
+            "https://login.example.com/jwks.json",
+        ),
+        ("HLSPIPE_JWT_LEEWAY", "30"),
+    ])
+    .unwrap();
+    assert!(matches!(jwks.auth, AuthSpec::Jwt { leeway: 30, .. }));
+    assert!(ApiFunction::new(
+        parse(&[("HLSPIPE_JWT_JWKS_URL", "ftp://login.example.com/jwks.json")]).unwrap(),
+        Arc::new(DirStore::new(std::env::temp_dir())),
+    )
+    .is_err());
 }

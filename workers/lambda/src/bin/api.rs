@@ -1,33 +1,44 @@
 //! The playback API function's entry point: configuration from the environment, the private
-//! key (and bearer token) from Secrets Manager or SSM, read again every few minutes so a
-//! rotation needs no deploy, then one function-URL request per invocation
+//! key (and the bearer token or JWT key) from Secrets Manager or SSM, read again every few
+//! minutes so a rotation needs no deploy, then one function-URL request per invocation
 //! ([`hlspipe_lambda::api`]).
 
-use hlspipe::aws::secrets::{SecretReader, SecretRef};
+use hlspipe::aws::secrets::SecretReader;
 use hlspipe::store::location::Stores;
 use hlspipe::store::S3Settings;
 use hlspipe_lambda::api::{
-    build_router, handle_url_request, ApiFunctionConfig, LiveRouter, Secrets,
+    handle_url_request, read_secrets, ApiFunction, ApiFunctionConfig, LiveRouter,
 };
 use hlspipe_lambda::init_logging;
 use lambda_runtime::{service_fn, LambdaEvent};
 use std::sync::Arc;
 use std::time::Duration;
 
-async fn read_secrets(
-    reader: &SecretReader,
-    config: &ApiFunctionConfig,
-) -> Result<Secrets, lambda_runtime::Error> {
-    let key = SecretRef::parse(&config.private_key_secret)?;
-    let private_key_pem = reader.read(&key).await?;
-    let token = match &config.token_secret {
-        Some(t) => Some(reader.read(&SecretRef::parse(t)?).await?),
-        None => None,
-    };
-    Ok(Secrets {
-        private_key_pem,
-        token,
-    })
+/// Reads the secrets every `refresh_seconds` and swaps the router when they changed; a failed
+/// read or a bad new key keeps the last good router.
+fn keep_refreshing(function: Arc<ApiFunction>, reader: Arc<SecretReader>, live: Arc<LiveRouter>) {
+    tokio::spawn(async move {
+        let every = Duration::from_secs(function.config.refresh_seconds);
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let fresh = match read_secrets(reader.as_ref(), &function.config).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "secrets not refreshed; the last ones stay in use");
+                    continue;
+                }
+            };
+            match live.update(fresh, |s| function.router(s)) {
+                Ok(true) => tracing::info!("secrets changed: signing with the new key"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "new secrets refused; the last ones stay in use")
+                }
+            }
+        }
+    });
 }
 
 #[tokio::main]
@@ -36,33 +47,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = ApiFunctionConfig::from_vars(std::env::vars())?;
     let store = Stores::open_url(&config.store, &config.bucket, S3Settings::from_env())?;
     let reader = Arc::new(SecretReader::from_env().await?);
-    let secrets = read_secrets(&reader, &config).await?;
-    let router = build_router(&config, Arc::clone(&store), &secrets)?;
-    let live = Arc::new(LiveRouter::new(secrets, router));
-    {
-        let (live, reader, config) = (Arc::clone(&live), Arc::clone(&reader), config.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(config.refresh_seconds));
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let fresh = match read_secrets(&reader, &config).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "secrets not refreshed; the last ones stay in use");
-                        continue;
-                    }
-                };
-                match live.update(fresh, |s| build_router(&config, Arc::clone(&store), s)) {
-                    Ok(true) => tracing::info!("secrets changed: signing with the new key"),
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::error!(error = %e, "new secrets refused; the last ones stay in use")
-                    }
-                }
-            }
-        });
-    }
+    let secrets = read_secrets(reader.as_ref(), &config).await?;
+    let function = Arc::new(ApiFunction::new(config, store)?);
+    function.warm_up().await;
+    let live = Arc::new(LiveRouter::new(secrets.clone(), function.router(&secrets)?));
+    keep_refreshing(Arc::clone(&function), reader, Arc::clone(&live));
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<
             aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest,

@@ -193,12 +193,24 @@ fn template_wires_the_api_function_with_least_privilege() {
     // Each optional setting reaches the function only when given (an empty variable would
     // be read as "set"), and the JWT ones only with ApiAuth jwt.
     for (var, condition, parameter) in [
-        ("HLSPIPE_API_TOKEN_SECRET", "HasApiToken", "ApiTokenSecretArn"),
+        (
+            "HLSPIPE_API_TOKEN_SECRET",
+            "HasApiToken",
+            "ApiTokenSecretArn",
+        ),
         ("HLSPIPE_JWT_JWKS_URL", "IsJwt", "JwtJwksUrl"),
         ("HLSPIPE_JWT_ISSUER", "HasJwtIssuer", "JwtIssuer"),
         ("HLSPIPE_JWT_AUDIENCE", "HasJwtAudience", "JwtAudience"),
-        ("HLSPIPE_JWT_TITLES_CLAIM", "HasJwtTitlesClaim", "JwtTitlesClaim"),
-        ("HLSPIPE_ALLOW_ORIGIN", "HasAllowedOrigins", "AllowedOrigins"),
+        (
+            "HLSPIPE_JWT_TITLES_CLAIM",
+            "HasJwtTitlesClaim",
+            "JwtTitlesClaim",
+        ),
+        (
+            "HLSPIPE_ALLOW_ORIGIN",
+            "HasAllowedOrigins",
+            "AllowedOrigins",
+        ),
         ("HLSPIPE_COOKIE_DOMAIN", "HasCookieDomain", "CookieDomain"),
     ] {
         let when = &env[var]["Fn::If"];

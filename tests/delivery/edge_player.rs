@@ -187,3 +187,75 @@ fn cross_origin_fails_for_an_origin_not_allowed() {
     );
     assert!(!lines.iter().any(|l| l.contains(".m4s")), "{lines:#?}");
 }
+
+/// A folder of buckets with `shows/short` packaged in 2-second segments (five of them), so
+/// that a player with a short forward buffer fetches segments all through playback.
+fn short_segment_store() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::hlspipe()
+        .arg("package")
+        .arg(crate::support::fixture("h264_aac_faststart.mp4"))
+        .arg(dir.path().join("media/hls/shows/short.hls"))
+        .args(["--segment-duration", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+/// Long titles outlive a cookie (the production-API issue): the page asks the API again
+/// ahead of `expires_at`, as docs/delivery.md shows, and plays on through segments fetched
+/// after the first cookies expired. Without the refresh, the same playback stops at a 403:
+/// the cookies really expire mid-title.
+#[test]
+fn plays_past_the_cookie_lifetime_by_refreshing_ahead_of_expiry() {
+    let store = short_segment_store();
+    let url = format!("file://{}", store.path().display());
+    // Two-second cookies, expiry rounded up to two seconds: they expire 2 to 4 s after each
+    // answer, well inside the 10-second title.
+    let server = Server::start_on(&url, &["--token", TOKEN, "--cookie-ttl", "2"], &[]);
+    let master = format!("{}/hls/shows/short.hls/master.m3u8", server.base_url());
+    let api = format!("{}/v1/titles/shows/short/playback", server.base_url());
+    let player = |refresh: bool| {
+        let mut args = vec!["--api", &api, "--api-token", TOKEN, "--max-buffer", "2"];
+        args.extend(["--seconds", "9", "--timeout", "30"]);
+        if refresh {
+            args.push("--refresh");
+        }
+        play(&master, &[], &args)
+    };
+
+    let report = player(true);
+    assert!(report.ok, "{report:?}");
+    assert!(report.current_time > 9.0, "{report:?}");
+    assert!(
+        report.api_calls >= 3,
+        "refreshed ahead of expiry: {report:?}"
+    );
+    assert!(report.http_errors.is_empty(), "{report:?}");
+    let lines = server.access_log_lines();
+    assert!(!lines.iter().any(|l| l.contains("\" 403 ")), "{lines:#?}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains(".m4s HTTP/1.1\" 200 "))
+            .count(),
+        10,
+        "five segments of video and of audio, each fetched once: {lines:#?}"
+    );
+
+    let report = player(false);
+    assert!(!report.ok, "played on expired cookies: {report:?}");
+    assert_eq!(report.api_calls, 1, "{report:?}");
+    assert!(
+        report
+            .http_errors
+            .iter()
+            .any(|e| e.status == 403 && e.url.ends_with(".m4s")),
+        "a later segment was refused once the cookies expired: {report:?}"
+    );
+}

@@ -3,6 +3,7 @@
 //   node tests/player/play.mjs <URL of master.m3u8> [--seconds 3] [--timeout 40]
 //        [--screenshot out.png] [--page-origin http://host:port] [--credentials]
 //        [--cookie name=value]... [--visit URL]... [--subtitle-track N] [--cues N]
+//        [--api URL [--api-token T] [--refresh]] [--max-buffer SECS]
 //
 // Prints one JSON line:
 //   {"ok":bool,"currentTime":n,"fatal":null|"type/details","fragsLoaded":n,"httpErrors":[...],"timedOut":bool,
@@ -11,6 +12,11 @@
 // subtitleTracks is hls.subtitleTracks; cues are those delivered to the video's text tracks.
 // --subtitle-track N selects hls.subtitleTrack = N once the manifest is parsed; --cues N keeps
 // playing (up to the timeout) until at least N cues arrived, and ok then also needs them.
+// --api URL: the page itself asks the playback API first (fetch with credentials, the bearer
+// --api-token), as a site's player does, so the browser stores the cookies from its Set-Cookie;
+// with --refresh it asks again ahead of each `expires_at` (docs/delivery.md, "Refreshing
+// cookies"), and the report counts the calls in apiCalls. --max-buffer keeps hls.js's forward
+// buffer that short, so segments are fetched as playback goes rather than all at once.
 // `buffered` is what each MSE SourceBuffer holds when the report is taken: where the browser put
 // each track on the timeline (a track starting late, or frames dropped before 0, show there).
 // Exit 0 iff ok (currentTime > seconds and no fatal hls.js/media error); 1 when playback failed;
@@ -39,7 +45,7 @@ function harnessFailure(message) {
 }
 
 function parseArgs(argv) {
-  const opts = { url: null, seconds: 3, timeout: 40, screenshot: null, pageOrigin: null, credentials: false, cookies: [], visits: [], subtitleTrack: null, cues: 0 };
+  const opts = { url: null, seconds: 3, timeout: 40, screenshot: null, pageOrigin: null, credentials: false, cookies: [], visits: [], subtitleTrack: null, cues: 0, api: null, apiToken: null, refresh: false, maxBuffer: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -55,6 +61,10 @@ function parseArgs(argv) {
     else if (a === '--visit') opts.visits.push(value());
     else if (a === '--subtitle-track') opts.subtitleTrack = Number(value());
     else if (a === '--cues') opts.cues = Number(value());
+    else if (a === '--api') opts.api = value();
+    else if (a === '--api-token') opts.apiToken = value();
+    else if (a === '--refresh') opts.refresh = true;
+    else if (a === '--max-buffer') opts.maxBuffer = Number(value());
     else if (a.startsWith('--')) harnessFailure(`unknown option ${a}`);
     else if (opts.url === null) opts.url = a;
     else harnessFailure(`unexpected argument ${a}`);
@@ -74,7 +84,7 @@ const PAGE = `<!doctype html>
 <script src="hls.min.js"></script>
 <script>
   const params = new URLSearchParams(location.search);
-  const state = { fatal: null, fragsLoaded: 0, subtitleTracks: [], sourceBuffers: [] };
+  const state = { fatal: null, fragsLoaded: 0, subtitleTracks: [], sourceBuffers: [], apiCalls: 0 };
   window.__player = state;
   // Remember every SourceBuffer hls.js makes, to report what each one holds.
   const addSourceBuffer = MediaSource.prototype.addSourceBuffer;
@@ -91,7 +101,12 @@ const PAGE = `<!doctype html>
     state.fatal = 'env/hls.js not supported (no MediaSource?)';
   } else {
     const credentials = params.get('credentials') === '1';
-    const hls = new Hls({ xhrSetup: (xhr) => { xhr.withCredentials = credentials; } });
+    const config = { xhrSetup: (xhr) => { xhr.withCredentials = credentials; } };
+    if (params.has('maxBuffer')) {
+      config.maxBufferLength = Number(params.get('maxBuffer'));
+      config.maxMaxBufferLength = Number(params.get('maxBuffer'));
+    }
+    const hls = new Hls(config);
     hls.on(Hls.Events.FRAG_LOADED, () => { state.fragsLoaded += 1; });
     hls.on(Hls.Events.ERROR, (_event, data) => {
       if (data.fatal) state.fatal ??= data.type + '/' + data.details;
@@ -113,8 +128,30 @@ const PAGE = `<!doctype html>
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
       video.play().catch((e) => { state.fatal ??= 'play/' + e.name; });
     });
-    hls.loadSource(params.get('src'));
-    hls.attachMedia(video);
+    // The playback API, as a site's player calls it: the cookies arrive as Set-Cookie on this
+    // answer and the browser sends them with every playlist and segment request. Asked again
+    // ahead of expires_at (80% of the way there, and at least a second early), so a title
+    // longer than the cookies' lifetime keeps playing.
+    async function playback(api, token, refresh) {
+      const headers = token ? { Authorization: 'Bearer ' + token } : {};
+      const answer = await fetch(api, { credentials: 'include', headers });
+      if (!answer.ok) throw new Error('playback API answered ' + answer.status);
+      const body = await answer.json();
+      state.apiCalls += 1;
+      if (refresh) {
+        const left = body.expires_at * 1000 - Date.now();
+        const wait = Math.max(250, Math.min(left * 0.8, left - 1000));
+        setTimeout(() => playback(api, token, refresh).catch((e) => { state.fatal ??= 'api/' + e.message; }), wait);
+      }
+      return body;
+    }
+    const start = () => { hls.loadSource(params.get('src')); hls.attachMedia(video); };
+    if (params.has('api')) {
+      playback(params.get('api'), params.get('apiToken'), params.get('refresh') === '1')
+        .then(start, (e) => { state.fatal ??= 'api/' + e.message; });
+    } else {
+      start();
+    }
   }
 </script>
 </body></html>`;
@@ -192,6 +229,10 @@ async function main() {
     pageUrl.searchParams.set('src', opts.url);
     if (opts.credentials) pageUrl.searchParams.set('credentials', '1');
     if (opts.subtitleTrack !== null) pageUrl.searchParams.set('subtitleTrack', String(opts.subtitleTrack));
+    if (opts.api) pageUrl.searchParams.set('api', opts.api);
+    if (opts.apiToken) pageUrl.searchParams.set('apiToken', opts.apiToken);
+    if (opts.refresh) pageUrl.searchParams.set('refresh', '1');
+    if (opts.maxBuffer !== null) pageUrl.searchParams.set('maxBuffer', String(opts.maxBuffer));
     await page.goto(pageUrl.href, { timeout: opts.timeout * 1000 });
 
     const deadline = Date.now() + opts.timeout * 1000;
@@ -209,6 +250,7 @@ async function main() {
           currentTime: video.currentTime,
           fatal: window.__player.fatal,
           fragsLoaded: window.__player.fragsLoaded,
+          apiCalls: window.__player.apiCalls,
           subtitleTracks: window.__player.subtitleTracks,
           cues,
           buffered: window.__player.sourceBuffers.map(({ type, sb }) => {
@@ -227,7 +269,7 @@ async function main() {
       if (played || s.fatal !== null || timedOut) {
         const ok = played && s.fatal === null;
         report = {
-          ok, currentTime: s.currentTime, fatal: s.fatal, fragsLoaded: s.fragsLoaded, httpErrors, timedOut: !ok && timedOut,
+          ok, currentTime: s.currentTime, fatal: s.fatal, fragsLoaded: s.fragsLoaded, apiCalls: s.apiCalls, httpErrors, timedOut: !ok && timedOut,
           subtitleTracks: s.subtitleTracks, cues: s.cues, buffered: s.buffered,
         };
         break;

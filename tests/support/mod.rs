@@ -718,6 +718,9 @@ pub struct PlayerReport {
     /// hls.js fatal error as `type/details` (`networkError/levelLoadError`), or a media error.
     pub fatal: Option<String>,
     pub frags_loaded: u64,
+    /// Answers of the playback API the page itself got (`--api`).
+    #[serde(default)]
+    pub api_calls: u64,
     pub http_errors: Vec<HttpError>,
     #[serde(default)]
     pub timed_out: bool,

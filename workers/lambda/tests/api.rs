@@ -441,7 +441,10 @@ async fn a_json_signing_secret_names_its_key_pair_id() {
     assert!(err.contains("key_pair_id"), "{err}");
     let source = MapSecrets::new(&[(SIGNING, &rotated)]);
     let err = read_secrets(&source, &no_id).await.err().unwrap();
-    assert!(err.contains("api-token") && err.contains("no such secret"), "{err}");
+    assert!(
+        err.contains("api-token") && err.contains("no such secret"),
+        "{err}"
+    );
 }
 
 #[test]

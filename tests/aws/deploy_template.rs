@@ -100,8 +100,31 @@ fn template_wires_queue_function_and_cdn_as_the_worker_expects() {
         sqs["FunctionResponseTypes"],
         serde_json::json!(["ReportBatchItemFailures"])
     );
-    // The role: CloudFront may only be asked for invalidations, nothing is `*`.
-    let statements = f["Policies"][0]["Statement"].as_array().unwrap();
+    assert_eq!(
+        sqs["ScalingConfig"]["MaximumConcurrency"]["Ref"],
+        "MaximumConcurrency"
+    );
+    assert_eq!(f["LoggingConfig"]["SystemLogLevel"], "INFO");
+    assert_eq!(f["LoggingConfig"]["LogGroup"]["Ref"], "PackagerLogGroup");
+    // Its own role (SAM would attach AWSLambdaSQSQueueExecutionRole, `Resource: *`, for an
+    // SQS event): CloudFront may only be asked for invalidations, nothing is `*`.
+    assert_eq!(
+        f["Role"]["Fn::GetAtt"],
+        serde_json::json!(["PackagerRole", "Arn"])
+    );
+    assert!(f["Policies"].is_null());
+    let role = &r["PackagerRole"]["Properties"];
+    assert!(role["ManagedPolicyArns"].is_null());
+    let statements = role["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    let write = statements
+        .iter()
+        .find(|s| s["Sid"] == "WriteTitles")
+        .unwrap();
+    assert!(write["Action"]
+        .to_string()
+        .contains("s3:AbortMultipartUpload"));
     let actions: Vec<String> = statements
         .iter()
         .flat_map(|s| match &s["Action"] {
@@ -180,8 +203,14 @@ fn template_wires_the_api_function_with_least_privilege() {
         env["HLSPIPE_PRIVATE_KEY_SECRET"]["Ref"],
         "PrivateKeySecretArn"
     );
-    assert_eq!(env["HLSPIPE_KEY_PAIR_ID"]["Ref"], "SigningPublicKey");
-    assert_eq!(env["HLSPIPE_CDN_BASE_URL"]["Ref"], "CdnBaseUrl");
+    assert_eq!(
+        env["HLSPIPE_KEY_PAIR_ID"]["Fn::If"],
+        serde_json::json!(["HasFirstKey", {"Ref": "SigningPublicKey"}, {"Ref": "SecondSigningPublicKey"}])
+    );
+    let cdn = &env["HLSPIPE_CDN_BASE_URL"]["Fn::If"];
+    assert_eq!(cdn[0], "HasAlternateDomain");
+    assert_eq!(cdn[1]["Fn::Sub"], "https://${AlternateDomainName}");
+    assert_eq!(cdn[2]["Ref"], "CdnBaseUrl");
     let text = env.to_string();
     assert!(
         !text.contains("PRIVATE KEY") && !text.contains("SigningPublicKeyPem"),
@@ -262,4 +291,261 @@ fn template_wires_the_api_function_with_least_privilege() {
         "{}",
         api["DomainName"]
     );
+}
+
+/// The parameters of the deploy command printed in `workers/lambda/README.md`, split as the
+/// shell and then `sam deploy --parameter-overrides` split them (the SAM CLI re-splits the
+/// overrides at spaces, aws-sam-cli #2018): `(key, value as written)`.
+fn readme_overrides() -> Vec<(String, String)> {
+    let readme = std::fs::read_to_string(repo_root().join("workers/lambda/README.md")).unwrap();
+    let start = readme
+        .find("sam deploy --stack-name")
+        .expect("a sam deploy command");
+    let mut command = String::new();
+    for line in readme[start..].lines() {
+        match line.trim_end().strip_suffix('\\') {
+            Some(continued) => command.push_str(continued),
+            None => {
+                command.push_str(line);
+                break;
+            }
+        }
+    }
+    let overrides = command
+        .split_once("--parameter-overrides")
+        .expect("--parameter-overrides")
+        .1;
+    overrides
+        .split_whitespace()
+        .take_while(|w| !w.starts_with("--"))
+        .map(|w| {
+            let (k, v) = w
+                .split_once('=')
+                .unwrap_or_else(|| panic!("{w:?} is not KEY=VALUE"));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+/// Regression (deployment issue, item 5): the documented command passed the PEM as
+/// `SigningPublicKeyPem="$(cat signing.pub.pem)"`, which the SAM CLI cut at the first space.
+/// Every override is now one word: a literal without quotes or spaces, or one quoted
+/// variable holding an ARN. And every parameter without a default is given.
+#[test]
+fn readme_deploy_command_passes_every_parameter_in_one_word_regression_pem_cut_at_space() {
+    let t = template();
+    let overrides = readme_overrides();
+    assert!(overrides.len() >= 8, "{overrides:?}");
+    for (key, value) in &overrides {
+        assert!(t["Parameters"][key].is_object(), "{key} is not a parameter");
+        let variable = value
+            .strip_prefix("\"$")
+            .and_then(|v| v.strip_suffix('"'))
+            .is_some_and(|v| v.chars().all(|c| c.is_ascii_uppercase() || c == '_'));
+        let literal = !value.is_empty() && !value.contains(['"', '\'', '$', '(', '`']);
+        assert!(variable || literal, "{key}={value} could split at a space");
+    }
+    let given: Vec<&str> = overrides.iter().map(|(k, _)| k.as_str()).collect();
+    for (name, p) in t["Parameters"].as_object().unwrap() {
+        if p["Default"].is_null() {
+            assert!(
+                given.contains(&name.as_str()),
+                "{name} has no default and is not given"
+            );
+        }
+    }
+    // The variables are set, from commands printing one ARN, earlier in the same block.
+    let readme = std::fs::read_to_string(repo_root().join("workers/lambda/README.md")).unwrap();
+    for (_, value) in overrides.iter().filter(|(_, v)| v.starts_with('"')) {
+        let name = value.trim_matches(['"', '$']);
+        assert!(
+            readme.contains(&format!("{name}=$(aws ")) && readme.contains("--query"),
+            "{name} is never set"
+        );
+    }
+}
+
+/// What `sam package` + `sam deploy` would do, without an account: the SAM transform
+/// (aws-sam-translator) over the template with the README's parameters, then cfn-lint over
+/// what it produced. Catches what the transform rejects (a CodeUri it cannot package, an
+/// event it cannot wire) and what SAM adds behind our back (a managed policy with `*`).
+#[test]
+fn the_sam_transform_accepts_the_template_and_its_output_lints_clean() {
+    let script = repo_root().join("tests/aws/sam_transform.py");
+    let mut cmd = Command::new(venv_tool("python", "HLSPIPE_CFN_PYTHON"));
+    cmd.arg(&script)
+        .arg(repo_root().join("deploy/template.yaml"));
+    for (key, value) in readme_overrides() {
+        let value = match value.trim_matches('"') {
+            "$CERT_ARN" => "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f".into(),
+            "$KEY_ARN" => {
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:hlspipe/signing-key-AbCdEf"
+                    .into()
+            }
+            "$TOKEN_ARN" => {
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:hlspipe/api-token-AbCdEf"
+                    .into()
+            }
+            v => v.to_owned(),
+        };
+        assert!(!value.starts_with('$'), "{key}: unknown variable {value}");
+        cmd.arg(format!("{key}={value}"));
+    }
+    let out = cmd.output().expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let transformed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let resources = transformed["Resources"].as_object().unwrap();
+    assert!(transformed.get("Transform").is_none());
+    for (name, r) in resources {
+        let managed = r["Properties"]["ManagedPolicyArns"].to_string();
+        assert!(
+            !managed.contains("SQSQueueExecutionRole"),
+            "{name}: {managed}"
+        );
+    }
+    assert_eq!(
+        resources["PackagerFunction"]["Type"],
+        "AWS::Lambda::Function"
+    );
+    assert!(
+        resources.contains_key("PackagerFunctionUploads"),
+        "the SQS event source mapping"
+    );
+    assert!(resources.contains_key("ApiFunctionUrl"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("transformed.json");
+    std::fs::write(&path, &out.stdout).unwrap();
+    let lint = Command::new(venv_tool("cfn-lint", "HLSPIPE_CFN_LINT"))
+        .arg(&path)
+        .output()
+        .expect("cfn-lint runs");
+    assert!(
+        lint.status.success() && lint.stdout.is_empty(),
+        "cfn-lint on the transformed template:\n{}{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+
+    // A CodeUri that `sam package` cannot upload is refused, as it would be there.
+    let bad = std::fs::read_to_string(repo_root().join("deploy/template.yaml"))
+        .unwrap()
+        .replace("CodeUri: ../workers/lambda", "CodeUri: !Ref AWS::StackName");
+    let bad_path = dir.path().join("bad.yaml");
+    std::fs::write(&bad_path, bad).unwrap();
+    let out = Command::new(venv_tool("python", "HLSPIPE_CFN_PYTHON"))
+        .arg(&script)
+        .arg(&bad_path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CodeUri"));
+}
+
+/// The distribution as a site uses it (deployment issue, items 3, 4, 10-13): its alternate
+/// domain and certificate, credentialed CORS on the media, compressed playlists, two key
+/// slots, names that include the region, a bucket that outlives the stack and drops
+/// abandoned multipart parts, and no viewer reading `manifest.json`.
+#[test]
+fn template_wires_the_domain_cors_keys_and_bucket_for_production() {
+    let t = template();
+    let r = &t["Resources"];
+    let dist = &r["Distribution"]["Properties"]["DistributionConfig"];
+    assert_eq!(dist["Aliases"]["Fn::If"][0], "HasAlternateDomain");
+    assert_eq!(
+        dist["Aliases"]["Fn::If"][1][0]["Ref"],
+        "AlternateDomainName"
+    );
+    let cert = &dist["ViewerCertificate"]["Fn::If"];
+    assert_eq!(cert[0], "HasAlternateDomain");
+    assert_eq!(cert[1]["AcmCertificateArn"]["Ref"], "CertificateArn");
+    assert_eq!(cert[1]["SslSupportMethod"], "sni-only");
+    assert_eq!(cert[2]["CloudFrontDefaultCertificate"], true);
+    let pattern = t["Parameters"]["CertificateArn"]["AllowedPattern"]
+        .as_str()
+        .unwrap();
+    assert!(pattern.contains("us-east-1"), "{pattern}");
+    assert!(t["Rules"]["ViewersNeedAnAddress"].is_object());
+    assert!(t["Rules"]["SomeKeySigns"].is_object());
+
+    let cors = &r["MediaCorsPolicy"]["Properties"]["ResponseHeadersPolicyConfig"]["CorsConfig"];
+    assert_eq!(r["MediaCorsPolicy"]["Condition"], "HasAllowedOrigins");
+    assert_eq!(cors["AccessControlAllowCredentials"], true);
+    assert_eq!(cors["OriginOverride"], true);
+    assert_eq!(
+        cors["AccessControlAllowOrigins"]["Items"]["Fn::Split"][1]["Ref"],
+        "AllowedOrigins"
+    );
+    assert!(!cors.to_string().contains("\"*\""), "{cors}");
+    assert!(cors["AccessControlExposeHeaders"]
+        .to_string()
+        .contains("Content-Range"));
+    let mut media = vec![&dist["DefaultCacheBehavior"]];
+    media.extend(
+        dist["CacheBehaviors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["TargetOriginId"] == "media"),
+    );
+    assert_eq!(media.len(), 3);
+    for b in media {
+        assert_eq!(b["Compress"], true, "{b}");
+        assert_eq!(
+            b["ResponseHeadersPolicyId"]["Fn::If"][1]["Ref"],
+            "MediaCorsPolicy"
+        );
+    }
+    let versioned = &r["VersionedCachePolicy"]["Properties"]["CachePolicyConfig"];
+    assert_eq!(
+        versioned["ParametersInCacheKeyAndForwardedToOrigin"]["EnableAcceptEncodingGzip"],
+        true
+    );
+
+    let items = &r["SigningKeyGroup"]["Properties"]["KeyGroupConfig"]["Items"];
+    assert_eq!(items[0]["Fn::If"][1]["Ref"], "SigningPublicKey");
+    assert_eq!(items[1]["Fn::If"][1]["Ref"], "SecondSigningPublicKey");
+    for key in ["SigningPublicKey", "SecondSigningPublicKey"] {
+        let encoded = r[key]["Properties"]["PublicKeyConfig"]["EncodedKey"]["Fn::Sub"]
+            .as_str()
+            .unwrap();
+        assert!(encoded.starts_with("{{resolve:ssm:${"), "{key}: {encoded}");
+    }
+    for (name, path) in [
+        ("SigningPublicKey", "/PublicKeyConfig/Name"),
+        ("SigningKeyGroup", "/KeyGroupConfig/Name"),
+        (
+            "MediaOriginAccessControl",
+            "/OriginAccessControlConfig/Name",
+        ),
+        ("MasterCachePolicy", "/CachePolicyConfig/Name"),
+        ("VersionedCachePolicy", "/CachePolicyConfig/Name"),
+    ] {
+        let value = r[name]["Properties"].pointer(path).unwrap().to_string();
+        assert!(value.contains("${AWS::Region}"), "{name}: {value}");
+    }
+
+    let bucket = &r["MediaBucket"];
+    assert_eq!(bucket["DeletionPolicy"], "Retain");
+    let rule = &bucket["Properties"]["LifecycleConfiguration"]["Rules"][0];
+    assert_eq!(
+        rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"],
+        1
+    );
+    let statements = r["MediaBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    let deny = statements
+        .iter()
+        .find(|s| s["Effect"] == "Deny")
+        .expect("a deny");
+    assert!(
+        deny["Resource"].to_string().contains("manifest.json"),
+        "{deny}"
+    );
+    assert_eq!(deny["Principal"]["Service"], "cloudfront.amazonaws.com");
 }

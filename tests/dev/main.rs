@@ -13,10 +13,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::{artifact, fixture, hlspipe, repo_root};
 
+mod soak;
+
 /// The running `hlspipe dev`, killed on drop.
 struct Dev {
     child: Child,
     base: String,
+    /// Its stderr lines so far.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Dev {
@@ -43,9 +47,14 @@ fn start(data: &std::path::Path) -> Dev {
         .expect("start hlspipe dev");
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let log: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let kept = std::sync::Arc::clone(&log);
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             eprintln!("[dev] {line}");
+            kept.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(line.clone());
             if let Some(rest) = line.strip_prefix("hlspipe dev: http://") {
                 let base = format!("http://{}", rest.split('/').next().unwrap_or(""));
                 let _ = tx.send(base);
@@ -55,7 +64,7 @@ fn start(data: &std::path::Path) -> Dev {
     let base = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("hlspipe dev printed its URL");
-    Dev { child, base }
+    Dev { child, base, log }
 }
 
 /// A plain HTTP/1.0 GET: status and body.

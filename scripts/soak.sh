@@ -11,8 +11,16 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds=${1:-1200}
-# Not through nextest: its slow-timeout would end a 20-minute test.
-HLSPIPE_SOAK_SECONDS=$seconds cargo test --locked --test dev -- \
+# Built by cargo, run directly: not through nextest, whose slow-timeout would end a
+# 20-minute test, nor through `cargo test`, which would hold the build directory's lock.
+binary=$(cargo test --locked --test dev --no-run --message-format=json 2>/dev/null |
+  python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "dev":
+        print(m["executable"])')
+[[ -x "$binary" ]] || { echo "soak: the dev test binary was not built" >&2; exit 1; }
+HLSPIPE_SOAK_SECONDS=$seconds CARGO_MANIFEST_DIR=$PWD "$binary" \
   soak::dev_stays_flat_under_mixed_traffic --exact --nocapture
 python3 - <<'PY'
 import json

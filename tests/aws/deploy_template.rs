@@ -84,12 +84,46 @@ fn template_wires_queue_function_and_cdn_as_the_worker_expects() {
         );
     }
 
-    // Visibility timeout ≥ 6 × function timeout ("Using Lambda with Amazon SQS").
-    let timeout = p["FunctionTimeoutSeconds"]["Default"].as_f64().unwrap();
-    let visibility = p["QueueVisibilityTimeoutSeconds"]["Default"]
-        .as_f64()
+    // Visibility timeout ≥ 6 × function timeout ("Using Lambda with Amazon SQS"), derived
+    // from it for every allowed timeout, so the event source mapping can always be created.
+    let timeouts = p["FunctionTimeoutSeconds"]["AllowedValues"]
+        .as_array()
         .unwrap();
-    assert!(timeout <= 900.0 && visibility >= 6.0 * timeout);
+    for timeout in timeouts {
+        let key = timeout.to_string();
+        let row = &t["Mappings"]["Timeouts"][key.trim_matches('"')];
+        let seconds: f64 = key.trim_matches('"').parse().unwrap();
+        assert!(seconds <= 900.0);
+        assert!(
+            row["VisibilityTimeout"].as_f64().unwrap() >= 6.0 * seconds,
+            "{row}"
+        );
+        assert_eq!(
+            row["DurationAlarmMs"].as_f64().unwrap(),
+            seconds * 800.0,
+            "{row}"
+        );
+    }
+    assert_eq!(
+        r["UploadQueue"]["Properties"]["VisibilityTimeout"]["Fn::FindInMap"][1]["Ref"],
+        "FunctionTimeoutSeconds"
+    );
+    // Alarms: dead letters, errors, throttles, durations near the timeout, a backlog.
+    for alarm in [
+        "DeadLetterAlarm",
+        "OldestUploadAlarm",
+        "PackagerErrorsAlarm",
+        "PackagerThrottlesAlarm",
+        "PackagerDurationAlarm",
+    ] {
+        let a = &r[alarm]["Properties"];
+        assert_eq!(a["AlarmActions"]["Fn::If"][0], "HasAlarmTopic", "{alarm}");
+        assert_eq!(a["TreatMissingData"], "notBreaching", "{alarm}");
+    }
+    assert_eq!(
+        r["ApiFunction"]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"],
+        "ApiLogGroup"
+    );
     assert!(r["UploadQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"].is_object());
 
     let f = &r["PackagerFunction"]["Properties"];

@@ -518,3 +518,130 @@ fn count(summary: &mut RunSummary, done: std::result::Result<Fate, tokio::task::
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
+
+/// When an SQS message whose work failed for a passing reason is delivered again. Without
+/// this, a retryable failure in the Lambda function waits out the queue's whole visibility
+/// timeout (six times the function timeout: an hour with the template's defaults) before
+/// the next attempt; with it, attempt *n* comes back after `base · 2^(n−1)` seconds, at most
+/// `max`, so a throttled S3 is retried in seconds and a message reaches the dead-letter
+/// queue in minutes.
+pub trait Redelivery: Send + Sync {
+    /// Makes the message of `receipt_handle` on `queue_url` visible again in `seconds`.
+    fn delay<'a>(
+        &'a self,
+        queue_url: &'a str,
+        receipt_handle: &'a str,
+        seconds: i32,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
+}
+
+/// [`Redelivery`] through SQS's ChangeMessageVisibility.
+pub struct SqsRedelivery(pub aws_sdk_sqs::Client);
+
+impl SqsRedelivery {
+    /// With the usual AWS configuration of the environment (the function's role, its region).
+    pub async fn from_env() -> SqsRedelivery {
+        SqsRedelivery(aws_sdk_sqs::Client::new(
+            &crate::aws::load_config("us-east-1").await,
+        ))
+    }
+}
+
+impl Redelivery for SqsRedelivery {
+    fn delay<'a>(
+        &'a self,
+        queue_url: &'a str,
+        receipt_handle: &'a str,
+        seconds: i32,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
+        Box::pin(async move {
+            self.0
+                .change_message_visibility()
+                .queue_url(queue_url)
+                .receipt_handle(receipt_handle)
+                .visibility_timeout(seconds)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    Error::Queue(format!(
+                        "ChangeMessageVisibility({seconds}) on {queue_url}: {}",
+                        DisplayErrorContext(&e)
+                    ))
+                })
+        })
+    }
+}
+
+/// The backoff of delivery `receive_count` (1 for the first): `base · 2^(n−1)` seconds,
+/// capped at `max` and at SQS's 12 hours.
+pub fn redelivery_delay(receive_count: u32, base: i32, max: i32) -> i32 {
+    let doublings = receive_count.saturating_sub(1).min(20);
+    let delay = i64::from(base.max(0)) << doublings;
+    i32::try_from(delay.min(i64::from(max)).min(43_200)).unwrap_or(43_200)
+}
+
+/// A queue's URL from its ARN (`arn:aws:sqs:eu-west-1:123456789012:uploads`), as a Lambda
+/// SQS record names it (`eventSourceARN`): `https://sqs.<region>.<suffix>/<account>/<name>`.
+pub fn queue_url_from_arn(arn: &str) -> Option<String> {
+    let mut parts = arn.split(':');
+    let (Some("arn"), Some(partition), Some("sqs"), Some(region), Some(account), Some(name)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let fine = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    if parts.next().is_some() || ![region, account, name].into_iter().all(fine) {
+        return None;
+    }
+    let suffix = match partition {
+        "aws-cn" => "amazonaws.com.cn",
+        _ => "amazonaws.com",
+    };
+    Some(format!("https://sqs.{region}.{suffix}/{account}/{name}"))
+}
+
+#[cfg(test)]
+mod redelivery_tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_up_to_the_cap() {
+        let d: Vec<i32> = (1..=7).map(|n| redelivery_delay(n, 30, 900)).collect();
+        assert_eq!(d, [30, 60, 120, 240, 480, 900, 900]);
+        assert_eq!(redelivery_delay(0, 30, 900), 30);
+        assert_eq!(redelivery_delay(u32::MAX, 30, i32::MAX), 43_200);
+        assert_eq!(redelivery_delay(3, -5, 900), 0);
+    }
+
+    #[test]
+    fn queue_urls_come_from_arns() {
+        assert_eq!(
+            queue_url_from_arn("arn:aws:sqs:eu-west-1:123456789012:hlspipe-UploadQueue-1AB2")
+                .as_deref(),
+            Some("https://sqs.eu-west-1.amazonaws.com/123456789012/hlspipe-UploadQueue-1AB2")
+        );
+        assert_eq!(
+            queue_url_from_arn("arn:aws-cn:sqs:cn-north-1:123456789012:q.fifo").as_deref(),
+            Some("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/q.fifo")
+        );
+        for bad in [
+            "",
+            "arn:aws:s3:::bucket",
+            "arn:aws:sqs:eu-west-1:123456789012",
+            "arn:aws:sqs:eu-west-1:123456789012:q:extra",
+            "arn:aws:sqs:eu-west-1:12/34:q",
+        ] {
+            assert_eq!(queue_url_from_arn(bad), None, "{bad}");
+        }
+    }
+}

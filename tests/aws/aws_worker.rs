@@ -447,3 +447,46 @@ fn reprocess_enqueue_sends_the_events_s3_would() {
         ]
     );
 }
+
+/// The Lambda function's early retry (`SqsRedelivery`, deployment issue item 7) against
+/// moto's SQS: a message received with a 10-minute visibility is back within seconds.
+#[test]
+fn a_retried_message_is_visible_again_after_its_delay() {
+    use hlspipe::aws::sqs::{Redelivery, SqsRedelivery};
+    let server = S3Server::shared();
+    let rt = runtime();
+    let sqs = rt.block_on(sqs(&server.endpoint()));
+    let (url, _) = rt.block_on(queue(&sqs, &bucket_name("redelivery")));
+    rt.block_on(async {
+        sqs.send_message()
+            .queue_url(&url)
+            .message_body("{}")
+            .send()
+            .await
+            .unwrap();
+        let receive = || {
+            sqs.receive_message()
+                .queue_url(&url)
+                .visibility_timeout(600)
+                .wait_time_seconds(1)
+                .send()
+        };
+        let first = receive().await.unwrap().messages.unwrap_or_default();
+        assert_eq!(first.len(), 1);
+        assert!(receive()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default()
+            .is_empty());
+        let receipt = first[0].receipt_handle.clone().unwrap();
+        SqsRedelivery(sqs.clone())
+            .delay(&url, &receipt, 1)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let again = receive().await.unwrap().messages.unwrap_or_default();
+        assert_eq!(again.len(), 1, "the message did not come back after 1 s");
+        assert_eq!(again[0].message_id, first[0].message_id);
+    });
+}

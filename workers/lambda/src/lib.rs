@@ -11,7 +11,9 @@
 //!   messages to deliver again as `{"batchItemFailures": [{"itemIdentifier": id}]}`, and
 //!   the event source mapping must have `ReportBatchItemFailures` ("Reporting batch item
 //!   failures for Lambda functions with an Amazon SQS trigger", Lambda Developer Guide).
-//!   Only *retryable* failures are listed.
+//!   Only *retryable* failures are listed, and each is made visible again after a
+//!   backoff (30 s, doubling per delivery, at most 15 minutes) instead of the queue's whole
+//!   visibility timeout ([`hlspipe::aws::sqs::Redelivery`]).
 //!
 //! A corrupt upload is a permanent failure: its title gets a `failed` manifest, the
 //! record is logged as failed, and it is *not* retried (retrying would fail the same way,
@@ -22,6 +24,7 @@
 
 pub mod api;
 
+use hlspipe::aws::sqs::{queue_url_from_arn, redelivery_delay, Redelivery};
 use hlspipe::pipeline::batch::{log_handled, retryable_batch_item_failures, Handled};
 use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::event::parse_event;
@@ -44,7 +47,14 @@ pub struct Handler<F> {
     pub invalidator: Arc<dyn Invalidator>,
     /// Unix seconds, now.
     pub clock: fn() -> u64,
+    /// Brings a retryable SQS message back early; `None` leaves it to the visibility timeout.
+    pub redelivery: Option<Arc<dyn Redelivery>>,
 }
+
+/// The first retry of an SQS message comes after this many seconds, doubling per delivery.
+pub const RETRY_DELAY_BASE_SECONDS: i32 = 30;
+/// …up to this.
+pub const RETRY_DELAY_MAX_SECONDS: i32 = 900;
 
 /// Why an invocation failed as a whole (Lambda then retries it, or SQS redelivers the
 /// whole batch).
@@ -154,6 +164,9 @@ where
             elapsed_ms,
             "sqs batch done"
         );
+        if let Some(redelivery) = &handler.redelivery {
+            delay_retries(redelivery.as_ref(), &event.payload, &ids).await;
+        }
         let failures: Vec<Value> = ids
             .into_iter()
             .map(|id| json!({ "itemIdentifier": id }))
@@ -172,6 +185,43 @@ where
         return Err(HandlerError::Retryable(describe(&retryable)));
     }
     Ok(json!({ "records": only, "failed": failed }))
+}
+
+/// Makes each retried message of the batch visible again after its backoff. A failure is
+/// logged and leaves the message to the queue's visibility timeout: late, never lost.
+async fn delay_retries(redelivery: &dyn Redelivery, batch: &Value, ids: &[String]) {
+    let records = batch["Records"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    for record in records {
+        let Some(id) = record["messageId"]
+            .as_str()
+            .filter(|id| ids.iter().any(|i| i == id))
+        else {
+            continue;
+        };
+        let receipt = record["receiptHandle"].as_str();
+        let queue = record["eventSourceARN"]
+            .as_str()
+            .and_then(queue_url_from_arn);
+        let (Some(receipt), Some(queue)) = (receipt, queue) else {
+            tracing::warn!(
+                message_id = id,
+                "no receipt handle or queue ARN: retried after the visibility timeout"
+            );
+            continue;
+        };
+        let count = record["attributes"]["ApproximateReceiveCount"]
+            .as_str()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1);
+        let seconds = redelivery_delay(count, RETRY_DELAY_BASE_SECONDS, RETRY_DELAY_MAX_SECONDS);
+        match redelivery.delay(&queue, receipt, seconds).await {
+            Ok(()) => tracing::info!(message_id = id, retry_in_s = seconds, "retry scheduled"),
+            Err(e) => tracing::warn!(message_id = id, error = %e, "retry not brought forward"),
+        }
+    }
 }
 
 fn describe(handled: &[&Handled]) -> String {

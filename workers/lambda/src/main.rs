@@ -2,6 +2,7 @@
 //! the runtime). The handler is [`hlspipe_lambda::handle`].
 
 use hlspipe::aws::cloudfront::CloudFrontInvalidator;
+use hlspipe::aws::sqs::SqsRedelivery;
 use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::invalidate::{Invalidator, NoInvalidation};
 use hlspipe::store::location::Stores;
@@ -21,11 +22,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Some(cdn) => Arc::new(CloudFrontInvalidator::from_env(cdn.distribution_id.clone()).await?),
         None => Arc::new(NoInvalidation),
     };
+    let redelivery = Arc::new(SqsRedelivery::from_env().await);
     let handler = Arc::new(Handler {
         config,
         stores,
         invalidator,
         clock: hlspipe::clock::unix_now,
+        redelivery: Some(redelivery),
     });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         handle(Arc::clone(&handler), event)

@@ -80,6 +80,7 @@ impl Buckets {
             stores: Stores::dir(self.dir.path()),
             invalidator: Arc::new(NoInvalidation),
             clock: || 1_000,
+            redelivery: None,
         })
     }
 }
@@ -142,6 +143,7 @@ fn throttled_handler() -> Arc<Handler<Factory>> {
         stores: |_: &str| Ok(Arc::new(Throttled) as Arc<dyn Store>),
         invalidator: Arc::new(NoInvalidation),
         clock: || 1_000,
+        redelivery: None,
     })
 }
 
@@ -224,6 +226,7 @@ async fn sqs_batch_reports_only_the_message_that_failed() {
         },
         invalidator: Arc::new(NoInvalidation),
         clock: || 1_000,
+        redelivery: None,
     });
     let doc = fixture("sqs-batch.json").replace("2e4a6c8e0a2c4e6a8c0e2a4c6e8a0c2e", &good);
     // The first message's body names another bucket.
@@ -317,6 +320,7 @@ async fn republish_through_the_handler_invalidates_the_master_once_per_version()
             stores: Stores::dir(b.dir.path()),
             invalidator: invalidator.clone(),
             clock: || 1_000,
+            redelivery: None,
         })
     };
     let etag = b.put(key, &std::fs::read(media()).unwrap());
@@ -333,5 +337,61 @@ async fn republish_through_the_handler_invalidates_the_master_once_per_version()
     assert!(
         reference.starts_with("hlspipe-") && reference.len() == 40,
         "{reference}"
+    );
+}
+
+/// What the handler asked of SQS: (queue URL, receipt handle, seconds).
+#[derive(Default)]
+struct RecordingRedelivery(std::sync::Mutex<Vec<(String, String, i32)>>);
+
+impl hlspipe::aws::sqs::Redelivery for RecordingRedelivery {
+    fn delay<'a>(
+        &'a self,
+        queue_url: &'a str,
+        receipt_handle: &'a str,
+        seconds: i32,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = hlspipe::Result<()>> + Send + 'a>> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((queue_url.into(), receipt_handle.into(), seconds));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Deployment issue, item 7: a retryable message came back only after the queue's whole
+/// visibility timeout (an hour with the template's defaults). Each retried message is now
+/// made visible again after a backoff by its delivery count; the answer is unchanged.
+#[tokio::test]
+async fn retried_sqs_messages_come_back_after_a_backoff_regression_an_hour_late() {
+    let recorded = Arc::new(RecordingRedelivery::default());
+    let handler = Arc::new(Handler {
+        config: PipelineConfig::default(),
+        stores: |_: &str| Ok(Arc::new(Throttled) as Arc<dyn Store>),
+        invalidator: Arc::new(NoInvalidation),
+        clock: || 1_000,
+        redelivery: Some(Arc::clone(&recorded) as Arc<dyn hlspipe::aws::sqs::Redelivery>),
+    });
+    let mut v: Value = serde_json::from_str(&fixture("sqs-batch.json")).unwrap();
+    v["Records"][1]["attributes"]["ApproximateReceiveCount"] = json!("3");
+    let answer = handle(handler, LambdaEvent::new(v, Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(answer["batchItemFailures"].as_array().unwrap().len(), 2);
+    let queue = "https://sqs.eu-west-1.amazonaws.com/123456789012/hlspipe-uploads";
+    assert_eq!(
+        *recorded.0.lock().unwrap(),
+        [
+            (
+                queue.into(),
+                "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a059f36b4".into(),
+                30
+            ),
+            (
+                queue.into(),
+                "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a2e1424d4".into(),
+                120
+            ),
+        ]
     );
 }

@@ -52,6 +52,7 @@ async fn publish(buckets: &Path) {
         stores: Stores::dir(buckets),
         invalidator: Arc::new(NoInvalidation),
         clock: || 1_000,
+        redelivery: None,
     });
     let event = LambdaEvent::new(serde_json::from_str(&json).unwrap(), Context::default());
     let answer = handle(handler, event).await.unwrap();

@@ -27,7 +27,8 @@ import json
 r = json.load(open("target/test-artifacts/soak.json"))
 s = r["samples"]
 print(f"soak {r['seconds']} s: {r['segment_gets_ok']} segment GETs ok, {r['segment_gets_failed']} failed, "
-      f"{r['api_calls']} API calls, {r['uploads']} uploads, {r['deletions']} deletions")
+      f"{r['api_calls']} API calls, {r['uploads']} uploads, {r['deletions']} deletions, "
+      f"half-sent requests closed after at most {r['half_open_max_ms'] / 1000:.1f} s")
 for x in s:
     print(f"  t={x['at_s']:7.1f} s  rss={x['rss_kib'] / 1024:6.1f} MiB  fds={x['fds']:4d}  threads={x['threads']:4d}")
 PY

@@ -58,7 +58,8 @@ struct Tally {
     api_calls: AtomicU64,
     uploads: AtomicU64,
     deletions: AtomicU64,
-    half_closed_late: AtomicU64,
+    /// The longest a half-sent request was kept open by the server, in milliseconds.
+    half_open_max_ms: AtomicU64,
 }
 
 /// One keep-alive response: status and body length. `None` when the connection ended.
@@ -160,7 +161,8 @@ fn segment_getter(addr: &str, cookie: &str, paths: &[String], stop: &AtomicBool,
     }
 }
 
-/// Sends half a request and waits for the server to give up on it (its header timeout).
+/// Sends half a request and waits for the server to give up on it (its header timeout,
+/// 10 s); the socket's own 30-second read timeout marks a server that never does.
 fn half_request(addr: &str, stop: &AtomicBool, tally: &Tally) {
     while !stop.load(Ordering::Relaxed) {
         let Ok(mut s) = TcpStream::connect(addr) else {
@@ -171,9 +173,8 @@ fn half_request(addr: &str, stop: &AtomicBool, tally: &Tally) {
         let _ = write!(s, "GET /hls/sample.hls/master.m3u8 HTTP/1.1\r\nHost: ");
         let mut byte = [0u8; 1];
         let _ = s.read(&mut byte);
-        if started.elapsed() > Duration::from_secs(15) {
-            tally.half_closed_late.fetch_add(1, Ordering::Relaxed);
-        }
+        let held = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tally.half_open_max_ms.fetch_max(held, Ordering::Relaxed);
     }
 }
 
@@ -306,6 +307,7 @@ fn dev_stays_flat_under_mixed_traffic() {
         "api_calls": tally.api_calls.load(Ordering::Relaxed),
         "uploads": tally.uploads.load(Ordering::Relaxed),
         "deletions": tally.deletions.load(Ordering::Relaxed),
+        "half_open_max_ms": tally.half_open_max_ms.load(Ordering::Relaxed),
     });
     std::fs::write(
         artifact("soak.json"),
@@ -318,11 +320,10 @@ fn dev_stays_flat_under_mixed_traffic() {
     assert!(tally.ok.load(Ordering::Relaxed) > 1000, "{report}");
     assert!(tally.api_calls.load(Ordering::Relaxed) > 10, "{report}");
     assert!(tally.uploads.load(Ordering::Relaxed) >= 3, "{report}");
-    assert_eq!(
-        tally.half_closed_late.load(Ordering::Relaxed),
-        0,
-        "{report}"
-    );
+    // Closed at the header timeout, give or take a loaded machine's scheduling; never left
+    // open until the client gives up.
+    let held = tally.half_open_max_ms.load(Ordering::Relaxed);
+    assert!((9_000..29_000).contains(&held), "{report}");
 
     // Flat after the warm-up (the first third): memory within 32 MiB of where it was, file
     // descriptors within the connections the traffic holds, threads bounded.

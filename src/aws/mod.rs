@@ -1,9 +1,10 @@
-//! The AWS adapters: the SQS consumer ([`sqs`]), CloudFront invalidations ([`cloudfront`]) and
-//! the playback API's secrets ([`secrets`]), the last two as single SigV4-signed calls
-//! ([`signed`]), with the SDK configuration they share. The S3 store lives with the other
+//! The AWS adapters: the SQS consumer ([`sqs`]), CloudFront invalidations ([`cloudfront`]),
+//! title announcements on EventBridge ([`events`]) and the playback API's secrets
+//! ([`secrets`]), the last three as single SigV4-signed calls ([`signed`]), with the SDK configuration they share. The S3 store lives with the other
 //! store in [`crate::store`].
 
 pub mod cloudfront;
+pub mod events;
 pub mod secrets;
 pub mod signed;
 pub mod sqs;

@@ -7,13 +7,8 @@
 //! `X-Amz-Target`, answered with a JSON document (`SecretString`, `Parameter.Value`) or an
 //! error document whose `__type` names the error.
 
-use crate::aws::signed::{endpoint_from_env, Attempt, Service, SignedClient};
+use crate::aws::signed::{endpoint_from_env, AwsJsonClient};
 use crate::error::{Error, Result};
-use hyper::body::Bytes;
-use std::time::Duration;
-
-const ATTEMPTS: u32 = 3;
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a secret lives: `secretsmanager:<name or ARN>` or `ssm:<parameter name or ARN>`;
 /// a bare ARN says which by its service (`arn:aws:secretsmanager:…`, `arn:aws:ssm:…`).
@@ -50,8 +45,7 @@ impl SecretRef {
 
 /// Reads secrets in one region.
 pub struct SecretReader {
-    client: SignedClient,
-    region: &'static str,
+    client: AwsJsonClient,
     secretsmanager: String,
     ssm: String,
 }
@@ -63,21 +57,11 @@ impl SecretReader {
     /// otherwise (how the tests reach a local server).
     pub async fn from_env() -> Result<SecretReader> {
         let config = crate::aws::load_config("us-east-1").await;
-        let region: &'static str = Box::leak(
-            config
-                .region()
-                .map(|r| r.to_string())
-                .unwrap_or_else(|| "us-east-1".into())
-                .into_boxed_str(),
-        );
-        let credentials = config
-            .credentials_provider()
-            .ok_or_else(|| Error::Config("no AWS credentials provider for secrets".into()))?;
-        let client = SignedClient::new(credentials).map_err(Error::Config)?;
+        let client = AwsJsonClient::from_config(&config, "secrets")?;
+        let region = client.region();
         let endpoint = config.endpoint_url();
         Ok(SecretReader {
             client,
-            region,
             secretsmanager: endpoint_from_env(
                 "AWS_ENDPOINT_URL_SECRETS_MANAGER",
                 endpoint,
@@ -109,64 +93,12 @@ impl SecretReader {
                 "/Parameter/Value",
             ),
         };
-        let answer = self.call(service, url, target, &body).await?;
+        let answer = self.client.call(service, url, target, &body).await?;
         answer
             .pointer(pointer)
             .and_then(|v| v.as_str())
             .map(str::to_owned)
             .ok_or_else(|| Error::Config(format!("{secret:?}: the answer has no {pointer}")))
-    }
-
-    /// One AWS JSON 1.1 operation, retried on throttling, 5xx and connection failures.
-    pub async fn call(
-        &self,
-        service: &'static str,
-        url: &str,
-        target: &str,
-        body: &serde_json::Value,
-    ) -> Result<serde_json::Value> {
-        let service = Service {
-            name: service,
-            region: self.region,
-        };
-        let headers = [
-            ("content-type", "application/x-amz-json-1.1"),
-            ("x-amz-target", target),
-        ];
-        let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
-        let mut last = String::new();
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(50 << (2 * attempt))).await;
-            }
-            let send =
-                self.client
-                    .post_within(ATTEMPT_TIMEOUT, service, url, &headers, body.clone());
-            let (status, text) = match send.await {
-                Ok(answer) => answer,
-                Err(Attempt::Final(e)) => return Err(Error::Config(format!("{target}: {e}"))),
-                Err(Attempt::Retry(e)) => {
-                    last = e;
-                    continue;
-                }
-            };
-            let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            if (200..300).contains(&status) {
-                return Ok(json);
-            }
-            let kind = json["__type"].as_str().unwrap_or_default();
-            last = format!(
-                "HTTP {status} {kind}: {}",
-                json["message"]
-                    .as_str()
-                    .or(json["Message"].as_str())
-                    .unwrap_or_default()
-            );
-            if !(status >= 500 || status == 429 || kind.contains("Throttling")) {
-                break;
-            }
-        }
-        Err(Error::Config(format!("{target}: {last}")))
     }
 }
 

@@ -157,3 +157,96 @@ pub fn endpoint_from_env(
         .trim_end_matches('/')
         .to_string()
 }
+
+/// AWS JSON 1.1 operations (Secrets Manager, SSM, EventBridge): a POST of a JSON document
+/// naming the operation in `X-Amz-Target`, answered with a JSON document, or an error
+/// document whose `__type` names the error. Retried on throttling, 5xx and connection
+/// failures.
+pub struct AwsJsonClient {
+    client: SignedClient,
+    region: &'static str,
+}
+
+const JSON_ATTEMPTS: u32 = 3;
+const JSON_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl AwsJsonClient {
+    /// With the configuration's credentials and region. `region` is leaked once per client
+    /// (a few bytes; clients live as long as the process). `what` names the user in errors.
+    pub fn from_config(
+        config: &aws_config::SdkConfig,
+        what: &str,
+    ) -> crate::error::Result<AwsJsonClient> {
+        use crate::error::Error;
+        let region: &'static str = Box::leak(
+            config
+                .region()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "us-east-1".into())
+                .into_boxed_str(),
+        );
+        let credentials = config
+            .credentials_provider()
+            .ok_or_else(|| Error::Config(format!("no AWS credentials provider for {what}")))?;
+        let client = SignedClient::new(credentials).map_err(Error::Config)?;
+        Ok(AwsJsonClient { client, region })
+    }
+
+    pub fn region(&self) -> &'static str {
+        self.region
+    }
+
+    /// One operation: `service` is the signing name, `target` the `X-Amz-Target`.
+    pub async fn call(
+        &self,
+        service: &'static str,
+        url: &str,
+        target: &str,
+        body: &serde_json::Value,
+    ) -> crate::error::Result<serde_json::Value> {
+        let service = Service {
+            name: service,
+            region: self.region,
+        };
+        let headers = [
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", target),
+        ];
+        let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
+        let mut last = String::new();
+        for attempt in 0..JSON_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50 << (2 * attempt))).await;
+            }
+            let send =
+                self.client
+                    .post_within(JSON_ATTEMPT_TIMEOUT, service, url, &headers, body.clone());
+            let (status, text) = match send.await {
+                Ok(answer) => answer,
+                Err(Attempt::Final(e)) => {
+                    return Err(crate::error::Error::Config(format!("{target}: {e}")))
+                }
+                Err(Attempt::Retry(e)) => {
+                    last = e;
+                    continue;
+                }
+            };
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            if (200..300).contains(&status) {
+                return Ok(json);
+            }
+            let kind = json["__type"].as_str().unwrap_or_default();
+            last = format!(
+                "HTTP {status} {kind}: {}",
+                json["message"]
+                    .as_str()
+                    .or(json["Message"].as_str())
+                    .unwrap_or_default()
+            );
+            if !(status >= 500 || status == 429 || kind.contains("Throttling")) {
+                break;
+            }
+        }
+        Err(crate::error::Error::Config(format!("{target}: {last}")))
+    }
+}

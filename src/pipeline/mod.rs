@@ -16,6 +16,7 @@ pub mod invalidate;
 pub mod job;
 pub mod keys;
 pub mod manifest;
+pub mod notify;
 pub mod outcome;
 pub mod pool;
 pub mod publish;

@@ -6,6 +6,7 @@ mod support;
 
 mod aws_worker;
 mod deploy_template;
+mod events;
 mod s3_package;
 mod s3_subtitles;
 mod secrets;

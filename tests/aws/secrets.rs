@@ -5,6 +5,7 @@
 
 use crate::support::s3::S3Server;
 use hlspipe::aws::secrets::{SecretReader, SecretRef};
+use hlspipe::aws::signed::AwsJsonClient;
 use hlspipe::delivery::sign::PrivateKey;
 
 fn pem(name: &str) -> String {
@@ -21,18 +22,20 @@ fn private_keys_come_back_from_secrets_manager_and_ssm_and_rotate() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let reader = SecretReader::from_env().await.unwrap();
+        // Setting secrets up goes through the same signed JSON client.
+        let config = hlspipe::aws::load_config("us-east-1").await;
+        let aws = AwsJsonClient::from_config(&config, "test").unwrap();
         let endpoint = s3.endpoint();
         let first = pem("rsa2048.pkcs1.pem");
         let name = format!("hlspipe/key-{}", std::process::id());
-        reader
-            .call(
-                "secretsmanager",
-                &endpoint,
-                "secretsmanager.CreateSecret",
-                &serde_json::json!({ "Name": name, "SecretString": first }),
-            )
-            .await
-            .unwrap();
+        aws.call(
+            "secretsmanager",
+            &endpoint,
+            "secretsmanager.CreateSecret",
+            &serde_json::json!({ "Name": name, "SecretString": first }),
+        )
+        .await
+        .unwrap();
         let secret = SecretRef::parse(&format!("secretsmanager:{name}")).unwrap();
         let read = reader.read(&secret).await.unwrap();
         assert_eq!(read, first);
@@ -40,27 +43,25 @@ fn private_keys_come_back_from_secrets_manager_and_ssm_and_rotate() {
 
         // A rotation (a new version of the secret) is what the next read returns.
         let second = pem("rsa2048-second.pkcs1.pem");
-        reader
-            .call(
-                "secretsmanager",
-                &endpoint,
-                "secretsmanager.PutSecretValue",
-                &serde_json::json!({ "SecretId": name, "SecretString": second }),
-            )
-            .await
-            .unwrap();
+        aws.call(
+            "secretsmanager",
+            &endpoint,
+            "secretsmanager.PutSecretValue",
+            &serde_json::json!({ "SecretId": name, "SecretString": second }),
+        )
+        .await
+        .unwrap();
         assert_eq!(reader.read(&secret).await.unwrap(), second);
 
         let parameter = format!("/hlspipe/key-{}", std::process::id());
-        reader
-            .call(
-                "ssm",
-                &endpoint,
-                "AmazonSSM.PutParameter",
-                &serde_json::json!({ "Name": parameter, "Value": first, "Type": "SecureString" }),
-            )
-            .await
-            .unwrap();
+        aws.call(
+            "ssm",
+            &endpoint,
+            "AmazonSSM.PutParameter",
+            &serde_json::json!({ "Name": parameter, "Value": first, "Type": "SecureString" }),
+        )
+        .await
+        .unwrap();
         let from_ssm = reader
             .read(&SecretRef::parse(&format!("ssm:{parameter}")).unwrap())
             .await

@@ -10,6 +10,8 @@
 //!   401 no or wrong token (WWW-Authenticate: Bearer)   400 bad title
 //!   403 the token does not allow this title             404 no manifest.json
 //!   409 nothing playable yet, or any more ({"title","state","error"})
+//! POST /v1/uploads …                  uploads from the site, when configured
+//!                                     ([`crate::delivery::uploads`])
 //! GET /healthz                        200 ok
 //! ```
 //!
@@ -31,6 +33,7 @@ use crate::delivery::auth::{AuthConfigError, Authoriser, BearerToken, Grant, Jwt
 use crate::delivery::http::Clock;
 use crate::delivery::sign::{CookieAttributes, Policy, Signer, TitlePrefix};
 use crate::delivery::state::{playable, TitleStates};
+use crate::delivery::uploads::{self, Uploads};
 use crate::pipeline::manifest::Manifest;
 use crate::store::Store;
 use crate::title::Title;
@@ -87,6 +90,7 @@ pub struct ApiConfig {
     authoriser: Authoriser,
     clock: Clock,
     state_ttl: u64,
+    uploads: Option<Arc<Uploads>>,
 }
 
 impl ApiConfig {
@@ -123,6 +127,7 @@ impl ApiConfig {
             authoriser,
             clock: crate::clock::system_clock(),
             state_ttl: 2,
+            uploads: None,
         })
     }
 
@@ -176,6 +181,13 @@ impl ApiConfig {
         self
     }
 
+    /// Offers `POST /v1/uploads` (behind the same authoriser) and its companions
+    /// ([`crate::delivery::uploads`]).
+    pub fn uploads(mut self, uploads: Uploads) -> ApiConfig {
+        self.uploads = Some(Arc::new(uploads));
+        self
+    }
+
     /// `<cdn base>/<output prefix><title>.hls/`, percent-encoded ([`Title::url_folder`]).
     pub fn title_url(&self, title: &Title) -> String {
         format!(
@@ -212,19 +224,28 @@ struct Api {
 /// `/v1/titles/{title}/playback` (behind the bearer check unless disabled) and `/healthz`.
 pub fn router(config: ApiConfig, store: Arc<dyn Store>, signer: Arc<Signer>) -> Router {
     let states = TitleStates::new(store, &config.output_prefix, config.state_ttl);
+    let uploads = config.uploads.clone();
     let api = Arc::new(Api {
         config,
         states,
         signer,
         issued: Mutex::new(HashMap::new()),
     });
-    let v1 = Router::new()
-        .route("/v1/titles/{*rest}", get(playback))
+    let mut v1 = Router::new().route("/v1/titles/{*rest}", get(playback));
+    if let Some(uploads) = &uploads {
+        v1 = v1.merge(uploads::authorised_routes(Arc::clone(uploads)));
+    }
+    let v1 = v1
         .route_layer(middleware::from_fn_with_state(Arc::clone(&api), authorize))
         .with_state(api);
-    Router::new()
+    let mut app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .merge(v1)
+        .merge(v1);
+    // Part URLs carry their own capability: outside the authoriser.
+    if let Some(parts) = uploads.as_deref().and_then(uploads::open_routes) {
+        app = app.merge(parts);
+    }
+    app
 }
 
 /// Runs the authoriser and hands its [`Grant`] to the handler, which checks the title against
@@ -455,14 +476,14 @@ fn issue(
     Ok(Issued { set_cookies, body })
 }
 
-fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
     let mut r = (status, axum::Json(value)).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
-fn json_error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn json_error(status: StatusCode, message: &str) -> Response {
     json_response(status, &serde_json::json!({ "error": message }))
 }
 

@@ -9,7 +9,9 @@ use hlspipe::delivery::api::{self, ApiConfig};
 use hlspipe::delivery::edge::{self, Access, EdgeConfig};
 use hlspipe::delivery::http::{self, AccessLog};
 use hlspipe::delivery::sign::{CookieAttributes, KeySet, PrivateKey, SameSite, Signer, Verifier};
-use hlspipe::store::location::Stores;
+use hlspipe::delivery::uploads::{target_for, UploadRules, Uploads};
+use hlspipe::pipeline::config::PipelineConfig;
+use hlspipe::store::location::{Stores, UrlStore};
 use hlspipe::store::S3Settings;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -99,9 +101,61 @@ pub struct Args {
         default_value_t = 5
     )]
     shutdown_grace: u64,
+    #[command(flatten)]
+    uploads: UploadArgs,
     /// Serve the edge without any signature check. Only to measure what the check costs.
     #[arg(long, hide = true)]
     unsigned_edge_for_benchmarks: bool,
+}
+
+/// `POST /v1/uploads` and what bounds it.
+#[derive(clap::Args)]
+struct UploadArgs {
+    /// Offer uploads from the site (POST /v1/uploads, behind the same authoriser): presigned S3
+    /// URLs with an s3:// store, this server's own part endpoint with a file:/// one.
+    #[arg(long = "uploads", env = "HLSPIPE_UPLOADS")]
+    enabled: bool,
+    /// Where uploads go in the bucket, as the worker reads them.
+    #[arg(long, env = "HLSPIPE_INPUT_PREFIX", default_value = "uploads/")]
+    input_prefix: String,
+    /// The largest upload accepted, in bytes (default 50 GiB).
+    #[arg(long = "upload-max-bytes", env = "HLSPIPE_UPLOAD_MAX_BYTES", value_name = "BYTES",
+          default_value_t = hlspipe::delivery::uploads::DEFAULT_MAX_SIZE)]
+    max_bytes: u64,
+    /// How long part URLs are valid, in seconds.
+    #[arg(long = "upload-url-ttl", env = "HLSPIPE_UPLOAD_URL_TTL", value_name = "SECS",
+          default_value_t = hlspipe::delivery::uploads::DEFAULT_URL_TTL)]
+    url_ttl: u64,
+    /// Where callers reach this API, for the complete/abort (and folder part) URLs of an
+    /// answer (default: the CDN base URL, where the API is reached in production).
+    #[arg(long, env = "HLSPIPE_API_BASE_URL", value_name = "URL")]
+    api_base_url: Option<String>,
+}
+
+/// The upload endpoints for the store `opened`, if asked for.
+fn uploads(
+    args: &UploadArgs,
+    output_prefix: &str,
+    opened: &UrlStore,
+    cdn_base: &str,
+) -> anyhow::Result<Option<Uploads>> {
+    if !args.enabled {
+        return Ok(None);
+    }
+    let pipeline = PipelineConfig {
+        input_prefix: args.input_prefix.clone(),
+        output_prefix: output_prefix.to_owned(),
+        ..PipelineConfig::default()
+    }
+    .validate()?;
+    let rules = UploadRules::new(pipeline)
+        .max_size(args.max_bytes)
+        .map_err(anyhow::Error::msg)?
+        .url_ttl(args.url_ttl)
+        .map_err(anyhow::Error::msg)?;
+    let target = target_for(opened).context("--uploads")?;
+    let base = args.api_base_url.as_deref().unwrap_or(cdn_base);
+    Ok(Some(Uploads::new(rules, target, base)))
 }
 
 fn access_log(target: &str) -> anyhow::Result<AccessLog> {
@@ -125,6 +179,12 @@ fn check_listen(args: &Args) -> anyhow::Result<()> {
     if args.auth.no_auth && !ip.is_loopback() {
         anyhow::bail!(
             "--no-auth with --listen {}: off loopback anyone could get cookies; use --token",
+            args.listen
+        );
+    }
+    if args.uploads.enabled && args.auth.mode()? == AuthMode::None && !ip.is_loopback() {
+        anyhow::bail!(
+            "--uploads with --auth none on {}: anyone could write to the bucket; use --token or --auth jwt",
             args.listen
         );
     }
@@ -160,8 +220,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let keys = KeySet::new(&args.key_pair_id, key)?;
     let verifier = Arc::new(Verifier::new(keys.public_keys()));
     let signer = Arc::new(Signer::new(keys, args.hash.into()));
-    let store = Stores::open_url(&args.store, &args.bucket, S3Settings::from_env())
+    let opened = Stores::open_url_kind(&args.store, &args.bucket, S3Settings::from_env())
         .with_context(|| format!("--store {}", args.store))?;
+    let store = opened.store();
     let log = access_log(&args.access_log)?;
     let limits = http::Limits {
         header_timeout: Duration::from_secs(args.header_timeout),
@@ -192,6 +253,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .output_prefix(&args.output_prefix)?
             .lifetime(args.cookie_ttl, 60.min(args.cookie_ttl))?
             .cookie_attributes(cookie_attributes);
+        let api_config = match uploads(&args.uploads, &args.output_prefix, &opened, &cdn_base)? {
+            Some(uploads) => api_config.uploads(uploads),
+            None => api_config,
+        };
 
         let mut edge_config = EdgeConfig::new(&cdn_base)?
             .map_prefix(&format!("/{}", args.output_prefix), &args.output_prefix)?;

@@ -14,11 +14,16 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, Method, Request};
 use axum::Router;
 use base64::Engine;
+use hlspipe::delivery::uploads::{self, UploadRules, UploadTarget, Uploads};
+use hlspipe::pipeline::config::PipelineConfig;
+use hlspipe::store::location::Stores;
+use hlspipe::store::{S3Settings, Store};
+use std::sync::Arc;
 use tower::ServiceExt;
 
-/// The largest response body passed back (a playback answer is a few hundred bytes; the
-/// function URL limit is 6 MB).
-const MAX_BODY: usize = 1 << 20;
+/// The largest response body passed back (a playback answer is a few hundred bytes, an
+/// upload's at most 500 presigned URLs; the function URL limit is 6 MB).
+const MAX_BODY: usize = 4 << 20;
 
 /// Answers one function-URL request with `router`. A request the router cannot be given (no
 /// method, a path that is not a URI) gets a JSON 400, as `serve` would.
@@ -128,6 +133,17 @@ pub struct ApiFunctionConfig {
     /// `HLSPIPE_SECRET_REFRESH_SECONDS`, default 300: how often the secrets are read again,
     /// so that a rotated key is used without a deploy.
     pub refresh_seconds: u64,
+    /// `HLSPIPE_UPLOADS=on`: `POST /v1/uploads` is offered (never with `HLSPIPE_API_AUTH=none`).
+    pub uploads: Option<UploadSettings>,
+}
+
+/// What bounds uploads from the site (`HLSPIPE_INPUT_PREFIX`, `HLSPIPE_UPLOAD_MAX_BYTES`,
+/// `HLSPIPE_UPLOAD_URL_TTL`).
+#[derive(Debug, Clone)]
+pub struct UploadSettings {
+    pub input_prefix: String,
+    pub max_bytes: u64,
+    pub url_ttl: u64,
 }
 
 impl ApiFunctionConfig {
@@ -149,6 +165,19 @@ impl ApiFunctionConfig {
                 ))
             }
         }
+        let uploads = match get("HLSPIPE_UPLOADS").as_deref() {
+            None | Some("off") => None,
+            Some("on") if token_secret.is_none() => return Err(
+                "HLSPIPE_UPLOADS=on with HLSPIPE_API_AUTH=none: anyone could write to the bucket"
+                    .into(),
+            ),
+            Some("on") => Some(UploadSettings {
+                input_prefix: get("HLSPIPE_INPUT_PREFIX").unwrap_or_else(|| "uploads/".into()),
+                max_bytes: number("HLSPIPE_UPLOAD_MAX_BYTES", uploads::DEFAULT_MAX_SIZE)?,
+                url_ttl: number("HLSPIPE_UPLOAD_URL_TTL", uploads::DEFAULT_URL_TTL)?,
+            }),
+            Some(other) => return Err(format!("HLSPIPE_UPLOADS={other:?}: on or off")),
+        };
         Ok(ApiFunctionConfig {
             cdn_base_url: need("HLSPIPE_CDN_BASE_URL")?,
             output_prefix: get("HLSPIPE_OUTPUT_PREFIX").unwrap_or_else(|| "hls/".into()),
@@ -159,6 +188,7 @@ impl ApiFunctionConfig {
             token_secret,
             cookie_ttl: number("HLSPIPE_COOKIE_TTL", 3600)?,
             refresh_seconds: number("HLSPIPE_SECRET_REFRESH_SECONDS", 300)?.max(1),
+            uploads,
         })
     }
 }
@@ -170,10 +200,67 @@ pub struct Secrets {
     pub token: Option<String>,
 }
 
+/// What the API reads and writes: the store of title state and, with uploads on, where
+/// uploads go.
+#[derive(Clone)]
+pub struct Backend {
+    pub store: Arc<dyn Store>,
+    pub uploads: Option<Arc<dyn UploadTarget>>,
+}
+
+impl Backend {
+    /// The store `HLSPIPE_STORE` names and, with `HLSPIPE_UPLOADS=on`, its upload target.
+    pub fn open(config: &ApiFunctionConfig) -> Result<Backend, String> {
+        let opened = Stores::open_url_kind(&config.store, &config.bucket, S3Settings::from_env())
+            .map_err(|e| e.to_string())?;
+        let uploads = match config.uploads {
+            Some(_) => Some(uploads::target_for(&opened).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        Ok(Backend {
+            store: opened.store(),
+            uploads,
+        })
+    }
+
+    /// Title state only: no uploads.
+    pub fn store_only(store: Arc<dyn Store>) -> Backend {
+        Backend {
+            store,
+            uploads: None,
+        }
+    }
+}
+
+/// The upload endpoints, when configured and given a target.
+fn upload_endpoints(
+    config: &ApiFunctionConfig,
+    backend: &Backend,
+) -> Result<Option<Uploads>, String> {
+    let (Some(settings), Some(target)) = (&config.uploads, &backend.uploads) else {
+        return Ok(None);
+    };
+    let pipeline = PipelineConfig {
+        input_prefix: settings.input_prefix.clone(),
+        output_prefix: config.output_prefix.clone(),
+        ..PipelineConfig::default()
+    }
+    .validate()
+    .map_err(|e| e.to_string())?;
+    let rules = UploadRules::new(pipeline)
+        .max_size(settings.max_bytes)?
+        .url_ttl(settings.url_ttl)?;
+    Ok(Some(Uploads::new(
+        rules,
+        Arc::clone(target),
+        &config.cdn_base_url,
+    )))
+}
+
 /// The playback router for `secrets` (the same one `hlspipe serve` builds, without the edge).
 pub fn build_router(
     config: &ApiFunctionConfig,
-    store: std::sync::Arc<dyn hlspipe::store::Store>,
+    backend: &Backend,
     secrets: &Secrets,
 ) -> Result<Router, String> {
     use hlspipe::delivery::api::{self, ApiConfig, Auth};
@@ -189,8 +276,12 @@ pub fn build_router(
         .and_then(|c| c.output_prefix(&config.output_prefix))
         .and_then(|c| c.lifetime(config.cookie_ttl, 60.min(config.cookie_ttl)))
         .map_err(|e| e.to_string())?;
-    let signer = std::sync::Arc::new(Signer::new(keys, HashAlgorithm::Sha1));
-    Ok(api::router(api_config, store, signer))
+    let api_config = match upload_endpoints(config, backend)? {
+        Some(uploads) => api_config.uploads(uploads),
+        None => api_config,
+    };
+    let signer = Arc::new(Signer::new(keys, HashAlgorithm::Sha1));
+    Ok(api::router(api_config, Arc::clone(&backend.store), signer))
 }
 
 /// The router in use, rebuilt when a refresh finds other secrets: requests already running

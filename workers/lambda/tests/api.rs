@@ -8,7 +8,7 @@ use aws_lambda_events::event::lambda_function_urls::{
 use hlspipe::delivery::sign::{PublicKey, PublicKeySet, Verifier};
 use hlspipe::store::{DirStore, Store};
 use hlspipe_lambda::api::{
-    build_router, handle_url_request, ApiFunctionConfig, LiveRouter, Secrets,
+    build_router, handle_url_request, ApiFunctionConfig, Backend, LiveRouter, Secrets,
 };
 use serde_json::Value;
 use std::path::Path;
@@ -85,7 +85,12 @@ fn answer(r: &LambdaFunctionUrlResponse) -> Value {
 async fn a_function_url_request_gets_the_same_answer_as_serve() {
     let (dir, store) = bucket();
     let config = config(dir.path());
-    let router = build_router(&config, store, &secrets(&key("rsa2048.pkcs1.pem"))).unwrap();
+    let router = build_router(
+        &config,
+        &Backend::store_only(store),
+        &secrets(&key("rsa2048.pkcs1.pem")),
+    )
+    .unwrap();
 
     let r = handle_url_request(router.clone(), event()).await;
     assert_eq!(r.status_code, 200, "{:?}", r.body);
@@ -152,7 +157,7 @@ async fn a_rotated_private_key_takes_effect_and_a_bad_one_is_refused() {
     let (dir, store) = bucket();
     let config = config(dir.path());
     let first = secrets(&key("rsa2048.pkcs1.pem"));
-    let build = |s: &Secrets| build_router(&config, Arc::clone(&store), s);
+    let build = |s: &Secrets| build_router(&config, &Backend::store_only(Arc::clone(&store)), s);
     let live = LiveRouter::new(first.clone(), build(&first).unwrap());
     assert!(
         !live.update(first.clone(), build).unwrap(),

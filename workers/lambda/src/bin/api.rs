@@ -4,10 +4,8 @@
 //! ([`hlspipe_lambda::api`]).
 
 use hlspipe::aws::secrets::{SecretReader, SecretRef};
-use hlspipe::store::location::Stores;
-use hlspipe::store::S3Settings;
 use hlspipe_lambda::api::{
-    build_router, handle_url_request, ApiFunctionConfig, LiveRouter, Secrets,
+    build_router, handle_url_request, ApiFunctionConfig, Backend, LiveRouter, Secrets,
 };
 use hlspipe_lambda::init_logging;
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -34,10 +32,14 @@ async fn read_secrets(
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_logging();
     let config = ApiFunctionConfig::from_vars(std::env::vars())?;
-    let store = Stores::open_url(&config.store, &config.bucket, S3Settings::from_env())?;
+    // Off the runtime's threads: an S3 client starts (and blocks on) a runtime of its own.
+    let backend = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || Backend::open(&config)).await??
+    };
     let reader = Arc::new(SecretReader::from_env().await?);
     let secrets = read_secrets(&reader, &config).await?;
-    let router = build_router(&config, Arc::clone(&store), &secrets)?;
+    let router = build_router(&config, &backend, &secrets)?;
     let live = Arc::new(LiveRouter::new(secrets, router));
     {
         let (live, reader, config) = (Arc::clone(&live), Arc::clone(&reader), config.clone());
@@ -53,7 +55,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                         continue;
                     }
                 };
-                match live.update(fresh, |s| build_router(&config, Arc::clone(&store), s)) {
+                match live.update(fresh, |s| build_router(&config, &backend, s)) {
                     Ok(true) => tracing::info!("secrets changed: signing with the new key"),
                     Ok(false) => {}
                     Err(e) => {

@@ -165,7 +165,7 @@ impl FolderUploads {
         };
         std::fs::rename(&tmp, dir.join(format!("part-{n}")))
             .map_err(|e| UploadError::Storage(format!("part {n} of {}: {e}", session.key)))?;
-        let slot = usize::try_from(n - 1)
+        let slot = usize::try_from(n.saturating_sub(1))
             .ok()
             .and_then(|i| session.etags.get_mut(i));
         if let Some(slot) = slot {

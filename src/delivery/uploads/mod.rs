@@ -235,7 +235,7 @@ pub struct UploadPlan {
 impl UploadPlan {
     /// The byte length of part `n` (1-based).
     pub fn part_len(&self, n: u64) -> u64 {
-        let start = (n - 1).saturating_mul(self.part_size);
+        let start = n.saturating_sub(1).saturating_mul(self.part_size);
         self.size.saturating_sub(start).min(self.part_size)
     }
 }

@@ -119,12 +119,15 @@ async fn complete(
     };
     let count = u64::try_from(parts.len()).unwrap_or(u64::MAX);
     if count == 0 || count > MAX_PARTS {
-        return json_error(StatusCode::BAD_REQUEST, "parts: 1 to 500 parts, in order");
+        let message = format!("parts: list 1 to {MAX_PARTS} parts, in order");
+        return json_error(StatusCode::BAD_REQUEST, &message);
     }
-    let (key, target_id) = match upload_of(&up, grant, &id) {
-        Ok(found) => found,
-        Err(refused) => return refused,
+    let Some((key, target_id, title)) = upload_of(&up, &id) else {
+        return json_error(StatusCode::NOT_FOUND, "no such upload");
     };
+    if let Some(denied) = denied(grant, &title) {
+        return denied;
+    }
     let (task_up, task_key) = (Arc::clone(&up), key.clone());
     let done =
         tokio::task::spawn_blocking(move || task_up.target.complete(&task_key, &target_id, &parts))
@@ -147,10 +150,12 @@ async fn abort(
     grant: Option<Extension<Grant>>,
     Path(id): Path<String>,
 ) -> Response {
-    let (key, target_id) = match upload_of(&up, grant, &id) {
-        Ok(found) => found,
-        Err(refused) => return refused,
+    let Some((key, target_id, title)) = upload_of(&up, &id) else {
+        return json_error(StatusCode::NOT_FOUND, "no such upload");
     };
+    if let Some(denied) = denied(grant, &title) {
+        return denied;
+    }
     let task_up = Arc::clone(&up);
     match tokio::task::spawn_blocking(move || task_up.target.abort(&key, &target_id)).await {
         Ok(Ok(())) => {
@@ -163,21 +168,12 @@ async fn abort(
     }
 }
 
-/// The key and target id of an API upload id whose title the caller may upload: 404 for an
-/// id that is not one of ours, 403 for a title outside the grant.
-fn upload_of(
-    up: &Uploads,
-    grant: Option<Extension<Grant>>,
-    id: &str,
-) -> Result<(String, String), Response> {
-    let not_found = || json_error(StatusCode::NOT_FOUND, "no such upload");
-    let (key, target_id) = decode_upload_id(id).ok_or_else(not_found)?;
-    let KeyRole::Media { title } = classify_key(&up.rules.pipeline, &key) else {
-        return Err(not_found());
-    };
-    match denied(grant, &title) {
-        Some(refused) => Err(refused),
-        None => Ok((key, target_id)),
+/// The key, target id and title of an API upload id; `None` when it is not one of ours.
+fn upload_of(up: &Uploads, id: &str) -> Option<(String, String, Title)> {
+    let (key, target_id) = decode_upload_id(id)?;
+    match classify_key(&up.rules.pipeline, &key) {
+        KeyRole::Media { title } => Some((key, target_id, title)),
+        _ => None,
     }
 }
 

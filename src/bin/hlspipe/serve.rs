@@ -276,8 +276,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
         // Before saying we listen: a SIGTERM sent as soon as we do is then never missed.
         let shutdown = http::shutdown_signal();
+        let uploads_note = if args.uploads.enabled { ", uploads POST /v1/uploads" } else { "" };
         eprintln!(
-            "hlspipe serve: listening on http://{addr} (API /v1/titles/<title>/playback, edge /{}…, CDN base {cdn_base})",
+            "hlspipe serve: listening on http://{addr} (API /v1/titles/<title>/playback{uploads_note}, edge /{}…, CDN base {cdn_base})",
             args.output_prefix
         );
         http::serve_with(listener, app, shutdown, limits).await?;

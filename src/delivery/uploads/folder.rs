@@ -123,7 +123,7 @@ impl FolderUploads {
                     part.part_number
                 )));
             }
-            match &session.etags[i] {
+            match session.etags.get(i).cloned().flatten() {
                 None => return Err(UploadError::Invalid(format!("part {n} was not uploaded"))),
                 Some(etag) if etag != part.etag.trim().trim_matches('"') => {
                     return Err(UploadError::Invalid(format!(

@@ -10,6 +10,8 @@
 //!   401 no or wrong token (WWW-Authenticate: Bearer)   400 bad title
 //!   403 the token does not allow this title             404 no manifest.json
 //!   409 nothing playable yet, or any more ({"title","state","error"})
+//! POST /v1/uploads …                  uploads from the site, when configured
+//!                                     ([`crate::delivery::uploads`])
 //! GET /healthz                        200 ok
 //! ```
 //!
@@ -32,6 +34,7 @@ use crate::delivery::cors::{BadOrigin, Cors, Preflight};
 use crate::delivery::http::Clock;
 use crate::delivery::sign::{CookieAttributes, Policy, Signer, TitlePrefix};
 use crate::delivery::state::{playable, TitleStates};
+use crate::delivery::uploads::{self, Uploads};
 use crate::pipeline::manifest::Manifest;
 use crate::store::Store;
 use crate::title::Title;
@@ -91,6 +94,7 @@ pub struct ApiConfig {
     clock: Clock,
     state_ttl: u64,
     cors: Cors,
+    uploads: Option<Arc<Uploads>>,
 }
 
 impl ApiConfig {
@@ -127,7 +131,8 @@ impl ApiConfig {
             authoriser,
             clock: crate::clock::system_clock(),
             state_ttl: 2,
-            cors: Cors::new("GET, POST", "Authorization, Content-Type", ""),
+            cors: Cors::new("GET, POST, DELETE", "Authorization, Content-Type", ""),
+            uploads: None,
         })
     }
 
@@ -190,6 +195,13 @@ impl ApiConfig {
         self
     }
 
+    /// Offers `POST /v1/uploads` (behind the same authoriser) and its companions
+    /// ([`crate::delivery::uploads`]).
+    pub fn uploads(mut self, uploads: Uploads) -> ApiConfig {
+        self.uploads = Some(Arc::new(uploads));
+        self
+    }
+
     /// `<cdn base>/<output prefix><title>.hls/`, percent-encoded ([`Title::url_folder`]).
     pub fn title_url(&self, title: &Title) -> String {
         format!(
@@ -226,6 +238,7 @@ struct Api {
 /// `/v1/titles/{title}/playback` (behind the bearer check unless disabled) and `/healthz`.
 pub fn router(config: ApiConfig, store: Arc<dyn Store>, signer: Arc<Signer>) -> Router {
     let states = TitleStates::new(store, &config.output_prefix, config.state_ttl);
+    let uploads = config.uploads.clone();
     let api = Arc::new(Api {
         config,
         states,
@@ -233,15 +246,23 @@ pub fn router(config: ApiConfig, store: Arc<dyn Store>, signer: Arc<Signer>) -> 
         issued: Mutex::new(HashMap::new()),
     });
     let cors = Arc::new(api.config.cors.clone());
-    let v1 = Router::new()
-        .route("/v1/titles/{*rest}", get(playback))
+    let mut v1 = Router::new().route("/v1/titles/{*rest}", get(playback));
+    if let Some(uploads) = &uploads {
+        v1 = v1.merge(uploads::authorised_routes(Arc::clone(uploads)));
+    }
+    let v1 = v1
         .route_layer(middleware::from_fn_with_state(Arc::clone(&api), authorize))
         .with_state(api)
         // Outside the authoriser: a preflight carries no credentials.
         .layer(middleware::from_fn_with_state(cors, with_cors));
-    Router::new()
+    let mut app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .merge(v1)
+        .merge(v1);
+    // Part URLs carry their own capability: outside the authoriser.
+    if let Some(parts) = uploads.as_deref().and_then(uploads::open_routes) {
+        app = app.merge(parts);
+    }
+    app
 }
 
 /// Answers preflights from allowed origins (403 for others) before anything else, and adds the
@@ -485,14 +506,14 @@ fn issue(
     Ok(Issued { set_cookies, body })
 }
 
-fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
     let mut r = (status, axum::Json(value)).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
-fn json_error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn json_error(status: StatusCode, message: &str) -> Response {
     json_response(status, &serde_json::json!({ "error": message }))
 }
 

@@ -158,14 +158,27 @@ impl Stores {
     /// The store a `serve`-style URL names: `file:///PATH` with `bucket` (a folder of it), or
     /// `s3://BUCKET[/PREFIX]`.
     pub fn open_url(url: &str, bucket: &str, settings: S3Settings) -> Result<Arc<dyn Store>> {
+        Ok(Stores::open_url_kind(url, bucket, settings)?.store())
+    }
+
+    /// [`Stores::open_url`], keeping what kind of store it is (uploads need to know:
+    /// [`crate::delivery::uploads`]).
+    pub fn open_url_kind(url: &str, bucket: &str, settings: S3Settings) -> Result<UrlStore> {
         match StoreUrl::parse(url)? {
-            StoreUrl::Folders(root) => Stores::dir(root).bucket(bucket),
+            StoreUrl::Folders(root) => {
+                let store = Stores::dir(&root).bucket(bucket)?;
+                Ok(UrlStore::Folder {
+                    root,
+                    bucket: bucket.to_owned(),
+                    store,
+                })
+            }
             StoreUrl::S3 {
                 bucket: Some(b),
                 prefix,
             } => {
                 let client = Arc::new(S3Client::new(&settings)?);
-                Ok(Arc::new(S3Store::new(client, &b, &prefix)))
+                Ok(UrlStore::S3(Arc::new(S3Store::new(client, &b, &prefix))))
             }
             StoreUrl::S3 { bucket: None, .. } => Err(Error::Config(
                 "store 's3://': name the bucket (s3://BUCKET[/PREFIX])".into(),
@@ -253,6 +266,26 @@ impl Stores {
         let store = self.bucket(bucket)?;
         super::open_source(&store, key)?
             .ok_or_else(|| Error::store_permanent(key, "no such object"))
+    }
+}
+
+/// The store a `serve`-style URL opened ([`Stores::open_url_kind`]).
+pub enum UrlStore {
+    /// Bucket `bucket` as the folder `root/bucket`.
+    Folder {
+        root: PathBuf,
+        bucket: String,
+        store: Arc<dyn Store>,
+    },
+    S3(Arc<S3Store>),
+}
+
+impl UrlStore {
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            UrlStore::Folder { store, .. } => Arc::clone(store),
+            UrlStore::S3(s3) => Arc::clone(s3) as Arc<dyn Store>,
+        }
     }
 }
 

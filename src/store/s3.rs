@@ -164,7 +164,7 @@ impl S3Client {
         &self.client
     }
 
-    fn block_on<F: Future>(&self, f: F) -> F::Output {
+    pub(crate) fn block_on<F: Future>(&self, f: F) -> F::Output {
         match &self.runtime {
             Runtime::Owned(Some(rt)) => rt.block_on(f),
             // `Owned(None)` exists only during drop.
@@ -299,6 +299,10 @@ impl S3Store {
 
     pub fn bucket(&self) -> &str {
         &self.bucket
+    }
+
+    pub fn client(&self) -> &Arc<S3Client> {
+        &self.client
     }
 
     pub fn prefix(&self) -> &str {

@@ -292,7 +292,7 @@ fn template_wires_the_api_function_with_least_privilege() {
             .find(|s| s["Sid"] == sid)
             .unwrap_or_else(|| panic!("no {sid}"))
     };
-    assert_eq!(statements.len(), 3, "{statements:?}");
+    assert_eq!(statements.len(), 4, "{statements:?}");
     assert_eq!(by_sid("ReadTitleState")["Action"], "s3:GetObject");
     let resource = by_sid("ReadTitleState")["Resource"]["Fn::Sub"]
         .as_str()
@@ -582,4 +582,55 @@ fn template_wires_the_domain_cors_keys_and_bucket_for_production() {
         "{deny}"
     );
     assert_eq!(deny["Principal"]["Service"], "cloudfront.amazonaws.com");
+}
+
+/// Uploads from the site (`UploadOrigin`): the API function may start, complete and abort
+/// multipart uploads under the input prefix and nothing more, the bucket lets that origin PUT
+/// parts and read their ETag, abandoned uploads are aborted, and bearer auth is required.
+#[test]
+fn template_wires_uploads_from_the_site() {
+    let t = template();
+    let r = &t["Resources"];
+    let f = &r["ApiFunction"]["Properties"];
+    let env = &f["Environment"]["Variables"];
+    assert_eq!(
+        env["HLSPIPE_UPLOADS"]["Fn::If"],
+        serde_json::json!(["HasUploads", "on", "off"])
+    );
+    assert_eq!(env["HLSPIPE_INPUT_PREFIX"]["Ref"], "InputPrefix");
+
+    let statements = f["Policies"][0]["Statement"].as_array().unwrap();
+    let upload = statements
+        .iter()
+        .find_map(|s| s["Fn::If"].as_array().filter(|i| i[0] == "HasUploads"))
+        .expect("a statement only with uploads");
+    assert_eq!(upload[2]["Ref"], "AWS::NoValue");
+    let write = &upload[1];
+    assert_eq!(write["Sid"], "WriteUploads");
+    assert_eq!(
+        write["Action"],
+        serde_json::json!(["s3:PutObject", "s3:AbortMultipartUpload"])
+    );
+    let resource = write["Resource"]["Fn::Sub"].as_str().unwrap();
+    assert!(
+        resource.ends_with(":s3:::${BucketName}/${InputPrefix}*"),
+        "{resource}"
+    );
+
+    let bucket = &r["MediaBucket"]["Properties"];
+    let cors = &bucket["CorsConfiguration"]["Fn::If"];
+    assert_eq!(cors[0], "HasUploads");
+    let rule = &cors[1]["CorsRules"][0];
+    assert_eq!(rule["AllowedMethods"], serde_json::json!(["PUT"]));
+    assert_eq!(rule["AllowedOrigins"][0]["Ref"], "UploadOrigin");
+    assert_eq!(rule["ExposedHeaders"], serde_json::json!(["ETag"]));
+    let lifecycle = &bucket["LifecycleConfiguration"]["Rules"][1];
+    assert_eq!(lifecycle["Prefix"]["Ref"], "InputPrefix");
+    assert!(lifecycle["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"].is_number());
+
+    let rule = &t["Rules"]["UploadsNeedAnAuthoriser"];
+    assert_eq!(
+        rule["Assertions"][0]["Assert"]["Fn::Not"][0]["Fn::Equals"][1],
+        "none"
+    );
 }

@@ -12,3 +12,4 @@ mod s3_subtitles;
 mod secrets;
 mod serve_s3;
 mod store_conformance;
+mod uploads_s3;

@@ -14,3 +14,4 @@ mod sign_cli;
 mod sign_crosscheck;
 mod sign_openssl;
 mod sign_verify;
+mod uploads;

@@ -244,6 +244,45 @@ fn one_listing_error_stops_the_dev_upload_watcher_regression_self_referencing_sy
     }
 }
 
+/// A page uploads through the API (`POST /v1/uploads`, the part PUT to the dev server, then
+/// complete), as a site would to S3: the file lands whole in the uploads folder under a name
+/// with spaces and accents, and the watcher packages it.
+#[test]
+fn dev_takes_an_upload_through_the_api_and_plays_it() {
+    use support::edge::request_url;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let dev = start(&data);
+    let bytes = std::fs::read(fixture("h264_aac_faststart.mp4")).unwrap();
+    let request = serde_json::json!({
+        "filename": "IMG 0001.MP4",
+        "size": bytes.len(),
+        "title": "Vacances d'été/Jour 1 – plage",
+    })
+    .to_string();
+    let json = [("Content-Type", "application/json")];
+    let r = request_url(
+        "POST",
+        &format!("{}/v1/uploads", dev.base),
+        &json,
+        Some(request.as_bytes()),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let answer = r.json();
+    assert_eq!(answer["parts"].as_array().unwrap().len(), 1);
+    let part = answer["parts"][0]["url"].as_str().unwrap();
+    let r = request_url("PUT", part, &[], Some(&bytes));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let etag = r.header("etag").unwrap().to_owned();
+    let done = serde_json::json!({"parts": [{"part_number": 1, "etag": etag}]}).to_string();
+    let complete = answer["complete"]["url"].as_str().unwrap();
+    let r = request_url("POST", complete, &json, Some(done.as_bytes()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let upload = data.join("media/uploads/Vacances d'été/Jour 1 – plage.mp4");
+    assert_eq!(std::fs::read(&upload).unwrap(), bytes);
+    wait_playable(&dev, "Vacances d'été/Jour 1 – plage");
+}
+
 #[test]
 fn dev_refuses_to_listen_off_loopback_without_a_token() {
     let tmp = tempfile::tempdir().unwrap();

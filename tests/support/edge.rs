@@ -330,6 +330,25 @@ impl HttpResponse {
     }
 }
 
+/// An absolute `http://host:port/path?query` URL (as an API answer gives) as the address to
+/// connect to and the request target.
+pub fn split_url(url: &str) -> (SocketAddr, String) {
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (host, target) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    (host.parse().expect("host:port"), target.to_owned())
+}
+
+/// One HTTP/1.1 request to an absolute URL, with an optional body.
+pub fn request_url(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> HttpResponse {
+    let (addr, target) = split_url(url);
+    request_with_body(addr, method, &target, headers, body)
+}
+
 /// One HTTP/1.1 request on a fresh connection (`Connection: close`); reads the whole answer,
 /// decoding a chunked body. HEAD answers have no body whatever their Content-Length says.
 pub fn request(
@@ -337,6 +356,17 @@ pub fn request(
     method: &str,
     target: &str,
     headers: &[(&str, &str)],
+) -> HttpResponse {
+    request_with_body(addr, method, target, headers, None)
+}
+
+/// [`request`] with a body (sent with its `Content-Length`).
+pub fn request_with_body(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
 ) -> HttpResponse {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
@@ -346,8 +376,15 @@ pub fn request(
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
+    if let Some(body) = body {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).unwrap();
+    if let Some(body) = body {
+        // A server may answer (and close) before reading it all: a refusal is the answer.
+        let _ = stream.write_all(body);
+    }
 
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();

@@ -12,6 +12,7 @@ use hlspipe::delivery::api::{self, ApiConfig, Auth};
 use hlspipe::delivery::edge::{self, Access, EdgeConfig};
 use hlspipe::delivery::http::{self, AccessLog};
 use hlspipe::delivery::sign::{HashAlgorithm, KeySet, Signer, Verifier};
+use hlspipe::delivery::uploads::{self, UploadRules, Uploads};
 use hlspipe::dev::lanes::Lanes;
 use hlspipe::dev::watch::UploadWatcher;
 use hlspipe::dev::{self, DEV_KEY_PAIR_ID, PLAYER_PAGE, SAMPLE_MP4};
@@ -100,13 +101,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
         let base = format!("http://{addr}");
+        let target = uploads::folder_target(
+            Arc::clone(&store),
+            args.data.join(".hlspipe-uploads").join(BUCKET),
+        )?;
+        let uploads = Uploads::new(UploadRules::new((*config).clone()), target, &base);
         let app = dev_app(
             &base,
             args.token.as_deref(),
             &store,
             &config,
-            signer,
-            verifier,
+            (signer, verifier),
+            uploads,
             hls_js.clone(),
         )?;
         let watcher = tokio::spawn(watch_uploads(
@@ -124,14 +130,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Everything on one listener: the player page and its title list, the playback API
-/// (cookies for anyone on loopback, or for `token`), and the edge that checks them.
+/// (cookies for anyone on loopback, or for `token`), uploads from a page into the bucket
+/// folder (`POST /v1/uploads`, behind the same check), and the edge that checks cookies.
 fn dev_app(
     base: &str,
     token: Option<&str>,
     store: &Arc<dyn Store>,
     config: &PipelineConfig,
-    signer: Arc<Signer>,
-    verifier: Arc<Verifier>,
+    (signer, verifier): (Arc<Signer>, Arc<Verifier>),
+    uploads: Uploads,
     hls_js: Option<PathBuf>,
 ) -> anyhow::Result<Router> {
     let auth = match token {
@@ -139,7 +146,9 @@ fn dev_app(
         None => Auth::Disabled,
     };
     let out = config.output_prefix.clone();
-    let api_config = ApiConfig::new(base, auth)?.output_prefix(&out)?;
+    let api_config = ApiConfig::new(base, auth)?
+        .output_prefix(&out)?
+        .uploads(uploads);
     let edge_config = EdgeConfig::new(base)?.map_prefix(&format!("/{out}"), &out)?;
     let page = Arc::new(Page {
         store: Arc::clone(store),
@@ -173,6 +182,7 @@ fn banner(base: &str, bucket_dir: &Path, config: &PipelineConfig, hls_js: Option
          upload:   cp movie.mp4 {}\n  \
          titles:   {}\n  \
          playback: {base}/v1/titles/<title>/playback (sets the CloudFront cookies)\n  \
+         uploads:  POST {base}/v1/uploads (docs/uploads.md)\n  \
          edge:     {base}/{out}<title>.hls/master.m3u8 (needs the cookies)\n  \
          hls.js:   {}",
         bucket_dir.join(&config.input_prefix).display(),

@@ -10,7 +10,9 @@ use hlspipe::delivery::api::{self, ApiConfig};
 use hlspipe::delivery::edge::{self, Access, EdgeConfig};
 use hlspipe::delivery::http::{self, AccessLog};
 use hlspipe::delivery::sign::{CookieAttributes, KeySet, PrivateKey, SameSite, Signer, Verifier};
-use hlspipe::store::location::Stores;
+use hlspipe::delivery::uploads::{target_for, UploadRules, Uploads};
+use hlspipe::pipeline::config::PipelineConfig;
+use hlspipe::store::location::{Stores, UrlStore};
 use hlspipe::store::S3Settings;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -110,9 +112,61 @@ pub struct Args {
         default_value_t = 5
     )]
     shutdown_grace: u64,
+    #[command(flatten)]
+    uploads: UploadArgs,
     /// Serve the edge without any signature check. Only to measure what the check costs.
     #[arg(long, hide = true, requires = "edge")]
     unsigned_edge_for_benchmarks: bool,
+}
+
+/// `POST /v1/uploads` and what bounds it.
+#[derive(clap::Args)]
+struct UploadArgs {
+    /// Offer uploads from the site (POST /v1/uploads, behind the same authoriser): presigned S3
+    /// URLs with an s3:// store, this server's own part endpoint with a file:/// one.
+    #[arg(long = "uploads", env = "HLSPIPE_UPLOADS")]
+    enabled: bool,
+    /// Where uploads go in the bucket, as the worker reads them.
+    #[arg(long, env = "HLSPIPE_INPUT_PREFIX", default_value = "uploads/")]
+    input_prefix: String,
+    /// The largest upload accepted, in bytes (default 50 GiB).
+    #[arg(long = "upload-max-bytes", env = "HLSPIPE_UPLOAD_MAX_BYTES", value_name = "BYTES",
+          default_value_t = hlspipe::delivery::uploads::DEFAULT_MAX_SIZE)]
+    max_bytes: u64,
+    /// How long part URLs are valid, in seconds.
+    #[arg(long = "upload-url-ttl", env = "HLSPIPE_UPLOAD_URL_TTL", value_name = "SECS",
+          default_value_t = hlspipe::delivery::uploads::DEFAULT_URL_TTL)]
+    url_ttl: u64,
+    /// Where callers reach this API, for the complete/abort (and folder part) URLs of an
+    /// answer (default: the CDN base URL, where the API is reached in production).
+    #[arg(long, env = "HLSPIPE_API_BASE_URL", value_name = "URL")]
+    api_base_url: Option<String>,
+}
+
+/// The upload endpoints for the store `opened`, if asked for.
+fn uploads(
+    args: &UploadArgs,
+    output_prefix: &str,
+    opened: &UrlStore,
+    cdn_base: &str,
+) -> anyhow::Result<Option<Uploads>> {
+    if !args.enabled {
+        return Ok(None);
+    }
+    let pipeline = PipelineConfig {
+        input_prefix: args.input_prefix.clone(),
+        output_prefix: output_prefix.to_owned(),
+        ..PipelineConfig::default()
+    }
+    .validate()?;
+    let rules = UploadRules::new(pipeline)
+        .max_size(args.max_bytes)
+        .map_err(anyhow::Error::msg)?
+        .url_ttl(args.url_ttl)
+        .map_err(anyhow::Error::msg)?;
+    let target = target_for(opened).context("--uploads")?;
+    let base = args.api_base_url.as_deref().unwrap_or(cdn_base);
+    Ok(Some(Uploads::new(rules, target, base)))
 }
 
 fn access_log(target: &str) -> anyhow::Result<AccessLog> {
@@ -136,6 +190,12 @@ fn check_listen(args: &Args) -> anyhow::Result<()> {
     if args.auth.no_auth && !ip.is_loopback() {
         anyhow::bail!(
             "--no-auth with --listen {}: off loopback anyone could get cookies; use --token",
+            args.listen
+        );
+    }
+    if args.uploads.enabled && args.auth.mode()? == AuthMode::None && !ip.is_loopback() {
+        anyhow::bail!(
+            "--uploads with --auth none on {}: anyone could write to the bucket; use --token or --auth jwt",
             args.listen
         );
     }
@@ -179,8 +239,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let verifier = Arc::new(Verifier::new(trusted));
     let signer = Arc::new(Signer::new(keys, args.hash.into()));
-    let store = Stores::open_url(&args.store, &args.bucket, S3Settings::from_env())
+    let opened = Stores::open_url_kind(&args.store, &args.bucket, S3Settings::from_env())
         .with_context(|| format!("--store {}", args.store))?;
+    let store = opened.store();
     let log = access_log(&args.access_log)?;
     let limits = http::Limits {
         header_timeout: Duration::from_secs(args.header_timeout),
@@ -198,7 +259,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .cdn_base_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
-        let mut app = api::router(api_config(&args, &cdn_base, auth)?, Arc::clone(&store), signer);
+        let mut api_config = api_config(&args, &cdn_base, auth)?;
+        if let Some(uploads) = uploads(&args.uploads, &args.output_prefix, &opened, &cdn_base)? {
+            api_config = api_config.uploads(uploads);
+        }
+        let mut app = api::router(api_config, Arc::clone(&store), signer);
         if args.edge {
             app = app.merge(edge_router(&args, &cdn_base, store, verifier)?);
         }
@@ -211,8 +276,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         } else {
             "no edge".to_owned()
         };
+        let uploads_note = if args.uploads.enabled { ", uploads POST /v1/uploads" } else { "" };
         eprintln!(
-            "hlspipe serve: listening on http://{addr} (API /v1/titles/<title>/playback, {edge}, CDN base {cdn_base})",
+            "hlspipe serve: listening on http://{addr} (API /v1/titles/<title>/playback{uploads_note}, {edge}, CDN base {cdn_base})",
         );
         http::serve_with(listener, app, shutdown, limits).await?;
         eprintln!("hlspipe serve: stopped");

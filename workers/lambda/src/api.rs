@@ -18,15 +18,18 @@ use hlspipe::aws::secrets::{SecretReader, SecretRef};
 use hlspipe::delivery::api::{self, ApiConfig, Auth};
 use hlspipe::delivery::auth::{Jwks, JwksSettings, JwtAuthoriser, JwtKeys, JwtSettings};
 use hlspipe::delivery::sign::{CookieAttributes, HashAlgorithm, KeySet, PrivateKey, Signer};
-use hlspipe::store::Store;
+use hlspipe::delivery::uploads::{self, UploadRules, UploadTarget, Uploads};
+use hlspipe::pipeline::config::PipelineConfig;
+use hlspipe::store::location::Stores;
+use hlspipe::store::{S3Settings, Store};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use tower::ServiceExt;
 
-/// The largest response body passed back (a playback answer is a few hundred bytes; the
-/// function URL limit is 6 MB).
-const MAX_BODY: usize = 1 << 20;
+/// The largest response body passed back (a playback answer is a few hundred bytes, an
+/// upload's at most 500 presigned URLs; the function URL limit is 6 MB).
+const MAX_BODY: usize = 4 << 20;
 
 /// Answers one function-URL request with `router`. A request the router cannot be given (no
 /// method, a path that is not a URI) gets a JSON 400, as `serve` would.
@@ -169,6 +172,36 @@ pub struct ApiFunctionConfig {
     /// `HLSPIPE_SECRET_REFRESH_SECONDS`, default 300: how often the secrets are read again,
     /// so that a rotated key is used without a deploy.
     pub refresh_seconds: u64,
+    /// `HLSPIPE_UPLOADS=on`: `POST /v1/uploads` is offered (never with `HLSPIPE_API_AUTH=none`).
+    pub uploads: Option<UploadSettings>,
+}
+
+/// What bounds uploads from the site (`HLSPIPE_INPUT_PREFIX`, `HLSPIPE_UPLOAD_MAX_BYTES`,
+/// `HLSPIPE_UPLOAD_URL_TTL`).
+#[derive(Debug, Clone)]
+pub struct UploadSettings {
+    pub input_prefix: String,
+    pub max_bytes: u64,
+    pub url_ttl: u64,
+}
+
+impl UploadSettings {
+    fn from_vars(vars: &Vars, auth: &AuthSpec) -> Result<Option<UploadSettings>, String> {
+        match var(vars, "HLSPIPE_UPLOADS").as_deref() {
+            None | Some("off") => Ok(None),
+            Some("on") if *auth == AuthSpec::None => Err(
+                "HLSPIPE_UPLOADS=on with HLSPIPE_API_AUTH=none: anyone could write to the bucket"
+                    .into(),
+            ),
+            Some("on") => Ok(Some(UploadSettings {
+                input_prefix: var(vars, "HLSPIPE_INPUT_PREFIX")
+                    .unwrap_or_else(|| "uploads/".into()),
+                max_bytes: number(vars, "HLSPIPE_UPLOAD_MAX_BYTES", uploads::DEFAULT_MAX_SIZE)?,
+                url_ttl: number(vars, "HLSPIPE_UPLOAD_URL_TTL", uploads::DEFAULT_URL_TTL)?,
+            })),
+            Some(other) => Err(format!("HLSPIPE_UPLOADS={other:?}: on or off")),
+        }
+    }
 }
 
 type Vars = std::collections::HashMap<String, String>;
@@ -224,6 +257,8 @@ impl ApiFunctionConfig {
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, String> {
         let vars: Vars = vars.into_iter().collect();
         let need = |k: &str| var(&vars, k).ok_or_else(|| format!("{k} is not set"));
+        let auth = AuthSpec::from_vars(&vars)?;
+        let uploads = UploadSettings::from_vars(&vars, &auth)?;
         Ok(ApiFunctionConfig {
             cdn_base_url: need("HLSPIPE_CDN_BASE_URL")?,
             output_prefix: var(&vars, "HLSPIPE_OUTPUT_PREFIX").unwrap_or_else(|| "hls/".into()),
@@ -231,13 +266,14 @@ impl ApiFunctionConfig {
             bucket: var(&vars, "HLSPIPE_BUCKET").unwrap_or_default(),
             key_pair_id: var(&vars, "HLSPIPE_KEY_PAIR_ID"),
             private_key_secret: need("HLSPIPE_PRIVATE_KEY_SECRET")?,
-            auth: AuthSpec::from_vars(&vars)?,
+            auth,
             allow_origins: var(&vars, "HLSPIPE_ALLOW_ORIGIN")
                 .map(|v| v.split(',').map(|o| o.trim().to_owned()).collect())
                 .unwrap_or_default(),
             cookie_domain: var(&vars, "HLSPIPE_COOKIE_DOMAIN"),
             cookie_ttl: number(&vars, "HLSPIPE_COOKIE_TTL", 3600)?,
             refresh_seconds: number(&vars, "HLSPIPE_SECRET_REFRESH_SECONDS", 300)?.max(1),
+            uploads,
         })
     }
 }
@@ -329,16 +365,50 @@ pub async fn read_secrets(
     })
 }
 
-/// What every router of the function shares: the configuration, the store, and the JWKS
+/// What the API reads and writes: the store of title state and, with uploads on, where
+/// uploads go.
+#[derive(Clone)]
+pub struct Backend {
+    pub store: Arc<dyn Store>,
+    pub uploads: Option<Arc<dyn UploadTarget>>,
+}
+
+impl Backend {
+    /// The store `HLSPIPE_STORE` names and, with `HLSPIPE_UPLOADS=on`, its upload target.
+    /// Call it off the runtime's threads: an S3 client starts (and blocks on) a runtime of
+    /// its own.
+    pub fn open(config: &ApiFunctionConfig) -> Result<Backend, String> {
+        let opened = Stores::open_url_kind(&config.store, &config.bucket, S3Settings::from_env())
+            .map_err(|e| e.to_string())?;
+        let uploads = match config.uploads {
+            Some(_) => Some(uploads::target_for(&opened).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        Ok(Backend {
+            store: opened.store(),
+            uploads,
+        })
+    }
+
+    /// Title state only: no uploads.
+    pub fn store_only(store: Arc<dyn Store>) -> Backend {
+        Backend {
+            store,
+            uploads: None,
+        }
+    }
+}
+
+/// What every router of the function shares: the configuration, the backend, and the JWKS
 /// (fetched once and kept across secret refreshes).
 pub struct ApiFunction {
     pub config: ApiFunctionConfig,
-    store: Arc<dyn Store>,
+    backend: Backend,
     jwks: Option<Arc<Jwks>>,
 }
 
 impl ApiFunction {
-    pub fn new(config: ApiFunctionConfig, store: Arc<dyn Store>) -> Result<ApiFunction, String> {
+    pub fn new(config: ApiFunctionConfig, backend: Backend) -> Result<ApiFunction, String> {
         let jwks = match &config.auth {
             AuthSpec::Jwt {
                 keys: JwtKeySpec::JwksUrl(url),
@@ -350,7 +420,7 @@ impl ApiFunction {
         };
         Ok(ApiFunction {
             config,
-            store,
+            backend,
             jwks,
         })
     }
@@ -374,8 +444,38 @@ impl ApiFunction {
         for origin in &config.allow_origins {
             api_config = api_config.allow_origin(origin).map_err(|e| e.to_string())?;
         }
+        if let Some(uploads) = self.upload_endpoints()? {
+            api_config = api_config.uploads(uploads);
+        }
         let signer = Arc::new(Signer::new(keys, HashAlgorithm::Sha1));
-        Ok(api::router(api_config, Arc::clone(&self.store), signer))
+        Ok(api::router(
+            api_config,
+            Arc::clone(&self.backend.store),
+            signer,
+        ))
+    }
+
+    /// The upload endpoints, when configured and given a target.
+    fn upload_endpoints(&self) -> Result<Option<Uploads>, String> {
+        let config = &self.config;
+        let (Some(settings), Some(target)) = (&config.uploads, &self.backend.uploads) else {
+            return Ok(None);
+        };
+        let pipeline = PipelineConfig {
+            input_prefix: settings.input_prefix.clone(),
+            output_prefix: config.output_prefix.clone(),
+            ..PipelineConfig::default()
+        }
+        .validate()
+        .map_err(|e| e.to_string())?;
+        let rules = UploadRules::new(pipeline)
+            .max_size(settings.max_bytes)?
+            .url_ttl(settings.url_ttl)?;
+        Ok(Some(Uploads::new(
+            rules,
+            Arc::clone(target),
+            &config.cdn_base_url,
+        )))
     }
 
     fn auth(&self, secrets: &Secrets) -> Result<Auth, String> {

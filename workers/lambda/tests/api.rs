@@ -9,8 +9,8 @@ use hlspipe::aws::secrets::SecretRef;
 use hlspipe::delivery::sign::{PublicKey, PublicKeySet, Verifier};
 use hlspipe::store::{DirStore, Store};
 use hlspipe_lambda::api::{
-    handle_url_request, read_secrets, ApiFunction, ApiFunctionConfig, AuthSpec, LiveRouter,
-    SecretSource, Secrets,
+    handle_url_request, read_secrets, ApiFunction, ApiFunctionConfig, AuthSpec, Backend,
+    LiveRouter, SecretSource, Secrets,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -68,7 +68,7 @@ fn config_with(dir: &Path, auth: &[(&str, &str)]) -> ApiFunctionConfig {
 }
 
 fn function(config: ApiFunctionConfig, store: Arc<dyn Store>) -> ApiFunction {
-    ApiFunction::new(config, store).unwrap()
+    ApiFunction::new(config, Backend::store_only(store)).unwrap()
 }
 
 /// The test double of Secrets Manager / SSM: a map from secret reference to value.
@@ -447,6 +447,102 @@ async fn a_json_signing_secret_names_its_key_pair_id() {
     );
 }
 
+fn upload_config(
+    dir: &Path,
+    uploads: &str,
+    auth: Option<&str>,
+) -> Result<ApiFunctionConfig, String> {
+    let store = format!("file://{}", dir.display());
+    let mut vars = vec![
+        ("HLSPIPE_CDN_BASE_URL", "https://cdn.example.com"),
+        ("HLSPIPE_STORE", store.as_str()),
+        ("HLSPIPE_BUCKET", "media"),
+        ("HLSPIPE_KEY_PAIR_ID", "K2LAMBDAAPI"),
+        (
+            "HLSPIPE_PRIVATE_KEY_SECRET",
+            "secretsmanager:hlspipe/private-key",
+        ),
+        ("HLSPIPE_UPLOADS", uploads),
+    ];
+    match auth {
+        Some(a) => vars.push(("HLSPIPE_API_AUTH", a)),
+        None => vars.push((
+            "HLSPIPE_API_TOKEN_SECRET",
+            "secretsmanager:hlspipe/api-token",
+        )),
+    }
+    ApiFunctionConfig::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+}
+
+/// The request an absolute URL of an answer names, as a function-URL event.
+fn event_for(method: &str, url: &str, body: &[u8]) -> LambdaFunctionUrlRequest {
+    use base64::Engine;
+    let rest = url.strip_prefix("https://cdn.example.com").unwrap();
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut e: LambdaFunctionUrlRequest = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("fixtures/events/function-url-upload.json")).unwrap(),
+    )
+    .unwrap();
+    e.raw_path = Some(path.into());
+    e.raw_query_string = Some(query.into());
+    e.request_context.http.method = Some(method.into());
+    e.headers.remove("content-length");
+    e.body = Some(base64::engine::general_purpose::STANDARD.encode(body));
+    e.is_base64_encoded = true;
+    e
+}
+
+/// `POST /v1/uploads` through the function: 401 without the token, 201 with it; the part is
+/// PUT and the upload completed through the same handler (a folder store here; over S3 the
+/// part URLs are presigned, `tests/aws/uploads_s3.rs`).
+#[tokio::test]
+async fn the_api_function_offers_uploads_behind_its_token() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("media")).unwrap();
+    let config = upload_config(dir.path(), "on", None).unwrap();
+    let backend = Backend::open(&config).unwrap();
+    let router = ApiFunction::new(config, backend)
+        .unwrap()
+        .router(&secrets(&key("rsa2048.pkcs1.pem")))
+        .unwrap();
+    let fixture: LambdaFunctionUrlRequest = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("fixtures/events/function-url-upload.json")).unwrap(),
+    )
+    .unwrap();
+
+    let mut anonymous = fixture.clone();
+    anonymous.headers.remove("authorization");
+    assert_eq!(
+        handle_url_request(router.clone(), anonymous)
+            .await
+            .status_code,
+        401
+    );
+
+    let r = handle_url_request(router.clone(), fixture).await;
+    assert_eq!(r.status_code, 201, "{:?}", r.body);
+    let body = answer(&r);
+    assert_eq!(body["key"], "uploads/My Trip.mov");
+    let part = body["parts"][0]["url"].as_str().unwrap();
+    assert!(
+        part.starts_with("https://cdn.example.com/v1/uploads/"),
+        "{part}"
+    );
+
+    let data: Vec<u8> = (0..1000u32).map(|i| (i % 256) as u8).collect();
+    let r = handle_url_request(router.clone(), event_for("PUT", part, &data)).await;
+    assert_eq!(r.status_code, 200, "{:?}", r.body);
+    let etag = r.headers["etag"].to_str().unwrap().to_owned();
+    let done = serde_json::json!({"parts": [{"part_number": 1, "etag": etag}]}).to_string();
+    let complete = body["complete"]["url"].as_str().unwrap();
+    let r = handle_url_request(router, event_for("POST", complete, done.as_bytes())).await;
+    assert_eq!(r.status_code, 200, "{:?}", r.body);
+    assert_eq!(
+        std::fs::read(dir.path().join("media/uploads/My Trip.mov")).unwrap(),
+        data
+    );
+}
+
 #[test]
 fn jwt_configuration_needs_exactly_one_key_source() {
     let base = [
@@ -490,7 +586,19 @@ fn jwt_configuration_needs_exactly_one_key_source() {
     assert!(matches!(jwks.auth, AuthSpec::Jwt { leeway: 30, .. }));
     assert!(ApiFunction::new(
         parse(&[("HLSPIPE_JWT_JWKS_URL", "ftp://login.example.com/jwks.json")]).unwrap(),
-        Arc::new(DirStore::new(std::env::temp_dir())),
+        Backend::store_only(Arc::new(DirStore::new(std::env::temp_dir()))),
     )
     .is_err());
+}
+
+#[test]
+fn uploads_are_never_open_to_anyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = upload_config(dir.path(), "on", Some("none")).unwrap_err();
+    assert!(refused.contains("anyone could write"), "{refused}");
+    assert!(upload_config(dir.path(), "yes", None).is_err());
+    assert!(upload_config(dir.path(), "off", Some("none"))
+        .unwrap()
+        .uploads
+        .is_none());
 }

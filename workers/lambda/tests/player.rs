@@ -10,7 +10,7 @@ use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::invalidate::NoInvalidation;
 use hlspipe::store::location::Stores;
 use hlspipe::store::{DirStore, Store};
-use hlspipe_lambda::api::{handle_url_request, ApiFunction, ApiFunctionConfig, Secrets};
+use hlspipe_lambda::api::{handle_url_request, ApiFunction, ApiFunctionConfig, Backend, Secrets};
 use hlspipe_lambda::{handle, Handler};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
@@ -107,7 +107,7 @@ async fn the_api_functions_cookies_play_the_packaged_title_through_the_edge() {
         token: Some(TOKEN.into()),
         jwt_key: None,
     };
-    let router = ApiFunction::new(config, store)
+    let router = ApiFunction::new(config, Backend::store_only(store))
         .unwrap()
         .router(&secrets)
         .unwrap();

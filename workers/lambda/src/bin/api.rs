@@ -4,10 +4,8 @@
 //! ([`hlspipe_lambda::api`]).
 
 use hlspipe::aws::secrets::SecretReader;
-use hlspipe::store::location::Stores;
-use hlspipe::store::S3Settings;
 use hlspipe_lambda::api::{
-    handle_url_request, read_secrets, ApiFunction, ApiFunctionConfig, LiveRouter,
+    handle_url_request, read_secrets, ApiFunction, ApiFunctionConfig, Backend, LiveRouter,
 };
 use hlspipe_lambda::init_logging;
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -45,10 +43,14 @@ fn keep_refreshing(function: Arc<ApiFunction>, reader: Arc<SecretReader>, live: 
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_logging();
     let config = ApiFunctionConfig::from_vars(std::env::vars())?;
-    let store = Stores::open_url(&config.store, &config.bucket, S3Settings::from_env())?;
+    // Off the runtime's threads: an S3 client starts (and blocks on) a runtime of its own.
+    let backend = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || Backend::open(&config)).await??
+    };
     let reader = Arc::new(SecretReader::from_env().await?);
     let secrets = read_secrets(reader.as_ref(), &config).await?;
-    let function = Arc::new(ApiFunction::new(config, store)?);
+    let function = Arc::new(ApiFunction::new(config, backend)?);
     function.warm_up().await;
     let live = Arc::new(LiveRouter::new(secrets.clone(), function.router(&secrets)?));
     keep_refreshing(Arc::clone(&function), reader, Arc::clone(&live));

@@ -5,6 +5,7 @@
 #   bash benches/sign.sh                      # everything
 #   BENCH_PARTS=sign bash benches/sign.sh     # one part: sign, serve or lambda (or several)
 #   BENCH_DURATION=5 BENCH_CONNECTIONS=8 …    # wrk settings for the serve part
+#   BENCH_HLSPIPE=path/to/hlspipe …           # serve this binary instead of building one
 #
 # 1. sign: `openssl speed -seconds 2 rsa2048 ecdsap256` and `cargo bench --bench sign` in
 #    BENCH_ROUNDS (3) alternating rounds; per-signature µs of each algorithm next to OpenSSL's
@@ -17,8 +18,9 @@
 #    serve --store s3://bench` (release build) is hammered with wrk on
 #    GET /v1/titles/<t>/playback with a bearer token: one title again and again (cache hit:
 #    state and cookies remembered), and a new title on every request (forced miss: one
-#    manifest.json GET from moto and one signature per request). RSA-2048 SHA-1 and ECDSA
-#    P-256 SHA-256 keys.
+#    manifest.json GET from moto and one signature per request), and the forced miss again
+#    with the titles in a bucket folder (file://), which leaves the signature as the main cost.
+#    RSA-2048 SHA-1 and ECDSA P-256 SHA-256 keys.
 # 3. lambda: `cargo bench -p hlspipe-lambda --bench api` against the same bucket: handler
 #    time per invocation, cold (build_router with its key parse, then the first call) and warm.
 #
@@ -31,6 +33,7 @@ DURATION="${BENCH_DURATION:-5}"
 CONNS="${BENCH_CONNECTIONS:-8}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 TITLES="${BENCH_TITLES:-6000}"
+FILE_TITLES="${BENCH_FILE_TITLES:-40000}"
 TOKEN=bench-token-0123456789abcdef
 DATA="$PWD/bench-data/sign"
 mkdir -p "$DATA"
@@ -116,27 +119,47 @@ import sys, boto3
 s3 = boto3.client("s3")
 s3.create_bucket(Bucket="bench")
 body = b'{"state":"processing","version":"0123456789ab","sources":[],"started_at":1}'
-for key in ["hot"] + [f"t{i:04d}" for i in range(int(sys.argv[1]))]:
+for key in ["hot"] + [f"t{i:05d}" for i in range(int(sys.argv[1]))]:
     s3.put_object(Bucket="bench", Key=f"hls/bench/{key}.hls/manifest.json", Body=body)
 EOF
 
 # ---- 2. serve ---------------------------------------------------------------------------------
 if [[ " $PARTS " == *" serve "* ]]; then
-  say "cargo build --release --bin hlspipe"
-  cargo build --quiet --release --bin hlspipe
-  # new-title.lua: every request a title not asked for before (one wrk thread: one counter).
-  cat >"$DATA/new-title.lua" <<EOF
+  hlspipe="${BENCH_HLSPIPE:-}"
+  if [[ -z "$hlspipe" ]]; then
+    say "cargo build --release --bin hlspipe"
+    cargo build --quiet --release --bin hlspipe
+    hlspipe=target/release/hlspipe
+  fi
+  # new-title-N.lua: every request a title not asked for before, among N (one wrk thread: one
+  # counter). Past N a title comes round again, its cookies already issued: keep N above
+  # requests/s × BENCH_DURATION (wrk's request count is printed to check).
+  for n in "$TITLES" "$FILE_TITLES"; do
+    cat >"$DATA/new-title-$n.lua" <<EOF
 local i = -1
 wrk.headers["Authorization"] = "Bearer $TOKEN"
 request = function()
   i = i + 1
-  return wrk.format("GET", string.format("/v1/titles/bench/t%04d/playback", i % $TITLES))
+  return wrk.format("GET", string.format("/v1/titles/bench/t%05d/playback", i % $n))
 end
 EOF
-  for setup in "rsa2048.pkcs1.pem sha1" "ec-p256.sec1.pem sha256"; do
-    read -r key hash <<<"$setup"
+  done
+  # The same titles in a bucket folder: new-title issuance without moto's latency.
+  python3 - "$DATA/store/media/hls/bench" "$FILE_TITLES" <<'EOF'
+import os, sys
+body = '{"state":"processing","version":"0123456789ab","sources":[],"started_at":1}'
+for key in ["hot"] + [f"t{i:05d}" for i in range(int(sys.argv[2]))]:
+    os.makedirs(f"{sys.argv[1]}/{key}.hls", exist_ok=True)
+    with open(f"{sys.argv[1]}/{key}.hls/manifest.json", "w") as f:
+        f.write(body)
+EOF
+  for setup in "rsa2048.pkcs1.pem sha1 s3://bench hit+miss" \
+    "rsa2048.pkcs1.pem sha1 file://$DATA/store miss" \
+    "ec-p256.sec1.pem sha256 s3://bench hit+miss" \
+    "ec-p256.sec1.pem sha256 file://$DATA/store miss"; do
+    read -r key hash store modes <<<"$setup"
     log="$DATA/serve.stderr"
-    HLSPIPE_LOG=warn target/release/hlspipe serve --listen 127.0.0.1:0 --store s3://bench \
+    HLSPIPE_LOG=warn "$hlspipe" serve --listen 127.0.0.1:0 --store "$store" \
       --key-pair-id K2SIGNBENCH --private-key "fixtures/keys/$key" --hash "$hash" \
       --token "$TOKEN" --access-log off 2>"$log" &
     pids+=($!)
@@ -149,19 +172,21 @@ EOF
     [[ -n "$api" ]] || { say "serve did not start: $(cat "$log")"; exit 1; }
     base="http://127.0.0.1:$api"
     curl -sf -H "Authorization: Bearer $TOKEN" "$base/v1/titles/bench/hot/playback" >/dev/null
-    for mode in hit miss; do
+    for mode in ${modes//+/ }; do
       if [[ $mode == hit ]]; then
         out="$(wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "Authorization: Bearer $TOKEN" \
           "$base/v1/titles/bench/hot/playback" 2>&1)"
       else
-        out="$(wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$DATA/new-title.lua" "$base" 2>&1)"
+        n=$TITLES
+        [[ $store == file:* ]] && n=$FILE_TITLES
+        out="$(wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$DATA/new-title-$n.lua" "$base" 2>&1)"
       fi
       rps="$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
       lat="$(awk '/Latency/ {print $2; exit}' <<<"$out")"
       bad="$(awk '/Non-2xx/ {print $NF}' <<<"$out")"
       total="$(awk '/requests in/ {print $1}' <<<"$out")"
-      printf 'serve %-18s %-6s %-5s %10s req/s  mean latency %8s  (%s requests, non-2xx: %s)\n' \
-        "$key" "$hash" "$mode" "$rps" "$lat" "$total" "${bad:-0}"
+      printf 'serve %-18s %-6s %-4s %-4s %10s req/s  mean latency %8s  (%s requests, non-2xx: %s)\n' \
+        "$key" "$hash" "${store%%:*}" "$mode" "$rps" "$lat" "$total" "${bad:-0}"
     done
     kill "${pids[-1]}" && wait "${pids[-1]}" 2>/dev/null || true
     unset 'pids[-1]'

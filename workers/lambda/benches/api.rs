@@ -9,7 +9,7 @@
 //!
 //! Run: `cargo bench -p hlspipe-lambda --bench api` (plain harness). Titles live in a bucket
 //! folder made here, or in `BENCH_API_STORE` (`s3://BUCKET`, with AWS_ENDPOINT_URL etc.), which
-//! must hold `hls/bench/t0000.hls/manifest.json` … `t0399` (benches/sign.sh uploads them).
+//! must hold `hls/bench/t00000.hls/manifest.json` … `t00399` (benches/sign.sh uploads them).
 
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use hlspipe::store::location::Stores;
@@ -46,7 +46,7 @@ fn store() -> (Option<tempfile::TempDir>, ApiFunctionConfig, Arc<dyn Store>) {
         Err(_) => {
             let dir = tempfile::tempdir().expect("temp dir");
             for i in 0..TITLES {
-                let folder = dir.path().join(format!("media/hls/bench/t{i:04}.hls"));
+                let folder = dir.path().join(format!("media/hls/bench/t{i:05}.hls"));
                 std::fs::create_dir_all(&folder).expect("mkdir");
                 std::fs::write(folder.join("manifest.json"), MANIFEST).expect("write");
             }
@@ -92,7 +92,7 @@ fn main() {
     let (_dir, config, store) = store();
     let mut next_title = 0usize;
     let mut title = || {
-        let t = format!("bench/t{:04}", next_title % TITLES);
+        let t = format!("bench/t{:05}", next_title % TITLES);
         next_title += 1;
         t
     };

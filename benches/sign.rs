@@ -1,7 +1,11 @@
 //! Signing and verification throughput, to set beside `openssl speed rsa2048 ecdsap256` on the
 //! same machine, and the cost of issuing cookies / verifying requests once cached.
 //!
-//! Run: `cargo bench --bench sign` (plain harness: prints one line per measurement).
+//! Run: `cargo bench --bench sign` (plain harness: prints one line per measurement), or
+//! `bash benches/sign.sh`, which also runs `openssl speed` and prints the ratios.
+//!
+//! The `rsa crate` lines sign with the pure-Rust `rsa` crate, blinded, as hlspipe did before
+//! RSA moved to aws-lc (src/delivery/sign/awslc_rsa.rs): the before and after, side by side.
 
 use hlspipe::delivery::sign::{
     HashAlgorithm, KeySet, Policy, PrivateKey, Signer, TitlePrefix, Verifier,
@@ -11,9 +15,22 @@ use std::time::{Duration, Instant};
 
 const RUN_FOR: Duration = Duration::from_secs(2);
 
-/// Calls `f` repeatedly for about RUN_FOR and returns (operations per second, µs per operation).
-fn measure(mut f: impl FnMut(u64)) -> (f64, f64) {
+/// This process's user + system CPU time in seconds, from /proc/self/stat (fields 14 and 15,
+/// in USER_HZ = 100 ticks: 0.5 % of a 2 s run). `openssl speed` divides by CPU user time too
+/// (its default; `-elapsed` for wall time), so on a shared machine the two stay comparable.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    let after_name = &stat[stat.rfind(')').expect("stat format") + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields[i].parse::<f64>().expect("stat number");
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Calls `f` repeatedly for about RUN_FOR and returns (operations per CPU second, CPU µs per
+/// operation, wall µs per operation).
+fn measure(mut f: impl FnMut(u64)) -> (f64, f64, f64) {
     let start = Instant::now();
+    let cpu_start = cpu_seconds();
     let mut n = 0u64;
     while start.elapsed() < RUN_FOR {
         for _ in 0..16 {
@@ -22,11 +39,12 @@ fn measure(mut f: impl FnMut(u64)) -> (f64, f64) {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    (n as f64 / secs, secs * 1e6 / n as f64)
+    let cpu = cpu_seconds() - cpu_start;
+    (n as f64 / cpu, cpu * 1e6 / n as f64, secs * 1e6 / n as f64)
 }
 
-fn report(name: &str, (per_sec, micros): (f64, f64)) {
-    println!("{name:<48} {per_sec:>12.0} /s {micros:>10.2} µs");
+fn report(name: &str, (per_sec, cpu_micros, wall_micros): (f64, f64, f64)) {
+    println!("{name:<48} {per_sec:>12.0} /s {cpu_micros:>10.2} µs CPU {wall_micros:>10.2} µs wall");
 }
 
 fn key(name: &str) -> PrivateKey {
@@ -43,6 +61,20 @@ fn main() {
     let policy = Policy::for_title(&prefix, 1_900_000_000).to_json();
     let message = policy.as_bytes();
 
+    for file in ["rsa2048.pkcs1.pem", "rsa2048.pkcs8.pem", "ec-p256.sec1.pem"] {
+        let pem = std::fs::read_to_string(format!(
+            "{}/fixtures/keys/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("fixture key");
+        report(
+            &format!("load   {file}"),
+            measure(|_| {
+                black_box(PrivateKey::from_pem(black_box(&pem)).expect("key loads"));
+            }),
+        );
+    }
+
     for (file, hash, label) in [
         ("rsa2048.pkcs1.pem", HashAlgorithm::Sha1, "RSA-2048 SHA-1"),
         (
@@ -55,6 +87,7 @@ fn main() {
             HashAlgorithm::Sha256,
             "ECDSA P-256 SHA-256",
         ),
+        ("ec-p256.sec1.pem", HashAlgorithm::Sha1, "ECDSA P-256 SHA-1"),
     ] {
         let private = key(file);
         let public = private.public_key();
@@ -72,6 +105,8 @@ fn main() {
             }),
         );
     }
+
+    old_rsa_crate(message);
 
     let keys = KeySet::new("K2BENCH", key("rsa2048.pkcs1.pem")).expect("key set");
     let verifier = Verifier::new(keys.public_keys());
@@ -97,6 +132,33 @@ fn main() {
             assert!(verifier
                 .verify_request(&url, Some(&header), ip, 1_850_000_000)
                 .is_allow());
+        }),
+    );
+}
+
+/// The previous RSA signer: the `rsa` crate, blinded (`sign_with_rng`).
+fn old_rsa_crate(message: &[u8]) {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::signature::RandomizedSigner;
+    let pem = std::fs::read_to_string(format!(
+        "{}/fixtures/keys/rsa2048.pkcs1.pem",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture key");
+    let key = rsa::RsaPrivateKey::from_pkcs1_pem(&pem).expect("fixture key loads");
+    let sha1 = rsa::pkcs1v15::SigningKey::<sha1::Sha1>::new(key.clone());
+    let sha256 = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key);
+    let mut rng = rand_core::OsRng;
+    report(
+        "sign   RSA-2048 SHA-1 (rsa crate, before)",
+        measure(|_| {
+            black_box(sha1.sign_with_rng(&mut rng, black_box(message)));
+        }),
+    );
+    report(
+        "sign   RSA-2048 SHA-256 (rsa crate, before)",
+        measure(|_| {
+            black_box(sha256.sign_with_rng(&mut rng, black_box(message)));
         }),
     );
 }

@@ -6,17 +6,20 @@
 //! URL parameter); ECDSA signatures are DER-encoded, as OpenSSL, Node's `crypto.sign` and the
 //! AWS CLI produce them.
 //!
-//! RSA signing goes through `sign_with_rng`, which blinds the private-key operation: the `rsa`
-//! crate's RUSTSEC-2023-0071 (Marvin, a timing side channel) has no fixed release, and blinding
-//! is what decorrelates the timing from the values an observer knows. See docs/signing.md.
+//! RSA signing goes through aws-lc (`awslc_rsa`, constant-time and blinded, at OpenSSL's
+//! speed), not the pure-Rust `rsa` crate, whose RUSTSEC-2023-0071 (Marvin, a timing side
+//! channel) has no fixed release; `rsa` still reads PEM structure and verifies, which involve
+//! no private key operation. ECDSA stays on the `p256` crate: its RFC 6979 nonces make the
+//! same policy always get the same signature, which aws-lc's randomised ECDSA would not.
+//! See docs/signing.md.
 
+use super::awslc_rsa::{RsaHash, RsaSigner};
 use super::error::SignError;
 use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
-use rand_core::OsRng;
-use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
+use rsa::pkcs1::der::{Decode, SecretDocument};
+use rsa::pkcs1::DecodeRsaPublicKey;
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::signature::{RandomizedSigner, SignatureEncoding};
 use rsa::traits::PublicKeyParts;
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
@@ -61,9 +64,20 @@ enum PrivateInner {
 }
 
 struct RsaSigningKeys {
-    sha1: rsa::pkcs1v15::SigningKey<Sha1>,
-    sha256: rsa::pkcs1v15::SigningKey<Sha256>,
+    signer: RsaSigner,
     public: rsa::RsaPublicKey,
+}
+
+/// The DER inside a PEM block, checked to carry the block's own label; wiped when dropped.
+fn der_of(block: &PemBlock<'_>) -> Result<SecretDocument, String> {
+    let (label, der) = SecretDocument::from_pem(block.text).map_err(|e| e.to_string())?;
+    if label != block.label {
+        return Err(format!(
+            "PEM label {label:?} does not match {:?}",
+            block.label
+        ));
+    }
+    Ok(der)
 }
 
 /// One PEM block: its label and the whole text from BEGIN to END.
@@ -114,9 +128,9 @@ impl PrivateKey {
             ));
         }
         match block.label {
-            "RSA PRIVATE KEY" => rsa::RsaPrivateKey::from_pkcs1_pem(block.text)
+            "RSA PRIVATE KEY" => der_of(&block)
                 .map_err(|e| bad(format!("not a valid PKCS#1 RSA key ({e})")))
-                .and_then(PrivateKey::from_rsa),
+                .and_then(|der| PrivateKey::from_pkcs1_der(der.as_bytes())),
             "EC PRIVATE KEY" => p256::SecretKey::from_sec1_pem(block.text)
                 .map_err(|e| {
                     bad(format!(
@@ -126,17 +140,7 @@ impl PrivateKey {
                 .map(|k| PrivateKey {
                     inner: PrivateInner::EcdsaP256(k.into()),
                 }),
-            "PRIVATE KEY" => {
-                if let Ok(key) = rsa::RsaPrivateKey::from_pkcs8_pem(block.text) {
-                    PrivateKey::from_rsa(key)
-                } else if let Ok(key) = p256::SecretKey::from_pkcs8_pem(block.text) {
-                    Ok(PrivateKey {
-                        inner: PrivateInner::EcdsaP256(key.into()),
-                    })
-                } else {
-                    Err(bad("PKCS#8 key is neither RSA nor EC P-256".into()))
-                }
-            }
+            "PRIVATE KEY" => PrivateKey::from_pkcs8(&block),
             "PUBLIC KEY" | "RSA PUBLIC KEY" => Err(bad(
                 "this is a public key; signing needs the private key".into(),
             )),
@@ -144,21 +148,44 @@ impl PrivateKey {
         }
     }
 
-    fn from_rsa(key: rsa::RsaPrivateKey) -> Result<PrivateKey, SignError> {
-        let bits = key.n().bits();
+    /// PKCS#8 (RFC 5208): RSA (rsaEncryption, whose `privateKey` is a PKCS#1 RSAPrivateKey)
+    /// or EC P-256.
+    fn from_pkcs8(block: &PemBlock<'_>) -> Result<PrivateKey, SignError> {
+        let bad = |reason: String| SignError::BadPrivateKey(reason);
+        let der = der_of(block).map_err(|e| bad(format!("not a valid PKCS#8 key ({e})")))?;
+        let info = rsa::pkcs8::PrivateKeyInfo::from_der(der.as_bytes())
+            .map_err(|e| bad(format!("not a valid PKCS#8 key ({e})")))?;
+        if info.algorithm.oid == rsa::pkcs1::ALGORITHM_OID {
+            return PrivateKey::from_pkcs1_der(info.private_key);
+        }
+        match p256::SecretKey::from_pkcs8_pem(block.text) {
+            Ok(key) => Ok(PrivateKey {
+                inner: PrivateInner::EcdsaP256(key.into()),
+            }),
+            Err(_) => Err(bad("PKCS#8 key is neither RSA nor EC P-256".into())),
+        }
+    }
+
+    /// An RSA key from its PKCS#1 DER: aws-lc holds (and checks) the private key; the public
+    /// half, for verifiers, is read from the same structure with no private-key arithmetic.
+    fn from_pkcs1_der(der: &[u8]) -> Result<PrivateKey, SignError> {
+        let bad = |e: String| SignError::BadPrivateKey(format!("not a valid PKCS#1 RSA key ({e})"));
+        let signer = RsaSigner::from_pkcs1_der(der).map_err(bad)?;
+        let bits = signer.bits() as usize;
         if bits != RSA_BITS {
             return Err(SignError::BadPrivateKey(format!(
                 "RSA key has {bits} bits; CloudFront takes RSA-2048 or ECDSA P-256 keys only, \
                  so cookies signed with it would never be accepted"
             )));
         }
-        let public = key.to_public_key();
+        let fields = rsa::pkcs1::RsaPrivateKey::from_der(der).map_err(|e| bad(e.to_string()))?;
+        let public = rsa::RsaPublicKey::new(
+            rsa::BigUint::from_bytes_be(fields.modulus.as_bytes()),
+            rsa::BigUint::from_bytes_be(fields.public_exponent.as_bytes()),
+        )
+        .map_err(|e| bad(e.to_string()))?;
         Ok(PrivateKey {
-            inner: PrivateInner::Rsa(Box::new(RsaSigningKeys {
-                sha1: rsa::pkcs1v15::SigningKey::new(key.clone()),
-                sha256: rsa::pkcs1v15::SigningKey::new(key),
-                public,
-            })),
+            inner: PrivateInner::Rsa(Box::new(RsaSigningKeys { signer, public })),
         })
     }
 
@@ -172,19 +199,17 @@ impl PrivateKey {
 
     /// Sign the raw policy bytes.
     pub fn sign(&self, message: &[u8], hash: HashAlgorithm) -> Result<Vec<u8>, SignError> {
-        let failed = |e: rsa::signature::Error| SignError::Signing(e.to_string());
+        let failed = |e: p256::ecdsa::Error| SignError::Signing(e.to_string());
         match (&self.inner, hash) {
-            // Blinded (randomised) RSA: see the module comment on RUSTSEC-2023-0071.
+            // aws-lc: constant-time and blinded; see the module comment on RUSTSEC-2023-0071.
             (PrivateInner::Rsa(rsa), HashAlgorithm::Sha1) => rsa
-                .sha1
-                .try_sign_with_rng(&mut OsRng, message)
-                .map(|s| s.to_vec())
-                .map_err(failed),
+                .signer
+                .sign(message, RsaHash::Sha1)
+                .map_err(SignError::Signing),
             (PrivateInner::Rsa(rsa), HashAlgorithm::Sha256) => rsa
-                .sha256
-                .try_sign_with_rng(&mut OsRng, message)
-                .map(|s| s.to_vec())
-                .map_err(failed),
+                .signer
+                .sign(message, RsaHash::Sha256)
+                .map_err(SignError::Signing),
             // RFC 6979 deterministic nonces: the same policy always gets the same signature.
             (PrivateInner::EcdsaP256(key), HashAlgorithm::Sha256) => {
                 let signature: p256::ecdsa::Signature = key.try_sign(message).map_err(failed)?;
@@ -410,3 +435,6 @@ impl PublicKeySet {
         self.keys.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests;

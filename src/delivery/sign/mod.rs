@@ -32,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+mod awslc_rsa;
 mod cookies;
 mod encoding;
 mod error;

@@ -1,11 +1,23 @@
 //! `manifest.json`: a title's state (DESIGN.md "Object layout"), with the keys of the two
-//! objects at the title's root. One writer, the job; read by the playback API, the dev page,
+//! objects at the title's root. Written by the jobs, read by the playback API, the dev page,
 //! reprocess and retention.
+//!
+//! ## Several jobs, one title
+//! Two jobs for one title can run at once (two quick re-uploads delivered to two workers, an
+//! SQS redelivery overlapping the first run). Every job's write is a compare-and-swap
+//! ([`update_manifest`]): read the manifest with its ETag, apply the job's change to what was
+//! read, write only if the ETag is still the one read (S3 `If-Match`, or `If-None-Match: *`
+//! for a first manifest), else read again and apply again. The changes are functions of the
+//! manifest read, written so that any order of them keeps every version any job wrote
+//! recorded (live, being written, or retired), and the live version the one the master
+//! names: `target_version` and `state` belong to the job that started last, and a job that
+//! finds another job's target there leaves them alone.
 
 use crate::error::{Error, Result};
 use crate::media::object::{cache_control, content_type, Body, Object};
 use crate::media::package::{PackagedTitle, Rendition, TrackReport};
-use crate::store::Store;
+use crate::store::{Precondition, Store};
+use std::time::Duration;
 
 pub const MANIFEST_KEY: &str = "manifest.json";
 pub const MASTER_KEY: &str = "master.m3u8";
@@ -126,6 +138,11 @@ impl Manifest {
                 if let Some(t) = unflipped {
                     next.retire(&t, started_at);
                 }
+                // Being written again (the same sources as a version retired earlier): it is
+                // recorded as the target now, and GC must not collect it under the writer.
+                if let Some(t) = &next.target_version {
+                    next.retired.retain(|r| &r.version != t);
+                }
                 next
             }
             None => Manifest {
@@ -135,39 +152,81 @@ impl Manifest {
         }
     }
 
-    /// The master now names `title`'s version: `complete`, with its renditions. The
-    /// version that was live before is retired (from `now`, for the grace period) and
-    /// returned.
-    pub fn complete(&mut self, title: &PackagedTitle, now: u64) -> Option<String> {
-        let previous_live = self.version.take();
-        self.retired.retain(|r| r.version != title.version);
-        if let Some(old) = &previous_live {
-            if *old != title.version {
-                self.retire(old, now);
+    /// Whether the job writing `ours` owns `state` and `target_version`: it is the job that
+    /// started last (or no job is recorded as running).
+    fn owns_state(&self, ours: Option<&str>) -> bool {
+        self.target_version.is_none() || self.target_version.as_deref() == ours
+    }
+
+    /// The job of `title` has flipped the master. `master_is_mine`: the master still names
+    /// its version (no later flip replaced it), so that version is now the live one, with
+    /// its renditions, and the version live before is retired (from `now`, for the grace
+    /// period) and returned. Otherwise a later job's flip replaced it already: it is retired
+    /// and the live version stays what that job records. `complete` with the job's timings
+    /// only when this job owns the state (none started after it).
+    pub fn complete(
+        &mut self,
+        title: &PackagedTitle,
+        now: u64,
+        master_is_mine: bool,
+    ) -> Option<String> {
+        let ours = title.version.as_str();
+        let owns = self.owns_state(Some(ours));
+        let mut previous_live = None;
+        if master_is_mine {
+            previous_live = self.version.take();
+            self.retired.retain(|r| r.version != ours);
+            if let Some(old) = &previous_live {
+                if old != ours {
+                    self.retire(old, now);
+                }
             }
+            self.version = Some(ours.to_string());
+            self.renditions = title.renditions.clone();
+            self.tracks = title.tracks.clone();
+            self.duration = Some(title.duration);
+        } else if self.version.as_deref() != Some(ours) {
+            self.retire(ours, now);
         }
-        self.state = State::Complete;
-        self.version = Some(title.version.clone());
-        self.target_version = None;
-        self.renditions = title.renditions.clone();
-        self.tracks = title.tracks.clone();
-        self.duration = Some(title.duration);
-        self.warnings = title.warnings.clone();
-        self.finish(now);
+        if owns {
+            self.state = State::Complete;
+            self.target_version = None;
+            self.error = None;
+            self.warnings = title.warnings.clone();
+            self.finish(now);
+        }
         previous_live
     }
 
-    /// The run failed: `failed` with the reason; the live version stays. What the run
-    /// wrote is referenced by nothing, so its version is retired like a replaced one.
-    pub fn fail(&mut self, error: &dyn std::fmt::Display, now: u64) {
-        self.state = State::Failed;
-        self.error = Some(error.to_string());
-        if let Some(target) = self.target_version.clone() {
-            if self.version.as_ref() != Some(&target) {
-                self.retire(&target, now);
+    /// The run writing `ours` failed: `failed` with the reason when it owns the state; the
+    /// live version stays. What the run wrote is referenced by nothing, so its version is
+    /// retired like a replaced one.
+    pub fn fail(&mut self, ours: Option<&str>, error: &dyn std::fmt::Display, now: u64) {
+        if let Some(target) = ours {
+            if self.version.as_deref() != Some(target) {
+                self.retire(target, now);
             }
         }
-        self.finish(now);
+        if self.owns_state(ours) {
+            self.state = State::Failed;
+            self.error = Some(error.to_string());
+            self.finish(now);
+        }
+    }
+
+    /// The run writing `ours` was overtaken by a newer upload of its sources: it writes no
+    /// state (the newer upload's job does), but what it wrote is retired for GC, and it
+    /// stops being the target, so that no finished job is left recorded as running.
+    pub fn abandon(&mut self, ours: &str, now: u64) {
+        if self.version.as_deref() != Some(ours) {
+            self.retire(ours, now);
+        }
+        if self.target_version.as_deref() == Some(ours) {
+            self.target_version = None;
+            if self.state == State::Processing && self.version.is_some() {
+                self.state = State::Complete;
+            }
+        }
     }
 
     /// Every version this manifest records: live, being written, retired. What removal
@@ -216,7 +275,73 @@ impl Manifest {
     }
 }
 
-/// Writes a manifest at the title's prefix.
+/// Attempts of one [`update_manifest`] before it gives up with a retryable error (the event
+/// comes back and the job starts from a fresh read).
+pub const UPDATE_ATTEMPTS: u32 = 10;
+
+/// What a change does with the manifest it was given.
+pub enum Change<T> {
+    /// Write this manifest (only if nobody wrote since the read), then return `T`.
+    Write(Manifest, T),
+    /// Write nothing; return `T`.
+    Keep(T),
+}
+
+/// Reads the title's manifest, applies `change` to it and writes the result only if the
+/// manifest is still the one read (a conditional write on its ETag, or on its absence). When
+/// another writer got there first, reads again and applies `change` again to what that writer
+/// left, up to [`UPDATE_ATTEMPTS`] times with a random pause between (full jitter). A manifest
+/// that does not parse is given to `change` as `None` (it is rewritten), but the write is
+/// still conditional on the object read. Errors of `change` end the update, as they are.
+pub fn update_manifest<T>(
+    store: &dyn Store,
+    prefix: &str,
+    change: impl FnMut(Option<Manifest>) -> Result<Change<T>>,
+) -> Result<T> {
+    update_manifest_with(store, prefix, UPDATE_ATTEMPTS, change)
+}
+
+/// [`update_manifest`] with a given number of attempts.
+pub fn update_manifest_with<T>(
+    store: &dyn Store,
+    prefix: &str,
+    attempts: u32,
+    mut change: impl FnMut(Option<Manifest>) -> Result<Change<T>>,
+) -> Result<T> {
+    let key = format!("{prefix}{MANIFEST_KEY}");
+    let mut attempt = 0;
+    loop {
+        let read = store.get_versioned(&key)?;
+        let current = read.as_ref().and_then(|v| Manifest::parse(&v.bytes).ok());
+        let (next, out) = match change(current)? {
+            Change::Keep(out) => return Ok(out),
+            Change::Write(next, out) => (next, out),
+        };
+        let condition = match &read {
+            Some(v) => Precondition::Etag(&v.etag),
+            None => Precondition::Absent,
+        };
+        match store.put_if(&key, &next.to_object(), &[], condition) {
+            Ok(_) => return Ok(out),
+            Err(e) if e.precondition_failed() && attempt + 1 < attempts => {
+                attempt += 1;
+                std::thread::sleep(jitter(attempt));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A random pause before attempt `attempt` (from 1) of a write that lost a race: up to 10 ms
+/// doubled each attempt, at most 640 ms ("full jitter", so that racing writers spread out).
+pub fn jitter(attempt: u32) -> Duration {
+    use rand_core::RngCore;
+    let cap_ms = 10u64 << attempt.min(6);
+    Duration::from_micros(rand_core::OsRng.next_u64() % (cap_ms * 1000 + 1))
+}
+
+/// Writes a manifest at the title's prefix, unconditionally: for a single writer (the
+/// `package` command); jobs use [`update_manifest`].
 pub fn write_manifest(store: &dyn Store, prefix: &str, manifest: &Manifest) -> Result<()> {
     let obj = manifest.to_object();
     store.put(&format!("{prefix}{}", obj.key), &obj, &[])

@@ -388,4 +388,222 @@ mod tests {
         let after_flip = Manifest::start(Some(prev), Vec::new(), Some("bbbbbbbbbbbb".into()), 20);
         assert!(after_flip.retired.is_empty());
     }
+
+    fn packaged(version: &str) -> PackagedTitle {
+        PackagedTitle {
+            version: version.into(),
+            renditions: Vec::new(),
+            tracks: Vec::new(),
+            media: Vec::new(),
+            playlists: Vec::new(),
+            master: Object {
+                key: MASTER_KEY.into(),
+                content_type: content_type::JSON,
+                cache_control: cache_control::MANIFEST,
+                body: Body::from_bytes(version.as_bytes().to_vec()),
+            },
+            duration: 1.0,
+            warnings: Vec::new(),
+            media_bytes: 0,
+        }
+    }
+
+    /// Two jobs of one title, A (the older upload) and B, each `start` → flip → `complete`,
+    /// in every interleaving the publish protocol allows (A's flip before B's: a job whose
+    /// sources changed cannot flip after the newer job did). Whatever the order of their
+    /// manifest writes, the manifest ends naming B live, as the master does, with A recorded
+    /// for GC and no job left recorded as running.
+    #[test]
+    fn every_interleaving_of_two_jobs_ends_with_the_newer_live_and_both_recorded() {
+        #[derive(Clone, Copy, Debug)]
+        enum Step {
+            Start(usize),
+            Flip(usize),
+            Complete(usize),
+        }
+        let versions = ["aaaaaaaaaaaa", "bbbbbbbbbbbb"];
+        let mut orders: Vec<Vec<Step>> = Vec::new();
+        // Choose which 3 of 6 slots are A's steps.
+        for mask in 0u32..64 {
+            if mask.count_ones() != 3 {
+                continue;
+            }
+            let (mut a, mut b) = (0, 0);
+            let mut order = Vec::new();
+            for slot in 0..6 {
+                let job = if mask & (1 << slot) != 0 { 0 } else { 1 };
+                let n = if job == 0 { &mut a } else { &mut b };
+                order.push([Step::Start(job), Step::Flip(job), Step::Complete(job)][*n]);
+                *n += 1;
+            }
+            let pos = |f: &dyn Fn(&Step) -> bool| order.iter().position(f).unwrap();
+            if pos(&|s| matches!(s, Step::Flip(0))) < pos(&|s| matches!(s, Step::Flip(1))) {
+                orders.push(order);
+            }
+        }
+        assert_eq!(orders.len(), 10);
+        let live = Manifest {
+            state: State::Complete,
+            version: Some("000000000000".into()),
+            ..Manifest::processing(Vec::new(), 0)
+        };
+        for order in orders {
+            let mut stored = live.clone();
+            let mut master = "000000000000";
+            for (t, step) in order.iter().enumerate() {
+                let now = 10 + t as u64;
+                match *step {
+                    Step::Start(j) => {
+                        stored = Manifest::start(
+                            Some(stored),
+                            Vec::new(),
+                            Some(versions[j].into()),
+                            now,
+                        )
+                    }
+                    Step::Flip(j) => master = versions[j],
+                    Step::Complete(j) => {
+                        stored.complete(&packaged(versions[j]), now, master == versions[j]);
+                    }
+                }
+            }
+            assert_eq!(stored.version.as_deref(), Some(master), "{order:?}");
+            assert_eq!(master, versions[1]);
+            assert_eq!(stored.state, State::Complete, "{order:?}");
+            assert_eq!(stored.target_version, None, "{order:?}");
+            assert_eq!(
+                stored.recorded_versions(),
+                ["000000000000", versions[0], versions[1]],
+                "{order:?}"
+            );
+        }
+    }
+
+    /// A job overtaken by a newer upload after it started, and a failed one, leave their
+    /// versions recorded and the newer job's state alone.
+    #[test]
+    fn an_overtaken_or_failed_job_retires_its_version_and_leaves_the_newer_jobs_state() {
+        let (a, b) = ("aaaaaaaaaaaa", "bbbbbbbbbbbb");
+        // B started first, then A (a slow worker for the older upload) took the target.
+        let m = Manifest::start(None, Vec::new(), Some(b.into()), 1);
+        let mut m = Manifest::start(Some(m), Vec::new(), Some(a.into()), 2);
+        m.abandon(a, 3);
+        assert_eq!(m.target_version, None);
+        m.complete(&packaged(b), 4, true);
+        assert_eq!((m.state, m.version.as_deref()), (State::Complete, Some(b)));
+        assert_eq!(m.recorded_versions(), [a, b]);
+
+        // A fails while B (started later) is running: B's `processing` stays.
+        let m = Manifest::start(None, Vec::new(), Some(a.into()), 1);
+        let mut m = Manifest::start(Some(m), Vec::new(), Some(b.into()), 2);
+        m.fail(Some(a), &"bad input", 3);
+        assert_eq!(m.state, State::Processing);
+        assert_eq!(m.error, None);
+        assert_eq!(m.target_version.as_deref(), Some(b));
+        assert_eq!(m.recorded_versions(), [a, b]);
+        // And a failure of the job that owns the state says so.
+        m.fail(Some(b), &"bad input", 4);
+        assert_eq!(m.state, State::Failed);
+    }
+
+    /// A version retired long ago and written again (the same bytes uploaded again) is the
+    /// target, not retired: GC does not collect it under its writer.
+    #[test]
+    fn a_version_written_again_is_no_longer_retired() {
+        let mut m = Manifest::start(None, Vec::new(), Some("aaaaaaaaaaaa".into()), 1);
+        m.retire("bbbbbbbbbbbb", 0);
+        let next = Manifest::start(Some(m), Vec::new(), Some("bbbbbbbbbbbb".into()), 100_000);
+        // Only the previous run's unflipped version is retired now.
+        let retired: Vec<&str> = next.retired.iter().map(|r| r.version.as_str()).collect();
+        assert_eq!(retired, ["aaaaaaaaaaaa"]);
+        assert_eq!(next.recorded_versions(), ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]);
+    }
+
+    fn retire_one(version: String) -> impl FnMut(Option<Manifest>) -> Result<Change<()>> {
+        move |m| {
+            let mut m = m.unwrap_or_else(|| Manifest::processing(Vec::new(), 0));
+            m.retire(&version, 1);
+            Ok(Change::Write(m, ()))
+        }
+    }
+
+    /// Another writer lands between this update's read and its write: the write does not
+    /// land over it; the change is applied again to what that writer left.
+    #[test]
+    fn a_write_between_the_read_and_the_write_is_kept_and_the_change_reapplied() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = crate::store::DirStore::new(tmp.path());
+        update_manifest(&store, "t/", retire_one("000000000000".into())).unwrap();
+        let mut calls = 0;
+        update_manifest(&store, "t/", |m| {
+            calls += 1;
+            if calls == 1 {
+                update_manifest(&store, "t/", retire_one("111111111111".into()))?;
+            }
+            retire_one("222222222222".into())(m)
+        })
+        .unwrap();
+        assert_eq!(calls, 2);
+        let m = read_manifest(&store, "t/").unwrap().unwrap();
+        assert_eq!(
+            m.recorded_versions(),
+            ["000000000000", "111111111111", "222222222222"]
+        );
+        // A first manifest is written only if there is none: two creators, one wins first.
+        let mut calls = 0;
+        update_manifest(&store, "u/", |m| {
+            calls += 1;
+            if calls == 1 {
+                update_manifest(&store, "u/", retire_one("333333333333".into()))?;
+            }
+            retire_one("444444444444".into())(m)
+        })
+        .unwrap();
+        assert_eq!(calls, 2);
+        let m = read_manifest(&store, "u/").unwrap().unwrap();
+        assert_eq!(m.recorded_versions(), ["333333333333", "444444444444"]);
+    }
+
+    /// Out of attempts, the update fails with a retryable error (the event comes back).
+    #[test]
+    fn an_update_that_keeps_losing_gives_up_retryable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = crate::store::DirStore::new(tmp.path());
+        let mut n = 0;
+        let err = update_manifest_with(&store, "t/", 3, |m| {
+            n += 1;
+            update_manifest(&store, "t/", retire_one(format!("{n:012}")))?;
+            retire_one("ffffffffffff".into())(m)
+        })
+        .unwrap_err();
+        assert_eq!(n, 3);
+        assert!(err.precondition_failed() && err.is_retryable(), "{err}");
+        let m = read_manifest(&store, "t/").unwrap().unwrap();
+        assert!(!m.recorded_versions().contains(&"ffffffffffff".to_string()));
+    }
+
+    /// Eight writers with eight stores on one folder (separate opens of the lock file, as
+    /// separate processes have), 25 updates each: no update is lost.
+    #[test]
+    fn concurrent_updates_on_the_folder_store_lose_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|w| {
+                let root = tmp.path().to_path_buf();
+                std::thread::spawn(move || {
+                    let store = crate::store::DirStore::new(root);
+                    for i in 0..25 {
+                        let v = format!("{w:06}{i:06}");
+                        update_manifest_with(&store, "t/", 1_000, retire_one(v)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let store = crate::store::DirStore::new(tmp.path());
+        let m = read_manifest(&store, "t/").unwrap().unwrap();
+        assert_eq!(m.recorded_versions().len(), 200);
+    }
 }

@@ -4,7 +4,7 @@
 use crate::support::s3::{bucket_name, S3Server};
 use hlspipe::media::object::{Body, Object};
 use hlspipe::media::source::{MemorySource, Source};
-use hlspipe::store::{DirStore, S3Store, Store, SINGLE_PUT_MAX};
+use hlspipe::store::{DirStore, Precondition, S3Store, Store, SINGLE_PUT_MAX};
 use md5::{Digest, Md5};
 use std::sync::Arc;
 
@@ -191,6 +191,46 @@ fn content_type_and_cache_control(store: &dyn Store, s3: Option<&S3Store>) {
     assert_eq!(store.get("t/master.m3u8").unwrap().unwrap(), b"#EXTM3U\n");
 }
 
+/// Conditional writes (S3 User Guide, "conditional writes"): `If-None-Match: *` creates only,
+/// `If-Match` replaces only the version named; a condition that does not hold writes nothing
+/// and is a retryable `PreconditionFailed`. `get_versioned` gives the ETag of the bytes read.
+fn conditional_puts(store: &dyn Store, _s3: Option<&S3Store>) {
+    let obj = |bytes: &[u8]| object(Body::from_bytes(bytes.to_vec()));
+    let md5 = |bytes: &[u8]| hex::encode(Md5::digest(bytes));
+    let refused = |r: hlspipe::Result<String>| {
+        let e = r.unwrap_err();
+        assert!(e.precondition_failed(), "{e}");
+        assert!(e.is_retryable(), "{e}");
+    };
+    let first = store
+        .put_if("t/manifest.json", &obj(b"one"), &[], Precondition::Absent)
+        .unwrap();
+    assert_eq!(first, md5(b"one"));
+    let read = store.get_versioned("t/manifest.json").unwrap().unwrap();
+    assert_eq!((read.bytes.as_slice(), read.etag.as_str()), (&b"one"[..], first.as_str()));
+    refused(store.put_if("t/manifest.json", &obj(b"two"), &[], Precondition::Absent));
+    refused(store.put_if(
+        "t/manifest.json",
+        &obj(b"two"),
+        &[],
+        Precondition::Etag(&md5(b"other")),
+    ));
+    assert_eq!(store.get("t/manifest.json").unwrap().unwrap(), b"one");
+    let second = store
+        .put_if("t/manifest.json", &obj(b"two"), &[], Precondition::Etag(&first))
+        .unwrap();
+    assert_eq!(second, md5(b"two"));
+    assert_eq!(store.get("t/manifest.json").unwrap().unwrap(), b"two");
+    // The old ETag no longer holds; on a missing key no ETag does.
+    refused(store.put_if("t/manifest.json", &obj(b"3"), &[], Precondition::Etag(&first)));
+    refused(store.put_if("t/none.json", &obj(b"3"), &[], Precondition::Etag(&first)));
+    assert_eq!(store.get("t/none.json").unwrap(), None);
+    assert_eq!(store.get_versioned("t/none.json").unwrap(), None);
+    // Hidden lock files (the folder store's) are never listed as objects.
+    let keys: Vec<String> = store.list("t/").unwrap().into_iter().map(|o| o.key).collect();
+    assert_eq!(keys, ["t/manifest.json"]);
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod dir {
@@ -223,6 +263,7 @@ conformance!(
     list_paginates_and_sorts,
     multipart_put_of_source_pieces,
     content_type_and_cache_control,
+    conditional_puts,
 );
 
 /// The same bucket seen through two prefixes: keys are relative to each.

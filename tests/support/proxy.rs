@@ -28,6 +28,18 @@ pub struct Request {
     pub index: usize,
     pub method: String,
     pub path: String,
+    /// The request's header lines, as sent (`If-Match: "…"`).
+    pub headers: Vec<String>,
+}
+
+impl Request {
+    /// The value of header `name` (any case), if the request has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+        })
+    }
 }
 
 #[derive(Default)]
@@ -165,6 +177,7 @@ fn serve(
         index,
         method: method.clone(),
         path,
+        headers: head[1..].to_vec(),
     });
     match fault {
         Fault::Drop => {

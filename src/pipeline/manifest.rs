@@ -454,12 +454,8 @@ mod tests {
                 let now = 10 + t as u64;
                 match *step {
                     Step::Start(j) => {
-                        stored = Manifest::start(
-                            Some(stored),
-                            Vec::new(),
-                            Some(versions[j].into()),
-                            now,
-                        )
+                        stored =
+                            Manifest::start(Some(stored), Vec::new(), Some(versions[j].into()), now)
                     }
                     Step::Flip(j) => master = versions[j],
                     Step::Complete(j) => {

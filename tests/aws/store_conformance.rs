@@ -207,7 +207,10 @@ fn conditional_puts(store: &dyn Store, _s3: Option<&S3Store>) {
         .unwrap();
     assert_eq!(first, md5(b"one"));
     let read = store.get_versioned("t/manifest.json").unwrap().unwrap();
-    assert_eq!((read.bytes.as_slice(), read.etag.as_str()), (&b"one"[..], first.as_str()));
+    assert_eq!(
+        (read.bytes.as_slice(), read.etag.as_str()),
+        (&b"one"[..], first.as_str())
+    );
     refused(store.put_if("t/manifest.json", &obj(b"two"), &[], Precondition::Absent));
     refused(store.put_if(
         "t/manifest.json",
@@ -217,17 +220,32 @@ fn conditional_puts(store: &dyn Store, _s3: Option<&S3Store>) {
     ));
     assert_eq!(store.get("t/manifest.json").unwrap().unwrap(), b"one");
     let second = store
-        .put_if("t/manifest.json", &obj(b"two"), &[], Precondition::Etag(&first))
+        .put_if(
+            "t/manifest.json",
+            &obj(b"two"),
+            &[],
+            Precondition::Etag(&first),
+        )
         .unwrap();
     assert_eq!(second, md5(b"two"));
     assert_eq!(store.get("t/manifest.json").unwrap().unwrap(), b"two");
     // The old ETag no longer holds; on a missing key no ETag does.
-    refused(store.put_if("t/manifest.json", &obj(b"3"), &[], Precondition::Etag(&first)));
+    refused(store.put_if(
+        "t/manifest.json",
+        &obj(b"3"),
+        &[],
+        Precondition::Etag(&first),
+    ));
     refused(store.put_if("t/none.json", &obj(b"3"), &[], Precondition::Etag(&first)));
     assert_eq!(store.get("t/none.json").unwrap(), None);
     assert_eq!(store.get_versioned("t/none.json").unwrap(), None);
     // Hidden lock files (the folder store's) are never listed as objects.
-    let keys: Vec<String> = store.list("t/").unwrap().into_iter().map(|o| o.key).collect();
+    let keys: Vec<String> = store
+        .list("t/")
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
     assert_eq!(keys, ["t/manifest.json"]);
 }
 

@@ -7,14 +7,22 @@
 //! The same race against the S3 server is in `tests/aws/s3_race.rs`.
 
 use crate::kill::{next, put_event, references_exist, KEY, TITLE};
-use crate::support::buckets::{process_event, Buckets};
+use crate::support::buckets::{process_event, record, Buckets};
+use crate::support::store::FakeStore;
 use crate::support::{clip, hlspipe_isolated, small_clip};
+use hlspipe::media::package::version_for_sources;
+use hlspipe::pipeline::config::PipelineConfig;
+use hlspipe::pipeline::event::RecordKind;
+use hlspipe::pipeline::invalidate::NoInvalidation;
+use hlspipe::pipeline::job::Pipeline;
 use hlspipe::pipeline::manifest::{Manifest, State};
-use hlspipe::store::Store;
+use hlspipe::pipeline::outcome::Outcome;
+use hlspipe::store::{DirStore, Store};
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// `file`'s bytes with a top-level `free` box carrying `n` appended (ISO/IEC 14496-12
@@ -30,11 +38,15 @@ pub(crate) fn variant(file: &Path, n: u32) -> Vec<u8> {
 /// Lands `bytes` at `key` the way an upload does: all at once (a rename), never rewriting
 /// the file a running job has open.
 fn upload(b: &Buckets, key: &str, bytes: &[u8]) -> String {
-    let path = b.bucket().join(key);
+    upload_to(&b.bucket(), key, bytes)
+}
+
+fn upload_to(bucket: &Path, key: &str, bytes: &[u8]) -> String {
+    let path = bucket.join(key);
     let tmp = path.with_file_name(".upload.tmp");
     std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, &path).unwrap();
-    b.store().head(key).unwrap().unwrap().etag
+    DirStore::new(bucket).head(key).unwrap().unwrap().etag
 }
 
 fn worker(b: &Buckets, event: &str, n: usize) -> Child {
@@ -71,7 +83,11 @@ fn round(b: &Buckets, jobs: usize, seed: &mut u64, serial: &mut u32) -> (String,
     let mut newest = String::new();
     for _ in 0..jobs {
         *serial += 1;
-        let file = if *serial % 2 == 0 { clip() } else { small_clip() };
+        let file = if *serial % 2 == 0 {
+            clip()
+        } else {
+            small_clip()
+        };
         newest = upload(b, KEY, &variant(file, *serial));
         children.push(worker(b, &put_event(&newest), children.len()));
         std::thread::sleep(Duration::from_millis(next(seed) % 40));
@@ -130,7 +146,11 @@ fn race(jobs: usize, rounds: usize) {
     std::fs::create_dir_all(b.bucket().join(KEY).parent().unwrap()).unwrap();
     let etag = upload(&b, KEY, &variant(clip(), 0));
     let out = process_event(&b, &put_event(&etag), &[], &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let samples = Arc::new(AtomicUsize::new(0));
     let sampler = {
@@ -160,7 +180,10 @@ fn race(jobs: usize, rounds: usize) {
         samples.load(Ordering::Relaxed)
     );
     // The race is real: in some round more than one job published.
-    assert!(published > rounds, "{published} jobs published in {rounds} rounds");
+    assert!(
+        published > rounds,
+        "{published} jobs published in {rounds} rounds"
+    );
 }
 
 #[test]
@@ -171,4 +194,110 @@ fn two_uploads_of_one_key_a_few_ms_apart_the_newer_ends_live_and_both_are_record
 #[test]
 fn eight_racing_jobs_for_one_title_lose_no_manifest_update() {
     race(8, 2);
+}
+
+/// The title live from [`KEY`]'s first upload, and a store on it for job A of a second
+/// upload whose puts run `at(key, n)` (n counts the puts of that key) just before they
+/// happen; `at` returns true where job B (a third, newer upload, on a plain store) is to run
+/// from start to end. Returns A's outcome, B's version, and A's version.
+fn interleaved(b: &Buckets, at: fn(&str, usize) -> bool) -> (Outcome, String, String) {
+    std::fs::create_dir_all(b.bucket().join(KEY).parent().unwrap()).unwrap();
+    let config = PipelineConfig::default();
+    let worker = Pipeline {
+        config: &config,
+        invalidator: &NoInvalidation,
+        clock: &|| 1_000,
+    };
+    let plain: Arc<dyn Store> = Arc::new(b.store());
+    let first = upload(b, KEY, &variant(clip(), 0));
+    let out = worker.handle_record(&plain, &record(RecordKind::Created, KEY, Some(&first)));
+    assert!(matches!(out, Outcome::Processed { .. }), "{out}");
+
+    let newer: Arc<Mutex<Option<String>>> = Arc::default();
+    let counts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let hook = {
+        let (bucket, newer) = (b.bucket(), Arc::clone(&newer));
+        move |key: &str| {
+            let n = {
+                let mut counts = counts.lock().unwrap();
+                let n = counts.entry(key.to_string()).or_insert(0);
+                *n += 1;
+                *n
+            };
+            if !at(key, n) {
+                return;
+            }
+            let etag = upload_to(&bucket, KEY, &variant(small_clip(), 2));
+            let config = PipelineConfig::default();
+            let worker = Pipeline {
+                config: &config,
+                invalidator: &NoInvalidation,
+                clock: &|| 2_000,
+            };
+            let store: Arc<dyn Store> = Arc::new(DirStore::new(&bucket));
+            match worker.handle_record(&store, &record(RecordKind::Created, KEY, Some(&etag))) {
+                Outcome::Processed { version, .. } => *newer.lock().unwrap() = Some(version),
+                other => panic!("job B: {other}"),
+            }
+        }
+    };
+    let a_store: Arc<dyn Store> = Arc::new(FakeStore::new(b.store()).before_put(hook));
+    let etag = upload(b, KEY, &variant(clip(), 1));
+    let a = worker.handle_record(&a_store, &record(RecordKind::Created, KEY, Some(&etag)));
+    let b_version = newer.lock().unwrap().clone().expect("job B never ran");
+    let a_version = version_for_sources(&[&etag], &[], &config.settings());
+    (a, b_version, a_version)
+}
+
+/// After A and B: B's version is live in the master and the manifest, A's is recorded for
+/// GC, and no job is left recorded as running.
+fn assert_newer_live(b: &Buckets, b_version: &str, a_version: &str) {
+    let manifest = b.manifest(TITLE);
+    let m: Manifest = serde_json::from_value(manifest.clone()).unwrap();
+    let master = String::from_utf8(b.read(&format!("{TITLE}master.m3u8"))).unwrap();
+    assert!(
+        master.contains(&format!("v/{b_version}/")),
+        "the master flipped back to the older upload:\n{master}"
+    );
+    assert_eq!(m.version.as_deref(), Some(b_version), "{manifest}");
+    assert_eq!(
+        (m.state, m.target_version.as_deref()),
+        (State::Complete, None),
+        "{manifest}"
+    );
+    assert!(
+        m.recorded_versions().contains(&a_version.to_string()),
+        "{manifest}"
+    );
+    for v in written_versions(&b.bucket()) {
+        assert!(
+            m.recorded_versions().contains(&v),
+            "v/{v}/ unrecorded: {manifest}"
+        );
+    }
+}
+
+/// A flips, then B (a newer upload) publishes from start to end, then A writes its
+/// `complete` manifest. Without a conditional write A's manifest landed over B's and named
+/// A's version live while the master named B's (and B's record was lost).
+#[test]
+fn a_newer_job_between_an_older_flip_and_its_manifest_write_stays_recorded_and_live() {
+    let b = Buckets::new();
+    let (a, b_version, a_version) =
+        interleaved(&b, |key, n| key.ends_with("manifest.json") && n == 2);
+    assert!(matches!(a, Outcome::Processed { .. }), "{a}");
+    assert_newer_live(&b, &b_version, &a_version);
+}
+
+/// A's sources were checked and still current; before A's master PUT, B (a newer upload)
+/// publishes from start to end. Without a conditional flip A's master landed over B's: the
+/// master flipped back to the older upload. Now A's PUT finds the master changed, checks
+/// again, and stands aside.
+#[test]
+fn an_older_jobs_flip_after_a_newer_flip_does_not_land() {
+    let b = Buckets::new();
+    let (a, b_version, a_version) =
+        interleaved(&b, |key, n| key.ends_with("master.m3u8") && n == 1);
+    assert!(matches!(a, Outcome::Stale { .. }), "{a}");
+    assert_newer_live(&b, &b_version, &a_version);
 }

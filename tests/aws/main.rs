@@ -7,6 +7,7 @@ mod support;
 mod aws_worker;
 mod deploy_template;
 mod s3_package;
+mod s3_race;
 mod s3_subtitles;
 mod secrets;
 mod serve_s3;

@@ -20,7 +20,7 @@ use hlspipe::pipeline::outcome::Outcome;
 use hlspipe::store::{S3Client, S3Store, Store};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const BUCKET: &str = "t-race";
 const KEY: &str = "uploads/shows/race.mp4";
@@ -103,7 +103,7 @@ fn racing_jobs_on_s3_end_with_the_newest_live_every_version_recorded_and_conditi
     let span = t0.elapsed().as_millis() as u64 + 1;
 
     let (jobs, rounds) = (6u32, 2u32);
-    let (mut seed, mut published) = (0x5eed_u64, 0);
+    let (mut seed, mut published, mut overlapped) = (0x5eed_u64, 0, 0);
     for round in 0..rounds {
         let mut threads = Vec::new();
         let mut newest = String::new();
@@ -111,16 +111,29 @@ fn racing_jobs_on_s3_end_with_the_newest_live_every_version_recorded_and_conditi
             let file = if i % 2 == 0 { clip() } else { small_clip() };
             newest = upload(store.as_ref(), variant(file, 1 + round * jobs + i));
             let (store, etag) = (Arc::clone(&store), newest.clone());
-            threads.push(std::thread::spawn(move || job(&store, &etag)));
+            threads.push(std::thread::spawn(move || {
+                let started = Instant::now();
+                (job(&store, &etag), started, Instant::now())
+            }));
             seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
             std::thread::sleep(Duration::from_millis((seed >> 33) % span));
         }
+        let mut spans = Vec::new();
         for t in threads {
-            match t.join().unwrap() {
+            let (outcome, started, ended) = t.join().unwrap();
+            spans.push((started, ended));
+            match outcome {
                 Outcome::Processed { .. } => published += 1,
                 Outcome::Stale { .. } => {}
                 other => panic!("round {round}: a job neither published nor stood aside: {other}"),
             }
+        }
+        // Jobs that ran at the same time: pairs where one started before the other ended.
+        for (i, a) in spans.iter().enumerate() {
+            overlapped += spans[i + 1..]
+                .iter()
+                .filter(|b| b.0 < a.1 && a.0 < b.1)
+                .count();
         }
         let bytes = store
             .get(&format!("{TITLE}manifest.json"))
@@ -168,10 +181,12 @@ fn racing_jobs_on_s3_end_with_the_newest_live_every_version_recorded_and_conditi
         }
     }
     eprintln!(
-        "{rounds} rounds of {jobs} racing jobs on S3: {published} published; {} conditional \
-         PUTs of the manifest and master ({if_match} If-Match, {if_none} If-None-Match: *)",
+        "{rounds} rounds of {jobs} racing jobs on S3: {published} published, {overlapped} \
+         overlaps; {} conditional PUTs of the manifest and master ({if_match} If-Match, \
+         {if_none} If-None-Match: *)",
         seen.len()
     );
+    assert!(overlapped > 0, "the jobs never ran at the same time");
     assert!(if_match > 0 && if_none >= 2, "{seen:?}");
     assert!(
         published > rounds,

@@ -6,6 +6,7 @@ mod support;
 
 mod aws_worker;
 mod deploy_template;
+mod s3_kill;
 mod s3_package;
 mod s3_race;
 mod s3_subtitles;

@@ -473,7 +473,7 @@ impl Pipeline<'_> {
             let mut next =
                 Manifest::start(previous, infos.clone(), Some(version.clone()), started_at);
             next.subtitles = sub_infos.clone();
-            Ok(Change::Write(next.clone(), Some(next)))
+            Ok(Change::Write(Box::new(next.clone()), Some(next)))
         });
         let manifest = match begun {
             Ok(Some(m)) => m,
@@ -569,7 +569,7 @@ impl Pipeline<'_> {
             // records the live version, and this one's is retired.
             let mine = publish::master_is(store, &master_key, master_etag)?;
             let previous_live = next.complete(&packaged, now, mine);
-            Ok(Change::Write(next.clone(), (next, previous_live)))
+            Ok(Change::Write(Box::new(next.clone()), (next, previous_live)))
         });
         let (written, previous_live) = match completed {
             Ok(done) => done,
@@ -615,7 +615,7 @@ impl Pipeline<'_> {
             let still = expired_versions(&next, now, grace);
             next.retired
                 .retain(|r| !(collected.contains(&r.version) && still.contains(&r.version)));
-            Ok(Change::Write(next, ()))
+            Ok(Change::Write(Box::new(next), ()))
         });
         match dropped {
             Ok(()) => Vec::new(),
@@ -650,7 +650,7 @@ impl Pipeline<'_> {
                 (Some(_), None) => return Ok(Change::Keep(())),
                 (None, _) => next.fail(version, err, now),
             }
-            Ok(Change::Write(next, ()))
+            Ok(Change::Write(Box::new(next), ()))
         });
         if let Some(key) = superseded_by {
             return superseded(key);

@@ -282,7 +282,7 @@ pub const UPDATE_ATTEMPTS: u32 = 10;
 /// What a change does with the manifest it was given.
 pub enum Change<T> {
     /// Write this manifest (only if nobody wrote since the read), then return `T`.
-    Write(Manifest, T),
+    Write(Box<Manifest>, T),
     /// Write nothing; return `T`.
     Keep(T),
 }
@@ -315,7 +315,7 @@ pub fn update_manifest_with<T>(
         let current = read.as_ref().and_then(|v| Manifest::parse(&v.bytes).ok());
         let (next, out) = match change(current)? {
             Change::Keep(out) => return Ok(out),
-            Change::Write(next, out) => (next, out),
+            Change::Write(next, out) => (*next, out),
         };
         let condition = match &read {
             Some(v) => Precondition::Etag(&v.etag),
@@ -519,7 +519,7 @@ mod tests {
         move |m| {
             let mut m = m.unwrap_or_else(|| Manifest::processing(Vec::new(), 0));
             m.retire(&version, 1);
-            Ok(Change::Write(m, ()))
+            Ok(Change::Write(Box::new(m), ()))
         }
     }
 

@@ -90,7 +90,7 @@ fn round(
     let mut newest = String::new();
     for _ in 0..jobs {
         *serial += 1;
-        let file = if *serial % 2 == 0 {
+        let file = if serial.is_multiple_of(2) {
             clip()
         } else {
             small_clip()

@@ -406,3 +406,35 @@ fn s3_sources_keep_the_version_they_opened() {
     let store = server.bucket(&bucket_name("pinned-version"));
     sources_keep_the_version_they_opened(store, true);
 }
+
+/// The conditional writes against s3s-fs (the benches' S3 server, installed by
+/// `bash scripts/install-s3s-fs.sh`; not by the suite, which takes minutes): 0.14.1 checks
+/// `If-Match` and `If-None-Match: *` on PutObject, then writes (not as one step, as moto).
+/// Run with `cargo nextest run --run-ignored only -E 'test(s3s_fs)'`.
+#[test]
+#[ignore = "needs .test-deps/s3s-fs (bash scripts/install-s3s-fs.sh)"]
+fn s3s_fs_conditional_puts() {
+    let exe = crate::support::repo_root().join(".test-deps/s3s-fs/bin/s3s-fs");
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("t-conditional")).unwrap();
+    let port = crate::support::free_port();
+    let mut child = std::process::Command::new(&exe)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", "test", "--secret-key", "test"])
+        .arg(data.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "s3s-fs did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let client = hlspipe::store::S3Client::new(&S3Server::settings_for(&endpoint, 2)).unwrap();
+    let store = S3Store::new(Arc::new(client), "t-conditional", "");
+    conditional_puts(&store, Some(&store));
+    let _ = child.kill();
+    let _ = child.wait();
+}

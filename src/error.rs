@@ -98,6 +98,12 @@ pub enum Error {
     /// event brings it.
     #[error("'{key}' changed while it was read (a newer upload replaced it)")]
     SourceChanged { key: String },
+    /// A conditional write found the object other than required (S3 answers 412 Precondition
+    /// Failed, or 409 ConditionalRequestConflict when two conditional writes race): another
+    /// writer got there first. The caller reads again and decides again; out of attempts,
+    /// it is retryable (the event comes back and starts from a fresh read).
+    #[error("'{key}' was changed by another writer ({condition} no longer holds)")]
+    PreconditionFailed { key: String, condition: String },
     #[error("unreadable event: {0}")]
     Event(String),
     #[error("invalid configuration: {0}")]
@@ -188,7 +194,7 @@ impl Error {
                 }
                 _ => RetryClass::Retryable,
             },
-            Error::Queue(_) => RetryClass::Retryable,
+            Error::Queue(_) | Error::PreconditionFailed { .. } => RetryClass::Retryable,
             Error::NotMp4(_)
             | Error::Truncated { .. }
             | Error::Malformed { .. }
@@ -218,6 +224,11 @@ impl Error {
             Error::SourceChanged { key } => Some(key),
             _ => None,
         }
+    }
+
+    /// Whether a conditional write lost to another writer ([`Error::PreconditionFailed`]).
+    pub fn precondition_failed(&self) -> bool {
+        matches!(self.innermost(), Error::PreconditionFailed { .. })
     }
 
     /// The error a storage read carried through a [`crate::media::source::Source`] (whose reads

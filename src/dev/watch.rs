@@ -241,8 +241,20 @@ mod tests {
         fn put(&self, key: &str, obj: &Object, s: &[std::sync::Arc<dyn Source>]) -> Result<()> {
             self.inner.put(key, obj, s)
         }
+        fn put_if(
+            &self,
+            key: &str,
+            obj: &Object,
+            s: &[std::sync::Arc<dyn Source>],
+            condition: crate::store::Precondition<'_>,
+        ) -> Result<String> {
+            self.inner.put_if(key, obj, s, condition)
+        }
         fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
             self.inner.get(key)
+        }
+        fn get_versioned(&self, key: &str) -> Result<Option<crate::store::Versioned>> {
+            self.inner.get_versioned(key)
         }
         fn read_range(&self, key: &str, offset: u64, buf: &mut [u8]) -> Result<()> {
             self.inner.read_range(key, offset, buf)

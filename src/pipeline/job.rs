@@ -58,10 +58,10 @@ use crate::pipeline::invalidate::{invalidation_reference, Invalidator};
 use crate::pipeline::keys::{
     classify_key, parent, KeyRole, TitleManifest, TITLE_MANIFEST_MAX_BYTES, TITLE_MANIFEST_SUFFIX,
 };
-use crate::pipeline::manifest::{self, read_manifest, Manifest, SourceInfo, State, MASTER_KEY};
+use crate::pipeline::manifest::{self, Change, Manifest, SourceInfo, State, MASTER_KEY};
 use crate::pipeline::outcome::Outcome;
 use crate::pipeline::publish::{self, PublishOptions};
-use crate::pipeline::retention::{gc, remove_title};
+use crate::pipeline::retention::{expired_versions, gc, remove_title};
 use crate::store::{open_source, ObjectInfo, Store};
 use crate::title::Title;
 use std::sync::Arc;
@@ -454,48 +454,63 @@ impl Pipeline<'_> {
             .map(|o| (o.key.clone(), o.etag.clone()))
             .collect();
         let version = version_for_sources(&etags, &sub_ids, &settings);
-        let previous = match read_manifest(store.as_ref(), &prefix) {
-            Ok(m) => m,
-            Err(e) => return Outcome::failed(Some(title.as_str()), &e),
-        };
-        // Before anything else: a same-bytes upload under another name has the same version.
-        if let Some(key) = media_key {
-            if let Err(e) = self.check_owner(store.as_ref(), title, key, previous.as_ref()) {
-                return Outcome::failed(Some(title.as_str()), &e);
+        let infos: Vec<SourceInfo> = sources.iter().map(|(_, i)| source_info(i)).collect();
+        let sub_infos: Vec<SourceInfo> = subs.iter().map(source_info).collect();
+        let started_at = (self.clock)();
+        // Recorded before the first object of the version is written, on top of whatever
+        // another job of the title wrote meanwhile (a compare-and-swap of the manifest).
+        let begun = manifest::update_manifest(store.as_ref(), &prefix, |previous| {
+            // Before anything else: a same-bytes upload under another name has the same
+            // version.
+            if let Some(key) = media_key {
+                self.check_owner(store.as_ref(), title, key, previous.as_ref())?;
             }
-        }
-        if let Some(prev) = &previous {
-            if prev.state == State::Complete && prev.version.as_deref() == Some(&version) {
+            if let Some(prev) = &previous {
+                if prev.state == State::Complete && prev.version.as_deref() == Some(&version) {
+                    return Ok(Change::Keep(None));
+                }
+            }
+            let mut next =
+                Manifest::start(previous, infos.clone(), Some(version.clone()), started_at);
+            next.subtitles = sub_infos.clone();
+            Ok(Change::Write(Box::new(next.clone()), Some(next)))
+        });
+        let manifest = match begun {
+            Ok(Some(m)) => m,
+            Ok(None) => {
                 return Outcome::AlreadyComplete {
                     title: title.to_string(),
                     version,
-                };
+                }
             }
-        }
-        let infos = sources.iter().map(|(_, i)| source_info(i)).collect();
-        let mut manifest = Manifest::start(previous, infos, Some(version), (self.clock)());
-        manifest.subtitles = subs.iter().map(source_info).collect();
-        if let Err(e) = manifest::write_manifest(store.as_ref(), &prefix, &manifest) {
-            return Outcome::failed(Some(title.as_str()), &e);
-        }
+            Err(e) => return Outcome::failed(Some(title.as_str()), &e),
+        };
         match self.package_and_publish(store.as_ref(), &prefix, &sources, &subs) {
-            Ok(mut packaged) => {
+            Ok((mut packaged, master_etag)) => {
                 packaged.warnings.extend(sub_warnings);
-                self.finish(store.as_ref(), title, &prefix, manifest, packaged)
+                self.finish(
+                    store.as_ref(),
+                    title,
+                    &prefix,
+                    manifest,
+                    packaged,
+                    &master_etag,
+                )
             }
-            Err(e) => self.fail(store.as_ref(), title, &prefix, manifest, &e),
+            Err(e) => self.fail(store.as_ref(), title, &prefix, manifest, Some(&version), &e),
         }
     }
 
     /// Packages the sources and writes the title up to the master flip, which happens only
-    /// if the sources are still the versions read.
+    /// if the sources are still the versions read; returns the title and the flipped
+    /// master's ETag.
     fn package_and_publish(
         &self,
         store: &dyn Store,
         prefix: &str,
         sources: &[(Arc<dyn Source>, ObjectInfo)],
         subs: &[ObjectInfo],
-    ) -> Result<PackagedTitle> {
+    ) -> Result<(PackagedTitle, String)> {
         let inputs: Vec<Input> = sources
             .iter()
             .map(|(s, info)| Input {
@@ -529,30 +544,39 @@ impl Pipeline<'_> {
         };
         let dyn_sources: Vec<Arc<dyn Source>> =
             sources.iter().map(|(s, _)| Arc::clone(s)).collect();
-        publish::publish(store, &packaged, &dyn_sources, &opts)?;
-        Ok(packaged)
+        let master_etag = publish::publish(store, &packaged, &dyn_sources, &opts)?;
+        Ok((packaged, master_etag))
     }
 
-    /// After the flip: the `complete` manifest, retired versions collected, and the master
-    /// invalidated on the CDN when it replaced another version.
+    /// After the flip: the `complete` manifest (applied to the manifest as it is now, which
+    /// another job of the title may have written since this one started; `local`, this job's
+    /// own, stands in if the title's manifest is gone), retired versions collected, and the
+    /// master invalidated on the CDN when it replaced another version.
     fn finish(
         &self,
         store: &dyn Store,
         title: &Title,
         prefix: &str,
-        mut manifest: Manifest,
+        local: Manifest,
         packaged: PackagedTitle,
+        master_etag: &str,
     ) -> Outcome {
         let now = (self.clock)();
-        let previous_live = manifest.complete(&packaged, now);
+        let master_key = format!("{prefix}{MASTER_KEY}");
+        let completed = manifest::update_manifest(store, prefix, |fresh| {
+            let mut next = fresh.unwrap_or_else(|| local.clone());
+            // A later job's flip may have replaced this one's master already: then that job
+            // records the live version, and this one's is retired.
+            let mine = publish::master_is(store, &master_key, master_etag)?;
+            let previous_live = next.complete(&packaged, now, mine);
+            Ok(Change::Write(Box::new(next.clone()), (next, previous_live)))
+        });
+        let (written, previous_live) = match completed {
+            Ok(done) => done,
+            Err(e) => return Outcome::failed(Some(title.as_str()), &e),
+        };
         let mut warnings = packaged.warnings.clone();
-        match gc(store, prefix, &manifest, now, self.config.gc_grace_seconds) {
-            Ok(collected) => manifest.retired.retain(|r| !collected.contains(&r.version)),
-            Err(e) => warnings.push(format!("old versions not removed: {e}")),
-        }
-        if let Err(e) = manifest::write_manifest(store, prefix, &manifest) {
-            return Outcome::failed(Some(title.as_str()), &e);
-        }
+        warnings.extend(self.collect(store, prefix, &written, now));
         if previous_live.is_some_and(|old| old != packaged.version) {
             let path = format!("/{prefix}{MASTER_KEY}");
             let reference = invalidation_reference(prefix, &packaged.version);
@@ -568,25 +592,71 @@ impl Pipeline<'_> {
         }
     }
 
+    /// Removes the objects of versions retired longer than the grace period, then drops
+    /// them from the manifest (those it still lists as expired retired versions: another
+    /// job may have taken one up again meanwhile). Returns warnings.
+    fn collect(
+        &self,
+        store: &dyn Store,
+        prefix: &str,
+        written: &Manifest,
+        now: u64,
+    ) -> Vec<String> {
+        let grace = self.config.gc_grace_seconds;
+        let collected = match gc(store, prefix, written, now, grace) {
+            Ok(collected) if collected.is_empty() => return Vec::new(),
+            Ok(collected) => collected,
+            Err(e) => return vec![format!("old versions not removed: {e}")],
+        };
+        let dropped = manifest::update_manifest(store, prefix, |fresh| {
+            let Some(mut next) = fresh else {
+                return Ok(Change::Keep(()));
+            };
+            let still = expired_versions(&next, now, grace);
+            next.retired
+                .retain(|r| !(collected.contains(&r.version) && still.contains(&r.version)));
+            Ok(Change::Write(Box::new(next), ()))
+        });
+        match dropped {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![format!(
+                "collected versions not dropped from the manifest: {e}"
+            )],
+        }
+    }
+
     /// Writes the `failed` manifest (the live version and its master stay) and reports.
+    /// `version`: the version this job was writing, retired for GC.
     ///
     /// A source replaced while it was read is not a failure of the title: the newer
-    /// upload's own event will publish it, so nothing more is written here (a `failed`
-    /// manifest could land after that newer job's `complete` one).
+    /// upload's own event will publish it, so no state is written here (a `failed`
+    /// manifest could land after that newer job's `complete` one); the version is only
+    /// retired.
     fn fail(
         &self,
         store: &dyn Store,
         title: &Title,
         prefix: &str,
-        mut manifest: Manifest,
+        local: Manifest,
+        version: Option<&str>,
         err: &Error,
     ) -> Outcome {
-        if let Some(key) = err.changed_source() {
+        let now = (self.clock)();
+        let superseded_by = err.changed_source();
+        let written = manifest::update_manifest(store, prefix, |fresh| {
+            let mut next = fresh.unwrap_or_else(|| local.clone());
+            match (superseded_by, version) {
+                (Some(_), Some(ours)) => next.abandon(ours, now),
+                (Some(_), None) => return Ok(Change::Keep(())),
+                (None, _) => next.fail(version, err, now),
+            }
+            Ok(Change::Write(Box::new(next), ()))
+        });
+        if let Some(key) = superseded_by {
             return superseded(key);
         }
-        manifest.fail(err, (self.clock)());
         let mut outcome = Outcome::failed(Some(title.as_str()), err);
-        if let Err(e) = manifest::write_manifest(store, prefix, &manifest) {
+        if let Err(e) = written {
             if let Outcome::Failed { reason, .. } = &mut outcome {
                 reason.push_str(&format!(" (and the failed manifest was not written: {e})"));
             }
@@ -598,16 +668,22 @@ impl Pipeline<'_> {
     fn fail_without_sources(&self, store: &dyn Store, title: &Title, err: &Error) -> Outcome {
         let prefix = title.folder(&self.config.output_prefix);
         let now = (self.clock)();
-        let manifest = match read_manifest(store, &prefix) {
-            Ok(Some(prev)) => Manifest {
-                started_at: now,
-                target_version: None,
-                ..prev
-            },
-            Ok(None) => Manifest::processing(Vec::new(), now),
-            Err(e) => return Outcome::failed(Some(title.as_str()), &e),
-        };
-        self.fail(store, title, &prefix, manifest, err)
+        let local = Manifest::processing(Vec::new(), now);
+        // A new run without a version: a previous run's unflipped version is retired.
+        let started = manifest::update_manifest(store, &prefix, |fresh| {
+            let next = match fresh {
+                Some(prev) => {
+                    let sources = prev.sources.clone();
+                    Manifest::start(Some(prev), sources, None, now)
+                }
+                None => local.clone(),
+            };
+            Ok(Change::Keep(next))
+        });
+        match started {
+            Ok(base) => self.fail(store, title, &prefix, base, None, err),
+            Err(e) => Outcome::failed(Some(title.as_str()), &e),
+        }
     }
 
     fn removed(&self, store: &Arc<dyn Store>, job: &Job, role: KeyRole) -> Outcome {

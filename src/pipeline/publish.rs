@@ -2,7 +2,9 @@
 //! (DESIGN.md "Publish protocol"):
 //! 1. every object under `v/<version>/` (init and media segments), in parallel;
 //! 2. the media playlists;
-//! 3. `master.m3u8` in one PUT: the flip;
+//! 3. `master.m3u8` in one PUT: the flip, conditional on the master read just before the
+//!    last check of the sources, so that no job whose check passed before another job's flip
+//!    lands its master over that flip;
 //! 4. `manifest.json` with `complete`.
 //!
 //! A failure at any step leaves the previous `master.m3u8` in place, so nothing a
@@ -12,8 +14,9 @@ use crate::error::Result;
 use crate::media::object::{Object, Piece};
 use crate::media::package::PackagedTitle;
 use crate::media::source::Source;
+use crate::pipeline::manifest::{jitter, UPDATE_ATTEMPTS};
 use crate::pipeline::pool::try_map_bounded;
-use crate::store::Store;
+use crate::store::{Precondition, Store};
 use std::sync::Arc;
 
 /// Publishing options.
@@ -31,13 +34,15 @@ pub struct PublishOptions<'a> {
     pub before_flip: Option<&'a (dyn Fn() -> Result<()> + Sync)>,
 }
 
-/// Writes `title` in publish order. The caller writes the manifests (it has the clock).
+/// Writes `title` in publish order and returns the ETag of the master it wrote (a reader of
+/// the master can tell whether a later flip replaced it). The caller writes the manifests
+/// (it has the clock).
 pub fn publish(
     store: &dyn Store,
     title: &PackagedTitle,
     sources: &[Arc<dyn Source>],
     opts: &PublishOptions<'_>,
-) -> Result<()> {
+) -> Result<String> {
     write_all(store, &in_input_order(&title.media), sources, opts)?;
     write_all(
         store,
@@ -45,10 +50,48 @@ pub fn publish(
         sources,
         opts,
     )?;
-    if let Some(check) = opts.before_flip {
-        check()?;
+    flip(store, title, sources, opts)
+}
+
+/// The flip: HEAD the master, run `before_flip`, then PUT the master only if it is still the
+/// one the HEAD saw (`If-Match`, or `If-None-Match: *` when there was none). Another job that
+/// flips in between makes the PUT fail; then both steps run again, and `before_flip` (the
+/// sources still current?) decides whether this job may flip at all. A job whose check passed
+/// can therefore never land its master over a flip that happened after its HEAD, and any flip
+/// before its HEAD came from a newer upload, which its check sees.
+fn flip(
+    store: &dyn Store,
+    title: &PackagedTitle,
+    sources: &[Arc<dyn Source>],
+    opts: &PublishOptions<'_>,
+) -> Result<String> {
+    let key = format!("{}{}", opts.prefix, title.master.key);
+    let mut attempt = 0;
+    loop {
+        let seen = store.head(&key)?.map(|info| info.etag);
+        if let Some(check) = opts.before_flip {
+            check()?;
+        }
+        let condition = seen
+            .as_deref()
+            .map_or(Precondition::Absent, Precondition::Etag);
+        match store.put_if(&key, &title.master, sources, condition) {
+            Ok(etag) => {
+                (opts.progress)(title.master.body.len());
+                return Ok(etag);
+            }
+            Err(e) if e.precondition_failed() && attempt + 1 < UPDATE_ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(jitter(attempt));
+            }
+            Err(e) => return Err(e),
+        }
     }
-    write_all(store, &[&title.master], sources, opts)
+}
+
+/// Whether the master at `key` is still the one this job wrote (its ETag `flipped`).
+pub fn master_is(store: &dyn Store, key: &str, flipped: &str) -> Result<bool> {
+    Ok(store.head(key)?.is_some_and(|info| info.etag == flipped))
 }
 
 /// Stage-1 objects in the order their bytes sit in the inputs (objects made only

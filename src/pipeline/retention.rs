@@ -70,7 +70,7 @@ pub fn gc(
     Ok(expired_versions(manifest, now, grace))
 }
 
-fn expired_versions(manifest: &Manifest, now: u64, grace: u64) -> Vec<String> {
+pub fn expired_versions(manifest: &Manifest, now: u64, grace: u64) -> Vec<String> {
     manifest
         .retired
         .iter()

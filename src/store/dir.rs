@@ -1,6 +1,6 @@
 //! A directory as an object store.
 
-use super::{Listed, Listing, ObjectInfo, Store};
+use super::{Listed, Listing, ObjectInfo, Precondition, Store, Versioned};
 use crate::error::{Error, Result};
 use crate::logs::escape_name;
 use crate::media::object::{self, Body, Object, Piece};
@@ -99,6 +99,50 @@ impl Store for DirStore {
             let _ = fs::remove_file(&tmp);
         }
         result
+    }
+
+    /// Checked and written under an exclusive `flock` of a lock file beside the object
+    /// (`.<name>.lock`, never removed: removing it would let two writers hold locks on two
+    /// different files). The lock holds across processes and is released by the kernel
+    /// when its holder dies, so a killed worker never leaves a key locked. The ETag compared
+    /// is the MD5 of the bytes on disk now, never the cached one.
+    fn put_if(
+        &self,
+        key: &str,
+        obj: &Object,
+        sources: &[Arc<dyn Source>],
+        condition: Precondition<'_>,
+    ) -> Result<String> {
+        let path = self.path(key)?;
+        let dir = path.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).map_err(|e| store_err(key, e))?;
+        let _lock = lock_key(dir, &path).map_err(|e| store_err(key, e))?;
+        let current = match fs::read(&path) {
+            Ok(bytes) => Some(md5_hex(&bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(store_err(key, e)),
+        };
+        let holds = match (condition, current.as_deref()) {
+            (Precondition::Absent, None) => true,
+            (Precondition::Etag(want), Some(have)) => want == have,
+            _ => false,
+        };
+        if !holds {
+            return Err(Error::PreconditionFailed {
+                key: key.to_string(),
+                condition: condition.describe(),
+            });
+        }
+        self.put(key, obj, sources)?;
+        let written = fs::read(&path).map_err(|e| store_err(key, e))?;
+        Ok(md5_hex(&written))
+    }
+
+    fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        Ok(self.get(key)?.map(|bytes| Versioned {
+            etag: md5_hex(&bytes),
+            bytes,
+        }))
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
@@ -248,6 +292,37 @@ fn unreadable_entry(e: &std::io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::ELOOP | libc::EACCES | libc::ENAMETOOLONG)
     )
+}
+
+/// The ETag S3 gives a single-part upload of `bytes`.
+fn md5_hex(bytes: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    hex::encode(Md5::digest(bytes))
+}
+
+/// Holds an exclusive `flock(2)` on `.<name>.lock` in `dir` until dropped (the descriptor's
+/// close releases it, as does the death of the process).
+fn lock_key(dir: &Path, path: &Path) -> std::io::Result<File> {
+    use std::os::unix::io::AsRawFd;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("object");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!(".{name}.lock")))?;
+    loop {
+        // SAFETY: the descriptor is open for the duration of the call.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(file);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
 }
 
 /// The ETag S3 gives a single-part upload: the MD5 of the bytes, in hex. It is

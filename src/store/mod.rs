@@ -61,6 +61,35 @@ pub struct Listing {
     pub skipped: Vec<(String, String)>,
 }
 
+/// What a conditional write ([`Store::put_if`]) requires of the object it replaces: S3's
+/// "conditional writes" (PutObject with `If-None-Match: *` or `If-Match: <ETag>`; 412
+/// Precondition Failed when the condition does not hold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition<'a> {
+    /// No object at the key (`If-None-Match: *`).
+    Absent,
+    /// The object at the key has this ETag, unquoted (`If-Match`).
+    Etag(&'a str),
+}
+
+impl Precondition<'_> {
+    /// The condition as the HTTP header that carries it, for error messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Precondition::Absent => "If-None-Match: *".into(),
+            Precondition::Etag(etag) => format!("If-Match: \"{etag}\""),
+        }
+    }
+}
+
+/// A small object's bytes with the ETag of exactly those bytes (one GET: never the ETag of
+/// a newer object beside the bytes of an older one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    pub bytes: Vec<u8>,
+    pub etag: String,
+}
+
 /// An object store. Keys are `/`-separated and relative to the store's root.
 pub trait Store: Send + Sync {
     /// Writes `obj` at `key` with its content type and cache control, atomically: a
@@ -68,8 +97,23 @@ pub trait Store: Send + Sync {
     /// in the body are read from `sources`.
     fn put(&self, key: &str, obj: &Object, sources: &[Arc<dyn Source>]) -> Result<()>;
 
+    /// Writes like [`Store::put`], only if the object at `key` is as `condition` requires,
+    /// checked and written as one step (no other writer lands in between); returns the new
+    /// object's ETag. When the condition does not hold: [`Error::PreconditionFailed`], and
+    /// nothing is written. For small objects (at most [`SINGLE_PUT_MAX`] bytes).
+    fn put_if(
+        &self,
+        key: &str,
+        obj: &Object,
+        sources: &[Arc<dyn Source>],
+        condition: Precondition<'_>,
+    ) -> Result<String>;
+
     /// Reads a whole (small) object; `None` when there is none.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Reads a whole (small) object with its ETag, for a later [`Store::put_if`].
+    fn get_versioned(&self, key: &str) -> Result<Option<Versioned>>;
 
     /// Reads `buf.len()` bytes at `offset` of an object (a ranged GET). Reading
     /// past the end is an error.

@@ -12,7 +12,7 @@
 //! memory a put holds is one part (or one small object), whatever the object's size.
 //! A failed multipart upload is aborted, so it leaves no billed parts behind.
 
-use super::{ObjectInfo, ReadAheadConfig, ReadAheadSource, Store};
+use super::{ObjectInfo, Precondition, ReadAheadConfig, ReadAheadSource, Store, Versioned};
 use crate::error::{Error, Result, RetryClass};
 use crate::media::object::{self, Object, Piece};
 use crate::media::source::Source;
@@ -392,6 +392,54 @@ impl S3Store {
         Ok(())
     }
 
+    /// One PutObject carrying `condition` as `If-None-Match: *` or `If-Match` (S3 User
+    /// Guide, "Add preconditions to S3 operations with conditional requests"). S3 answers
+    /// 412 when the condition does not hold, 409 ConditionalRequestConflict when another
+    /// conditional write to the key raced this one, and 404 NoSuchKey for `If-Match` on a
+    /// missing key: all three mean another writer decided first.
+    fn put_single_if(
+        &self,
+        key: &str,
+        obj: &Object,
+        body: Vec<u8>,
+        condition: Precondition<'_>,
+    ) -> Result<String> {
+        let full = self.full_key(key)?;
+        let (if_match, if_none_match) = match condition {
+            Precondition::Absent => (None, Some("*".to_string())),
+            Precondition::Etag(etag) => (Some(format!("\"{etag}\"")), None),
+        };
+        let len = body.len() as i64;
+        let out = self.client.block_on(
+            self.client
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&full)
+                .content_type(obj.content_type)
+                .cache_control(obj.cache_control)
+                .content_length(len)
+                .set_if_match(if_match)
+                .set_if_none_match(if_none_match)
+                .body(ByteStream::from(body))
+                .send(),
+        );
+        match out {
+            Ok(o) => Ok(unquote(o.e_tag())),
+            Err(e) if matches!(status(&e), Some(412 | 409 | 404)) => {
+                Err(Error::PreconditionFailed {
+                    key: key.to_string(),
+                    condition: format!(
+                        "{} (HTTP {})",
+                        condition.describe(),
+                        status(&e).unwrap_or(0)
+                    ),
+                })
+            }
+            Err(e) => Err(sdk_error(key, "PUT", e)),
+        }
+    }
+
     fn put_multipart(
         &self,
         key: &str,
@@ -586,7 +634,30 @@ impl Store for S3Store {
         }
     }
 
+    fn put_if(
+        &self,
+        key: &str,
+        obj: &Object,
+        sources: &[Arc<dyn Source>],
+        condition: Precondition<'_>,
+    ) -> Result<String> {
+        let len = obj.body.len();
+        if len > SINGLE_PUT_MAX {
+            return Err(Error::store_permanent(
+                key,
+                format!("a conditional write is one PutObject, at most {SINGLE_PUT_MAX} bytes"),
+            ));
+        }
+        let body = BodyReader::new(obj.body.pieces(), sources).next_chunk(len, key)?;
+        self.put_single_if(key, obj, body, condition)
+    }
+
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.get_versioned(key)?.map(|v| v.bytes))
+    }
+
+    /// One GetObject: the ETag is the response's, of exactly the bytes of its body.
+    fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
         let full = self.full_key(key)?;
         self.client.block_on(async {
             let resp = self
@@ -607,6 +678,7 @@ impl Store for S3Store {
                 .and_then(|n| usize::try_from(n).ok())
                 .unwrap_or(0)
                 .min(64 << 20);
+            let etag = unquote(out.e_tag());
             let mut bytes = Vec::with_capacity(cap);
             let mut body = out.body;
             while let Some(chunk) = body.next().await {
@@ -614,7 +686,7 @@ impl Store for S3Store {
                     chunk.map_err(|e| Error::store_retryable(key, format!("GET body: {e}")))?;
                 bytes.extend_from_slice(&chunk);
             }
-            Ok(Some(bytes))
+            Ok(Some(Versioned { bytes, etag }))
         })
     }
 

@@ -4,7 +4,7 @@
 use crate::support::s3::{bucket_name, S3Server};
 use hlspipe::media::object::{Body, Object};
 use hlspipe::media::source::{MemorySource, Source};
-use hlspipe::store::{DirStore, S3Store, Store, SINGLE_PUT_MAX};
+use hlspipe::store::{DirStore, Precondition, S3Store, Store, SINGLE_PUT_MAX};
 use md5::{Digest, Md5};
 use std::sync::Arc;
 
@@ -191,6 +191,64 @@ fn content_type_and_cache_control(store: &dyn Store, s3: Option<&S3Store>) {
     assert_eq!(store.get("t/master.m3u8").unwrap().unwrap(), b"#EXTM3U\n");
 }
 
+/// Conditional writes (S3 User Guide, "conditional writes"): `If-None-Match: *` creates only,
+/// `If-Match` replaces only the version named; a condition that does not hold writes nothing
+/// and is a retryable `PreconditionFailed`. `get_versioned` gives the ETag of the bytes read.
+fn conditional_puts(store: &dyn Store, _s3: Option<&S3Store>) {
+    let obj = |bytes: &[u8]| object(Body::from_bytes(bytes.to_vec()));
+    let md5 = |bytes: &[u8]| hex::encode(Md5::digest(bytes));
+    let refused = |r: hlspipe::Result<String>| {
+        let e = r.unwrap_err();
+        assert!(e.precondition_failed(), "{e}");
+        assert!(e.is_retryable(), "{e}");
+    };
+    let first = store
+        .put_if("t/manifest.json", &obj(b"one"), &[], Precondition::Absent)
+        .unwrap();
+    assert_eq!(first, md5(b"one"));
+    let read = store.get_versioned("t/manifest.json").unwrap().unwrap();
+    assert_eq!(
+        (read.bytes.as_slice(), read.etag.as_str()),
+        (&b"one"[..], first.as_str())
+    );
+    refused(store.put_if("t/manifest.json", &obj(b"two"), &[], Precondition::Absent));
+    refused(store.put_if(
+        "t/manifest.json",
+        &obj(b"two"),
+        &[],
+        Precondition::Etag(&md5(b"other")),
+    ));
+    assert_eq!(store.get("t/manifest.json").unwrap().unwrap(), b"one");
+    let second = store
+        .put_if(
+            "t/manifest.json",
+            &obj(b"two"),
+            &[],
+            Precondition::Etag(&first),
+        )
+        .unwrap();
+    assert_eq!(second, md5(b"two"));
+    assert_eq!(store.get("t/manifest.json").unwrap().unwrap(), b"two");
+    // The old ETag no longer holds; on a missing key no ETag does.
+    refused(store.put_if(
+        "t/manifest.json",
+        &obj(b"3"),
+        &[],
+        Precondition::Etag(&first),
+    ));
+    refused(store.put_if("t/none.json", &obj(b"3"), &[], Precondition::Etag(&first)));
+    assert_eq!(store.get("t/none.json").unwrap(), None);
+    assert_eq!(store.get_versioned("t/none.json").unwrap(), None);
+    // Hidden lock files (the folder store's) are never listed as objects.
+    let keys: Vec<String> = store
+        .list("t/")
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(keys, ["t/manifest.json"]);
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod dir {
@@ -223,6 +281,7 @@ conformance!(
     list_paginates_and_sorts,
     multipart_put_of_source_pieces,
     content_type_and_cache_control,
+    conditional_puts,
 );
 
 /// The same bucket seen through two prefixes: keys are relative to each.
@@ -346,4 +405,36 @@ fn s3_sources_keep_the_version_they_opened() {
     let server = S3Server::shared();
     let store = server.bucket(&bucket_name("pinned-version"));
     sources_keep_the_version_they_opened(store, true);
+}
+
+/// The conditional writes against s3s-fs (the benches' S3 server, installed by
+/// `bash scripts/install-s3s-fs.sh`; not by the suite, which takes minutes): 0.14.1 checks
+/// `If-Match` and `If-None-Match: *` on PutObject, then writes (not as one step, as moto).
+/// Run with `cargo nextest run --run-ignored only -E 'test(s3s_fs)'`.
+#[test]
+#[ignore = "needs .test-deps/s3s-fs (bash scripts/install-s3s-fs.sh)"]
+fn s3s_fs_conditional_puts() {
+    let exe = crate::support::repo_root().join(".test-deps/s3s-fs/bin/s3s-fs");
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("t-conditional")).unwrap();
+    let port = crate::support::free_port();
+    let mut child = std::process::Command::new(&exe)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", "test", "--secret-key", "test"])
+        .arg(data.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "s3s-fs did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let client = hlspipe::store::S3Client::new(&S3Server::settings_for(&endpoint, 2)).unwrap();
+    let store = S3Store::new(Arc::new(client), "t-conditional", "");
+    conditional_puts(&store, Some(&store));
+    let _ = child.kill();
+    let _ = child.wait();
 }

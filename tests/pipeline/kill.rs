@@ -17,13 +17,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const KEY: &str = "uploads/shows/Happy Faceé.mp4";
-const TITLE: &str = "hls/shows/Happy Faceé.hls/";
+pub(crate) const KEY: &str = "uploads/shows/Happy Faceé.mp4";
+pub(crate) const TITLE: &str = "hls/shows/Happy Faceé.hls/";
 
 /// Every object the title's master names, and that those playlists name, exists. `Ok(false)`
 /// when there is no master yet. Objects are replaced by rename, so a reader never sees half
 /// a playlist: a playlist that does not parse is a failure too.
-fn references_exist(bucket: &Path) -> Result<bool, String> {
+pub(crate) fn references_exist(bucket: &Path) -> Result<bool, String> {
     let dir = bucket.join(TITLE);
     let Ok(master) = std::fs::read_to_string(dir.join("master.m3u8")) else {
         return Ok(false);
@@ -44,12 +44,12 @@ fn references_exist(bucket: &Path) -> Result<bool, String> {
     Ok(true)
 }
 
-fn put_event(etag: &str) -> String {
+pub(crate) fn put_event(etag: &str) -> String {
     event_fixture("s3-put.json").replace("9b2cf535f27731c974343645a3985328", etag)
 }
 
 /// xorshift64*: the kill moments, the same on every run.
-fn next(state: &mut u64) -> u64 {
+pub(crate) fn next(state: &mut u64) -> u64 {
     *state ^= *state >> 12;
     *state ^= *state << 25;
     *state ^= *state >> 27;

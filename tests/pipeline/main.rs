@@ -6,5 +6,6 @@ mod support;
 
 mod events;
 mod kill;
+mod race;
 mod subtitles;
 mod worker;

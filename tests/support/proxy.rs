@@ -19,6 +19,10 @@ pub enum Fault {
     Drop,
     /// `503 Slow Down` with S3's XML error body.
     SlowDown,
+    /// `500 Internal Error` with S3's XML error body.
+    InternalError,
+    /// Wait this long, then forward.
+    Delay(Duration),
 }
 
 /// What the script is told about a request.
@@ -28,6 +32,18 @@ pub struct Request {
     pub index: usize,
     pub method: String,
     pub path: String,
+    /// The request's header lines, as sent (`If-Match: "…"`).
+    pub headers: Vec<String>,
+}
+
+impl Request {
+    /// The value of header `name` (any case), if the request has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+        })
+    }
 }
 
 #[derive(Default)]
@@ -35,6 +51,8 @@ pub struct Counts {
     pub requests: AtomicUsize,
     pub dropped: AtomicUsize,
     pub slowed: AtomicUsize,
+    pub errors: AtomicUsize,
+    pub delayed: AtomicUsize,
 }
 
 type Script = dyn Fn(&Request) -> Fault + Send + Sync;
@@ -165,6 +183,7 @@ fn serve(
         index,
         method: method.clone(),
         path,
+        headers: head[1..].to_vec(),
     });
     match fault {
         Fault::Drop => {
@@ -176,32 +195,76 @@ fn serve(
             counts.slowed.fetch_add(1, Ordering::SeqCst);
             io::copy(&mut (&mut reader).take(body_len), &mut io::sink())?;
             // The error S3 sends (Amazon S3 API Reference, "Error responses": SlowDown).
-            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>\
-                        <Message>Please reduce your request rate.</Message>\
-                        <RequestId>HLSPIPETEST</RequestId><HostId>proxy</HostId></Error>";
-            let send_body = method != "HEAD";
-            write!(
-                client_w,
-                "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{}",
-                body.len(),
-                if send_body { body } else { "" }
+            s3_error(
+                &mut client_w,
+                &method,
+                "503 Slow Down",
+                "SlowDown",
+                "Please reduce your request rate.",
             )?;
-            client_w.flush()?;
-            client_w.shutdown(Shutdown::Both)?;
         }
-        Fault::Forward => {
-            let mut up = TcpStream::connect(upstream)?;
-            up.write_all(&rewrite(&head))?;
-            io::copy(&mut (&mut reader).take(body_len), &mut up)?;
-            let mut up_r = BufReader::new(up.try_clone()?);
-            let resp = read_head(&mut up_r)?.ok_or(io::ErrorKind::UnexpectedEof)?;
-            client_w.write_all(&rewrite(&resp))?;
-            // Connection: close upstream: the response body runs to the end of the stream.
-            io::copy(&mut up_r, &mut client_w)?;
-            client_w.flush()?;
-            client_w.shutdown(Shutdown::Both)?;
+        Fault::InternalError => {
+            counts.errors.fetch_add(1, Ordering::SeqCst);
+            io::copy(&mut (&mut reader).take(body_len), &mut io::sink())?;
+            s3_error(
+                &mut client_w,
+                &method,
+                "500 Internal Server Error",
+                "InternalError",
+                "We encountered an internal error. Please try again.",
+            )?;
         }
+        Fault::Delay(pause) => {
+            counts.delayed.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(pause);
+            forward(&head, &mut reader, body_len, upstream, &mut client_w)?;
+        }
+        Fault::Forward => forward(&head, &mut reader, body_len, upstream, &mut client_w)?,
     }
     Ok(())
+}
+
+/// An S3 error answer (Amazon S3 API Reference, "Error responses"), then the close.
+fn s3_error(
+    client_w: &mut TcpStream,
+    method: &str,
+    status: &str,
+    code: &str,
+    message: &str,
+) -> io::Result<()> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
+         <Message>{message}</Message><RequestId>HLSPIPETEST</RequestId><HostId>proxy</HostId>\
+         </Error>"
+    );
+    let send_body = method != "HEAD";
+    write!(
+        client_w,
+        "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{}",
+        body.len(),
+        if send_body { body.as_str() } else { "" }
+    )?;
+    client_w.flush()?;
+    client_w.shutdown(Shutdown::Both)
+}
+
+/// Sends the request on to `upstream` and its answer back.
+fn forward(
+    head: &[String],
+    reader: &mut BufReader<TcpStream>,
+    body_len: u64,
+    upstream: SocketAddr,
+    client_w: &mut TcpStream,
+) -> io::Result<()> {
+    let mut up = TcpStream::connect(upstream)?;
+    up.write_all(&rewrite(head))?;
+    io::copy(&mut reader.take(body_len), &mut up)?;
+    let mut up_r = BufReader::new(up.try_clone()?);
+    let resp = read_head(&mut up_r)?.ok_or(io::ErrorKind::UnexpectedEof)?;
+    client_w.write_all(&rewrite(&resp))?;
+    // Connection: close upstream: the response body runs to the end of the stream.
+    io::copy(&mut up_r, client_w)?;
+    client_w.flush()?;
+    client_w.shutdown(Shutdown::Both)
 }

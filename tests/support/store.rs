@@ -5,7 +5,7 @@
 
 use hlspipe::media::object::Object;
 use hlspipe::media::source::Source;
-use hlspipe::store::{DirStore, ObjectInfo, Store};
+use hlspipe::store::{DirStore, ObjectInfo, Precondition, Store, Versioned};
 use hlspipe::{Error, Result};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -90,9 +90,34 @@ impl Store for FakeStore {
         Ok(())
     }
 
+    /// Counted and hooked as a put; an injected failure fails it the same way.
+    fn put_if(
+        &self,
+        key: &str,
+        obj: &Object,
+        sources: &[Arc<dyn Source>],
+        condition: Precondition<'_>,
+    ) -> Result<String> {
+        let n = self.puts.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(hook) = &self.before_put {
+            hook(key);
+        }
+        if self.fail_put == Some(n) {
+            return Err(Error::store_retryable(key, "injected failure"));
+        }
+        let etag = self.inner.put_if(key, obj, sources, condition)?;
+        self.written.lock().unwrap().push(key.to_string());
+        Ok(etag)
+    }
+
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.get(key)
+    }
+
+    fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_versioned(key)
     }
 
     fn read_range(&self, key: &str, offset: u64, buf: &mut [u8]) -> Result<()> {

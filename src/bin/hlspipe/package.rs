@@ -105,7 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let title = match package_and_publish(&args, &settings, &output, job, &manifest) {
         Ok(title) => title,
         Err(e) => {
-            manifest.fail(&e, unix_now());
+            manifest.fail(None, &e, unix_now());
             manifest.elapsed_seconds = Some(started.elapsed().as_secs_f64());
             // The failure itself is what the user needs to hear about; a manifest that
             // cannot be written is reported after it.
@@ -118,7 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let elapsed = started.elapsed().as_secs_f64();
-    manifest.complete(&title, unix_now());
+    manifest.complete(&title, unix_now(), true);
     manifest.elapsed_seconds = Some(elapsed);
     manifest::write_manifest(output.store.as_ref(), &output.prefix, &manifest)?;
     print_summary(&title, &output.master_location, elapsed, args.json)

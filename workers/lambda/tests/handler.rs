@@ -6,7 +6,7 @@ use hlspipe::media::source::Source;
 use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::invalidate::NoInvalidation;
 use hlspipe::store::location::Stores;
-use hlspipe::store::{DirStore, ObjectInfo, Store};
+use hlspipe::store::{DirStore, ObjectInfo, Precondition, Store, Versioned};
 use hlspipe::testing::RecordingInvalidator;
 use hlspipe_lambda::{handle, Handler, HandlerError};
 use lambda_runtime::{Context, LambdaEvent};
@@ -118,7 +118,19 @@ impl Store for Throttled {
     fn put(&self, key: &str, _: &Object, _: &[Arc<dyn Source>]) -> hlspipe::Result<()> {
         slow_down(key)
     }
+    fn put_if(
+        &self,
+        key: &str,
+        _: &Object,
+        _: &[Arc<dyn Source>],
+        _: Precondition<'_>,
+    ) -> hlspipe::Result<String> {
+        slow_down(key)
+    }
     fn get(&self, key: &str) -> hlspipe::Result<Option<Vec<u8>>> {
+        slow_down(key)
+    }
+    fn get_versioned(&self, key: &str) -> hlspipe::Result<Option<Versioned>> {
         slow_down(key)
     }
     fn read_range(&self, key: &str, _: u64, _: &mut [u8]) -> hlspipe::Result<()> {

@@ -188,7 +188,8 @@ EOF
       printf 'serve %-18s %-6s %-4s %-4s %10s req/s  mean latency %8s  (%s requests, non-2xx: %s)\n' \
         "$key" "$hash" "${store%%:*}" "$mode" "$rps" "$lat" "$total" "${bad:-0}"
     done
-    kill "${pids[-1]}" && wait "${pids[-1]}" 2>/dev/null || true
+    kill "${pids[-1]}" 2>/dev/null || true
+    wait "${pids[-1]}" 2>/dev/null || true
     unset 'pids[-1]'
   done
 fi

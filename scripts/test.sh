@@ -25,7 +25,9 @@ for script in "${shell_scripts[@]}"; do
 done
 shellcheck "${shell_scripts[@]}"
 node --check tests/player/play.mjs
-python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' fixtures/corrupt/generate.py
+for py in fixtures/corrupt/generate.py tests/aws/sam_transform.py; do
+  python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' "$py"
+done
 
 section "cargo fmt --check"
 cargo fmt --all --check

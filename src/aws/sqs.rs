@@ -119,6 +119,7 @@ pub struct QueueConsumer {
     pub config: Arc<PipelineConfig>,
     pub stores: Arc<dyn StoreFactory>,
     pub invalidator: Arc<dyn Invalidator>,
+    pub notifier: Arc<dyn crate::pipeline::notify::Notifier>,
 }
 
 /// One message's handle on the queue, shared with its task.
@@ -389,6 +390,7 @@ impl QueueConsumer {
         let pipeline = Pipeline {
             config: &self.config,
             invalidator: self.invalidator.as_ref(),
+            notifier: self.notifier.as_ref(),
             clock: &unix_now,
         };
         let stores = Arc::clone(&self.stores);

@@ -14,6 +14,7 @@
 //! | `HLSPIPE_STORE` (`file:///srv/b`)     | `store`                 | none                     |
 //! | `HLSPIPE_GC_GRACE_SECONDS`            | `gc_grace_seconds`      | `86400`                  |
 //! | `HLSPIPE_DISTRIBUTION_ID`             | `[cdn] distribution_id` | none (no invalidation)   |
+//! | `HLSPIPE_EVENT_BUS` (`default`)       | `event_bus`             | none (no title events)   |
 //!
 //! `HLSPIPE_CLOUDFRONT_DISTRIBUTION_ID` is accepted as another name for
 //! `HLSPIPE_DISTRIBUTION_ID`.
@@ -52,6 +53,9 @@ pub struct PipelineConfig {
     /// players that loaded the previous master just before the flip.
     pub gc_grace_seconds: u64,
     pub cdn: Option<CdnConfig>,
+    /// The EventBridge bus (name or ARN) title events go to (`aws::events`); none: no
+    /// events.
+    pub event_bus: Option<String>,
 }
 
 impl Default for PipelineConfig {
@@ -65,6 +69,7 @@ impl Default for PipelineConfig {
             store: None,
             gc_grace_seconds: 86_400,
             cdn: None,
+            event_bus: None,
         }
     }
 }
@@ -81,6 +86,7 @@ struct FileConfig {
     store: Option<String>,
     gc_grace_seconds: Option<u64>,
     cdn: Option<CdnConfig>,
+    event_bus: Option<String>,
 }
 
 impl PipelineConfig {
@@ -121,6 +127,9 @@ impl PipelineConfig {
             if f.cdn.is_some() {
                 c.cdn = f.cdn;
             }
+            if f.event_bus.is_some() {
+                c.event_bus = f.event_bus;
+            }
         }
         for (k, v) in env {
             let (k, v) = (k.as_ref(), v.as_ref());
@@ -138,6 +147,7 @@ impl PipelineConfig {
                 }
                 "HLSPIPE_STORE" => c.store = Some(v.to_string()).filter(|s| !s.is_empty()),
                 "HLSPIPE_GC_GRACE_SECONDS" => c.gc_grace_seconds = number(k, v)?,
+                "HLSPIPE_EVENT_BUS" => c.event_bus = Some(v.to_string()).filter(|b| !b.is_empty()),
                 "HLSPIPE_DISTRIBUTION_ID" | "HLSPIPE_CLOUDFRONT_DISTRIBUTION_ID" => {
                     c.cdn = (!v.is_empty()).then(|| CdnConfig {
                         distribution_id: v.to_string(),

@@ -13,22 +13,32 @@ pub trait Invalidator: Send + Sync {
     /// ("Specifying the objects to invalidate", CloudFront Developer Guide: URL-encode
     /// non-ASCII and unsafe characters).
     ///
-    /// `reference` is the same for the same title and version ([`invalidation_reference`]):
-    /// an event handled twice asks for the same invalidation, which CloudFront answers
-    /// with the first one instead of making another (its `CallerReference`).
+    /// `reference` is the same for the same flip ([`invalidation_reference`]): an event
+    /// handled twice asks for the same invalidation, which CloudFront answers with the first
+    /// one instead of making another (its `CallerReference`).
     fn invalidate(&self, paths: &[String], reference: &str) -> Result<()>;
 }
 
-/// The invalidation reference of a title's publish: `hlspipe-` and 32 hex digits of
-/// SHA-256 over the title prefix and the version. Deterministic, so a retried job
-/// repeats its request rather than adding one; at most 128 characters, as CloudFront's
-/// `CallerReference` allows.
-pub fn invalidation_reference(title_prefix: &str, version: &str) -> String {
+/// The invalidation reference of one flip of a title's master: `hlspipe-` and 32 hex digits
+/// of SHA-256 over the title prefix, the version it replaced, the version now live and the
+/// time the job that made it live started. Deterministic, so a retried job repeats its
+/// request rather than adding one; but a title that flips B → A → B asks again on the
+/// second flip to B (with the version alone, CloudFront would answer with the first
+/// invalidation, long finished, and the edge would keep serving A's master). At most 128
+/// characters, as CloudFront's `CallerReference` allows.
+pub fn invalidation_reference(
+    title_prefix: &str,
+    replaced: &str,
+    version: &str,
+    started_at: u64,
+) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    h.update(title_prefix.as_bytes());
-    h.update([0u8]);
-    h.update(version.as_bytes());
+    for part in [title_prefix, replaced, version] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    h.update(started_at.to_be_bytes());
     format!("hlspipe-{}", &hex::encode(h.finalize())[..32])
 }
 
@@ -46,11 +56,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn invalidation_references_are_per_title_and_version() {
-        let a = invalidation_reference("hls/shows/ep1/", "0123456789ab");
-        assert_eq!(a, invalidation_reference("hls/shows/ep1/", "0123456789ab"));
-        assert_ne!(a, invalidation_reference("hls/shows/ep1/", "0123456789ac"));
-        assert_ne!(a, invalidation_reference("hls/shows/ep2/", "0123456789ab"));
+    fn invalidation_references_are_per_flip() {
+        let r = invalidation_reference;
+        let a = r("hls/shows/ep1/", "aaaaaaaaaaaa", "0123456789ab", 100);
+        assert_eq!(a, r("hls/shows/ep1/", "aaaaaaaaaaaa", "0123456789ab", 100));
+        assert_ne!(a, r("hls/shows/ep1/", "aaaaaaaaaaaa", "0123456789ac", 100));
+        assert_ne!(a, r("hls/shows/ep2/", "aaaaaaaaaaaa", "0123456789ab", 100));
+        assert_ne!(a, r("hls/shows/ep1/", "bbbbbbbbbbbb", "0123456789ab", 100));
+        // Regression (deployment issue, item 13): B -> A -> B made the second flip to B
+        // repeat the first one's reference, and CloudFront invalidated nothing.
+        assert_ne!(a, r("hls/shows/ep1/", "aaaaaaaaaaaa", "0123456789ab", 200));
         assert!(a.starts_with("hlspipe-") && a.len() == 40);
     }
 }

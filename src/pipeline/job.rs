@@ -59,6 +59,7 @@ use crate::pipeline::keys::{
     classify_key, parent, KeyRole, TitleManifest, TITLE_MANIFEST_MAX_BYTES, TITLE_MANIFEST_SUFFIX,
 };
 use crate::pipeline::manifest::{self, Change, Manifest, SourceInfo, State, MASTER_KEY};
+use crate::pipeline::notify::{Notifier, TitleChange, TitleEvent};
 use crate::pipeline::outcome::Outcome;
 use crate::pipeline::publish::{self, PublishOptions};
 use crate::pipeline::retention::{expired_versions, gc, remove_title};
@@ -70,6 +71,8 @@ use std::sync::Arc;
 pub struct Pipeline<'a> {
     pub config: &'a PipelineConfig,
     pub invalidator: &'a dyn Invalidator,
+    /// Told when a title is published, fails for good, or is removed.
+    pub notifier: &'a dyn Notifier,
     /// Unix seconds, now. Passed in so tests control time.
     pub clock: &'a (dyn Fn() -> u64 + Send + Sync),
 }
@@ -131,6 +134,42 @@ impl Pipeline<'_> {
             .collect()
     }
 
+    /// Tells the notifier what became of a title. A failed announcement is logged: the
+    /// title is published (or failed) either way.
+    fn announce(&self, record: &Record, outcome: &Outcome) {
+        let (change, title, version, error) = match outcome {
+            Outcome::Processed { title, version, .. } => {
+                (TitleChange::Published, title, Some(version), None)
+            }
+            Outcome::Removed { title, .. } => (TitleChange::Removed, title, None, None),
+            Outcome::Failed {
+                title: Some(title),
+                reason,
+                retryable: false,
+            } => (TitleChange::Failed, title, None, Some(reason)),
+            _ => return,
+        };
+        let master = (change == TitleChange::Published)
+            .then(|| Title::new(title).ok())
+            .flatten()
+            .map(|t| format!("{}{MASTER_KEY}", t.folder(&self.config.output_prefix)));
+        let mut event = TitleEvent {
+            change,
+            bucket: record.job.bucket.clone(),
+            title: title.clone(),
+            source: record.job.key.clone(),
+            version: version.cloned(),
+            master,
+            error: None,
+        };
+        if let Some(reason) = error {
+            event = event.with_error(reason);
+        }
+        if let Err(e) = self.notifier.notify(&event) {
+            tracing::warn!(title = %title, error = %e, "title event not sent");
+        }
+    }
+
     /// Handles one record against the store of its bucket.
     pub fn handle_record(&self, store: &Arc<dyn Store>, record: &Record) -> Outcome {
         self.handle_record_with(&|| Ok(Arc::clone(store)), record)
@@ -159,11 +198,13 @@ impl Pipeline<'_> {
                     Ok(s) => s,
                     Err(e) => return Outcome::failed(None, &e),
                 };
-                if record.kind == RecordKind::Created {
+                let outcome = if record.kind == RecordKind::Created {
                     self.created(&store, job, role)
                 } else {
                     self.removed(&store, job, role)
-                }
+                };
+                self.announce(record, &outcome);
+                outcome
             }
         }
     }
@@ -577,9 +618,10 @@ impl Pipeline<'_> {
         };
         let mut warnings = packaged.warnings.clone();
         warnings.extend(self.collect(store, prefix, &written, now));
-        if previous_live.is_some_and(|old| old != packaged.version) {
+        if let Some(old) = previous_live.filter(|old| *old != packaged.version) {
             let path = format!("/{prefix}{MASTER_KEY}");
-            let reference = invalidation_reference(prefix, &packaged.version);
+            let reference =
+                invalidation_reference(prefix, &old, &packaged.version, local.started_at);
             if let Err(e) = self.invalidator.invalidate(&[path], &reference) {
                 // The master's max-age is 60 s: a failed invalidation only delays the flip.
                 warnings.push(format!("CDN invalidation failed: {e}"));

@@ -41,3 +41,24 @@ impl Invalidator for RecordingInvalidator {
         Ok(())
     }
 }
+
+/// A [`crate::pipeline::notify::Notifier`] that remembers every event.
+#[derive(Default)]
+pub struct RecordingNotifier {
+    events: Mutex<Vec<crate::pipeline::notify::TitleEvent>>,
+}
+
+impl RecordingNotifier {
+    pub fn events(&self) -> Vec<crate::pipeline::notify::TitleEvent> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+impl crate::pipeline::notify::Notifier for RecordingNotifier {
+    fn notify(&self, event: &crate::pipeline::notify::TitleEvent) -> Result<()> {
+        if let Ok(mut events) = self.events.lock() {
+            events.push(event.clone());
+        }
+        Ok(())
+    }
+}

@@ -159,6 +159,20 @@ fn template_wires_queue_function_and_cdn_as_the_worker_expects() {
     assert!(write["Action"]
         .to_string()
         .contains("s3:AbortMultipartUpload"));
+    // Title events: PutEvents on the one bus, and the bus named to the function.
+    let announce = statements
+        .iter()
+        .find_map(|s| s["Fn::If"].as_array().filter(|i| i[0] == "HasTitleEvents"))
+        .expect("an AnnounceTitles statement");
+    assert_eq!(announce[1]["Action"], "events:PutEvents");
+    assert!(announce[1]["Resource"]["Fn::Sub"]
+        .as_str()
+        .unwrap()
+        .ends_with(":event-bus/${TitleEventBus}"));
+    assert_eq!(
+        f["Environment"]["Variables"]["HLSPIPE_EVENT_BUS"]["Fn::If"][1]["Ref"],
+        "TitleEventBus"
+    );
     let actions: Vec<String> = statements
         .iter()
         .flat_map(|s| match &s["Action"] {

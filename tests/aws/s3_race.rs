@@ -52,6 +52,7 @@ fn job(store: &Arc<dyn Store>, etag: &str) -> Outcome {
     let worker = Pipeline {
         config: &config,
         invalidator: &NoInvalidation,
+        notifier: &hlspipe::pipeline::notify::NoNotification,
         clock: &|| 1_000,
     };
     let record = Record {

@@ -49,6 +49,7 @@ fn side_file_upload_and_removal_republish_the_title_on_s3() {
     let pipeline = Pipeline {
         config: &config,
         invalidator: &NoInvalidation,
+        notifier: &hlspipe::pipeline::notify::NoNotification,
         clock: &|| 1_000,
     };
     let video: Arc<dyn Source> =

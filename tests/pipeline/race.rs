@@ -214,6 +214,7 @@ fn interleaved(b: &Buckets, at: fn(&str, usize) -> bool) -> (Outcome, String, St
     let worker = Pipeline {
         config: &config,
         invalidator: &NoInvalidation,
+        notifier: &hlspipe::pipeline::notify::NoNotification,
         clock: &|| 1_000,
     };
     let plain: Arc<dyn Store> = Arc::new(b.store());
@@ -240,6 +241,7 @@ fn interleaved(b: &Buckets, at: fn(&str, usize) -> bool) -> (Outcome, String, St
             let worker = Pipeline {
                 config: &config,
                 invalidator: &NoInvalidation,
+                notifier: &hlspipe::pipeline::notify::NoNotification,
                 clock: &|| 2_000,
             };
             let store: Arc<dyn Store> = Arc::new(DirStore::new(&bucket));

@@ -38,6 +38,7 @@ impl Setup {
         let pipeline = Pipeline {
             config: &self.config,
             invalidator: &NoInvalidation,
+            notifier: &hlspipe::pipeline::notify::NoNotification,
             clock: &|| 1_000,
         };
         pipeline.handle_record(&self.store, &record(kind, key, etag))

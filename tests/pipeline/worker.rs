@@ -33,6 +33,7 @@ fn same_event_twice_is_one_version_and_writes_nothing() {
     let worker = Pipeline {
         config: &config,
         invalidator: &NoInvalidation,
+        notifier: &hlspipe::pipeline::notify::NoNotification,
         clock: &|| 1_000,
     };
     let rec = record(RecordKind::Created, key, Some(&etag));
@@ -156,6 +157,7 @@ fn failed_republish_keeps_the_previous_master() {
     let worker = Pipeline {
         config: &config,
         invalidator: &NoInvalidation,
+        notifier: &hlspipe::pipeline::notify::NoNotification,
         clock: &|| 5,
     };
     let Outcome::Processed { version, .. } =
@@ -203,6 +205,7 @@ fn overtaken_republish(
     let worker = Pipeline {
         config: &config,
         invalidator: &NoInvalidation,
+        notifier: &hlspipe::pipeline::notify::NoNotification,
         clock: &|| 5,
     };
     let plain: Arc<dyn Store> = Arc::new(b.store());
@@ -286,6 +289,7 @@ fn republish_invalidates_only_the_master_and_gc_collects_old_versions() {
         let worker = Pipeline {
             config,
             invalidator: &invalidator,
+            notifier: &hlspipe::pipeline::notify::NoNotification,
             clock: &clock,
         };
         match worker.handle_record(&store, &record(RecordKind::Created, key, Some(etag))) {
@@ -363,6 +367,7 @@ fn objects_under_the_output_prefix_are_never_processed() {
     let worker = Pipeline {
         config: &config,
         invalidator: &NoInvalidation,
+        notifier: &hlspipe::pipeline::notify::NoNotification,
         clock: &|| 1,
     };
     for kind in [RecordKind::Created, RecordKind::Removed] {
@@ -393,6 +398,7 @@ fn title_manifest_publishes_a_ladder() {
     let worker = Pipeline {
         config: &config,
         invalidator: &NoInvalidation,
+        notifier: &hlspipe::pipeline::notify::NoNotification,
         clock: &|| 7,
     };
     let manifest_key = "uploads/shows/ep1.title.json";
@@ -473,6 +479,7 @@ fn a_bad_title_manifest_is_a_permanent_failure_with_a_failed_manifest() {
     let worker = Pipeline {
         config: &config,
         invalidator: &NoInvalidation,
+        notifier: &hlspipe::pipeline::notify::NoNotification,
         clock: &|| 7,
     };
     let key = "uploads/shows/ep2.title.json";
@@ -559,6 +566,7 @@ fn a_second_upload_that_names_the_same_title_is_refused_until_the_first_is_gone(
     let worker = Pipeline {
         config: &config,
         invalidator: &NoInvalidation,
+        notifier: &hlspipe::pipeline::notify::NoNotification,
         clock: &|| 1_000,
     };
     let first = "uploads/Café.mp4";
@@ -620,6 +628,7 @@ fn removal_by_record_spares_nested_titles_and_unflipped_versions_are_collected_r
     let worker = Pipeline {
         config: &config,
         invalidator: &NoInvalidation,
+        notifier: &hlspipe::pipeline::notify::NoNotification,
         clock: &clock,
     };
     let parent = b.put_file("uploads/show.mp4", clip());
@@ -674,4 +683,81 @@ fn removal_by_record_spares_nested_titles_and_unflipped_versions_are_collected_r
     // The nested title is whole and still plays.
     assert_eq!(b.manifest("hls/show/ep1.hls/")["state"], "complete");
     assert_decodes(&b.bucket().join("hls/show/ep1.hls/master.m3u8"));
+}
+
+/// Title events (deployment issue, item 14): the notifier hears of a publish (with the
+/// master's key), of a permanent failure (with the reason), of a removal; not of a title
+/// already complete, nor of an ignored key.
+#[test]
+fn the_notifier_hears_of_publishes_failures_and_removals() {
+    use hlspipe::pipeline::notify::TitleChange;
+    let b = Buckets::new();
+    let store: Arc<dyn Store> = Arc::new(b.store());
+    let config = PipelineConfig::default();
+    let notifier = hlspipe::testing::RecordingNotifier::default();
+    let worker = Pipeline {
+        config: &config,
+        invalidator: &NoInvalidation,
+        notifier: &notifier,
+        clock: &|| 1_000,
+    };
+    let key = "uploads/shows/ep 1.mp4";
+    let etag = b.put_file(key, clip());
+    let created = record(RecordKind::Created, key, Some(&etag));
+    assert!(matches!(
+        worker.handle_record(&store, &created),
+        Outcome::Processed { .. }
+    ));
+    assert!(matches!(
+        worker.handle_record(&store, &created),
+        Outcome::AlreadyComplete { .. }
+    ));
+    let bad_etag = b.put_bytes("uploads/shows/broken.mp4", &noise());
+    let bad = record(
+        RecordKind::Created,
+        "uploads/shows/broken.mp4",
+        Some(&bad_etag),
+    );
+    assert!(worker.handle_record(&store, &bad).is_failure());
+    let ignored = record(RecordKind::Created, "uploads/notes.txt", None);
+    assert!(matches!(
+        worker.handle_record(&store, &ignored),
+        Outcome::Ignored { .. }
+    ));
+    std::fs::remove_file(b.bucket().join(key)).unwrap();
+    let removed = record(RecordKind::Removed, key, None);
+    assert!(matches!(
+        worker.handle_record(&store, &removed),
+        Outcome::Removed { .. }
+    ));
+
+    let events = notifier.events();
+    let changes: Vec<TitleChange> = events.iter().map(|e| e.change).collect();
+    assert_eq!(
+        changes,
+        [
+            TitleChange::Published,
+            TitleChange::Failed,
+            TitleChange::Removed
+        ]
+    );
+    let published = &events[0];
+    assert_eq!(published.title, "shows/ep 1");
+    assert_eq!(published.source, key);
+    assert_eq!(
+        published.master.as_deref(),
+        Some("hls/shows/ep 1.hls/master.m3u8")
+    );
+    assert!(published.version.is_some() && published.error.is_none());
+    let failed = &events[1];
+    assert_eq!(failed.title, "shows/broken");
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("broken.mp4")),
+        "{failed:?}"
+    );
+    assert!(failed.master.is_none());
+    assert_eq!(events[2].title, "shows/ep 1");
 }

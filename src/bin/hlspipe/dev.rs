@@ -256,6 +256,7 @@ fn run_record(store: &Arc<dyn Store>, config: &PipelineConfig, record: &Record) 
     let worker = Pipeline {
         config,
         invalidator: &NoInvalidation,
+        notifier: &hlspipe::pipeline::notify::NoNotification,
         clock: &hlspipe::clock::unix_now,
     };
     let started = std::time::Instant::now();

@@ -35,18 +35,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let records = event::parse_event(&bytes)
         .with_context(|| format!("{} is not an event hlspipe reads", args.event.display()))?;
 
-    // Only when a distribution is configured: a runtime for the CloudFront client.
-    let runtime = match config.cdn {
-        Some(_) => Some(setup::runtime()?),
-        None => None,
+    // Only when a distribution or an event bus is configured: a runtime for their clients.
+    let runtime = match config.cdn.is_some() || config.event_bus.is_some() {
+        true => Some(setup::runtime()?),
+        false => None,
     };
-    let invalidator = match &runtime {
-        Some(rt) => rt.block_on(setup::invalidator(&config))?,
-        None => std::sync::Arc::new(NoInvalidation),
+    let (invalidator, notifier) = match &runtime {
+        Some(rt) => (
+            rt.block_on(setup::invalidator(&config))?,
+            rt.block_on(setup::notifier(&config))?,
+        ),
+        None => (
+            std::sync::Arc::new(NoInvalidation)
+                as std::sync::Arc<dyn hlspipe::pipeline::invalidate::Invalidator>,
+            std::sync::Arc::new(hlspipe::pipeline::notify::NoNotification)
+                as std::sync::Arc<dyn hlspipe::pipeline::notify::Notifier>,
+        ),
     };
     let worker = Pipeline {
         config: &config,
         invalidator: invalidator.as_ref(),
+        notifier: notifier.as_ref(),
         clock: &hlspipe::clock::unix_now,
     };
     let store_for = |bucket: &str| stores.store_for(bucket);

@@ -76,9 +76,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let invalidator = runtime.block_on(setup::invalidator(&config))?;
+    let notifier = runtime.block_on(setup::notifier(&config))?;
     let worker = Pipeline {
         config: &config,
         invalidator: invalidator.as_ref(),
+        notifier: notifier.as_ref(),
         clock: &hlspipe::clock::unix_now,
     };
     let handled = process_locally(&worker, &bucket, &sources, &store, args.concurrency);

@@ -73,6 +73,19 @@ pub async fn invalidator(
     })
 }
 
+/// Title events on EventBridge when a bus is configured (`HLSPIPE_EVENT_BUS`), none
+/// otherwise. Must run inside the runtime that will drive the client.
+pub async fn notifier(
+    config: &PipelineConfig,
+) -> anyhow::Result<Arc<dyn hlspipe::pipeline::notify::Notifier>> {
+    Ok(match &config.event_bus {
+        Some(bus) => {
+            Arc::new(hlspipe::aws::events::EventBridgeNotifier::from_env(bus.clone()).await?)
+        }
+        None => Arc::new(hlspipe::pipeline::notify::NoNotification),
+    })
+}
+
 /// JSON logs on standard error, one object a line. Level from `HLSPIPE_LOG_LEVEL`
 /// (error, warn, info, debug, trace); default info.
 pub fn json_logs() {

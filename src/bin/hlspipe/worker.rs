@@ -53,6 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             sqs,
             settings,
             invalidator: setup::invalidator(&config).await?,
+            notifier: setup::notifier(&config).await?,
             config,
             stores,
         };

@@ -45,6 +45,8 @@ pub struct Handler<F> {
     pub config: PipelineConfig,
     pub stores: F,
     pub invalidator: Arc<dyn Invalidator>,
+    /// Told when a title is published, fails for good, or is removed.
+    pub notifier: Arc<dyn hlspipe::pipeline::notify::Notifier>,
     /// Unix seconds, now.
     pub clock: fn() -> u64,
     /// Brings a retryable SQS message back early; `None` leaves it to the visibility timeout.
@@ -133,6 +135,7 @@ where
         let worker = Pipeline {
             config: &job.config,
             invalidator: job.invalidator.as_ref(),
+            notifier: job.notifier.as_ref(),
             clock: &job.clock,
         };
         let store_for = |bucket: &str| job.stores.store_for(bucket);

@@ -2,9 +2,11 @@
 //! the runtime). The handler is [`hlspipe_lambda::handle`].
 
 use hlspipe::aws::cloudfront::CloudFrontInvalidator;
+use hlspipe::aws::events::EventBridgeNotifier;
 use hlspipe::aws::sqs::SqsRedelivery;
 use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::invalidate::{Invalidator, NoInvalidation};
+use hlspipe::pipeline::notify::{NoNotification, Notifier};
 use hlspipe::store::location::Stores;
 use hlspipe::store::S3Settings;
 use hlspipe_lambda::{handle, init_logging, Handler};
@@ -23,10 +25,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         None => Arc::new(NoInvalidation),
     };
     let redelivery = Arc::new(SqsRedelivery::from_env().await);
+    let notifier: Arc<dyn Notifier> = match &config.event_bus {
+        Some(bus) => Arc::new(EventBridgeNotifier::from_env(bus.clone()).await?),
+        None => Arc::new(NoNotification),
+    };
     let handler = Arc::new(Handler {
         config,
         stores,
         invalidator,
+        notifier,
         clock: hlspipe::clock::unix_now,
         redelivery: Some(redelivery),
     });

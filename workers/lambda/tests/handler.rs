@@ -79,6 +79,7 @@ impl Buckets {
             config: PipelineConfig::default(),
             stores: Stores::dir(self.dir.path()),
             invalidator: Arc::new(NoInvalidation),
+            notifier: Arc::new(hlspipe::pipeline::notify::NoNotification),
             clock: || 1_000,
             redelivery: None,
         })
@@ -154,6 +155,7 @@ fn throttled_handler() -> Arc<Handler<Factory>> {
         config: PipelineConfig::default(),
         stores: |_: &str| Ok(Arc::new(Throttled) as Arc<dyn Store>),
         invalidator: Arc::new(NoInvalidation),
+        notifier: Arc::new(hlspipe::pipeline::notify::NoNotification),
         clock: || 1_000,
         redelivery: None,
     })
@@ -237,6 +239,7 @@ async fn sqs_batch_reports_only_the_message_that_failed() {
             }
         },
         invalidator: Arc::new(NoInvalidation),
+        notifier: Arc::new(hlspipe::pipeline::notify::NoNotification),
         clock: || 1_000,
         redelivery: None,
     });
@@ -331,6 +334,7 @@ async fn republish_through_the_handler_invalidates_the_master_once_per_version()
             },
             stores: Stores::dir(b.dir.path()),
             invalidator: invalidator.clone(),
+            notifier: Arc::new(hlspipe::pipeline::notify::NoNotification),
             clock: || 1_000,
             redelivery: None,
         })
@@ -381,6 +385,7 @@ async fn retried_sqs_messages_come_back_after_a_backoff_regression_an_hour_late(
         config: PipelineConfig::default(),
         stores: |_: &str| Ok(Arc::new(Throttled) as Arc<dyn Store>),
         invalidator: Arc::new(NoInvalidation),
+        notifier: Arc::new(hlspipe::pipeline::notify::NoNotification),
         clock: || 1_000,
         redelivery: Some(Arc::clone(&recorded) as Arc<dyn hlspipe::aws::sqs::Redelivery>),
     });

@@ -51,6 +51,7 @@ async fn publish(buckets: &Path) {
         config: PipelineConfig::default(),
         stores: Stores::dir(buckets),
         invalidator: Arc::new(NoInvalidation),
+        notifier: Arc::new(hlspipe::pipeline::notify::NoNotification),
         clock: || 1_000,
         redelivery: None,
     });

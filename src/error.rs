@@ -104,6 +104,10 @@ pub enum Error {
     /// it is retryable (the event comes back and starts from a fresh read).
     #[error("'{key}' was changed by another writer ({condition} no longer holds)")]
     PreconditionFailed { key: String, condition: String },
+    /// The work stopped before the invocation's deadline (a Lambda function's timeout), with
+    /// what it wrote kept: the retry writes only what is missing.
+    #[error("stopped before the invocation's deadline, {0}; the retry resumes")]
+    OutOfTime(String),
     #[error("unreadable event: {0}")]
     Event(String),
     #[error("invalid configuration: {0}")]
@@ -194,7 +198,9 @@ impl Error {
                 }
                 _ => RetryClass::Retryable,
             },
-            Error::Queue(_) | Error::PreconditionFailed { .. } => RetryClass::Retryable,
+            Error::Queue(_) | Error::PreconditionFailed { .. } | Error::OutOfTime(_) => {
+                RetryClass::Retryable
+            }
             Error::NotMp4(_)
             | Error::Truncated { .. }
             | Error::Malformed { .. }

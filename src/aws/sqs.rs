@@ -391,6 +391,7 @@ impl QueueConsumer {
             config: &self.config,
             invalidator: self.invalidator.as_ref(),
             notifier: self.notifier.as_ref(),
+            deadline: None,
             clock: &unix_now,
         };
         let stores = Arc::clone(&self.stores);

@@ -73,6 +73,8 @@ pub struct Pipeline<'a> {
     pub invalidator: &'a dyn Invalidator,
     /// Told when a title is published, fails for good, or is removed.
     pub notifier: &'a dyn Notifier,
+    /// No object is started after this (a Lambda invocation's deadline, less a margin).
+    pub deadline: Option<std::time::Instant>,
     /// Unix seconds, now. Passed in so tests control time.
     pub clock: &'a (dyn Fn() -> u64 + Send + Sync),
 }
@@ -582,6 +584,7 @@ impl Pipeline<'_> {
             concurrency: self.config.concurrency,
             progress: &|_| {},
             before_flip: Some(&still_current),
+            deadline: self.deadline,
         };
         let dyn_sources: Vec<Arc<dyn Source>> =
             sources.iter().map(|(s, _)| Arc::clone(s)).collect();

@@ -10,14 +10,16 @@
 //! A failure at any step leaves the previous `master.m3u8` in place, so nothing a
 //! player can reach points at a missing object, and writes a `failed` manifest.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::media::object::{Object, Piece};
 use crate::media::package::PackagedTitle;
 use crate::media::source::Source;
 use crate::pipeline::manifest::{jitter, UPDATE_ATTEMPTS};
 use crate::pipeline::pool::try_map_bounded;
 use crate::store::{Precondition, Store};
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Publishing options.
 pub struct PublishOptions<'a> {
@@ -32,6 +34,9 @@ pub struct PublishOptions<'a> {
     /// sources are still the versions it read, so that a slow job for an older upload
     /// cannot flip the master after a newer upload's job already did.
     pub before_flip: Option<&'a (dyn Fn() -> Result<()> + Sync)>,
+    /// No object is started after this instant (the Lambda function's deadline, less a
+    /// margin): the publish stops with [`Error::OutOfTime`], the master untouched.
+    pub deadline: Option<Instant>,
 }
 
 /// Writes `title` in publish order and returns the ETag of the master it wrote (a reader of
@@ -43,11 +48,19 @@ pub fn publish(
     sources: &[Arc<dyn Source>],
     opts: &PublishOptions<'_>,
 ) -> Result<String> {
-    write_all(store, &in_input_order(&title.media), sources, opts)?;
+    let present = present_objects(store, title, opts.prefix)?;
+    write_all(
+        store,
+        &in_input_order(&title.media),
+        sources,
+        &present,
+        opts,
+    )?;
     write_all(
         store,
         &title.playlists.iter().collect::<Vec<_>>(),
         sources,
+        &present,
         opts,
     )?;
     flip(store, title, sources, opts)
@@ -111,17 +124,45 @@ fn in_input_order(objects: &[Object]) -> Vec<&Object> {
     ordered
 }
 
-/// Writes `objects` with bounded concurrency; stops handing out work at the first
-/// error and returns it.
+/// The objects of the title's version already in the store, with their sizes: what an
+/// earlier attempt at the same version wrote before it was stopped (out of time, killed).
+/// A version's objects are a function of its sources and settings (the version names
+/// both), and a store write is atomic, so an object present at its full size is the one
+/// this run would write. One listing of `v/<version>/`.
+fn present_objects(
+    store: &dyn Store,
+    title: &PackagedTitle,
+    prefix: &str,
+) -> Result<HashMap<String, u64>> {
+    let folder = format!("{prefix}v/{}/", title.version);
+    Ok(store
+        .list(&folder)?
+        .into_iter()
+        .map(|info| (info.key, info.size))
+        .collect())
+}
+
+/// Writes `objects` with bounded concurrency, skipping those already `present` at their
+/// size; stops handing out work at the first error, or once the deadline has passed, and
+/// returns it.
 fn write_all(
     store: &dyn Store,
     objects: &[&Object],
     sources: &[Arc<dyn Source>],
+    present: &HashMap<String, u64>,
     opts: &PublishOptions<'_>,
 ) -> Result<()> {
     try_map_bounded(objects, opts.concurrency, |obj| {
         let key = format!("{}{}", opts.prefix, obj.key);
-        store.put(&key, obj, sources)?;
+        if present.get(&key) != Some(&obj.body.len()) {
+            if opts.deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Error::OutOfTime(format!(
+                    "{} of the title's objects not yet written",
+                    objects.len()
+                )));
+            }
+            store.put(&key, obj, sources)?;
+        }
         (opts.progress)(obj.body.len());
         Ok(())
     })

@@ -53,6 +53,7 @@ fn job(store: &Arc<dyn Store>, etag: &str) -> Outcome {
         config: &config,
         invalidator: &NoInvalidation,
         notifier: &hlspipe::pipeline::notify::NoNotification,
+        deadline: None,
         clock: &|| 1_000,
     };
     let record = Record {

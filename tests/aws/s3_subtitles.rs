@@ -50,6 +50,7 @@ fn side_file_upload_and_removal_republish_the_title_on_s3() {
         config: &config,
         invalidator: &NoInvalidation,
         notifier: &hlspipe::pipeline::notify::NoNotification,
+        deadline: None,
         clock: &|| 1_000,
     };
     let video: Arc<dyn Source> =

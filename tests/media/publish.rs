@@ -34,6 +34,7 @@ fn segments_then_media_playlists_then_the_master() {
         concurrency: 4,
         progress: &|_| {},
         before_flip: None,
+        deadline: None,
     };
     publish(&store, &title, &sources, &opts).unwrap();
     let puts = store.written();
@@ -69,6 +70,7 @@ fn a_failed_write_never_flips_the_master() {
             concurrency: 3,
             progress: &|_| {},
             before_flip: None,
+            deadline: None,
         };
         let err = publish(&store, &title, &sources, &opts).unwrap_err();
         assert!(err.to_string().contains("injected failure"), "{err}");

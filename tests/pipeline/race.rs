@@ -215,6 +215,7 @@ fn interleaved(b: &Buckets, at: fn(&str, usize) -> bool) -> (Outcome, String, St
         config: &config,
         invalidator: &NoInvalidation,
         notifier: &hlspipe::pipeline::notify::NoNotification,
+        deadline: None,
         clock: &|| 1_000,
     };
     let plain: Arc<dyn Store> = Arc::new(b.store());
@@ -242,6 +243,7 @@ fn interleaved(b: &Buckets, at: fn(&str, usize) -> bool) -> (Outcome, String, St
                 config: &config,
                 invalidator: &NoInvalidation,
                 notifier: &hlspipe::pipeline::notify::NoNotification,
+                deadline: None,
                 clock: &|| 2_000,
             };
             let store: Arc<dyn Store> = Arc::new(DirStore::new(&bucket));

@@ -39,6 +39,7 @@ impl Setup {
             config: &self.config,
             invalidator: &NoInvalidation,
             notifier: &hlspipe::pipeline::notify::NoNotification,
+            deadline: None,
             clock: &|| 1_000,
         };
         pipeline.handle_record(&self.store, &record(kind, key, etag))

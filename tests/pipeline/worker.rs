@@ -34,6 +34,7 @@ fn same_event_twice_is_one_version_and_writes_nothing() {
         config: &config,
         invalidator: &NoInvalidation,
         notifier: &hlspipe::pipeline::notify::NoNotification,
+        deadline: None,
         clock: &|| 1_000,
     };
     let rec = record(RecordKind::Created, key, Some(&etag));
@@ -158,6 +159,7 @@ fn failed_republish_keeps_the_previous_master() {
         config: &config,
         invalidator: &NoInvalidation,
         notifier: &hlspipe::pipeline::notify::NoNotification,
+        deadline: None,
         clock: &|| 5,
     };
     let Outcome::Processed { version, .. } =
@@ -206,6 +208,7 @@ fn overtaken_republish(
         config: &config,
         invalidator: &NoInvalidation,
         notifier: &hlspipe::pipeline::notify::NoNotification,
+        deadline: None,
         clock: &|| 5,
     };
     let plain: Arc<dyn Store> = Arc::new(b.store());
@@ -290,6 +293,7 @@ fn republish_invalidates_only_the_master_and_gc_collects_old_versions() {
             config,
             invalidator: &invalidator,
             notifier: &hlspipe::pipeline::notify::NoNotification,
+            deadline: None,
             clock: &clock,
         };
         match worker.handle_record(&store, &record(RecordKind::Created, key, Some(etag))) {
@@ -368,6 +372,7 @@ fn objects_under_the_output_prefix_are_never_processed() {
         config: &config,
         invalidator: &NoInvalidation,
         notifier: &hlspipe::pipeline::notify::NoNotification,
+        deadline: None,
         clock: &|| 1,
     };
     for kind in [RecordKind::Created, RecordKind::Removed] {
@@ -399,6 +404,7 @@ fn title_manifest_publishes_a_ladder() {
         config: &config,
         invalidator: &NoInvalidation,
         notifier: &hlspipe::pipeline::notify::NoNotification,
+        deadline: None,
         clock: &|| 7,
     };
     let manifest_key = "uploads/shows/ep1.title.json";
@@ -480,6 +486,7 @@ fn a_bad_title_manifest_is_a_permanent_failure_with_a_failed_manifest() {
         config: &config,
         invalidator: &NoInvalidation,
         notifier: &hlspipe::pipeline::notify::NoNotification,
+        deadline: None,
         clock: &|| 7,
     };
     let key = "uploads/shows/ep2.title.json";
@@ -567,6 +574,7 @@ fn a_second_upload_that_names_the_same_title_is_refused_until_the_first_is_gone(
         config: &config,
         invalidator: &NoInvalidation,
         notifier: &hlspipe::pipeline::notify::NoNotification,
+        deadline: None,
         clock: &|| 1_000,
     };
     let first = "uploads/Café.mp4";
@@ -629,6 +637,7 @@ fn removal_by_record_spares_nested_titles_and_unflipped_versions_are_collected_r
         config: &config,
         invalidator: &NoInvalidation,
         notifier: &hlspipe::pipeline::notify::NoNotification,
+        deadline: None,
         clock: &clock,
     };
     let parent = b.put_file("uploads/show.mp4", clip());
@@ -699,6 +708,7 @@ fn the_notifier_hears_of_publishes_failures_and_removals() {
         config: &config,
         invalidator: &NoInvalidation,
         notifier: &notifier,
+        deadline: None,
         clock: &|| 1_000,
     };
     let key = "uploads/shows/ep 1.mp4";
@@ -760,4 +770,78 @@ fn the_notifier_hears_of_publishes_failures_and_removals() {
     );
     assert!(failed.master.is_none());
     assert_eq!(events[2].title, "shows/ep 1");
+}
+
+/// Deployment issue, item 7: a Lambda timeout left `manifest.json` at `processing` and the
+/// retry started over. The job now starts no write past its deadline: it stops with a
+/// retryable error the manifest records, the master untouched; the retry writes only what
+/// is missing and publishes.
+#[test]
+fn a_job_out_of_time_stops_records_it_and_the_retry_resumes_regression_timeout_left_processing() {
+    let b = Buckets::new();
+    let key = "uploads/shows/long.mp4";
+    let etag = b.put_file(key, clip());
+    let rec = record(RecordKind::Created, key, Some(&etag));
+    let config = PipelineConfig {
+        segment_duration: 1.0,
+        ..PipelineConfig::default()
+    };
+    // The first three writes are quick, every later one takes 4 s; the job has 3 s: a few
+    // objects are written, most are not, whatever the machine's speed.
+    let puts = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&puts);
+    let slow = Arc::new(FakeStore::new(b.store()).before_put(move |_| {
+        if counted.fetch_add(1, Ordering::SeqCst) >= 3 {
+            std::thread::sleep(std::time::Duration::from_secs(4));
+        }
+    }));
+    let store: Arc<dyn Store> = slow.clone();
+    let worker = Pipeline {
+        config: &config,
+        invalidator: &NoInvalidation,
+        notifier: &hlspipe::pipeline::notify::NoNotification,
+        deadline: Some(std::time::Instant::now() + std::time::Duration::from_secs(3)),
+        clock: &|| 1_000,
+    };
+    let outcome = worker.handle_record(&store, &rec);
+    let Outcome::Failed {
+        reason, retryable, ..
+    } = &outcome
+    else {
+        panic!("not stopped: {outcome:?}");
+    };
+    assert!(*retryable && reason.contains("deadline"), "{outcome:?}");
+    assert!(!b.exists("hls/shows/long.hls/master.m3u8"));
+    let manifest = b.manifest("hls/shows/long.hls/");
+    assert!(
+        manifest["error"].as_str().unwrap().contains("deadline"),
+        "{manifest}"
+    );
+    let before: Vec<String> = b
+        .keys("hls/shows/long.hls/v/")
+        .into_iter()
+        .filter(|k| k.ends_with(".m4s") || k.ends_with(".mp4"))
+        .collect();
+    assert!(
+        !before.is_empty(),
+        "nothing was written before the deadline"
+    );
+
+    let counting = Arc::new(FakeStore::new(b.store()));
+    let store: Arc<dyn Store> = counting.clone();
+    let retry = Pipeline {
+        deadline: None,
+        ..worker
+    };
+    assert!(matches!(
+        retry.handle_record(&store, &rec),
+        Outcome::Processed { .. }
+    ));
+    let rewritten: Vec<String> = counting
+        .written()
+        .into_iter()
+        .filter(|k| before.contains(k))
+        .collect();
+    assert!(rewritten.is_empty(), "written again: {rewritten:?}");
+    assert_decodes(&b.bucket().join("hls/shows/long.hls/master.m3u8"));
 }

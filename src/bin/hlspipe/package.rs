@@ -286,6 +286,7 @@ fn package_and_publish(
         concurrency: args.concurrency,
         progress: &progress,
         before_flip: None,
+        deadline: None,
     };
     publish::publish(output.store.as_ref(), &title, sources, &opts)?;
     if let Some(b) = &bar {

@@ -81,6 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config: &config,
         invalidator: invalidator.as_ref(),
         notifier: notifier.as_ref(),
+        deadline: None,
         clock: &hlspipe::clock::unix_now,
     };
     let handled = process_locally(&worker, &bucket, &sources, &store, args.concurrency);

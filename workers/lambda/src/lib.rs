@@ -130,12 +130,14 @@ where
         tracing::error!(request_id, error = %e, "unreadable event");
         HandlerError::Unreadable(e.to_string())
     })?;
+    let deadline = job_deadline(event.context.deadline, std::time::SystemTime::now());
     let job = Arc::clone(&handler);
     let handled: Vec<(Handled, Duration)> = tokio::task::spawn_blocking(move || {
         let worker = Pipeline {
             config: &job.config,
             invalidator: job.invalidator.as_ref(),
             notifier: job.notifier.as_ref(),
+            deadline,
             clock: &job.clock,
         };
         let store_for = |bucket: &str| job.stores.store_for(bucket);
@@ -225,6 +227,25 @@ async fn delay_retries(redelivery: &dyn Redelivery, batch: &Value, ids: &[String
             Err(e) => tracing::warn!(message_id = id, error = %e, "retry not brought forward"),
         }
     }
+}
+
+/// Time kept back from the invocation's deadline: in-flight writes finish and the manifest
+/// records the stop (a timeout would leave it at `processing`, and the retry would not know
+/// why). At least this long, or a tenth of the time the invocation had.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(15);
+
+/// The instant after which the job starts no more writes, from the context's deadline
+/// (milliseconds since the epoch; 0, as in a hand-made context, means none).
+pub fn job_deadline(deadline_ms: u64, now: std::time::SystemTime) -> Option<Instant> {
+    if deadline_ms == 0 {
+        return None;
+    }
+    let now_ms = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    let margin = DEADLINE_MARGIN.max(left / 10);
+    Some(Instant::now() + left.saturating_sub(margin))
 }
 
 fn describe(handled: &[&Handled]) -> String {

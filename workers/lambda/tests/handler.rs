@@ -412,3 +412,31 @@ async fn retried_sqs_messages_come_back_after_a_backoff_regression_an_hour_late(
         ]
     );
 }
+
+/// The job's deadline keeps back at least 15 s, or a tenth of the invocation's time, from
+/// Lambda's; a context without one (0) gives none.
+#[test]
+fn the_job_deadline_keeps_a_margin_before_lambdas() {
+    use hlspipe_lambda::job_deadline;
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+    let now = SystemTime::now();
+    let now_ms = now.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    assert!(job_deadline(0, now).is_none());
+    let before = Instant::now();
+    let ten_minutes = job_deadline(now_ms + 600_000, now).unwrap();
+    let left = ten_minutes.duration_since(before);
+    assert!(
+        left <= Duration::from_secs(541) && left >= Duration::from_secs(539),
+        "{left:?}"
+    );
+    let one_minute = job_deadline(now_ms + 60_000, now).unwrap();
+    let left = one_minute.duration_since(before);
+    assert!(
+        left <= Duration::from_secs(46) && left >= Duration::from_secs(44),
+        "{left:?}"
+    );
+    // Already too late: no write is started.
+    assert!(
+        job_deadline(now_ms + 5_000, now).unwrap() <= Instant::now() + Duration::from_millis(50)
+    );
+}

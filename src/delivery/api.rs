@@ -31,7 +31,7 @@
 
 use crate::delivery::auth::{AuthConfigError, Authoriser, BearerToken, Grant, JwtAuthoriser};
 use crate::delivery::cors::{BadOrigin, Cors, Preflight};
-use crate::delivery::http::Clock;
+use crate::delivery::http::{json_error, json_response, Clock};
 use crate::delivery::sign::{CookieAttributes, Policy, Signer, TitlePrefix};
 use crate::delivery::state::{playable, TitleStates};
 use crate::delivery::uploads::{self, Uploads};
@@ -44,7 +44,7 @@ use axum::extract::{Extension, Path, Request, State};
 use axum::http::header::{self, HeaderValue};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use std::collections::HashMap;
@@ -504,17 +504,6 @@ fn issue(
         "expires_at": expires,
     });
     Ok(Issued { set_cookies, body })
-}
-
-pub(crate) fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
-    let mut r = (status, axum::Json(value)).into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
-pub(crate) fn json_error(status: StatusCode, message: &str) -> Response {
-    json_response(status, &serde_json::json!({ "error": message }))
 }
 
 #[cfg(test)]

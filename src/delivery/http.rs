@@ -200,6 +200,29 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     }
 }
 
+/// A JSON answer of the API, never cached (`Cache-Control: no-store`: it carries cookies or
+/// a title's state).
+pub(crate) fn json_response(
+    status: axum::http::StatusCode,
+    value: &serde_json::Value,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut r = (status, axum::Json(value)).into_response();
+    r.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+/// `{"error": message}` with `status`.
+pub(crate) fn json_error(
+    status: axum::http::StatusCode,
+    message: &str,
+) -> axum::response::Response {
+    json_response(status, &serde_json::json!({ "error": message }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,8 @@
 use super::{
     decode_upload_id, encode_upload_id, CompletedPart, UploadError, UploadPlan, Uploads, MAX_PARTS,
 };
-use crate::delivery::api::{json_error, json_response};
 use crate::delivery::auth::Grant;
+use crate::delivery::http::{json_error, json_response};
 use crate::pipeline::keys::{classify_key, KeyRole};
 use crate::title::Title;
 use axum::extract::rejection::JsonRejection;

@@ -27,9 +27,24 @@ done
 
 export HLSPIPE_KILLS="${HLSPIPE_KILLS:-200}"
 export HLSPIPE_S3_KILLS="${HLSPIPE_S3_KILLS:-200}"
-filter='test(sigkill_at_random_moments_never_exposes_a_missing_object_and_redelivery_completes)'
+# The test binaries run directly: not through nextest, whose slow-timeout (5 minutes) would
+# end a long campaign, nor through `cargo test`, which holds the build directory's lock.
+test_binary() {
+  cargo test --locked --test "$1" --no-run --message-format=json 2>/dev/null |
+    python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]:
+        print(m["executable"])' "$1"
+}
+run() {
+  local binary
+  binary=$(test_binary "$1")
+  [[ -x "$binary" ]] || { echo "kill-campaign: the $1 test binary was not built" >&2; exit 1; }
+  CARGO_MANIFEST_DIR=$PWD "$binary" "$2" --exact --nocapture --test-threads 1 2>&1 |
+    grep -E 'kills survived|test result|panicked|after kill|redelivery'
+}
+run pipeline kill::sigkill_at_random_moments_never_exposes_a_missing_object_and_redelivery_completes
 if [[ $s3 == 1 ]]; then
-  filter="$filter | test(sigkill_through_a_faulty_s3_proxy_never_exposes_a_missing_object_and_redelivery_completes)"
+  run aws s3_kill::sigkill_through_a_faulty_s3_proxy_never_exposes_a_missing_object_and_redelivery_completes
 fi
-cargo nextest run --locked --workspace --no-capture --test-threads 1 -E "$filter" 2>&1 |
-  grep -E 'kills survived|PASS|FAIL|panicked|after kill|redelivery'

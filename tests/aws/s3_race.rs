@@ -190,8 +190,8 @@ fn racing_jobs_on_s3_end_with_the_newest_live_every_version_recorded_and_conditi
     );
     assert!(overlapped > 0, "the jobs never ran at the same time");
     assert!(if_match > 0 && if_none >= 2, "{seen:?}");
-    assert!(
-        published > rounds,
-        "{published} jobs published in {rounds} rounds"
-    );
+    // How many jobs of a round publish before a newer one overtakes them depends on timing
+    // (2 of 12 in one CI run, 6 in another): reported above, never asserted. What must hold
+    // whatever the timing is checked per round above.
+    assert!(published >= rounds, "{published} jobs published in {rounds} rounds");
 }

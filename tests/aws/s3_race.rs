@@ -193,5 +193,8 @@ fn racing_jobs_on_s3_end_with_the_newest_live_every_version_recorded_and_conditi
     // How many jobs of a round publish before a newer one overtakes them depends on timing
     // (2 of 12 in one CI run, 6 in another): reported above, never asserted. What must hold
     // whatever the timing is checked per round above.
-    assert!(published >= rounds, "{published} jobs published in {rounds} rounds");
+    assert!(
+        published >= rounds,
+        "{published} jobs published in {rounds} rounds"
+    );
 }

@@ -34,6 +34,11 @@ cargo fmt --all --check
 
 section "cargo clippy --all-targets --locked -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The fuzzing targets (fuzz/, scripts/fuzz.sh) build the library without `service`: keep
+# that build compiling and lint-clean. The targets' properties run in the suite
+# (tests/harness/fuzz_inputs.rs).
+section "cargo clippy --lib --no-default-features --features testing (the fuzzed core)"
+cargo clippy --lib --locked --no-default-features --features testing -- -D warnings
 
 # One build of the test profile serves every integration test: they run the binary through
 # env!("CARGO_BIN_EXE_hlspipe"), never a separate release build.

@@ -33,9 +33,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "service")]
 pub mod aws;
 pub mod clock;
 pub mod delivery;
+#[cfg(feature = "service")]
 pub mod dev;
 pub mod error;
 pub mod logs;

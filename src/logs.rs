@@ -5,6 +5,7 @@
 /// Installs the JSON subscriber. The level is the first of `level_vars` that is set
 /// (`error`, `warn`, `info`, `debug`, `trace`, any case); `info` otherwise. Lambda's
 /// advanced logging controls set `AWS_LAMBDA_LOG_LEVEL`.
+#[cfg(feature = "service")]
 pub fn init_json(level_vars: &[&str]) {
     let level = level_vars
         .iter()

@@ -22,12 +22,12 @@ use crate::clock::unix_now;
 use crate::error::{Error, Result};
 use crate::pipeline::batch::{log_handled, Handled};
 use crate::pipeline::config::PipelineConfig;
-use crate::pipeline::event::{parse_message_body, ParsedRecord};
+use crate::pipeline::event::{parse_message_body, s3_put_event, ParsedRecord};
 use crate::pipeline::invalidate::Invalidator;
 use crate::pipeline::job::Pipeline;
-use crate::store::StoreFactory;
+use crate::store::{ObjectInfo, StoreFactory};
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, SendMessageBatchRequestEntry};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -611,6 +611,55 @@ pub fn queue_url_from_arn(arn: &str) -> Option<String> {
         _ => "amazonaws.com",
     };
     Some(format!("https://sqs.{region}.{suffix}/{account}/{name}"))
+}
+
+/// `hlspipe reprocess --enqueue`: sends one S3 `ObjectCreated:Put` event per source to the queue (SendMessageBatch, 10
+/// a call, SQS's limit). Returns how many were sent; a source the queue refused is an
+/// error naming it.
+pub async fn enqueue(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    bucket: &str,
+    sources: &[ObjectInfo],
+    unix_seconds: u64,
+) -> Result<usize> {
+    let mut sent = 0;
+    for (batch_no, batch) in sources.chunks(10).enumerate() {
+        let mut entries = Vec::with_capacity(batch.len());
+        for (i, s) in batch.iter().enumerate() {
+            let body = s3_put_event(bucket, &s.key, &s.etag, s.size, unix_seconds);
+            entries.push(
+                SendMessageBatchRequestEntry::builder()
+                    .id(format!("m{}", batch_no * 10 + i))
+                    .message_body(body)
+                    .build()
+                    .map_err(|e| Error::Queue(e.to_string()))?,
+            );
+        }
+        let out = sqs
+            .send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| {
+                Error::Queue(format!(
+                    "SendMessageBatch to {queue_url}: {}",
+                    DisplayErrorContext(&e)
+                ))
+            })?;
+        if let Some(f) = out.failed().first() {
+            let index: usize = f.id().trim_start_matches('m').parse().unwrap_or(0);
+            let key = sources.get(index).map(|s| s.key.as_str()).unwrap_or("?");
+            return Err(Error::Queue(format!(
+                "the queue refused the event of '{key}': {} ({})",
+                f.message().unwrap_or_default(),
+                f.code()
+            )));
+        }
+        sent += out.successful().len();
+    }
+    Ok(sent)
 }
 
 #[cfg(test)]

@@ -34,8 +34,8 @@
 
 use crate::delivery::cors::{self, Cors, Preflight};
 use crate::delivery::http::{peer_ip, Clock};
+use crate::delivery::request::{store_key, Answer, Conditions};
 use crate::delivery::sign::{Decision, Verifier};
-use crate::percent::{self, Plus};
 use crate::store::{ObjectInfo, Store};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -278,7 +278,7 @@ async fn serve_object(edge: &Edge, req: &Parts) -> Response {
     let Some(key) = store_key(&edge.config.key_prefix, rest) else {
         return not_found();
     };
-    match open_object(edge, &key, Conditions::of(req)).await {
+    match open_object(edge, &key, conditions_of(req)).await {
         Ok(opened) => object_response(edge, key, opened),
         Err(response) => response,
     }
@@ -460,29 +460,6 @@ fn object_body(edge: &Edge, key: String, first: Bytes, start: u64, end: u64) -> 
     }
 }
 
-/// The request headers that decide what is sent, taken out so that the decision can be made
-/// on the blocking pool next to the store's HEAD.
-struct Conditions {
-    is_get: bool,
-    if_none_match: Option<HeaderValue>,
-    if_modified_since: Option<HeaderValue>,
-    if_range: Option<HeaderValue>,
-    range: Option<HeaderValue>,
-}
-
-/// What to answer for an object that exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Answer {
-    NotModified,
-    Unsatisfiable,
-    /// `[start, end)`; `partial` for 206.
-    Send {
-        partial: bool,
-        start: u64,
-        end: u64,
-    },
-}
-
 struct Opened {
     info: ObjectInfo,
     outcome: Answer,
@@ -521,79 +498,19 @@ impl Opened {
     }
 }
 
-impl Conditions {
-    fn of(req: &Parts) -> Conditions {
-        Conditions {
-            is_get: req.method == Method::GET,
-            if_none_match: req.headers.get(header::IF_NONE_MATCH).cloned(),
-            if_modified_since: req.headers.get(header::IF_MODIFIED_SINCE).cloned(),
-            if_range: req.headers.get(header::IF_RANGE).cloned(),
-            range: one_field_line(&req.headers, header::RANGE),
-        }
-    }
-
-    fn decide(&self, info: &ObjectInfo) -> Answer {
-        // RFC 9110 § 13.2.2: If-None-Match is evaluated before Range; for GET and HEAD a match
-        // is 304 Not Modified with the validators and caching headers.
-        // If-Modified-Since counts only without If-None-Match (§ 13.1.3): not modified when the
-        // object is no newer than the date given.
-        match &self.if_none_match {
-            Some(inm) => {
-                if if_none_match_hits(inm.as_bytes(), &info.etag) {
-                    return Answer::NotModified;
-                }
-            }
-            None => {
-                let since = self
-                    .if_modified_since
-                    .as_ref()
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| httpdate::parse_http_date(v).ok())
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map(|d| d.as_secs());
-                if let (Some(since), Some(modified)) = (since, info.last_modified) {
-                    if modified <= since {
-                        return Answer::NotModified;
-                    }
-                }
-            }
-        }
-        let len = info.size;
-        let whole = Answer::Send {
-            partial: false,
-            start: 0,
-            end: len,
-        };
-        // Range applies to GET only (RFC 9110 § 14.2), and, with If-Range, only while the
-        // representation is the one the client names by its strong entity tag (§ 13.1.5; a
-        // date is not trusted: ours have second precision).
-        if !self.is_get {
-            return whole;
-        }
-        if let Some(if_range) = &self.if_range {
-            let holds = if_range
-                .as_bytes()
-                .strip_prefix(b"\"")
-                .and_then(|t| t.strip_suffix(b"\""))
-                .is_some_and(|t| t == info.etag.as_bytes());
-            if !holds {
-                return whole;
-            }
-        }
-        match self
-            .range
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .map(|v| parse_range(v, len))
-        {
-            None | Some(RangeRequest::Ignored) => whole,
-            Some(RangeRequest::Unsatisfiable) => Answer::Unsatisfiable,
-            Some(RangeRequest::Single(start, end)) => Answer::Send {
-                partial: true,
-                start,
-                end,
-            },
-        }
+/// The fields of `req` that decide the answer.
+fn conditions_of(req: &Parts) -> Conditions {
+    let field = |name| {
+        req.headers
+            .get(name)
+            .map(|v: &HeaderValue| v.as_bytes().to_vec())
+    };
+    Conditions {
+        is_get: req.method == Method::GET,
+        if_none_match: field(header::IF_NONE_MATCH),
+        if_modified_since: field(header::IF_MODIFIED_SINCE),
+        if_range: field(header::IF_RANGE),
+        range: one_field_line(&req.headers, header::RANGE),
     }
 }
 
@@ -616,19 +533,6 @@ fn cookie_header(headers: &HeaderMap) -> Option<String> {
         }
     }
     joined
-}
-
-/// The store key for the part of the request path after the path prefix: percent-decoded,
-/// without empty, `.` or `..` segments (a viewer must not reach outside the key prefix).
-fn store_key(key_prefix: &str, rest: &str) -> Option<String> {
-    // As S3 does for a CloudFront origin request: the path is the key, percent-decoded.
-    let decoded = percent::decode(rest, Plus::Literal).ok()?;
-    let ok = !decoded.is_empty()
-        && !decoded.contains('\0')
-        && decoded
-            .split('/')
-            .all(|s| !s.is_empty() && s != "." && s != "..");
-    ok.then(|| format!("{key_prefix}{decoded}"))
 }
 
 fn object_headers(info: &ObjectInfo) -> HeaderMap {
@@ -658,22 +562,6 @@ fn object_headers(info: &ObjectInfo) -> HeaderMap {
     h
 }
 
-/// RFC 9110 § 13.1.2: `*`, or a list of entity tags compared weakly (a `W/` prefix ignored).
-fn if_none_match_hits(header: &[u8], etag: &str) -> bool {
-    let Ok(text) = std::str::from_utf8(header) else {
-        return false;
-    };
-    text.split(',').map(str::trim).any(|tag| {
-        if tag == "*" {
-            return true;
-        }
-        let tag = tag.strip_prefix("W/").unwrap_or(tag);
-        tag.strip_prefix('"')
-            .and_then(|t| t.strip_suffix('"'))
-            .is_some_and(|t| t == etag)
-    })
-}
-
 /// The value of a field that must appear once, `None` when it is absent or repeated.
 ///
 /// Two `Range` field lines: RFC 9110 § 5.3 lets a message repeat a field only when it is
@@ -681,67 +569,10 @@ fn if_none_match_hits(header: &[u8], etag: &str) -> bool {
 /// (`bytes=0-1, bytes=5-6` once combined) are not a valid one. § 14.2 then has the server
 /// ignore `Range` and answer with the whole object, as for any other invalid `Range`; taking
 /// the first line, as the edge did, answered a request that has no single meaning.
-fn one_field_line(
-    headers: &axum::http::HeaderMap,
-    name: header::HeaderName,
-) -> Option<HeaderValue> {
+fn one_field_line(headers: &HeaderMap, name: header::HeaderName) -> Option<Vec<u8>> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?;
-    values.next().is_none().then(|| first.clone())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RangeRequest {
-    /// Absent, not understood, or several ranges: the whole object, 200.
-    Ignored,
-    /// Half-open `[start, end)`, non-empty, inside the object.
-    Single(u64, u64),
-    Unsatisfiable,
-}
-
-/// RFC 9110 § 14.1.2 byte ranges: `bytes=a-b`, `bytes=a-`, `bytes=-n`. A header that does not
-/// parse is ignored, as § 14.2 requires; several ranges are answered with the whole object.
-fn parse_range(header: &str, len: u64) -> RangeRequest {
-    let Some(spec) = header.trim().strip_prefix("bytes=") else {
-        return RangeRequest::Ignored;
-    };
-    if spec.contains(',') {
-        return RangeRequest::Ignored;
-    }
-    let Some((first, last)) = spec.trim().split_once('-') else {
-        return RangeRequest::Ignored;
-    };
-    let number = |s: &str| -> Option<u64> {
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
-    match (first.is_empty(), number(first), number(last)) {
-        // Suffix: the last n bytes.
-        (true, _, Some(n)) => {
-            if n == 0 || len == 0 {
-                RangeRequest::Unsatisfiable
-            } else {
-                RangeRequest::Single(len.saturating_sub(n), len)
-            }
-        }
-        (false, Some(start), last_pos) => {
-            if !last.is_empty() && last_pos.is_none() {
-                return RangeRequest::Ignored;
-            }
-            if let Some(last_pos) = last_pos {
-                if last_pos < start {
-                    return RangeRequest::Ignored;
-                }
-            }
-            if start >= len {
-                return RangeRequest::Unsatisfiable;
-            }
-            let end = last_pos.map_or(len, |l| l.saturating_add(1).min(len));
-            RangeRequest::Single(start, end)
-        }
-        _ => RangeRequest::Ignored,
-    }
+    values.next().is_none().then(|| first.as_bytes().to_vec())
 }
 
 /// `first`, then `[start, end)` of `key` read a chunk at a time on the blocking pool as the
@@ -821,147 +652,6 @@ fn internal_error() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ranges() {
-        use RangeRequest::*;
-        assert_eq!(parse_range("bytes=0-99", 1000), Single(0, 100));
-        assert_eq!(parse_range("bytes=900-", 1000), Single(900, 1000));
-        assert_eq!(parse_range("bytes=-100", 1000), Single(900, 1000));
-        assert_eq!(parse_range("bytes=-5000", 1000), Single(0, 1000));
-        assert_eq!(parse_range("bytes=990-5000", 1000), Single(990, 1000));
-        assert_eq!(parse_range("bytes=1000-", 1000), Unsatisfiable);
-        assert_eq!(parse_range("bytes=-0", 1000), Unsatisfiable);
-        assert_eq!(parse_range("bytes=0-0", 0), Unsatisfiable);
-        assert_eq!(parse_range("bytes=0-1,5-6", 1000), Ignored);
-        assert_eq!(parse_range("bytes=5-1", 1000), Ignored);
-        assert_eq!(parse_range("items=0-1", 1000), Ignored);
-        assert_eq!(parse_range("bytes=a-b", 1000), Ignored);
-        assert_eq!(parse_range("bytes=+1-2", 1000), Ignored);
-        assert_eq!(
-            parse_range("bytes=0-18446744073709551615", 10),
-            Single(0, 10)
-        );
-    }
-
-    fn object(etag: &str, size: u64, last_modified: u64) -> ObjectInfo {
-        ObjectInfo {
-            key: "k".into(),
-            size,
-            etag: etag.into(),
-            last_modified: Some(last_modified),
-            content_type: None,
-            cache_control: None,
-        }
-    }
-
-    fn conditions(headers: &[(&str, &str)], is_get: bool) -> Conditions {
-        let get = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| HeaderValue::from_str(v).unwrap())
-        };
-        Conditions {
-            is_get,
-            if_none_match: get("if-none-match"),
-            if_modified_since: get("if-modified-since"),
-            if_range: get("if-range"),
-            range: get("range"),
-        }
-    }
-
-    #[test]
-    fn decisions() {
-        let info = object("abc", 1000, 784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
-        let whole = Answer::Send {
-            partial: false,
-            start: 0,
-            end: 1000,
-        };
-        let part = Answer::Send {
-            partial: true,
-            start: 0,
-            end: 10,
-        };
-        let decide = |h: &[(&str, &str)], get| conditions(h, get).decide(&info);
-        assert_eq!(decide(&[], true), whole);
-        assert_eq!(decide(&[("range", "bytes=0-9")], true), part);
-        assert_eq!(
-            decide(&[("range", "bytes=0-9")], false),
-            whole,
-            "HEAD ignores Range"
-        );
-        assert_eq!(
-            decide(&[("range", "bytes=0-9"), ("if-range", "\"abc\"")], true),
-            part
-        );
-        assert_eq!(
-            decide(&[("range", "bytes=0-9"), ("if-range", "\"abd\"")], true),
-            whole
-        );
-        assert_eq!(
-            decide(&[("range", "bytes=0-9"), ("if-range", "W/\"abc\"")], true),
-            whole,
-            "If-Range needs a strong match"
-        );
-        assert_eq!(
-            decide(&[("range", "bytes=5000-")], true),
-            Answer::Unsatisfiable
-        );
-        assert_eq!(
-            decide(&[("if-none-match", "\"abc\"")], false),
-            Answer::NotModified
-        );
-        let date = "Sun, 06 Nov 1994 08:49:37 GMT";
-        let earlier = "Sun, 06 Nov 1994 08:49:36 GMT";
-        assert_eq!(
-            decide(&[("if-modified-since", date)], true),
-            Answer::NotModified
-        );
-        assert_eq!(decide(&[("if-modified-since", earlier)], true), whole);
-        assert_eq!(decide(&[("if-modified-since", "yesterday")], true), whole);
-        // If-None-Match wins over If-Modified-Since.
-        assert_eq!(
-            decide(
-                &[("if-none-match", "\"x\""), ("if-modified-since", date)],
-                true
-            ),
-            whole
-        );
-    }
-
-    #[test]
-    fn entity_tags() {
-        assert!(if_none_match_hits(b"\"abc\"", "abc"));
-        assert!(if_none_match_hits(b"W/\"abc\"", "abc"));
-        assert!(if_none_match_hits(b"\"x\", \"abc\"", "abc"));
-        assert!(if_none_match_hits(b"*", "abc"));
-        assert!(!if_none_match_hits(b"abc", "abc"));
-        assert!(!if_none_match_hits(b"\"abd\"", "abc"));
-    }
-
-    #[test]
-    fn keys_stay_under_the_prefix() {
-        assert_eq!(
-            store_key("hls/", "shows/ep1/master.m3u8").as_deref(),
-            Some("hls/shows/ep1/master.m3u8")
-        );
-        assert_eq!(store_key("hls/", "a%20b/x").as_deref(), Some("hls/a b/x"));
-        for bad in [
-            "../x",
-            "a/../../x",
-            "a/%2e%2e/x",
-            "a//x",
-            "",
-            "a/",
-            "./a",
-            "a%00",
-            "%zz",
-        ] {
-            assert_eq!(store_key("hls/", bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn base_urls_and_origins() {

@@ -3,16 +3,14 @@
 //! upload event; or by sending each source's S3-shaped upload event to the queue, so the
 //! fleet (Lambda or `hlspipe worker`) does the work (DESIGN.md "Surfaces").
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::pipeline::batch::Handled;
 use crate::pipeline::config::PipelineConfig;
-use crate::pipeline::event::{s3_put_event, Job, ParsedRecord, Record, RecordKind};
+use crate::pipeline::event::{Job, ParsedRecord, Record, RecordKind};
 use crate::pipeline::job::Pipeline;
 use crate::pipeline::keys::{classify_key, KeyRole, TitleManifest};
 use crate::pipeline::pool::try_map_bounded;
 use crate::store::{ObjectInfo, Store};
-use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,53 +81,4 @@ pub fn process_locally(
         Ok(handled) => handled.into_iter().flatten().collect(),
         Err(never) => match never {},
     }
-}
-
-/// Sends one S3 `ObjectCreated:Put` event per source to the queue (SendMessageBatch, 10
-/// a call, SQS's limit). Returns how many were sent; a source the queue refused is an
-/// error naming it.
-pub async fn enqueue(
-    sqs: &aws_sdk_sqs::Client,
-    queue_url: &str,
-    bucket: &str,
-    sources: &[ObjectInfo],
-    unix_seconds: u64,
-) -> Result<usize> {
-    let mut sent = 0;
-    for (batch_no, batch) in sources.chunks(10).enumerate() {
-        let mut entries = Vec::with_capacity(batch.len());
-        for (i, s) in batch.iter().enumerate() {
-            let body = s3_put_event(bucket, &s.key, &s.etag, s.size, unix_seconds);
-            entries.push(
-                SendMessageBatchRequestEntry::builder()
-                    .id(format!("m{}", batch_no * 10 + i))
-                    .message_body(body)
-                    .build()
-                    .map_err(|e| Error::Queue(e.to_string()))?,
-            );
-        }
-        let out = sqs
-            .send_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| {
-                Error::Queue(format!(
-                    "SendMessageBatch to {queue_url}: {}",
-                    DisplayErrorContext(&e)
-                ))
-            })?;
-        if let Some(f) = out.failed().first() {
-            let index: usize = f.id().trim_start_matches('m').parse().unwrap_or(0);
-            let key = sources.get(index).map(|s| s.key.as_str()).unwrap_or("?");
-            return Err(Error::Queue(format!(
-                "the queue refused the event of '{key}': {} ({})",
-                f.message().unwrap_or_default(),
-                f.code()
-            )));
-        }
-        sent += out.successful().len();
-    }
-    Ok(sent)
 }

@@ -5,10 +5,13 @@
 //! unless `HLSPIPE_STORE=file:///path` says they are folders: bucket `b` is then the
 //! directory `/path/b/` (the embedded default and tests without a server).
 
+#[cfg(feature = "service")]
 use super::{DirStore, ObjectInfo, S3Client, S3Settings, S3Store, Store};
 use crate::error::{Error, Result};
+#[cfg(feature = "service")]
 use crate::media::source::Source;
 use std::path::{Path, PathBuf};
+#[cfg(feature = "service")]
 use std::sync::{Arc, OnceLock};
 
 /// Environment variable choosing where buckets live.
@@ -109,6 +112,7 @@ impl StoreUrl {
     }
 }
 
+#[cfg(feature = "service")]
 enum Backend {
     /// Bucket `b` is the folder `root/b`.
     Dir(PathBuf),
@@ -121,10 +125,12 @@ enum Backend {
 }
 
 /// Opens the stores that locations name.
+#[cfg(feature = "service")]
 pub struct Stores {
     backend: Backend,
 }
 
+#[cfg(feature = "service")]
 impl Stores {
     /// From `HLSPIPE_STORE` (`file:///path`, or unset for S3) and, for S3, the
     /// AWS environment ([`S3Settings::from_env`]).
@@ -270,6 +276,7 @@ impl Stores {
 }
 
 /// The store a `serve`-style URL opened ([`Stores::open_url_kind`]).
+#[cfg(feature = "service")]
 pub enum UrlStore {
     /// Bucket `bucket` as the folder `root/bucket`.
     Folder {
@@ -280,6 +287,7 @@ pub enum UrlStore {
     S3(Arc<S3Store>),
 }
 
+#[cfg(feature = "service")]
 impl UrlStore {
     pub fn store(&self) -> Arc<dyn Store> {
         match self {

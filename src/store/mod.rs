@@ -9,10 +9,12 @@
 mod dir;
 pub mod location;
 mod readahead;
+#[cfg(feature = "service")]
 mod s3;
 
 pub use dir::DirStore;
 pub use readahead::{ReadAheadConfig, ReadAheadSource};
+#[cfg(feature = "service")]
 pub use s3::{
     ObjectHeaders, S3Client, S3Settings, S3Source, S3Store, DEFAULT_MAX_ATTEMPTS, MIN_PART_SIZE,
     SINGLE_PUT_MAX,
@@ -195,6 +197,7 @@ where
 }
 
 /// S3 buckets (or folders, in `file://` mode), as `HLSPIPE_STORE` selects.
+#[cfg(feature = "service")]
 impl StoreFactory for location::Stores {
     fn store_for(&self, bucket: &str) -> Result<Arc<dyn Store>> {
         self.bucket(bucket)

@@ -4,6 +4,7 @@
 //! the library does not ship them.
 
 pub mod check;
+pub mod fuzz;
 
 use crate::error::Result;
 use crate::pipeline::invalidate::Invalidator;

@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod fuzz_inputs;
 mod layers;
 mod player;
 mod player_smoke;

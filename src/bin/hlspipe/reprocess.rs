@@ -4,9 +4,10 @@
 
 use crate::setup;
 use anyhow::Context;
+use hlspipe::aws::sqs::enqueue;
 use hlspipe::pipeline::batch::log_handled;
 use hlspipe::pipeline::job::Pipeline;
-use hlspipe::pipeline::reprocess::{enqueue, process_locally, sources_under};
+use hlspipe::pipeline::reprocess::{process_locally, sources_under};
 
 #[derive(clap::Args)]
 pub struct Args {

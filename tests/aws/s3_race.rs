@@ -13,8 +13,6 @@ use crate::support::{clip, small_clip};
 use hlspipe::media::object::{Body, Object};
 use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::event::{Job, Record, RecordKind};
-use hlspipe::pipeline::invalidate::NoInvalidation;
-use hlspipe::pipeline::job::Pipeline;
 use hlspipe::pipeline::manifest::{Manifest, State};
 use hlspipe::pipeline::outcome::Outcome;
 use hlspipe::store::{S3Client, S3Store, Store};
@@ -49,13 +47,7 @@ fn upload(store: &dyn Store, bytes: Vec<u8>) -> String {
 
 fn job(store: &Arc<dyn Store>, etag: &str) -> Outcome {
     let config = PipelineConfig::default();
-    let worker = Pipeline {
-        config: &config,
-        invalidator: &NoInvalidation,
-        notifier: &hlspipe::pipeline::notify::NoNotification,
-        deadline: None,
-        clock: &|| 1_000,
-    };
+    let worker = crate::support::pipeline(&config);
     let record = Record {
         kind: RecordKind::Created,
         job: Job {

@@ -8,8 +8,6 @@ use hlspipe::media::object::{Body, Object};
 use hlspipe::media::source::{FileSource, Source};
 use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::event::{Job, Record, RecordKind};
-use hlspipe::pipeline::invalidate::NoInvalidation;
-use hlspipe::pipeline::job::Pipeline;
 use hlspipe::pipeline::outcome::Outcome;
 use hlspipe::store::Store;
 use std::sync::Arc;
@@ -46,13 +44,7 @@ fn side_file_upload_and_removal_republish_the_title_on_s3() {
     let server = S3Server::shared();
     let store: Arc<dyn Store> = server.bucket(BUCKET);
     let config = PipelineConfig::default();
-    let pipeline = Pipeline {
-        config: &config,
-        invalidator: &NoInvalidation,
-        notifier: &hlspipe::pipeline::notify::NoNotification,
-        deadline: None,
-        clock: &|| 1_000,
-    };
+    let pipeline = crate::support::pipeline(&config);
     let video: Arc<dyn Source> =
         Arc::new(FileSource::open(&fixture("tiny_faststart.mp4")).unwrap());
     let mut body = Body::default();

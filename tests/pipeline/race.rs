@@ -211,13 +211,7 @@ fn eight_racing_jobs_for_one_title_lose_no_manifest_update() {
 fn interleaved(b: &Buckets, at: fn(&str, usize) -> bool) -> (Outcome, String, String) {
     std::fs::create_dir_all(b.bucket().join(KEY).parent().unwrap()).unwrap();
     let config = PipelineConfig::default();
-    let worker = Pipeline {
-        config: &config,
-        invalidator: &NoInvalidation,
-        notifier: &hlspipe::pipeline::notify::NoNotification,
-        deadline: None,
-        clock: &|| 1_000,
-    };
+    let worker = crate::support::pipeline(&config);
     let plain: Arc<dyn Store> = Arc::new(b.store());
     let first = upload(b, KEY, &variant(clip(), 0));
     let out = worker.handle_record(&plain, &record(RecordKind::Created, KEY, Some(&first)));

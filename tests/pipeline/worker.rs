@@ -30,13 +30,7 @@ fn same_event_twice_is_one_version_and_writes_nothing() {
     let counting = Arc::new(FakeStore::new(b.store()));
     let store: Arc<dyn Store> = counting.clone();
     let config = PipelineConfig::default();
-    let worker = Pipeline {
-        config: &config,
-        invalidator: &NoInvalidation,
-        notifier: &hlspipe::pipeline::notify::NoNotification,
-        deadline: None,
-        clock: &|| 1_000,
-    };
+    let worker = crate::support::pipeline(&config);
     let rec = record(RecordKind::Created, key, Some(&etag));
 
     let Outcome::Processed { version, .. } = worker.handle_record(&store, &rec) else {
@@ -570,13 +564,7 @@ fn a_second_upload_that_names_the_same_title_is_refused_until_the_first_is_gone(
     let b = Buckets::new();
     let store: Arc<dyn Store> = Arc::new(b.store());
     let config = PipelineConfig::default();
-    let worker = Pipeline {
-        config: &config,
-        invalidator: &NoInvalidation,
-        notifier: &hlspipe::pipeline::notify::NoNotification,
-        deadline: None,
-        clock: &|| 1_000,
-    };
+    let worker = crate::support::pipeline(&config);
     let first = "uploads/Café.mp4";
     let first_etag = b.put_file(first, clip());
     let rec = record(RecordKind::Created, first, Some(&first_etag));

@@ -802,3 +802,17 @@ pub fn play_in_browser_with(url: &str, extra_args: &[&str]) -> PlayerReport {
     );
     report
 }
+
+/// A job runner as most tests want it: no invalidation, no title events, no deadline, and
+/// the clock at 1,000 s.
+pub fn pipeline(
+    config: &hlspipe::pipeline::config::PipelineConfig,
+) -> hlspipe::pipeline::job::Pipeline<'_> {
+    hlspipe::pipeline::job::Pipeline {
+        config,
+        invalidator: &hlspipe::pipeline::invalidate::NoInvalidation,
+        notifier: &hlspipe::pipeline::notify::NoNotification,
+        deadline: None,
+        clock: &|| 1_000,
+    }
+}

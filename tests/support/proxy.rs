@@ -23,6 +23,10 @@ pub enum Fault {
     InternalError,
     /// Wait this long, then forward.
     Delay(Duration),
+    /// Forward; a `404` answer becomes `403 AccessDenied`, as S3 answers a HEAD or GET of a
+    /// missing key to a caller without `s3:ListBucket` (Amazon S3 API Reference, HeadObject,
+    /// "Permissions").
+    DenyMissing,
 }
 
 /// What the script is told about a request.
@@ -53,6 +57,7 @@ pub struct Counts {
     pub slowed: AtomicUsize,
     pub errors: AtomicUsize,
     pub delayed: AtomicUsize,
+    pub denied: AtomicUsize,
 }
 
 type Script = dyn Fn(&Request) -> Fault + Send + Sync;
@@ -220,6 +225,22 @@ fn serve(
             forward(&head, &mut reader, body_len, upstream, &mut client_w)?;
         }
         Fault::Forward => forward(&head, &mut reader, body_len, upstream, &mut client_w)?,
+        Fault::DenyMissing => {
+            let mut up_r = send_upstream(&head, &mut reader, body_len, upstream)?;
+            let resp = read_head(&mut up_r)?.ok_or(io::ErrorKind::UnexpectedEof)?;
+            if resp[0].split(' ').nth(1) == Some("404") {
+                counts.denied.fetch_add(1, Ordering::SeqCst);
+                s3_error(
+                    &mut client_w,
+                    &method,
+                    "403 Forbidden",
+                    "AccessDenied",
+                    "Access Denied",
+                )?;
+            } else {
+                relay(&resp, up_r, &mut client_w)?;
+            }
+        }
     }
     Ok(())
 }
@@ -257,12 +278,31 @@ fn forward(
     upstream: SocketAddr,
     client_w: &mut TcpStream,
 ) -> io::Result<()> {
+    let mut up_r = send_upstream(head, reader, body_len, upstream)?;
+    let resp = read_head(&mut up_r)?.ok_or(io::ErrorKind::UnexpectedEof)?;
+    relay(&resp, up_r, client_w)
+}
+
+/// Sends the request to `upstream`; the reader of its answer.
+fn send_upstream(
+    head: &[String],
+    reader: &mut BufReader<TcpStream>,
+    body_len: u64,
+    upstream: SocketAddr,
+) -> io::Result<BufReader<TcpStream>> {
     let mut up = TcpStream::connect(upstream)?;
     up.write_all(&rewrite(head))?;
     io::copy(&mut reader.take(body_len), &mut up)?;
-    let mut up_r = BufReader::new(up.try_clone()?);
-    let resp = read_head(&mut up_r)?.ok_or(io::ErrorKind::UnexpectedEof)?;
-    client_w.write_all(&rewrite(&resp))?;
+    Ok(BufReader::new(up))
+}
+
+/// The upstream's answer (`resp`, its head, already read) back to the client.
+fn relay(
+    resp: &[String],
+    mut up_r: BufReader<TcpStream>,
+    client_w: &mut TcpStream,
+) -> io::Result<()> {
+    client_w.write_all(&rewrite(resp))?;
     // Connection: close upstream: the response body runs to the end of the stream.
     io::copy(&mut up_r, client_w)?;
     client_w.flush()?;

@@ -613,6 +613,53 @@ pub fn queue_url_from_arn(arn: &str) -> Option<String> {
     Some(format!("https://sqs.{region}.{suffix}/{account}/{name}"))
 }
 
+/// Puts one message on a queue: how the Lambda function hands an upload past its size
+/// threshold to the worker fleet's queue. A trait so that the function's tests record the
+/// messages instead.
+pub trait QueueSender: Send + Sync {
+    fn send<'a>(
+        &'a self,
+        queue_url: &'a str,
+        body: String,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
+}
+
+/// [`QueueSender`] through SQS's SendMessage.
+pub struct SqsSender(pub aws_sdk_sqs::Client);
+
+impl SqsSender {
+    /// With the usual AWS configuration of the environment (the function's role, its region).
+    pub async fn from_env() -> SqsSender {
+        SqsSender(aws_sdk_sqs::Client::new(
+            &crate::aws::load_config("us-east-1").await,
+        ))
+    }
+}
+
+impl QueueSender for SqsSender {
+    fn send<'a>(
+        &'a self,
+        queue_url: &'a str,
+        body: String,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
+        Box::pin(async move {
+            self.0
+                .send_message()
+                .queue_url(queue_url)
+                .message_body(body)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    Error::Queue(format!(
+                        "SendMessage to {queue_url}: {}",
+                        DisplayErrorContext(&e)
+                    ))
+                })
+        })
+    }
+}
+
 /// `hlspipe reprocess --enqueue`: sends one S3 `ObjectCreated:Put` event per source to the queue (SendMessageBatch, 10
 /// a call, SQS's limit). Returns how many were sent; a source the queue refused is an
 /// error naming it.

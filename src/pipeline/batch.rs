@@ -46,7 +46,7 @@ pub fn log_handled(h: &Handled, elapsed: std::time::Duration) {
         | Outcome::AlreadyComplete { title, .. }
         | Outcome::Removed { title, .. } => Some(title.as_str()),
         Outcome::Failed { title, .. } => title.as_deref(),
-        Outcome::Stale { .. } | Outcome::Ignored { .. } => None,
+        Outcome::Stale { .. } | Outcome::Ignored { .. } | Outcome::Routed { .. } => None,
     };
     let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
     macro_rules! event {

@@ -412,6 +412,21 @@ pub fn encode_s3_key(key: &str) -> String {
 /// message structure", S3 User Guide, event version 2.1): what `reprocess --enqueue`
 /// puts on the queue so that every consumer sees the same document as for an upload.
 pub fn s3_put_event(bucket: &str, key: &str, etag: &str, size: u64, unix_seconds: u64) -> String {
+    let job = Job {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        etag: Some(etag.to_owned()),
+        size: Some(size),
+        sequencer: None,
+    };
+    s3_created_event(&job, unix_seconds)
+}
+
+/// The S3 `ObjectCreated:Put` notification for `job`, which reads back as the same job: its
+/// sequencer kept (one made from `unix_seconds` when it has none), so that a job handed on to
+/// another queue still orders against the other events of its key.
+pub fn s3_created_event(job: &Job, unix_seconds: u64) -> String {
+    let bucket = &job.bucket;
     let doc = serde_json::json!({
         "Records": [{
             "eventVersion": "2.1",
@@ -431,10 +446,10 @@ pub fn s3_put_event(bucket: &str, key: &str, etag: &str, size: u64, unix_seconds
                     "arn": format!("arn:aws:s3:::{bucket}"),
                 },
                 "object": {
-                    "key": encode_s3_key(key),
-                    "size": size,
-                    "eTag": etag,
-                    "sequencer": format!("{unix_seconds:016X}"),
+                    "key": encode_s3_key(&job.key),
+                    "size": job.size.unwrap_or(0),
+                    "eTag": job.etag.as_deref().unwrap_or_default(),
+                    "sequencer": job.sequencer.clone().unwrap_or_else(|| format!("{unix_seconds:016X}")),
                 },
             },
         }]

@@ -23,6 +23,13 @@ pub enum Outcome {
     Ignored { reason: String },
     /// The title's objects were deleted.
     Removed { title: String, objects: usize },
+    /// Sent on to another queue, whose workers handle it: an upload of `size` bytes, past
+    /// what this worker takes (the Lambda function hands long titles to the worker fleet).
+    Routed {
+        key: String,
+        size: u64,
+        queue: String,
+    },
     /// `retryable`: storage or I/O trouble that may pass; otherwise the input is bad and
     /// will fail the same way again.
     Failed {
@@ -57,6 +64,7 @@ impl Outcome {
             Outcome::Stale { .. } => "stale",
             Outcome::Ignored { .. } => "ignored",
             Outcome::Removed { .. } => "removed",
+            Outcome::Routed { .. } => "routed",
             Outcome::Failed { .. } => "failed",
         }
     }
@@ -91,6 +99,9 @@ impl fmt::Display for Outcome {
             Outcome::Ignored { reason } => write!(f, "ignored: {reason}"),
             Outcome::Removed { title, objects } => {
                 write!(f, "removed: {title} ({objects} objects)")
+            }
+            Outcome::Routed { key, size, queue } => {
+                write!(f, "routed: {key} ({size} bytes) to {queue}")
             }
             Outcome::Failed {
                 title,

@@ -490,3 +490,49 @@ fn a_retried_message_is_visible_again_after_its_delay() {
         assert_eq!(again[0].message_id, first[0].message_id);
     });
 }
+
+#[test]
+fn a_job_handed_to_the_fleet_queue_reads_back_as_the_same_job() {
+    use hlspipe::aws::sqs::{QueueSender, SqsSender};
+    use hlspipe::pipeline::event::{s3_created_event, Job};
+    let server = S3Server::shared();
+    let rt = runtime();
+    let sqs = rt.block_on(sqs(&server.endpoint()));
+    let (url, _) = rt.block_on(queue(&sqs, &bucket_name("fleet")));
+    let job = Job {
+        bucket: "media".into(),
+        key: "uploads/Long Film (4K) é+1.mov".into(),
+        etag: Some("3858f62230ac3c915f300c664312c11f-120".into()),
+        size: Some(12_884_901_888),
+        sequencer: Some("0062F1A3B4C5D6EB07".into()),
+    };
+    rt.block_on(async {
+        let sender = SqsSender(sqs.clone());
+        sender
+            .send(&url, s3_created_event(&job, 1_700_000_000))
+            .await
+            .unwrap();
+        let got = sqs
+            .receive_message()
+            .queue_url(&url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        assert_eq!(got.len(), 1);
+        let body = got[0].body.as_deref().unwrap();
+        let records = parse_message_body(body, got[0].message_id.as_deref());
+        let [Ok(record)] = records.as_slice() else {
+            panic!("{records:?}");
+        };
+        assert_eq!(record.kind, RecordKind::Created);
+        assert_eq!(
+            record.job, job,
+            "a 12 GiB upload keeps its size, key and sequencer"
+        );
+        let missing = sender.send(&format!("{url}-missing"), "{}".into()).await;
+        assert!(missing.is_err(), "a send to a missing queue is an error");
+    });
+}

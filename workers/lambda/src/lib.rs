@@ -21,13 +21,21 @@
 //!
 //! Packaging is CPU and synchronous storage work: it runs in `spawn_blocking`, never on
 //! the runtime's threads.
+//!
+//! Long titles go to the worker fleet ([`FleetRoute`]): an upload of at least
+//! `HLSPIPE_FLEET_MIN_BYTES` is put on `HLSPIPE_FLEET_QUEUE_URL` as an S3 notification that
+//! reads back as the same job (sequencer kept), and not packaged here. The routing is made
+//! here rather than by an EventBridge numeric match on `detail.object.size`: EventBridge's
+//! numeric matching only covers values up to 5.0e9 (its rule engine, aws/event-ruler,
+//! `ComparableNumber`), so an upload past 5 GB, the very kind the fleet is for, would match
+//! neither a `<` nor a `>=` rule and be lost.
 
 pub mod api;
 
-use hlspipe::aws::sqs::{queue_url_from_arn, redelivery_delay, Redelivery};
+use hlspipe::aws::sqs::{queue_url_from_arn, redelivery_delay, QueueSender, Redelivery};
 use hlspipe::pipeline::batch::{log_handled, retryable_batch_item_failures, Handled};
 use hlspipe::pipeline::config::PipelineConfig;
-use hlspipe::pipeline::event::parse_event;
+use hlspipe::pipeline::event::{parse_event, s3_created_event, ParsedRecord, RecordKind};
 use hlspipe::pipeline::invalidate::Invalidator;
 use hlspipe::pipeline::job::Pipeline;
 use hlspipe::pipeline::outcome::Outcome;
@@ -51,6 +59,94 @@ pub struct Handler<F> {
     pub clock: fn() -> u64,
     /// Brings a retryable SQS message back early; `None` leaves it to the visibility timeout.
     pub redelivery: Option<Arc<dyn Redelivery>>,
+    /// Where uploads too long for the function go; `None` packages everything here.
+    pub fleet: Option<FleetRoute>,
+}
+
+/// Uploads of at least `min_bytes` are sent to `queue_url`, which the `hlspipe worker` fleet
+/// drains, instead of being packaged by the function.
+#[derive(Clone)]
+pub struct FleetRoute {
+    pub queue_url: String,
+    pub min_bytes: u64,
+    pub sender: Arc<dyn QueueSender>,
+}
+
+impl FleetRoute {
+    /// From `HLSPIPE_FLEET_QUEUE_URL` and `HLSPIPE_FLEET_MIN_BYTES` (both, or neither).
+    pub fn from_vars(
+        queue_url: Option<String>,
+        min_bytes: Option<String>,
+        sender: impl FnOnce() -> Arc<dyn QueueSender>,
+    ) -> Result<Option<FleetRoute>, String> {
+        match (
+            queue_url.filter(|q| !q.is_empty()),
+            min_bytes.filter(|m| !m.is_empty()),
+        ) {
+            (None, None) => Ok(None),
+            (Some(queue_url), Some(min)) => {
+                let min_bytes = min
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|m| *m > 0)
+                    .ok_or_else(|| {
+                        format!("HLSPIPE_FLEET_MIN_BYTES={min:?} is not a size in bytes")
+                    })?;
+                Ok(Some(FleetRoute {
+                    queue_url,
+                    min_bytes,
+                    sender: sender(),
+                }))
+            }
+            _ => Err("HLSPIPE_FLEET_QUEUE_URL and HLSPIPE_FLEET_MIN_BYTES go together".into()),
+        }
+    }
+
+    /// Whether `record` is the fleet's: an upload of known size at or past the threshold.
+    fn takes(&self, record: &ParsedRecord) -> bool {
+        matches!(record, Ok(r) if r.kind == RecordKind::Created
+            && r.job.size.is_some_and(|size| size >= self.min_bytes))
+    }
+
+    /// Sends the fleet's records on; returns the others, to be packaged here, and what
+    /// became of the ones sent. A send that fails is a retryable failure of its record.
+    async fn route(
+        &self,
+        records: Vec<ParsedRecord>,
+        now: u64,
+    ) -> (Vec<ParsedRecord>, Vec<(Handled, Duration)>) {
+        let (theirs, ours): (Vec<_>, Vec<_>) = records.into_iter().partition(|r| self.takes(r));
+        let mut routed = Vec::with_capacity(theirs.len());
+        for record in theirs.into_iter().flatten() {
+            let started = Instant::now();
+            let job = &record.job;
+            let outcome = match self
+                .sender
+                .send(&self.queue_url, s3_created_event(job, now))
+                .await
+            {
+                Ok(()) => Outcome::Routed {
+                    key: job.key.clone(),
+                    size: job.size.unwrap_or_default(),
+                    queue: self.queue_url.clone(),
+                },
+                Err(e) => Outcome::Failed {
+                    title: None,
+                    reason: format!("not handed to the worker fleet: {e}"),
+                    retryable: true,
+                },
+            };
+            let handled = Handled {
+                message_id: record.message_id.clone(),
+                bucket: Some(job.bucket.clone()),
+                key: Some(job.key.clone()),
+                outcome,
+            };
+            routed.push((handled, started.elapsed()));
+        }
+        (ours, routed)
+    }
 }
 
 /// The first retry of an SQS message comes after this many seconds, doubling per delivery.
@@ -131,8 +227,12 @@ where
         HandlerError::Unreadable(e.to_string())
     })?;
     let deadline = job_deadline(event.context.deadline, std::time::SystemTime::now());
+    let (records, routed) = match &handler.fleet {
+        Some(fleet) => fleet.route(records, (handler.clock)()).await,
+        None => (records, Vec::new()),
+    };
     let job = Arc::clone(&handler);
-    let handled: Vec<(Handled, Duration)> = tokio::task::spawn_blocking(move || {
+    let mut handled: Vec<(Handled, Duration)> = tokio::task::spawn_blocking(move || {
         let worker = Pipeline {
             config: &job.config,
             invalidator: job.invalidator.as_ref(),
@@ -145,6 +245,7 @@ where
     })
     .await
     .map_err(|e| HandlerError::Internal(format!("the job thread failed: {e}")))?;
+    handled.extend(routed);
 
     for (h, elapsed) in &handled {
         log_handled(h, *elapsed);

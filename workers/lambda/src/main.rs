@@ -3,13 +3,13 @@
 
 use hlspipe::aws::cloudfront::CloudFrontInvalidator;
 use hlspipe::aws::events::EventBridgeNotifier;
-use hlspipe::aws::sqs::SqsRedelivery;
+use hlspipe::aws::sqs::{QueueSender, SqsRedelivery, SqsSender};
 use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::invalidate::{Invalidator, NoInvalidation};
 use hlspipe::pipeline::notify::{NoNotification, Notifier};
 use hlspipe::store::location::Stores;
 use hlspipe::store::S3Settings;
-use hlspipe_lambda::{handle, init_logging, Handler};
+use hlspipe_lambda::{handle, init_logging, FleetRoute, Handler};
 use lambda_runtime::{service_fn, LambdaEvent};
 use std::sync::Arc;
 
@@ -29,6 +29,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Some(bus) => Arc::new(EventBridgeNotifier::from_env(bus.clone()).await?),
         None => Arc::new(NoNotification),
     };
+    let sender: Arc<dyn QueueSender> = Arc::new(SqsSender(redelivery.0.clone()));
+    let fleet = FleetRoute::from_vars(
+        std::env::var("HLSPIPE_FLEET_QUEUE_URL").ok(),
+        std::env::var("HLSPIPE_FLEET_MIN_BYTES").ok(),
+        || sender,
+    )?;
     let handler = Arc::new(Handler {
         config,
         stores,
@@ -36,6 +42,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         notifier,
         clock: hlspipe::clock::unix_now,
         redelivery: Some(redelivery),
+        fleet,
     });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         handle(Arc::clone(&handler), event)

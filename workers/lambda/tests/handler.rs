@@ -1,14 +1,16 @@
 //! The handler, run as Lambda runs it: a `LambdaEvent` built from the real event JSON of
 //! `fixtures/events/`, buckets as folders, the packaged title checked with ffmpeg.
 
+use hlspipe::aws::sqs::QueueSender;
 use hlspipe::media::object::Object;
 use hlspipe::media::source::Source;
 use hlspipe::pipeline::config::PipelineConfig;
+use hlspipe::pipeline::event::{parse_message_body, RecordKind};
 use hlspipe::pipeline::invalidate::NoInvalidation;
 use hlspipe::store::location::Stores;
 use hlspipe::store::{DirStore, ObjectInfo, Precondition, Store, Versioned};
 use hlspipe::testing::RecordingInvalidator;
-use hlspipe_lambda::{handle, Handler, HandlerError};
+use hlspipe_lambda::{handle, FleetRoute, Handler, HandlerError};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -82,6 +84,7 @@ impl Buckets {
             notifier: Arc::new(hlspipe::pipeline::notify::NoNotification),
             clock: || 1_000,
             redelivery: None,
+            fleet: None,
         })
     }
 }
@@ -158,6 +161,7 @@ fn throttled_handler() -> Arc<Handler<Factory>> {
         notifier: Arc::new(hlspipe::pipeline::notify::NoNotification),
         clock: || 1_000,
         redelivery: None,
+        fleet: None,
     })
 }
 
@@ -242,6 +246,7 @@ async fn sqs_batch_reports_only_the_message_that_failed() {
         notifier: Arc::new(hlspipe::pipeline::notify::NoNotification),
         clock: || 1_000,
         redelivery: None,
+        fleet: None,
     });
     let doc = fixture("sqs-batch.json").replace("2e4a6c8e0a2c4e6a8c0e2a4c6e8a0c2e", &good);
     // The first message's body names another bucket.
@@ -337,6 +342,7 @@ async fn republish_through_the_handler_invalidates_the_master_once_per_version()
             notifier: Arc::new(hlspipe::pipeline::notify::NoNotification),
             clock: || 1_000,
             redelivery: None,
+            fleet: None,
         })
     };
     let etag = b.put(key, &std::fs::read(media()).unwrap());
@@ -388,6 +394,7 @@ async fn retried_sqs_messages_come_back_after_a_backoff_regression_an_hour_late(
         notifier: Arc::new(hlspipe::pipeline::notify::NoNotification),
         clock: || 1_000,
         redelivery: Some(Arc::clone(&recorded) as Arc<dyn hlspipe::aws::sqs::Redelivery>),
+        fleet: None,
     });
     let mut v: Value = serde_json::from_str(&fixture("sqs-batch.json")).unwrap();
     v["Records"][1]["attributes"]["ApproximateReceiveCount"] = json!("3");
@@ -439,4 +446,117 @@ fn the_job_deadline_keeps_a_margin_before_lambdas() {
     assert!(
         job_deadline(now_ms + 5_000, now).unwrap() <= Instant::now() + Duration::from_millis(50)
     );
+}
+
+/// Records the messages a [`FleetRoute`] sends; fails every send when `refuse` is set.
+#[derive(Default)]
+struct FleetQueue {
+    sent: std::sync::Mutex<Vec<(String, String)>>,
+    refuse: bool,
+}
+
+impl QueueSender for FleetQueue {
+    fn send<'a>(
+        &'a self,
+        queue_url: &'a str,
+        body: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = hlspipe::Result<()>> + Send + 'a>> {
+        Box::pin(async move {
+            if self.refuse {
+                return Err(hlspipe::Error::Queue("SendMessage: AccessDenied".into()));
+            }
+            self.sent.lock().unwrap().push((queue_url.into(), body));
+            Ok(())
+        })
+    }
+}
+
+const FLEET_QUEUE: &str = "https://sqs.eu-west-1.amazonaws.com/123456789012/hlspipe-fleet";
+
+fn fleet_handler(b: &Buckets, queue: &Arc<FleetQueue>, min_bytes: u64) -> Arc<Handler<Stores>> {
+    let mut handler = Arc::try_unwrap(b.handler()).ok().unwrap();
+    let sender: Arc<dyn QueueSender> = queue.clone();
+    handler.fleet = Some(FleetRoute {
+        queue_url: FLEET_QUEUE.into(),
+        min_bytes,
+        sender,
+    });
+    Arc::new(handler)
+}
+
+#[tokio::test]
+async fn uploads_past_the_fleet_threshold_go_to_the_fleet_queue_as_the_same_job() {
+    let b = Buckets::new();
+    let small = b.put(
+        "uploads/batch/first one.mp4",
+        &std::fs::read(media()).unwrap(),
+    );
+    let large = b.put(
+        "uploads/batch/second—two.mp4",
+        &std::fs::read(media()).unwrap(),
+    );
+    let batch = fixture("sqs-batch.json")
+        .replace("1f3870be274f6c49b3e31a0c6728957f", &small)
+        .replace("2e4a6c8e0a2c4e6a8c0e2a4c6e8a0c2e", &large);
+    // The first record says 52,100 bytes, the second 52,344: a threshold between them.
+    let queue = Arc::new(FleetQueue::default());
+    let answer = handle(fleet_handler(&b, &queue, 52_200), event(&batch))
+        .await
+        .unwrap();
+    assert_eq!(answer, json!({ "batchItemFailures": [] }));
+    // The small one is packaged here; the large one is not, and is on the fleet's queue.
+    assert_eq!(b.manifest("hls/batch/first one.hls")["state"], "complete");
+    assert!(!b.bucket().join("hls/batch/second—two.hls").exists());
+    let sent = queue.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].0, FLEET_QUEUE);
+    // What the fleet's `hlspipe worker` reads back: the same job, sequencer and all.
+    let back = parse_message_body(&sent[0].1, Some("fleet-1"));
+    let [Ok(record)] = back.as_slice() else {
+        panic!("{back:?}");
+    };
+    assert_eq!(record.kind, RecordKind::Created);
+    assert_eq!(record.job.key, "uploads/batch/second—two.mp4");
+    assert_eq!(record.job.etag.as_deref(), Some(large.as_str()));
+    assert_eq!(record.job.size, Some(52_344));
+    assert_eq!(record.job.sequencer.as_deref(), Some("0062F1A3B4C5D6EB02"));
+
+    // A queue that refuses: the large record comes back as a batch item failure, the small
+    // one is done (already complete).
+    let refusing = Arc::new(FleetQueue {
+        refuse: true,
+        ..FleetQueue::default()
+    });
+    let answer = handle(fleet_handler(&b, &refusing, 52_200), event(&batch))
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        json!({ "batchItemFailures": [{ "itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da" }] })
+    );
+}
+
+#[test]
+fn the_fleet_route_needs_its_queue_and_a_threshold() {
+    let sender = || Arc::new(FleetQueue::default()) as Arc<dyn QueueSender>;
+    let vars = |q: Option<&str>, m: Option<&str>| {
+        FleetRoute::from_vars(q.map(str::to_owned), m.map(str::to_owned), sender)
+    };
+    assert!(vars(None, None).unwrap().is_none());
+    assert!(vars(Some(""), Some("")).unwrap().is_none());
+    assert_eq!(
+        vars(Some(FLEET_QUEUE), Some("4294967296"))
+            .unwrap()
+            .unwrap()
+            .min_bytes,
+        4 << 30
+    );
+    for (q, m) in [
+        (Some(FLEET_QUEUE), None),
+        (None, Some("10")),
+        (Some(FLEET_QUEUE), Some("4GB")),
+        (Some(FLEET_QUEUE), Some("0")),
+    ] {
+        assert!(vars(q, m).is_err(), "{q:?} {m:?}");
+    }
 }

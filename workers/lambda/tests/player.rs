@@ -54,6 +54,7 @@ async fn publish(buckets: &Path) {
         notifier: Arc::new(hlspipe::pipeline::notify::NoNotification),
         clock: || 1_000,
         redelivery: None,
+        fleet: None,
     });
     let event = LambdaEvent::new(serde_json::from_str(&json).unwrap(), Context::default());
     let answer = handle(handler, event).await.unwrap();

@@ -536,3 +536,63 @@ fn a_job_handed_to_the_fleet_queue_reads_back_as_the_same_job() {
         assert!(missing.is_err(), "a send to a missing queue is an error");
     });
 }
+
+/// The fleet's task runs `hlspipe` with the command the template gives it
+/// (`deploy/template.yaml`, FleetTaskDefinition): those flags start a worker, and SIGTERM,
+/// as ECS sends it, ends it with 0 well within the task's StopTimeout, even in the middle of
+/// a 20-second long poll.
+#[test]
+fn the_fleet_task_s_command_starts_a_worker_that_drains_within_the_stop_timeout() {
+    let t = crate::deploy_template::template();
+    let container = &t["Resources"]["FleetTaskDefinition"]["Properties"]["ContainerDefinitions"][0];
+    let stop_timeout = Duration::from_secs(container["StopTimeout"].as_u64().unwrap());
+    let server = S3Server::shared();
+    let endpoint = server.endpoint();
+    let rt = runtime();
+    let sqs = rt.block_on(sqs(&endpoint));
+    let (queue_url, _) = rt.block_on(queue(&sqs, &bucket_name("fleet-task")));
+    let args: Vec<String> = container["Command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| match a {
+            serde_json::Value::String(s) => s.clone(),
+            r if r["Ref"] == "FleetQueue" => queue_url.clone(),
+            other => panic!("a command argument the test cannot stand in for: {other}"),
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("worker.log");
+    let child = hlspipe(&endpoint, &args, &[])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut worker = Pipeline { child, log };
+    wait_for(
+        "the worker to start",
+        &worker,
+        Duration::from_secs(30),
+        || worker.log().contains("worker started"),
+    );
+    std::thread::sleep(Duration::from_secs(2)); // into its first long poll
+    let pid = i32::try_from(worker.child.id()).unwrap();
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = worker.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < stop_timeout,
+            "still running {stop_timeout:?} after SIGTERM: ECS would SIGKILL it:\n{}",
+            worker.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{}", worker.log());
+    eprintln!("the worker stopped {:?} after SIGTERM", started.elapsed());
+}

@@ -33,7 +33,7 @@ fn cfn_lint_passes_the_template() {
 }
 
 /// The template as JSON, read by cfn-lint's own decoder (it knows `!Ref`, `!Sub` …).
-fn template() -> Value {
+pub(crate) fn template() -> Value {
     let script = "import json, sys\n\
                   from cfnlint.decode import decode\n\
                   t, errors = decode(sys.argv[1])\n\
@@ -417,35 +417,68 @@ fn readme_deploy_command_passes_every_parameter_in_one_word_regression_pem_cut_a
 /// (aws-sam-translator) over the template with the README's parameters, then cfn-lint over
 /// what it produced. Catches what the transform rejects (a CodeUri it cannot package, an
 /// event it cannot wire) and what SAM adds behind our back (a managed policy with `*`).
-#[test]
-fn the_sam_transform_accepts_the_template_and_its_output_lints_clean() {
-    let script = repo_root().join("tests/aws/sam_transform.py");
+/// The README's deploy parameters, its variables given example values.
+fn readme_parameters() -> Vec<(String, String)> {
+    readme_overrides()
+        .into_iter()
+        .map(|(key, value)| {
+            let value = match value.trim_matches('"') {
+                "$CERT_ARN" => "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f".into(),
+                "$KEY_ARN" => {
+                    "arn:aws:secretsmanager:eu-west-1:123456789012:secret:hlspipe/signing-key-AbCdEf"
+                        .into()
+                }
+                "$TOKEN_ARN" => {
+                    "arn:aws:secretsmanager:eu-west-1:123456789012:secret:hlspipe/api-token-AbCdEf"
+                        .into()
+                }
+                v => v.to_owned(),
+            };
+            assert!(!value.starts_with('$'), "{key}: unknown variable {value}");
+            (key, value)
+        })
+        .collect()
+}
+
+/// `sam package` + the SAM transform over `template` with `parameters`, then cfn-lint over
+/// what it produced: the transformed template, or the refusal's message.
+fn sam_transform(
+    template: &std::path::Path,
+    parameters: &[(String, String)],
+) -> Result<Value, String> {
     let mut cmd = Command::new(venv_tool("python", "HLSPIPE_CFN_PYTHON"));
-    cmd.arg(&script)
-        .arg(repo_root().join("deploy/template.yaml"));
-    for (key, value) in readme_overrides() {
-        let value = match value.trim_matches('"') {
-            "$CERT_ARN" => "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f".into(),
-            "$KEY_ARN" => {
-                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:hlspipe/signing-key-AbCdEf"
-                    .into()
-            }
-            "$TOKEN_ARN" => {
-                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:hlspipe/api-token-AbCdEf"
-                    .into()
-            }
-            v => v.to_owned(),
-        };
-        assert!(!value.starts_with('$'), "{key}: unknown variable {value}");
+    cmd.arg(repo_root().join("tests/aws/sam_transform.py"))
+        .arg(template);
+    for (key, value) in parameters {
         cmd.arg(format!("{key}={value}"));
     }
     let out = cmd.output().expect("python runs");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("transformed.json");
+    std::fs::write(&path, &out.stdout).unwrap();
+    let lint = Command::new(venv_tool("cfn-lint", "HLSPIPE_CFN_LINT"))
+        .arg(&path)
+        .output()
+        .expect("cfn-lint runs");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        lint.status.success() && lint.stdout.is_empty(),
+        "cfn-lint on the transformed template:\n{}{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
     );
-    let transformed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    Ok(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+#[test]
+fn the_sam_transform_accepts_the_template_and_its_output_lints_clean() {
+    let transformed = sam_transform(
+        &repo_root().join("deploy/template.yaml"),
+        &readme_parameters(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let resources = transformed["Resources"].as_object().unwrap();
     assert!(transformed.get("Transform").is_none());
     for (name, r) in resources {
@@ -466,32 +499,14 @@ fn the_sam_transform_accepts_the_template_and_its_output_lints_clean() {
     assert!(resources.contains_key("ApiFunctionUrl"));
 
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("transformed.json");
-    std::fs::write(&path, &out.stdout).unwrap();
-    let lint = Command::new(venv_tool("cfn-lint", "HLSPIPE_CFN_LINT"))
-        .arg(&path)
-        .output()
-        .expect("cfn-lint runs");
-    assert!(
-        lint.status.success() && lint.stdout.is_empty(),
-        "cfn-lint on the transformed template:\n{}{}",
-        String::from_utf8_lossy(&lint.stdout),
-        String::from_utf8_lossy(&lint.stderr)
-    );
-
     // A CodeUri that `sam package` cannot upload is refused, as it would be there.
     let bad = std::fs::read_to_string(repo_root().join("deploy/template.yaml"))
         .unwrap()
         .replace("CodeUri: ../workers/lambda", "CodeUri: !Ref AWS::StackName");
     let bad_path = dir.path().join("bad.yaml");
     std::fs::write(&bad_path, bad).unwrap();
-    let out = Command::new(venv_tool("python", "HLSPIPE_CFN_PYTHON"))
-        .arg(&script)
-        .arg(&bad_path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("CodeUri"));
+    let refused = sam_transform(&bad_path, &[]).expect_err("refused");
+    assert!(refused.contains("CodeUri"), "{refused}");
 }
 
 /// The distribution as a site uses it (deployment issue, items 3, 4, 10-13): its alternate
@@ -646,5 +661,124 @@ fn template_wires_uploads_from_the_site() {
     assert_eq!(
         rule["Assertions"][0]["Assert"]["Fn::Not"][0]["Fn::Equals"][1],
         "none"
+    );
+}
+
+/// Deployment issue, items 7 and 14: long titles go to an optional ECS Fargate fleet of
+/// `hlspipe worker`, fed by a queue of its own, scaling from zero on that queue's depth and
+/// draining on SIGTERM within the task's stop timeout.
+#[test]
+fn template_runs_long_titles_on_a_fleet_that_scales_from_zero_on_its_queue() {
+    let t = template();
+    let r = &t["Resources"];
+    let fleet: Vec<&str> = r
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| name.starts_with("Fleet"))
+        .map(|(name, res)| {
+            assert_eq!(
+                res["Condition"], "HasFleet",
+                "{name} exists without a fleet"
+            );
+            name.as_str()
+        })
+        .collect();
+    assert!(fleet.len() >= 12, "{fleet:?}");
+    assert_eq!(
+        t["Conditions"]["HasFleet"].to_string(),
+        r#"{"Fn::Not":[{"Fn::Equals":[{"Ref":"FleetImageUri"},""]}]}"#
+    );
+
+    // The packager hands long titles over: the queue and threshold in its environment, the
+    // right to send and nothing more on that queue.
+    let env = &r["PackagerFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        env["HLSPIPE_FLEET_QUEUE_URL"]["Fn::If"][1]["Ref"],
+        "FleetQueue"
+    );
+    assert_eq!(
+        env["HLSPIPE_FLEET_MIN_BYTES"]["Fn::If"][1]["Ref"],
+        "FleetMinBytes"
+    );
+    let packager =
+        r["PackagerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].to_string();
+    assert!(packager.contains(r#""Action":"sqs:SendMessage","Effect":"Allow","Resource":{"Fn::GetAtt":["FleetQueue","Arn"]}"#), "{packager}");
+
+    // The task: the worker on the fleet's queue, stopping within ECS's stop timeout.
+    let task = &r["FleetTaskDefinition"]["Properties"];
+    let container = &task["ContainerDefinitions"][0];
+    let command = container["Command"].as_array().unwrap();
+    assert_eq!(command[0], "worker");
+    let flag = |name: &str| {
+        let at = command
+            .iter()
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("{name}"));
+        command[at + 1].clone()
+    };
+    assert_eq!(flag("--queue-url")["Ref"], "FleetQueue");
+    let grace: u64 = flag("--grace-seconds").as_str().unwrap().parse().unwrap();
+    let stop = container["StopTimeout"].as_u64().unwrap();
+    assert!(
+        stop <= 120 && grace + 10 <= stop,
+        "grace {grace} s, stop timeout {stop} s"
+    );
+    let visibility: u64 = flag("--visibility-seconds")
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        r["FleetQueue"]["Properties"]["VisibilityTimeout"],
+        visibility
+    );
+    assert_eq!(container["ReadonlyRootFilesystem"], true);
+    assert_eq!(task["RequiresCompatibilities"][0], "FARGATE");
+    let names: Vec<&str> = container["Environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["Name"].as_str().unwrap())
+        .collect();
+    for var in [
+        "HLSPIPE_INPUT_PREFIX",
+        "HLSPIPE_OUTPUT_PREFIX",
+        "HLSPIPE_DISTRIBUTION_ID",
+    ] {
+        assert!(names.contains(&var), "{var} not in {names:?}");
+    }
+    // The task role reads uploads, writes titles, consumes only its own queue.
+    let role = r["FleetTaskRole"]["Properties"]["Policies"][0]["PolicyDocument"].to_string();
+    assert!(!role.contains(r#""Resource":"*""#), "{role}");
+    assert!(
+        role.contains(r#"{"Fn::GetAtt":["FleetQueue","Arn"]}"#),
+        "{role}"
+    );
+    assert!(!role.contains("UploadQueue"), "{role}");
+
+    // Zero tasks at rest; the depth of waiting messages scales out; nothing waiting or in
+    // flight (titles being packaged) scales in.
+    assert_eq!(r["FleetService"]["Properties"]["DesiredCount"], 0);
+    let target = &r["FleetScalableTarget"]["Properties"];
+    assert_eq!(target["MinCapacity"], 0);
+    assert_eq!(target["MaxCapacity"]["Ref"], "FleetMaxTasks");
+    let out = &r["FleetBacklogAlarm"]["Properties"];
+    assert_eq!(out["MetricName"], "ApproximateNumberOfMessagesVisible");
+    assert_eq!(out["AlarmActions"][0]["Ref"], "FleetScaleOutPolicy");
+    let idle = r["FleetIdleAlarm"]["Properties"].to_string();
+    for metric in [
+        "ApproximateNumberOfMessagesVisible",
+        "ApproximateNumberOfMessagesNotVisible",
+    ] {
+        assert!(idle.contains(metric), "{idle}");
+    }
+    assert!(idle.contains("FleetScaleInPolicy"), "{idle}");
+    let steps = r["FleetScaleInPolicy"]["Properties"]["StepScalingPolicyConfiguration"].to_string();
+    assert!(steps.contains(r#""ScalingAdjustment":0"#), "{steps}");
+    // A dead letter of the fleet is paged like the function's.
+    assert_eq!(
+        r["FleetDeadLetterAlarm"]["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0],
+        "FleetDeadLetterQueue"
     );
 }

@@ -25,7 +25,7 @@ for script in "${shell_scripts[@]}"; do
 done
 shellcheck "${shell_scripts[@]}"
 node --check tests/player/play.mjs
-for py in fixtures/corrupt/generate.py tests/aws/sam_transform.py; do
+for py in fixtures/corrupt/generate.py tests/aws/sam_transform.py tests/aws/iam_lint.py; do
   python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' "$py"
 done
 

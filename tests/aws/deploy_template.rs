@@ -782,3 +782,123 @@ fn template_runs_long_titles_on_a_fleet_that_scales_from_zero_on_its_queue() {
         "FleetDeadLetterQueue"
     );
 }
+
+/// A tool of the scanners' virtualenv (`scripts/install-aws-test-deps.sh`).
+fn scan_tool(name: &str) -> PathBuf {
+    let path = repo_root().join(".test-deps/scan-venv/bin").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `bash scripts/install-aws-test-deps.sh`",
+        path.display()
+    );
+    path
+}
+
+/// Deployment issue, checks: an IaC scanner over the template, every finding fixed or
+/// suppressed in the template with its reason (`Metadata: checkov: skip:`).
+#[test]
+fn checkov_finds_nothing_that_is_not_fixed_or_explained() {
+    let out = Command::new(scan_tool("checkov"))
+        .args([
+            "--framework",
+            "cloudformation",
+            "--skip-download",
+            "--output",
+            "json",
+            "-f",
+        ])
+        .arg(repo_root().join("deploy/template.yaml"))
+        .env("BC_SKIP_MAPPING", "TRUE")
+        .output()
+        .expect("checkov runs");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "checkov's report: {e}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let results = &report["results"];
+    let failed: Vec<String> = results["failed_checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| format!("{} {} ({})", c["check_id"], c["resource"], c["check_name"]))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "checkov findings:\n{}",
+        failed.join("\n")
+    );
+    let passed = report["summary"]["passed"].as_u64().unwrap();
+    assert!(
+        passed >= 30,
+        "only {passed} checks passed: did checkov read the template?"
+    );
+    let skipped = results["skipped_checks"].as_array().unwrap();
+    for check in skipped {
+        let reason = check["check_result"]["suppress_comment"]
+            .as_str()
+            .unwrap_or("");
+        assert!(
+            reason.len() >= 30,
+            "{} on {}: no reason given",
+            check["check_id"],
+            check["resource"]
+        );
+    }
+    eprintln!(
+        "checkov: {passed} passed, 0 failed, {} suppressed with reasons",
+        skipped.len()
+    );
+}
+
+fn parliament(template: &Value) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("template.json");
+    std::fs::write(&path, template.to_string()).unwrap();
+    let mut cmd = Command::new(scan_tool("python"));
+    cmd.arg(repo_root().join("tests/aws/iam_lint.py"))
+        .arg(&path);
+    for (key, value) in readme_parameters() {
+        cmd.arg(format!("{key}={value}"));
+    }
+    cmd.output().expect("python runs")
+}
+
+/// Deployment issue, checks: the IAM policy documents linted (parliament) as CloudFormation
+/// would create them, after the SAM transform (which writes the API function's role).
+#[test]
+fn parliament_finds_nothing_in_the_stack_s_iam_policies() {
+    let transformed = sam_transform(
+        &repo_root().join("deploy/template.yaml"),
+        &readme_parameters(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = parliament(&transformed);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "parliament:\n{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let linted: usize = report.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(linted >= 5, "{report}");
+
+    // The linter sees a policy that does not fit: an object action on the bucket's ARN.
+    let mut bad = transformed.clone();
+    let statements = bad["Resources"]["PackagerRole"]["Properties"]["Policies"][0]
+        ["PolicyDocument"]["Statement"]
+        .as_array_mut()
+        .unwrap();
+    statements.push(serde_json::json!({
+        "Effect": "Allow",
+        "Action": "s3:GetObject",
+        "Resource": {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}"}
+    }));
+    let out = parliament(&bad);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && report.contains("RESOURCE_MISMATCH"),
+        "{report}"
+    );
+}

@@ -6,7 +6,8 @@
 //! dead-letter queue, seen, not as a deleted message with a log line; and nothing of the
 //! title may be written. Once the policy is right, the same record publishes.
 //!
-//! A real S3 server behind the fault proxy, which turns each 404 into S3's 403.
+//! A real S3 server behind the fault proxy, which turns each 404 into S3's 403. And the
+//! invocation deadline on the same server, the proxy slowing the writes down.
 
 use crate::support::proxy::{Fault, Proxy};
 use crate::support::s3::S3Server;
@@ -18,7 +19,7 @@ use hlspipe::pipeline::event::{Job, Record, RecordKind};
 use hlspipe::pipeline::outcome::Outcome;
 use hlspipe::store::{S3Client, S3Store, Store};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 const KEY: &str = "uploads/shows/denied.mp4";
 const GONE: &str = "uploads/shows/gone.mp4";
@@ -107,4 +108,117 @@ fn access_denied_for_a_missing_key_is_retried_and_writes_nothing_regression_403_
         .head("hls/shows/denied.hls/master.m3u8")
         .unwrap()
         .is_some());
+}
+
+/// The deadline on S3 (deployment issue, checks): PUTs made slow by the proxy, a job with
+/// three seconds stops before its deadline with a retryable failure that `manifest.json`
+/// records, the live master untouched; the retry, without a deadline, writes none of the
+/// segments the first attempt wrote and publishes.
+#[test]
+fn a_job_out_of_time_on_s3_stops_records_it_and_the_retry_resumes() {
+    let server = S3Server::shared();
+    let bucket = bucket_name("deadline");
+    let direct = server.bucket(&bucket);
+    let upload = Object {
+        key: KEY.into(),
+        content_type: "video/mp4",
+        cache_control: "no-cache",
+        body: Body::from_bytes(std::fs::read(clip()).unwrap()),
+    };
+    direct.put(KEY, &upload, &[]).unwrap();
+    let etag = direct.head(KEY).unwrap().unwrap().etag;
+    let segment_puts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&segment_puts);
+    // After three segment writes, every one takes 4 s.
+    let proxy = Proxy::start(server.addr, move |r| {
+        let segment = r.method == "PUT"
+            && r.path
+                .split('?')
+                .next()
+                .is_some_and(|p| p.ends_with(".m4s"));
+        if segment && counted.fetch_add(1, Ordering::SeqCst) >= 3 {
+            Fault::Delay(std::time::Duration::from_secs(4))
+        } else {
+            Fault::Forward
+        }
+    });
+    let client = Arc::new(S3Client::new(&S3Server::settings_for(&proxy.endpoint(), 2)).unwrap());
+    let slow: Arc<dyn Store> = Arc::new(S3Store::new(client, &bucket, ""));
+    let config = PipelineConfig {
+        segment_duration: 1.0,
+        ..PipelineConfig::default()
+    };
+    let worker = hlspipe::pipeline::job::Pipeline {
+        deadline: Some(std::time::Instant::now() + std::time::Duration::from_secs(3)),
+        ..crate::support::pipeline(&config)
+    };
+    let created = record(RecordKind::Created, &bucket, KEY, Some(&etag), "m-1");
+    let outcome = worker.handle_record(&slow, &created);
+    let Outcome::Failed {
+        reason, retryable, ..
+    } = &outcome
+    else {
+        panic!("not stopped: {outcome:?}");
+    };
+    assert!(*retryable && reason.contains("deadline"), "{outcome:?}");
+    let title = "hls/shows/denied.hls/";
+    assert!(direct
+        .head(&format!("{title}master.m3u8"))
+        .unwrap()
+        .is_none());
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &direct
+            .get(&format!("{title}manifest.json"))
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        manifest["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("deadline"),
+        "{manifest}"
+    );
+    let segments = |store: &S3Store| -> Vec<String> {
+        store
+            .list(&format!("{title}v/"))
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .filter(|k| k.ends_with(".m4s"))
+            .collect()
+    };
+    let before = segments(&direct);
+    assert!(
+        !before.is_empty(),
+        "nothing was written before the deadline"
+    );
+
+    let writes = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = Arc::clone(&writes);
+    let recording = Proxy::start(server.addr, move |r| {
+        if r.method == "PUT" {
+            seen.lock()
+                .unwrap()
+                .push(r.path.split('?').next().unwrap_or_default().to_owned());
+        }
+        Fault::Forward
+    });
+    let client =
+        Arc::new(S3Client::new(&S3Server::settings_for(&recording.endpoint(), 2)).unwrap());
+    let store: Arc<dyn Store> = Arc::new(S3Store::new(client, &bucket, ""));
+    let retry = crate::support::pipeline(&config);
+    let outcome = retry.handle_record(&store, &created);
+    assert!(matches!(outcome, Outcome::Processed { .. }), "{outcome:?}");
+    let rewritten: Vec<String> = writes
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|path| before.iter().any(|k| path.ends_with(k.as_str())))
+        .cloned()
+        .collect();
+    assert!(rewritten.is_empty(), "the retry wrote again: {rewritten:?}");
+    assert!(segments(&direct).len() >= before.len());
+    assert!(direct.head(&format!("{title}master.m3u8")).unwrap().is_some());
 }

@@ -132,21 +132,9 @@ struct Lease {
 
 impl Lease {
     async fn set_visibility(&self, seconds: i32) -> Result<()> {
-        self.sqs
-            .change_message_visibility()
-            .queue_url(&self.queue_url)
-            .receipt_handle(&self.receipt)
-            .visibility_timeout(seconds)
-            .send()
+        change_visibility(&self.sqs, &self.queue_url, &self.receipt, seconds)
             .await
-            .map(|_| ())
-            .map_err(|e| {
-                Error::Queue(format!(
-                    "ChangeMessageVisibility({seconds}) of {}: {}",
-                    self.message_id,
-                    DisplayErrorContext(&e)
-                ))
-            })
+            .map_err(|e| Error::Queue(format!("message {}: {e}", self.message_id)))
     }
 
     async fn delete(&self) -> Result<()> {
@@ -557,23 +545,31 @@ impl Redelivery for SqsRedelivery {
         receipt_handle: &'a str,
         seconds: i32,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
-        Box::pin(async move {
-            self.0
-                .change_message_visibility()
-                .queue_url(queue_url)
-                .receipt_handle(receipt_handle)
-                .visibility_timeout(seconds)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    Error::Queue(format!(
-                        "ChangeMessageVisibility({seconds}) on {queue_url}: {}",
-                        DisplayErrorContext(&e)
-                    ))
-                })
-        })
+        Box::pin(change_visibility(&self.0, queue_url, receipt_handle, seconds))
     }
+}
+
+/// SQS's ChangeMessageVisibility: the message of `receipt_handle` is visible again in
+/// `seconds` (0: now).
+async fn change_visibility(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    receipt_handle: &str,
+    seconds: i32,
+) -> Result<()> {
+    sqs.change_message_visibility()
+        .queue_url(queue_url)
+        .receipt_handle(receipt_handle)
+        .visibility_timeout(seconds)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            Error::Queue(format!(
+                "ChangeMessageVisibility({seconds}) on {queue_url}: {}",
+                DisplayErrorContext(&e)
+            ))
+        })
 }
 
 /// The backoff of delivery `receive_count` (1 for the first): `base · 2^(n−1)` seconds,

@@ -182,6 +182,28 @@ impl Pipeline {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// SIGTERM, as ECS or a terminal sends it: the worker must exit 0 within `limit`; how
+    /// long it took.
+    fn stop_with_sigterm(&mut self, limit: Duration) -> Duration {
+        let pid = i32::try_from(self.child.id()).unwrap();
+        // SAFETY: plain kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let started = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "still running {limit:?} after SIGTERM:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status.code(), Some(0), "{}", self.log());
+        started.elapsed()
+    }
 }
 
 fn wait_for(what: &str, worker: &Pipeline, timeout: Duration, mut done: impl FnMut() -> bool) {
@@ -275,22 +297,7 @@ fn worker_consumes_s3_notifications_and_stops_on_sigterm() {
 
     // SIGTERM: exits 0, promptly.
     let mut worker = worker;
-    let pid = i32::try_from(worker.child.id()).unwrap();
-    // SAFETY: plain kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = worker.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "still running 10 s after SIGTERM:\n{}",
-            worker.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(0), "{}", worker.log());
+    worker.stop_with_sigterm(Duration::from_secs(10));
     assert!(worker.log().contains("worker stopped"), "{}", worker.log());
 }
 
@@ -578,21 +585,8 @@ fn the_fleet_task_s_command_starts_a_worker_that_drains_within_the_stop_timeout(
         || worker.log().contains("worker started"),
     );
     std::thread::sleep(Duration::from_secs(2)); // into its first long poll
-    let pid = i32::try_from(worker.child.id()).unwrap();
-    // SAFETY: plain kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = worker.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < stop_timeout,
-            "still running {stop_timeout:?} after SIGTERM: ECS would SIGKILL it:\n{}",
-            worker.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(0), "{}", worker.log());
-    eprintln!("the worker stopped {:?} after SIGTERM", started.elapsed());
+    let took = worker.stop_with_sigterm(stop_timeout);
+    eprintln!(
+        "the worker stopped {took:?} after SIGTERM (ECS would SIGKILL it after {stop_timeout:?})"
+    );
 }

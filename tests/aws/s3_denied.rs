@@ -38,12 +38,8 @@ fn record(kind: RecordKind, bucket: &str, key: &str, etag: Option<&str>, id: &st
     }
 }
 
-#[test]
-fn access_denied_for_a_missing_key_is_retried_and_writes_nothing_regression_403_treated_as_permanent(
-) {
-    let server = S3Server::shared();
-    let bucket = bucket_name("denied");
-    let direct = server.bucket(&bucket);
+/// The clip at [`KEY`], written straight to the server; its ETag.
+fn upload(direct: &S3Store) -> String {
     let upload = Object {
         key: KEY.into(),
         content_type: "video/mp4",
@@ -51,7 +47,16 @@ fn access_denied_for_a_missing_key_is_retried_and_writes_nothing_regression_403_
         body: Body::from_bytes(std::fs::read(clip()).unwrap()),
     };
     direct.put(KEY, &upload, &[]).unwrap();
-    let etag = direct.head(KEY).unwrap().unwrap().etag;
+    direct.head(KEY).unwrap().unwrap().etag
+}
+
+#[test]
+fn access_denied_for_a_missing_key_is_retried_and_writes_nothing_regression_403_treated_as_permanent(
+) {
+    let server = S3Server::shared();
+    let bucket = bucket_name("denied");
+    let direct = server.bucket(&bucket);
+    let etag = upload(&direct);
     let proxy = Proxy::start(server.addr, |_| Fault::DenyMissing);
     let client = Arc::new(S3Client::new(&S3Server::settings_for(&proxy.endpoint(), 2)).unwrap());
     let denied: Arc<dyn Store> = Arc::new(S3Store::new(client, &bucket, ""));
@@ -119,14 +124,7 @@ fn a_job_out_of_time_on_s3_stops_records_it_and_the_retry_resumes() {
     let server = S3Server::shared();
     let bucket = bucket_name("deadline");
     let direct = server.bucket(&bucket);
-    let upload = Object {
-        key: KEY.into(),
-        content_type: "video/mp4",
-        cache_control: "no-cache",
-        body: Body::from_bytes(std::fs::read(clip()).unwrap()),
-    };
-    direct.put(KEY, &upload, &[]).unwrap();
-    let etag = direct.head(KEY).unwrap().unwrap().etag;
+    let etag = upload(&direct);
     let segment_puts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = Arc::clone(&segment_puts);
     // After three segment writes, every one takes 4 s.
@@ -220,5 +218,8 @@ fn a_job_out_of_time_on_s3_stops_records_it_and_the_retry_resumes() {
         .collect();
     assert!(rewritten.is_empty(), "the retry wrote again: {rewritten:?}");
     assert!(segments(&direct).len() >= before.len());
-    assert!(direct.head(&format!("{title}master.m3u8")).unwrap().is_some());
+    assert!(direct
+        .head(&format!("{title}master.m3u8"))
+        .unwrap()
+        .is_some());
 }

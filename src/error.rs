@@ -119,6 +119,10 @@ pub enum Error {
     /// A queue (SQS) call failed: always retryable (the message stays on the queue).
     #[error("queue: {0}")]
     Queue(String),
+    /// The transcoding stage (ffmpeg) failed: permanent when ffmpeg refused the input,
+    /// retryable when it was missing, timed out or was killed.
+    #[error("transcoding: {reason}")]
+    Transcode { reason: String, class: RetryClass },
     /// Another source key already makes this title (`uploads/show.mp4` and `uploads/show.MOV`,
     /// or two spellings that normalise to the same NFC title).
     #[error("the title '{title}' is already made from '{owner}'; rename '{key}' or remove the other upload")]
@@ -188,7 +192,9 @@ impl Error {
     /// where the error was made for storage and CDN calls; fixed by the variant otherwise.
     pub fn class(&self) -> RetryClass {
         match self.innermost() {
-            Error::Store { class, .. } | Error::Cdn { class, .. } => *class,
+            Error::Store { class, .. }
+            | Error::Cdn { class, .. }
+            | Error::Transcode { class, .. } => *class,
             Error::SourceChanged { .. } => RetryClass::Stale,
             // A read past the end or a bad argument is the input's fault; anything else
             // (a reset connection, EIO) may pass.

@@ -16,8 +16,9 @@
 //! ```
 //!
 //! `media` is pure: bytes and settings in, objects out; no storage, AWS type, clock or
-//! subprocess (`tests/harness/layers.rs` holds every layer to its imports). A transcoding
-//! stage (ffmpeg) will sit beside `media`, driven by the pipeline; the core never calls it.
+//! subprocess (`tests/harness/layers.rs` holds every layer to its imports). The transcoding
+//! stage (`transcode`, ffmpeg) sits beside `media`, driven by the CLI and the pipeline; the
+//! core never calls it.
 //!
 //! ```
 //! use hlspipe::media::package::{package, Input, Settings};
@@ -48,5 +49,6 @@ pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod title;
+pub mod transcode;
 
 pub use error::{Error, Result};

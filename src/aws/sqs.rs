@@ -545,7 +545,12 @@ impl Redelivery for SqsRedelivery {
         receipt_handle: &'a str,
         seconds: i32,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
-        Box::pin(change_visibility(&self.0, queue_url, receipt_handle, seconds))
+        Box::pin(change_visibility(
+            &self.0,
+            queue_url,
+            receipt_handle,
+            seconds,
+        ))
     }
 }
 

@@ -507,7 +507,7 @@ fn describe_rendition(p: &Planned<'_>, totals: &SegmentTotals, playlist: String)
 /// `RESOLUTION` as the picture is shown (DESIGN.md "Media rules"): the width scaled by the
 /// `pasp` pixel aspect ratio (anamorphic 320x180 with 4:3 pixels shows as 427x180, as
 /// ffmpeg and QuickTime compute it), then turned by the matrix.
-fn displayed_resolution(t: &Track) -> (u16, u16) {
+pub fn displayed_resolution(t: &Track) -> (u16, u16) {
     let width = match pixel_aspect_ratio(&t.sample_entry) {
         Some((h, v)) if h != v => {
             let scaled = (u64::from(t.width) * u64::from(h) + u64::from(v) / 2) / u64::from(v);

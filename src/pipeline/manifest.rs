@@ -84,6 +84,10 @@ pub struct Manifest {
     pub finished_at: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub elapsed_seconds: Option<f64>,
+    /// The transcoding stage of the live (or attempted) version: its settings, ffmpeg, the
+    /// rungs and the time it took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcode: Option<crate::transcode::encode::TranscodeReport>,
 }
 
 impl Manifest {
@@ -103,6 +107,7 @@ impl Manifest {
             started_at,
             finished_at: None,
             elapsed_seconds: None,
+            transcode: None,
         }
     }
 

@@ -16,10 +16,20 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("error", &[]),
     ("title", &["percent"]),
     ("media", &["error"]),
+    // ffmpeg beside the packager: reads sources, knows the packager's plan, never stores.
+    ("transcode", &["error", "media"]),
     ("store", &["error", "media", "logs"]),
     (
         "pipeline",
-        &["error", "media", "store", "title", "percent", "clock"],
+        &[
+            "error",
+            "media",
+            "store",
+            "title",
+            "percent",
+            "clock",
+            "transcode",
+        ],
     ),
     (
         "aws",

@@ -7,6 +7,7 @@ mod support;
 mod bad_input;
 mod codecs;
 mod demux;
+mod ladder;
 mod mutate;
 mod package;
 mod publish;

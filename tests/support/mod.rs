@@ -158,7 +158,7 @@ pub fn expected_corrupt() -> Vec<ExpectedCorrupt> {
 
 /// Generates (once per target dir, shared by the test processes) a small H.264/AAC MP4 with
 /// ffmpeg `args` and returns its path.
-fn generated_media(name: &str, args: &[&str]) -> PathBuf {
+pub fn generated_media(name: &str, args: &[&str]) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("generated-media");
     let path = dir.join(name);
     if path.exists() {

@@ -13,6 +13,9 @@ use hlspipe::pipeline::manifest::{self, Manifest, SourceInfo};
 use hlspipe::pipeline::publish::{self, PublishOptions};
 use hlspipe::store::location::{as_prefix, Location, Stores};
 use hlspipe::store::{DirStore, Store};
+use hlspipe::transcode::encode::{encode_ladder, Encoded, LadderSettings};
+use hlspipe::transcode::ffmpeg::Ffmpeg;
+use hlspipe::transcode::ladder::Ladder;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,6 +41,27 @@ pub struct Args {
     /// `ep1.pt-BR.forced.vtt`, `ep1.fr.sdh.srt`.
     #[arg(long = "subtitles", value_name = "FILE")]
     subtitles: Vec<PathBuf>,
+    /// A ladder of H.264 renditions made with ffmpeg (on PATH, or HLSPIPE_FFMPEG) from the one
+    /// input: `off`, `auto` (one rung per size step of Apple's table, none above the source),
+    /// or rungs such as `1080p:6000k,720p:3000k,360p:800k`.
+    #[arg(long, default_value = "off", value_parser = ladder, value_name = "off|auto|RUNGS")]
+    ladder: Ladder,
+    /// With a ladder: keep the source itself as the top rung when it can pass through (`on`),
+    /// or encode every rung and the audio (`off`).
+    #[arg(long, default_value = "on", value_parser = on_off, value_name = "on|off", action = clap::ArgAction::Set)]
+    keep_source: bool,
+}
+
+fn ladder(text: &str) -> Result<Ladder, String> {
+    Ladder::parse(text).map_err(|e| e.to_string())
+}
+
+fn on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("'{text}': on or off")),
+    }
 }
 
 /// Parses `--segment-duration`: a usage error (exit 2) when out of range.
@@ -101,8 +125,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             size: f.bytes.len() as u64,
         })
         .collect();
-    let job = (&sources[..], &side_files[..]);
-    let title = match package_and_publish(&args, &settings, &output, job, &manifest) {
+    // The ladder's rungs, encoded before anything is packaged; removed when dropped.
+    let encoded = match transcode(&args, &sources, &manifest) {
+        Ok(encoded) => encoded,
+        Err(e) => {
+            manifest.fail(None, &e, unix_now());
+            let _ = manifest::write_manifest(output.store.as_ref(), &output.prefix, &manifest);
+            return Err(e.into());
+        }
+    };
+    let (sources, inputs) = match &encoded {
+        Some((encoded, report)) => {
+            manifest.transcode = Some(report.clone());
+            ladder_inputs(&sources, &manifest, encoded)?
+        }
+        None => (sources.clone(), plain_inputs(&sources, &manifest)),
+    };
+    let job = (&sources[..], &inputs[..], &side_files[..]);
+    let title = match package_and_publish(&args, &settings, &output, job) {
         Ok(title) => title,
         Err(e) => {
             manifest.fail(None, &e, unix_now());
@@ -253,18 +293,9 @@ fn package_and_publish(
     args: &Args,
     settings: &Settings,
     output: &Output,
-    (sources, side_files): (&[Arc<dyn Source>], &[SubtitleInput]),
-    manifest: &Manifest,
+    (sources, inputs, side_files): (&[Arc<dyn Source>], &[Input], &[SubtitleInput]),
 ) -> hlspipe::Result<PackagedTitle> {
-    let inputs: Vec<Input> = sources
-        .iter()
-        .zip(&manifest.sources)
-        .map(|(s, info)| Input {
-            source: Arc::clone(s),
-            etag: info.etag.clone(),
-        })
-        .collect();
-    let title = package_with_subtitles(&inputs, side_files, settings)?;
+    let title = package_with_subtitles(inputs, side_files, settings)?;
     for w in &title.warnings {
         eprintln!("hlspipe: warning: {w}");
     }
@@ -293,6 +324,89 @@ fn package_and_publish(
         b.finish_and_clear();
     }
     Ok(title)
+}
+
+/// The sources of a title's inputs, in input order (what the publish reads bodies from).
+type Sources = Vec<Arc<dyn Source>>;
+
+/// The packager's inputs for the sources as given.
+fn plain_inputs(sources: &[Arc<dyn Source>], manifest: &Manifest) -> Vec<Input> {
+    sources
+        .iter()
+        .zip(&manifest.sources)
+        .map(|(s, info)| Input {
+            source: Arc::clone(s),
+            etag: info.etag.clone(),
+        })
+        .collect()
+}
+
+/// With `--ladder`: the rungs, encoded from the one input, and what the manifest records.
+fn transcode(
+    args: &Args,
+    sources: &[Arc<dyn Source>],
+    manifest: &Manifest,
+) -> hlspipe::Result<Option<(Encoded, hlspipe::transcode::encode::TranscodeReport)>> {
+    if !args.ladder.is_on() {
+        return Ok(None);
+    }
+    let [source] = sources else {
+        return Err(hlspipe::Error::Settings(format!(
+            "a ladder is made from one input, not {} (several inputs are a ladder already)",
+            manifest.sources.len()
+        )));
+    };
+    let ffmpeg = Ffmpeg::locate(std::env::var_os("HLSPIPE_FFMPEG").as_deref())?;
+    let settings =
+        LadderSettings::new(args.ladder.clone(), args.keep_source, args.segment_duration);
+    let started = Instant::now();
+    let bar = progress_bar(0, args.json);
+    let encoded = encode_ladder(&ffmpeg, Arc::clone(source), &settings, &mut |secs| {
+        if let Some(b) = &bar {
+            b.set_message(format!("encoding the ladder: {secs:.0} s done"));
+        }
+    })?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let report = encoded.report(&settings, &ffmpeg, started.elapsed().as_secs_f64());
+    Ok(Some((encoded, report)))
+}
+
+/// The packager's inputs with a ladder: the source first when it is kept, then the rungs
+/// (and the audio). A rung's ETag is derived from the source's and the settings: the same
+/// upload and settings give the same version without reading the rungs again.
+fn ladder_inputs(
+    sources: &[Arc<dyn Source>],
+    manifest: &Manifest,
+    encoded: &Encoded,
+) -> hlspipe::Result<(Sources, Vec<Input>)> {
+    let mut all: Vec<Arc<dyn Source>> = Vec::new();
+    let mut inputs = Vec::new();
+    if encoded.source_kept {
+        all.extend(sources.iter().cloned());
+        inputs.extend(plain_inputs(sources, manifest));
+    }
+    let source_etag = manifest.sources.first().and_then(|s| s.etag.clone());
+    let settings = manifest
+        .transcode
+        .as_ref()
+        .map(|t| t.settings.clone())
+        .unwrap_or_default();
+    for (out, source) in encoded.outputs.iter().zip(encoded.sources()?) {
+        let name = out
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        inputs.push(Input {
+            source: Arc::clone(&source),
+            etag: source_etag
+                .as_ref()
+                .map(|e| format!("{e}/{settings}/{}", name.unwrap_or_default())),
+        });
+        all.push(source);
+    }
+    Ok((all, inputs))
 }
 
 fn progress_bar(total: u64, json: bool) -> Option<indicatif::ProgressBar> {

@@ -1,0 +1,293 @@
+//! `hlspipe package --ladder`: rungs made with ffmpeg from one 1080p upload, packaged with
+//! the source as one title. Every rung decodes with the source's frame count, every video
+//! rendition has the same segment boundaries, each rung's average bit rate is near its
+//! target, the same input gives the same bytes, and what cannot work says why.
+
+use crate::support::{generated_media, hlspipe_isolated, stderr};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// 4 s of 1080p30 at 8 Mb/s, a GOP of 1 s, with AAC: a camera-like upload, kept small. Coarse
+/// moving grain (noise made at 480x270, then scaled up) stays hard to compress at every rung's
+/// size, as camera footage does, so each rung's encoder has to spend its bit rate.
+fn source_1080p() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        generated_media(
+            "ladder_source_1080p_coarse_grain_4s.mp4",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=480x270:rate=30,noise=alls=20:allf=t,scale=1920:1080:flags=neighbor",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+                "-t",
+                "4",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-b:v",
+                "8M",
+                "-g",
+                "30",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-shortest",
+            ],
+        )
+    })
+}
+
+fn package(args: &[&str], out: &Path) -> std::process::Output {
+    hlspipe_isolated()
+        .arg("package")
+        .args(args)
+        .arg(source_1080p())
+        .arg(out)
+        .output()
+        .expect("hlspipe runs")
+}
+
+/// Each video rendition's folder, by name, from the master.
+fn video_renditions(out: &Path) -> BTreeMap<String, PathBuf> {
+    let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
+    master
+        .lines()
+        .filter(|l| l.ends_with("/index.m3u8") && l.contains("/video_"))
+        .map(|l| {
+            let dir = out.join(l.trim_end_matches("/index.m3u8"));
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            (name, dir)
+        })
+        .collect()
+}
+
+fn extinfs(rendition: &Path) -> Vec<String> {
+    std::fs::read_to_string(rendition.join("index.m3u8"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("#EXTINF:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The rendition's init segment and media segments joined, as a player appends them.
+fn joined(rendition: &Path, into: &Path) -> (PathBuf, u64) {
+    let mut bytes = std::fs::read(rendition.join("init.mp4")).unwrap();
+    let mut media = 0u64;
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(rendition)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "m4s"))
+        .collect();
+    segments.sort();
+    for s in segments {
+        let b = std::fs::read(s).unwrap();
+        media += b.len() as u64;
+        bytes.extend(b);
+    }
+    let path = into.join(format!(
+        "{}.mp4",
+        rendition.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&path, bytes).unwrap();
+    (path, media)
+}
+
+/// Frames ffmpeg decodes from `file`, and its stderr (empty when clean).
+fn decoded_frames(file: &Path) -> (u64, String) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .expect("ffprobe runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    (
+        text.trim().parse().unwrap_or(0),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn auto_ladder_from_1080p_has_five_aligned_rungs_that_decode_at_their_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("title");
+    let run = package(&["--ladder", "auto", "--segment-duration", "2"], &out);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let renditions = video_renditions(&out);
+    let names: Vec<&str> = renditions.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "video_1080p",
+            "video_234p",
+            "video_360p",
+            "video_540p",
+            "video_720p"
+        ],
+        "the source (1080p) and four rungs"
+    );
+    // The same segment boundaries on every rung: a player switches at any segment.
+    let reference = extinfs(&renditions["video_1080p"]);
+    assert_eq!(reference.len(), 2, "{reference:?}");
+    for (name, dir) in &renditions {
+        assert_eq!(extinfs(dir), reference, "{name}");
+    }
+    let (source_frames, _) = decoded_frames(source_1080p());
+    assert_eq!(source_frames, 120);
+    let nominal = [
+        ("video_234p", 145.0),
+        ("video_360p", 365.0),
+        ("video_540p", 2000.0),
+        ("video_720p", 3000.0),
+    ];
+    for (name, kbps) in nominal {
+        let (file, media_bytes) = joined(&renditions[name], dir.path());
+        let (frames, errors) = decoded_frames(&file);
+        assert_eq!(frames, source_frames, "{name}: frames");
+        assert!(errors.is_empty(), "{name}: {errors}");
+        let measured = media_bytes as f64 * 8.0 / 4.0 / 1000.0;
+        assert!(
+            (measured - kbps).abs() <= kbps * 0.10,
+            "{name}: {measured:.0} kb/s against a target of {kbps} kb/s"
+        );
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let transcode = &manifest["transcode"];
+    assert_eq!(transcode["source_kept"], true);
+    assert_eq!(
+        transcode["rungs"].as_array().unwrap().len(),
+        4,
+        "{transcode}"
+    );
+    assert!(transcode["ffmpeg"]
+        .as_str()
+        .unwrap()
+        .starts_with("ffmpeg version"));
+    assert!(transcode["settings"]
+        .as_str()
+        .unwrap()
+        .contains("ladder=auto"));
+}
+
+#[test]
+fn without_the_source_every_rung_is_cut_at_the_target_and_the_same_input_gives_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--ladder",
+        "720p:2500k,360p:700k",
+        "--keep-source",
+        "off",
+        "--segment-duration",
+        "1.5",
+    ];
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for out in [&a, &b] {
+        let run = package(&args, out);
+        assert!(run.status.success(), "{}", stderr(&run));
+    }
+    let renditions = video_renditions(&a);
+    assert_eq!(
+        renditions.keys().collect::<Vec<_>>(),
+        ["video_360p", "video_720p"]
+    );
+    for dir in renditions.values() {
+        assert_eq!(
+            extinfs(dir),
+            ["#EXTINF:1.50000,", "#EXTINF:1.50000,", "#EXTINF:1.00000,"],
+            "{}",
+            dir.display()
+        );
+    }
+    // The audio is the source's, in a rendition of its own.
+    assert!(std::fs::read_to_string(a.join("master.m3u8"))
+        .unwrap()
+        .contains("TYPE=AUDIO"));
+    // Byte-identical titles: the same version, the same objects.
+    let listing = |root: &Path| -> BTreeMap<String, Vec<u8>> {
+        let mut all = BTreeMap::new();
+        let mut stack = vec![root.join("v")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let rel = p.strip_prefix(root).unwrap().display().to_string();
+                    all.insert(rel, std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        all
+    };
+    let (la, lb) = (listing(&a), listing(&b));
+    assert_eq!(la.keys().collect::<Vec<_>>(), lb.keys().collect::<Vec<_>>());
+    for (k, v) in &la {
+        assert!(lb[k] == *v, "{k} differs between two runs");
+    }
+    assert_eq!(
+        std::fs::read(a.join("master.m3u8")).unwrap(),
+        std::fs::read(b.join("master.m3u8")).unwrap()
+    );
+}
+
+#[test]
+fn a_ladder_needs_one_input_and_an_ffmpeg_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t");
+    let run = hlspipe_isolated()
+        .args(["package", "--ladder", "auto"])
+        .arg(source_1080p())
+        .arg(source_1080p())
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert!(
+        stderr(&run).contains("a ladder is made from one input"),
+        "{}",
+        stderr(&run)
+    );
+    let run = hlspipe_isolated()
+        .env("HLSPIPE_FFMPEG", "/nonexistent/ffmpeg")
+        .args(["package", "--ladder", "auto"])
+        .arg(source_1080p())
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert!(
+        stderr(&run).contains("/nonexistent/ffmpeg"),
+        "{}",
+        stderr(&run)
+    );
+    assert!(!out.join("master.m3u8").exists());
+    let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    assert!(
+        manifest.contains("\"failed\"") && manifest.contains("nonexistent"),
+        "{manifest}"
+    );
+    let run = hlspipe_isolated()
+        .args(["package", "--ladder", "720p"])
+        .arg(source_1080p())
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(2),
+        "a usage error: {}",
+        stderr(&run)
+    );
+    assert!(stderr(&run).contains("LINESp:RATE"), "{}", stderr(&run));
+}

@@ -34,6 +34,10 @@ pub struct Settings {
     /// Target segment duration in seconds.
     pub segment_duration: f64,
     pub limits: Limits,
+    /// The transcoding stage's settings, when inputs were made by it (a ladder's rungs):
+    /// those inputs carry an ETag `derived:…` and their bytes are a function of the other
+    /// inputs and of this, so the version hashes this instead of them.
+    pub transcode: Option<String>,
 }
 
 impl Default for Settings {
@@ -41,6 +45,7 @@ impl Default for Settings {
         Settings {
             segment_duration: 6.0,
             limits: Limits::default(),
+            transcode: None,
         }
     }
 }
@@ -786,6 +791,7 @@ fn version(
     let ids = inputs
         .iter()
         .zip(movies)
+        .filter(|(input, _)| !input.etag.as_deref().is_some_and(is_derived))
         .map(|(input, movie)| match &input.etag {
             Some(etag) => format!("etag={etag}"),
             None => format!("moov={}", hex::encode(movie.fingerprint)),
@@ -829,10 +835,23 @@ pub fn version_for_etags<S: AsRef<str>>(etags: &[S], settings: &Settings) -> Str
     )
 }
 
+/// The ETag of an input made by the transcoding stage ([`Settings::transcode`]).
+pub fn derived_etag(name: &str) -> String {
+    format!("derived:{name}")
+}
+
+fn is_derived(etag: &str) -> bool {
+    etag.starts_with("derived:")
+}
+
 fn version_hash(ids: impl Iterator<Item = String>, settings: &Settings) -> String {
     let mut h = Sha256::new();
     h.update(FORMAT_VERSION.as_bytes());
     h.update(format!("|seg={:.6}", settings.segment_duration).as_bytes());
+    // Absent for a title without a ladder: its version is what it was before ladders.
+    if let Some(transcode) = &settings.transcode {
+        h.update(format!("|transcode={transcode}").as_bytes());
+    }
     for id in ids {
         h.update(b"|");
         h.update(id.as_bytes());

@@ -15,6 +15,9 @@
 //! | `HLSPIPE_GC_GRACE_SECONDS`            | `gc_grace_seconds`      | `86400`                  |
 //! | `HLSPIPE_DISTRIBUTION_ID`             | `[cdn] distribution_id` | none (no invalidation)   |
 //! | `HLSPIPE_EVENT_BUS` (`default`)       | `event_bus`             | none (no title events)   |
+//! | `HLSPIPE_LADDER` (`auto`, `720p:3M,…`) | `ladder`               | `off`                    |
+//! | `HLSPIPE_KEEP_SOURCE` (`on`, `off`)   | `keep_source` (bool)    | `on`                     |
+//! | `HLSPIPE_FFMPEG` (a path)             | `ffmpeg`                | `ffmpeg` on `PATH`       |
 //!
 //! `HLSPIPE_CLOUDFRONT_DISTRIBUTION_ID` is accepted as another name for
 //! `HLSPIPE_DISTRIBUTION_ID`.
@@ -23,6 +26,8 @@
 
 use crate::error::{Error, Result};
 use crate::media::package::Settings;
+use crate::transcode::encode::LadderSettings;
+use crate::transcode::ladder::Ladder;
 use serde::Deserialize;
 
 /// Environment variable naming the optional TOML file.
@@ -56,6 +61,12 @@ pub struct PipelineConfig {
     /// The EventBridge bus (name or ARN) title events go to (`aws::events`); none: no
     /// events.
     pub event_bus: Option<String>,
+    /// The transcoding stage's ladder (off unless configured: DESIGN.md "Surfaces").
+    pub ladder: Ladder,
+    /// With a ladder: the source stays the top rung when it can pass through.
+    pub keep_source: bool,
+    /// The ffmpeg to run; `None`: `ffmpeg` on `PATH`.
+    pub ffmpeg: Option<String>,
 }
 
 impl Default for PipelineConfig {
@@ -70,6 +81,9 @@ impl Default for PipelineConfig {
             gc_grace_seconds: 86_400,
             cdn: None,
             event_bus: None,
+            ladder: Ladder::Off,
+            keep_source: true,
+            ffmpeg: None,
         }
     }
 }
@@ -87,6 +101,9 @@ struct FileConfig {
     gc_grace_seconds: Option<u64>,
     cdn: Option<CdnConfig>,
     event_bus: Option<String>,
+    ladder: Option<String>,
+    keep_source: Option<bool>,
+    ffmpeg: Option<String>,
 }
 
 impl PipelineConfig {
@@ -103,33 +120,7 @@ impl PipelineConfig {
         if let Some(text) = toml_text {
             let f: FileConfig =
                 toml::from_str(text).map_err(|e| Error::Config(format!("config file: {e}")))?;
-            if let Some(v) = f.input_prefix {
-                c.input_prefix = v;
-            }
-            if let Some(v) = f.output_prefix {
-                c.output_prefix = v;
-            }
-            if let Some(v) = f.segment_duration {
-                c.segment_duration = v;
-            }
-            if let Some(v) = f.concurrency {
-                c.concurrency = v;
-            }
-            if let Some(v) = f.extensions {
-                c.extensions = v;
-            }
-            if f.store.is_some() {
-                c.store = f.store;
-            }
-            if let Some(v) = f.gc_grace_seconds {
-                c.gc_grace_seconds = v;
-            }
-            if f.cdn.is_some() {
-                c.cdn = f.cdn;
-            }
-            if f.event_bus.is_some() {
-                c.event_bus = f.event_bus;
-            }
+            c.apply_file(f)?;
         }
         for (k, v) in env {
             let (k, v) = (k.as_ref(), v.as_ref());
@@ -148,6 +139,9 @@ impl PipelineConfig {
                 "HLSPIPE_STORE" => c.store = Some(v.to_string()).filter(|s| !s.is_empty()),
                 "HLSPIPE_GC_GRACE_SECONDS" => c.gc_grace_seconds = number(k, v)?,
                 "HLSPIPE_EVENT_BUS" => c.event_bus = Some(v.to_string()).filter(|b| !b.is_empty()),
+                "HLSPIPE_LADDER" => c.ladder = ladder(v)?,
+                "HLSPIPE_KEEP_SOURCE" => c.keep_source = on_off(k, v)?,
+                "HLSPIPE_FFMPEG" => c.ffmpeg = Some(v.to_string()).filter(|p| !p.is_empty()),
                 "HLSPIPE_DISTRIBUTION_ID" | "HLSPIPE_CLOUDFRONT_DISTRIBUTION_ID" => {
                     c.cdn = (!v.is_empty()).then(|| CdnConfig {
                         distribution_id: v.to_string(),
@@ -157,6 +151,40 @@ impl PipelineConfig {
             }
         }
         c.validate()
+    }
+
+    /// The TOML file's settings over the defaults.
+    fn apply_file(&mut self, f: FileConfig) -> Result<()> {
+        let c = self;
+        if let Some(v) = f.input_prefix {
+            c.input_prefix = v;
+        }
+        if let Some(v) = f.output_prefix {
+            c.output_prefix = v;
+        }
+        if let Some(v) = f.segment_duration {
+            c.segment_duration = v;
+        }
+        if let Some(v) = f.concurrency {
+            c.concurrency = v;
+        }
+        if let Some(v) = f.extensions {
+            c.extensions = v;
+        }
+        c.store = f.store.or(c.store.take());
+        if let Some(v) = f.gc_grace_seconds {
+            c.gc_grace_seconds = v;
+        }
+        c.cdn = f.cdn.or(c.cdn.take());
+        c.event_bus = f.event_bus.or(c.event_bus.take());
+        if let Some(v) = f.ladder {
+            c.ladder = ladder(&v)?;
+        }
+        if let Some(v) = f.keep_source {
+            c.keep_source = v;
+        }
+        c.ffmpeg = f.ffmpeg.or(c.ffmpeg.take());
+        Ok(())
     }
 
     /// Normalises (prefixes end with `/`, extensions are `.lowercase`) and checks.
@@ -208,12 +236,34 @@ impl PipelineConfig {
         Ok(self)
     }
 
-    /// Packaging settings for this configuration.
+    /// Packaging settings for this configuration (with the ladder's, which go into the
+    /// version).
     pub fn settings(&self) -> Settings {
         Settings {
             segment_duration: self.segment_duration,
+            transcode: self
+                .ladder
+                .is_on()
+                .then(|| self.ladder_settings().describe()),
             ..Settings::default()
         }
+    }
+
+    /// The transcoding stage's settings.
+    pub fn ladder_settings(&self) -> LadderSettings {
+        LadderSettings::new(self.ladder.clone(), self.keep_source, self.segment_duration)
+    }
+}
+
+fn ladder(text: &str) -> Result<Ladder> {
+    Ladder::parse(text).map_err(|e| Error::Config(e.to_string()))
+}
+
+fn on_off(name: &str, text: &str) -> Result<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err(Error::Config(format!("{name}='{text}': on or off"))),
     }
 }
 

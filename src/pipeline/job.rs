@@ -47,7 +47,7 @@
 
 use crate::error::{Error, Result};
 use crate::media::package::{
-    package_with_subtitles, version_for_sources, Input, PackagedTitle, SubtitleInput,
+    package_with_subtitles, version_for_sources, PackagedTitle, SubtitleInput,
 };
 use crate::media::source::Source;
 use crate::media::text::MAX_FILE_BYTES as MAX_SUBTITLE_BYTES;
@@ -58,6 +58,7 @@ use crate::pipeline::invalidate::{invalidation_reference, Invalidator};
 use crate::pipeline::keys::{
     classify_key, parent, KeyRole, TitleManifest, TITLE_MANIFEST_MAX_BYTES, TITLE_MANIFEST_SUFFIX,
 };
+use crate::pipeline::ladder;
 use crate::pipeline::manifest::{self, Change, Manifest, SourceInfo, State, MASTER_KEY};
 use crate::pipeline::notify::{Notifier, TitleChange, TitleEvent};
 use crate::pipeline::outcome::Outcome;
@@ -65,7 +66,17 @@ use crate::pipeline::publish::{self, PublishOptions};
 use crate::pipeline::retention::{expired_versions, gc, remove_title};
 use crate::store::{open_source, ObjectInfo, Store};
 use crate::title::Title;
+use crate::transcode::encode::TranscodeReport;
 use std::sync::Arc;
+
+/// A title written up to its master flip: what `finish` records.
+struct Published {
+    title: PackagedTitle,
+    /// The flipped master's ETag.
+    master_etag: String,
+    /// The ladder, when the title has one.
+    transcode: Option<TranscodeReport>,
+}
 
 /// Everything a job needs besides the store and the record.
 pub struct Pipeline<'a> {
@@ -529,16 +540,14 @@ impl Pipeline<'_> {
             Err(e) => return Outcome::failed(Some(title.as_str()), &e),
         };
         match self.package_and_publish(store.as_ref(), &prefix, &sources, &subs) {
-            Ok((mut packaged, master_etag)) => {
+            Ok((mut packaged, master_etag, transcode)) => {
                 packaged.warnings.extend(sub_warnings);
-                self.finish(
-                    store.as_ref(),
-                    title,
-                    &prefix,
-                    manifest,
-                    packaged,
-                    &master_etag,
-                )
+                let published = Published {
+                    title: packaged,
+                    master_etag,
+                    transcode,
+                };
+                self.finish(store.as_ref(), title, &prefix, manifest, published)
             }
             Err(e) => self.fail(store.as_ref(), title, &prefix, manifest, Some(&version), &e),
         }
@@ -553,14 +562,13 @@ impl Pipeline<'_> {
         prefix: &str,
         sources: &[(Arc<dyn Source>, ObjectInfo)],
         subs: &[ObjectInfo],
-    ) -> Result<(PackagedTitle, String)> {
-        let inputs: Vec<Input> = sources
-            .iter()
-            .map(|(s, info)| Input {
-                source: Arc::clone(s),
-                etag: Some(info.etag.clone()),
-            })
-            .collect();
+    ) -> Result<(PackagedTitle, String, Option<TranscodeReport>)> {
+        // The ladder's rungs (and their scratch folder) live until the title is published.
+        let transcoded = ladder::transcode(self.config, sources, self.deadline)?;
+        let ladder::PackagerInputs {
+            inputs,
+            sources: dyn_sources,
+        } = ladder::inputs(sources, transcoded.as_ref())?;
         let side_inputs = read_side_files(store, subs)?;
         let packaged = package_with_subtitles(&inputs, &side_inputs, &self.config.settings())?;
         // Just before the flip: are the sources (side files included) still the versions
@@ -586,10 +594,8 @@ impl Pipeline<'_> {
             before_flip: Some(&still_current),
             deadline: self.deadline,
         };
-        let dyn_sources: Vec<Arc<dyn Source>> =
-            sources.iter().map(|(s, _)| Arc::clone(s)).collect();
         let master_etag = publish::publish(store, &packaged, &dyn_sources, &opts)?;
-        Ok((packaged, master_etag))
+        Ok((packaged, master_etag, transcoded.map(|t| t.report)))
     }
 
     /// After the flip: the `complete` manifest (applied to the manifest as it is now, which
@@ -602,17 +608,24 @@ impl Pipeline<'_> {
         title: &Title,
         prefix: &str,
         local: Manifest,
-        packaged: PackagedTitle,
-        master_etag: &str,
+        published: Published,
     ) -> Outcome {
+        let Published {
+            title: packaged,
+            master_etag,
+            transcode,
+        } = published;
         let now = (self.clock)();
         let master_key = format!("{prefix}{MASTER_KEY}");
         let completed = manifest::update_manifest(store, prefix, |fresh| {
             let mut next = fresh.unwrap_or_else(|| local.clone());
             // A later job's flip may have replaced this one's master already: then that job
             // records the live version, and this one's is retired.
-            let mine = publish::master_is(store, &master_key, master_etag)?;
+            let mine = publish::master_is(store, &master_key, &master_etag)?;
             let previous_live = next.complete(&packaged, now, mine);
+            if mine {
+                next.transcode = transcode.clone();
+            }
             Ok(Change::Write(Box::new(next.clone()), (next, previous_live)))
         });
         let (written, previous_live) = match completed {

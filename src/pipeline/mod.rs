@@ -15,6 +15,7 @@ pub mod event;
 pub mod invalidate;
 pub mod job;
 pub mod keys;
+pub mod ladder;
 pub mod manifest;
 pub mod notify;
 pub mod outcome;

@@ -833,3 +833,56 @@ fn a_job_out_of_time_stops_records_it_and_the_retry_resumes_regression_timeout_l
     assert!(rewritten.is_empty(), "written again: {rewritten:?}");
     assert_decodes(&b.bucket().join("hls/shows/long.hls/master.m3u8"));
 }
+
+/// The transcoding stage in the worker (`HLSPIPE_LADDER`): the upload and its rung are one
+/// title with the same segment boundaries, the manifest records the ladder, and the same
+/// event again is already complete without encoding anything (the ladder's settings are in
+/// the version, which is known before any media is read).
+#[test]
+fn a_worker_with_a_ladder_publishes_the_upload_and_its_rungs_as_one_title() {
+    let b = Buckets::new();
+    let key = "uploads/shows/laddered.mp4";
+    let etag = b.put_file(key, clip());
+    let config = PipelineConfig::load([("HLSPIPE_LADDER", "90p:120k")], None).unwrap();
+    let store: Arc<dyn Store> = Arc::new(b.store());
+    let worker = crate::support::pipeline(&config);
+    let rec = record(RecordKind::Created, key, Some(&etag));
+    let Outcome::Processed { version, .. } = worker.handle_record(&store, &rec) else {
+        panic!("not processed");
+    };
+    assert_eq!(version, version_for_etags(&[&etag], &config.settings()));
+    let plain = PipelineConfig::default();
+    assert_ne!(
+        version,
+        version_for_etags(&[&etag], &plain.settings()),
+        "the ladder is in the version"
+    );
+    let title = "hls/shows/laddered.hls/";
+    let manifest = b.manifest(title);
+    assert_eq!(
+        manifest["transcode"]["rungs"][0], "90p:120k 160x90",
+        "{manifest}"
+    );
+    let master = String::from_utf8(b.read(&format!("{title}master.m3u8"))).unwrap();
+    assert!(
+        master.contains("RESOLUTION=320x180") && master.contains("RESOLUTION=160x90"),
+        "{master}"
+    );
+    let extinf = |rendition: &str| -> Vec<String> {
+        String::from_utf8(b.read(&format!("{title}v/{version}/{rendition}/index.m3u8")))
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("#EXTINF"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(extinf("video_180p"), extinf("video_90p"));
+    assert_decodes(&b.bucket().join(format!("{title}master.m3u8")));
+
+    let writes_before = b.keys("hls/");
+    assert!(matches!(
+        worker.handle_record(&store, &rec),
+        Outcome::AlreadyComplete { .. }
+    ));
+    assert_eq!(b.keys("hls/"), writes_before);
+}

@@ -5,7 +5,7 @@
 use anyhow::Context;
 use hlspipe::clock::unix_now;
 use hlspipe::media::package::{
-    package_with_subtitles, Input, PackagedTitle, Settings, SubtitleInput,
+    derived_etag, package_with_subtitles, Input, PackagedTitle, Settings, SubtitleInput,
 };
 use hlspipe::media::source::{FileSource, Source};
 use hlspipe::media::text::MAX_FILE_BYTES;
@@ -84,6 +84,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let settings = Settings {
         segment_duration: args.segment_duration,
+        transcode: args
+            .ladder
+            .is_on()
+            .then(|| ladder_settings(&args).describe()),
         ..Settings::default()
     };
     settings.validate()?;
@@ -341,6 +345,10 @@ fn plain_inputs(sources: &[Arc<dyn Source>], manifest: &Manifest) -> Vec<Input> 
         .collect()
 }
 
+fn ladder_settings(args: &Args) -> LadderSettings {
+    LadderSettings::new(args.ladder.clone(), args.keep_source, args.segment_duration)
+}
+
 /// With `--ladder`: the rungs, encoded from the one input, and what the manifest records.
 fn transcode(
     args: &Args,
@@ -357,8 +365,7 @@ fn transcode(
         )));
     };
     let ffmpeg = Ffmpeg::locate(std::env::var_os("HLSPIPE_FFMPEG").as_deref())?;
-    let settings =
-        LadderSettings::new(args.ladder.clone(), args.keep_source, args.segment_duration);
+    let settings = ladder_settings(args);
     let started = Instant::now();
     let bar = progress_bar(0, args.json);
     let encoded = encode_ladder(&ffmpeg, Arc::clone(source), &settings, &mut |secs| {
@@ -374,8 +381,8 @@ fn transcode(
 }
 
 /// The packager's inputs with a ladder: the source first when it is kept, then the rungs
-/// (and the audio). A rung's ETag is derived from the source's and the settings: the same
-/// upload and settings give the same version without reading the rungs again.
+/// (and the audio), marked as derived: the version is the source's and the ladder settings'
+/// (`Settings::transcode`), known without reading the rungs.
 fn ladder_inputs(
     sources: &[Arc<dyn Source>],
     manifest: &Manifest,
@@ -387,12 +394,6 @@ fn ladder_inputs(
         all.extend(sources.iter().cloned());
         inputs.extend(plain_inputs(sources, manifest));
     }
-    let source_etag = manifest.sources.first().and_then(|s| s.etag.clone());
-    let settings = manifest
-        .transcode
-        .as_ref()
-        .map(|t| t.settings.clone())
-        .unwrap_or_default();
     for (out, source) in encoded.outputs.iter().zip(encoded.sources()?) {
         let name = out
             .path
@@ -400,9 +401,7 @@ fn ladder_inputs(
             .map(|n| n.to_string_lossy().into_owned());
         inputs.push(Input {
             source: Arc::clone(&source),
-            etag: source_etag
-                .as_ref()
-                .map(|e| format!("{e}/{settings}/{}", name.unwrap_or_default())),
+            etag: Some(derived_etag(&name.unwrap_or_default())),
         });
         all.push(source);
     }

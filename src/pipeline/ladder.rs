@@ -1,0 +1,102 @@
+//! The transcoding stage in a job: when the configuration asks for a ladder
+//! (`HLSPIPE_LADDER`), the rungs are encoded from the title's one upload before packaging,
+//! and packaged with it as one title ([`crate::transcode`]). A title made of several files
+//! (a `<title>.title.json`) is a ladder already and is packaged as it is.
+
+use crate::error::{Error, Result, RetryClass};
+use crate::media::package::{derived_etag, Input};
+use crate::media::source::Source;
+use crate::pipeline::config::PipelineConfig;
+use crate::store::ObjectInfo;
+use crate::transcode::encode::{encode_ladder, Encoded, TranscodeReport};
+use crate::transcode::ffmpeg::Ffmpeg;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The encoded rungs (their scratch folder lives as long as this) and what the manifest
+/// records of them.
+pub struct Transcoded {
+    pub encoded: Encoded,
+    pub report: TranscodeReport,
+}
+
+/// Encodes the ladder of a one-upload title, when the configuration has one. ffmpeg is
+/// stopped before `deadline`.
+pub fn transcode(
+    config: &PipelineConfig,
+    sources: &[(Arc<dyn Source>, ObjectInfo)],
+    deadline: Option<Instant>,
+) -> Result<Option<Transcoded>> {
+    let [(source, _)] = sources else {
+        return Ok(None);
+    };
+    if !config.ladder.is_on() {
+        return Ok(None);
+    }
+    let ffmpeg = Ffmpeg::locate(config.ffmpeg.as_deref().map(std::ffi::OsStr::new))?;
+    let mut settings = config.ladder_settings();
+    if let Some(deadline) = deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::OutOfTime("before the ladder was encoded".into()));
+        }
+        settings.timeout = settings.timeout.min(left);
+    }
+    let started = Instant::now();
+    let encoded = encode_ladder(&ffmpeg, Arc::clone(source), &settings, &mut |_| {}).map_err(
+        |e| match e {
+            // Stopped for the invocation's deadline: the retry starts it again.
+            Error::Transcode {
+                class: RetryClass::Retryable,
+                ..
+            } if deadline.is_some_and(|d| Instant::now() >= d) => {
+                Error::OutOfTime(format!("while the ladder was encoded ({e})"))
+            }
+            e => e,
+        },
+    )?;
+    let report = encoded.report(&settings, &ffmpeg, started.elapsed().as_secs_f64());
+    Ok(Some(Transcoded { encoded, report }))
+}
+
+/// The packager's inputs and the sources their bodies are read from, in the same order.
+pub struct PackagerInputs {
+    pub inputs: Vec<Input>,
+    pub sources: Vec<Arc<dyn Source>>,
+}
+
+/// The uploads (the one upload only when it stays the top rung), then the rungs.
+pub fn inputs(
+    sources: &[(Arc<dyn Source>, ObjectInfo)],
+    transcoded: Option<&Transcoded>,
+) -> Result<PackagerInputs> {
+    let keep = transcoded.is_none_or(|t| t.encoded.source_kept);
+    let mut inputs = Vec::new();
+    let mut all = Vec::new();
+    if keep {
+        for (s, info) in sources {
+            inputs.push(Input {
+                source: Arc::clone(s),
+                etag: Some(info.etag.clone()),
+            });
+            all.push(Arc::clone(s));
+        }
+    }
+    if let Some(t) = transcoded {
+        for (out, source) in t.encoded.outputs.iter().zip(t.encoded.sources()?) {
+            let name = out
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned());
+            inputs.push(Input {
+                source: Arc::clone(&source),
+                etag: Some(derived_etag(&name.unwrap_or_default())),
+            });
+            all.push(source);
+        }
+    }
+    Ok(PackagerInputs {
+        inputs,
+        sources: all,
+    })
+}

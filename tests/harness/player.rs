@@ -260,3 +260,61 @@ fn hlsjs_shows_a_forced_srt_side_file_by_default() {
         .collect();
     assert_eq!(cues, [(1.0, 2.0, "Café crème")]);
 }
+
+/// A ladder made with `--ladder auto` from a 720p upload: hls.js lists every rung, switches
+/// level on demand several times round the ladder (each rendition has the same segment
+/// boundaries, so every switch lands on a segment of the same times), and plays on through
+/// the switches with no error.
+#[test]
+fn hlsjs_switches_between_the_rungs_of_an_auto_ladder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("title");
+    let run = hlspipe()
+        .args(["package", "--ladder", "auto", "--segment-duration", "1"])
+        .arg(crate::support::ladder_source_720p_16s())
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let server = serve_dir(&out);
+    let shot = artifact("player-ladder.png");
+    let report = play_in_browser_with(
+        &server.url("master.m3u8"),
+        &[
+            "--seconds",
+            "3.5",
+            "--max-buffer",
+            "2",
+            "--switch-levels",
+            "3",
+            "--screenshot",
+            shot.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        report.ok,
+        "hls.js did not play through the switches: {report:?}"
+    );
+    let mut heights = report.levels.clone();
+    heights.sort_unstable();
+    assert_eq!(heights, [234, 360, 540, 720], "{report:?}");
+    let switched: Vec<u32> = report.level_switches.iter().map(|s| s.height).collect();
+    // Round the ladder: the first level, then the three others in turn.
+    assert!(switched.len() >= 4, "{switched:?}");
+    // Round the ladder: the first level, then four others in turn.
+    let distinct: std::collections::BTreeSet<u32> = switched.iter().copied().collect();
+    assert_eq!(distinct.len(), 4, "switched through {switched:?}");
+    // hls.js cancels the load of a segment of the level it leaves (net::ERR_ABORTED): not an
+    // error of ours. Nothing was refused or missing.
+    let refused: Vec<_> = report
+        .http_errors
+        .iter()
+        .filter(|e| e.status != 0)
+        .collect();
+    assert!(refused.is_empty(), "{report:?}");
+    assert!(report.current_time > 3.5, "{report:?}");
+}

@@ -3,48 +3,10 @@
 //! rendition has the same segment boundaries, each rung's average bit rate is near its
 //! target, the same input gives the same bytes, and what cannot work says why.
 
-use crate::support::{generated_media, hlspipe_isolated, stderr};
+use crate::support::{hlspipe_isolated, ladder_source_1080p as source_1080p, stderr};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
-
-/// 4 s of 1080p30 at 8 Mb/s, a GOP of 1 s, with AAC: a camera-like upload, kept small. Coarse
-/// moving grain (noise made at 480x270, then scaled up) stays hard to compress at every rung's
-/// size, as camera footage does, so each rung's encoder has to spend its bit rate.
-fn source_1080p() -> &'static Path {
-    static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        generated_media(
-            "ladder_source_1080p_coarse_grain_4s.mp4",
-            &[
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=480x270:rate=30,noise=alls=20:allf=t,scale=1920:1080:flags=neighbor",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=48000",
-                "-t",
-                "4",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-b:v",
-                "8M",
-                "-g",
-                "30",
-                "-pix_fmt",
-                "yuv420p",
-                "-c:a",
-                "aac",
-                "-shortest",
-            ],
-        )
-    })
-}
 
 fn package(args: &[&str], out: &Path) -> std::process::Output {
     hlspipe_isolated()

@@ -3,7 +3,7 @@
 //   node tests/player/play.mjs <URL of master.m3u8> [--seconds 3] [--timeout 40]
 //        [--screenshot out.png] [--page-origin http://host:port] [--credentials]
 //        [--cookie name=value]... [--visit URL]... [--subtitle-track N] [--cues N]
-//        [--api URL [--api-token T] [--refresh]] [--max-buffer SECS]
+//        [--api URL [--api-token T] [--refresh]] [--max-buffer SECS] [--switch-levels N]
 //
 // Prints one JSON line:
 //   {"ok":bool,"currentTime":n,"fatal":null|"type/details","fragsLoaded":n,"httpErrors":[...],"timedOut":bool,
@@ -25,6 +25,9 @@
 //
 // The player page and hls.js never touch the network: page.route answers them at
 // <page-origin>/__hlspipe_player__/, by default the media's own origin (no CORS needed). Give another
+// --switch-levels N: once playing, asks hls.js for another rendition (hls.nextLevel, the next
+// one round the ladder) N times, each after the last switch landed; the report lists the
+// levels (their heights) and each LEVEL_SWITCHED, and playback must go on through them.
 // --page-origin to test cross-origin delivery (CORS, and --credentials/--cookie for signed cookies).
 // Debian's Chromium plays H.264/AAC, not HEVC.
 
@@ -45,7 +48,7 @@ function harnessFailure(message) {
 }
 
 function parseArgs(argv) {
-  const opts = { url: null, seconds: 3, timeout: 40, screenshot: null, pageOrigin: null, credentials: false, cookies: [], visits: [], subtitleTrack: null, cues: 0, api: null, apiToken: null, refresh: false, maxBuffer: null };
+  const opts = { url: null, seconds: 3, timeout: 40, screenshot: null, pageOrigin: null, credentials: false, cookies: [], visits: [], subtitleTrack: null, cues: 0, api: null, apiToken: null, refresh: false, maxBuffer: null, switchLevels: 0 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -65,6 +68,7 @@ function parseArgs(argv) {
     else if (a === '--api-token') opts.apiToken = value();
     else if (a === '--refresh') opts.refresh = true;
     else if (a === '--max-buffer') opts.maxBuffer = Number(value());
+    else if (a === '--switch-levels') opts.switchLevels = Number(value());
     else if (a.startsWith('--')) harnessFailure(`unknown option ${a}`);
     else if (opts.url === null) opts.url = a;
     else harnessFailure(`unexpected argument ${a}`);
@@ -73,6 +77,7 @@ function parseArgs(argv) {
   if (!(opts.seconds >= 0) || !(opts.timeout > 0)) harnessFailure('--seconds and --timeout must be numbers');
   if (opts.subtitleTrack !== null && !(opts.subtitleTrack >= 0)) harnessFailure('--subtitle-track must be a track index');
   if (!(opts.cues >= 0)) harnessFailure('--cues must be a count');
+  if (!(opts.switchLevels >= 0)) harnessFailure('--switch-levels must be a count');
   opts.pageOrigin ??= new URL(opts.url).origin;
   return opts;
 }
@@ -84,7 +89,7 @@ const PAGE = `<!doctype html>
 <script src="hls.min.js"></script>
 <script>
   const params = new URLSearchParams(location.search);
-  const state = { fatal: null, fragsLoaded: 0, subtitleTracks: [], sourceBuffers: [], apiCalls: 0 };
+  const state = { fatal: null, fragsLoaded: 0, subtitleTracks: [], sourceBuffers: [], apiCalls: 0, levels: [], levelSwitches: [] };
   window.__player = state;
   // Remember every SourceBuffer hls.js makes, to report what each one holds.
   const addSourceBuffer = MediaSource.prototype.addSourceBuffer;
@@ -126,7 +131,22 @@ const PAGE = `<!doctype html>
       }
     });
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
+      state.levels = hls.levels.map((l) => l.height);
       video.play().catch((e) => { state.fatal ??= 'play/' + e.name; });
+    });
+    // --switch-levels: the next rendition round the ladder, each once the last has landed
+    // (the first LEVEL_SWITCHED is hls.js's own start level) and played on a little.
+    const switches = Number(params.get('switchLevels') ?? 0);
+    let asked = 0;
+    const askNext = () => {
+      if (asked >= switches || hls.levels.length < 2) return;
+      asked += 1;
+      hls.nextLevel = (Math.max(hls.currentLevel, 0) + 1) % hls.levels.length;
+    };
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_event, data) => {
+      if (switches === 0) return;
+      state.levelSwitches.push({ level: data.level, height: hls.levels[data.level].height, at: video.currentTime });
+      setTimeout(askNext, 400);
     });
     // The playback API, as a site's player calls it: the cookies arrive as Set-Cookie on this
     // answer and the browser sends them with every playlist and segment request. Asked again
@@ -233,6 +253,7 @@ async function main() {
     if (opts.apiToken) pageUrl.searchParams.set('apiToken', opts.apiToken);
     if (opts.refresh) pageUrl.searchParams.set('refresh', '1');
     if (opts.maxBuffer !== null) pageUrl.searchParams.set('maxBuffer', String(opts.maxBuffer));
+    if (opts.switchLevels > 0) pageUrl.searchParams.set('switchLevels', String(opts.switchLevels));
     await page.goto(pageUrl.href, { timeout: opts.timeout * 1000 });
 
     const deadline = Date.now() + opts.timeout * 1000;
@@ -251,6 +272,8 @@ async function main() {
           fatal: window.__player.fatal,
           fragsLoaded: window.__player.fragsLoaded,
           apiCalls: window.__player.apiCalls,
+          levels: window.__player.levels,
+          levelSwitches: window.__player.levelSwitches,
           subtitleTracks: window.__player.subtitleTracks,
           cues,
           buffered: window.__player.sourceBuffers.map(({ type, sb }) => {
@@ -265,12 +288,15 @@ async function main() {
         };
       });
       const timedOut = Date.now() > deadline;
-      const played = s.currentTime > opts.seconds && s.cues.length >= opts.cues;
+      // Switching needs LEVEL_SWITCHED for the first level as well as for each one asked for.
+      const switched = opts.switchLevels === 0 || s.levelSwitches.length > opts.switchLevels;
+      const played = s.currentTime > opts.seconds && s.cues.length >= opts.cues && switched;
       if (played || s.fatal !== null || timedOut) {
         const ok = played && s.fatal === null;
         report = {
           ok, currentTime: s.currentTime, fatal: s.fatal, fragsLoaded: s.fragsLoaded, apiCalls: s.apiCalls, httpErrors, timedOut: !ok && timedOut,
           subtitleTracks: s.subtitleTracks, cues: s.cues, buffered: s.buffered,
+          levels: s.levels, levelSwitches: s.levelSwitches,
         };
         break;
       }

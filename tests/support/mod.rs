@@ -181,6 +181,79 @@ pub fn generated_media(name: &str, args: &[&str]) -> PathBuf {
     path
 }
 
+/// 4 s of 1080p30 at 8 Mb/s, a GOP of 1 s, with AAC: a camera-like upload, kept small. Coarse
+/// moving grain (noise made at 480x270, then scaled up) stays hard to compress at every rung's
+/// size, as camera footage does, so each rung's encoder has to spend its bit rate.
+pub fn ladder_source_1080p() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        generated_media(
+            "ladder_source_1080p_coarse_grain_4s.mp4",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=480x270:rate=30,noise=alls=20:allf=t,scale=1920:1080:flags=neighbor",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+                "-t",
+                "4",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-b:v",
+                "8M",
+                "-g",
+                "30",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-shortest",
+            ],
+        )
+    })
+}
+
+/// 16 s of 720p30 (GOP 1 s) with AAC: long enough for a player to switch renditions a few
+/// times at one-second segments.
+pub fn ladder_source_720p_16s() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        generated_media(
+            "ladder_source_720p_16s.mp4",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=1280x720:rate=30",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+                "-t",
+                "16",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-b:v",
+                "3M",
+                "-g",
+                "30",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-shortest",
+            ],
+        )
+    })
+}
+
 /// 4 s of `size` video at 25 fps (GOP 2 s) and AAC audio, made once as `name`.
 fn test_clip(name: &str, size: &str) -> PathBuf {
     let video = format!("testsrc2=size={size}:rate=25");
@@ -733,6 +806,20 @@ pub struct PlayerReport {
     /// What each MSE SourceBuffer held at the end, in the order hls.js made them.
     #[serde(default)]
     pub buffered: Vec<BufferedTrack>,
+    /// The height of each of hls.js's levels (`--switch-levels`).
+    #[serde(default)]
+    pub levels: Vec<u32>,
+    /// Each LEVEL_SWITCHED, in order (`--switch-levels`).
+    #[serde(default)]
+    pub level_switches: Vec<LevelSwitch>,
+}
+
+/// One LEVEL_SWITCHED: the level, its height, and the playback time then.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct LevelSwitch {
+    pub level: usize,
+    pub height: u32,
+    pub at: f64,
 }
 
 /// One entry of `hls.subtitleTracks`.

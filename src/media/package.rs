@@ -140,27 +140,41 @@ pub fn package_with_subtitles(
                 input: input.source.name().to_string(),
                 source: Box::new(e),
             })?;
-        refuse_lost_media(input, &movie)?;
         movies.push(movie);
     }
+    refuse_lost_media(inputs, &movies)?;
     build(inputs, &movies, side_files, settings)
 }
 
 /// A track is never dropped silently, and a title never loses the picture or the sound its
-/// source has: an input whose every video (or every audio) track has a codec hlspipe cannot
-/// carry is refused, naming the track and codec. A second audio track that cannot be carried
-/// beside one that can is left out with a warning (the CLI and the manifest list it).
-fn refuse_lost_media(input: &Input, movie: &Movie) -> Result<()> {
+/// source has: when no input of the title gives it a video (or an audio) rendition, an input
+/// with a video (or audio) track hlspipe cannot carry is refused, naming the track and codec.
+/// A track that cannot be carried beside one that can (a second audio track, or PCM sound
+/// beside the AAC the transcoding stage made of it) is left out with a warning (the CLI and
+/// the manifest list it).
+fn refuse_lost_media(inputs: &[Input], movies: &[Movie]) -> Result<()> {
     for (kind, what) in [(TrackKind::Video, "picture"), (TrackKind::Audio, "sound")] {
-        if movie.tracks.iter().any(|t| t.kind == kind) {
+        if movies
+            .iter()
+            .any(|m| m.tracks.iter().any(|t| t.kind == kind))
+        {
             continue;
         }
-        if let Some(s) = movie.skipped.iter().find(|s| s.uncarried == Some(kind)) {
+        for (input, movie) in inputs.iter().zip(movies) {
+            let Some(s) = movie.skipped.iter().find(|s| s.uncarried == Some(kind)) else {
+                continue;
+            };
+            let remedy = match kind {
+                TrackKind::Audio => {
+                    "Re-encode it (AAC), or turn on the ladder (--ladder, \
+                                     HLSPIPE_LADDER): the transcoding stage makes AAC of it"
+                }
+                _ => "Re-encode it (H.264 or HEVC); the transcoding stage does not take it yet",
+            };
             return Err(Error::InInput {
                 input: input.source.name().to_string(),
                 source: Box::new(Error::Unsupported(format!(
-                    "track {}: {}; the title would have no {what}. Re-encode it (H.264 or \
-                     HEVC video, AAC audio); transcoding is not available yet",
+                    "track {}: {}; the title would have no {what}. {remedy}",
                     s.id, s.reason
                 ))),
             });

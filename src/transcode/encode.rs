@@ -9,6 +9,8 @@
 //!   gets IDR frames at those times and nowhere else, so the packager cuts it the same way.
 //! - Without it, the rungs are cut every target duration exactly, and the audio is encoded
 //!   (or copied, when it is AAC already) into a file of its own.
+//! - Sound the packager cannot carry (PCM from a camera) is encoded to AAC-LC stereo in a file
+//!   of its own either way; the title then has the source's picture and that sound.
 //!
 //! ffmpeg reads the source over HTTP from 127.0.0.1 ([`SourceServer`]): ranged reads of the
 //! store, never a whole-file copy. The rungs go to a scratch folder that is removed when the
@@ -183,7 +185,13 @@ pub fn encode_ladder(
         })
         .collect();
     let audio = movie.tracks.iter().find(|t| t.kind == TrackKind::Audio);
-    if let (false, Some(_)) = (keep, audio) {
+    // Sound the packager cannot carry (a camera's PCM) becomes AAC, source kept or not.
+    let uncarried_audio = audio.is_none()
+        && movie
+            .skipped
+            .iter()
+            .any(|s| s.uncarried == Some(TrackKind::Audio));
+    if (!keep && audio.is_some()) || uncarried_audio {
         outputs.push(Output {
             path: scratch.0.join("audio.mp4"),
             rung: None,

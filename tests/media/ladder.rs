@@ -253,3 +253,65 @@ fn a_ladder_needs_one_input_and_an_ffmpeg_and_says_so() {
     );
     assert!(stderr(&run).contains("LINESp:RATE"), "{}", stderr(&run));
 }
+
+/// A camera's MOV with PCM sound: refused without the transcoding stage (naming the track and
+/// how to get it through), a playable title with AAC sound and the source's picture with it.
+#[test]
+fn a_camera_mov_with_pcm_sound_gets_aac_from_the_transcoding_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let camera = crate::support::repo_root().join("fixtures/refused/camera_pcm.mov");
+    let refused = hlspipe_isolated()
+        .arg("package")
+        .arg(&camera)
+        .arg(dir.path().join("plain"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("'sowt' (PCM)") && stderr(&refused).contains("--ladder"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let out = dir.path().join("title");
+    let run = hlspipe_isolated()
+        .args(["package", "--ladder", "auto", "--segment-duration", "2"])
+        .arg(&camera)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
+    assert!(
+        master.contains("TYPE=AUDIO") && master.contains("mp4a.40.2"),
+        "{master}"
+    );
+    assert!(
+        master.contains("RESOLUTION=320x180"),
+        "the source's picture: {master}"
+    );
+    crate::support::assert_decodes(&out.join("master.m3u8"));
+    // Both streams come out of the title: picture and sound.
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(out.join("master.m3u8"))
+        .output()
+        .unwrap();
+    let kinds = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        kinds.contains("video") && kinds.contains("audio"),
+        "{kinds}"
+    );
+    let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    assert!(
+        manifest.contains("sowt"),
+        "the PCM track is listed: {manifest}"
+    );
+}

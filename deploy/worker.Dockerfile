@@ -11,9 +11,10 @@ COPY . .
 RUN cargo build --release --locked --bin hlspipe
 
 FROM debian:bookworm-slim
-# CA certificates for the AWS endpoints (rustls with the system's roots).
+# CA certificates for the AWS endpoints (rustls with the system's roots); ffmpeg (5.1) for
+# the transcoding stage (HLSPIPE_LADDER, docs/ladder.md).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates ffmpeg \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/hlspipe /usr/local/bin/hlspipe
 # Unprivileged; the task's root file system is read-only, with a scratch volume on /tmp.

@@ -101,7 +101,10 @@ pub fn events(data: &[u8]) {
 
 fn check_record(record: &Record) {
     let key = &record.job.key;
-    assert_eq!(decode_s3_key(&encode_s3_key(key)).as_ref(), Ok(key));
+    // S3's test event names no object (its key is empty), as some ignored events do.
+    if !key.is_empty() {
+        assert_eq!(decode_s3_key(&encode_s3_key(key)).as_ref(), Ok(key));
+    }
     let json = serde_json::to_string(record).expect("a record serialises");
     let back: Record = serde_json::from_str(&json).expect("a serialised record reads back");
     assert_eq!(&back, record);

@@ -748,6 +748,19 @@ fn template_runs_long_titles_on_a_fleet_that_scales_from_zero_on_its_queue() {
     ] {
         assert!(names.contains(&var), "{var} not in {names:?}");
     }
+    // The transcoding stage: the same ladder for the function (ffmpeg from the layer) and
+    // the fleet (ffmpeg in its image), and a rule that a ladder has an ffmpeg somewhere.
+    assert!(names.contains(&"HLSPIPE_LADDER"), "{names:?}");
+    assert_eq!(env["HLSPIPE_LADDER"]["Ref"], "Ladder");
+    assert_eq!(env["HLSPIPE_FFMPEG"]["Fn::If"][1], "/opt/bin/ffmpeg");
+    let layers = r["PackagerFunction"]["Properties"]["Layers"].to_string();
+    assert!(layers.contains("FfmpegLayerArn"), "{layers}");
+    assert!(t["Rules"]["LadderNeedsFfmpeg"].is_object());
+    let dockerfile = std::fs::read_to_string(repo_root().join("deploy/worker.Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains(" ffmpeg"),
+        "the fleet's image has ffmpeg"
+    );
     // The task role reads uploads, writes titles, consumes only its own queue.
     let role = r["FleetTaskRole"]["Properties"]["Policies"][0]["PolicyDocument"].to_string();
     assert!(!role.contains(r#""Resource":"*""#), "{role}");

@@ -169,7 +169,10 @@ fn refuse_lost_media(inputs: &[Input], movies: &[Movie]) -> Result<()> {
                     "Re-encode it (AAC), or turn on the ladder (--ladder, \
                                      HLSPIPE_LADDER): the transcoding stage makes AAC of it"
                 }
-                _ => "Re-encode it (H.264 or HEVC); the transcoding stage does not take it yet",
+                _ => {
+                    "Re-encode it (H.264 or HEVC), or turn on the ladder (--ladder, \
+                      HLSPIPE_LADDER): the transcoding stage makes H.264 of it"
+                }
             };
             return Err(Error::InInput {
                 input: input.source.name().to_string(),

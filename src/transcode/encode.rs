@@ -24,6 +24,7 @@ use crate::media::plan;
 use crate::media::source::{FileSource, Source};
 use crate::transcode::ffmpeg::{Ffmpeg, Progress};
 use crate::transcode::ladder::{Ladder, Rung};
+use crate::transcode::probe;
 use crate::transcode::serve::SourceServer;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -164,83 +165,138 @@ pub fn encode_ladder(
     settings: &LadderSettings,
     progress: &mut dyn FnMut(f64),
 ) -> Result<Encoded> {
-    let movie = demux(source.as_ref(), 0, &Limits::default())?;
-    let video = movie
-        .tracks
-        .iter()
-        .find(|t| t.kind == TrackKind::Video)
-        .ok_or_else(|| no_video(&movie))?;
-    let display = displayed_resolution(video);
-    let display = (u32::from(display.0), u32::from(display.1));
-    let kbps = u32::try_from(source_kbps(video) / 1000).unwrap_or(u32::MAX);
-    let keep = settings.keep_source;
-    let rungs = settings.ladder.rungs_for(display, kbps, keep);
+    let server = SourceServer::start(Arc::clone(&source)).map_err(|e| Error::Io {
+        what: "the source server for ffmpeg".into(),
+        source: e,
+    })?;
+    let facts = Facts::of(ffmpeg, source.as_ref(), server.url(), settings)?;
+    let rungs = settings
+        .ladder
+        .rungs_for(facts.display, facts.kbps, facts.keep);
     let scratch = Scratch::new()?;
     let mut outputs: Vec<Output> = rungs
         .iter()
         .map(|r| Output {
             path: scratch.0.join(format!("{}p.mp4", r.lines)),
             rung: Some(*r),
-            size: Some(r.size_for(display)),
+            size: Some(r.size_for(facts.display)),
         })
         .collect();
-    let audio = movie.tracks.iter().find(|t| t.kind == TrackKind::Audio);
-    // Sound the packager cannot carry (a camera's PCM) becomes AAC, source kept or not.
-    let uncarried_audio = audio.is_none()
-        && movie
-            .skipped
-            .iter()
-            .any(|s| s.uncarried == Some(TrackKind::Audio));
-    if (!keep && audio.is_some()) || uncarried_audio {
+    if facts.audio.is_some() {
         outputs.push(Output {
             path: scratch.0.join("audio.mp4"),
             rung: None,
             size: None,
         });
     }
-    if outputs.is_empty() {
-        return Ok(Encoded {
-            outputs,
-            source_kept: keep,
-            scratch,
-        });
+    if !outputs.is_empty() {
+        let args = arguments(server.url(), &outputs, &facts, settings);
+        ffmpeg.run(&args, settings.timeout, &mut |p: Progress| {
+            progress(p.out_secs)
+        })?;
     }
-    let keyframes = if keep {
-        let cuts = plan::cut_times(
-            &plan::split_at_sync(video, settings.segment_duration),
-            video.timescale,
-        );
-        KeyFrames::At(cuts)
-    } else {
-        KeyFrames::Every(settings.segment_duration)
-    };
-    let server = SourceServer::start(source).map_err(|e| Error::Io {
-        what: "the source server for ffmpeg".into(),
-        source: e,
-    })?;
-    let args = arguments(server.url(), &outputs, audio, &keyframes, settings);
-    ffmpeg.run(&args, settings.timeout, &mut |p: Progress| {
-        progress(p.out_secs)
-    })?;
     Ok(Encoded {
         outputs,
-        source_kept: keep,
+        source_kept: facts.keep,
         scratch,
     })
 }
 
-fn no_video(movie: &Movie) -> Error {
-    match movie
+/// What the encode needs to know of the source.
+struct Facts {
+    /// The picture as displayed.
+    display: (u32, u32),
+    kbps: u32,
+    /// The source stays the top rung.
+    keep: bool,
+    keyframes: KeyFrames,
+    /// An audio file to make: `Some(true)` copies AAC, `Some(false)` encodes AAC.
+    audio: Option<bool>,
+}
+
+impl Facts {
+    /// From the demuxer's reading of the source; from ffprobe's when the demuxer has no video
+    /// track of it (a codec the packager cannot carry: MPEG-4 Part 2, ProRes): then every rung
+    /// and the audio are encoded.
+    fn of(
+        ffmpeg: &Ffmpeg,
+        source: &dyn Source,
+        url: &str,
+        settings: &LadderSettings,
+    ) -> Result<Facts> {
+        let movie = demux(source, 0, &Limits::default());
+        if let Ok(movie) = &movie {
+            if let Some(video) = movie.tracks.iter().find(|t| t.kind == TrackKind::Video) {
+                return Ok(Facts::of_track(movie, video, settings));
+            }
+            if no_video(movie).is_some() {
+                // Sound only: nothing to make a ladder of; the source is packaged as it is.
+                return Ok(Facts {
+                    display: (0, 0),
+                    kbps: 0,
+                    keep: true,
+                    keyframes: KeyFrames::Every(settings.segment_duration),
+                    audio: None,
+                });
+            }
+        }
+        let probed = match probe::probe(&ffmpeg.ffprobe(), url) {
+            Ok(p) => p,
+            // What the demuxer said is the better reason when ffprobe cannot read it either.
+            Err(probe_error) => {
+                return Err(match movie {
+                    Err(e) => e,
+                    Ok(movie) => no_video(&movie).unwrap_or(probe_error),
+                })
+            }
+        };
+        Ok(Facts {
+            display: probed.display,
+            kbps: probed.kbps,
+            keep: false,
+            keyframes: KeyFrames::Every(settings.segment_duration),
+            audio: probed.has_audio.then_some(probed.audio_is_aac),
+        })
+    }
+
+    fn of_track(movie: &Movie, video: &Track, settings: &LadderSettings) -> Facts {
+        let display = displayed_resolution(video);
+        let keep = settings.keep_source;
+        let keyframes = if keep {
+            let plan = plan::split_at_sync(video, settings.segment_duration);
+            KeyFrames::At(plan::cut_times(&plan, video.timescale))
+        } else {
+            KeyFrames::Every(settings.segment_duration)
+        };
+        let carried = movie.tracks.iter().find(|t| t.kind == TrackKind::Audio);
+        // Sound the packager cannot carry (a camera's PCM) becomes AAC, source kept or not.
+        let uncarried = carried.is_none()
+            && movie
+                .skipped
+                .iter()
+                .any(|s| s.uncarried == Some(TrackKind::Audio));
+        let audio = match carried {
+            Some(t) if !keep => Some(matches!(t.codec, Codec::Aac { .. })),
+            _ => uncarried.then_some(false),
+        };
+        Facts {
+            display: (u32::from(display.0), u32::from(display.1)),
+            kbps: u32::try_from(source_kbps(video) / 1000).unwrap_or(u32::MAX),
+            keep,
+            keyframes,
+            audio,
+        }
+    }
+}
+
+/// A source without a video track that has no picture at all (sound only), as opposed to
+/// one whose picture the packager cannot carry.
+fn no_video(movie: &Movie) -> Option<Error> {
+    let uncarried = movie
         .skipped
         .iter()
-        .find(|s| s.uncarried == Some(TrackKind::Video))
-    {
-        Some(s) => Error::Unsupported(format!(
-            "track {}: {}; a ladder from it needs the normalising stage, which is not there yet",
-            s.id, s.reason
-        )),
-        None => Error::NoUsableTrack("a ladder needs a video track".into()),
-    }
+        .any(|s| s.uncarried == Some(TrackKind::Video));
+    (!uncarried).then(|| Error::NoUsableTrack("a ladder needs a video track".into()))
 }
 
 /// The video's average bit rate in bits per second.
@@ -280,8 +336,7 @@ impl KeyFrames {
 fn arguments(
     input: &str,
     outputs: &[Output],
-    audio: Option<&Track>,
-    keyframes: &KeyFrames,
+    facts: &Facts,
     settings: &LadderSettings,
 ) -> Vec<OsString> {
     let mut a = Args::default();
@@ -298,7 +353,7 @@ fn arguments(
     if !videos.is_empty() {
         a.push(&["-filter_complex", &filter_graph(&videos)]);
     }
-    let force = keyframes.expression();
+    let force = facts.keyframes.expression();
     for (i, out) in videos.iter().enumerate() {
         let Some(rung) = out.rung else { continue };
         let (kbps, max, buf) = (rung.kbps, rung.kbps * 11 / 10, rung.kbps * 2);
@@ -336,7 +391,7 @@ fn arguments(
     }
     if let Some(out) = outputs.iter().find(|o| o.rung.is_none()) {
         a.push(&["-map", "0:a:0", "-vn", "-sn", "-dn"]);
-        if audio.is_some_and(|t| matches!(t.codec, Codec::Aac { .. })) {
+        if facts.audio == Some(true) {
             a.push(&["-c:a", "copy"]);
         } else {
             a.push(&[

@@ -87,6 +87,15 @@ impl Ffmpeg {
         &self.path
     }
 
+    /// The `ffprobe` beside this ffmpeg (they come together), or the one on `PATH`.
+    pub fn ffprobe(&self) -> PathBuf {
+        let beside = self.path.with_file_name("ffprobe");
+        if beside.is_file() {
+            return beside;
+        }
+        find_on_path("ffprobe").unwrap_or(beside)
+    }
+
     /// Runs ffmpeg with `args` (after `-hide_banner -nostdin -nostats -loglevel error
     /// -progress pipe:1`), calling `progress` on each progress report, and kills it past
     /// `limit`. `Err` names what failed and the end of ffmpeg's standard error.

@@ -8,4 +8,5 @@
 pub mod encode;
 pub mod ffmpeg;
 pub mod ladder;
+pub mod probe;
 pub mod serve;

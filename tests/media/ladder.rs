@@ -315,3 +315,49 @@ fn a_camera_mov_with_pcm_sound_gets_aac_from_the_transcoding_stage() {
         "the PCM track is listed: {manifest}"
     );
 }
+
+/// Video the packager cannot carry (MPEG-4 Part 2; ProRes with PCM from an editing suite):
+/// with the transcoding stage every rung is encoded from it (read by ffprobe), and the sound
+/// becomes AAC (copied when it is AAC already).
+#[test]
+fn mpeg4_part2_and_prores_uploads_become_playable_h264_titles() {
+    let prores = crate::support::repo_root().join("fixtures/refused/prores_pcm.mov");
+    let dir = tempfile::tempdir().unwrap();
+    let run = hlspipe_isolated()
+        .args(["package", "--ladder", "360p:600k"])
+        .arg(&prores)
+        .arg(dir.path().join("prores"))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    crate::support::assert_decodes(&dir.path().join("prores/master.m3u8"));
+    let master = std::fs::read_to_string(dir.path().join("prores/master.m3u8")).unwrap();
+    assert!(
+        master.contains("avc1.") && master.contains("mp4a.40.2"),
+        "{master}"
+    );
+
+    let mp4v = crate::support::repo_root().join("fixtures/refused/mpeg4_part2.mp4");
+    let out = dir.path().join("title");
+    let run = hlspipe_isolated()
+        .args(["package", "--ladder", "auto", "--segment-duration", "1"])
+        .arg(&mp4v)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
+    // 320x180 is below every auto rung: one rendition at its own size, H.264.
+    assert!(
+        master.contains("avc1.") && master.contains("RESOLUTION=320x180"),
+        "{master}"
+    );
+    assert!(
+        master.contains("TYPE=AUDIO") && master.contains("mp4a.40.2"),
+        "{master}"
+    );
+    crate::support::assert_decodes(&out.join("master.m3u8"));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["transcode"]["source_kept"], false, "{manifest}");
+}

@@ -135,6 +135,7 @@ pub mod content_type {
     pub const JSON: &str = "application/json";
     /// W3C WebVTT § 7 (IANA registration).
     pub const WEBVTT: &str = "text/vtt";
+    pub const JPEG: &str = "image/jpeg";
 }
 
 /// Cache policies: versioned objects never change; the master and the manifest do.

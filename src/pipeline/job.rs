@@ -570,7 +570,13 @@ impl Pipeline<'_> {
             sources: dyn_sources,
         } = ladder::inputs(sources, transcoded.as_ref())?;
         let side_inputs = read_side_files(store, subs)?;
-        let packaged = package_with_subtitles(&inputs, &side_inputs, &self.config.settings())?;
+        let mut packaged = package_with_subtitles(&inputs, &side_inputs, &self.config.settings())?;
+        if let Some(t) = &transcoded {
+            // The poster and the thumbnails, written with the segments, before the flip.
+            packaged
+                .media
+                .extend(t.encoded.preview_objects(&packaged.version)?);
+        }
         // Just before the flip: are the sources (side files included) still the versions
         // read? If a newer upload replaced one meanwhile, its own job may have flipped the
         // master already, and flipping now would put the older version back live.

@@ -19,11 +19,13 @@
 use crate::error::{Error, Result};
 use crate::media::model::{Codec, Movie, Track, TrackKind};
 use crate::media::mp4::{demux, Limits};
+use crate::media::object::{cache_control, content_type, Body, Object};
 use crate::media::package::displayed_resolution;
 use crate::media::plan;
 use crate::media::source::{FileSource, Source};
 use crate::transcode::ffmpeg::{Ffmpeg, Progress};
 use crate::transcode::ladder::{Ladder, Rung};
+use crate::transcode::preview::{self, poster_filter, Thumbnails};
 use crate::transcode::probe;
 use crate::transcode::serve::SourceServer;
 use std::ffi::OsString;
@@ -79,6 +81,13 @@ pub struct TranscodeReport {
     pub source_kept: bool,
     /// Wall time of the encode.
     pub seconds: f64,
+    /// The poster, in the version's folder (`poster.jpg`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poster: Option<String>,
+    /// The thumbnails' WebVTT track, in the version's folder (`thumbnails.vtt`), whose cues
+    /// name rectangles of `thumbnails.jpg`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnails: Option<String>,
 }
 
 /// One file the encode made.
@@ -97,7 +106,17 @@ pub struct Encoded {
     pub outputs: Vec<Output>,
     /// Whether the source is the top rung (asked for, and the packager can carry it).
     pub source_kept: bool,
+    /// The poster and the thumbnail sprite, with its WebVTT track (none for sound only).
+    pub previews: Option<Previews>,
     scratch: Scratch,
+}
+
+/// The preview images ([`preview`]) in the scratch folder, and the sprite's track.
+#[derive(Debug)]
+pub struct Previews {
+    pub poster: PathBuf,
+    pub sprite: PathBuf,
+    pub track: String,
 }
 
 impl Encoded {
@@ -111,6 +130,35 @@ impl Encoded {
 
     pub fn folder(&self) -> &Path {
         &self.scratch.0
+    }
+
+    /// The poster, the sprite and its track as objects of the version `version`
+    /// (`v/<version>/poster.jpg` …), written with the title's segments.
+    pub fn preview_objects(&self, version: &str) -> Result<Vec<Object>> {
+        let Some(p) = &self.previews else {
+            return Ok(Vec::new());
+        };
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|e| Error::Io {
+                what: path.display().to_string(),
+                source: e,
+            })
+        };
+        let object = |name: &str, content_type, bytes| Object {
+            key: format!("v/{version}/{name}"),
+            content_type,
+            cache_control: cache_control::IMMUTABLE,
+            body: Body::from_bytes(bytes),
+        };
+        Ok(vec![
+            object(preview::POSTER, content_type::JPEG, read(&p.poster)?),
+            object(preview::SPRITE, content_type::JPEG, read(&p.sprite)?),
+            object(
+                preview::TRACK,
+                content_type::WEBVTT,
+                p.track.clone().into_bytes(),
+            ),
+        ])
     }
 
     /// What the manifest records.
@@ -130,6 +178,8 @@ impl Encoded {
                 .collect(),
             source_kept: self.source_kept,
             seconds,
+            poster: self.previews.as_ref().map(|_| preview::POSTER.to_owned()),
+            thumbnails: self.previews.as_ref().map(|_| preview::TRACK.to_owned()),
         }
     }
 }
@@ -189,8 +239,15 @@ pub fn encode_ladder(
             size: None,
         });
     }
-    if !outputs.is_empty() {
-        let args = arguments(server.url(), &outputs, &facts, settings);
+    let thumbnails = Thumbnails::plan(facts.duration, facts.display);
+    let previews = thumbnails.map(|t| Previews {
+        poster: scratch.0.join(preview::POSTER),
+        sprite: scratch.0.join(preview::SPRITE),
+        track: t.track(facts.duration),
+    });
+    if !outputs.is_empty() || previews.is_some() {
+        let shots = previews.as_ref().zip(thumbnails);
+        let args = arguments(server.url(), &outputs, shots, &facts, settings);
         ffmpeg.run(&args, settings.timeout, &mut |p: Progress| {
             progress(p.out_secs)
         })?;
@@ -198,6 +255,7 @@ pub fn encode_ladder(
     Ok(Encoded {
         outputs,
         source_kept: facts.keep,
+        previews,
         scratch,
     })
 }
@@ -212,6 +270,8 @@ struct Facts {
     keyframes: KeyFrames,
     /// An audio file to make: `Some(true)` copies AAC, `Some(false)` encodes AAC.
     audio: Option<bool>,
+    /// Seconds of video (0 for sound only).
+    duration: f64,
 }
 
 impl Facts {
@@ -237,6 +297,7 @@ impl Facts {
                     keep: true,
                     keyframes: KeyFrames::Every(settings.segment_duration),
                     audio: None,
+                    duration: 0.0,
                 });
             }
         }
@@ -256,6 +317,7 @@ impl Facts {
             keep: false,
             keyframes: KeyFrames::Every(settings.segment_duration),
             audio: probed.has_audio.then_some(probed.audio_is_aac),
+            duration: probed.duration,
         })
     }
 
@@ -285,6 +347,7 @@ impl Facts {
             keep,
             keyframes,
             audio,
+            duration: video.duration_secs(),
         }
     }
 }
@@ -336,6 +399,7 @@ impl KeyFrames {
 fn arguments(
     input: &str,
     outputs: &[Output],
+    previews: Option<(&Previews, Thumbnails)>,
     facts: &Facts,
     settings: &LadderSettings,
 ) -> Vec<OsString> {
@@ -350,8 +414,25 @@ fn arguments(
         "-1",
     ]);
     let videos: Vec<&Output> = outputs.iter().filter(|o| o.rung.is_some()).collect();
-    if !videos.is_empty() {
-        a.push(&["-filter_complex", &filter_graph(&videos)]);
+    let shots = previews.map(|(_, t)| (poster_filter(facts.duration, facts.display), t.filter()));
+    if !videos.is_empty() || shots.is_some() {
+        a.push(&["-filter_complex", &filter_graph(&videos, shots.as_ref())]);
+    }
+    if let Some((p, _)) = previews {
+        for (label, path) in [("[poster]", &p.poster), ("[thumbs]", &p.sprite)] {
+            a.push(&[
+                "-map",
+                label,
+                "-frames:v",
+                "1",
+                "-update",
+                "1",
+                "-c:v",
+                "mjpeg",
+            ]);
+            a.push(&["-q:v", "4", "-flags:v", "+bitexact", "-f", "image2"]);
+            a.0.push(path.clone().into_os_string());
+        }
     }
     let force = facts.keyframes.expression();
     for (i, out) in videos.iter().enumerate() {
@@ -425,9 +506,10 @@ impl Args {
     }
 }
 
-/// `[0:v:0]split=N[s0]…[sN-1]; [s0]scale=W:H,setsar=1[v0]; …`: one decode for every rung.
-fn filter_graph(videos: &[&Output]) -> String {
-    let n = videos.len();
+/// `[0:v:0]split=N[s0]…[sN-1]; [s0]scale=W:H,setsar=1[v0]; …`: one decode for every rung,
+/// and for the poster and the thumbnails (`shots`: their filters) when they are made.
+fn filter_graph(videos: &[&Output], shots: Option<&(String, String)>) -> String {
+    let n = videos.len() + if shots.is_some() { 2 } else { 0 };
     let mut graph = format!("[0:v:0]split={n}");
     for i in 0..n {
         graph.push_str(&format!("[s{i}]"));
@@ -437,6 +519,10 @@ fn filter_graph(videos: &[&Output]) -> String {
         graph.push_str(&format!(
             ";[s{i}]scale={w}:{h}:flags=bicubic,setsar=1[v{i}]"
         ));
+    }
+    if let Some((poster, thumbs)) = shots {
+        let (p, t) = (videos.len(), videos.len() + 1);
+        graph.push_str(&format!(";[s{p}]{poster}[poster];[s{t}]{thumbs}[thumbs]"));
     }
     graph
 }
@@ -467,7 +553,7 @@ mod tests {
         ];
         let refs: Vec<&Output> = outs.iter().collect();
         assert_eq!(
-            filter_graph(&refs),
+            filter_graph(&refs, None),
             "[0:v:0]split=2[s0][s1];[s0]scale=640:360:flags=bicubic,setsar=1[v0];\
              [s1]scale=1280:720:flags=bicubic,setsar=1[v1]"
         );

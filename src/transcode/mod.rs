@@ -8,5 +8,6 @@
 pub mod encode;
 pub mod ffmpeg;
 pub mod ladder;
+pub mod preview;
 pub mod probe;
 pub mod serve;

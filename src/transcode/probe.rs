@@ -18,6 +18,8 @@ pub struct Probed {
     pub audio_is_aac: bool,
     /// The video codec's name, as ffprobe gives it (`mpeg4`, `prores`).
     pub video_codec: String,
+    /// Seconds (0 when unknown).
+    pub duration: f64,
 }
 
 #[derive(Deserialize)]
@@ -31,6 +33,7 @@ struct Output {
 #[derive(Deserialize, Default)]
 struct Format {
     bit_rate: Option<String>,
+    duration: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -62,7 +65,7 @@ pub fn probe(ffprobe: &Path, input: &str) -> Result<Probed> {
         .args(["-v", "error", "-print_format", "json", "-show_entries"])
         .arg(
             "stream=codec_type,codec_name,width,height,sample_aspect_ratio:\
-             stream_side_data=rotation:stream_tags=rotate:format=bit_rate",
+             stream_side_data=rotation:stream_tags=rotate:format=bit_rate,duration",
         )
         .arg(input)
         .stdin(Stdio::null())
@@ -122,6 +125,12 @@ pub fn parse(json: &[u8]) -> Result<Probed> {
         has_audio: audio.is_some(),
         audio_is_aac: audio.is_some_and(|a| a.codec_name.as_deref() == Some("aac")),
         video_codec: video.codec_name.clone().unwrap_or_default(),
+        duration: o
+            .format
+            .duration
+            .and_then(|d| d.parse::<f64>().ok())
+            .filter(|d| d.is_finite() && *d > 0.0)
+            .unwrap_or(0.0),
     })
 }
 

@@ -140,6 +140,38 @@ fn auto_ladder_from_1080p_has_five_aligned_rungs_that_decode_at_their_rates() {
         .as_str()
         .unwrap()
         .contains("ladder=auto"));
+    // The poster and the thumbnail sprite with its track, in the version's folder.
+    assert_eq!(transcode["poster"], "poster.jpg");
+    assert_eq!(transcode["thumbnails"], "thumbnails.vtt");
+    let version_dir = renditions["video_1080p"].parent().unwrap().to_owned();
+    let size = |name: &str| -> String {
+        let out = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=width,height",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(version_dir.join(name))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(size("poster.jpg"), "640,360");
+    assert_eq!(
+        size("thumbnails.jpg"),
+        "640,90",
+        "four thumbnails of 160x90, one a second"
+    );
+    let vtt = std::fs::read_to_string(version_dir.join("thumbnails.vtt")).unwrap();
+    assert!(vtt.starts_with("WEBVTT\n"), "{vtt}");
+    assert_eq!(vtt.matches("thumbnails.jpg#xywh=").count(), 4, "{vtt}");
+    assert!(
+        vtt.contains("00:00:03.000 --> 00:00:04.000\nthumbnails.jpg#xywh=480,0,160,90"),
+        "{vtt}"
+    );
 }
 
 #[test]

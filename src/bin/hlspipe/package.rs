@@ -146,7 +146,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => (sources.clone(), plain_inputs(&sources, &manifest)),
     };
     let job = (&sources[..], &inputs[..], &side_files[..]);
-    let title = match package_and_publish(&args, &settings, &output, job) {
+    let ladder = encoded.as_ref().map(|(e, _)| e);
+    let title = match package_and_publish(&args, &settings, &output, job, ladder) {
         Ok(title) => title,
         Err(e) => {
             manifest.fail(None, &e, unix_now());
@@ -298,8 +299,13 @@ fn package_and_publish(
     settings: &Settings,
     output: &Output,
     (sources, inputs, side_files): (&[Arc<dyn Source>], &[Input], &[SubtitleInput]),
+    encoded: Option<&Encoded>,
 ) -> hlspipe::Result<PackagedTitle> {
-    let title = package_with_subtitles(inputs, side_files, settings)?;
+    let mut title = package_with_subtitles(inputs, side_files, settings)?;
+    if let Some(encoded) = encoded {
+        // The poster and the thumbnails, written with the segments, before the flip.
+        title.media.extend(encoded.preview_objects(&title.version)?);
+    }
     for w in &title.warnings {
         eprintln!("hlspipe: warning: {w}");
     }

@@ -393,3 +393,59 @@ fn mpeg4_part2_and_prores_uploads_become_playable_h264_titles() {
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["transcode"]["source_kept"], false, "{manifest}");
 }
+
+/// Each rung looks like the source scaled to its size: SSIM at least 0.95 (`ffmpeg -lavfi
+/// ssim`, the source scaled with the same filter), on clean test-card content where SSIM
+/// measures the encode (the grain of the rate test would measure the grain).
+#[test]
+fn every_rung_of_an_auto_ladder_keeps_the_picture_ssim_at_least_0_95() {
+    let source = crate::support::ladder_source_720p_16s();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("title");
+    let run = hlspipe_isolated()
+        .args(["package", "--ladder", "auto", "--segment-duration", "2"])
+        .arg(source)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let renditions = video_renditions(&out);
+    for name in ["video_234p", "video_360p", "video_540p"] {
+        let (file, _) = joined(&renditions[name], dir.path());
+        let probe = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=width,height",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let size = String::from_utf8_lossy(&probe.stdout)
+            .trim()
+            .replace(',', ":");
+        let ssim = Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-i"])
+            .arg(&file)
+            .arg("-i")
+            .arg(source)
+            .arg("-lavfi")
+            .arg(format!(
+                "[1:v]scale={size}:flags=bicubic[ref];[0:v][ref]ssim"
+            ))
+            .args(["-f", "null", "-"])
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&ssim.stderr);
+        let all: f64 = log
+            .split("All:")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: no SSIM in {log}"));
+        assert!(all >= 0.95, "{name}: SSIM {all}");
+    }
+}

@@ -4,7 +4,7 @@
 //! (a `<title>.title.json`) is a ladder already and is packaged as it is.
 
 use crate::error::{Error, Result, RetryClass};
-use crate::media::package::{derived_etag, Input};
+use crate::media::package::Input;
 use crate::media::source::Source;
 use crate::pipeline::config::PipelineConfig;
 use crate::store::ObjectInfo;
@@ -83,16 +83,9 @@ pub fn inputs(
         }
     }
     if let Some(t) = transcoded {
-        for (out, source) in t.encoded.outputs.iter().zip(t.encoded.sources()?) {
-            let name = out
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned());
-            inputs.push(Input {
-                source: Arc::clone(&source),
-                etag: Some(derived_etag(&name.unwrap_or_default())),
-            });
-            all.push(source);
+        for input in t.encoded.inputs()? {
+            all.push(Arc::clone(&input.source));
+            inputs.push(input);
         }
     }
     Ok(PackagerInputs {

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::media::model::{Codec, Movie, Track, TrackKind};
 use crate::media::mp4::{demux, Limits};
 use crate::media::object::{cache_control, content_type, Body, Object};
-use crate::media::package::displayed_resolution;
+use crate::media::package::{derived_etag, displayed_resolution, Input};
 use crate::media::plan;
 use crate::media::source::{FileSource, Source};
 use crate::transcode::ffmpeg::{Ffmpeg, Progress};
@@ -120,11 +120,19 @@ pub struct Previews {
 }
 
 impl Encoded {
-    /// The outputs as sources for the packager, in order.
-    pub fn sources(&self) -> Result<Vec<Arc<dyn Source>>> {
+    /// The outputs as the packager's inputs, in order, each marked as derived (its ETag
+    /// `derived:<file>`): the title's version is its upload's and the ladder settings'
+    /// (`Settings::transcode`), known without reading the rungs.
+    pub fn inputs(&self) -> Result<Vec<Input>> {
         self.outputs
             .iter()
-            .map(|o| Ok(Arc::new(FileSource::open(&o.path)?) as Arc<dyn Source>))
+            .map(|o| {
+                let name = o.path.file_name().map(|n| n.to_string_lossy().into_owned());
+                Ok(Input {
+                    source: Arc::new(FileSource::open(&o.path)?),
+                    etag: Some(derived_etag(&name.unwrap_or_default())),
+                })
+            })
             .collect()
     }
 

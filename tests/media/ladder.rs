@@ -18,6 +18,19 @@ fn package(args: &[&str], out: &Path) -> std::process::Output {
         .expect("hlspipe runs")
 }
 
+/// `hlspipe package ARGS INPUT OUT` must succeed; the master playlist it wrote.
+fn packaged_master(args: &[&str], input: &Path, out: &Path) -> String {
+    let run = hlspipe_isolated()
+        .arg("package")
+        .args(args)
+        .arg(input)
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    std::fs::read_to_string(out.join("master.m3u8")).unwrap()
+}
+
 /// Each video rendition's folder, by name, from the master.
 fn video_renditions(out: &Path) -> BTreeMap<String, PathBuf> {
     let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
@@ -306,14 +319,11 @@ fn a_camera_mov_with_pcm_sound_gets_aac_from_the_transcoding_stage() {
     );
 
     let out = dir.path().join("title");
-    let run = hlspipe_isolated()
-        .args(["package", "--ladder", "auto", "--segment-duration", "2"])
-        .arg(&camera)
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", stderr(&run));
-    let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
+    let master = packaged_master(
+        &["--ladder", "auto", "--segment-duration", "2"],
+        &camera,
+        &out,
+    );
     assert!(
         master.contains("TYPE=AUDIO") && master.contains("mp4a.40.2"),
         "{master}"
@@ -371,14 +381,11 @@ fn mpeg4_part2_and_prores_uploads_become_playable_h264_titles() {
 
     let mp4v = crate::support::repo_root().join("fixtures/refused/mpeg4_part2.mp4");
     let out = dir.path().join("title");
-    let run = hlspipe_isolated()
-        .args(["package", "--ladder", "auto", "--segment-duration", "1"])
-        .arg(&mp4v)
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", stderr(&run));
-    let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
+    let master = packaged_master(
+        &["--ladder", "auto", "--segment-duration", "1"],
+        &mp4v,
+        &out,
+    );
     // 320x180 is below every auto rung: one rendition at its own size, H.264.
     assert!(
         master.contains("avc1.") && master.contains("RESOLUTION=320x180"),

@@ -5,7 +5,7 @@
 use anyhow::Context;
 use hlspipe::clock::unix_now;
 use hlspipe::media::package::{
-    derived_etag, package_with_subtitles, Input, PackagedTitle, Settings, SubtitleInput,
+    package_with_subtitles, Input, PackagedTitle, Settings, SubtitleInput,
 };
 use hlspipe::media::source::{FileSource, Source};
 use hlspipe::media::text::MAX_FILE_BYTES;
@@ -400,16 +400,9 @@ fn ladder_inputs(
         all.extend(sources.iter().cloned());
         inputs.extend(plain_inputs(sources, manifest));
     }
-    for (out, source) in encoded.outputs.iter().zip(encoded.sources()?) {
-        let name = out
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned());
-        inputs.push(Input {
-            source: Arc::clone(&source),
-            etag: Some(derived_etag(&name.unwrap_or_default())),
-        });
-        all.push(source);
+    for input in encoded.inputs()? {
+        all.push(Arc::clone(&input.source));
+        inputs.push(input);
     }
     Ok((all, inputs))
 }

@@ -9,6 +9,7 @@
 //! aws       sqs (the queue consumer) · cloudfront (invalidations)   ── AWS adapters
 //! pipeline  event JSON → Record → job (keys, title) → package → publish → manifest
 //! store     Store trait: folder and S3 implementations, read-ahead, store URLs
+//! transcode ffmpeg beside the packager: ladder rungs, previews, sound it cannot carry
 //! media     pure core: mp4 demux → plan → fmp4 mux → hls playlists → package
 //! title · percent · error · clock   shared by all: the naming rule, percent-encoding,
 //!           errors with a retry class, the one reader of the system clock

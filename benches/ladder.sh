@@ -70,7 +70,7 @@ single=()
 for a in "${args[@]}"; do
   case "$a" in
     http://127.0.0.1:*) single+=("$source_file") ;;
-    /*.mp4) single+=("$scratch/$(basename "$a")") ;;
+    /*.mp4 | /*.jpg) single+=("$scratch/$(basename "$a")") ;;
     *) single+=("$a") ;;
   esac
 done

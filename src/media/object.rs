@@ -65,6 +65,16 @@ impl Body {
         self.len
     }
 
+    /// Appends every piece of `other`.
+    pub fn append(&mut self, other: Body) {
+        for piece in other.pieces {
+            match piece {
+                Piece::Bytes(b) => self.push_bytes(b),
+                Piece::Source { input, offset, len } => self.push_source(input, offset, len),
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -179,4 +189,89 @@ pub struct Object {
     pub content_type: &'static str,
     pub cache_control: &'static str,
     pub body: Body,
+}
+
+/// A body read as a file: the bytes made here and ranges of `sources`, never copied whole.
+/// One chunk of an upload is given to ffmpeg this way (an init segment and one fragment of
+/// the upload's samples), and a rung stitched from its encoded chunks to the packager.
+pub struct BodySource {
+    body: Body,
+    sources: Vec<Arc<dyn Source>>,
+    /// Where each piece starts in the body.
+    starts: Vec<u64>,
+    name: String,
+}
+
+impl BodySource {
+    pub fn new(body: Body, sources: Vec<Arc<dyn Source>>, name: String) -> BodySource {
+        let mut starts = Vec::with_capacity(body.pieces.len());
+        let mut at = 0u64;
+        for piece in &body.pieces {
+            starts.push(at);
+            at += match piece {
+                Piece::Bytes(b) => b.len() as u64,
+                Piece::Source { len, .. } => *len,
+            };
+        }
+        BodySource {
+            body,
+            sources,
+            starts,
+            name,
+        }
+    }
+}
+
+impl Source for BodySource {
+    fn len(&self) -> u64 {
+        self.body.len
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let end = offset.checked_add(buf.len() as u64);
+        if end.is_none_or(|end| end > self.body.len) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("{}: read past the end", self.name),
+            ));
+        }
+        let mut done = 0usize;
+        let mut index = self
+            .starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1);
+        while done < buf.len() {
+            let (Some(piece), Some(&start)) = (self.body.pieces.get(index), self.starts.get(index))
+            else {
+                break;
+            };
+            let within = offset + done as u64 - start;
+            let out = &mut buf[done..];
+            let n = match piece {
+                Piece::Bytes(b) => {
+                    let from = &b[usize::try_from(within).unwrap_or(usize::MAX).min(b.len())..];
+                    let n = from.len().min(out.len());
+                    out[..n].copy_from_slice(&from[..n]);
+                    n
+                }
+                Piece::Source { input, offset, len } => {
+                    let n = usize::try_from(len - within)
+                        .unwrap_or(usize::MAX)
+                        .min(out.len());
+                    let src = self.sources.get(*input).ok_or_else(|| {
+                        std::io::Error::other(format!("{}: no input #{input}", self.name))
+                    })?;
+                    src.read_at(offset + within, &mut out[..n])?;
+                    n
+                }
+            };
+            done += n;
+            index += 1;
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
 }

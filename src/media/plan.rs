@@ -120,11 +120,12 @@ fn ranges(track: &Track, starts: &[usize]) -> Vec<SegmentRange> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::media::model::{Codec, Sample};
 
-    fn track(kind: TrackKind, n: usize, gop: usize, dur: u32, ts: u32) -> Track {
+    /// `n` samples of `dur` ticks at `ts` per second, a sync sample every `gop`.
+    pub(crate) fn track(kind: TrackKind, n: usize, gop: usize, dur: u32, ts: u32) -> Track {
         Track {
             input: 0,
             id: 1,

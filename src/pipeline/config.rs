@@ -18,6 +18,7 @@
 //! | `HLSPIPE_LADDER` (`auto`, `720p:3M,…`) | `ladder`               | `off`                    |
 //! | `HLSPIPE_KEEP_SOURCE` (`on`, `off`)   | `keep_source` (bool)    | `on`                     |
 //! | `HLSPIPE_FFMPEG` (a path)             | `ffmpeg`                | `ffmpeg` on `PATH`       |
+//! | `HLSPIPE_CHUNK_SECONDS` (0: no chunks) | `chunk_seconds`        | `30`                     |
 //!
 //! `HLSPIPE_CLOUDFRONT_DISTRIBUTION_ID` is accepted as another name for
 //! `HLSPIPE_DISTRIBUTION_ID`.
@@ -26,7 +27,7 @@
 
 use crate::error::{Error, Result};
 use crate::media::package::Settings;
-use crate::transcode::encode::LadderSettings;
+use crate::transcode::encode::{check_chunk_seconds, LadderSettings, DEFAULT_CHUNK_SECONDS};
 use crate::transcode::ladder::Ladder;
 use serde::Deserialize;
 
@@ -67,6 +68,8 @@ pub struct PipelineConfig {
     pub keep_source: bool,
     /// The ffmpeg to run; `None`: `ffmpeg` on `PATH`.
     pub ffmpeg: Option<String>,
+    /// With a ladder: the video is encoded in chunks of about this many seconds (0: whole).
+    pub chunk_seconds: f64,
 }
 
 impl Default for PipelineConfig {
@@ -84,6 +87,7 @@ impl Default for PipelineConfig {
             ladder: Ladder::Off,
             keep_source: true,
             ffmpeg: None,
+            chunk_seconds: DEFAULT_CHUNK_SECONDS,
         }
     }
 }
@@ -104,6 +108,7 @@ struct FileConfig {
     ladder: Option<String>,
     keep_source: Option<bool>,
     ffmpeg: Option<String>,
+    chunk_seconds: Option<f64>,
 }
 
 impl PipelineConfig {
@@ -142,6 +147,7 @@ impl PipelineConfig {
                 "HLSPIPE_LADDER" => c.ladder = ladder(v)?,
                 "HLSPIPE_KEEP_SOURCE" => c.keep_source = on_off(k, v)?,
                 "HLSPIPE_FFMPEG" => c.ffmpeg = Some(v.to_string()).filter(|p| !p.is_empty()),
+                "HLSPIPE_CHUNK_SECONDS" => c.chunk_seconds = number(k, v)?,
                 "HLSPIPE_DISTRIBUTION_ID" | "HLSPIPE_CLOUDFRONT_DISTRIBUTION_ID" => {
                     c.cdn = (!v.is_empty()).then(|| CdnConfig {
                         distribution_id: v.to_string(),
@@ -184,6 +190,9 @@ impl PipelineConfig {
             c.keep_source = v;
         }
         c.ffmpeg = f.ffmpeg.or(c.ffmpeg.take());
+        if let Some(v) = f.chunk_seconds {
+            c.chunk_seconds = v;
+        }
         Ok(())
     }
 
@@ -203,6 +212,7 @@ impl PipelineConfig {
             )));
         }
         self.settings().validate()?;
+        check_chunk_seconds(self.chunk_seconds).map_err(Error::Config)?;
         if !(1..=64).contains(&self.concurrency) {
             return Err(Error::Config(format!(
                 "concurrency {} is outside 1..=64",
@@ -251,7 +261,11 @@ impl PipelineConfig {
 
     /// The transcoding stage's settings.
     pub fn ladder_settings(&self) -> LadderSettings {
-        LadderSettings::new(self.ladder.clone(), self.keep_source, self.segment_duration)
+        LadderSettings {
+            chunk_seconds: self.chunk_seconds,
+            concurrency: self.concurrency,
+            ..LadderSettings::new(self.ladder.clone(), self.keep_source, self.segment_duration)
+        }
     }
 }
 

@@ -43,8 +43,8 @@ pub fn transcode(
         settings.timeout = settings.timeout.min(left);
     }
     let started = Instant::now();
-    let encoded = encode_ladder(&ffmpeg, Arc::clone(source), &settings, &mut |_| {}).map_err(
-        |e| match e {
+    let encoded =
+        encode_ladder(&ffmpeg, Arc::clone(source), &settings, &|_| {}).map_err(|e| match e {
             // Stopped for the invocation's deadline: the retry starts it again.
             Error::Transcode {
                 class: RetryClass::Retryable,
@@ -53,8 +53,7 @@ pub fn transcode(
                 Error::OutOfTime(format!("while the ladder was encoded ({e})"))
             }
             e => e,
-        },
-    )?;
+        })?;
     let report = encoded.report(&settings, &ffmpeg, started.elapsed().as_secs_f64());
     Ok(Some(Transcoded { encoded, report }))
 }

@@ -23,15 +23,16 @@ use crate::media::object::{cache_control, content_type, Body, Object};
 use crate::media::package::{derived_etag, displayed_resolution, Input};
 use crate::media::plan;
 use crate::media::source::{FileSource, Source};
+use crate::transcode::args::{KeyFrames, Output, Run, Shots, Sound};
+use crate::transcode::chunks::{self, Chunk};
 use crate::transcode::ffmpeg::{Ffmpeg, Progress};
-use crate::transcode::ladder::{Ladder, Rung};
-use crate::transcode::preview::{self, poster_filter, Thumbnails};
+use crate::transcode::ladder::Ladder;
+use crate::transcode::preview::{self, Thumbnails};
 use crate::transcode::probe;
 use crate::transcode::serve::SourceServer;
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// What to make of one source.
 #[derive(Debug, Clone)]
@@ -45,7 +46,31 @@ pub struct LadderSettings {
     pub preset: String,
     /// The whole encode is stopped past this.
     pub timeout: Duration,
+    /// The video is encoded in chunks of about this many seconds, cut at the source's key
+    /// frames ([`chunks`]); 0: in one run.
+    pub chunk_seconds: f64,
+    /// Chunks encoded at once.
+    pub concurrency: usize,
+    /// One chunk's encode is stopped past this, and tried again (twice at most).
+    pub chunk_timeout: Duration,
 }
+
+/// The chunk length when none is configured: long enough that x264's rate control settles,
+/// short enough that a 60-minute title is 120 chunks to share.
+pub const DEFAULT_CHUNK_SECONDS: f64 = 30.0;
+/// `Err` says why `secs` is no chunk length: 0 (no chunks) or 2 to 3600 seconds.
+pub fn check_chunk_seconds(secs: f64) -> std::result::Result<(), String> {
+    if secs == 0.0 || (2.0..=3600.0).contains(&secs) {
+        Ok(())
+    } else {
+        Err(format!(
+            "chunk length {secs} s is neither 0 (no chunks) nor 2 to 3600 s"
+        ))
+    }
+}
+
+/// Tries of one chunk: a chunk whose ffmpeg was killed or timed out runs again alone.
+const CHUNK_TRIES: u32 = 3;
 
 impl LadderSettings {
     pub fn new(ladder: Ladder, keep_source: bool, segment_duration: f64) -> LadderSettings {
@@ -55,14 +80,24 @@ impl LadderSettings {
             segment_duration,
             preset: "veryfast".into(),
             timeout: Duration::from_secs(6 * 3600),
+            chunk_seconds: DEFAULT_CHUNK_SECONDS,
+            concurrency: 2,
+            chunk_timeout: Duration::from_secs(1800),
         }
     }
 
     /// What goes into the title's version: the same source and these settings give the
     /// same rungs.
+    /// Chunks change the bytes (x264's rate control runs per chunk), so they are part of it;
+    /// how many run at once is not.
     pub fn describe(&self) -> String {
+        let chunks = if self.chunk_seconds > 0.0 {
+            format!("{}s", self.chunk_seconds)
+        } else {
+            "off".into()
+        };
         format!(
-            "ladder={};keep-source={};preset={};x264-high-yuv420p;aac-lc-128k-stereo",
+            "ladder={};keep-source={};preset={};chunks={chunks};x264-high-yuv420p;aac-lc-128k-stereo",
             self.ladder, self.keep_source, self.preset
         )
     }
@@ -81,6 +116,9 @@ pub struct TranscodeReport {
     pub source_kept: bool,
     /// Wall time of the encode.
     pub seconds: f64,
+    /// Chunks the video was encoded in (1: in one run).
+    #[serde(default = "one")]
+    pub chunks: usize,
     /// The poster, in the version's folder (`poster.jpg`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poster: Option<String>,
@@ -90,20 +128,13 @@ pub struct TranscodeReport {
     pub thumbnails: Option<String>,
 }
 
-/// One file the encode made.
-#[derive(Debug, Clone)]
-pub struct Output {
-    pub path: PathBuf,
-    /// The rung it is, or `None` for the audio file.
-    pub rung: Option<Rung>,
-    /// Its picture size.
-    pub size: Option<(u32, u32)>,
-}
-
 /// The encoded rungs, in a scratch folder removed on drop.
-#[derive(Debug)]
 pub struct Encoded {
     pub outputs: Vec<Output>,
+    /// Each output's bytes, in the same order: the file, or the rung stitched from its chunks.
+    sources: Vec<Arc<dyn Source>>,
+    /// Chunks the video was encoded in (1: one run).
+    pub chunks: usize,
     /// Whether the source is the top rung (asked for, and the packager can carry it).
     pub source_kept: bool,
     /// The poster and the thumbnail sprite, with its WebVTT track (none for sound only).
@@ -119,6 +150,17 @@ pub struct Previews {
     pub track: String,
 }
 
+impl std::fmt::Debug for Encoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoded")
+            .field("outputs", &self.outputs)
+            .field("chunks", &self.chunks)
+            .field("source_kept", &self.source_kept)
+            .field("folder", &self.scratch.0)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Encoded {
     /// The outputs as the packager's inputs, in order, each marked as derived (its ETag
     /// `derived:<file>`): the title's version is its upload's and the ladder settings'
@@ -126,10 +168,11 @@ impl Encoded {
     pub fn inputs(&self) -> Result<Vec<Input>> {
         self.outputs
             .iter()
-            .map(|o| {
+            .zip(&self.sources)
+            .map(|(o, source)| {
                 let name = o.path.file_name().map(|n| n.to_string_lossy().into_owned());
                 Ok(Input {
-                    source: Arc::new(FileSource::open(&o.path)?),
+                    source: Arc::clone(source),
                     etag: Some(derived_etag(&name.unwrap_or_default())),
                 })
             })
@@ -186,10 +229,15 @@ impl Encoded {
                 .collect(),
             source_kept: self.source_kept,
             seconds,
+            chunks: self.chunks,
             poster: self.previews.as_ref().map(|_| preview::POSTER.to_owned()),
             thumbnails: self.previews.as_ref().map(|_| preview::TRACK.to_owned()),
         }
     }
+}
+
+fn one() -> usize {
+    1
 }
 
 /// A folder under the system's temporary directory, removed with everything in it on drop.
@@ -216,12 +264,12 @@ impl Drop for Scratch {
 }
 
 /// Encodes the ladder of `source` (see the module's notes). `progress` gets the seconds of
-/// media done so far.
+/// video done so far.
 pub fn encode_ladder(
     ffmpeg: &Ffmpeg,
     source: Arc<dyn Source>,
     settings: &LadderSettings,
-    progress: &mut dyn FnMut(f64),
+    progress: &(dyn Fn(f64) + Sync),
 ) -> Result<Encoded> {
     let server = SourceServer::start(Arc::clone(&source)).map_err(|e| Error::Io {
         what: "the source server for ffmpeg".into(),
@@ -232,7 +280,7 @@ pub fn encode_ladder(
         .ladder
         .rungs_for(facts.display, facts.kbps, facts.keep);
     let scratch = Scratch::new()?;
-    let mut outputs: Vec<Output> = rungs
+    let videos: Vec<Output> = rungs
         .iter()
         .map(|r| Output {
             path: scratch.0.join(format!("{}p.mp4", r.lines)),
@@ -240,32 +288,227 @@ pub fn encode_ladder(
             size: Some(r.size_for(facts.display)),
         })
         .collect();
-    if facts.audio.is_some() {
-        outputs.push(Output {
+    let audio = facts.audio.map(|sound| {
+        let out = Output {
             path: scratch.0.join("audio.mp4"),
             rung: None,
             size: None,
-        });
-    }
+        };
+        (out, sound)
+    });
     let thumbnails = Thumbnails::plan(facts.duration, facts.display);
-    let previews = thumbnails.map(|t| Previews {
+    let shots = thumbnails.map(|thumbnails| Shots {
         poster: scratch.0.join(preview::POSTER),
         sprite: scratch.0.join(preview::SPRITE),
-        track: t.track(facts.duration),
+        thumbnails,
+        duration: facts.duration,
+        display: facts.display,
     });
-    if !outputs.is_empty() || previews.is_some() {
-        let shots = previews.as_ref().zip(thumbnails);
-        let args = arguments(server.url(), &outputs, shots, &facts, settings);
-        ffmpeg.run(&args, settings.timeout, &mut |p: Progress| {
-            progress(p.out_secs)
-        })?;
-    }
+    let chunked = match &facts.video {
+        Some(video) if !videos.is_empty() && settings.chunk_seconds > 0.0 => {
+            let only_at = facts.keep.then(|| facts.cut_times());
+            chunks::plan(video, settings.chunk_seconds, only_at.as_deref())
+        }
+        _ => Vec::new(),
+    };
+    let whole = Run {
+        input: server.url(),
+        key_frames_only: chunked.len() > 1,
+        videos: if chunked.len() > 1 {
+            Vec::new()
+        } else {
+            videos.clone()
+        },
+        keyframes: facts.keyframes.clone(),
+        audio: audio.clone(),
+        shots: shots.clone(),
+        preset: &settings.preset,
+    };
+    let mut outputs = videos.clone();
+    outputs.extend(audio.map(|(out, _)| out));
+    let sources = if chunked.len() > 1 {
+        let job = Chunked {
+            ffmpeg,
+            source,
+            facts: &facts,
+            chunks: &chunked,
+            videos: &videos,
+            settings,
+            folder: &scratch.0,
+            started: Instant::now(),
+        };
+        job.encode(&whole, progress)?;
+        job.stitch(&outputs)?
+    } else {
+        if !whole.is_empty() {
+            ffmpeg.run(&whole.arguments(), settings.timeout, &mut |p: Progress| {
+                progress(p.out_secs)
+            })?;
+        }
+        let open =
+            |o: &Output| -> Result<Arc<dyn Source>> { Ok(Arc::new(FileSource::open(&o.path)?)) };
+        outputs.iter().map(open).collect::<Result<Vec<_>>>()?
+    };
+    let previews = shots.map(|s| Previews {
+        poster: s.poster,
+        sprite: s.sprite,
+        track: s.thumbnails.track(facts.duration),
+    });
     Ok(Encoded {
         outputs,
+        sources,
+        chunks: chunked.len().max(1),
         source_kept: facts.keep,
         previews,
         scratch,
     })
+}
+
+/// A ladder encoded in chunks: each chunk to every rung, in parallel, then each rung
+/// stitched; the sound and the previews in one more run beside them, reading the whole
+/// source (the previews from its key frames only).
+struct Chunked<'a> {
+    ffmpeg: &'a Ffmpeg,
+    source: Arc<dyn Source>,
+    facts: &'a Facts,
+    chunks: &'a [Chunk],
+    videos: &'a [Output],
+    settings: &'a LadderSettings,
+    folder: &'a Path,
+    started: Instant,
+}
+
+impl Chunked<'_> {
+    fn encode(&self, rest: &Run, progress: &(dyn Fn(f64) + Sync)) -> Result<()> {
+        let done = Mutex::new(vec![0.0f64; self.chunks.len()]);
+        // The rest first: it reads the whole source, and the chunks fill the cores after it.
+        let mut parts: Vec<Option<&Chunk>> = Vec::new();
+        if !rest.is_empty() {
+            parts.push(None);
+        }
+        parts.extend(self.chunks.iter().map(Some));
+        chunks::run_all(&parts, self.settings.concurrency, &|part| match part {
+            None => self
+                .ffmpeg
+                .run(&rest.arguments(), self.left()?, &mut |_: Progress| {}),
+            Some(chunk) => self.encode_chunk(chunk, &|secs| {
+                let mut done = done.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(slot) = done.get_mut(chunk.index) {
+                    *slot = secs;
+                }
+                progress(done.iter().sum());
+            }),
+        })
+    }
+
+    /// The time left of the whole encode's limit.
+    fn left(&self) -> Result<Duration> {
+        let left = self.settings.timeout.saturating_sub(self.started.elapsed());
+        if left.is_zero() {
+            return Err(Error::Transcode {
+                reason: format!(
+                    "the ladder's encode ran past its limit of {} s",
+                    self.settings.timeout.as_secs()
+                ),
+                class: crate::error::RetryClass::Retryable,
+            });
+        }
+        Ok(left)
+    }
+
+    /// One chunk to every rung, tried again alone when its ffmpeg is killed or times out.
+    fn encode_chunk(&self, chunk: &Chunk, progress: &dyn Fn(f64)) -> Result<()> {
+        let Some(video) = &self.facts.video else {
+            return Ok(());
+        };
+        let folder = self.chunk_folder(chunk);
+        std::fs::create_dir_all(&folder).map_err(|e| Error::Io {
+            what: folder.display().to_string(),
+            source: e,
+        })?;
+        let body = chunks::chunk_source(video, chunk, Arc::clone(&self.source));
+        let server = SourceServer::start(Arc::new(body)).map_err(|e| Error::Io {
+            what: "the chunk server for ffmpeg".into(),
+            source: e,
+        })?;
+        let run = Run {
+            input: server.url(),
+            key_frames_only: false,
+            videos: self.in_folder(&folder),
+            keyframes: KeyFrames::At(chunk.key_frames(&self.facts.cut_times())),
+            audio: None,
+            shots: None,
+            preset: &self.settings.preset,
+        };
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let limit = self.settings.chunk_timeout.min(self.left()?);
+            let ran = self
+                .ffmpeg
+                .run(&run.arguments(), limit, &mut |p: Progress| {
+                    progress(p.out_secs)
+                });
+            match ran {
+                Err(Error::Transcode {
+                    reason,
+                    class: crate::error::RetryClass::Retryable,
+                }) if tries < CHUNK_TRIES => {
+                    tracing::warn!(chunk = chunk.index + 1, %reason, "chunk encode failed; trying it again");
+                }
+                Err(Error::Transcode { reason, class }) => {
+                    return Err(Error::Transcode {
+                        reason: format!(
+                            "chunk {} of {}: {reason}",
+                            chunk.index + 1,
+                            self.chunks.len()
+                        ),
+                        class,
+                    })
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn chunk_folder(&self, chunk: &Chunk) -> PathBuf {
+        self.folder.join(format!("chunk-{:05}", chunk.index))
+    }
+
+    /// The rungs' files of one chunk.
+    fn in_folder(&self, folder: &Path) -> Vec<Output> {
+        self.videos
+            .iter()
+            .map(|o| Output {
+                path: folder.join(o.path.file_name().unwrap_or_default()),
+                ..o.clone()
+            })
+            .collect()
+    }
+
+    /// Each output's bytes: a rung stitched from its chunks' files, the audio file as it is.
+    fn stitch(&self, outputs: &[Output]) -> Result<Vec<Arc<dyn Source>>> {
+        outputs
+            .iter()
+            .map(|o| -> Result<Arc<dyn Source>> {
+                if o.rung.is_none() {
+                    return Ok(Arc::new(FileSource::open(&o.path)?));
+                }
+                let name = o.path.file_name().unwrap_or_default();
+                let parts = self
+                    .chunks
+                    .iter()
+                    .map(|c| -> Result<Arc<dyn Source>> {
+                        Ok(Arc::new(FileSource::open(
+                            &self.chunk_folder(c).join(name),
+                        )?))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let title = format!("{} (stitched)", name.to_string_lossy());
+                Ok(Arc::new(chunks::stitch(parts, title)?))
+            })
+            .collect()
+    }
 }
 
 /// What the encode needs to know of the source.
@@ -276,16 +519,18 @@ struct Facts {
     /// The source stays the top rung.
     keep: bool,
     keyframes: KeyFrames,
-    /// An audio file to make: `Some(true)` copies AAC, `Some(false)` encodes AAC.
-    audio: Option<bool>,
+    /// An audio file to make.
+    audio: Option<Sound>,
     /// Seconds of video (0 for sound only).
     duration: f64,
+    /// The source's video, when the demuxer carries it: what chunks are cut from.
+    video: Option<Track>,
 }
 
 impl Facts {
     /// From the demuxer's reading of the source; from ffprobe's when the demuxer has no video
     /// track of it (a codec the packager cannot carry: MPEG-4 Part 2, ProRes): then every rung
-    /// and the audio are encoded.
+    /// and the audio are encoded, in one run.
     fn of(
         ffmpeg: &Ffmpeg,
         source: &dyn Source,
@@ -306,6 +551,7 @@ impl Facts {
                     keyframes: KeyFrames::Every(settings.segment_duration),
                     audio: None,
                     duration: 0.0,
+                    video: None,
                 });
             }
         }
@@ -324,8 +570,13 @@ impl Facts {
             kbps: probed.kbps,
             keep: false,
             keyframes: KeyFrames::Every(settings.segment_duration),
-            audio: probed.has_audio.then_some(probed.audio_is_aac),
+            audio: probed.has_audio.then_some(if probed.audio_is_aac {
+                Sound::Copy
+            } else {
+                Sound::Encode
+            }),
             duration: probed.duration,
+            video: None,
         })
     }
 
@@ -346,8 +597,12 @@ impl Facts {
                 .iter()
                 .any(|s| s.uncarried == Some(TrackKind::Audio));
         let audio = match carried {
-            Some(t) if !keep => Some(matches!(t.codec, Codec::Aac { .. })),
-            _ => uncarried.then_some(false),
+            Some(t) if !keep => Some(if matches!(t.codec, Codec::Aac { .. }) {
+                Sound::Copy
+            } else {
+                Sound::Encode
+            }),
+            _ => uncarried.then_some(Sound::Encode),
         };
         Facts {
             display: (u32::from(display.0), u32::from(display.1)),
@@ -356,6 +611,19 @@ impl Facts {
             keyframes,
             audio,
             duration: video.duration_secs(),
+            video: Some(video.clone()),
+        }
+    }
+
+    /// Every time (seconds) a rung gets an IDR frame at, after the first.
+    fn cut_times(&self) -> Vec<f64> {
+        match &self.keyframes {
+            KeyFrames::At(times) => times.clone(),
+            KeyFrames::Every(step) if *step > 0.0 => (1..)
+                .map(|n| f64::from(n) * step)
+                .take_while(|t| *t < self.duration)
+                .collect(),
+            KeyFrames::Every(_) => Vec::new(),
         }
     }
 }
@@ -378,197 +646,5 @@ fn source_kbps(video: &Track) -> u64 {
         (bytes as f64 * 8.0 / secs) as u64
     } else {
         0
-    }
-}
-
-/// Where the rungs' IDR frames go.
-enum KeyFrames {
-    /// At these presentation times (seconds), and at the start.
-    At(Vec<f64>),
-    /// Every this many seconds.
-    Every(f64),
-}
-
-impl KeyFrames {
-    fn expression(&self) -> String {
-        match self {
-            KeyFrames::Every(secs) => format!("expr:gte(t,n_forced*{secs})"),
-            KeyFrames::At(times) => {
-                let mut list = String::from("0");
-                for t in times {
-                    list.push_str(&format!(",{t:.6}"));
-                }
-                list
-            }
-        }
-    }
-}
-
-fn arguments(
-    input: &str,
-    outputs: &[Output],
-    previews: Option<(&Previews, Thumbnails)>,
-    facts: &Facts,
-    settings: &LadderSettings,
-) -> Vec<OsString> {
-    let mut a = Args::default();
-    a.push(&[
-        "-y",
-        "-fflags",
-        "+bitexact",
-        "-i",
-        input,
-        "-map_metadata",
-        "-1",
-    ]);
-    let videos: Vec<&Output> = outputs.iter().filter(|o| o.rung.is_some()).collect();
-    let shots = previews.map(|(_, t)| (poster_filter(facts.duration, facts.display), t.filter()));
-    if !videos.is_empty() || shots.is_some() {
-        a.push(&["-filter_complex", &filter_graph(&videos, shots.as_ref())]);
-    }
-    if let Some((p, _)) = previews {
-        for (label, path) in [("[poster]", &p.poster), ("[thumbs]", &p.sprite)] {
-            a.push(&[
-                "-map",
-                label,
-                "-frames:v",
-                "1",
-                "-update",
-                "1",
-                "-c:v",
-                "mjpeg",
-            ]);
-            a.push(&["-q:v", "4", "-flags:v", "+bitexact", "-f", "image2"]);
-            a.0.push(path.clone().into_os_string());
-        }
-    }
-    let force = facts.keyframes.expression();
-    for (i, out) in videos.iter().enumerate() {
-        let Some(rung) = out.rung else { continue };
-        let (kbps, max, buf) = (rung.kbps, rung.kbps * 11 / 10, rung.kbps * 2);
-        a.push(&["-map", &format!("[v{i}]"), "-an", "-sn", "-dn"]);
-        a.push(&[
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "high",
-            "-pix_fmt",
-            "yuv420p",
-        ]);
-        a.push(&["-preset", &settings.preset, "-b:v", &format!("{kbps}k")]);
-        a.push(&[
-            "-maxrate",
-            &format!("{max}k"),
-            "-bufsize",
-            &format!("{buf}k"),
-        ]);
-        // x264's rate control (VBV) with frame threads is not repeatable from run to run;
-        // with sliced threads it is, and the same input and settings give the same bytes.
-        a.push(&["-x264-params", "sliced-threads=1"]);
-        // IDR frames where the packager cuts and nowhere else: no scene cuts, no GOP limit.
-        a.push(&[
-            "-force_key_frames",
-            &force,
-            "-sc_threshold",
-            "0",
-            "-g",
-            "100000",
-        ]);
-        a.push(&["-flags:v", "+cgop+bitexact", "-fps_mode", "passthrough"]);
-        a.push(&MP4_OUTPUT);
-        a.0.push(out.path.clone().into_os_string());
-    }
-    if let Some(out) = outputs.iter().find(|o| o.rung.is_none()) {
-        a.push(&["-map", "0:a:0", "-vn", "-sn", "-dn"]);
-        if facts.audio == Some(true) {
-            a.push(&["-c:a", "copy"]);
-        } else {
-            a.push(&[
-                "-c:a",
-                "aac",
-                "-b:a",
-                "128k",
-                "-ac",
-                "2",
-                "-flags:a",
-                "+bitexact",
-            ]);
-        }
-        a.push(&MP4_OUTPUT);
-        a.0.push(out.path.clone().into_os_string());
-    }
-    a.0
-}
-
-/// Each output: MP4, without `btrt` (its average rate differs from run to run, and the
-/// packager copies the sample entry into the init segment, which must be byte-identical),
-/// without the muxer's version and times.
-const MP4_OUTPUT: [&str; 6] = ["-f", "mp4", "-write_btrt", "0", "-fflags", "+bitexact"];
-
-#[derive(Default)]
-struct Args(Vec<OsString>);
-
-impl Args {
-    fn push(&mut self, items: &[&str]) {
-        self.0.extend(items.iter().map(OsString::from));
-    }
-}
-
-/// `[0:v:0]split=N[s0]…[sN-1]; [s0]scale=W:H,setsar=1[v0]; …`: one decode for every rung,
-/// and for the poster and the thumbnails (`shots`: their filters) when they are made.
-fn filter_graph(videos: &[&Output], shots: Option<&(String, String)>) -> String {
-    let n = videos.len() + if shots.is_some() { 2 } else { 0 };
-    let mut graph = format!("[0:v:0]split={n}");
-    for i in 0..n {
-        graph.push_str(&format!("[s{i}]"));
-    }
-    for (i, out) in videos.iter().enumerate() {
-        let (w, h) = out.size.unwrap_or((2, 2));
-        graph.push_str(&format!(
-            ";[s{i}]scale={w}:{h}:flags=bicubic,setsar=1[v{i}]"
-        ));
-    }
-    if let Some((poster, thumbs)) = shots {
-        let (p, t) = (videos.len(), videos.len() + 1);
-        graph.push_str(&format!(";[s{p}]{poster}[poster];[s{t}]{thumbs}[thumbs]"));
-    }
-    graph
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_decode_feeds_every_rung() {
-        let outs = [
-            Output {
-                path: "a".into(),
-                rung: Some(Rung {
-                    lines: 360,
-                    kbps: 365,
-                }),
-                size: Some((640, 360)),
-            },
-            Output {
-                path: "b".into(),
-                rung: Some(Rung {
-                    lines: 720,
-                    kbps: 3000,
-                }),
-                size: Some((1280, 720)),
-            },
-        ];
-        let refs: Vec<&Output> = outs.iter().collect();
-        assert_eq!(
-            filter_graph(&refs, None),
-            "[0:v:0]split=2[s0][s1];[s0]scale=640:360:flags=bicubic,setsar=1[v0];\
-             [s1]scale=1280:720:flags=bicubic,setsar=1[v1]"
-        );
-        assert_eq!(KeyFrames::Every(6.0).expression(), "expr:gte(t,n_forced*6)");
-        assert_eq!(
-            KeyFrames::At(vec![6.006, 12.0]).expression(),
-            "0,6.006000,12.000000"
-        );
     }
 }

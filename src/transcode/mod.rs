@@ -5,6 +5,8 @@
 //! [`ladder`] decides the rungs, [`ffmpeg`] runs the program, [`serve`] lends it the source
 //! over loopback HTTP, and [`encode`] puts them together.
 
+pub mod args;
+pub mod chunks;
 pub mod encode;
 pub mod ffmpeg;
 pub mod ladder;

@@ -197,6 +197,9 @@ fn without_the_source_every_rung_is_cut_at_the_target_and_the_same_input_gives_t
         "off",
         "--segment-duration",
         "1.5",
+        // Two chunks: the chunked encode is as repeatable as the whole one.
+        "--chunk-seconds",
+        "2",
     ];
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     for out in [&a, &b] {
@@ -455,4 +458,118 @@ fn every_rung_of_an_auto_ladder_keeps_the_picture_ssim_at_least_0_95() {
             .unwrap_or_else(|| panic!("{name}: no SSIM in {log}"));
         assert!(all >= 0.95, "{name}: SSIM {all}");
     }
+}
+
+/// The manifest's `transcode` record.
+fn transcode_record(out: &Path) -> serde_json::Value {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    manifest["transcode"].clone()
+}
+
+#[test]
+fn chunked_and_whole_encodes_give_the_same_frames_durations_and_segments() {
+    let source = crate::support::ladder_source_720p_16s();
+    let (source_frames, _) = decoded_frames(source);
+    assert_eq!(source_frames, 480);
+    let dir = tempfile::tempdir().unwrap();
+    for keep in ["on", "off"] {
+        let mut titles = Vec::new();
+        for chunks in ["0", "4"] {
+            let out = dir.path().join(format!("keep-{keep}-chunks-{chunks}"));
+            let args = [
+                "--ladder",
+                "360p:500k,234p:200k",
+                "--keep-source",
+                keep,
+                "--segment-duration",
+                "2",
+                "--chunk-seconds",
+                chunks,
+                "--concurrency",
+                "2",
+            ];
+            packaged_master(&args, source, &out);
+            let expected_chunks = if chunks == "0" { 1 } else { 4 };
+            assert_eq!(transcode_record(&out)["chunks"], expected_chunks, "{out:?}");
+            titles.push(out);
+        }
+        let (whole, chunked) = (video_renditions(&titles[0]), video_renditions(&titles[1]));
+        assert_eq!(
+            whole.keys().collect::<Vec<_>>(),
+            chunked.keys().collect::<Vec<_>>()
+        );
+        for (name, rendition) in &chunked {
+            let extinf = extinfs(rendition);
+            assert_eq!(extinf, extinfs(&whole[name]), "keep {keep}: {name}");
+            assert_eq!(extinf.len(), 8, "keep {keep}: {name}: {extinf:?}");
+            let (file, _) = joined(rendition, dir.path());
+            let (frames, errors) = decoded_frames(&file);
+            assert_eq!(frames, source_frames, "keep {keep}: {name}");
+            assert!(errors.is_empty(), "keep {keep}: {name}: {errors}");
+            let probed = Command::new("ffprobe")
+                .args(["-v", "error", "-show_entries", "format=duration"])
+                .args(["-of", "csv=p=0"])
+                .arg(&file)
+                .output()
+                .unwrap();
+            let secs: f64 = String::from_utf8_lossy(&probed.stdout)
+                .trim()
+                .parse()
+                .unwrap();
+            assert!((secs - 16.0).abs() < 0.05, "keep {keep}: {name}: {secs} s");
+        }
+    }
+}
+
+#[test]
+fn a_chunk_whose_ffmpeg_is_killed_mid_encode_runs_again_and_the_title_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    // An ffmpeg that, the first time it encodes chunk 2, is killed (SIGKILL) a moment after
+    // it starts, as the out-of-memory killer would.
+    let mark = dir.path().join("killed-once");
+    let wrapper = dir.path().join("ffmpeg");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n\
+             case \"$*\" in *chunk-00001*)\n\
+               if [ ! -e '{mark}' ]; then\n\
+                 touch '{mark}'\n\
+                 ffmpeg \"$@\" & pid=$!\n\
+                 sleep 0.5; kill -9 $pid; kill -9 $$\n\
+               fi;;\n\
+             esac\n\
+             exec ffmpeg \"$@\"\n",
+            mark = mark.display()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&wrapper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&wrapper, perms).unwrap();
+    let out = dir.path().join("title");
+    let run = hlspipe_isolated()
+        .env("HLSPIPE_FFMPEG", &wrapper)
+        .env("RUST_LOG", "warn")
+        .args([
+            "package",
+            "--ladder",
+            "360p:500k",
+            "--segment-duration",
+            "2",
+        ])
+        .args(["--chunk-seconds", "4"])
+        .arg(crate::support::ladder_source_720p_16s())
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(mark.exists(), "the wrapper never killed chunk 2");
+    assert_eq!(transcode_record(&out)["chunks"], 4);
+    let rung = &video_renditions(&out)["video_360p"];
+    let (file, _) = joined(rung, dir.path());
+    let (frames, errors) = decoded_frames(&file);
+    assert_eq!(frames, 480);
+    assert!(errors.is_empty(), "{errors}");
 }

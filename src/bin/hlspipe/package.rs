@@ -13,7 +13,9 @@ use hlspipe::pipeline::manifest::{self, Manifest, SourceInfo};
 use hlspipe::pipeline::publish::{self, PublishOptions};
 use hlspipe::store::location::{as_prefix, Location, Stores};
 use hlspipe::store::{DirStore, Store};
-use hlspipe::transcode::encode::{encode_ladder, Encoded, LadderSettings};
+use hlspipe::transcode::encode::{
+    check_chunk_seconds, encode_ladder, Encoded, LadderSettings, DEFAULT_CHUNK_SECONDS,
+};
 use hlspipe::transcode::ffmpeg::Ffmpeg;
 use hlspipe::transcode::ladder::Ladder;
 use std::io::IsTerminal;
@@ -50,6 +52,10 @@ pub struct Args {
     /// or encode every rung and the audio (`off`).
     #[arg(long, default_value = "on", value_parser = on_off, value_name = "on|off", action = clap::ArgAction::Set)]
     keep_source: bool,
+    /// With a ladder: the video is encoded in chunks of about this many seconds, cut at the
+    /// source's key frames, `--concurrency` at a time, and stitched; 0 encodes it in one run.
+    #[arg(long, default_value_t = DEFAULT_CHUNK_SECONDS, value_name = "SECONDS", value_parser = chunk_seconds)]
+    chunk_seconds: f64,
 }
 
 fn ladder(text: &str) -> Result<Ladder, String> {
@@ -65,6 +71,14 @@ fn on_off(text: &str) -> Result<bool, String> {
 }
 
 /// Parses `--segment-duration`: a usage error (exit 2) when out of range.
+fn chunk_seconds(text: &str) -> Result<f64, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    check_chunk_seconds(secs)?;
+    Ok(secs)
+}
+
 fn segment_duration(text: &str) -> Result<f64, String> {
     let secs: f64 = text
         .parse()
@@ -352,7 +366,11 @@ fn plain_inputs(sources: &[Arc<dyn Source>], manifest: &Manifest) -> Vec<Input> 
 }
 
 fn ladder_settings(args: &Args) -> LadderSettings {
-    LadderSettings::new(args.ladder.clone(), args.keep_source, args.segment_duration)
+    LadderSettings {
+        chunk_seconds: args.chunk_seconds,
+        concurrency: args.concurrency,
+        ..LadderSettings::new(args.ladder.clone(), args.keep_source, args.segment_duration)
+    }
 }
 
 /// With `--ladder`: the rungs, encoded from the one input, and what the manifest records.
@@ -374,7 +392,7 @@ fn transcode(
     let settings = ladder_settings(args);
     let started = Instant::now();
     let bar = progress_bar(0, args.json);
-    let encoded = encode_ladder(&ffmpeg, Arc::clone(source), &settings, &mut |secs| {
+    let encoded = encode_ladder(&ffmpeg, Arc::clone(source), &settings, &|secs| {
         if let Some(b) = &bar {
             b.set_message(format!("encoding the ladder: {secs:.0} s done"));
         }

@@ -6,4 +6,4 @@ mod init;
 mod segment;
 
 pub use init::create_init_segment;
-pub use segment::{create_media_segment, Fragment, MediaSegment};
+pub use segment::{create_fragment, create_media_segment, Fragment, MediaSegment};

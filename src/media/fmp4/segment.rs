@@ -103,6 +103,17 @@ pub fn create_media_segment(
     MediaSegment { body, fragments }
 }
 
+/// One `moof` + `mdat` of the samples `range` of `track`, without `styp`: a fragment of a
+/// fragmented file rather than a segment of a rendition (a rung stitched from chunks).
+pub fn create_fragment(track: &Track, range: std::ops::Range<usize>, sequence: u32) -> Body {
+    let samples = track.samples.get(range).unwrap_or_default();
+    let mut body = Body::from_bytes(fragment_header(track, samples, sequence));
+    for s in samples {
+        body.push_source(track.input, s.offset, u64::from(s.size));
+    }
+    body
+}
+
 /// `moof` and the `mdat` header for `samples`.
 ///
 /// Timing: `tfdt` is the decode time (shifted by any leading empty edit); the

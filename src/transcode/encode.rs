@@ -16,13 +16,13 @@
 //! store, never a whole-file copy. The rungs go to a scratch folder that is removed when the
 //! [`Encoded`] is dropped, failure or not.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RetryClass};
 use crate::media::model::{Codec, Movie, Track, TrackKind};
 use crate::media::mp4::{demux, Limits};
 use crate::media::object::{cache_control, content_type, Body, Object};
 use crate::media::package::{derived_etag, displayed_resolution, Input};
 use crate::media::plan;
-use crate::media::source::{FileSource, Source};
+use crate::media::source::{read_vec, FileSource, Source};
 use crate::transcode::args::{KeyFrames, Output, Run, Shots, Sound};
 use crate::transcode::chunks::{self, Chunk};
 use crate::transcode::ffmpeg::{Ffmpeg, Progress};
@@ -30,6 +30,7 @@ use crate::transcode::ladder::Ladder;
 use crate::transcode::preview::{self, Thumbnails};
 use crate::transcode::probe;
 use crate::transcode::serve::SourceServer;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -69,8 +70,8 @@ pub fn check_chunk_seconds(secs: f64) -> std::result::Result<(), String> {
     }
 }
 
-/// Tries of one chunk: a chunk whose ffmpeg was killed or timed out runs again alone.
-const CHUNK_TRIES: u32 = 3;
+/// Tries of one part: a part whose ffmpeg was killed or timed out runs again alone.
+const PART_TRIES: u32 = 3;
 
 impl LadderSettings {
     pub fn new(ladder: Ladder, keep_source: bool, segment_duration: f64) -> LadderSettings {
@@ -128,7 +129,7 @@ pub struct TranscodeReport {
     pub thumbnails: Option<String>,
 }
 
-/// The encoded rungs, in a scratch folder removed on drop.
+/// The encoded rungs (in a scratch folder removed on drop, or in the store).
 pub struct Encoded {
     pub outputs: Vec<Output>,
     /// Each output's bytes, in the same order: the file, or the rung stitched from its chunks.
@@ -139,14 +140,14 @@ pub struct Encoded {
     pub source_kept: bool,
     /// The poster and the thumbnail sprite, with its WebVTT track (none for sound only).
     pub previews: Option<Previews>,
-    scratch: Scratch,
+    /// Where the encode wrote, when it was here.
+    scratch: Option<Scratch>,
 }
 
-/// The preview images ([`preview`]) in the scratch folder, and the sprite's track.
-#[derive(Debug)]
+/// The preview images ([`preview`]) and the sprite's track.
 pub struct Previews {
-    pub poster: PathBuf,
-    pub sprite: PathBuf,
+    pub poster: Arc<dyn Source>,
+    pub sprite: Arc<dyn Source>,
     pub track: String,
 }
 
@@ -156,7 +157,7 @@ impl std::fmt::Debug for Encoded {
             .field("outputs", &self.outputs)
             .field("chunks", &self.chunks)
             .field("source_kept", &self.source_kept)
-            .field("folder", &self.scratch.0)
+            .field("folder", &self.scratch.as_ref().map(|s| &s.0))
             .finish_non_exhaustive()
     }
 }
@@ -179,22 +180,13 @@ impl Encoded {
             .collect()
     }
 
-    pub fn folder(&self) -> &Path {
-        &self.scratch.0
-    }
-
     /// The poster, the sprite and its track as objects of the version `version`
     /// (`v/<version>/poster.jpg` …), written with the title's segments.
     pub fn preview_objects(&self, version: &str) -> Result<Vec<Object>> {
         let Some(p) = &self.previews else {
             return Ok(Vec::new());
         };
-        let read = |path: &Path| {
-            std::fs::read(path).map_err(|e| Error::Io {
-                what: path.display().to_string(),
-                source: e,
-            })
-        };
+        let read = |source: &Arc<dyn Source>| read_vec(source.as_ref(), 0, source.len());
         let object = |name: &str, content_type, bytes| Object {
             key: format!("v/{version}/{name}"),
             content_type,
@@ -242,10 +234,10 @@ fn one() -> usize {
 
 /// A folder under the system's temporary directory, removed with everything in it on drop.
 #[derive(Debug)]
-struct Scratch(PathBuf);
+pub struct Scratch(PathBuf);
 
 impl Scratch {
-    fn new() -> Result<Scratch> {
+    pub fn new() -> Result<Scratch> {
         let mut token = [0u8; 8];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut token);
         let dir = std::env::temp_dir().join(format!("hlspipe-ladder-{}", hex::encode(token)));
@@ -257,258 +249,337 @@ impl Scratch {
     }
 }
 
+impl Scratch {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
-/// Encodes the ladder of `source` (see the module's notes). `progress` gets the seconds of
-/// video done so far.
+/// One run of ffmpeg of a ladder's encode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Part {
+    /// The sound and the previews, and the video too when it is not cut into chunks.
+    Rest,
+    /// One chunk of the video, to every rung.
+    Chunk(usize),
+}
+
+impl Part {
+    /// Its folder's name among the encode's files: `rest`, `chunk-00003`.
+    pub fn name(self) -> String {
+        match self {
+            Part::Rest => "rest".into(),
+            Part::Chunk(i) => format!("chunk-{i:05}"),
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Part> {
+        if name == "rest" {
+            return Some(Part::Rest);
+        }
+        let digits = name.strip_prefix("chunk-")?;
+        (digits.len() == 5 && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| digits.parse().ok().map(Part::Chunk))
+            .flatten()
+    }
+}
+
+/// A ladder's encode, planned from the source: what each [`Part`] makes, and how the parts'
+/// files make the rungs. The parts run here ([`encode_ladder`]) or on other workers, each
+/// writing its files under `<part>/`; [`LadderJob::assemble`] then reads them from
+/// wherever they were put.
+pub struct LadderJob {
+    source: Arc<dyn Source>,
+    server: SourceServer,
+    facts: Facts,
+    /// The rungs, by file name (`360p.mp4`).
+    videos: Vec<Output>,
+    audio: Option<(Output, Sound)>,
+    thumbnails: Option<Thumbnails>,
+    /// The video's chunks: empty when it is encoded in one run.
+    chunks: Vec<Chunk>,
+    settings: LadderSettings,
+}
+
+impl LadderJob {
+    pub fn plan(
+        ffmpeg: &Ffmpeg,
+        source: Arc<dyn Source>,
+        settings: &LadderSettings,
+    ) -> Result<LadderJob> {
+        let server = SourceServer::start(Arc::clone(&source)).map_err(|e| Error::Io {
+            what: "the source server for ffmpeg".into(),
+            source: e,
+        })?;
+        let facts = Facts::of(ffmpeg, source.as_ref(), server.url(), settings)?;
+        let rungs = settings
+            .ladder
+            .rungs_for(facts.display, facts.kbps, facts.keep);
+        let videos: Vec<Output> = rungs
+            .iter()
+            .map(|r| Output {
+                path: format!("{}p.mp4", r.lines).into(),
+                rung: Some(*r),
+                size: Some(r.size_for(facts.display)),
+            })
+            .collect();
+        let audio = facts.audio.map(|sound| {
+            let out = Output {
+                path: "audio.mp4".into(),
+                rung: None,
+                size: None,
+            };
+            (out, sound)
+        });
+        let chunks = match &facts.video {
+            Some(video) if !videos.is_empty() && settings.chunk_seconds > 0.0 => {
+                let only_at = facts.keep.then(|| facts.cut_times());
+                chunks::plan(video, settings.chunk_seconds, only_at.as_deref())
+            }
+            _ => Vec::new(),
+        };
+        Ok(LadderJob {
+            source,
+            server,
+            thumbnails: Thumbnails::plan(facts.duration, facts.display),
+            facts,
+            videos,
+            audio,
+            chunks: if chunks.len() > 1 { chunks } else { Vec::new() },
+            settings: settings.clone(),
+        })
+    }
+
+    /// The parts to run, the rest first (it reads the whole source; the chunks fill the
+    /// cores after it).
+    pub fn parts(&self) -> Vec<Part> {
+        let mut parts = Vec::new();
+        if !self.rest(Path::new("")).is_empty() {
+            parts.push(Part::Rest);
+        }
+        parts.extend(self.chunks.iter().map(|c| Part::Chunk(c.index)));
+        parts
+    }
+
+    /// Seconds of video: what progress counts to.
+    pub fn duration(&self) -> f64 {
+        self.facts.duration
+    }
+
+    /// The run of the rest, writing into `folder`.
+    fn rest(&self, folder: &Path) -> Run<'_> {
+        let at = |o: &Output| Output {
+            path: folder.join(&o.path),
+            ..o.clone()
+        };
+        let chunked = !self.chunks.is_empty();
+        Run {
+            input: self.server.url(),
+            key_frames_only: chunked,
+            videos: if chunked {
+                Vec::new()
+            } else {
+                self.videos.iter().map(at).collect()
+            },
+            keyframes: self.facts.keyframes.clone(),
+            audio: self.audio.as_ref().map(|(o, sound)| (at(o), *sound)),
+            shots: self.thumbnails.map(|thumbnails| Shots {
+                poster: folder.join(preview::POSTER),
+                sprite: folder.join(preview::SPRITE),
+                thumbnails,
+                duration: self.facts.duration,
+                display: self.facts.display,
+            }),
+            preset: &self.settings.preset,
+        }
+    }
+
+    /// Runs one part, writing its files under `root/<part>/`, and tries it again alone
+    /// (twice at most) when its ffmpeg is killed or runs out of time; stops at `until`.
+    /// `progress` gets the seconds of video the part has done. Returns the files' names,
+    /// relative to `root`.
+    pub fn encode_part(
+        &self,
+        ffmpeg: &Ffmpeg,
+        part: Part,
+        root: &Path,
+        until: Instant,
+        progress: &dyn Fn(f64),
+    ) -> Result<Vec<String>> {
+        let folder = root.join(part.name());
+        std::fs::create_dir_all(&folder).map_err(|e| Error::Io {
+            what: folder.display().to_string(),
+            source: e,
+        })?;
+        let (run, _server, limit) = match part {
+            Part::Rest => (self.rest(&folder), None, self.settings.timeout),
+            Part::Chunk(i) => {
+                let (Some(chunk), Some(video)) = (self.chunks.get(i), &self.facts.video) else {
+                    return Err(Error::Transcode {
+                        reason: format!("the ladder has no {}", part.name()),
+                        class: RetryClass::Permanent,
+                    });
+                };
+                let body = chunks::chunk_source(video, chunk, Arc::clone(&self.source));
+                let server = SourceServer::start(Arc::new(body)).map_err(|e| Error::Io {
+                    what: "the chunk server for ffmpeg".into(),
+                    source: e,
+                })?;
+                let run = Run {
+                    input: "",
+                    key_frames_only: false,
+                    videos: self
+                        .videos
+                        .iter()
+                        .map(|o| Output {
+                            path: folder.join(&o.path),
+                            ..o.clone()
+                        })
+                        .collect(),
+                    keyframes: KeyFrames::At(chunk.key_frames(&self.facts.cut_times())),
+                    audio: None,
+                    shots: None,
+                    preset: &self.settings.preset,
+                };
+                (run, Some(server), self.settings.chunk_timeout)
+            }
+        };
+        let run = Run {
+            input: _server.as_ref().map_or(run.input, |s| s.url()),
+            ..run
+        };
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Transcode {
+                    reason: format!("{}: out of time before ffmpeg ran", part.name()),
+                    class: RetryClass::Retryable,
+                });
+            }
+            let ran = ffmpeg.run(&run.arguments(), limit.min(left), &mut |p: Progress| {
+                progress(p.out_secs)
+            });
+            match ran {
+                Ok(()) => break,
+                Err(Error::Transcode {
+                    reason,
+                    class: RetryClass::Retryable,
+                }) if tries < PART_TRIES => {
+                    tracing::warn!(part = %part.name(), %reason, "ffmpeg failed; trying the part again");
+                }
+                Err(Error::Transcode { reason, class }) => {
+                    return Err(Error::Transcode {
+                        reason: format!("{}: {reason}", part.name()),
+                        class,
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut files: Vec<&Path> = run.videos.iter().map(|o| o.path.as_path()).collect();
+        files.extend(run.audio.as_ref().map(|(o, _)| o.path.as_path()));
+        if let Some(s) = &run.shots {
+            files.extend([s.poster.as_path(), s.sprite.as_path()]);
+        }
+        Ok(files
+            .iter()
+            .filter_map(|f| f.strip_prefix(root).ok())
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect())
+    }
+
+    /// The rungs, the sound and the previews from the parts' files, which `open` reads
+    /// (by their names relative to the encode's root); `scratch`, where they are when they
+    /// are here, lives as long as the result.
+    pub fn assemble(
+        &self,
+        open: &dyn Fn(&str) -> Result<Arc<dyn Source>>,
+        scratch: Option<Scratch>,
+    ) -> Result<Encoded> {
+        let rest = |name: &Path| format!("{}/{}", Part::Rest.name(), name.display());
+        let mut outputs = Vec::new();
+        let mut sources = Vec::new();
+        for video in &self.videos {
+            let source: Arc<dyn Source> = if self.chunks.is_empty() {
+                open(&rest(&video.path))?
+            } else {
+                let parts = self
+                    .chunks
+                    .iter()
+                    .map(|c| {
+                        open(&format!(
+                            "{}/{}",
+                            Part::Chunk(c.index).name(),
+                            video.path.display()
+                        ))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let name = format!("{} (stitched)", video.path.display());
+                Arc::new(chunks::stitch(parts, name)?)
+            };
+            outputs.push(video.clone());
+            sources.push(source);
+        }
+        if let Some((audio, _)) = &self.audio {
+            outputs.push(audio.clone());
+            sources.push(open(&rest(&audio.path))?);
+        }
+        let previews = match &self.thumbnails {
+            Some(t) => Some(Previews {
+                poster: open(&rest(Path::new(preview::POSTER)))?,
+                sprite: open(&rest(Path::new(preview::SPRITE)))?,
+                track: t.track(self.facts.duration),
+            }),
+            None => None,
+        };
+        Ok(Encoded {
+            outputs,
+            sources,
+            chunks: self.chunks.len().max(1),
+            source_kept: self.facts.keep,
+            previews,
+            scratch,
+        })
+    }
+}
+
+/// Encodes the ladder of `source` here (see the module's notes), its parts `concurrency`
+/// at a time. `progress` gets the seconds of video done so far.
 pub fn encode_ladder(
     ffmpeg: &Ffmpeg,
     source: Arc<dyn Source>,
     settings: &LadderSettings,
     progress: &(dyn Fn(f64) + Sync),
 ) -> Result<Encoded> {
-    let server = SourceServer::start(Arc::clone(&source)).map_err(|e| Error::Io {
-        what: "the source server for ffmpeg".into(),
-        source: e,
-    })?;
-    let facts = Facts::of(ffmpeg, source.as_ref(), server.url(), settings)?;
-    let rungs = settings
-        .ladder
-        .rungs_for(facts.display, facts.kbps, facts.keep);
+    let job = LadderJob::plan(ffmpeg, source, settings)?;
     let scratch = Scratch::new()?;
-    let videos: Vec<Output> = rungs
-        .iter()
-        .map(|r| Output {
-            path: scratch.0.join(format!("{}p.mp4", r.lines)),
-            rung: Some(*r),
-            size: Some(r.size_for(facts.display)),
-        })
-        .collect();
-    let audio = facts.audio.map(|sound| {
-        let out = Output {
-            path: scratch.0.join("audio.mp4"),
-            rung: None,
-            size: None,
-        };
-        (out, sound)
-    });
-    let thumbnails = Thumbnails::plan(facts.duration, facts.display);
-    let shots = thumbnails.map(|thumbnails| Shots {
-        poster: scratch.0.join(preview::POSTER),
-        sprite: scratch.0.join(preview::SPRITE),
-        thumbnails,
-        duration: facts.duration,
-        display: facts.display,
-    });
-    let chunked = match &facts.video {
-        Some(video) if !videos.is_empty() && settings.chunk_seconds > 0.0 => {
-            let only_at = facts.keep.then(|| facts.cut_times());
-            chunks::plan(video, settings.chunk_seconds, only_at.as_deref())
-        }
-        _ => Vec::new(),
-    };
-    let whole = Run {
-        input: server.url(),
-        key_frames_only: chunked.len() > 1,
-        videos: if chunked.len() > 1 {
-            Vec::new()
-        } else {
-            videos.clone()
-        },
-        keyframes: facts.keyframes.clone(),
-        audio: audio.clone(),
-        shots: shots.clone(),
-        preset: &settings.preset,
-    };
-    let mut outputs = videos.clone();
-    outputs.extend(audio.map(|(out, _)| out));
-    let sources = if chunked.len() > 1 {
-        let job = Chunked {
-            ffmpeg,
-            source,
-            facts: &facts,
-            chunks: &chunked,
-            videos: &videos,
-            settings,
-            folder: &scratch.0,
-            started: Instant::now(),
-        };
-        job.encode(&whole, progress)?;
-        job.stitch(&outputs)?
-    } else {
-        if !whole.is_empty() {
-            ffmpeg.run(&whole.arguments(), settings.timeout, &mut |p: Progress| {
-                progress(p.out_secs)
-            })?;
-        }
-        let open =
-            |o: &Output| -> Result<Arc<dyn Source>> { Ok(Arc::new(FileSource::open(&o.path)?)) };
-        outputs.iter().map(open).collect::<Result<Vec<_>>>()?
-    };
-    let previews = shots.map(|s| Previews {
-        poster: s.poster,
-        sprite: s.sprite,
-        track: s.thumbnails.track(facts.duration),
-    });
-    Ok(Encoded {
-        outputs,
-        sources,
-        chunks: chunked.len().max(1),
-        source_kept: facts.keep,
-        previews,
-        scratch,
-    })
-}
-
-/// A ladder encoded in chunks: each chunk to every rung, in parallel, then each rung
-/// stitched; the sound and the previews in one more run beside them, reading the whole
-/// source (the previews from its key frames only).
-struct Chunked<'a> {
-    ffmpeg: &'a Ffmpeg,
-    source: Arc<dyn Source>,
-    facts: &'a Facts,
-    chunks: &'a [Chunk],
-    videos: &'a [Output],
-    settings: &'a LadderSettings,
-    folder: &'a Path,
-    started: Instant,
-}
-
-impl Chunked<'_> {
-    fn encode(&self, rest: &Run, progress: &(dyn Fn(f64) + Sync)) -> Result<()> {
-        let done = Mutex::new(vec![0.0f64; self.chunks.len()]);
-        // The rest first: it reads the whole source, and the chunks fill the cores after it.
-        let mut parts: Vec<Option<&Chunk>> = Vec::new();
-        if !rest.is_empty() {
-            parts.push(None);
-        }
-        parts.extend(self.chunks.iter().map(Some));
-        chunks::run_all(&parts, self.settings.concurrency, &|part| match part {
-            None => self
-                .ffmpeg
-                .run(&rest.arguments(), self.left()?, &mut |_: Progress| {}),
-            Some(chunk) => self.encode_chunk(chunk, &|secs| {
+    let until = Instant::now() + settings.timeout;
+    let parts = job.parts();
+    let done = Mutex::new(BTreeMap::new());
+    chunks::run_all(&parts, settings.concurrency, &|&part| {
+        let counted = part != Part::Rest || job.chunks.is_empty();
+        job.encode_part(ffmpeg, part, &scratch.0, until, &|secs| {
+            if counted {
                 let mut done = done.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(slot) = done.get_mut(chunk.index) {
-                    *slot = secs;
-                }
-                progress(done.iter().sum());
-            }),
-        })
-    }
-
-    /// The time left of the whole encode's limit.
-    fn left(&self) -> Result<Duration> {
-        let left = self.settings.timeout.saturating_sub(self.started.elapsed());
-        if left.is_zero() {
-            return Err(Error::Transcode {
-                reason: format!(
-                    "the ladder's encode ran past its limit of {} s",
-                    self.settings.timeout.as_secs()
-                ),
-                class: crate::error::RetryClass::Retryable,
-            });
-        }
-        Ok(left)
-    }
-
-    /// One chunk to every rung, tried again alone when its ffmpeg is killed or times out.
-    fn encode_chunk(&self, chunk: &Chunk, progress: &dyn Fn(f64)) -> Result<()> {
-        let Some(video) = &self.facts.video else {
-            return Ok(());
-        };
-        let folder = self.chunk_folder(chunk);
-        std::fs::create_dir_all(&folder).map_err(|e| Error::Io {
-            what: folder.display().to_string(),
-            source: e,
-        })?;
-        let body = chunks::chunk_source(video, chunk, Arc::clone(&self.source));
-        let server = SourceServer::start(Arc::new(body)).map_err(|e| Error::Io {
-            what: "the chunk server for ffmpeg".into(),
-            source: e,
-        })?;
-        let run = Run {
-            input: server.url(),
-            key_frames_only: false,
-            videos: self.in_folder(&folder),
-            keyframes: KeyFrames::At(chunk.key_frames(&self.facts.cut_times())),
-            audio: None,
-            shots: None,
-            preset: &self.settings.preset,
-        };
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let limit = self.settings.chunk_timeout.min(self.left()?);
-            let ran = self
-                .ffmpeg
-                .run(&run.arguments(), limit, &mut |p: Progress| {
-                    progress(p.out_secs)
-                });
-            match ran {
-                Err(Error::Transcode {
-                    reason,
-                    class: crate::error::RetryClass::Retryable,
-                }) if tries < CHUNK_TRIES => {
-                    tracing::warn!(chunk = chunk.index + 1, %reason, "chunk encode failed; trying it again");
-                }
-                Err(Error::Transcode { reason, class }) => {
-                    return Err(Error::Transcode {
-                        reason: format!(
-                            "chunk {} of {}: {reason}",
-                            chunk.index + 1,
-                            self.chunks.len()
-                        ),
-                        class,
-                    })
-                }
-                other => return other,
+                done.insert(part, secs);
+                progress(done.values().sum());
             }
-        }
-    }
-
-    fn chunk_folder(&self, chunk: &Chunk) -> PathBuf {
-        self.folder.join(format!("chunk-{:05}", chunk.index))
-    }
-
-    /// The rungs' files of one chunk.
-    fn in_folder(&self, folder: &Path) -> Vec<Output> {
-        self.videos
-            .iter()
-            .map(|o| Output {
-                path: folder.join(o.path.file_name().unwrap_or_default()),
-                ..o.clone()
-            })
-            .collect()
-    }
-
-    /// Each output's bytes: a rung stitched from its chunks' files, the audio file as it is.
-    fn stitch(&self, outputs: &[Output]) -> Result<Vec<Arc<dyn Source>>> {
-        outputs
-            .iter()
-            .map(|o| -> Result<Arc<dyn Source>> {
-                if o.rung.is_none() {
-                    return Ok(Arc::new(FileSource::open(&o.path)?));
-                }
-                let name = o.path.file_name().unwrap_or_default();
-                let parts = self
-                    .chunks
-                    .iter()
-                    .map(|c| -> Result<Arc<dyn Source>> {
-                        Ok(Arc::new(FileSource::open(
-                            &self.chunk_folder(c).join(name),
-                        )?))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                let title = format!("{} (stitched)", name.to_string_lossy());
-                Ok(Arc::new(chunks::stitch(parts, title)?))
-            })
-            .collect()
-    }
+        })
+        .map(|_| ())
+    })?;
+    let root = scratch.0.clone();
+    job.assemble(
+        &|name| Ok(Arc::new(FileSource::open(&root.join(name))?) as Arc<dyn Source>),
+        Some(scratch),
+    )
 }
 
 /// What the encode needs to know of the source.

@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::batch::{log_handled, Handled};
 use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::event::{parse_message_body, s3_put_event, ParsedRecord};
+use crate::pipeline::fanout::PartQueue;
 use crate::pipeline::invalidate::Invalidator;
 use crate::pipeline::job::Pipeline;
 use crate::store::{ObjectInfo, StoreFactory};
@@ -120,6 +121,8 @@ pub struct QueueConsumer {
     pub stores: Arc<dyn StoreFactory>,
     pub invalidator: Arc<dyn Invalidator>,
     pub notifier: Arc<dyn crate::pipeline::notify::Notifier>,
+    /// Where a ladder's parts go to be shared by the fleet; `None`: encoded by the job.
+    pub parts: Option<Arc<dyn PartQueue>>,
 }
 
 /// One message's handle on the queue, shared with its task.
@@ -379,6 +382,7 @@ impl QueueConsumer {
             config: &self.config,
             invalidator: self.invalidator.as_ref(),
             notifier: self.notifier.as_ref(),
+            parts: self.parts.as_deref(),
             deadline: None,
             clock: &unix_now,
         };
@@ -661,9 +665,8 @@ impl QueueSender for SqsSender {
     }
 }
 
-/// `hlspipe reprocess --enqueue`: sends one S3 `ObjectCreated:Put` event per source to the queue (SendMessageBatch, 10
-/// a call, SQS's limit). Returns how many were sent; a source the queue refused is an
-/// error naming it.
+/// `hlspipe reprocess --enqueue`: sends one S3 `ObjectCreated:Put` event per source to the
+/// queue. Returns how many were sent; a source the queue refused is an error naming it.
 pub async fn enqueue(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
@@ -671,11 +674,29 @@ pub async fn enqueue(
     sources: &[ObjectInfo],
     unix_seconds: u64,
 ) -> Result<usize> {
+    let bodies: Vec<String> = sources
+        .iter()
+        .map(|s| s3_put_event(bucket, &s.key, &s.etag, s.size, unix_seconds))
+        .collect();
+    send_all(sqs, queue_url, bodies, &|i| {
+        let key = sources.get(i).map(|s| s.key.as_str()).unwrap_or("?");
+        format!("the event of '{key}'")
+    })
+    .await
+}
+
+/// Sends every body (SendMessageBatch, 10 a call: SQS's limit). Returns how many were
+/// sent; a message the queue refused is an error, `what` naming it by its index.
+pub async fn send_all(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    bodies: Vec<String>,
+    what: &(dyn Fn(usize) -> String + Sync),
+) -> Result<usize> {
     let mut sent = 0;
-    for (batch_no, batch) in sources.chunks(10).enumerate() {
+    for (batch_no, batch) in bodies.chunks(10).enumerate() {
         let mut entries = Vec::with_capacity(batch.len());
-        for (i, s) in batch.iter().enumerate() {
-            let body = s3_put_event(bucket, &s.key, &s.etag, s.size, unix_seconds);
+        for (i, body) in batch.iter().enumerate() {
             entries.push(
                 SendMessageBatchRequestEntry::builder()
                     .id(format!("m{}", batch_no * 10 + i))
@@ -698,9 +719,9 @@ pub async fn enqueue(
             })?;
         if let Some(f) = out.failed().first() {
             let index: usize = f.id().trim_start_matches('m').parse().unwrap_or(0);
-            let key = sources.get(index).map(|s| s.key.as_str()).unwrap_or("?");
             return Err(Error::Queue(format!(
-                "the queue refused the event of '{key}': {} ({})",
+                "the queue refused {}: {} ({})",
+                what(index),
                 f.message().unwrap_or_default(),
                 f.code()
             )));
@@ -708,6 +729,28 @@ pub async fn enqueue(
         sent += out.successful().len();
     }
     Ok(sent)
+}
+
+/// [`PartQueue`] through SQS: a ladder's parts go to the queue the fleet reads (the
+/// worker's own), from the job's blocking thread.
+pub struct SqsPartQueue {
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    pub handle: tokio::runtime::Handle,
+}
+
+impl PartQueue for SqsPartQueue {
+    fn send(&self, messages: &[String]) -> Result<()> {
+        let what = |i: usize| format!("ladder part message #{}", i + 1);
+        self.handle
+            .block_on(send_all(
+                &self.sqs,
+                &self.queue_url,
+                messages.to_vec(),
+                &what,
+            ))
+            .map(|_| ())
+    }
 }
 
 #[cfg(test)]

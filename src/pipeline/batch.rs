@@ -44,7 +44,9 @@ pub fn log_handled(h: &Handled, elapsed: std::time::Duration) {
     let title = match &h.outcome {
         Outcome::Processed { title, .. }
         | Outcome::AlreadyComplete { title, .. }
-        | Outcome::Removed { title, .. } => Some(title.as_str()),
+        | Outcome::Removed { title, .. }
+        | Outcome::FannedOut { title, .. }
+        | Outcome::PartEncoded { title, .. } => Some(title.as_str()),
         Outcome::Failed { title, .. } => title.as_deref(),
         Outcome::Stale { .. } | Outcome::Ignored { .. } | Outcome::Routed { .. } => None,
     };

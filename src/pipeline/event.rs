@@ -34,7 +34,28 @@ pub enum RecordKind {
     Test,
     /// Any other event (restores, replication, tagging …), with why it is not work.
     Ignored(String),
+    /// One part of a ladder's encode, fanned out by the upload's job
+    /// ([`crate::pipeline::fanout`]); the record's job is the upload.
+    Part(PartMessage),
 }
+
+/// The body of a part's message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartMessage {
+    /// [`PART_MESSAGE`]: what tells this body from an S3 event.
+    pub hlspipe: String,
+    pub bucket: String,
+    /// The upload.
+    pub key: String,
+    /// The upload's ETag when the ladder was planned: a part of a replaced upload is stale.
+    pub etag: String,
+    /// The title's version being made.
+    pub version: String,
+    /// [`Part::name`].
+    pub part: String,
+}
+
+pub const PART_MESSAGE: &str = "ladder-part";
 
 /// The object an event is about. The key is decoded: it is the key to ask the store for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,6 +169,25 @@ fn parse_value(
     if map.contains_key("detail-type") {
         return Ok(vec![eventbridge(doc, message_id.clone())
             .map_err(|reason| RecordError { message_id, reason })]);
+    }
+    if map.get("hlspipe").and_then(Value::as_str) == Some(PART_MESSAGE) {
+        let record = serde_json::from_value::<PartMessage>(doc)
+            .map(|part| Record {
+                job: Job {
+                    bucket: part.bucket.clone(),
+                    key: part.key.clone(),
+                    etag: Some(part.etag.clone()),
+                    size: None,
+                    sequencer: None,
+                },
+                kind: RecordKind::Part(part),
+                message_id: message_id.clone(),
+            })
+            .map_err(|e| RecordError {
+                message_id,
+                reason: format!("a ladder part message that does not read: {e}"),
+            });
+        return Ok(vec![record]);
     }
     if map.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
         let bucket = map

@@ -54,6 +54,7 @@ use crate::media::text::MAX_FILE_BYTES as MAX_SUBTITLE_BYTES;
 use crate::pipeline::batch::Handled;
 use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::event::{Job, ParsedRecord, Record, RecordKind};
+use crate::pipeline::fanout::{PartQueue, Work};
 use crate::pipeline::invalidate::{invalidation_reference, Invalidator};
 use crate::pipeline::keys::{
     classify_key, parent, KeyRole, TitleManifest, TITLE_MANIFEST_MAX_BYTES, TITLE_MANIFEST_SUFFIX,
@@ -84,6 +85,8 @@ pub struct Pipeline<'a> {
     pub invalidator: &'a dyn Invalidator,
     /// Told when a title is published, fails for good, or is removed.
     pub notifier: &'a dyn Notifier,
+    /// Where a ladder's parts are sent to be encoded across the fleet; `None`: here.
+    pub parts: Option<&'a dyn PartQueue>,
     /// No object is started after this (a Lambda invocation's deadline, less a margin).
     pub deadline: Option<std::time::Instant>,
     /// Unix seconds, now. Passed in so tests control time.
@@ -201,6 +204,17 @@ impl Pipeline<'_> {
             RecordKind::Ignored(reason) => Outcome::Ignored {
                 reason: reason.clone(),
             },
+            RecordKind::Part(part) => match store() {
+                Ok(store) => {
+                    let outcome = self.ladder_part(&store, job, part);
+                    if !matches!(outcome, Outcome::Processed { .. }) {
+                        // The last part's publish was announced by the upload's job.
+                        self.announce(record, &outcome);
+                    }
+                    outcome
+                }
+                Err(e) => Outcome::failed(None, &e),
+            },
             RecordKind::Created | RecordKind::Removed => {
                 let role = classify_key(self.config, &job.key);
                 if let KeyRole::Ignored(reason) = role {
@@ -280,7 +294,13 @@ impl Pipeline<'_> {
         if let Some(stale) = stale(job, &info) {
             return stale;
         }
-        self.publish_title(store, title, vec![(source, info)], Some(&job.key))
+        self.publish_title(
+            store,
+            &job.bucket,
+            title,
+            vec![(source, info)],
+            Some(&job.key),
+        )
     }
 
     /// A subtitle side file was uploaded (`created`) or removed: the title is published
@@ -422,7 +442,7 @@ impl Pipeline<'_> {
                 ),
             };
         }
-        self.publish_title(store, title, sources, None)
+        self.publish_title(store, &job.bucket, title, sources, None)
     }
 
     fn read_title_manifest(
@@ -487,10 +507,11 @@ impl Pipeline<'_> {
     }
 
     /// `media_key`: the upload that must own the title (a media file that is its own
-    /// title; `None` for a title manifest's title).
+    /// title; `None` for a title manifest's title). `bucket`: the store's, for messages.
     fn publish_title(
         &self,
         store: &Arc<dyn Store>,
+        bucket: &str,
         title: &Title,
         sources: Vec<(Arc<dyn Source>, ObjectInfo)>,
         media_key: Option<&str>,
@@ -539,7 +560,14 @@ impl Pipeline<'_> {
             }
             Err(e) => return Outcome::failed(Some(title.as_str()), &e),
         };
-        match self.package_and_publish(store.as_ref(), &prefix, &sources, &subs) {
+        match self.fan_out(store, title, &version, &sources, bucket) {
+            Ok(Some(fanned_out)) => return fanned_out,
+            Ok(None) => {}
+            Err(e) => {
+                return self.fail(store.as_ref(), title, &prefix, manifest, Some(&version), &e)
+            }
+        }
+        match self.package_and_publish(store, &prefix, &version, &sources, &subs) {
             Ok((mut packaged, master_etag, transcode)) => {
                 packaged.warnings.extend(sub_warnings);
                 let published = Published {
@@ -558,13 +586,16 @@ impl Pipeline<'_> {
     /// master's ETag.
     fn package_and_publish(
         &self,
-        store: &dyn Store,
+        store: &Arc<dyn Store>,
         prefix: &str,
+        version: &str,
         sources: &[(Arc<dyn Source>, ObjectInfo)],
         subs: &[ObjectInfo],
     ) -> Result<(PackagedTitle, String, Option<TranscodeReport>)> {
         // The ladder's rungs (and their scratch folder) live until the title is published.
-        let transcoded = ladder::transcode(self.config, sources, self.deadline)?;
+        let work = Work::new(store, prefix, version);
+        let transcoded = ladder::transcode(self.config, sources, &work, self.deadline)?;
+        let store = store.as_ref();
         let ladder::PackagerInputs {
             inputs,
             sources: dyn_sources,
@@ -729,7 +760,12 @@ impl Pipeline<'_> {
     }
 
     /// A failure before any source was opened (an unreadable title manifest).
-    fn fail_without_sources(&self, store: &dyn Store, title: &Title, err: &Error) -> Outcome {
+    pub(crate) fn fail_without_sources(
+        &self,
+        store: &dyn Store,
+        title: &Title,
+        err: &Error,
+    ) -> Outcome {
         let prefix = title.folder(&self.config.output_prefix);
         let now = (self.clock)();
         let local = Manifest::processing(Vec::new(), now);

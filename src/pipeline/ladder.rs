@@ -7,8 +7,9 @@ use crate::error::{Error, Result, RetryClass};
 use crate::media::package::Input;
 use crate::media::source::Source;
 use crate::pipeline::config::PipelineConfig;
+use crate::pipeline::fanout::Work;
 use crate::store::ObjectInfo;
-use crate::transcode::encode::{encode_ladder, Encoded, TranscodeReport};
+use crate::transcode::encode::{encode_ladder, Encoded, LadderJob, TranscodeReport};
 use crate::transcode::ffmpeg::Ffmpeg;
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,10 +22,12 @@ pub struct Transcoded {
 }
 
 /// Encodes the ladder of a one-upload title, when the configuration has one. ffmpeg is
-/// stopped before `deadline`.
+/// stopped before `deadline`. When the fleet has encoded every part already (`work`,
+/// [`crate::pipeline::fanout`]), the rungs are assembled from the parts in the store.
 pub fn transcode(
     config: &PipelineConfig,
     sources: &[(Arc<dyn Source>, ObjectInfo)],
+    work: &Work<'_>,
     deadline: Option<Instant>,
 ) -> Result<Option<Transcoded>> {
     let [(source, _)] = sources else {
@@ -43,6 +46,12 @@ pub fn transcode(
         settings.timeout = settings.timeout.min(left);
     }
     let started = Instant::now();
+    if work.complete()? {
+        let job = LadderJob::plan(&ffmpeg, Arc::clone(source), &settings)?;
+        let encoded = job.assemble(&|name| work.open(name), None)?;
+        let report = encoded.report(&settings, &ffmpeg, started.elapsed().as_secs_f64());
+        return Ok(Some(Transcoded { encoded, report }));
+    }
     let encoded =
         encode_ladder(&ffmpeg, Arc::clone(source), &settings, &|_| {}).map_err(|e| match e {
             // Stopped for the invocation's deadline: the retry starts it again.

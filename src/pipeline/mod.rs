@@ -12,6 +12,7 @@
 pub mod batch;
 pub mod config;
 pub mod event;
+pub mod fanout;
 pub mod invalidate;
 pub mod job;
 pub mod keys;

@@ -30,6 +30,20 @@ pub enum Outcome {
         size: u64,
         queue: String,
     },
+    /// The ladder's parts were sent to the fleet (`parts` messages); the worker that finishes
+    /// the last publishes the title.
+    FannedOut {
+        title: String,
+        version: String,
+        parts: usize,
+    },
+    /// One part of a fanned-out ladder encoded: `done` of `of` parts are.
+    PartEncoded {
+        title: String,
+        part: String,
+        done: usize,
+        of: usize,
+    },
     /// `retryable`: storage or I/O trouble that may pass; otherwise the input is bad and
     /// will fail the same way again.
     Failed {
@@ -65,6 +79,8 @@ impl Outcome {
             Outcome::Ignored { .. } => "ignored",
             Outcome::Removed { .. } => "removed",
             Outcome::Routed { .. } => "routed",
+            Outcome::FannedOut { .. } => "fanned_out",
+            Outcome::PartEncoded { .. } => "part_encoded",
             Outcome::Failed { .. } => "failed",
         }
     }
@@ -100,6 +116,20 @@ impl fmt::Display for Outcome {
             Outcome::Removed { title, objects } => {
                 write!(f, "removed: {title} ({objects} objects)")
             }
+            Outcome::FannedOut {
+                title,
+                version,
+                parts,
+            } => write!(f, "fanned out: {title}: version {version} in {parts} parts"),
+            Outcome::PartEncoded {
+                title,
+                part,
+                done,
+                of,
+            } => write!(
+                f,
+                "part encoded: {title}: {part} ({done} of {of} parts done)"
+            ),
             Outcome::Routed { key, size, queue } => {
                 write!(f, "routed: {key} ({size} bytes) to {queue}")
             }

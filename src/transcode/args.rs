@@ -51,13 +51,16 @@ pub struct Shots {
     pub display: (u32, u32),
 }
 
-/// How the sound is made.
+/// How a sound file is made from the source's first audio track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sound {
-    /// AAC already: copied.
+    /// AAC already, and the layout wanted: copied.
     Copy,
-    /// Encoded to AAC-LC stereo.
-    Encode,
+    /// Encoded to AAC-LC stereo (a surround source mixed down), 128 kb/s.
+    Stereo,
+    /// Encoded to AAC-LC 5.1, 384 kb/s: the surround source's own layout, kept beside
+    /// the stereo one as a second rendition.
+    Surround,
 }
 
 /// One ffmpeg run.
@@ -68,14 +71,14 @@ pub struct Run<'a> {
     /// The rungs, in the order of the filter graph's outputs.
     pub videos: Vec<Output>,
     pub keyframes: KeyFrames,
-    pub audio: Option<(Output, Sound)>,
+    pub audio: Vec<(Output, Sound)>,
     pub shots: Option<Shots>,
     pub preset: &'a str,
 }
 
 impl Run<'_> {
     pub fn is_empty(&self) -> bool {
-        self.videos.is_empty() && self.audio.is_none() && self.shots.is_none()
+        self.videos.is_empty() && self.audio.is_empty() && self.shots.is_none()
     }
 
     pub fn arguments(&self) -> Vec<OsString> {
@@ -139,20 +142,19 @@ impl Run<'_> {
             a.push(&MP4_OUTPUT);
             a.0.push(out.path.clone().into_os_string());
         }
-        if let Some((out, sound)) = &self.audio {
+        for (out, sound) in &self.audio {
             a.push(&["-map", "0:a:0", "-vn", "-sn", "-dn"]);
-            match sound {
-                Sound::Copy => a.push(&["-c:a", "copy"]),
-                Sound::Encode => a.push(&[
-                    "-c:a",
-                    "aac",
-                    "-b:a",
-                    "128k",
-                    "-ac",
-                    "2",
-                    "-flags:a",
-                    "+bitexact",
-                ]),
+            let (rate, channels) = match sound {
+                Sound::Copy => {
+                    a.push(&["-c:a", "copy"]);
+                    ("", "")
+                }
+                Sound::Stereo => ("128k", "2"),
+                Sound::Surround => ("384k", "6"),
+            };
+            if !rate.is_empty() {
+                a.push(&["-c:a", "aac", "-b:a", rate, "-ac", channels]);
+                a.push(&["-flags:a", "+bitexact"]);
             }
             a.push(&MP4_OUTPUT);
             a.0.push(out.path.clone().into_os_string());

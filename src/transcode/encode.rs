@@ -1,5 +1,5 @@
-//! A ladder from one source in one ffmpeg run: the source decoded once, split, scaled and
-//! encoded to every rung (H.264 High, `split` + `scale`), with IDR frames exactly where the
+//! A ladder from one source: the source decoded once (per chunk, [`chunks`]), split, scaled
+//! and encoded to every rung (H.264 High, `split` + `scale`), with IDR frames exactly where the
 //! packager will cut, so that every rung has the same segment boundaries and a player can
 //! switch at any segment (RFC 8216 § 6.2.4: renditions of a variant stream share their
 //! segment boundaries for seamless switching; Apple's HLS authoring specification 1.10).
@@ -11,6 +11,8 @@
 //!   (or copied, when it is AAC already) into a file of its own.
 //! - Sound the packager cannot carry (PCM from a camera) is encoded to AAC-LC stereo in a file
 //!   of its own either way; the title then has the source's picture and that sound.
+//! - A surround source (six channels or more) gets AAC 5.1 too, as a second audio rendition
+//!   beside the stereo one (copied when it is AAC 5.1 already).
 //!
 //! ffmpeg reads the source over HTTP from 127.0.0.1 ([`SourceServer`]): ranged reads of the
 //! store, never a whole-file copy. The rungs go to a scratch folder that is removed when the
@@ -98,7 +100,7 @@ impl LadderSettings {
             "off".into()
         };
         format!(
-            "ladder={};keep-source={};preset={};chunks={chunks};x264-high-yuv420p;aac-lc-128k-stereo",
+            "ladder={};keep-source={};preset={};chunks={chunks};x264-high-yuv420p;aac-lc-128k-stereo;aac-lc-384k-5.1",
             self.ladder, self.keep_source, self.preset
         )
     }
@@ -300,7 +302,7 @@ pub struct LadderJob {
     facts: Facts,
     /// The rungs, by file name (`360p.mp4`).
     videos: Vec<Output>,
-    audio: Option<(Output, Sound)>,
+    audio: Vec<(Output, Sound)>,
     thumbnails: Option<Thumbnails>,
     /// The video's chunks: empty when it is encoded in one run.
     chunks: Vec<Chunk>,
@@ -329,14 +331,7 @@ impl LadderJob {
                 size: Some(r.size_for(facts.display)),
             })
             .collect();
-        let audio = facts.audio.map(|sound| {
-            let out = Output {
-                path: "audio.mp4".into(),
-                rung: None,
-                size: None,
-            };
-            (out, sound)
-        });
+        let audio = facts.audio.map(SourceSound::files).unwrap_or_default();
         let chunks = match &facts.video {
             Some(video) if !videos.is_empty() && settings.chunk_seconds > 0.0 => {
                 let only_at = facts.keep.then(|| facts.cut_times());
@@ -388,7 +383,11 @@ impl LadderJob {
                 self.videos.iter().map(at).collect()
             },
             keyframes: self.facts.keyframes.clone(),
-            audio: self.audio.as_ref().map(|(o, sound)| (at(o), *sound)),
+            audio: self
+                .audio
+                .iter()
+                .map(|(o, sound)| (at(o), *sound))
+                .collect(),
             shots: self.thumbnails.map(|thumbnails| Shots {
                 poster: folder.join(preview::POSTER),
                 sprite: folder.join(preview::SPRITE),
@@ -443,7 +442,7 @@ impl LadderJob {
                         })
                         .collect(),
                     keyframes: KeyFrames::At(chunk.key_frames(&self.facts.cut_times())),
-                    audio: None,
+                    audio: Vec::new(),
                     shots: None,
                     preset: &self.settings.preset,
                 };
@@ -485,7 +484,7 @@ impl LadderJob {
             }
         }
         let mut files: Vec<&Path> = run.videos.iter().map(|o| o.path.as_path()).collect();
-        files.extend(run.audio.as_ref().map(|(o, _)| o.path.as_path()));
+        files.extend(run.audio.iter().map(|(o, _)| o.path.as_path()));
         if let Some(s) = &run.shots {
             files.extend([s.poster.as_path(), s.sprite.as_path()]);
         }
@@ -528,7 +527,7 @@ impl LadderJob {
             outputs.push(video.clone());
             sources.push(source);
         }
-        if let Some((audio, _)) = &self.audio {
+        for (audio, _) in &self.audio {
             outputs.push(audio.clone());
             sources.push(open(&rest(&audio.path))?);
         }
@@ -590,12 +589,51 @@ struct Facts {
     /// The source stays the top rung.
     keep: bool,
     keyframes: KeyFrames,
-    /// An audio file to make.
-    audio: Option<Sound>,
+    /// The source's sound, when audio files are to be made of it.
+    audio: Option<SourceSound>,
     /// Seconds of video (0 for sound only).
     duration: f64,
     /// The source's video, when the demuxer carries it: what chunks are cut from.
     video: Option<Track>,
+}
+
+/// The source's first audio track, as far as making AAC of it goes.
+#[derive(Debug, Clone, Copy)]
+struct SourceSound {
+    aac: bool,
+    channels: u32,
+}
+
+impl SourceSound {
+    /// The sound files to make: AAC stereo (copied when the source is AAC stereo already),
+    /// and for a surround source (six channels or more) its 5.1 layout too, as a second
+    /// rendition (copied when it is AAC 5.1 already). Stereo comes first: the master's
+    /// default, what every device plays.
+    fn files(self) -> Vec<(Output, Sound)> {
+        let file = |name: &str, sound| {
+            let out = Output {
+                path: name.into(),
+                rung: None,
+                size: None,
+            };
+            (out, sound)
+        };
+        if self.channels >= 6 {
+            let surround = if self.aac && self.channels == 6 {
+                Sound::Copy
+            } else {
+                Sound::Surround
+            };
+            vec![
+                file("audio.mp4", Sound::Stereo),
+                file("audio_5.1.mp4", surround),
+            ]
+        } else if self.aac {
+            vec![file("audio.mp4", Sound::Copy)]
+        } else {
+            vec![file("audio.mp4", Sound::Stereo)]
+        }
+    }
 }
 
 impl Facts {
@@ -611,7 +649,13 @@ impl Facts {
         let movie = demux(source, 0, &Limits::default());
         if let Ok(movie) = &movie {
             if let Some(video) = movie.tracks.iter().find(|t| t.kind == TrackKind::Video) {
-                return Ok(Facts::of_track(movie, video, settings));
+                let mut facts = Facts::of_track(movie, video, settings);
+                if let Some(sound) = facts.audio.as_mut().filter(|s| s.channels == 0) {
+                    // Sound the demuxer does not carry: ffprobe counts its channels.
+                    let probed = probe::probe(&ffmpeg.ffprobe(), url);
+                    sound.channels = probed.map_or(2, |p| p.audio_channels);
+                }
+                return Ok(facts);
             }
             if no_video(movie).is_some() {
                 // Sound only: nothing to make a ladder of; the source is packaged as it is.
@@ -641,10 +685,9 @@ impl Facts {
             kbps: probed.kbps,
             keep: false,
             keyframes: KeyFrames::Every(settings.segment_duration),
-            audio: probed.has_audio.then_some(if probed.audio_is_aac {
-                Sound::Copy
-            } else {
-                Sound::Encode
+            audio: probed.has_audio.then_some(SourceSound {
+                aac: probed.audio_is_aac,
+                channels: probed.audio_channels,
             }),
             duration: probed.duration,
             video: None,
@@ -668,12 +711,15 @@ impl Facts {
                 .iter()
                 .any(|s| s.uncarried == Some(TrackKind::Audio));
         let audio = match carried {
-            Some(t) if !keep => Some(if matches!(t.codec, Codec::Aac { .. }) {
-                Sound::Copy
-            } else {
-                Sound::Encode
+            Some(t) if !keep => Some(SourceSound {
+                aac: matches!(t.codec, Codec::Aac { .. }),
+                channels: u32::from(t.channels),
             }),
-            _ => uncarried.then_some(Sound::Encode),
+            // Channels unknown to the demuxer: counted by ffprobe (`Facts::of`).
+            _ => uncarried.then_some(SourceSound {
+                aac: false,
+                channels: 0,
+            }),
         };
         Facts {
             display: (u32::from(display.0), u32::from(display.1)),

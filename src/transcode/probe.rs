@@ -16,6 +16,8 @@ pub struct Probed {
     pub kbps: u32,
     pub has_audio: bool,
     pub audio_is_aac: bool,
+    /// The first audio stream's channel count (0 without audio).
+    pub audio_channels: u32,
     /// The video codec's name, as ffprobe gives it (`mpeg4`, `prores`).
     pub video_codec: String,
     /// Seconds (0 when unknown).
@@ -43,6 +45,7 @@ struct Stream {
     width: Option<u32>,
     height: Option<u32>,
     sample_aspect_ratio: Option<String>,
+    channels: Option<u32>,
     #[serde(default)]
     side_data_list: Vec<SideData>,
     #[serde(default)]
@@ -64,7 +67,7 @@ pub fn probe(ffprobe: &Path, input: &str) -> Result<Probed> {
     let out = Command::new(ffprobe)
         .args(["-v", "error", "-print_format", "json", "-show_entries"])
         .arg(
-            "stream=codec_type,codec_name,width,height,sample_aspect_ratio:\
+            "stream=codec_type,codec_name,width,height,sample_aspect_ratio,channels:\
              stream_side_data=rotation:stream_tags=rotate:format=bit_rate,duration",
         )
         .arg(input)
@@ -124,6 +127,7 @@ pub fn parse(json: &[u8]) -> Result<Probed> {
             .map_or(0, |b| u32::try_from(b / 1000).unwrap_or(u32::MAX)),
         has_audio: audio.is_some(),
         audio_is_aac: audio.is_some_and(|a| a.codec_name.as_deref() == Some("aac")),
+        audio_channels: audio.and_then(|a| a.channels).unwrap_or(0),
         video_codec: video.codec_name.clone().unwrap_or_default(),
         duration: o
             .format

@@ -590,3 +590,185 @@ fn the_fleet_task_s_command_starts_a_worker_that_drains_within_the_stop_timeout(
         "the worker stopped {took:?} after SIGTERM (ECS would SIGKILL it after {stop_timeout:?})"
     );
 }
+
+/// Starts `hlspipe worker` on `queue_url`, one message at a time, logging to `log`.
+fn start_worker(endpoint: &str, queue_url: &str, env: &[(&str, &str)], log: PathBuf) -> Pipeline {
+    let child = hlspipe(
+        endpoint,
+        &[
+            "worker",
+            "--queue-url",
+            queue_url,
+            "--concurrency",
+            "1",
+            "--wait-seconds",
+            "1",
+            "--visibility-seconds",
+            "60",
+            "--grace-seconds",
+            "5",
+        ],
+        env,
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&log).unwrap())
+    .spawn()
+    .unwrap();
+    Pipeline { child, log }
+}
+
+/// The JSON log lines of a worker whose message is `message`.
+fn log_lines(worker: &Pipeline, message: &str) -> Vec<serde_json::Value> {
+    worker
+        .log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == message || v["fields"]["message"] == message)
+        .collect()
+}
+
+#[test]
+fn two_workers_share_a_ladder_s_chunks_and_publish_one_title() {
+    let server = S3Server::shared();
+    let endpoint = server.endpoint();
+    let name = bucket_name("ladder-fan-out");
+    let store = server.bucket(&name);
+    let rt = runtime();
+    let sqs = rt.block_on(sqs(&endpoint));
+    let (queue_url, queue_arn) = rt.block_on(queue(&sqs, &format!("{name}-uploads")));
+    notify_queue(&server, &name, &queue_arn);
+    let source = crate::support::ladder_source_720p_16s();
+    put(
+        &store,
+        "uploads/fan/clip.mp4",
+        std::fs::read(source).unwrap(),
+    );
+
+    let env = [
+        ("HLSPIPE_LADDER", "360p:500k,234p:200k"),
+        ("HLSPIPE_CHUNK_SECONDS", "4"),
+        ("HLSPIPE_SEGMENT_DURATION", "2"),
+        ("HLSPIPE_LOG_LEVEL", "info"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let workers = [
+        start_worker(&endpoint, &queue_url, &env, dir.path().join("a.log")),
+        start_worker(&endpoint, &queue_url, &env, dir.path().join("b.log")),
+    ];
+    let title = "hls/fan/clip.hls/";
+    wait_for("the title", &workers[0], Duration::from_secs(240), || {
+        manifest_state(&store, title).as_deref() == Some("complete")
+    });
+    // Each worker encoded some of the parts; together every part, each once.
+    let parts: Vec<Vec<String>> = workers
+        .iter()
+        .map(|w| {
+            log_lines(w, "ladder part encoded")
+                .iter()
+                .map(|v| v["part"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .collect();
+    let logs = || format!("{}\n---\n{}", workers[0].log(), workers[1].log());
+    assert!(
+        parts.iter().all(|p| !p.is_empty()),
+        "each worker does some parts: {parts:?}\n{}",
+        logs()
+    );
+    let mut all: Vec<String> = parts.concat();
+    all.sort();
+    assert_eq!(
+        all,
+        [
+            "chunk-00000",
+            "chunk-00001",
+            "chunk-00002",
+            "chunk-00003",
+            "rest"
+        ],
+        "{}",
+        logs()
+    );
+    // One title, from the parts: four chunks, the rungs decode whole; no work left behind.
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &store
+            .get(&format!("{title}manifest.json"))
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["transcode"]["chunks"], 4, "{manifest}");
+    let version = manifest["version"].as_str().unwrap().to_owned();
+    // The worker that published removes the work folder after the manifest says complete.
+    wait_for(
+        "the work folder removed",
+        &workers[0],
+        Duration::from_secs(30),
+        || store.list(&format!("{title}work/")).unwrap().is_empty(),
+    );
+    assert_title_decodes(&store, title);
+    let rung = tempfile::tempdir().unwrap();
+    let folder = format!("{title}v/{version}/video_360p/");
+    let mut joined = Vec::new();
+    let mut keys: Vec<String> = store
+        .list(&folder)
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| k.ends_with(".m4s"))
+        .collect();
+    keys.sort();
+    joined.extend(store.get(&format!("{folder}init.mp4")).unwrap().unwrap());
+    for k in keys {
+        joined.extend(store.get(&k).unwrap().unwrap());
+    }
+    let file = rung.path().join("360p.mp4");
+    std::fs::write(&file, joined).unwrap();
+    let frames = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&frames.stdout).trim(), "480");
+
+    // A duplicate part message, after the title is out: harmless, and deleted.
+    let duplicate = serde_json::json!({
+        "hlspipe": "ladder-part",
+        "bucket": name,
+        "key": "uploads/fan/clip.mp4",
+        "etag": store.head("uploads/fan/clip.mp4").unwrap().unwrap().etag,
+        "version": version,
+        "part": "chunk-00001",
+    });
+    rt.block_on(
+        sqs.send_message()
+            .queue_url(&queue_url)
+            .message_body(duplicate.to_string())
+            .send(),
+    )
+    .unwrap();
+    wait_for(
+        "the duplicate handled",
+        &workers[0],
+        Duration::from_secs(60),
+        || {
+            workers.iter().any(|w| {
+                w.log()
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .any(|v| v["outcome"] == "stale" && v["key"] == "uploads/fan/clip.mp4")
+            }) && rt.block_on(queue_depth(&sqs, &queue_url)) == 0
+        },
+    );
+    let after: serde_json::Value = serde_json::from_slice(
+        &store
+            .get(&format!("{title}manifest.json"))
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(after["state"], "complete");
+    assert_eq!(after["version"], version.as_str());
+}

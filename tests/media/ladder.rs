@@ -573,3 +573,87 @@ fn a_chunk_whose_ffmpeg_is_killed_mid_encode_runs_again_and_the_title_completes(
     assert_eq!(frames, 480);
     assert!(errors.is_empty(), "{errors}");
 }
+
+/// A camera file with 5.1 PCM: the title gets AAC stereo (the default) and AAC 5.1 as a
+/// second audio rendition, both decoding, beside the source's picture.
+#[test]
+fn a_surround_source_gets_stereo_and_a_5_1_aac_rendition() {
+    let camera = crate::support::generated_media(
+        "camera_h264_pcm_5.1.mov",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "2",
+            "-filter_complex",
+            "[1:a]pan=5.1|FL=c0|FR=c0|FC=c0|LFE=c0|BL=c0|BR=c0[a]",
+            "-map",
+            "0:v",
+            "-map",
+            "[a]",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-g",
+            "25",
+            "-c:a",
+            "pcm_s16le",
+            "-f",
+            "mov",
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("title");
+    let master = packaged_master(
+        &["--ladder", "180p:200k", "--segment-duration", "1"],
+        &camera,
+        &out,
+    );
+    let audio: Vec<&str> = master
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-MEDIA:TYPE=AUDIO"))
+        .collect();
+    assert_eq!(audio.len(), 2, "{master}");
+    assert!(
+        audio[0].contains("CHANNELS=\"2\"") && audio[0].contains("DEFAULT=YES"),
+        "{master}"
+    );
+    assert!(audio[1].contains("CHANNELS=\"6\""), "{master}");
+    let mut layouts = Vec::new();
+    for line in master.lines().filter(|l| l.contains("/audio_")) {
+        let uri = line
+            .split("URI=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let playlist = out.join(uri);
+        let (frames, errors) = decoded_frames(&playlist);
+        assert_eq!(frames, 0, "no picture in {uri}");
+        assert!(errors.is_empty(), "{uri}: {errors}");
+        let probe = Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "a:0"])
+            .args([
+                "-show_entries",
+                "stream=codec_name,channels",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(&playlist)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&probe.stdout);
+        let text = text.lines().next().unwrap_or_default();
+        layouts.push(text.to_owned());
+    }
+    assert_eq!(layouts, ["aac,2", "aac,6"]);
+    crate::support::assert_decodes(&out.join("master.m3u8"));
+}

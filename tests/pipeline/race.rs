@@ -237,6 +237,7 @@ fn interleaved(b: &Buckets, at: fn(&str, usize) -> bool) -> (Outcome, String, St
                 config: &config,
                 invalidator: &NoInvalidation,
                 notifier: &hlspipe::pipeline::notify::NoNotification,
+                parts: None,
                 deadline: None,
                 clock: &|| 2_000,
             };

@@ -39,6 +39,7 @@ impl Setup {
             config: &self.config,
             invalidator: &NoInvalidation,
             notifier: &hlspipe::pipeline::notify::NoNotification,
+            parts: None,
             deadline: None,
             clock: &|| 1_000,
         };

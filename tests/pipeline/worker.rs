@@ -153,6 +153,7 @@ fn failed_republish_keeps_the_previous_master() {
         config: &config,
         invalidator: &NoInvalidation,
         notifier: &hlspipe::pipeline::notify::NoNotification,
+        parts: None,
         deadline: None,
         clock: &|| 5,
     };
@@ -202,6 +203,7 @@ fn overtaken_republish(
         config: &config,
         invalidator: &NoInvalidation,
         notifier: &hlspipe::pipeline::notify::NoNotification,
+        parts: None,
         deadline: None,
         clock: &|| 5,
     };
@@ -287,6 +289,7 @@ fn republish_invalidates_only_the_master_and_gc_collects_old_versions() {
             config,
             invalidator: &invalidator,
             notifier: &hlspipe::pipeline::notify::NoNotification,
+            parts: None,
             deadline: None,
             clock: &clock,
         };
@@ -366,6 +369,7 @@ fn objects_under_the_output_prefix_are_never_processed() {
         config: &config,
         invalidator: &NoInvalidation,
         notifier: &hlspipe::pipeline::notify::NoNotification,
+        parts: None,
         deadline: None,
         clock: &|| 1,
     };
@@ -398,6 +402,7 @@ fn title_manifest_publishes_a_ladder() {
         config: &config,
         invalidator: &NoInvalidation,
         notifier: &hlspipe::pipeline::notify::NoNotification,
+        parts: None,
         deadline: None,
         clock: &|| 7,
     };
@@ -480,6 +485,7 @@ fn a_bad_title_manifest_is_a_permanent_failure_with_a_failed_manifest() {
         config: &config,
         invalidator: &NoInvalidation,
         notifier: &hlspipe::pipeline::notify::NoNotification,
+        parts: None,
         deadline: None,
         clock: &|| 7,
     };
@@ -625,6 +631,7 @@ fn removal_by_record_spares_nested_titles_and_unflipped_versions_are_collected_r
         config: &config,
         invalidator: &NoInvalidation,
         notifier: &hlspipe::pipeline::notify::NoNotification,
+        parts: None,
         deadline: None,
         clock: &clock,
     };
@@ -696,6 +703,7 @@ fn the_notifier_hears_of_publishes_failures_and_removals() {
         config: &config,
         invalidator: &NoInvalidation,
         notifier: &notifier,
+        parts: None,
         deadline: None,
         clock: &|| 1_000,
     };
@@ -788,6 +796,7 @@ fn a_job_out_of_time_stops_records_it_and_the_retry_resumes_regression_timeout_l
         config: &config,
         invalidator: &NoInvalidation,
         notifier: &hlspipe::pipeline::notify::NoNotification,
+        parts: None,
         deadline: Some(std::time::Instant::now() + std::time::Duration::from_secs(3)),
         clock: &|| 1_000,
     };

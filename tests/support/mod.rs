@@ -899,6 +899,7 @@ pub fn pipeline(
         config,
         invalidator: &hlspipe::pipeline::invalidate::NoInvalidation,
         notifier: &hlspipe::pipeline::notify::NoNotification,
+        parts: None,
         deadline: None,
         clock: &|| 1_000,
     }

@@ -257,6 +257,7 @@ fn run_record(store: &Arc<dyn Store>, config: &PipelineConfig, record: &Record) 
         config,
         invalidator: &NoInvalidation,
         notifier: &hlspipe::pipeline::notify::NoNotification,
+        parts: None,
         deadline: None,
         clock: &hlspipe::clock::unix_now,
     };

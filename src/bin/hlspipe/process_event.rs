@@ -56,6 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config: &config,
         invalidator: invalidator.as_ref(),
         notifier: notifier.as_ref(),
+        parts: None,
         deadline: None,
         clock: &hlspipe::clock::unix_now,
     };

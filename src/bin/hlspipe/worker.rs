@@ -4,7 +4,8 @@
 
 use crate::setup;
 use anyhow::Context;
-use hlspipe::aws::sqs::{QueueConsumer, QueueSettings};
+use hlspipe::aws::sqs::{QueueConsumer, QueueSettings, SqsPartQueue};
+use hlspipe::pipeline::fanout::PartQueue;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,7 +50,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let runtime = setup::runtime()?;
     let result = runtime.block_on(async {
         let sqs = aws_sdk_sqs::Client::new(&hlspipe::aws::load_config("us-east-1").await);
+        // A ladder's chunks fan out through the worker's own queue, to the whole fleet.
+        let parts = config.ladder.is_on().then(|| {
+            Arc::new(SqsPartQueue {
+                sqs: sqs.clone(),
+                queue_url: settings.queue_url.clone(),
+                handle: tokio::runtime::Handle::current(),
+            }) as Arc<dyn PartQueue>
+        });
         let worker = QueueConsumer {
+            parts,
             sqs,
             settings,
             invalidator: setup::invalidator(&config).await?,

@@ -237,6 +237,7 @@ where
             config: &job.config,
             invalidator: job.invalidator.as_ref(),
             notifier: job.notifier.as_ref(),
+            parts: None,
             deadline,
             clock: &job.clock,
         };

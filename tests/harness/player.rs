@@ -318,3 +318,83 @@ fn hlsjs_switches_between_the_rungs_of_an_auto_ladder() {
     assert!(refused.is_empty(), "{report:?}");
     assert!(report.current_time > 3.5, "{report:?}");
 }
+
+/// The same with the source's own HEVC kept as the top rung: Chromium here has no HEVC
+/// decoder, so hls.js leaves that level out and plays and switches round the H.264 rungs.
+#[test]
+fn hlsjs_skips_the_source_s_hevc_rung_and_plays_the_h264_rungs() {
+    let source = crate::support::generated_media(
+        "ladder_source_hevc_720p_8s.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "8",
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-b:v",
+            "3M",
+            "-x265-params",
+            "keyint=30:min-keyint=30:scenecut=0:log-level=error",
+            "-tag:v",
+            "hvc1",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("title");
+    let run = hlspipe()
+        .args(["package", "--ladder", "auto", "--segment-duration", "1"])
+        .arg(&source)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
+    assert!(
+        master.contains("hvc1."),
+        "the source is the top rung: {master}"
+    );
+    let server = serve_dir(&out);
+    let report = play_in_browser_with(
+        &server.url("master.m3u8"),
+        &[
+            "--seconds",
+            "3",
+            "--max-buffer",
+            "2",
+            "--switch-levels",
+            "2",
+        ],
+    );
+    assert!(report.ok, "hls.js did not play the H.264 rungs: {report:?}");
+    let mut heights = report.levels.clone();
+    heights.sort_unstable();
+    assert_eq!(
+        heights,
+        [234, 360, 540],
+        "the HEVC level is left out: {report:?}"
+    );
+    let distinct: std::collections::BTreeSet<u32> =
+        report.level_switches.iter().map(|s| s.height).collect();
+    // hls.js's own start, then the two switches asked for, landing on other levels.
+    assert!(report.level_switches.len() >= 3, "{report:?}");
+    assert!(distinct.len() >= 2, "{report:?}");
+    assert!(report.current_time > 3.0, "{report:?}");
+}

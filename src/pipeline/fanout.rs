@@ -22,6 +22,7 @@ use crate::media::source::{FileSource, Source};
 use crate::pipeline::event::{Job, PartMessage, Record, RecordKind, PART_MESSAGE};
 use crate::pipeline::job::Pipeline;
 use crate::pipeline::keys::{classify_key, KeyRole};
+use crate::pipeline::manifest::{record_progress, JobProgress};
 use crate::pipeline::outcome::Outcome;
 use crate::store::{open_source, ObjectInfo, Precondition, Store};
 use crate::title::Title;
@@ -335,6 +336,17 @@ impl Pipeline<'_> {
         let done = work.done()?;
         let of = plan.parts.len();
         let all = plan.parts.iter().all(|p| done.contains(p));
+        let progress = JobProgress {
+            stage: "encoding".into(),
+            done: done.len() as f64,
+            total: of as f64,
+            unit: "parts".into(),
+            at: (self.clock)(),
+        };
+        let prefix = title.folder(&self.config.output_prefix);
+        if let Err(e) = record_progress(store.as_ref(), &prefix, &message.version, progress) {
+            tracing::warn!(title = %title, error = %e, "progress not recorded");
+        }
         if all && work.write_once("stitch", part)? {
             return Ok(Step::Last(work.folder));
         }

@@ -60,7 +60,9 @@ use crate::pipeline::keys::{
     classify_key, parent, KeyRole, TitleManifest, TITLE_MANIFEST_MAX_BYTES, TITLE_MANIFEST_SUFFIX,
 };
 use crate::pipeline::ladder;
-use crate::pipeline::manifest::{self, Change, Manifest, SourceInfo, State, MASTER_KEY};
+use crate::pipeline::manifest::{
+    self, Change, JobProgress, Manifest, SourceInfo, State, MASTER_KEY,
+};
 use crate::pipeline::notify::{Notifier, TitleChange, TitleEvent};
 use crate::pipeline::outcome::Outcome;
 use crate::pipeline::publish::{self, PublishOptions};
@@ -69,6 +71,38 @@ use crate::store::{open_source, ObjectInfo, Store};
 use crate::title::Title;
 use crate::transcode::encode::TranscodeReport;
 use std::sync::Arc;
+
+/// How often a running encode's progress is written to the manifest, at most.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Calls `f` at most once per `every` (the first call at once): progress reports arrive
+/// several times a second, a manifest write is a round trip to the store.
+struct Throttled<F> {
+    every: std::time::Duration,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+    f: F,
+}
+
+impl<F: Fn(f64, f64) + Sync> Throttled<F> {
+    fn new(every: std::time::Duration, f: F) -> Self {
+        Throttled {
+            every,
+            last: std::sync::Mutex::new(None),
+            f,
+        }
+    }
+
+    fn call(&self, done: f64, total: f64) {
+        {
+            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < self.every) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        (self.f)(done, total);
+    }
+}
 
 /// A title written up to its master flip: what `finish` records.
 struct Published {
@@ -594,7 +628,21 @@ impl Pipeline<'_> {
     ) -> Result<(PackagedTitle, String, Option<TranscodeReport>)> {
         // The ladder's rungs (and their scratch folder) live until the title is published.
         let work = Work::new(store, prefix, version);
-        let transcoded = ladder::transcode(self.config, sources, &work, self.deadline)?;
+        let progress = Throttled::new(PROGRESS_EVERY, |done, total| {
+            let progress = JobProgress {
+                stage: "encoding".into(),
+                done,
+                total,
+                unit: "seconds".into(),
+                at: (self.clock)(),
+            };
+            if let Err(e) = manifest::record_progress(store.as_ref(), prefix, version, progress) {
+                tracing::warn!(prefix, error = %e, "progress not recorded");
+            }
+        });
+        let transcoded = ladder::transcode(self.config, sources, &work, self.deadline, &|d, t| {
+            progress.call(d, t)
+        })?;
         let store = store.as_ref();
         let ladder::PackagerInputs {
             inputs,

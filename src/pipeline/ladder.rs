@@ -24,11 +24,13 @@ pub struct Transcoded {
 /// Encodes the ladder of a one-upload title, when the configuration has one. ffmpeg is
 /// stopped before `deadline`. When the fleet has encoded every part already (`work`,
 /// [`crate::pipeline::fanout`]), the rungs are assembled from the parts in the store.
+/// `progress` gets the seconds of video encoded, and of the whole.
 pub fn transcode(
     config: &PipelineConfig,
     sources: &[(Arc<dyn Source>, ObjectInfo)],
     work: &Work<'_>,
     deadline: Option<Instant>,
+    progress: &(dyn Fn(f64, f64) + Sync),
 ) -> Result<Option<Transcoded>> {
     let [(source, _)] = sources else {
         return Ok(None);
@@ -53,7 +55,7 @@ pub fn transcode(
         return Ok(Some(Transcoded { encoded, report }));
     }
     let encoded =
-        encode_ladder(&ffmpeg, Arc::clone(source), &settings, &|_| {}).map_err(|e| match e {
+        encode_ladder(&ffmpeg, Arc::clone(source), &settings, progress).map_err(|e| match e {
             // Stopped for the invocation's deadline: the retry starts it again.
             Error::Transcode {
                 class: RetryClass::Retryable,

@@ -88,6 +88,52 @@ pub struct Manifest {
     /// rungs and the time it took.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transcode: Option<crate::transcode::encode::TranscodeReport>,
+    /// While `processing`: how far the running job is (what a progress bar shows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<JobProgress>,
+}
+
+/// How far a running job is: `done` of `total` in `unit`, in the stage named.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct JobProgress {
+    /// `encoding` (the ladder).
+    pub stage: String,
+    pub done: f64,
+    pub total: f64,
+    /// `seconds` (of video encoded here) or `parts` (of a ladder shared by the fleet).
+    pub unit: String,
+    /// Unix seconds when it was written.
+    pub at: u64,
+}
+
+impl JobProgress {
+    pub fn percent(&self) -> f64 {
+        if self.total > 0.0 {
+            (self.done / self.total * 100.0).clamp(0.0, 100.0)
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Records `progress` of the job writing `version` in the title's manifest, unless another
+/// job has started since (it owns the state) or the title is no longer `processing`.
+pub fn record_progress(
+    store: &dyn Store,
+    prefix: &str,
+    version: &str,
+    progress: JobProgress,
+) -> Result<()> {
+    update_manifest(store, prefix, |fresh| {
+        let Some(mut next) = fresh else {
+            return Ok(Change::Keep(()));
+        };
+        if next.state != State::Processing || next.target_version.as_deref() != Some(version) {
+            return Ok(Change::Keep(()));
+        }
+        next.progress = Some(progress.clone());
+        Ok(Change::Write(Box::new(next), ()))
+    })
 }
 
 impl Manifest {
@@ -108,6 +154,7 @@ impl Manifest {
             finished_at: None,
             elapsed_seconds: None,
             transcode: None,
+            progress: None,
         }
     }
 
@@ -138,6 +185,7 @@ impl Manifest {
                     started_at,
                     finished_at: None,
                     elapsed_seconds: None,
+                    progress: None,
                     ..prev
                 };
                 if let Some(t) = unflipped {
@@ -259,6 +307,7 @@ impl Manifest {
     }
 
     fn finish(&mut self, now: u64) {
+        self.progress = None;
         self.finished_at = Some(now);
         self.elapsed_seconds = Some(now.saturating_sub(self.started_at) as f64);
     }

@@ -551,12 +551,12 @@ impl LadderJob {
 }
 
 /// Encodes the ladder of `source` here (see the module's notes), its parts `concurrency`
-/// at a time. `progress` gets the seconds of video done so far.
+/// at a time. `progress` gets the seconds of video done so far, and of the whole.
 pub fn encode_ladder(
     ffmpeg: &Ffmpeg,
     source: Arc<dyn Source>,
     settings: &LadderSettings,
-    progress: &(dyn Fn(f64) + Sync),
+    progress: &(dyn Fn(f64, f64) + Sync),
 ) -> Result<Encoded> {
     let job = LadderJob::plan(ffmpeg, source, settings)?;
     let scratch = Scratch::new()?;
@@ -569,7 +569,7 @@ pub fn encode_ladder(
             if counted {
                 let mut done = done.lock().unwrap_or_else(|p| p.into_inner());
                 done.insert(part, secs);
-                progress(done.values().sum());
+                progress(done.values().sum(), job.duration());
             }
         })
         .map(|_| ())

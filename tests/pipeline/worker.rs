@@ -853,7 +853,19 @@ fn a_worker_with_a_ladder_publishes_the_upload_and_its_rungs_as_one_title() {
     let key = "uploads/shows/laddered.mp4";
     let etag = b.put_file(key, clip());
     let config = PipelineConfig::load([("HLSPIPE_LADDER", "90p:120k")], None).unwrap();
-    let store: Arc<dyn Store> = Arc::new(b.store());
+    // Every manifest the job wrote, as it was before the next write: the encode's progress.
+    let title = "hls/shows/laddered.hls/";
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+    let (bucket, seen_by_hook) = (b.bucket(), Arc::clone(&seen));
+    let store: Arc<dyn Store> = Arc::new(FakeStore::new(b.store()).before_put(move |_| {
+        let path = bucket.join(format!("{title}manifest.json"));
+        if let Ok(bytes) = std::fs::read(path) {
+            seen_by_hook
+                .lock()
+                .unwrap()
+                .push(serde_json::from_slice(&bytes).unwrap());
+        }
+    }));
     let worker = crate::support::pipeline(&config);
     let rec = record(RecordKind::Created, key, Some(&etag));
     let Outcome::Processed { version, .. } = worker.handle_record(&store, &rec) else {
@@ -866,8 +878,24 @@ fn a_worker_with_a_ladder_publishes_the_upload_and_its_rungs_as_one_title() {
         version_for_etags(&[&etag], &plain.settings()),
         "the ladder is in the version"
     );
-    let title = "hls/shows/laddered.hls/";
     let manifest = b.manifest(title);
+    let progress: Vec<serde_json::Value> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| m["state"] == "processing" && m["progress"].is_object())
+        .map(|m| m["progress"].clone())
+        .collect();
+    let first = progress
+        .first()
+        .expect("the encode's progress was recorded");
+    assert_eq!(first["stage"], "encoding", "{first}");
+    assert_eq!(first["unit"], "seconds", "{first}");
+    assert!(first["total"].as_f64().unwrap() > 1.9, "{first}");
+    assert!(
+        manifest.get("progress").is_none(),
+        "cleared when complete: {manifest}"
+    );
     assert_eq!(
         manifest["transcode"]["rungs"][0], "90p:120k 160x90",
         "{manifest}"

@@ -392,9 +392,16 @@ fn transcode(
     let settings = ladder_settings(args);
     let started = Instant::now();
     let bar = progress_bar(0, args.json);
-    let encoded = encode_ladder(&ffmpeg, Arc::clone(source), &settings, &|secs| {
+    let encoded = encode_ladder(&ffmpeg, Arc::clone(source), &settings, &|done, total| {
         if let Some(b) = &bar {
-            b.set_message(format!("encoding the ladder: {secs:.0} s done"));
+            let percent = if total > 0.0 {
+                done / total * 100.0
+            } else {
+                0.0
+            };
+            b.set_message(format!(
+                "encoding the ladder: {done:.0} of {total:.0} s of video ({percent:.0} %)"
+            ));
         }
     })?;
     if let Some(b) = &bar {

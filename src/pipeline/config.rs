@@ -274,10 +274,15 @@ fn ladder(text: &str) -> Result<Ladder> {
 }
 
 fn on_off(name: &str, text: &str) -> Result<bool> {
+    switch(text).ok_or_else(|| Error::Config(format!("{name}='{text}': on or off")))
+}
+
+/// A switch's value: `on`/`off` (or `true`/`false`, `yes`/`no`, `1`/`0`); `None` otherwise.
+pub fn switch(text: &str) -> Option<bool> {
     match text.trim().to_ascii_lowercase().as_str() {
-        "on" | "true" | "1" | "yes" => Ok(true),
-        "off" | "false" | "0" | "no" => Ok(false),
-        _ => Err(Error::Config(format!("{name}='{text}': on or off"))),
+        "on" | "true" | "1" | "yes" => Some(true),
+        "off" | "false" | "0" | "no" => Some(false),
+        _ => None,
     }
 }
 

@@ -128,6 +128,15 @@ impl Ladder {
     }
 }
 
+/// [`Ladder::parse`], for command-line parsers.
+impl std::str::FromStr for Ladder {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Ladder, String> {
+        Ladder::parse(text).map_err(|e| e.to_string())
+    }
+}
+
 impl std::fmt::Display for Ladder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -30,16 +30,17 @@ impl Drop for Dev {
     }
 }
 
+/// `hlspipe dev` without the ladder: the tests of the page, the API and the soak are about
+/// them, not about ffmpeg's time.
 fn start(data: &std::path::Path) -> Dev {
+    start_with(data, &["--ladder", "off"])
+}
+
+fn start_with(data: &std::path::Path, args: &[&str]) -> Dev {
     let mut child = hlspipe()
-        .args([
-            "dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--poll-seconds",
-            "0.3",
-            "--data",
-        ])
+        .args(["dev", "--listen", "127.0.0.1:0", "--poll-seconds", "0.3"])
+        .args(args)
+        .arg("--data")
         .arg(data)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -293,4 +294,26 @@ fn dev_refuses_to_listen_off_loopback_without_a_token() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--token"));
+}
+
+/// With ffmpeg on the machine, `dev` turns the ladder on (`auto`) unless told otherwise,
+/// says so, and the sample title is made with it (its poster and thumbnails).
+#[test]
+fn dev_turns_the_ladder_on_when_ffmpeg_is_there() {
+    let data = tempfile::tempdir().unwrap();
+    let dev = start_with(data.path(), &[]);
+    wait_playable(&dev, "sample");
+    let log = dev.log.lock().unwrap_or_else(|p| p.into_inner()).join("\n");
+    assert!(log.contains("ladder:   auto (ffmpeg version"), "{log}");
+    let title = data.path().join("media/hls/sample.hls");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(title.join("manifest.json")).unwrap()).unwrap();
+    assert!(
+        manifest["transcode"]["settings"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("ladder=auto;")),
+        "{manifest}"
+    );
+    let version = manifest["version"].as_str().unwrap();
+    assert!(title.join(format!("v/{version}/poster.jpg")).is_file());
 }

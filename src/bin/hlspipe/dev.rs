@@ -23,6 +23,8 @@ use hlspipe::pipeline::event::{Record, RecordKind};
 use hlspipe::pipeline::invalidate::NoInvalidation;
 use hlspipe::pipeline::job::Pipeline;
 use hlspipe::store::{DirStore, Store};
+use hlspipe::transcode::ffmpeg::Ffmpeg;
+use hlspipe::transcode::ladder::Ladder;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,6 +58,10 @@ pub struct Args {
     /// Seconds between looks at the uploads folder.
     #[arg(long, default_value_t = 1.0)]
     poll_seconds: f64,
+    /// The transcoding stage's ladder (docs/ladder.md): `auto` by default when ffmpeg is
+    /// found (on PATH, or HLSPIPE_FFMPEG), else `off`.
+    #[arg(long, env = "HLSPIPE_LADDER", value_name = "off|auto|RUNGS")]
+    ladder: Option<Ladder>,
 }
 
 struct Page {
@@ -76,13 +82,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&bucket_dir)
         .with_context(|| format!("creating {}", bucket_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(DirStore::new(&bucket_dir));
+    let ffmpeg_path = std::env::var("HLSPIPE_FFMPEG")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let ffmpeg = Ffmpeg::locate(ffmpeg_path.as_deref().map(std::ffi::OsStr::new));
+    let ladder = match (&args.ladder, &ffmpeg) {
+        (Some(ladder), _) => ladder.clone(),
+        (None, Ok(_)) => Ladder::Auto,
+        (None, Err(_)) => Ladder::Off,
+    };
     let config = Arc::new(
         PipelineConfig {
             segment_duration: args.segment_duration,
+            ladder,
+            ffmpeg: ffmpeg_path,
             ..PipelineConfig::default()
         }
         .validate()?,
     );
+    let ladder_line = match (&config.ladder, &ffmpeg) {
+        (Ladder::Off, Err(e)) => format!("off ({e})"),
+        (Ladder::Off, Ok(_)) => "off".to_owned(),
+        (ladder, Ok(f)) => format!("{ladder} ({}, {})", f.version, f.path().display()),
+        (ladder, Err(e)) => format!("{ladder}, but {e}"),
+    };
     seed_sample(store.as_ref(), &config.input_prefix)?;
 
     let key = dev::dev_key(&args.data.join("dev-key.pem"))?;
@@ -122,6 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ));
         let shutdown = http::shutdown_signal();
         eprintln!("{}", banner(&base, &bucket_dir, &config, hls_js.as_deref()));
+        eprintln!("  ladder:   {ladder_line}");
         http::serve(listener, app, shutdown).await?;
         watcher.abort();
         eprintln!("hlspipe dev: stopped");

@@ -9,6 +9,7 @@ use hlspipe::media::package::{
 };
 use hlspipe::media::source::{FileSource, Source};
 use hlspipe::media::text::MAX_FILE_BYTES;
+use hlspipe::pipeline::config::switch;
 use hlspipe::pipeline::manifest::{self, Manifest, SourceInfo};
 use hlspipe::pipeline::publish::{self, PublishOptions};
 use hlspipe::store::location::{as_prefix, Location, Stores};
@@ -46,7 +47,7 @@ pub struct Args {
     /// A ladder of H.264 renditions made with ffmpeg (on PATH, or HLSPIPE_FFMPEG) from the one
     /// input: `off`, `auto` (one rung per size step of Apple's table, none above the source),
     /// or rungs such as `1080p:6000k,720p:3000k,360p:800k`.
-    #[arg(long, default_value = "off", value_parser = ladder, value_name = "off|auto|RUNGS")]
+    #[arg(long, default_value = "off", value_name = "off|auto|RUNGS")]
     ladder: Ladder,
     /// With a ladder: keep the source itself as the top rung when it can pass through (`on`),
     /// or encode every rung and the audio (`off`).
@@ -58,16 +59,8 @@ pub struct Args {
     chunk_seconds: f64,
 }
 
-fn ladder(text: &str) -> Result<Ladder, String> {
-    Ladder::parse(text).map_err(|e| e.to_string())
-}
-
 fn on_off(text: &str) -> Result<bool, String> {
-    match text {
-        "on" => Ok(true),
-        "off" => Ok(false),
-        _ => Err(format!("'{text}': on or off")),
-    }
+    switch(text).ok_or_else(|| format!("'{text}': on or off"))
 }
 
 /// Parses `--segment-duration`: a usage error (exit 2) when out of range.

@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # The transcoding stage's speed: 60 s of 1080p30 H.264 at 20 Mb/s to the five-rung auto ladder
-# (keep-source off: 234p, 360p, 540p, 720p and 1080p encoded), three ways, wall time each:
+# (keep-source off: 234p, 360p, 540p, 720p and 1080p encoded), wall time each way:
 #
-#   1. hlspipe package --ladder auto --keep-source off --concurrency 2 (release build):
-#      one ffmpeg run with one decode for every rung, then packaging and writing the title;
-#   2. the same ffmpeg command alone, as hlspipe ran it (logged through a wrapper set as
-#      HLSPIPE_FFMPEG), reading the file directly: what one hand-written command costs;
-#   3. five separate ffmpeg runs, one rung each, same encoder settings: five decodes.
+#   1. hlspipe package --ladder auto --keep-source off --concurrency 2 (release build): the
+#      video in 30 s chunks cut at the source's key frames, two at a time, each to every rung
+#      in one decode, stitched by the packager; the sound and previews beside them;
+#   2. the same with --chunk-seconds 0: one ffmpeg run with one decode for every rung;
+#   3. that one ffmpeg command alone (logged through a wrapper set as HLSPIPE_FFMPEG),
+#      reading the file directly: what one hand-written command costs;
+#   4. five separate ffmpeg runs, one rung each, same encoder settings: five decodes.
+#
+# Then a projection for a 60-minute title fanned out over 50, 200 and 1,000 workers like this
+# machine: its inputs are the per-chunk times measured in run 1, the stitch and packaging time
+# per second of video, and the queue's and the store's overheads measured against local
+# servers (moto's SQS; s3s-fs for S3: a put of one chunk's rungs, a copy of a whole ladder).
 #
 #   bash benches/ladder.sh                 # 60 s source
 #   BENCH_SECONDS=20 bash benches/ladder.sh
 #   BENCH_HLSPIPE=path/to/hlspipe …        # this binary instead of a release build
 #
-# Data in bench-data/ladder/ (the source is made once). Prints a table; exits non-zero only if
+# Data in bench-data/ladder/ (the source is made once). Prints tables; exits non-zero only if
 # a run fails.
 set -euo pipefail
 
@@ -58,11 +65,24 @@ wall() { # wall seconds of a command
 
 out="$data/title"
 rm -rf "$out"
-t1=$(HLSPIPE_FFMPEG="$PWD/$wrapper" wall "$hlspipe" package --ladder auto --keep-source off \
+t1=$(wall "$hlspipe" package --ladder auto --keep-source off \
   --concurrency 2 --segment-duration 6 "$source_file" "$out")
-encode_s=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["transcode"]["seconds"])' "$out/manifest.json")
+field() { # a field of the manifest's transcode record
+  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["transcode"][sys.argv[2]])' "$1" "$2"
+}
+encode_s=$(field "$out/manifest.json" seconds)
+chunks=$(field "$out/manifest.json" chunks)
+stitch_s=$(field "$out/manifest.json" stitch_seconds)
+parts_json=$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["transcode"]["parts"]))' "$out/manifest.json")
+ladder_bytes=$(find "$out/v" -path '*video_*' -name '*.m4s' -printf '%s\n' | awk '{s += $1} END {print s}')
 
-# 2. the logged command, reading the file instead of the loopback URL, writing to scratch.
+# 2. one run (no chunks), its ffmpeg command logged for 3.
+whole="$data/title-whole"
+rm -rf "$whole"
+t_whole=$(HLSPIPE_FFMPEG="$PWD/$wrapper" wall "$hlspipe" package --ladder auto --keep-source off \
+  --chunk-seconds 0 --segment-duration 6 "$source_file" "$whole")
+
+# 3. the logged command, reading the file instead of the loopback URL, writing to scratch.
 mapfile -d '' args <"$data/ffmpeg-args"
 scratch="$data/scratch"
 rm -rf "$scratch" && mkdir -p "$scratch"
@@ -76,7 +96,7 @@ for a in "${args[@]}"; do
 done
 t2=$(wall ffmpeg -hide_banner -nostdin -loglevel error "${single[@]}")
 
-# 3. one run per rung, the same settings as hlspipe's (from the logged command).
+# 4. one run per rung, the same settings as hlspipe's (from the logged command).
 t3_start=$(date +%s.%N)
 for rung in 234:416:145 360:640:365 540:960:2000 720:1280:3000 1080:1920:6000; do
   IFS=: read -r h w k <<<"$rung"
@@ -90,10 +110,109 @@ t3_end=$(date +%s.%N)
 t3=$(python3 -c 'import sys; print(float(sys.argv[2]) - float(sys.argv[1]))' "$t3_start" "$t3_end")
 
 printf '\n%s s of 1080p30 at 20 Mb/s -> five-rung auto ladder, %s cores\n' "$seconds" "$(nproc)"
-printf '%-58s %8s\n' "method" "wall s"
-printf '%-58s %8.1f\n' "hlspipe package --ladder auto (encode + package + write)" "$t1"
-printf '%-58s %8.1f\n' "  of which the encode (manifest transcode.seconds)" "$encode_s"
-printf '%-58s %8.1f\n' "one ffmpeg command, one decode, the same five outputs" "$t2"
-printf '%-58s %8.1f\n' "five ffmpeg runs, one rung each" "$t3"
-printf 'ratio hlspipe / one ffmpeg command: %.2f (target <= 1.00)\n' \
+printf '%-62s %8s\n' "method" "wall s"
+printf '%-62s %8.1f\n' "hlspipe package --ladder auto, $chunks chunks, 2 at a time" "$t1"
+printf '%-62s %8.1f\n' "  of which the encode (manifest transcode.seconds)" "$encode_s"
+printf '%-62s %8.1f\n' "hlspipe package --ladder auto --chunk-seconds 0 (one run)" "$t_whole"
+printf '%-62s %8.1f\n' "one ffmpeg command, one decode, the same five outputs" "$t2"
+printf '%-62s %8.1f\n' "five ffmpeg runs, one rung each" "$t3"
+printf 'ratio hlspipe (chunks) / one ffmpeg command: %.2f (target <= 1.00)\n' \
   "$(python3 -c 'import sys; print(float(sys.argv[1]) / float(sys.argv[2]))' "$t1" "$t2")"
+printf 'parts (wall s each): %s\nstitch (reading the chunks back as rungs): %.3f s\n' "$parts_json" "$stitch_s"
+
+# ---- the queue's and the store's overheads, against local servers ---------------------------
+bash scripts/install-s3-test-deps.sh >/dev/null
+bash scripts/install-s3s-fs.sh >/dev/null
+cargo build --quiet --release --locked --example s3_copy
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+s3_port=$(free_port)
+sqs_port=$(free_port)
+s3_data="$data/s3s-fs"
+rm -rf "$s3_data" && mkdir -p "$s3_data"
+.test-deps/s3s-fs/bin/s3s-fs --host 127.0.0.1 --port "$s3_port" --access-key bench \
+  --secret-key bench-secret "$s3_data" >/dev/null 2>"$data/s3s-fs.log" &
+s3_pid=$!
+.test-deps/s3-venv/bin/moto_server -H 127.0.0.1 -p "$sqs_port" >/dev/null 2>"$data/moto.log" &
+moto_pid=$!
+cleanup() {
+  kill "$s3_pid" "$moto_pid" 2>/dev/null || true
+  wait "$s3_pid" "$moto_pid" 2>/dev/null || true
+  rm -rf "$s3_data"
+}
+trap cleanup EXIT
+for port in "$s3_port" "$sqs_port"; do
+  for _ in $(seq 1 300); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+    sleep 0.2
+  done
+done
+
+# One chunk's rungs, and a whole 60-minute ladder scaled from this one's bytes per second.
+chunk_file="$data/chunk-rungs.bin"
+head -c "$((ladder_bytes / chunks))" /dev/urandom >"$chunk_file"
+ladder_file="$data/ladder-60min.bin"
+ladder_60=$(python3 -c 'import sys; print(int(int(sys.argv[1]) / float(sys.argv[2]) * 3600))' "$ladder_bytes" "$seconds")
+# The copy is timed on a tenth of it (s3s-fs writes to this disk; the time scales with bytes).
+head -c "$((ladder_60 / 10))" /dev/urandom >"$ladder_file"
+(
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$s3_port" AWS_ACCESS_KEY_ID=bench
+  export AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+  target/release/examples/s3_copy mb s3://bench
+  put_s=$(wall target/release/examples/s3_copy put "$chunk_file" s3://bench/work/chunk)
+  target/release/examples/s3_copy put "$ladder_file" s3://bench/work/ladder >/dev/null
+  copy_s=$(wall target/release/examples/s3_copy copy s3://bench/work/ladder s3://bench/hls/ladder)
+  echo "$put_s $copy_s" >"$data/store-times"
+)
+read -r put_s copy_tenth_s <"$data/store-times"
+rm -f "$chunk_file" "$ladder_file"
+
+# SQS (moto): 120 part messages sent in batches of 10, then received and deleted one by one.
+queue_times=$(.test-deps/s3-venv/bin/python - "$sqs_port" <<'PY'
+import sys, time, boto3
+sqs = boto3.client("sqs", endpoint_url=f"http://127.0.0.1:{sys.argv[1]}", region_name="us-east-1",
+                   aws_access_key_id="bench", aws_secret_access_key="bench")
+url = sqs.create_queue(QueueName="ladder-bench")["QueueUrl"]
+body = '{"hlspipe":"ladder-part","bucket":"b","key":"uploads/t.mp4","etag":"e","version":"v","part":"chunk-00000"}'
+start = time.monotonic()
+for b in range(12):
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": body} for i in range(10)])
+send = time.monotonic() - start
+start, n = time.monotonic(), 0
+while n < 120:
+    for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1).get("Messages", []):
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        n += 1
+print(send, (time.monotonic() - start) / 120)
+PY
+)
+read -r send_120_s receive_s <<<"$queue_times"
+
+python3 - "$seconds" "$chunks" "$parts_json" "$stitch_s" "$t1" "$encode_s" "$put_s" \
+  "$copy_tenth_s" "$send_120_s" "$receive_s" <<'PY'
+import json, math, sys
+seconds, chunks = float(sys.argv[1]), int(sys.argv[2])
+parts = {p["part"]: p["seconds"] for p in json.loads(sys.argv[3])}
+stitch, t1, encode = map(float, sys.argv[4:7])
+put_chunk, copy_tenth, send_120, receive = map(float, sys.argv[7:11])
+chunk_times = [v for k, v in parts.items() if k.startswith("chunk-")]
+# A worker like this machine takes two parts at a time (two cores), as the parts ran here:
+# the measured times are the times a worker's part takes.
+chunk = max(chunk_times)
+rest_per_s = parts.get("rest", 0.0) / seconds
+title = 3600.0
+n = math.ceil(title / 30.0)
+print(f"\nprojection: a 60-minute 1080p title, {n} chunks of 30 s + the rest, on W workers like this one (2 parts at a time)")
+print(f"  inputs: chunk {chunk:.1f} s (slowest of {len(chunk_times)}), rest {rest_per_s:.3f} s per s of video, stitch {stitch:.3f} s per {seconds:.0f} s,")
+print(f"          put of one chunk's rungs {put_chunk:.2f} s, copy of the whole ladder through the store {copy_tenth * 10:.1f} s,")
+print(f"          120 messages sent {send_120:.2f} s, a receive+delete {receive * 1000:.0f} ms")
+print(f"  {'workers':>8} {'waves':>6} {'encode s':>9} {'stitch+publish s':>17} {'total s':>8}")
+for w in (50, 200, 1000):
+    waves = math.ceil(n / (2 * w))
+    per_chunk = receive + chunk + put_chunk
+    encode_wall = max(waves * per_chunk, receive + rest_per_s * title)
+    # The stitcher reads every chunk back and writes the title's segments: one copy of the
+    # ladder's bytes through the store, plus demuxing the chunks.
+    publish = copy_tenth * 10 + stitch * title / seconds
+    total = send_120 * n / 120 + encode_wall + publish
+    print(f"  {w:>8} {waves:>6} {encode_wall:>9.1f} {publish:>17.1f} {total:>8.1f}")
+PY

@@ -122,6 +122,13 @@ pub struct TranscodeReport {
     /// Chunks the video was encoded in (1: in one run).
     #[serde(default = "one")]
     pub chunks: usize,
+    /// Each part's wall time where this job ran it (`rest`, `chunk-00000` …), seconds; empty
+    /// when the fleet ran the parts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartTime>,
+    /// Reading the parts back into rungs (the stitch's demuxing), seconds.
+    #[serde(default)]
+    pub stitch_seconds: f64,
     /// The poster, in the version's folder (`poster.jpg`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poster: Option<String>,
@@ -131,6 +138,13 @@ pub struct TranscodeReport {
     pub thumbnails: Option<String>,
 }
 
+/// One part's wall time.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PartTime {
+    pub part: String,
+    pub seconds: f64,
+}
+
 /// The encoded rungs (in a scratch folder removed on drop, or in the store).
 pub struct Encoded {
     pub outputs: Vec<Output>,
@@ -138,6 +152,10 @@ pub struct Encoded {
     sources: Vec<Arc<dyn Source>>,
     /// Chunks the video was encoded in (1: one run).
     pub chunks: usize,
+    /// Each part's wall time, when they ran here.
+    pub part_times: Vec<PartTime>,
+    /// [`TranscodeReport::stitch_seconds`].
+    pub stitch_seconds: f64,
     /// Whether the source is the top rung (asked for, and the packager can carry it).
     pub source_kept: bool,
     /// The poster and the thumbnail sprite, with its WebVTT track (none for sound only).
@@ -224,6 +242,8 @@ impl Encoded {
             source_kept: self.source_kept,
             seconds,
             chunks: self.chunks,
+            parts: self.part_times.clone(),
+            stitch_seconds: self.stitch_seconds,
             poster: self.previews.as_ref().map(|_| preview::POSTER.to_owned()),
             thumbnails: self.previews.as_ref().map(|_| preview::TRACK.to_owned()),
         }
@@ -503,6 +523,7 @@ impl LadderJob {
         open: &dyn Fn(&str) -> Result<Arc<dyn Source>>,
         scratch: Option<Scratch>,
     ) -> Result<Encoded> {
+        let started = Instant::now();
         let rest = |name: &Path| format!("{}/{}", Part::Rest.name(), name.display());
         let mut outputs = Vec::new();
         let mut sources = Vec::new();
@@ -542,6 +563,8 @@ impl LadderJob {
         Ok(Encoded {
             outputs,
             sources,
+            part_times: Vec::new(),
+            stitch_seconds: started.elapsed().as_secs_f64(),
             chunks: self.chunks.len().max(1),
             source_kept: self.facts.keep,
             previews,
@@ -563,22 +586,38 @@ pub fn encode_ladder(
     let until = Instant::now() + settings.timeout;
     let parts = job.parts();
     let done = Mutex::new(BTreeMap::new());
+    let times = Mutex::new(BTreeMap::new());
     chunks::run_all(&parts, settings.concurrency, &|&part| {
         let counted = part != Part::Rest || job.chunks.is_empty();
+        let started = Instant::now();
         job.encode_part(ffmpeg, part, &scratch.0, until, &|secs| {
             if counted {
                 let mut done = done.lock().unwrap_or_else(|p| p.into_inner());
                 done.insert(part, secs);
                 progress(done.values().sum(), job.duration());
             }
-        })
-        .map(|_| ())
+        })?;
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::info!(part = %part.name(), seconds, "ladder part encoded");
+        let mut times = times.lock().unwrap_or_else(|p| p.into_inner());
+        times.insert(part, seconds);
+        Ok(())
     })?;
     let root = scratch.0.clone();
-    job.assemble(
+    let mut encoded = job.assemble(
         &|name| Ok(Arc::new(FileSource::open(&root.join(name))?) as Arc<dyn Source>),
         Some(scratch),
-    )
+    )?;
+    encoded.part_times = times
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .map(|(part, seconds)| PartTime {
+            part: part.name(),
+            seconds,
+        })
+        .collect();
+    Ok(encoded)
 }
 
 /// What the encode needs to know of the source.

@@ -3,7 +3,7 @@
 # (keep-source off: 234p, 360p, 540p, 720p and 1080p encoded), wall time each way:
 #
 #   1. hlspipe package --ladder auto --keep-source off --concurrency 2 (release build): the
-#      video in 30 s chunks cut at the source's key frames, two at a time, each to every rung
+#      video in 10 s chunks (the default) cut at the source's key frames, two at a time, each to every rung
 #      in one decode, stitched by the packager; the sound and previews beside them;
 #   2. the same with --chunk-seconds 0: one ffmpeg run with one decode for every rung;
 #   3. that one ffmpeg command alone (logged through a wrapper set as HLSPIPE_FFMPEG),
@@ -200,8 +200,9 @@ chunk_times = [v for k, v in parts.items() if k.startswith("chunk-")]
 chunk = max(chunk_times)
 rest_per_s = parts.get("rest", 0.0) / seconds
 title = 3600.0
-n = math.ceil(title / 30.0)
-print(f"\nprojection: a 60-minute 1080p title, {n} chunks of 30 s + the rest, on W workers like this one (2 parts at a time)")
+length = seconds / chunks
+n = math.ceil(title / length)
+print(f"\nprojection: a 60-minute 1080p title, {n} chunks of {length:.0f} s + the rest, on W workers like this one (2 parts at a time)")
 print(f"  inputs: chunk {chunk:.1f} s (slowest of {len(chunk_times)}), rest {rest_per_s:.3f} s per s of video, stitch {stitch:.3f} s per {seconds:.0f} s,")
 print(f"          put of one chunk's rungs {put_chunk:.2f} s, copy of the whole ladder through the store {copy_tenth * 10:.1f} s,")
 print(f"          120 messages sent {send_120:.2f} s, a receive+delete {receive * 1000:.0f} ms")

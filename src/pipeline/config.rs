@@ -18,7 +18,7 @@
 //! | `HLSPIPE_LADDER` (`auto`, `720p:3M,…`) | `ladder`               | `off`                    |
 //! | `HLSPIPE_KEEP_SOURCE` (`on`, `off`)   | `keep_source` (bool)    | `on`                     |
 //! | `HLSPIPE_FFMPEG` (a path)             | `ffmpeg`                | `ffmpeg` on `PATH`       |
-//! | `HLSPIPE_CHUNK_SECONDS` (0: no chunks) | `chunk_seconds`        | `30`                     |
+//! | `HLSPIPE_CHUNK_SECONDS` (0: no chunks) | `chunk_seconds`        | `10`                     |
 //!
 //! `HLSPIPE_CLOUDFRONT_DISTRIBUTION_ID` is accepted as another name for
 //! `HLSPIPE_DISTRIBUTION_ID`.

@@ -130,6 +130,38 @@ fn notify_queue(server: &S3Server, bucket: &str, queue_arn: &str) {
         .unwrap();
 }
 
+/// A new bucket on the shared server whose uploads S3 announces on a new queue.
+struct Notified {
+    /// The server lives as long as this.
+    _server: std::sync::Arc<S3Server>,
+    endpoint: String,
+    name: String,
+    store: std::sync::Arc<S3Store>,
+    rt: tokio::runtime::Runtime,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+fn notified(label: &str) -> Notified {
+    let server = S3Server::shared();
+    let endpoint = server.endpoint();
+    let name = bucket_name(label);
+    let store = server.bucket(&name);
+    let rt = runtime();
+    let sqs = rt.block_on(sqs(&endpoint));
+    let (queue_url, queue_arn) = rt.block_on(queue(&sqs, &format!("{name}-uploads")));
+    notify_queue(&server, &name, &queue_arn);
+    Notified {
+        _server: server,
+        endpoint,
+        name,
+        store,
+        rt,
+        sqs,
+        queue_url,
+    }
+}
+
 fn put(store: &S3Store, key: &str, bytes: Vec<u8>) {
     let obj = hlspipe::media::object::Object {
         key: key.to_string(),
@@ -222,14 +254,15 @@ fn wait_for(what: &str, worker: &Pipeline, timeout: Duration, mut done: impl FnM
 
 #[test]
 fn worker_consumes_s3_notifications_and_stops_on_sigterm() {
-    let server = S3Server::shared();
-    let endpoint = server.endpoint();
-    let name = bucket_name("worker-notifications");
-    let store = server.bucket(&name);
-    let rt = runtime();
-    let sqs = rt.block_on(sqs(&endpoint));
-    let (queue_url, queue_arn) = rt.block_on(queue(&sqs, &format!("{name}-uploads")));
-    notify_queue(&server, &name, &queue_arn);
+    let Notified {
+        _server,
+        endpoint,
+        store,
+        rt,
+        sqs,
+        queue_url,
+        ..
+    } = notified("worker-notifications");
 
     // The corrupt upload first: the worker must go on to the next message.
     put(
@@ -630,14 +663,15 @@ fn log_lines(worker: &Pipeline, message: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn two_workers_share_a_ladder_s_chunks_and_publish_one_title() {
-    let server = S3Server::shared();
-    let endpoint = server.endpoint();
-    let name = bucket_name("ladder-fan-out");
-    let store = server.bucket(&name);
-    let rt = runtime();
-    let sqs = rt.block_on(sqs(&endpoint));
-    let (queue_url, queue_arn) = rt.block_on(queue(&sqs, &format!("{name}-uploads")));
-    notify_queue(&server, &name, &queue_arn);
+    let Notified {
+        _server,
+        endpoint,
+        name,
+        store,
+        rt,
+        sqs,
+        queue_url,
+    } = notified("ladder-fan-out");
     let source = crate::support::ladder_source_720p_16s();
     put(
         &store,

@@ -158,19 +158,7 @@ fn hlsjs_plays_vp9_and_av1() {
 /// the source gave them (X-TIMESTAMP-MAP MPEGTS:0 against the 0-based fMP4 timeline).
 #[test]
 fn hlsjs_lists_subtitle_tracks_and_delivers_their_cues() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("title");
-    let status = hlspipe()
-        .arg("package")
-        .arg(fixture("h264_aac_subs.mp4"))
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    let (_tmp, out) = packaged(&[], &fixture("h264_aac_subs.mp4"));
     let server = serve_dir(&out);
     // Played through both segments: the cue across the 6 s cut is in both.
     let report = play_in_browser_with(
@@ -267,18 +255,9 @@ fn hlsjs_shows_a_forced_srt_side_file_by_default() {
 /// the switches with no error.
 #[test]
 fn hlsjs_switches_between_the_rungs_of_an_auto_ladder() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("title");
-    let run = hlspipe()
-        .args(["package", "--ladder", "auto", "--segment-duration", "1"])
-        .arg(crate::support::ladder_source_720p_16s())
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    let (_tmp, out) = packaged(
+        &["--ladder", "auto", "--segment-duration", "1"],
+        crate::support::ladder_source_720p_16s(),
     );
     let server = serve_dir(&out);
     let shot = artifact("player-ladder.png");
@@ -323,19 +302,11 @@ fn hlsjs_switches_between_the_rungs_of_an_auto_ladder() {
 /// decoder, so hls.js leaves that level out and plays and switches round the H.264 rungs.
 #[test]
 fn hlsjs_skips_the_source_s_hevc_rung_and_plays_the_h264_rungs() {
-    let source = crate::support::generated_media(
+    let source = crate::support::picture_with_tone(
         "ladder_source_hevc_720p_8s.mp4",
+        "testsrc2=size=1280x720:rate=30",
+        "8",
         &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=1280x720:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            "8",
             "-c:v",
             "libx265",
             "-preset",
@@ -346,26 +317,9 @@ fn hlsjs_skips_the_source_s_hevc_rung_and_plays_the_h264_rungs() {
             "keyint=30:min-keyint=30:scenecut=0:log-level=error",
             "-tag:v",
             "hvc1",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
         ],
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("title");
-    let run = hlspipe()
-        .args(["package", "--ladder", "auto", "--segment-duration", "1"])
-        .arg(&source)
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let (_tmp, out) = packaged(&["--ladder", "auto", "--segment-duration", "1"], &source);
     let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
     assert!(
         master.contains("hvc1."),
@@ -397,4 +351,24 @@ fn hlsjs_skips_the_source_s_hevc_rung_and_plays_the_h264_rungs() {
     assert!(report.level_switches.len() >= 3, "{report:?}");
     assert!(distinct.len() >= 2, "{report:?}");
     assert!(report.current_time > 3.0, "{report:?}");
+}
+
+/// `hlspipe package ARGS INPUT` into a title folder of a new temporary folder, which must
+/// succeed: the folder (removed on drop) and the title's path.
+fn packaged(args: &[&str], input: &std::path::Path) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("title");
+    let run = hlspipe()
+        .arg("package")
+        .args(args)
+        .arg(input)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    (tmp, out)
 }

@@ -181,38 +181,29 @@ pub fn generated_media(name: &str, args: &[&str]) -> PathBuf {
     path
 }
 
+/// `seconds` of the lavfi picture `picture` with a 440 Hz tone in AAC, the picture encoded
+/// with `video` (codec, rate and GOP arguments) in 4:2:0, made once as `name`.
+pub fn picture_with_tone(name: &str, picture: &str, seconds: &str, video: &[&str]) -> PathBuf {
+    let tone = "sine=frequency=440:sample_rate=48000";
+    let mut args = vec!["-f", "lavfi", "-i", picture, "-f", "lavfi", "-i", tone];
+    args.extend(["-t", seconds]);
+    args.extend_from_slice(video);
+    args.extend(["-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"]);
+    generated_media(name, &args)
+}
+
 /// 4 s of 1080p30 at 8 Mb/s, a GOP of 1 s, with AAC: a camera-like upload, kept small. Coarse
 /// moving grain (noise made at 480x270, then scaled up) stays hard to compress at every rung's
 /// size, as camera footage does, so each rung's encoder has to spend its bit rate.
 pub fn ladder_source_1080p() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| {
-        generated_media(
+        picture_with_tone(
             "ladder_source_1080p_coarse_grain_4s.mp4",
+            "testsrc2=size=480x270:rate=30,noise=alls=20:allf=t,scale=1920:1080:flags=neighbor",
+            "4",
             &[
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=480x270:rate=30,noise=alls=20:allf=t,scale=1920:1080:flags=neighbor",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=48000",
-                "-t",
-                "4",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-b:v",
-                "8M",
-                "-g",
-                "30",
-                "-pix_fmt",
-                "yuv420p",
-                "-c:a",
-                "aac",
-                "-shortest",
+                "-c:v", "libx264", "-preset", "veryfast", "-b:v", "8M", "-g", "30",
             ],
         )
     })
@@ -223,32 +214,12 @@ pub fn ladder_source_1080p() -> &'static Path {
 pub fn ladder_source_720p_16s() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| {
-        generated_media(
+        picture_with_tone(
             "ladder_source_720p_16s.mp4",
+            "testsrc2=size=1280x720:rate=30",
+            "16",
             &[
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=1280x720:rate=30",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=48000",
-                "-t",
-                "16",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-b:v",
-                "3M",
-                "-g",
-                "30",
-                "-pix_fmt",
-                "yuv420p",
-                "-c:a",
-                "aac",
-                "-shortest",
+                "-c:v", "libx264", "-preset", "veryfast", "-b:v", "3M", "-g", "30",
             ],
         )
     })

@@ -36,6 +36,7 @@ use hlspipe::aws::sqs::{queue_url_from_arn, redelivery_delay, QueueSender, Redel
 use hlspipe::pipeline::batch::{log_handled, retryable_batch_item_failures, Handled};
 use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::event::{parse_event, s3_created_event, ParsedRecord, RecordKind};
+use hlspipe::pipeline::fanout::PartQueue;
 use hlspipe::pipeline::invalidate::Invalidator;
 use hlspipe::pipeline::job::Pipeline;
 use hlspipe::pipeline::outcome::Outcome;
@@ -70,6 +71,26 @@ pub struct FleetRoute {
     pub queue_url: String,
     pub min_bytes: u64,
     pub sender: Arc<dyn QueueSender>,
+}
+
+/// [`PartQueue`] over the fleet's queue: a ladder the function planned is encoded by the
+/// fleet's workers (docs/ladder.md, "Across the fleet"), not within one invocation.
+struct FleetParts {
+    route: FleetRoute,
+    handle: tokio::runtime::Handle,
+}
+
+impl PartQueue for FleetParts {
+    fn send(&self, messages: &[String]) -> hlspipe::Result<()> {
+        for message in messages {
+            let sending = self
+                .route
+                .sender
+                .send(&self.route.queue_url, message.clone());
+            self.handle.block_on(sending)?;
+        }
+        Ok(())
+    }
 }
 
 impl FleetRoute {
@@ -232,12 +253,17 @@ where
         None => (records, Vec::new()),
     };
     let job = Arc::clone(&handler);
+    // A chunked ladder's parts go to the fleet, which encodes them and publishes the title.
+    let parts = handler.fleet.clone().map(|route| FleetParts {
+        route,
+        handle: tokio::runtime::Handle::current(),
+    });
     let mut handled: Vec<(Handled, Duration)> = tokio::task::spawn_blocking(move || {
         let worker = Pipeline {
             config: &job.config,
             invalidator: job.invalidator.as_ref(),
             notifier: job.notifier.as_ref(),
-            parts: None,
+            parts: parts.as_ref().map(|p| p as &dyn PartQueue),
             deadline,
             clock: &job.clock,
         };

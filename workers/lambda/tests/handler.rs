@@ -560,3 +560,100 @@ fn the_fleet_route_needs_its_queue_and_a_threshold() {
         assert!(vars(q, m).is_err(), "{q:?} {m:?}");
     }
 }
+
+/// 16 s of 320x180 (a key frame each second) with AAC, made once with ffmpeg.
+fn ladder_source() -> PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lambda-ladder-source-16s.mp4");
+    if path.exists() {
+        return path;
+    }
+    let tmp = path.with_extension(format!("{}.mp4", std::process::id()));
+    let out = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=25",
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "16",
+        ])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-pix_fmt", "yuv420p",
+        ])
+        .args(["-c:a", "aac", "-shortest"])
+        .arg(&tmp)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+/// With a ladder and a fleet, the function plans a chunked ladder and puts its parts on the
+/// fleet's queue (the fleet encodes them and publishes the title); the title is `processing`.
+#[tokio::test]
+async fn a_chunked_ladder_s_parts_go_to_the_fleet_queue() {
+    let b = Buckets::new();
+    let key = "uploads/long/clip.mp4";
+    let source = std::fs::read(ladder_source()).unwrap();
+    let etag = b.put(key, &source);
+    let queue = Arc::new(FleetQueue::default());
+    let mut handler = Arc::try_unwrap(fleet_handler(&b, &queue, u64::MAX))
+        .ok()
+        .unwrap();
+    handler.config = PipelineConfig::load(
+        [
+            ("HLSPIPE_LADDER", "90p:120k"),
+            ("HLSPIPE_CHUNK_SECONDS", "4"),
+            ("HLSPIPE_SEGMENT_DURATION", "2"),
+        ],
+        None,
+    )
+    .unwrap();
+    let s3_event =
+        hlspipe::pipeline::event::s3_put_event(BUCKET, key, &etag, source.len() as u64, 0);
+    let answer = handle(Arc::new(handler), event(&s3_event)).await.unwrap();
+    assert_eq!(answer["failed"], 0, "{answer}");
+    assert!(answer.to_string().contains("\"fanned_out\""), "{answer}");
+    assert_eq!(b.manifest("hls/long/clip.hls")["state"], "processing");
+    let sent = queue.sent.lock().unwrap().clone();
+    let parts: Vec<String> = sent
+        .iter()
+        .map(|(url, body)| {
+            assert_eq!(url, FLEET_QUEUE);
+            let back = parse_message_body(body, Some("part"));
+            let [Ok(record)] = back.as_slice() else {
+                panic!("{back:?}");
+            };
+            let RecordKind::Part(part) = &record.kind else {
+                panic!("{record:?}");
+            };
+            assert_eq!(record.job.key, key);
+            assert_eq!(record.job.etag.as_deref(), Some(etag.as_str()));
+            part.part.clone()
+        })
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            "rest",
+            "chunk-00000",
+            "chunk-00001",
+            "chunk-00002",
+            "chunk-00003"
+        ]
+    );
+}

@@ -80,26 +80,19 @@ pub fn inputs(
     sources: &[(Arc<dyn Source>, ObjectInfo)],
     transcoded: Option<&Transcoded>,
 ) -> Result<PackagerInputs> {
-    let keep = transcoded.is_none_or(|t| t.encoded.source_kept);
-    let mut inputs = Vec::new();
-    let mut all = Vec::new();
-    if keep {
-        for (s, info) in sources {
-            inputs.push(Input {
-                source: Arc::clone(s),
-                etag: Some(info.etag.clone()),
-            });
-            all.push(Arc::clone(s));
-        }
-    }
-    if let Some(t) = transcoded {
-        for input in t.encoded.inputs()? {
-            all.push(Arc::clone(&input.source));
-            inputs.push(input);
-        }
-    }
+    let originals: Vec<Input> = sources
+        .iter()
+        .map(|(s, info)| Input {
+            source: Arc::clone(s),
+            etag: Some(info.etag.clone()),
+        })
+        .collect();
+    let inputs = match transcoded {
+        Some(t) => t.encoded.with_originals(originals)?,
+        None => originals,
+    };
     Ok(PackagerInputs {
+        sources: inputs.iter().map(|i| Arc::clone(&i.source)).collect(),
         inputs,
-        sources: all,
     })
 }

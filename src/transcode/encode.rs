@@ -185,6 +185,18 @@ impl std::fmt::Debug for Encoded {
 }
 
 impl Encoded {
+    /// The title's packager inputs: `originals` (the upload, as the caller opened it) first
+    /// when the source is kept as the top rung, then [`Encoded::inputs`].
+    pub fn with_originals(&self, originals: Vec<Input>) -> Result<Vec<Input>> {
+        let mut all = if self.source_kept {
+            originals
+        } else {
+            Vec::new()
+        };
+        all.extend(self.inputs()?);
+        Ok(all)
+    }
+
     /// The outputs as the packager's inputs, in order, each marked as derived (its ETag
     /// `derived:<file>`): the title's version is its upload's and the ladder settings'
     /// (`Settings::transcode`), known without reading the rungs.

@@ -139,41 +139,44 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // The ladder's rungs, encoded before anything is packaged; removed when dropped.
     let encoded = match transcode(&args, &sources, &manifest) {
         Ok(encoded) => encoded,
-        Err(e) => {
-            manifest.fail(None, &e, unix_now());
-            let _ = manifest::write_manifest(output.store.as_ref(), &output.prefix, &manifest);
-            return Err(e.into());
-        }
+        Err(e) => return Err(failed(&output, manifest, started, e)),
     };
-    let (sources, inputs) = match &encoded {
+    let inputs = match &encoded {
         Some((encoded, report)) => {
             manifest.transcode = Some(report.clone());
-            ladder_inputs(&sources, &manifest, encoded)?
+            encoded.with_originals(plain_inputs(&sources, &manifest))?
         }
-        None => (sources.clone(), plain_inputs(&sources, &manifest)),
+        None => plain_inputs(&sources, &manifest),
     };
+    let sources: Sources = inputs.iter().map(|i| Arc::clone(&i.source)).collect();
     let job = (&sources[..], &inputs[..], &side_files[..]);
     let ladder = encoded.as_ref().map(|(e, _)| e);
     let title = match package_and_publish(&args, &settings, &output, job, ladder) {
         Ok(title) => title,
-        Err(e) => {
-            manifest.fail(None, &e, unix_now());
-            manifest.elapsed_seconds = Some(started.elapsed().as_secs_f64());
-            // The failure itself is what the user needs to hear about; a manifest that
-            // cannot be written is reported after it.
-            if let Err(e) =
-                manifest::write_manifest(output.store.as_ref(), &output.prefix, &manifest)
-            {
-                eprintln!("hlspipe: also could not write the failed manifest: {e}");
-            }
-            return Err(e.into());
-        }
+        Err(e) => return Err(failed(&output, manifest, started, e)),
     };
     let elapsed = started.elapsed().as_secs_f64();
     manifest.complete(&title, unix_now(), true);
     manifest.elapsed_seconds = Some(elapsed);
     manifest::write_manifest(output.store.as_ref(), &output.prefix, &manifest)?;
     print_summary(&title, &output.master_location, elapsed, args.json)
+}
+
+/// Records the failure in the title's `failed` manifest and returns it to be reported.
+fn failed(
+    output: &Output,
+    mut manifest: Manifest,
+    started: Instant,
+    e: hlspipe::Error,
+) -> anyhow::Error {
+    manifest.fail(None, &e, unix_now());
+    manifest.elapsed_seconds = Some(started.elapsed().as_secs_f64());
+    // The failure itself is what the user needs to hear about; a manifest that cannot be
+    // written is reported after it.
+    if let Err(e) = manifest::write_manifest(output.store.as_ref(), &output.prefix, &manifest) {
+        eprintln!("hlspipe: also could not write the failed manifest: {e}");
+    }
+    e.into()
 }
 
 /// Where the title is written: a directory, or a prefix in a bucket.
@@ -323,7 +326,7 @@ fn package_and_publish(
         .map(|o| o.body.len())
         .sum::<u64>()
         + title.master.body.len();
-    let bar = progress_bar(total, args.json);
+    let bar = progress_bar(total, args.json, BYTES_BAR);
     let progress = |n: u64| {
         if let Some(b) = &bar {
             b.inc(n);
@@ -384,17 +387,17 @@ fn transcode(
     let ffmpeg = Ffmpeg::locate(std::env::var_os("HLSPIPE_FFMPEG").as_deref())?;
     let settings = ladder_settings(args);
     let started = Instant::now();
-    let bar = progress_bar(0, args.json);
+    // Thousandths of the video, shown as a share of it with the time left.
+    let bar = progress_bar(
+        1000,
+        args.json,
+        "{spinner} encoding the ladder {wide_bar} {percent} % {eta}",
+    );
     let encoded = encode_ladder(&ffmpeg, Arc::clone(source), &settings, &|done, total| {
         if let Some(b) = &bar {
-            let percent = if total > 0.0 {
-                done / total * 100.0
-            } else {
-                0.0
-            };
-            b.set_message(format!(
-                "encoding the ladder: {done:.0} of {total:.0} s of video ({percent:.0} %)"
-            ));
+            if total > 0.0 {
+                b.set_position((done / total * 1000.0).clamp(0.0, 1000.0) as u64);
+            }
         }
     })?;
     if let Some(b) = &bar {
@@ -404,35 +407,16 @@ fn transcode(
     Ok(Some((encoded, report)))
 }
 
-/// The packager's inputs with a ladder: the source first when it is kept, then the rungs
-/// (and the audio), marked as derived: the version is the source's and the ladder settings'
-/// (`Settings::transcode`), known without reading the rungs.
-fn ladder_inputs(
-    sources: &[Arc<dyn Source>],
-    manifest: &Manifest,
-    encoded: &Encoded,
-) -> hlspipe::Result<(Sources, Vec<Input>)> {
-    let mut all: Vec<Arc<dyn Source>> = Vec::new();
-    let mut inputs = Vec::new();
-    if encoded.source_kept {
-        all.extend(sources.iter().cloned());
-        inputs.extend(plain_inputs(sources, manifest));
-    }
-    for input in encoded.inputs()? {
-        all.push(Arc::clone(&input.source));
-        inputs.push(input);
-    }
-    Ok((all, inputs))
-}
+/// What a byte count's bar shows.
+const BYTES_BAR: &str = "{spinner} {bytes}/{total_bytes} {wide_bar} {bytes_per_sec} {eta}";
 
-fn progress_bar(total: u64, json: bool) -> Option<indicatif::ProgressBar> {
+/// A bar on a terminal (none for `--json` or a pipe), drawn with `template`.
+fn progress_bar(total: u64, json: bool, template: &str) -> Option<indicatif::ProgressBar> {
     if json || !std::io::stderr().is_terminal() {
         return None;
     }
     let bar = indicatif::ProgressBar::new(total);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} {bytes}/{total_bytes} {wide_bar} {bytes_per_sec} {eta}",
-    ) {
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
         bar.set_style(style);
     }
     Some(bar)

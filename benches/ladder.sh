@@ -161,9 +161,14 @@ head -c "$((ladder_60 / 10))" /dev/urandom >"$ladder_file"
   put_s=$(wall target/release/examples/s3_copy put "$chunk_file" s3://bench/work/chunk)
   target/release/examples/s3_copy put "$ladder_file" s3://bench/work/ladder >/dev/null
   copy_s=$(wall target/release/examples/s3_copy copy s3://bench/work/ladder s3://bench/hls/ladder)
-  echo "$put_s $copy_s" >"$data/store-times"
+  # The stitch's own path: hlspipe reading an upload by ranges and publishing its segments
+  # (several PUTs at once), on the 60 s source: its rate, bytes per second.
+  target/release/examples/s3_copy put "$source_file" s3://bench/uploads/source.mp4 >/dev/null
+  package_s=$(wall "$hlspipe" package s3://bench/uploads/source.mp4 s3://bench/hls/source/)
+  echo "$put_s $copy_s $package_s" >"$data/store-times"
 )
-read -r put_s copy_tenth_s <"$data/store-times"
+read -r put_s copy_tenth_s package_s <"$data/store-times"
+source_bytes=$(stat -c %s "$source_file")
 rm -f "$chunk_file" "$ladder_file"
 
 # SQS (moto): 120 part messages sent in batches of 10, then received and deleted one by one.
@@ -188,12 +193,15 @@ PY
 read -r send_120_s receive_s <<<"$queue_times"
 
 python3 - "$seconds" "$chunks" "$parts_json" "$stitch_s" "$t1" "$encode_s" "$put_s" \
-  "$copy_tenth_s" "$send_120_s" "$receive_s" <<'PY'
+  "$copy_tenth_s" "$send_120_s" "$receive_s" "$package_s" "$source_bytes" "$ladder_60" <<'PY'
 import json, math, sys
 seconds, chunks = float(sys.argv[1]), int(sys.argv[2])
 parts = {p["part"]: p["seconds"] for p in json.loads(sys.argv[3])}
 stitch, t1, encode = map(float, sys.argv[4:7])
-put_chunk, copy_tenth, send_120, receive = map(float, sys.argv[7:11])
+put_chunk, copy_tenth, send_120, receive, package = map(float, sys.argv[7:12])
+source_bytes, ladder_60 = int(sys.argv[12]), int(sys.argv[13])
+# hlspipe's publish through the store, bytes per second (ranged reads, PUTs in parallel).
+publish_rate = source_bytes / package
 chunk_times = [v for k, v in parts.items() if k.startswith("chunk-")]
 # A worker like this machine takes two parts at a time (two cores), as the parts ran here:
 # the measured times are the times a worker's part takes.
@@ -204,16 +212,17 @@ length = seconds / chunks
 n = math.ceil(title / length)
 print(f"\nprojection: a 60-minute 1080p title, {n} chunks of {length:.0f} s + the rest, on W workers like this one (2 parts at a time)")
 print(f"  inputs: chunk {chunk:.1f} s (slowest of {len(chunk_times)}), rest {rest_per_s:.3f} s per s of video, stitch {stitch:.3f} s per {seconds:.0f} s,")
-print(f"          put of one chunk's rungs {put_chunk:.2f} s, copy of the whole ladder through the store {copy_tenth * 10:.1f} s,")
+print(f"          put of one chunk's rungs {put_chunk:.2f} s, one-stream copy of the whole ladder ({ladder_60 / 1e9:.2f} GB) {copy_tenth * 10:.1f} s,")
+print(f"          hlspipe's publish through the store {publish_rate / 1e6:.0f} MB/s: the ladder in {ladder_60 / publish_rate:.1f} s,")
 print(f"          120 messages sent {send_120:.2f} s, a receive+delete {receive * 1000:.0f} ms")
 print(f"  {'workers':>8} {'waves':>6} {'encode s':>9} {'stitch+publish s':>17} {'total s':>8}")
 for w in (50, 200, 1000):
     waves = math.ceil(n / (2 * w))
     per_chunk = receive + chunk + put_chunk
     encode_wall = max(waves * per_chunk, receive + rest_per_s * title)
-    # The stitcher reads every chunk back and writes the title's segments: one copy of the
-    # ladder's bytes through the store, plus demuxing the chunks.
-    publish = copy_tenth * 10 + stitch * title / seconds
+    # The stitcher reads every chunk back and writes the title's segments: the ladder's bytes
+    # through hlspipe's publish, plus demuxing the chunks.
+    publish = ladder_60 / publish_rate + stitch * title / seconds
     total = send_120 * n / 120 + encode_wall + publish
     print(f"  {w:>8} {waves:>6} {encode_wall:>9.1f} {publish:>17.1f} {total:>8.1f}")
 PY

@@ -18,6 +18,7 @@
 #   bash benches/ladder.sh                 # 60 s source
 #   BENCH_SECONDS=20 bash benches/ladder.sh
 #   BENCH_HLSPIPE=path/to/hlspipe …        # this binary instead of a release build
+#   BENCH_ONLY_CHUNKS=1 bash benches/ladder.sh   # hlspipe's chunked run and the projection only
 #
 # Data in bench-data/ladder/ (the source is made once). Prints tables; exits non-zero only if
 # a run fails.
@@ -76,38 +77,42 @@ stitch_s=$(field "$out/manifest.json" stitch_seconds)
 parts_json=$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["transcode"]["parts"]))' "$out/manifest.json")
 ladder_bytes=$(find "$out/v" -path '*video_*' -name '*.m4s' -printf '%s\n' | awk '{s += $1} END {print s}')
 
-# 2. one run (no chunks), its ffmpeg command logged for 3.
-whole="$data/title-whole"
-rm -rf "$whole"
-t_whole=$(HLSPIPE_FFMPEG="$PWD/$wrapper" wall "$hlspipe" package --ladder auto --keep-source off \
-  --chunk-seconds 0 --segment-duration 6 "$source_file" "$whole")
+# BENCH_ONLY_CHUNKS=1 skips 2-4 (the baselines do not change with hlspipe's code).
+t_whole=0 t2=0 t3=0
+if [[ -z "${BENCH_ONLY_CHUNKS:-}" ]]; then
+  # 2. one run (no chunks), its ffmpeg command logged for 3.
+  whole="$data/title-whole"
+  rm -rf "$whole"
+  t_whole=$(HLSPIPE_FFMPEG="$PWD/$wrapper" wall "$hlspipe" package --ladder auto --keep-source off \
+    --chunk-seconds 0 --segment-duration 6 "$source_file" "$whole")
 
-# 3. the logged command, reading the file instead of the loopback URL, writing to scratch.
-mapfile -d '' args <"$data/ffmpeg-args"
-scratch="$data/scratch"
-rm -rf "$scratch" && mkdir -p "$scratch"
-single=()
-for a in "${args[@]}"; do
-  case "$a" in
-    http://127.0.0.1:*) single+=("$source_file") ;;
-    /*.mp4 | /*.jpg) single+=("$scratch/$(basename "$a")") ;;
-    *) single+=("$a") ;;
-  esac
-done
-t2=$(wall ffmpeg -hide_banner -nostdin -loglevel error "${single[@]}")
+  # 3. the logged command, reading the file instead of the loopback URL, writing to scratch.
+  mapfile -d '' args <"$data/ffmpeg-args"
+  scratch="$data/scratch"
+  rm -rf "$scratch" && mkdir -p "$scratch"
+  single=()
+  for a in "${args[@]}"; do
+    case "$a" in
+      http://127.0.0.1:*) single+=("$source_file") ;;
+      /*.mp4 | /*.jpg) single+=("$scratch/$(basename "$a")") ;;
+      *) single+=("$a") ;;
+    esac
+  done
+  t2=$(wall ffmpeg -hide_banner -nostdin -loglevel error "${single[@]}")
 
-# 4. one run per rung, the same settings as hlspipe's (from the logged command).
-t3_start=$(date +%s.%N)
-for rung in 234:416:145 360:640:365 540:960:2000 720:1280:3000 1080:1920:6000; do
-  IFS=: read -r h w k <<<"$rung"
-  ffmpeg -hide_banner -nostdin -loglevel error -y -i "$source_file" -map 0:v:0 -an \
-    -vf "scale=$w:$h:flags=bicubic,setsar=1" -c:v libx264 -profile:v high -pix_fmt yuv420p \
-    -preset veryfast -b:v "${k}k" -maxrate "$((k * 11 / 10))k" -bufsize "$((k * 2))k" \
-    -x264-params sliced-threads=1 -force_key_frames 'expr:gte(t,n_forced*6)' -sc_threshold 0 \
-    -g 100000 -f mp4 "$scratch/sep-$h.mp4"
-done
-t3_end=$(date +%s.%N)
-t3=$(python3 -c 'import sys; print(float(sys.argv[2]) - float(sys.argv[1]))' "$t3_start" "$t3_end")
+  # 4. one run per rung, the same settings as hlspipe's (from the logged command).
+  t3_start=$(date +%s.%N)
+  for rung in 234:416:145 360:640:365 540:960:2000 720:1280:3000 1080:1920:6000; do
+    IFS=: read -r h w k <<<"$rung"
+    ffmpeg -hide_banner -nostdin -loglevel error -y -i "$source_file" -map 0:v:0 -an \
+      -vf "scale=$w:$h:flags=bicubic,setsar=1" -c:v libx264 -profile:v high -pix_fmt yuv420p \
+      -preset veryfast -b:v "${k}k" -maxrate "$((k * 11 / 10))k" -bufsize "$((k * 2))k" \
+      -x264-params sliced-threads=1 -force_key_frames 'expr:gte(t,n_forced*6)' -sc_threshold 0 \
+      -g 100000 -f mp4 "$scratch/sep-$h.mp4"
+  done
+  t3_end=$(date +%s.%N)
+  t3=$(python3 -c 'import sys; print(float(sys.argv[2]) - float(sys.argv[1]))' "$t3_start" "$t3_end")
+fi
 
 printf '\n%s s of 1080p30 at 20 Mb/s -> five-rung auto ladder, %s cores\n' "$seconds" "$(nproc)"
 printf '%-62s %8s\n' "method" "wall s"
@@ -116,8 +121,10 @@ printf '%-62s %8.1f\n' "  of which the encode (manifest transcode.seconds)" "$en
 printf '%-62s %8.1f\n' "hlspipe package --ladder auto --chunk-seconds 0 (one run)" "$t_whole"
 printf '%-62s %8.1f\n' "one ffmpeg command, one decode, the same five outputs" "$t2"
 printf '%-62s %8.1f\n' "five ffmpeg runs, one rung each" "$t3"
-printf 'ratio hlspipe (chunks) / one ffmpeg command: %.2f (target <= 1.00)\n' \
-  "$(python3 -c 'import sys; print(float(sys.argv[1]) / float(sys.argv[2]))' "$t1" "$t2")"
+if [[ -z "${BENCH_ONLY_CHUNKS:-}" ]]; then
+  printf 'ratio hlspipe (chunks) / one ffmpeg command: %.2f (target <= 1.00)\n' \
+    "$(python3 -c 'import sys; print(float(sys.argv[1]) / float(sys.argv[2]))' "$t1" "$t2")"
+fi
 printf 'parts (wall s each): %s\nstitch (reading the chunks back as rungs): %.3f s\n' "$parts_json" "$stitch_s"
 
 # ---- the queue's and the store's overheads, against local servers ---------------------------
@@ -206,12 +213,13 @@ chunk_times = [v for k, v in parts.items() if k.startswith("chunk-")]
 # A worker like this machine takes two parts at a time (two cores), as the parts ran here:
 # the measured times are the times a worker's part takes.
 chunk = max(chunk_times)
-rest_per_s = parts.get("rest", 0.0) / seconds
+# The sound and the previews are parts of their own, each on a worker of its own.
+rest_per_s = max(parts.get("sound", 0.0), parts.get("previews", 0.0)) / seconds
 title = 3600.0
 length = seconds / chunks
 n = math.ceil(title / length)
-print(f"\nprojection: a 60-minute 1080p title, {n} chunks of {length:.0f} s + the rest, on W workers like this one (2 parts at a time)")
-print(f"  inputs: chunk {chunk:.1f} s (slowest of {len(chunk_times)}), rest {rest_per_s:.3f} s per s of video, stitch {stitch:.3f} s per {seconds:.0f} s,")
+print(f"\nprojection: a 60-minute 1080p title, {n} chunks of {length:.0f} s + sound + previews, on W workers like this one (2 parts at a time)")
+print(f"  inputs: chunk {chunk:.1f} s (slowest of {len(chunk_times)}), sound or previews (the longer) {rest_per_s:.3f} s per s of video, stitch {stitch:.3f} s per {seconds:.0f} s,")
 print(f"          put of one chunk's rungs {put_chunk:.2f} s, one-stream copy of the whole ladder ({ladder_60 / 1e9:.2f} GB) {copy_tenth * 10:.1f} s,")
 print(f"          hlspipe's publish through the store {publish_rate / 1e6:.0f} MB/s: the ladder in {ladder_60 / publish_rate:.1f} s,")
 print(f"          120 messages sent {send_120:.2f} s, a receive+delete {receive * 1000:.0f} ms")

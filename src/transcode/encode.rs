@@ -300,24 +300,33 @@ impl Drop for Scratch {
 /// One run of ffmpeg of a ladder's encode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Part {
-    /// The sound and the previews, and the video too when it is not cut into chunks.
+    /// A video encoded in one run: every rung, the sound and the previews, one decode.
     Rest,
+    /// A video encoded in chunks: the poster and the sprite, from the key frames only.
+    Previews,
+    /// A video encoded in chunks: the sound, whole.
+    Sound,
     /// One chunk of the video, to every rung.
     Chunk(usize),
 }
 
 impl Part {
-    /// Its folder's name among the encode's files: `rest`, `chunk-00003`.
+    /// Its folder's name among the encode's files: `rest`, `previews`, `sound`, `chunk-00003`.
     pub fn name(self) -> String {
         match self {
             Part::Rest => "rest".into(),
+            Part::Previews => "previews".into(),
+            Part::Sound => "sound".into(),
             Part::Chunk(i) => format!("chunk-{i:05}"),
         }
     }
 
     pub fn parse(name: &str) -> Option<Part> {
-        if name == "rest" {
-            return Some(Part::Rest);
+        match name {
+            "rest" => return Some(Part::Rest),
+            "previews" => return Some(Part::Previews),
+            "sound" => return Some(Part::Sound),
+            _ => {}
         }
         let digits = name.strip_prefix("chunk-")?;
         (digits.len() == 5 && digits.bytes().all(|b| b.is_ascii_digit()))
@@ -385,15 +394,31 @@ impl LadderJob {
         })
     }
 
-    /// The parts to run, the rest first (it reads the whole source; the chunks fill the
-    /// cores after it).
+    /// The parts to run. In chunks: the previews and the sound first (each reads the whole
+    /// source; the chunks fill the cores after them), each a part of its own so that across
+    /// a fleet neither waits for the other.
     pub fn parts(&self) -> Vec<Part> {
-        let mut parts = Vec::new();
-        if !self.rest(Path::new("")).is_empty() {
-            parts.push(Part::Rest);
-        }
+        let candidates = if self.chunks.is_empty() {
+            vec![Part::Rest]
+        } else {
+            vec![Part::Previews, Part::Sound]
+        };
+        let mut parts: Vec<Part> = candidates
+            .into_iter()
+            .filter(|&p| !self.whole_source_run(p, Path::new("")).is_empty())
+            .collect();
         parts.extend(self.chunks.iter().map(|c| Part::Chunk(c.index)));
         parts
+    }
+
+    /// The part whose folder holds the previews (`previews`) or the sound (and, in one run,
+    /// everything).
+    fn home_of_rest(&self, previews: bool) -> Part {
+        match (self.chunks.is_empty(), previews) {
+            (true, _) => Part::Rest,
+            (false, true) => Part::Previews,
+            (false, false) => Part::Sound,
+        }
     }
 
     /// Seconds of video: what progress counts to.
@@ -401,28 +426,37 @@ impl LadderJob {
         self.facts.duration
     }
 
-    /// The run of the rest, writing into `folder`.
-    fn rest(&self, folder: &Path) -> Run<'_> {
+    /// The run of `part` (the rest, the previews or the sound) that reads the whole source,
+    /// writing into `folder`.
+    fn whole_source_run(&self, part: Part, folder: &Path) -> Run<'_> {
         let at = |o: &Output| Output {
             path: folder.join(&o.path),
             ..o.clone()
         };
-        let chunked = !self.chunks.is_empty();
+        let (videos, sound, shots) = match part {
+            Part::Rest => (true, true, true),
+            Part::Previews => (false, false, true),
+            Part::Sound => (false, true, false),
+            Part::Chunk(_) => (false, false, false),
+        };
         Run {
             input: self.server.url(),
-            key_frames_only: chunked,
-            videos: if chunked {
-                Vec::new()
-            } else {
+            key_frames_only: part == Part::Previews,
+            videos: if videos {
                 self.videos.iter().map(at).collect()
+            } else {
+                Vec::new()
             },
             keyframes: self.facts.keyframes.clone(),
-            audio: self
-                .audio
-                .iter()
-                .map(|(o, sound)| (at(o), *sound))
-                .collect(),
-            shots: self.thumbnails.map(|thumbnails| Shots {
+            audio: if sound {
+                self.audio
+                    .iter()
+                    .map(|(o, sound)| (at(o), *sound))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            shots: self.thumbnails.filter(|_| shots).map(|thumbnails| Shots {
                 poster: folder.join(preview::POSTER),
                 sprite: folder.join(preview::SPRITE),
                 thumbnails,
@@ -451,7 +485,11 @@ impl LadderJob {
             source: e,
         })?;
         let (run, _server, limit) = match part {
-            Part::Rest => (self.rest(&folder), None, self.settings.timeout),
+            Part::Rest | Part::Previews | Part::Sound => (
+                self.whole_source_run(part, &folder),
+                None,
+                self.settings.timeout,
+            ),
             Part::Chunk(i) => {
                 let (Some(chunk), Some(video)) = (self.chunks.get(i), &self.facts.video) else {
                     return Err(Error::Transcode {
@@ -538,7 +576,8 @@ impl LadderJob {
         scratch: Option<Scratch>,
     ) -> Result<Encoded> {
         let started = Instant::now();
-        let rest = |name: &Path| format!("{}/{}", Part::Rest.name(), name.display());
+        let rest = |name: &Path| format!("{}/{}", self.home_of_rest(false).name(), name.display());
+        let shot = |name: &str| format!("{}/{name}", self.home_of_rest(true).name());
         let mut outputs = Vec::new();
         let mut sources = Vec::new();
         for video in &self.videos {
@@ -568,8 +607,8 @@ impl LadderJob {
         }
         let previews = match &self.thumbnails {
             Some(t) => Some(Previews {
-                poster: open(&rest(Path::new(preview::POSTER)))?,
-                sprite: open(&rest(Path::new(preview::SPRITE)))?,
+                poster: open(&shot(preview::POSTER))?,
+                sprite: open(&shot(preview::SPRITE))?,
                 track: t.track(self.facts.duration),
             }),
             None => None,
@@ -602,7 +641,8 @@ pub fn encode_ladder(
     let done = Mutex::new(BTreeMap::new());
     let times = Mutex::new(BTreeMap::new());
     chunks::run_all(&parts, settings.concurrency, &|&part| {
-        let counted = part != Part::Rest || job.chunks.is_empty();
+        // Progress counts the video: the chunks, or the one run.
+        let counted = matches!(part, Part::Chunk(_)) || job.chunks.is_empty();
         let started = Instant::now();
         job.encode_part(ffmpeg, part, &scratch.0, until, &|secs| {
             if counted {

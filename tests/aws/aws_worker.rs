@@ -719,7 +719,8 @@ fn two_workers_share_a_ladder_s_chunks_and_publish_one_title() {
             "chunk-00001",
             "chunk-00002",
             "chunk-00003",
-            "rest"
+            // The source is kept, with its own AAC sound: no `sound` part.
+            "previews",
         ],
         "{}",
         logs()

@@ -648,8 +648,9 @@ async fn a_chunked_ladder_s_parts_go_to_the_fleet_queue() {
         .collect();
     assert_eq!(
         parts,
+        // The source is kept, with its own AAC sound: no `sound` part.
         [
-            "rest",
+            "previews",
             "chunk-00000",
             "chunk-00001",
             "chunk-00002",

@@ -17,150 +17,19 @@
 //! The work folder is removed once the title is published.
 
 use crate::error::{Error, Result};
-use crate::media::object::{Body, Object};
-use crate::media::source::{FileSource, Source};
+use crate::media::source::Source;
 use crate::pipeline::event::{Job, PartMessage, Record, RecordKind, PART_MESSAGE};
 use crate::pipeline::job::Pipeline;
 use crate::pipeline::keys::{classify_key, KeyRole};
 use crate::pipeline::manifest::{record_progress, JobProgress};
 use crate::pipeline::outcome::Outcome;
-use crate::store::{open_source, ObjectInfo, Precondition, Store};
+use crate::pipeline::work::{Plan, Work};
+use crate::store::{open_source, ObjectInfo, Store};
 use crate::title::Title;
 use crate::transcode::encode::{LadderJob, Part, Scratch};
 use crate::transcode::ffmpeg::Ffmpeg;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Where part messages go: the queue the fleet reads.
-pub trait PartQueue: Send + Sync {
-    /// Sends every message (JSON bodies), or fails naming what was not sent.
-    fn send(&self, messages: &[String]) -> Result<()>;
-}
-
-/// The plan, as recorded in `parts.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Plan {
-    parts: Vec<String>,
-    /// [`crate::transcode::encode::LadderSettings::describe`]: every part is encoded alike.
-    settings: String,
-}
-
-/// The work folder of one version of a title.
-pub struct Work<'a> {
-    store: &'a Arc<dyn Store>,
-    folder: String,
-}
-
-impl<'a> Work<'a> {
-    pub fn new(store: &'a Arc<dyn Store>, title_folder: &str, version: &str) -> Work<'a> {
-        Work {
-            store,
-            folder: format!("{title_folder}work/{version}/"),
-        }
-    }
-
-    fn plan(&self) -> Result<Option<Plan>> {
-        let Some(bytes) = self.store.get(&format!("{}parts.json", self.folder))? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::store_permanent(&self.folder, format!("parts.json: {e}")))
-    }
-
-    fn record_plan(&self, plan: &Plan) -> Result<()> {
-        let body = serde_json::to_vec_pretty(plan).unwrap_or_default();
-        self.put(
-            &format!("{}parts.json", self.folder),
-            Body::from_bytes(body),
-            &[],
-        )
-    }
-
-    /// The parts whose files are all written.
-    fn done(&self) -> Result<BTreeSet<String>> {
-        let prefix = format!("{}done/", self.folder);
-        Ok(self
-            .store
-            .list(&prefix)?
-            .into_iter()
-            .filter_map(|o| o.key.strip_prefix(&prefix).map(str::to_owned))
-            .collect())
-    }
-
-    /// Whether a plan is recorded and every part of it is done.
-    pub fn complete(&self) -> Result<bool> {
-        let Some(plan) = self.plan()? else {
-            return Ok(false);
-        };
-        let done = self.done()?;
-        Ok(plan.parts.iter().all(|p| done.contains(p)))
-    }
-
-    /// A part's file, by its name relative to the encode's root (`chunk-00003/360p.mp4`).
-    pub fn open(&self, name: &str) -> Result<Arc<dyn Source>> {
-        let key = format!("{}{name}", self.folder);
-        match open_source(self.store, &key)? {
-            Some((source, _)) => Ok(source),
-            None => Err(Error::store_permanent(
-                &key,
-                "a ladder part's file is missing",
-            )),
-        }
-    }
-
-    fn put(&self, key: &str, body: Body, sources: &[Arc<dyn Source>]) -> Result<()> {
-        let obj = Object {
-            key: key.to_owned(),
-            content_type: crate::media::object::content_type_for_key(key),
-            cache_control: "no-cache",
-            body,
-        };
-        self.store.put(key, &obj, sources)
-    }
-
-    /// Writes a part's files (named relative to `root`), then its `done` marker.
-    fn finish_part(&self, part: Part, root: &Path, files: &[String]) -> Result<()> {
-        for name in files {
-            let file: Arc<dyn Source> = Arc::new(FileSource::open(&root.join(name))?);
-            let mut body = Body::default();
-            body.push_source(0, 0, file.len());
-            self.put(&format!("{}{name}", self.folder), body, &[file])?;
-        }
-        self.write_once(&format!("done/{}", part.name()), part)
-            .map(|_| ())
-    }
-
-    /// Writes `…/<name>` naming `part` unless it exists; whether it now names `part`.
-    fn write_once(&self, name: &str, part: Part) -> Result<bool> {
-        let key = format!("{}{name}", self.folder);
-        let obj = Object {
-            key: key.clone(),
-            content_type: "text/plain",
-            cache_control: "no-cache",
-            body: Body::from_bytes(part.name().into_bytes()),
-        };
-        match self.store.put_if(&key, &obj, &[], Precondition::Absent) {
-            Ok(_) => Ok(true),
-            Err(Error::PreconditionFailed { .. }) => {
-                Ok(self.store.get(&key)?.as_deref() == Some(part.name().as_bytes()))
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Removes the work folder.
-    pub fn remove(&self) -> Result<usize> {
-        let all: Vec<ObjectInfo> = self.store.list(&self.folder)?;
-        for o in &all {
-            self.store.delete(&o.key)?;
-        }
-        Ok(all.len())
-    }
-}
 
 impl Pipeline<'_> {
     /// After the upload's job has begun the version: with a part queue, a ladder that is
@@ -261,10 +130,7 @@ impl Pipeline<'_> {
                     outcome,
                     Outcome::Processed { .. } | Outcome::AlreadyComplete { .. }
                 ) {
-                    let work = Work {
-                        store,
-                        folder: work_folder,
-                    };
+                    let work = Work::at(store, work_folder);
                     if let Err(e) = work.remove() {
                         tracing::warn!(title = %title, error = %e, "ladder work folder not removed");
                     }

@@ -54,7 +54,6 @@ use crate::media::text::MAX_FILE_BYTES as MAX_SUBTITLE_BYTES;
 use crate::pipeline::batch::Handled;
 use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::event::{Job, ParsedRecord, Record, RecordKind};
-use crate::pipeline::fanout::{PartQueue, Work};
 use crate::pipeline::invalidate::{invalidation_reference, Invalidator};
 use crate::pipeline::keys::{
     classify_key, parent, KeyRole, TitleManifest, TITLE_MANIFEST_MAX_BYTES, TITLE_MANIFEST_SUFFIX,
@@ -67,6 +66,7 @@ use crate::pipeline::notify::{Notifier, TitleChange, TitleEvent};
 use crate::pipeline::outcome::Outcome;
 use crate::pipeline::publish::{self, PublishOptions};
 use crate::pipeline::retention::{expired_versions, gc, remove_title};
+use crate::pipeline::work::{PartQueue, Work};
 use crate::store::{open_source, ObjectInfo, Store};
 use crate::title::Title;
 use crate::transcode::encode::TranscodeReport;

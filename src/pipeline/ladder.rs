@@ -7,7 +7,7 @@ use crate::error::{Error, Result, RetryClass};
 use crate::media::package::Input;
 use crate::media::source::Source;
 use crate::pipeline::config::PipelineConfig;
-use crate::pipeline::fanout::Work;
+use crate::pipeline::work::Work;
 use crate::store::ObjectInfo;
 use crate::transcode::encode::{encode_ladder, Encoded, LadderJob, TranscodeReport};
 use crate::transcode::ffmpeg::Ffmpeg;

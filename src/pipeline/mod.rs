@@ -24,3 +24,4 @@ pub mod pool;
 pub mod publish;
 pub mod reprocess;
 pub mod retention;
+pub mod work;

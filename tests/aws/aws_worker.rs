@@ -178,6 +178,12 @@ fn hlspipe(endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
     cmd
 }
 
+/// The title's `manifest.json`, which must be there.
+fn read_manifest(store: &S3Store, title_prefix: &str) -> serde_json::Value {
+    let key = format!("{title_prefix}manifest.json");
+    serde_json::from_slice(&store.get(&key).unwrap().unwrap()).unwrap()
+}
+
 fn manifest_state(store: &S3Store, title_prefix: &str) -> Option<String> {
     let bytes = store.get(&format!("{title_prefix}manifest.json")).ok()??;
     let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
@@ -726,13 +732,7 @@ fn two_workers_share_a_ladder_s_chunks_and_publish_one_title() {
         logs()
     );
     // One title, from the parts: four chunks, the rungs decode whole; no work left behind.
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &store
-            .get(&format!("{title}manifest.json"))
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
+    let manifest = read_manifest(&store, title);
     assert_eq!(manifest["transcode"]["chunks"], 4, "{manifest}");
     let version = manifest["version"].as_str().unwrap().to_owned();
     // The worker that published removes the work folder after the manifest says complete.
@@ -797,13 +797,7 @@ fn two_workers_share_a_ladder_s_chunks_and_publish_one_title() {
             }) && rt.block_on(queue_depth(&sqs, &queue_url)) == 0
         },
     );
-    let after: serde_json::Value = serde_json::from_slice(
-        &store
-            .get(&format!("{title}manifest.json"))
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
+    let after = read_manifest(&store, title);
     assert_eq!(after["state"], "complete");
     assert_eq!(after["version"], version.as_str());
 }

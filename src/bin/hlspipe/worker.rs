@@ -5,7 +5,7 @@
 use crate::setup;
 use anyhow::Context;
 use hlspipe::aws::sqs::{QueueConsumer, QueueSettings, SqsPartQueue};
-use hlspipe::pipeline::fanout::PartQueue;
+use hlspipe::pipeline::work::PartQueue;
 use std::sync::Arc;
 use std::time::Duration;
 

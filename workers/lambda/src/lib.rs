@@ -36,10 +36,10 @@ use hlspipe::aws::sqs::{queue_url_from_arn, redelivery_delay, QueueSender, Redel
 use hlspipe::pipeline::batch::{log_handled, retryable_batch_item_failures, Handled};
 use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::event::{parse_event, s3_created_event, ParsedRecord, RecordKind};
-use hlspipe::pipeline::fanout::PartQueue;
 use hlspipe::pipeline::invalidate::Invalidator;
 use hlspipe::pipeline::job::Pipeline;
 use hlspipe::pipeline::outcome::Outcome;
+use hlspipe::pipeline::work::PartQueue;
 use hlspipe::store::StoreFactory;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{json, Value};

@@ -19,6 +19,7 @@
 //! | `HLSPIPE_KEEP_SOURCE` (`on`, `off`)   | `keep_source` (bool)    | `on`                     |
 //! | `HLSPIPE_FFMPEG` (a path)             | `ffmpeg`                | `ffmpeg` on `PATH`       |
 //! | `HLSPIPE_CHUNK_SECONDS` (0: no chunks) | `chunk_seconds`        | `10`                     |
+//! | `HLSPIPE_PUBLISH_SHARE_MIB` (0: never) | `publish_share_mib`    | `256`                    |
 //!
 //! `HLSPIPE_CLOUDFRONT_DISTRIBUTION_ID` is accepted as another name for
 //! `HLSPIPE_DISTRIBUTION_ID`.
@@ -30,6 +31,10 @@ use crate::media::package::Settings;
 use crate::transcode::encode::{check_chunk_seconds, LadderSettings, DEFAULT_CHUNK_SECONDS};
 use crate::transcode::ladder::Ladder;
 use serde::Deserialize;
+
+/// [`PipelineConfig::publish_share_mib`] by default: a share takes a worker a few seconds
+/// to write, long beside the cost of planning it (reading the rungs' headers again).
+pub const DEFAULT_PUBLISH_SHARE_MIB: u64 = 256;
 
 /// Environment variable naming the optional TOML file.
 pub const CONFIG_FILE_VAR: &str = "HLSPIPE_CONFIG";
@@ -70,6 +75,9 @@ pub struct PipelineConfig {
     pub ffmpeg: Option<String>,
     /// With a ladder: the video is encoded in chunks of about this many seconds (0: whole).
     pub chunk_seconds: f64,
+    /// A ladder fanned out across the fleet is published in shares of about this many MiB
+    /// of segments, each written by a worker of its own (0: one worker writes it all).
+    pub publish_share_mib: u64,
 }
 
 impl Default for PipelineConfig {
@@ -88,6 +96,7 @@ impl Default for PipelineConfig {
             keep_source: true,
             ffmpeg: None,
             chunk_seconds: DEFAULT_CHUNK_SECONDS,
+            publish_share_mib: DEFAULT_PUBLISH_SHARE_MIB,
         }
     }
 }
@@ -109,6 +118,7 @@ struct FileConfig {
     keep_source: Option<bool>,
     ffmpeg: Option<String>,
     chunk_seconds: Option<f64>,
+    publish_share_mib: Option<u64>,
 }
 
 impl PipelineConfig {
@@ -148,6 +158,7 @@ impl PipelineConfig {
                 "HLSPIPE_KEEP_SOURCE" => c.keep_source = on_off(k, v)?,
                 "HLSPIPE_FFMPEG" => c.ffmpeg = Some(v.to_string()).filter(|p| !p.is_empty()),
                 "HLSPIPE_CHUNK_SECONDS" => c.chunk_seconds = number(k, v)?,
+                "HLSPIPE_PUBLISH_SHARE_MIB" => c.publish_share_mib = number(k, v)?,
                 "HLSPIPE_DISTRIBUTION_ID" | "HLSPIPE_CLOUDFRONT_DISTRIBUTION_ID" => {
                     c.cdn = (!v.is_empty()).then(|| CdnConfig {
                         distribution_id: v.to_string(),
@@ -192,6 +203,9 @@ impl PipelineConfig {
         c.ffmpeg = f.ffmpeg.or(c.ffmpeg.take());
         if let Some(v) = f.chunk_seconds {
             c.chunk_seconds = v;
+        }
+        if let Some(v) = f.publish_share_mib {
+            c.publish_share_mib = v;
         }
         Ok(())
     }

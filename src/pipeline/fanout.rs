@@ -12,18 +12,29 @@
 //!   whose message won, so a redelivery of that message (its worker crashed) stitches
 //!   again, and any other finds it taken.
 //!
-//! A duplicate part message finds its `done` marker and encodes nothing; a part whose
-//! worker crashes is received again after the queue's visibility timeout and runs alone.
-//! The work folder is removed once the title is published.
+//! The stitching worker packages the title (headers only) and, when its segments come to
+//! more than one share of `publish_share_mib`, shares the writing out the same way:
+//! - `…/shares.json`: the cut, recorded once (`If-None-Match: *`);
+//! - a `publish-<i>` message per share: its worker packages the title alike, writes the
+//!   share's segments, then `…/done/publish-<i>`;
+//! - `…/flip`: claimed once by the worker that finds every share written, which publishes
+//!   the title: every segment is found present, and only the playlists, the master and the
+//!   manifest are written.
+//!
+//! A duplicate message finds its `done` marker and does nothing again; a part whose worker
+//! crashes is received again after the queue's visibility timeout and runs alone. The work
+//! folder is removed once the title is published.
 
 use crate::error::{Error, Result};
+use crate::media::package::PackagedTitle;
 use crate::media::source::Source;
 use crate::pipeline::event::{Job, PartMessage, Record, RecordKind, PART_MESSAGE};
-use crate::pipeline::job::Pipeline;
-use crate::pipeline::keys::{classify_key, KeyRole};
+use crate::pipeline::job::{side_files, Pipeline};
+use crate::pipeline::keys::{classify_key, parent, KeyRole};
 use crate::pipeline::manifest::{record_progress, JobProgress};
 use crate::pipeline::outcome::Outcome;
-use crate::pipeline::work::{Plan, Work};
+use crate::pipeline::publish::{self, PublishOptions};
+use crate::pipeline::work::{share_index, share_name, PartQueue, Plan, Shares, Work};
 use crate::store::{open_source, ObjectInfo, Store};
 use crate::title::Title;
 use crate::transcode::encode::{LadderJob, Part, Scratch};
@@ -67,28 +78,59 @@ impl Pipeline<'_> {
         };
         work.record_plan(&plan)?;
         let done = work.done()?;
-        let messages: Vec<String> = plan
-            .parts
-            .iter()
-            .filter(|p| !done.contains(*p))
-            .map(|part| {
-                let message = PartMessage {
-                    hlspipe: PART_MESSAGE.into(),
-                    bucket: bucket.to_owned(),
-                    key: info.key.clone(),
-                    etag: info.etag.clone(),
-                    version: version.to_owned(),
-                    part: part.clone(),
-                };
-                serde_json::to_string(&message).unwrap_or_default()
+        let left = plan.parts.iter().filter(|p| !done.contains(*p)).cloned();
+        send_parts(queue, bucket, info, version, left).map(|sent| {
+            Some(Outcome::FannedOut {
+                title: title.to_string(),
+                version: version.to_owned(),
+                parts: sent,
             })
-            .collect();
-        queue.send(&messages)?;
-        Ok(Some(Outcome::FannedOut {
-            title: title.to_string(),
-            version: version.to_owned(),
-            parts: messages.len(),
-        }))
+        })
+    }
+
+    /// After the last part of a fan-out, with the title packaged from the parts: when its
+    /// segments come to more than one share ([`publish::shares`]), records the shares and
+    /// sends a message for each share not yet written, and returns what to report; `None`:
+    /// this worker publishes the title (no fan-out, one share, or every share written).
+    pub(crate) fn share_out(
+        &self,
+        store: &Arc<dyn Store>,
+        bucket: &str,
+        title: &Title,
+        version: &str,
+        sources: &[(Arc<dyn Source>, ObjectInfo)],
+        packaged: &PackagedTitle,
+    ) -> Result<Option<Outcome>> {
+        let (Some(queue), [(_, info)]) = (self.parts, sources) else {
+            return Ok(None);
+        };
+        let work = Work::new(store, &title.folder(&self.config.output_prefix), version);
+        if !work.complete()? {
+            return Ok(None);
+        }
+        let shares = match work.shares()? {
+            Some(recorded) => recorded,
+            None => {
+                let bytes = self.config.publish_share_mib.saturating_mul(1 << 20);
+                let count = publish::shares(packaged, bytes).len();
+                if count < 2 {
+                    return Ok(None);
+                }
+                work.record_shares(&Shares { count, bytes })?
+            }
+        };
+        let done = work.done()?;
+        let left: Vec<String> = shares.names().filter(|n| !done.contains(n)).collect();
+        if left.is_empty() {
+            return Ok(None);
+        }
+        send_parts(queue, bucket, info, version, left.into_iter()).map(|sent| {
+            Some(Outcome::FannedOut {
+                title: title.to_string(),
+                version: version.to_owned(),
+                parts: sent,
+            })
+        })
     }
 
     /// A part's message: encodes the part (unless a duplicate already did), and when it
@@ -107,7 +149,11 @@ impl Pipeline<'_> {
                 }
             }
         };
-        match self.encode_part(store, &title, message) {
+        let step = match share_index(&message.part) {
+            Some(share) => self.publish_share(store, &title, message, share),
+            None => self.encode_part(store, &title, message),
+        };
+        match step {
             Ok(Step::Stale(reason)) => Outcome::Stale {
                 key: job.key.clone(),
                 reason,
@@ -200,27 +246,139 @@ impl Pipeline<'_> {
             );
         }
         let done = work.done()?;
+        let finished = plan.parts.iter().filter(|p| done.contains(*p)).count();
         let of = plan.parts.len();
-        let all = plan.parts.iter().all(|p| done.contains(p));
+        self.note_progress(store, title, &message.version, "encoding", (finished, of));
+        if finished == of && work.write_once("stitch", &message.part)? {
+            return Ok(Step::Last(work.folder));
+        }
+        Ok(Step::Encoded { done: finished, of })
+    }
+
+    /// A share's message: writes the share's segments (unless a duplicate already did);
+    /// the last share to be written publishes the title, whose own pass finds every segment
+    /// present and writes only the playlists, the master and the manifest.
+    fn publish_share(
+        &self,
+        store: &Arc<dyn Store>,
+        title: &Title,
+        message: &PartMessage,
+        index: usize,
+    ) -> Result<Step> {
+        let Some((source, info)) = open_source(store, &message.key)? else {
+            return Ok(Step::Stale("the upload no longer exists".into()));
+        };
+        if info.etag != message.etag {
+            return Ok(Step::Stale(
+                "the upload was replaced after its ladder was planned".into(),
+            ));
+        }
+        let prefix = title.folder(&self.config.output_prefix);
+        let work = Work::new(store, &prefix, &message.version);
+        let Some(shares) = work.shares()? else {
+            return Ok(Step::Stale(format!(
+                "no ladder of version {} is being published (published or replaced)",
+                message.version
+            )));
+        };
+        let name = share_name(index);
+        if !work.done()?.contains(&name) {
+            let started = Instant::now();
+            let sources = vec![(source, info)];
+            let (subs, _) = side_files(self.config, store.as_ref(), parent(&message.key), title)?;
+            if self.version_of(&sources, &subs) != message.version {
+                return Ok(Step::Stale(
+                    "the title's sources or this worker's settings are not the planned ones".into(),
+                ));
+            }
+            let ready = self.package_title(store, &prefix, &message.version, &sources, &subs)?;
+            let cut = publish::shares(&ready.packaged, shares.bytes);
+            let Some(share) = cut.get(index).filter(|_| cut.len() == shares.count) else {
+                return Err(Error::Settings(format!(
+                    "{name}: the title packaged here comes to {} shares, not the {} recorded",
+                    cut.len(),
+                    shares.count
+                )));
+            };
+            let opts = PublishOptions {
+                prefix: &prefix,
+                concurrency: self.config.concurrency,
+                progress: &|_| {},
+                before_flip: None,
+                deadline: self.deadline,
+            };
+            publish::write_share(
+                store.as_ref(),
+                &ready.packaged,
+                share.clone(),
+                &ready.sources,
+                &opts,
+            )?;
+            work.write_once(&format!("done/{name}"), &name)?;
+            tracing::info!(
+                title = %title,
+                part = %name,
+                objects = share.len(),
+                seconds = started.elapsed().as_secs_f64(),
+                "share of the segments written"
+            );
+        }
+        let done = work.done()?;
+        let written = shares.names().filter(|n| done.contains(n)).count();
+        let of = shares.count;
+        self.note_progress(store, title, &message.version, "publishing", (written, of));
+        if written == of && work.write_once("flip", &message.part)? {
+            return Ok(Step::Last(work.folder));
+        }
+        Ok(Step::Encoded { done: written, of })
+    }
+
+    /// Records in the manifest how many parts of a stage (`encoding`, `publishing`) are done.
+    fn note_progress(
+        &self,
+        store: &Arc<dyn Store>,
+        title: &Title,
+        version: &str,
+        stage: &str,
+        (done, of): (usize, usize),
+    ) {
         let progress = JobProgress {
-            stage: "encoding".into(),
-            done: done.len() as f64,
+            stage: stage.into(),
+            done: done as f64,
             total: of as f64,
             unit: "parts".into(),
             at: (self.clock)(),
         };
         let prefix = title.folder(&self.config.output_prefix);
-        if let Err(e) = record_progress(store.as_ref(), &prefix, &message.version, progress) {
+        if let Err(e) = record_progress(store.as_ref(), &prefix, version, progress) {
             tracing::warn!(title = %title, error = %e, "progress not recorded");
         }
-        if all && work.write_once("stitch", part)? {
-            return Ok(Step::Last(work.folder));
-        }
-        Ok(Step::Encoded {
-            done: done.len(),
-            of,
-        })
     }
+}
+
+/// Sends one part message per name in `parts`; returns how many were sent.
+fn send_parts(
+    queue: &dyn PartQueue,
+    bucket: &str,
+    upload: &ObjectInfo,
+    version: &str,
+    parts: impl Iterator<Item = String>,
+) -> Result<usize> {
+    let messages: Vec<String> = parts
+        .map(|part| {
+            let message = PartMessage {
+                hlspipe: PART_MESSAGE.into(),
+                bucket: bucket.to_owned(),
+                key: upload.key.clone(),
+                etag: upload.etag.clone(),
+                version: version.to_owned(),
+                part,
+            };
+            serde_json::to_string(&message).unwrap_or_default()
+        })
+        .collect();
+    queue.send(&messages)?;
+    Ok(messages.len())
 }
 
 enum Step {

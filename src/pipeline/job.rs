@@ -104,6 +104,16 @@ impl<F: Fn(f64, f64) + Sync> Throttled<F> {
     }
 }
 
+/// A title packaged, ready to write.
+pub(crate) struct Ready {
+    pub(crate) packaged: PackagedTitle,
+    /// The sources the objects' bodies read.
+    pub(crate) sources: Vec<Arc<dyn Source>>,
+    /// The ladder, when the title has one: its rungs (and their scratch folder) live until
+    /// the title is written.
+    pub(crate) transcoded: Option<ladder::Transcoded>,
+}
+
 /// A title written up to its master flip: what `finish` records.
 struct Published {
     title: PackagedTitle,
@@ -551,18 +561,12 @@ impl Pipeline<'_> {
         media_key: Option<&str>,
     ) -> Outcome {
         let prefix = title.folder(&self.config.output_prefix);
-        let settings = self.config.settings();
         let folder = sources.first().map_or("", |(_, i)| parent(&i.key));
         let (subs, sub_warnings) = match side_files(self.config, store.as_ref(), folder, title) {
             Ok(found) => found,
             Err(e) => return Outcome::failed(Some(title.as_str()), &e),
         };
-        let etags: Vec<&str> = sources.iter().map(|(_, i)| i.etag.as_str()).collect();
-        let sub_ids: Vec<(String, String)> = subs
-            .iter()
-            .map(|o| (o.key.clone(), o.etag.clone()))
-            .collect();
-        let version = version_for_sources(&etags, &sub_ids, &settings);
+        let version = self.version_of(&sources, &subs);
         let infos: Vec<SourceInfo> = sources.iter().map(|(_, i)| source_info(i)).collect();
         let sub_infos: Vec<SourceInfo> = subs.iter().map(source_info).collect();
         let started_at = (self.clock)();
@@ -601,7 +605,20 @@ impl Pipeline<'_> {
                 return self.fail(store.as_ref(), title, &prefix, manifest, Some(&version), &e)
             }
         }
-        match self.package_and_publish(store, &prefix, &version, &sources, &subs) {
+        let ready = match self.package_title(store, &prefix, &version, &sources, &subs) {
+            Ok(ready) => ready,
+            Err(e) => {
+                return self.fail(store.as_ref(), title, &prefix, manifest, Some(&version), &e)
+            }
+        };
+        match self.share_out(store, bucket, title, &version, &sources, &ready.packaged) {
+            Ok(Some(shared_out)) => return shared_out,
+            Ok(None) => {}
+            Err(e) => {
+                return self.fail(store.as_ref(), title, &prefix, manifest, Some(&version), &e)
+            }
+        }
+        match self.publish_ready(store.as_ref(), &prefix, ready, &sources, &subs) {
             Ok((mut packaged, master_etag, transcode)) => {
                 packaged.warnings.extend(sub_warnings);
                 let published = Published {
@@ -615,18 +632,30 @@ impl Pipeline<'_> {
         }
     }
 
-    /// Packages the sources and writes the title up to the master flip, which happens only
-    /// if the sources are still the versions read; returns the title and the flipped
-    /// master's ETag.
-    fn package_and_publish(
+    /// The version the sources (side files included) and the settings give.
+    pub(crate) fn version_of(
+        &self,
+        sources: &[(Arc<dyn Source>, ObjectInfo)],
+        subs: &[ObjectInfo],
+    ) -> String {
+        let etags: Vec<&str> = sources.iter().map(|(_, i)| i.etag.as_str()).collect();
+        let sub_ids: Vec<(String, String)> = subs
+            .iter()
+            .map(|o| (o.key.clone(), o.etag.clone()))
+            .collect();
+        version_for_sources(&etags, &sub_ids, &self.config.settings())
+    }
+
+    /// Encodes the ladder (or assembles it from the fleet's parts) and packages the sources:
+    /// the title, ready to write.
+    pub(crate) fn package_title(
         &self,
         store: &Arc<dyn Store>,
         prefix: &str,
         version: &str,
         sources: &[(Arc<dyn Source>, ObjectInfo)],
         subs: &[ObjectInfo],
-    ) -> Result<(PackagedTitle, String, Option<TranscodeReport>)> {
-        // The ladder's rungs (and their scratch folder) live until the title is published.
+    ) -> Result<Ready> {
         let work = Work::new(store, prefix, version);
         let progress = Throttled::new(PROGRESS_EVERY, |done, total| {
             let progress = JobProgress {
@@ -643,12 +672,11 @@ impl Pipeline<'_> {
         let transcoded = ladder::transcode(self.config, sources, &work, self.deadline, &|d, t| {
             progress.call(d, t)
         })?;
-        let store = store.as_ref();
         let ladder::PackagerInputs {
             inputs,
             sources: dyn_sources,
         } = ladder::inputs(sources, transcoded.as_ref())?;
-        let side_inputs = read_side_files(store, subs)?;
+        let side_inputs = read_side_files(store.as_ref(), subs)?;
         let mut packaged = package_with_subtitles(&inputs, &side_inputs, &self.config.settings())?;
         if let Some(t) = &transcoded {
             // The poster and the thumbnails, written with the segments, before the flip.
@@ -656,6 +684,28 @@ impl Pipeline<'_> {
                 .media
                 .extend(t.encoded.preview_objects(&packaged.version)?);
         }
+        Ok(Ready {
+            packaged,
+            sources: dyn_sources,
+            transcoded,
+        })
+    }
+
+    /// Writes a packaged title up to the master flip, which happens only if the sources are
+    /// still the versions read; returns the title and the flipped master's ETag.
+    fn publish_ready(
+        &self,
+        store: &dyn Store,
+        prefix: &str,
+        ready: Ready,
+        sources: &[(Arc<dyn Source>, ObjectInfo)],
+        subs: &[ObjectInfo],
+    ) -> Result<(PackagedTitle, String, Option<TranscodeReport>)> {
+        let Ready {
+            packaged,
+            sources: dyn_sources,
+            transcoded,
+        } = ready;
         // Just before the flip: are the sources (side files included) still the versions
         // read? If a newer upload replaced one meanwhile, its own job may have flipped the
         // master already, and flipping now would put the older version back live.
@@ -923,7 +973,7 @@ const MAX_SIDE_FILES: usize = 32;
 
 /// The side files of `title` in `folder` (`<title>.<lang>.srt` …), in key order, and
 /// warnings for those left out (too large, too many).
-fn side_files(
+pub(crate) fn side_files(
     config: &PipelineConfig,
     store: &dyn Store,
     folder: &str,

@@ -37,7 +37,8 @@ pub enum Outcome {
         version: String,
         parts: usize,
     },
-    /// One part of a fanned-out ladder encoded: `done` of `of` parts are.
+    /// One part of a fanned-out ladder done (a chunk encoded, a share of the segments
+    /// written): `done` of `of` parts of its stage are.
     PartEncoded {
         title: String,
         part: String,
@@ -126,10 +127,7 @@ impl fmt::Display for Outcome {
                 part,
                 done,
                 of,
-            } => write!(
-                f,
-                "part encoded: {title}: {part} ({done} of {of} parts done)"
-            ),
+            } => write!(f, "part done: {title}: {part} ({done} of {of} parts done)"),
             Outcome::Routed { key, size, queue } => {
                 write!(f, "routed: {key} ({size} bytes) to {queue}")
             }

@@ -66,6 +66,46 @@ pub fn publish(
     flip(store, title, sources, opts)
 }
 
+/// The title's stage-1 objects cut into shares of about `share_bytes` each (indexes into the
+/// publish order; the last share may be smaller), for workers that each write one
+/// ([`write_share`]). A function of the title alone, so every worker that packages the same
+/// version cuts the same shares. One share when `share_bytes` is 0 or the media fits in one.
+pub fn shares(title: &PackagedTitle, share_bytes: u64) -> Vec<std::ops::Range<usize>> {
+    let ordered = in_input_order(&title.media);
+    let mut shares = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, o) in ordered.iter().enumerate() {
+        bytes += o.body.len();
+        if share_bytes > 0 && bytes >= share_bytes && i + 1 < ordered.len() {
+            shares.push(start..i + 1);
+            (start, bytes) = (i + 1, 0);
+        }
+    }
+    shares.push(start..ordered.len());
+    shares
+}
+
+/// Writes one share of the title's stage-1 objects ([`shares`]), skipping those already
+/// written: no playlist, no flip. The worker that finds every share written publishes the
+/// title, whose own pass then finds every object present.
+pub fn write_share(
+    store: &dyn Store,
+    title: &PackagedTitle,
+    share: std::ops::Range<usize>,
+    sources: &[Arc<dyn Source>],
+    opts: &PublishOptions<'_>,
+) -> Result<()> {
+    let ordered = in_input_order(&title.media);
+    let Some(objects) = ordered.get(share.clone()) else {
+        return Err(Error::Settings(format!(
+            "share {share:?} is outside the title's {} objects",
+            ordered.len()
+        )));
+    };
+    let present = present_objects(store, title, opts.prefix)?;
+    write_all(store, objects, sources, &present, opts)
+}
+
 /// The flip: HEAD the master, run `before_flip`, then PUT the master only if it is still the
 /// one the HEAD saw (`If-Match`, or `If-None-Match: *` when there was none). Another job that
 /// flips in between makes the PUT fail; then both steps run again, and `before_flip` (the

@@ -26,6 +26,33 @@ pub(crate) struct Plan {
     pub(crate) settings: String,
 }
 
+/// The second stage of a fan-out, as recorded in `shares.json`: the title's segments
+/// written in `count` shares of about `bytes` each, share `i` by part `publish-<i>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Shares {
+    pub(crate) count: usize,
+    pub(crate) bytes: u64,
+}
+
+impl Shares {
+    pub(crate) fn names(&self) -> impl Iterator<Item = String> {
+        (0..self.count).map(share_name)
+    }
+}
+
+/// The part that writes share `i`.
+pub(crate) fn share_name(i: usize) -> String {
+    format!("publish-{i:05}")
+}
+
+/// The share a part's name (`publish-00003`) writes.
+pub(crate) fn share_index(name: &str) -> Option<usize> {
+    let digits = name.strip_prefix("publish-")?;
+    (digits.len() == 5 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
 /// The work folder of one version of a title.
 pub struct Work<'a> {
     store: &'a Arc<dyn Store>,
@@ -113,24 +140,54 @@ impl<'a> Work<'a> {
             body.push_source(0, 0, file.len());
             self.put(&format!("{}{name}", self.folder), body, &[file])?;
         }
-        self.write_once(&format!("done/{}", part.name()), part)
-            .map(|_| ())
+        let name = part.name();
+        self.write_once(&format!("done/{name}"), &name).map(|_| ())
     }
 
     /// Writes `…/<name>` naming `part` unless it exists; whether it now names `part`.
-    pub(crate) fn write_once(&self, name: &str, part: Part) -> Result<bool> {
+    pub(crate) fn write_once(&self, name: &str, part: &str) -> Result<bool> {
         let key = format!("{}{name}", self.folder);
         let obj = Object {
             key: key.clone(),
             content_type: "text/plain",
             cache_control: "no-cache",
-            body: Body::from_bytes(part.name().into_bytes()),
+            body: Body::from_bytes(part.as_bytes().to_vec()),
         };
         match self.store.put_if(&key, &obj, &[], Precondition::Absent) {
             Ok(_) => Ok(true),
             Err(Error::PreconditionFailed { .. }) => {
-                Ok(self.store.get(&key)?.as_deref() == Some(part.name().as_bytes()))
+                Ok(self.store.get(&key)?.as_deref() == Some(part.as_bytes()))
             }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// How the title's segments are shared out for writing (`shares.json`), once recorded.
+    pub(crate) fn shares(&self) -> Result<Option<Shares>> {
+        let key = format!("{}shares.json", self.folder);
+        let Some(bytes) = self.store.get(&key)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::store_permanent(&key, format!("shares.json: {e}")))
+    }
+
+    /// Records the shares: the first record stands (`If-None-Match: *`), so every worker
+    /// cuts the title alike whatever its own configuration says. Returns the recorded one.
+    pub(crate) fn record_shares(&self, shares: &Shares) -> Result<Shares> {
+        let key = format!("{}shares.json", self.folder);
+        let obj = Object {
+            key: key.clone(),
+            content_type: "application/json",
+            cache_control: "no-cache",
+            body: Body::from_bytes(serde_json::to_vec_pretty(shares).unwrap_or_default()),
+        };
+        match self.store.put_if(&key, &obj, &[], Precondition::Absent) {
+            Ok(_) => Ok(shares.clone()),
+            Err(Error::PreconditionFailed { .. }) => self
+                .shares()?
+                .ok_or_else(|| Error::store_permanent(&key, "shares.json vanished")),
             Err(e) => Err(e),
         }
     }

@@ -689,6 +689,8 @@ fn two_workers_share_a_ladder_s_chunks_and_publish_one_title() {
         ("HLSPIPE_LADDER", "360p:500k,234p:200k"),
         ("HLSPIPE_CHUNK_SECONDS", "4"),
         ("HLSPIPE_SEGMENT_DURATION", "2"),
+        // The title's 7 MB of segments go out in shares too.
+        ("HLSPIPE_PUBLISH_SHARE_MIB", "1"),
         ("HLSPIPE_LOG_LEVEL", "info"),
     ];
     let dir = tempfile::tempdir().unwrap();
@@ -731,6 +733,18 @@ fn two_workers_share_a_ladder_s_chunks_and_publish_one_title() {
         "{}",
         logs()
     );
+    // The segments were written in shares, each share once, by whichever worker took it.
+    let mut shares: Vec<String> = workers
+        .iter()
+        .flat_map(|w| log_lines(w, "share of the segments written"))
+        .map(|v| v["part"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    shares.sort();
+    let expected: Vec<String> = (0..shares.len())
+        .map(|i| format!("publish-{i:05}"))
+        .collect();
+    assert!(shares.len() >= 3, "{shares:?}\n{}", logs());
+    assert_eq!(shares, expected, "{}", logs());
     // One title, from the parts: four chunks, the rungs decode whole; no work left behind.
     let manifest = read_manifest(&store, title);
     assert_eq!(manifest["transcode"]["chunks"], 4, "{manifest}");

@@ -5,6 +5,7 @@
 mod support;
 
 mod events;
+mod fanout;
 mod kill;
 mod race;
 mod subtitles;

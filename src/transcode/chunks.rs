@@ -11,7 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::media::fmp4::{create_fragment, create_init_segment};
-use crate::media::model::{Track, TrackKind};
+use crate::media::model::{Sample, Track, TrackKind};
 use crate::media::mp4::{demux, Limits};
 use crate::media::object::{Body, BodySource};
 use crate::media::source::Source;
@@ -98,6 +98,39 @@ pub fn chunk_source(video: &Track, chunk: &Chunk, source: Arc<dyn Source>) -> Bo
     body.append(create_fragment(&track, chunk.first..chunk.end, 1));
     let name = format!("{} (chunk {})", source.name(), chunk.index + 1);
     BodySource::new(body, vec![source], name)
+}
+
+/// The video's key frames alone, as a file of their own for ffmpeg: the init segment and one
+/// fragment of the sync samples, each lasting until the next (the last until the track's
+/// end), at their own decode and presentation times. What the previews decode (the poster
+/// and the thumbnails come from key frames only) at a fraction of the source's bytes: a 2 s
+/// GOP's key frame is typically a tenth of its bytes or less.
+pub fn key_frames_source(video: &Track, source: Arc<dyn Source>) -> BodySource {
+    let track = key_frames_track(video);
+    let mut body = Body::from_bytes(create_init_segment(&track));
+    body.append(create_fragment(&track, 0..track.samples.len(), 1));
+    let name = format!("{} (key frames)", source.name());
+    BodySource::new(body, vec![source], name)
+}
+
+/// The track of [`key_frames_source`]: the sync samples alone, each lasting until the next.
+fn key_frames_track(video: &Track) -> Track {
+    let mut track = video.clone();
+    track.input = 0;
+    let end = video.media_duration();
+    let syncs: Vec<&Sample> = video.samples.iter().filter(|s| s.sync).collect();
+    track.samples = syncs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let next = syncs.get(i + 1).map_or(end, |n| n.dts);
+            Sample {
+                duration: u32::try_from(next.saturating_sub(s.dts)).unwrap_or(u32::MAX),
+                ..**s
+            }
+        })
+        .collect();
+    track
 }
 
 /// One rung stitched from its encoded chunks, in order: a fragmented MP4 of one video track
@@ -214,6 +247,25 @@ mod tests {
         assert_eq!(plan(&video, 45.0, None).len(), 2);
         assert_eq!(plan(&video, 0.0, None).len(), 1);
         assert_eq!(plan(&video, 80.0, None).len(), 1);
+    }
+
+    #[test]
+    fn the_key_frames_track_keeps_each_key_frame_s_time_and_lasts_the_whole_video() {
+        // 10 s at 25 fps, a key frame every 2 s.
+        let video = track(TrackKind::Video, 250, 50, 1, 25);
+        let keys = key_frames_track(&video);
+        let times: Vec<(u64, u32)> = keys.samples.iter().map(|s| (s.dts, s.duration)).collect();
+        assert_eq!(times, [(0, 50), (50, 50), (100, 50), (150, 50), (200, 50)]);
+        assert!(keys.samples.iter().all(|s| s.sync));
+        assert_eq!(keys.media_duration(), video.media_duration());
+        let offsets: Vec<u64> = keys.samples.iter().map(|s| s.offset).collect();
+        let expected: Vec<u64> = video
+            .samples
+            .iter()
+            .filter(|s| s.sync)
+            .map(|s| s.offset)
+            .collect();
+        assert_eq!(offsets, expected);
     }
 
     #[test]

@@ -485,11 +485,29 @@ impl LadderJob {
             source: e,
         })?;
         let (run, _server, limit) = match part {
-            Part::Rest | Part::Previews | Part::Sound => (
+            Part::Rest | Part::Sound => (
                 self.whole_source_run(part, &folder),
                 None,
                 self.settings.timeout,
             ),
+            Part::Previews => {
+                // The previews decode key frames only: ffmpeg reads those alone.
+                let server = match &self.facts.video {
+                    Some(video) => {
+                        let body = chunks::key_frames_source(video, Arc::clone(&self.source));
+                        Some(SourceServer::start(Arc::new(body)).map_err(|e| Error::Io {
+                            what: "the key frames' server for ffmpeg".into(),
+                            source: e,
+                        })?)
+                    }
+                    None => None,
+                };
+                (
+                    self.whole_source_run(part, &folder),
+                    server,
+                    self.settings.timeout,
+                )
+            }
             Part::Chunk(i) => {
                 let (Some(chunk), Some(video)) = (self.chunks.get(i), &self.facts.video) else {
                     return Err(Error::Transcode {

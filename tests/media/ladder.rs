@@ -522,6 +522,93 @@ fn chunked_and_whole_encodes_give_the_same_frames_durations_and_segments() {
     }
 }
 
+/// In chunks, the previews part decodes a file of the source's key frames alone: the same
+/// poster and sprite, to the byte, as its ffmpeg command gives reading the whole source.
+#[test]
+fn chunked_previews_read_the_key_frames_alone_and_match_a_read_of_the_whole_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let logged = dir.path().join("previews-args");
+    let wrapper = dir.path().join("ffmpeg");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n\
+             case \"$*\" in *thumbnails.jpg*) printf '%s\\0' \"$@\" > '{}';; esac\n\
+             exec ffmpeg \"$@\"\n",
+            logged.display()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&wrapper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&wrapper, perms).unwrap();
+    let source = crate::support::ladder_source_720p_16s();
+    let out = dir.path().join("title");
+    let run = hlspipe_isolated()
+        .env("HLSPIPE_FFMPEG", &wrapper)
+        .args([
+            "package",
+            "--ladder",
+            "234p:200k",
+            "--segment-duration",
+            "2",
+        ])
+        .args(["--chunk-seconds", "4"])
+        .arg(source)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(transcode_record(&out)["chunks"], 4);
+    let args = std::fs::read(&logged).unwrap();
+    let args: Vec<String> = args
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8(a.to_vec()).unwrap())
+        .collect();
+    assert!(
+        args.windows(2).any(|w| w == ["-skip_frame:v", "nokey"]),
+        "{args:?}"
+    );
+    // The same command on the source file itself, writing beside the title.
+    let reference = dir.path().join("reference");
+    std::fs::create_dir(&reference).unwrap();
+    let again: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if a.starts_with("http://127.0.0.1:") {
+                source.display().to_string()
+            } else if a.ends_with(".jpg") {
+                let name = Path::new(a).file_name().unwrap();
+                reference.join(name).display().to_string()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let ran = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error"])
+        .args(&again)
+        .output()
+        .unwrap();
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    let version = video_renditions(&out)
+        .values()
+        .next()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned();
+    for name in ["poster.jpg", "thumbnails.jpg"] {
+        let made = std::fs::read(version.join(name)).unwrap();
+        assert!(!made.is_empty());
+        assert!(
+            made == std::fs::read(reference.join(name)).unwrap(),
+            "{name} differs from the whole source's"
+        );
+    }
+}
+
 #[test]
 fn a_chunk_whose_ffmpeg_is_killed_mid_encode_runs_again_and_the_title_completes() {
     let dir = tempfile::tempdir().unwrap();

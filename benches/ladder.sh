@@ -11,9 +11,11 @@
 #   4. five separate ffmpeg runs, one rung each, same encoder settings: five decodes.
 #
 # Then a projection for a 60-minute title fanned out over 50, 200 and 1,000 workers like this
-# machine: its inputs are the per-chunk times measured in run 1, the stitch and packaging time
-# per second of video, and the queue's and the store's overheads measured against local
-# servers (moto's SQS; s3s-fs for S3: a put of one chunk's rungs, a copy of a whole ladder).
+# machine: its inputs are the per-chunk times measured in run 1, the stitch time per second of
+# video, the whole-source parts (previews, sound) timed on a 10-minute source made from this
+# one by concatenation (no encoding), and the queue's and the store's overheads measured
+# against local servers (moto's SQS; s3s-fs for S3: a put of one chunk's rungs, a small
+# ranged read, hlspipe's publish rate).
 #
 #   bash benches/ladder.sh                 # 60 s source
 #   BENCH_SECONDS=20 bash benches/ladder.sh
@@ -127,6 +129,19 @@ if [[ -z "${BENCH_ONLY_CHUNKS:-}" ]]; then
 fi
 printf 'parts (wall s each): %s\nstitch (reading the chunks back as rungs): %.3f s\n' "$parts_json" "$stitch_s"
 
+# ---- the whole-source parts on a 10-minute source (ten copies of this one, concatenated) ----
+cargo build --quiet --release --locked --example ladder_part
+long_seconds=$((seconds * 10))
+long_file="$data/source-${long_seconds}s-1080p30-20M.mp4"
+if [[ ! -f "$long_file" ]]; then
+  for _ in $(seq 1 10); do printf "file '%s'\n" "$PWD/$source_file"; done >"$data/concat.txt"
+  ffmpeg -v error -y -f concat -safe 0 -i "$data/concat.txt" -c copy "$long_file.tmp.mp4"
+  mv "$long_file.tmp.mp4" "$long_file"
+fi
+previews_long_s=$(target/release/examples/ladder_part "$long_file" previews)
+sound_long_s=$(target/release/examples/ladder_part "$long_file" sound)
+printf 'on %s s: previews %.1f s, sound %.1f s\n' "$long_seconds" "$previews_long_s" "$sound_long_s"
+
 # ---- the queue's and the store's overheads, against local servers ---------------------------
 bash scripts/install-s3-test-deps.sh >/dev/null
 bash scripts/install-s3s-fs.sh >/dev/null
@@ -166,15 +181,16 @@ head -c "$((ladder_60 / 10))" /dev/urandom >"$ladder_file"
   export AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
   target/release/examples/s3_copy mb s3://bench
   put_s=$(wall target/release/examples/s3_copy put "$chunk_file" s3://bench/work/chunk)
+  get_s=$(target/release/examples/s3_copy gets s3://bench/work/chunk 50)
   target/release/examples/s3_copy put "$ladder_file" s3://bench/work/ladder >/dev/null
   copy_s=$(wall target/release/examples/s3_copy copy s3://bench/work/ladder s3://bench/hls/ladder)
   # The stitch's own path: hlspipe reading an upload by ranges and publishing its segments
   # (several PUTs at once), on the 60 s source: its rate, bytes per second.
   target/release/examples/s3_copy put "$source_file" s3://bench/uploads/source.mp4 >/dev/null
   package_s=$(wall "$hlspipe" package s3://bench/uploads/source.mp4 s3://bench/hls/source/)
-  echo "$put_s $copy_s $package_s" >"$data/store-times"
+  echo "$put_s $copy_s $package_s $get_s" >"$data/store-times"
 )
-read -r put_s copy_tenth_s package_s <"$data/store-times"
+read -r put_s copy_tenth_s package_s get_s <"$data/store-times"
 source_bytes=$(stat -c %s "$source_file")
 rm -f "$chunk_file" "$ladder_file"
 
@@ -200,37 +216,52 @@ PY
 read -r send_120_s receive_s <<<"$queue_times"
 
 python3 - "$seconds" "$chunks" "$parts_json" "$stitch_s" "$t1" "$encode_s" "$put_s" \
-  "$copy_tenth_s" "$send_120_s" "$receive_s" "$package_s" "$source_bytes" "$ladder_60" <<'PY'
+  "$copy_tenth_s" "$send_120_s" "$receive_s" "$package_s" "$source_bytes" "$ladder_60" \
+  "$get_s" "$previews_long_s" "$sound_long_s" "$long_seconds" <<'PY'
 import json, math, sys
 seconds, chunks = float(sys.argv[1]), int(sys.argv[2])
 parts = {p["part"]: p["seconds"] for p in json.loads(sys.argv[3])}
 stitch, t1, encode = map(float, sys.argv[4:7])
 put_chunk, copy_tenth, send_120, receive, package = map(float, sys.argv[7:12])
 source_bytes, ladder_60 = int(sys.argv[12]), int(sys.argv[13])
+get, previews_long, sound_long, long_seconds = map(float, sys.argv[14:18])
 # hlspipe's publish through the store, bytes per second (ranged reads, PUTs in parallel).
 publish_rate = source_bytes / package
 chunk_times = [v for k, v in parts.items() if k.startswith("chunk-")]
 # A worker like this machine takes two parts at a time (two cores), as the parts ran here:
 # the measured times are the times a worker's part takes.
 chunk = max(chunk_times)
-# The sound and the previews are parts of their own, each on a worker of its own.
-rest_per_s = max(parts.get("sound", 0.0), parts.get("previews", 0.0)) / seconds
+# The sound and the previews are parts of their own, each on a worker of its own, timed on
+# the long source (a short one's time is mostly ffmpeg's start).
+rest_per_s = max(previews_long, sound_long) / long_seconds
 title = 3600.0
 length = seconds / chunks
 n = math.ceil(title / length)
+rungs = 5
+# Packaging the title from the parts, which the stitching worker, each share's worker and the
+# flipping one each do: a ranged read of each chunk file's header (four at a time), then
+# demuxing and building the headers: the stitch's time per second of video, twice (the
+# stitch, then the packager over the stitched rungs).
+replan = n * rungs * get / 4 + 2 * stitch * title / seconds
+share = 256 * 2**20
+shares = math.ceil(ladder_60 / share)
+playlists = (2 * rungs + 3) * get
 print(f"\nprojection: a 60-minute 1080p title, {n} chunks of {length:.0f} s + sound + previews, on W workers like this one (2 parts at a time)")
-print(f"  inputs: chunk {chunk:.1f} s (slowest of {len(chunk_times)}), sound or previews (the longer) {rest_per_s:.3f} s per s of video, stitch {stitch:.3f} s per {seconds:.0f} s,")
-print(f"          put of one chunk's rungs {put_chunk:.2f} s, one-stream copy of the whole ladder ({ladder_60 / 1e9:.2f} GB) {copy_tenth * 10:.1f} s,")
-print(f"          hlspipe's publish through the store {publish_rate / 1e6:.0f} MB/s: the ladder in {ladder_60 / publish_rate:.1f} s,")
-print(f"          120 messages sent {send_120:.2f} s, a receive+delete {receive * 1000:.0f} ms")
-print(f"  {'workers':>8} {'waves':>6} {'encode s':>9} {'stitch+publish s':>17} {'total s':>8}")
+print(f"  inputs: chunk {chunk:.1f} s (slowest of {len(chunk_times)}), sound or previews (the longer) {rest_per_s:.4f} s per s of video, stitch {stitch:.3f} s per {seconds:.0f} s,")
+print(f"          put of one chunk's rungs {put_chunk:.2f} s, a small ranged read {get * 1000:.1f} ms, one-stream copy of the whole ladder ({ladder_60 / 1e9:.2f} GB) {copy_tenth * 10:.1f} s,")
+print(f"          hlspipe's publish through the store {publish_rate / 1e6:.0f} MB/s: the ladder by one worker in {ladder_60 / publish_rate:.1f} s, in {shares} shares of 256 MiB {share / publish_rate:.1f} s each,")
+print(f"          packaging from the parts {replan:.1f} s, 120 messages sent {send_120:.2f} s, a receive+delete {receive * 1000:.0f} ms")
+print(f"  {'workers':>8} {'waves':>6} {'encode s':>9} {'publish s':>10} {'total s':>8}")
 for w in (50, 200, 1000):
     waves = math.ceil(n / (2 * w))
     per_chunk = receive + chunk + put_chunk
     encode_wall = max(waves * per_chunk, receive + rest_per_s * title)
-    # The stitcher reads every chunk back and writes the title's segments: the ladder's bytes
-    # through hlspipe's publish, plus demuxing the chunks.
-    publish = ladder_60 / publish_rate + stitch * title / seconds
+    # The stitching worker packages and shares out; each share's worker packages and writes
+    # its share (two at a time on a worker); the last packages again and writes the
+    # playlists and the master.
+    share_waves = math.ceil(shares / (2 * w))
+    write = share_waves * min(share, ladder_60) / publish_rate
+    publish = (replan + send_120 * shares / 120) + (receive + replan + write) + (replan + playlists)
     total = send_120 * n / 120 + encode_wall + publish
-    print(f"  {w:>8} {waves:>6} {encode_wall:>9.1f} {publish:>17.1f} {total:>8.1f}")
+    print(f"  {w:>8} {waves:>6} {encode_wall:>9.1f} {publish:>10.1f} {total:>8.1f}")
 PY

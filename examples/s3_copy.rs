@@ -4,6 +4,7 @@
 //! s3_copy mb   s3://bucket                 create a bucket
 //! s3_copy put  FILE s3://bucket/key        upload a file (multipart, 8 MiB parts)
 //! s3_copy copy s3://b/src s3://b/dst       one streaming GET of src, PUT of the same bytes
+//! s3_copy gets s3://b/k N                  N ranged reads of 64 KiB in a row: seconds each
 //! ```
 //!
 //! `copy` is the plain transfer packaging is measured against: a single GET whose
@@ -164,8 +165,26 @@ async fn run(args: Vec<String>) -> Result<(), BoxError> {
             println!("copied {n} bytes");
             Ok(())
         }
+        ["gets", url, n] => {
+            // The latency of a small ranged read (a chunk file's header): N in a row.
+            let (bucket, key) = split(url)?;
+            let n: u32 = n.parse()?;
+            let started = std::time::Instant::now();
+            for _ in 0..n {
+                let got = client.get_object().bucket(&bucket).key(&key);
+                let body = got.range("bytes=0-65535").send().await?.body;
+                body.collect().await?;
+            }
+            println!(
+                "{:.6}",
+                started.elapsed().as_secs_f64() / f64::from(n.max(1))
+            );
+            Ok(())
+        }
         _ => Err(
-            "usage: s3_copy mb s3://bucket | put FILE s3://b/k | copy s3://b/src s3://b/dst".into(),
+            "usage: s3_copy mb s3://bucket | put FILE s3://b/k | copy s3://b/src s3://b/dst \
+                  | gets s3://b/k N"
+                .into(),
         ),
     }
 }

@@ -25,7 +25,7 @@
 //! crashes is received again after the queue's visibility timeout and runs alone. The work
 //! folder is removed once the title is published.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RetryClass};
 use crate::media::package::PackagedTitle;
 use crate::media::source::Source;
 use crate::pipeline::event::{Job, PartMessage, Record, RecordKind, PART_MESSAGE};
@@ -197,7 +197,7 @@ impl Pipeline<'_> {
         let Some(part) = Part::parse(&message.part) else {
             return Err(Error::Transcode {
                 reason: format!("'{}' is no part of a ladder", message.part),
-                class: crate::error::RetryClass::Permanent,
+                class: RetryClass::Permanent,
             });
         };
         let Some((source, info)) = open_source(store, &message.key)? else {
@@ -221,7 +221,7 @@ impl Pipeline<'_> {
         };
         let settings = self.config.ladder_settings();
         if plan.settings != settings.describe() {
-            return Err(Error::Config(format!(
+            return Err(not_the_plan_s(format!(
                 "this worker's ladder settings ({}) are not the plan's ({})",
                 settings.describe(),
                 plan.settings
@@ -286,10 +286,13 @@ impl Pipeline<'_> {
             let started = Instant::now();
             let sources = vec![(source, info)];
             let (subs, _) = side_files(self.config, store.as_ref(), parent(&message.key), title)?;
-            if self.version_of(&sources, &subs) != message.version {
-                return Ok(Step::Stale(
-                    "the title's sources or this worker's settings are not the planned ones".into(),
-                ));
+            let version = self.version_of(&sources, &subs);
+            if version != message.version {
+                return Err(not_the_plan_s(format!(
+                    "{name}: the title's side files and this worker's settings give version \
+                     {version}, not the planned {}",
+                    message.version
+                )));
             }
             let ready = self.package_title(store, &prefix, &message.version, &sources, &subs)?;
             let cut = publish::shares(&ready.packaged, shares.bytes);
@@ -353,6 +356,17 @@ impl Pipeline<'_> {
         if let Err(e) = record_progress(store.as_ref(), &prefix, version, progress) {
             tracing::warn!(title = %title, error = %e, "progress not recorded");
         }
+    }
+}
+
+/// A worker whose settings differ from the plan's (a deploy rolling across the fleet): the
+/// message goes back to the queue for a worker that has them, and the queue's redrive
+/// policy ends it if none does (a side file changed meanwhile: its own event publishes
+/// the title again, as a new version with its own plan).
+fn not_the_plan_s(reason: String) -> Error {
+    Error::Transcode {
+        reason,
+        class: RetryClass::Retryable,
     }
 }
 

@@ -89,6 +89,26 @@ fn a_fanned_out_ladder_is_published_in_shares_each_segment_written_once() {
         ]
     );
 
+    // A worker configured otherwise (a deploy rolling across the fleet) leaves the part to
+    // the queue for another: a retryable failure, the title still processing.
+    let other_config = PipelineConfig {
+        ladder: "234p:300k".parse().unwrap(),
+        ..config.clone()
+    };
+    let other = Pipeline {
+        config: &other_config,
+        ..worker
+    };
+    match deliver(&other, &store, &parts[1]) {
+        Outcome::Failed {
+            retryable: true,
+            reason,
+            ..
+        } => assert!(reason.contains("not the plan's"), "{reason}"),
+        o => panic!("{o}"),
+    }
+    assert_eq!(b.manifest(title)["state"], "processing");
+
     // The parts, last first: the one that completes the set stitches, packages the title
     // and shares its segments out instead of writing them all.
     let mut outcomes: Vec<Outcome> = parts

@@ -152,6 +152,11 @@ pub mod content_type {
 pub mod cache_control {
     pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
     pub const MASTER: &str = "max-age=60";
+    /// A playlist that grows while its title is published progressively (`event.m3u8`):
+    /// players reload it about once a target duration (6 s by default), so the CDN keeps a
+    /// version a second at most (DESIGN.md asks for half a segment; a second is the
+    /// shortest non-zero `max-age`).
+    pub const GROWING: &str = "max-age=1";
     pub const MANIFEST: &str = "no-cache";
 }
 
@@ -173,6 +178,8 @@ pub fn cache_control_for_key(key: &str) -> &'static str {
     let name = key.rsplit('/').next().unwrap_or(key);
     if name == "master.m3u8" {
         cache_control::MASTER
+    } else if name == "event.m3u8" {
+        cache_control::GROWING
     } else if name == "manifest.json" {
         cache_control::MANIFEST
     } else if key.starts_with("v/") || key.contains("/v/") {

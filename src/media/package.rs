@@ -11,7 +11,7 @@ use crate::media::mp4::{demux, pixel_aspect_ratio, Limits};
 use crate::media::object::{cache_control, content_type, Body, Object};
 use crate::media::plan::{self, SegmentRange};
 use crate::media::rendition::{bit_rate, unique_name};
-pub use crate::media::rendition::{Input, Rendition};
+pub use crate::media::rendition::{GrowingPlaylist, Input, Rendition, EVENT_PLAYLIST};
 use crate::media::subtitles;
 pub use crate::media::subtitles::SubtitleInput;
 use sha2::{Digest, Sha256};
@@ -100,6 +100,9 @@ pub struct PackagedTitle {
     pub media: Vec<Object>,
     /// Stage 2: media playlists, also under `v/<version>/`.
     pub playlists: Vec<Object>,
+    /// The media playlists again, as a progressive publish grows them (`event.m3u8`): no
+    /// I-frame playlists (trick play waits for the complete title).
+    pub growing: Vec<GrowingPlaylist>,
     /// Stage 3: `master.m3u8`, the flip.
     pub master: Object,
     /// Presentation duration in seconds (longest rendition).
@@ -399,6 +402,7 @@ fn assemble_title(
     let mut playlists = Vec::new();
     let mut renditions = Vec::new();
     let mut iframes = Vec::new();
+    let mut growing = Vec::new();
     let mut media_bytes = 0u64;
     for p in planned {
         let built = build_rendition(p, &prefix)?;
@@ -406,6 +410,7 @@ fn assemble_title(
         playlists.extend(built.playlists);
         renditions.push(built.rendition);
         iframes.extend(built.iframe);
+        growing.push(built.growing);
         media_bytes += built.media_bytes;
     }
     if !subtitle_tracks.is_empty() {
@@ -415,6 +420,7 @@ fn assemble_title(
         media.extend(built.media);
         playlists.extend(built.playlists);
         renditions.extend(built.renditions);
+        growing.extend(built.growing);
     }
     let master = Object {
         key: "master.m3u8".into(),
@@ -429,11 +435,34 @@ fn assemble_title(
         tracks: Vec::new(),
         media,
         playlists,
+        growing,
         master,
         duration,
         warnings,
         media_bytes,
     })
+}
+
+impl PackagedTitle {
+    /// The master of the title while it is published progressively: the same variants and
+    /// renditions, naming the growing playlists, without I-frame variants.
+    pub fn event_master(&self) -> Object {
+        let renditions: Vec<Rendition> = self
+            .renditions
+            .iter()
+            .map(|r| Rendition {
+                playlist: match r.playlist.rsplit_once('/') {
+                    Some((dir, _)) => format!("{dir}/{EVENT_PLAYLIST}"),
+                    None => EVENT_PLAYLIST.to_string(),
+                },
+                ..r.clone()
+            })
+            .collect();
+        Object {
+            body: Body::from_bytes(master_text(&renditions, &[]).into_bytes()),
+            ..self.master.clone()
+        }
+    }
 }
 
 /// The segments of the rendition every other one is cut like (the first video, or the
@@ -455,6 +484,7 @@ fn reference_spans(p: &Planned<'_>) -> Vec<subtitles::Span> {
 struct BuiltRendition {
     media: Vec<Object>,
     playlists: Vec<Object>,
+    growing: GrowingPlaylist,
     rendition: Rendition,
     iframe: Option<hls::IFrameVariant>,
     media_bytes: u64,
@@ -475,15 +505,14 @@ fn build_rendition(p: &Planned<'_>, prefix: &str) -> Result<BuiltRendition> {
     });
     media.extend(segments.objects);
     let playlist_key = format!("{dir}/index.m3u8");
-    let mut playlists = vec![playlist(
-        &playlist_key,
-        &hls::MediaPlaylistSpec {
-            init_uri: Some("init.mp4".into()),
-            init_byte_range: None,
-            iframes_only: false,
-            segments: segments.entries,
-        },
-    )];
+    let spec = hls::MediaPlaylistSpec {
+        init_uri: Some("init.mp4".into()),
+        init_byte_range: None,
+        iframes_only: false,
+        segments: segments.entries,
+    };
+    let mut playlists = vec![playlist(&playlist_key, &spec)];
+    let growing = GrowingPlaylist::new(&dir, spec);
     let iframe = if t.kind == TrackKind::Video && !segments.key_frames.is_empty() {
         let (object, variant) =
             build_iframe_playlist(p, &dir, &segments.key_frames, segments.totals.secs);
@@ -495,6 +524,7 @@ fn build_rendition(p: &Planned<'_>, prefix: &str) -> Result<BuiltRendition> {
     Ok(BuiltRendition {
         media,
         playlists,
+        growing,
         rendition: describe_rendition(p, &segments.totals, playlist_key),
         iframe,
         media_bytes: segments.totals.media_bytes,

@@ -2,7 +2,9 @@
 //! the inputs, the rendition summary the manifest and the CLI show, and the two small rules
 //! every rendition follows (bit rates, unique names).
 
+use crate::media::hls;
 use crate::media::model::{TrackKind, VideoRange};
+use crate::media::object::{cache_control, content_type, Body, Object};
 use crate::media::source::Source;
 use std::sync::Arc;
 
@@ -73,3 +75,53 @@ pub(crate) fn unique_name(taken: &mut Vec<String>, base: String) -> String {
     taken.push(name.clone());
     name
 }
+
+/// A media playlist as a progressive publish grows it (`<dir>/event.m3u8`, beside the
+/// rendition's VOD `index.m3u8`): each entry listed once the object it names is written,
+/// `EXT-X-ENDLIST` at the end ([`hls::event_playlist`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrowingPlaylist {
+    /// `v/<version>/<rendition>/event.m3u8`.
+    pub key: String,
+    pub spec: hls::MediaPlaylistSpec,
+    /// The key of the object each entry names, in order.
+    pub segments: Vec<String>,
+}
+
+impl GrowingPlaylist {
+    /// The growing playlist of the rendition in `dir` whose VOD playlist is `spec`.
+    pub fn new(dir: &str, spec: hls::MediaPlaylistSpec) -> GrowingPlaylist {
+        GrowingPlaylist {
+            key: format!("{dir}/{EVENT_PLAYLIST}"),
+            segments: spec
+                .segments
+                .iter()
+                .map(|e| format!("{dir}/{}", e.uri))
+                .collect(),
+            spec,
+        }
+    }
+
+    /// The playlist listing the first `upto` entries, with `EXT-X-ENDLIST` when `ended`.
+    pub fn object(&self, upto: usize, ended: bool) -> Object {
+        Object {
+            key: self.key.clone(),
+            content_type: content_type::PLAYLIST,
+            cache_control: cache_control::GROWING,
+            body: Body::from_bytes(hls::event_playlist(&self.spec, upto, ended).into_bytes()),
+        }
+    }
+
+    /// Seconds of media in the first `upto` entries.
+    pub fn seconds(&self, upto: usize) -> f64 {
+        self.spec
+            .segments
+            .iter()
+            .take(upto)
+            .map(|e| e.duration)
+            .sum()
+    }
+}
+
+/// The file name of a rendition's growing playlist.
+pub const EVENT_PLAYLIST: &str = "event.m3u8";

@@ -8,7 +8,7 @@
 use crate::media::hls::{self, codecs::language_tag};
 use crate::media::model::{Movie, Track, TrackKind};
 use crate::media::object::{cache_control, content_type, Body, Object};
-use crate::media::rendition::{bit_rate, unique_name, Input, Rendition};
+use crate::media::rendition::{bit_rate, unique_name, GrowingPlaylist, Input, Rendition};
 use crate::media::source::{read_vec, Source};
 use crate::media::text::{
     self, segment_webvtt, srt, tx3g, webvtt, SideFileName, SubtitleFormat, Subtitles,
@@ -181,6 +181,7 @@ pub(crate) struct BuiltSubtitles {
     pub media: Vec<Object>,
     pub playlists: Vec<Object>,
     pub renditions: Vec<Rendition>,
+    pub growing: Vec<GrowingPlaylist>,
 }
 
 /// WebVTT segments and a media playlist per track under `<prefix>/subs_<lang>/`.
@@ -216,20 +217,19 @@ pub(crate) fn build(
         }
         let secs: f64 = spans.iter().map(|s| s.secs).sum();
         let playlist = format!("{dir}/index.m3u8");
+        let spec = hls::MediaPlaylistSpec {
+            init_uri: None,
+            init_byte_range: None,
+            iframes_only: false,
+            segments: entries,
+        };
         out.playlists.push(Object {
             key: playlist.clone(),
             content_type: content_type::PLAYLIST,
             cache_control: cache_control::IMMUTABLE,
-            body: Body::from_bytes(
-                hls::media_playlist(&hls::MediaPlaylistSpec {
-                    init_uri: None,
-                    init_byte_range: None,
-                    iframes_only: false,
-                    segments: entries,
-                })
-                .into_bytes(),
-            ),
+            body: Body::from_bytes(hls::media_playlist(&spec).into_bytes()),
         });
+        out.growing.push(GrowingPlaylist::new(&dir, spec));
         out.renditions.push(describe(
             track,
             name,

@@ -309,6 +309,7 @@ impl Pipeline<'_> {
                 progress: &|_| {},
                 before_flip: None,
                 deadline: self.deadline,
+                progressive: None,
             };
             publish::write_share(
                 store.as_ref(),
@@ -351,6 +352,7 @@ impl Pipeline<'_> {
             total: of as f64,
             unit: "parts".into(),
             at: (self.clock)(),
+            playable_seconds: None,
         };
         let prefix = title.folder(&self.config.output_prefix);
         if let Err(e) = record_progress(store.as_ref(), &prefix, version, progress) {

@@ -54,6 +54,7 @@ use crate::media::text::MAX_FILE_BYTES as MAX_SUBTITLE_BYTES;
 use crate::pipeline::batch::Handled;
 use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::event::{Job, ParsedRecord, Record, RecordKind};
+use crate::pipeline::grow::Growth;
 use crate::pipeline::invalidate::{invalidation_reference, Invalidator};
 use crate::pipeline::keys::{
     classify_key, parent, KeyRole, TitleManifest, TITLE_MANIFEST_MAX_BYTES, TITLE_MANIFEST_SUFFIX,
@@ -618,7 +619,12 @@ impl Pipeline<'_> {
                 return self.fail(store.as_ref(), title, &prefix, manifest, Some(&version), &e)
             }
         }
-        match self.publish_ready(store.as_ref(), &prefix, ready, &sources, &subs) {
+        // A title with no live version plays while it is written; a re-upload of a live one
+        // flips only once complete, so that its viewers never move to a half-written version
+        // (DESIGN.md "Publish protocol" 2). The live version may be this one, grown part-way
+        // by a job that stopped: this one goes on growing it.
+        let progressive = manifest.version.is_none() || manifest.version == Some(version.clone());
+        match self.publish_ready(store.as_ref(), &prefix, ready, &sources, &subs, progressive) {
             Ok((mut packaged, master_etag, transcode)) => {
                 packaged.warnings.extend(sub_warnings);
                 let published = Published {
@@ -664,6 +670,7 @@ impl Pipeline<'_> {
                 total,
                 unit: "seconds".into(),
                 at: (self.clock)(),
+                playable_seconds: None,
             };
             if let Err(e) = manifest::record_progress(store.as_ref(), prefix, version, progress) {
                 tracing::warn!(prefix, error = %e, "progress not recorded");
@@ -700,12 +707,38 @@ impl Pipeline<'_> {
         ready: Ready,
         sources: &[(Arc<dyn Source>, ObjectInfo)],
         subs: &[ObjectInfo],
+        progressive: bool,
     ) -> Result<(PackagedTitle, String, Option<TranscodeReport>)> {
         let Ready {
             packaged,
             sources: dyn_sources,
             transcoded,
         } = ready;
+        let version = packaged.version.clone();
+        // The manifest hears of the growth at once when the title becomes playable (the
+        // playback API hands out cookies from then on), then every few seconds.
+        let last = std::sync::Mutex::new((false, None::<std::time::Instant>));
+        let report = |g: Growth| {
+            {
+                let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                let due = last.1.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
+                if !(due || (g.playable && !last.0)) {
+                    return;
+                }
+                *last = (g.playable, Some(std::time::Instant::now()));
+            }
+            let progress = JobProgress {
+                stage: "publishing".into(),
+                done: g.segments_done as f64,
+                total: g.segments_total as f64,
+                unit: "segments".into(),
+                at: (self.clock)(),
+                playable_seconds: Some(g.seconds_playable),
+            };
+            if let Err(e) = manifest::record_growth(store, prefix, &version, g.playable, progress) {
+                tracing::warn!(prefix, error = %e, "progress not recorded");
+            }
+        };
         // Just before the flip: are the sources (side files included) still the versions
         // read? If a newer upload replaced one meanwhile, its own job may have flipped the
         // master already, and flipping now would put the older version back live.
@@ -728,6 +761,7 @@ impl Pipeline<'_> {
             progress: &|_| {},
             before_flip: Some(&still_current),
             deadline: self.deadline,
+            progressive: progressive.then_some(&report as &(dyn Fn(Growth) + Sync)),
         };
         let master_etag = publish::publish(store, &packaged, &dyn_sources, &opts)?;
         Ok((packaged, master_etag, transcoded.map(|t| t.report)))

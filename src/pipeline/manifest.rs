@@ -26,6 +26,9 @@ pub const MASTER_KEY: &str = "master.m3u8";
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Processing,
+    /// Being published progressively: the master is out and the title plays as far as its
+    /// playlists go (DESIGN.md "Publish protocol" 2).
+    Publishing,
     Complete,
     Failed,
 }
@@ -96,14 +99,18 @@ pub struct Manifest {
 /// How far a running job is: `done` of `total` in `unit`, in the stage named.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct JobProgress {
-    /// `encoding` (the ladder).
+    /// `encoding` (the ladder) or `publishing`.
     pub stage: String,
     pub done: f64,
     pub total: f64,
-    /// `seconds` (of video encoded here) or `parts` (of a ladder shared by the fleet).
+    /// `seconds` (of video encoded here), `parts` (of a ladder shared by the fleet) or
+    /// `segments` (written, in a progressive publish).
     pub unit: String,
     /// Unix seconds when it was written.
     pub at: u64,
+    /// Publishing progressively: seconds of the title every rendition lists already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playable_seconds: Option<f64>,
 }
 
 impl JobProgress {
@@ -130,6 +137,33 @@ pub fn record_progress(
         };
         if next.state != State::Processing || next.target_version.as_deref() != Some(version) {
             return Ok(Change::Keep(()));
+        }
+        next.progress = Some(progress.clone());
+        Ok(Change::Write(Box::new(next), ()))
+    })
+}
+
+/// A progressive publish of `version` has grown: once it `playable` (its master is out), the
+/// manifest says `publishing` and names it as the version the master names; the progress
+/// is recorded either way. Nothing changes unless this version's job owns the state.
+pub fn record_growth(
+    store: &dyn Store,
+    prefix: &str,
+    version: &str,
+    playable: bool,
+    progress: JobProgress,
+) -> Result<()> {
+    update_manifest(store, prefix, |fresh| {
+        let Some(mut next) = fresh else {
+            return Ok(Change::Keep(()));
+        };
+        let ours = next.target_version.as_deref() == Some(version);
+        if !ours || !matches!(next.state, State::Processing | State::Publishing) {
+            return Ok(Change::Keep(()));
+        }
+        if playable {
+            next.state = State::Publishing;
+            next.version = Some(version.to_owned());
         }
         next.progress = Some(progress.clone());
         Ok(Change::Write(Box::new(next), ()))
@@ -450,6 +484,7 @@ mod tests {
             tracks: Vec::new(),
             media: Vec::new(),
             playlists: Vec::new(),
+            growing: Vec::new(),
             master: Object {
                 key: MASTER_KEY.into(),
                 content_type: content_type::JSON,

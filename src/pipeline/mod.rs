@@ -13,6 +13,7 @@ pub mod batch;
 pub mod config;
 pub mod event;
 pub mod fanout;
+pub mod grow;
 pub mod invalidate;
 pub mod job;
 pub mod keys;

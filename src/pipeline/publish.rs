@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::media::object::{Object, Piece};
 use crate::media::package::PackagedTitle;
 use crate::media::source::Source;
+use crate::pipeline::grow::{publish_growing, Growth};
 use crate::pipeline::manifest::{jitter, UPDATE_ATTEMPTS};
 use crate::pipeline::pool::try_map_bounded;
 use crate::store::{Precondition, Store};
@@ -37,6 +38,9 @@ pub struct PublishOptions<'a> {
     /// No object is started after this instant (the Lambda function's deadline, less a
     /// margin): the publish stops with [`Error::OutOfTime`], the master untouched.
     pub deadline: Option<Instant>,
+    /// Publish progressively ([`crate::pipeline::grow`]), telling this how it grows; `None`:
+    /// the master flips once everything is written.
+    pub progressive: Option<&'a (dyn Fn(Growth) + Sync)>,
 }
 
 /// Writes `title` in publish order and returns the ETag of the master it wrote (a reader of
@@ -49,6 +53,11 @@ pub fn publish(
     opts: &PublishOptions<'_>,
 ) -> Result<String> {
     let present = present_objects(store, title, opts.prefix)?;
+    if let Some(report) = opts.progressive {
+        if let Some(master) = publish_growing(store, title, sources, &present, opts, report)? {
+            return Ok(master);
+        }
+    }
     write_all(
         store,
         &in_input_order(&title.media),
@@ -63,7 +72,7 @@ pub fn publish(
         &present,
         opts,
     )?;
-    flip(store, title, sources, opts)
+    flip(store, &title.master, sources, opts)
 }
 
 /// The title's stage-1 objects cut into shares of about `share_bytes` each (indexes into the
@@ -112,13 +121,13 @@ pub fn write_share(
 /// sources still current?) decides whether this job may flip at all. A job whose check passed
 /// can therefore never land its master over a flip that happened after its HEAD, and any flip
 /// before its HEAD came from a newer upload, which its check sees.
-fn flip(
+pub(crate) fn flip(
     store: &dyn Store,
-    title: &PackagedTitle,
+    master: &Object,
     sources: &[Arc<dyn Source>],
     opts: &PublishOptions<'_>,
 ) -> Result<String> {
-    let key = format!("{}{}", opts.prefix, title.master.key);
+    let key = format!("{}{}", opts.prefix, master.key);
     let mut attempt = 0;
     loop {
         let seen = store.head(&key)?.map(|info| info.etag);
@@ -128,9 +137,9 @@ fn flip(
         let condition = seen
             .as_deref()
             .map_or(Precondition::Absent, Precondition::Etag);
-        match store.put_if(&key, &title.master, sources, condition) {
+        match store.put_if(&key, master, sources, condition) {
             Ok(etag) => {
-                (opts.progress)(title.master.body.len());
+                (opts.progress)(master.body.len());
                 return Ok(etag);
             }
             Err(e) if e.precondition_failed() && attempt + 1 < UPDATE_ATTEMPTS => {
@@ -185,7 +194,7 @@ fn present_objects(
 /// Writes `objects` with bounded concurrency, skipping those already `present` at their
 /// size; stops handing out work at the first error, or once the deadline has passed, and
 /// returns it.
-fn write_all(
+pub(crate) fn write_all(
     store: &dyn Store,
     objects: &[&Object],
     sources: &[Arc<dyn Source>],
@@ -193,18 +202,30 @@ fn write_all(
     opts: &PublishOptions<'_>,
 ) -> Result<()> {
     try_map_bounded(objects, opts.concurrency, |obj| {
-        let key = format!("{}{}", opts.prefix, obj.key);
-        if present.get(&key) != Some(&obj.body.len()) {
-            if opts.deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(Error::OutOfTime(format!(
-                    "{} of the title's objects not yet written",
-                    objects.len()
-                )));
-            }
-            store.put(&key, obj, sources)?;
-        }
-        (opts.progress)(obj.body.len());
-        Ok(())
+        write_one(store, obj, sources, present, opts, objects.len())
     })
     .map(|_| ())
+}
+
+/// Writes `obj` unless it is `present` at its size; refuses once the deadline has passed
+/// (`of`: how many objects the pass had, for the message).
+pub(crate) fn write_one(
+    store: &dyn Store,
+    obj: &Object,
+    sources: &[Arc<dyn Source>],
+    present: &HashMap<String, u64>,
+    opts: &PublishOptions<'_>,
+    of: usize,
+) -> Result<()> {
+    let key = format!("{}{}", opts.prefix, obj.key);
+    if present.get(&key) != Some(&obj.body.len()) {
+        if opts.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Error::OutOfTime(format!(
+                "{of} of the title's objects not yet written"
+            )));
+        }
+        store.put(&key, obj, sources)?;
+    }
+    (opts.progress)(obj.body.len());
+    Ok(())
 }

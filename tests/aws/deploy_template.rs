@@ -568,6 +568,11 @@ fn template_wires_the_domain_cors_keys_and_bucket_for_production() {
         versioned["ParametersInCacheKeyAndForwardedToOrigin"]["EnableAcceptEncodingGzip"],
         true
     );
+    // The origin's Cache-Control decides under v/: a year for segments and VOD playlists, a
+    // second for a growing event.m3u8 (a MinTTL above it would freeze it at the edge).
+    assert_eq!(versioned["MinTTL"], 0, "{versioned}");
+    assert_eq!(versioned["DefaultTTL"], 31536000);
+    assert_eq!(versioned["MaxTTL"], 31536000);
 
     let items = &r["SigningKeyGroup"]["Properties"]["KeyGroupConfig"]["Items"];
     assert_eq!(items[0]["Fn::If"][1]["Ref"], "SigningPublicKey");

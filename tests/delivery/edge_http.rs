@@ -216,6 +216,16 @@ fn api_409_for_titles_not_complete() {
     assert_eq!(r.json()["error"], "moov: missing box 'stsz'");
 }
 
+/// A title being published progressively plays already: cookies, and the state beside them.
+#[test]
+fn api_gives_cookies_for_a_title_being_published_progressively() {
+    let server = serve();
+    let r = server.get("/v1/titles/shows/growing/playback", &[AUTH]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["state"], "publishing");
+    assert!(!r.all("set-cookie").is_empty());
+}
+
 #[test]
 fn edge_denies_without_cookies_with_cloudfronts_body() {
     let server = serve();

@@ -35,6 +35,7 @@ fn segments_then_media_playlists_then_the_master() {
         progress: &|_| {},
         before_flip: None,
         deadline: None,
+        progressive: None,
     };
     publish(&store, &title, &sources, &opts).unwrap();
     let puts = store.written();
@@ -71,6 +72,7 @@ fn a_failed_write_never_flips_the_master() {
             progress: &|_| {},
             before_flip: None,
             deadline: None,
+            progressive: None,
         };
         let err = publish(&store, &title, &sources, &opts).unwrap_err();
         assert!(err.to_string().contains("injected failure"), "{err}");

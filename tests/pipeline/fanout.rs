@@ -172,7 +172,11 @@ fn a_fanned_out_ladder_is_published_in_shares_each_segment_written_once() {
     assert!(matches!(last, Outcome::Processed { .. }), "{last}");
     let written = fake.written();
     let mut times: BTreeMap<&str, usize> = BTreeMap::new();
-    for k in written.iter().filter(|k| k.starts_with(&media)) {
+    // (A growing playlist is written again as it grows; every other object once.)
+    for k in written
+        .iter()
+        .filter(|k| k.starts_with(&media) && !k.ends_with("/event.m3u8"))
+    {
         *times.entry(k.as_str()).or_default() += 1;
     }
     assert!(times.keys().any(|k| k.ends_with(".m4s")));

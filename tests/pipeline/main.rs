@@ -7,6 +7,7 @@ mod support;
 mod events;
 mod fanout;
 mod kill;
+mod progressive;
 mod race;
 mod subtitles;
 mod worker;

@@ -70,6 +70,11 @@ pub fn store_root() -> &'static Path {
                 "failed",
                 r#"{"state":"failed","sources":[],"error":"moov: missing box 'stsz'","started_at":1700000000}"#,
             ),
+            (
+                // Published progressively: its master is out, its playlists still grow.
+                "growing",
+                r#"{"state":"publishing","sources":[],"version":"abc","target_version":"abc","started_at":1700000000,"progress":{"stage":"publishing","done":4,"total":60,"unit":"segments","at":1700000010,"playable_seconds":4.0}}"#,
+            ),
         ] {
             let dir = hls.join(format!("{title}.hls"));
             std::fs::create_dir_all(&dir).unwrap();

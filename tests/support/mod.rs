@@ -181,6 +181,29 @@ pub fn generated_media(name: &str, args: &[&str]) -> PathBuf {
     path
 }
 
+/// `times` copies of `clip` one after the other, joined without encoding (`-f concat -c
+/// copy`): a long upload in a moment. Made once as `name`.
+pub fn concatenated(name: &str, clip: &Path, times: usize) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("generated-media");
+    fs::create_dir_all(&dir).unwrap();
+    let list = dir.join(format!(".{name}.{}.txt", std::process::id()));
+    let line = format!("file '{}'\n", clip.display());
+    fs::write(&list, line.repeat(times)).unwrap();
+    let list_arg = list.display().to_string();
+    let made = generated_media(
+        name,
+        &["-f", "concat", "-safe", "0", "-i", &list_arg, "-c", "copy"],
+    );
+    let _ = fs::remove_file(&list);
+    made
+}
+
+/// A minute of [`clip`] (fifteen copies): 30 segments of 2 s per rendition.
+pub fn minute_clip() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| concatenated("minute_320x180.mp4", clip(), 15))
+}
+
 /// `seconds` of the lavfi picture `picture` with a 440 Hz tone in AAC, the picture encoded
 /// with `video` (codec, rate and GOP arguments) in 4:2:0, made once as `name`.
 pub fn picture_with_tone(name: &str, picture: &str, seconds: &str, video: &[&str]) -> PathBuf {
@@ -452,6 +475,22 @@ pub fn stdout(o: &Output) -> String {
 /// What a finished command printed on stderr, as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Frames of the first video stream of a file or playlist, as ffprobe decodes them.
+pub fn decoded_frame_count(path: &Path) -> u64 {
+    let out = run_tool(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+            .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+            .arg(path),
+    );
+    // A master playlist is a program per variant: the first one's count.
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty());
+    first
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| panic!("ffprobe counted no frames in {}: {text}", path.display()))
 }
 
 /// `ffmpeg -v error -i master.m3u8 -f null -`: must succeed with nothing on stderr.

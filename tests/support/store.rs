@@ -17,6 +17,7 @@ pub struct FakeStore {
     /// The put (1-based, counting every put asked) that fails.
     fail_put: Option<usize>,
     before_put: Option<PutHook>,
+    after_put: Option<PutHook>,
     replaced_after_reads: Option<u64>,
     puts: AtomicUsize,
     deletes: AtomicUsize,
@@ -31,6 +32,7 @@ impl FakeStore {
             inner,
             fail_put: None,
             before_put: None,
+            after_put: None,
             replaced_after_reads: None,
             puts: AtomicUsize::new(0),
             deletes: AtomicUsize::new(0),
@@ -50,6 +52,13 @@ impl FakeStore {
     /// world (land a newer upload) at a chosen point of a publish.
     pub fn before_put(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
         self.before_put = Some(Box::new(hook));
+        self
+    }
+
+    /// Runs `hook` with the key of each put once it is written (and readable): a way to
+    /// look at the store as a reader would at that moment.
+    pub fn after_put(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.after_put = Some(Box::new(hook));
         self
     }
 
@@ -87,6 +96,9 @@ impl Store for FakeStore {
         }
         self.inner.put(key, obj, sources)?;
         self.written.lock().unwrap().push(key.to_string());
+        if let Some(hook) = &self.after_put {
+            hook(key);
+        }
         Ok(())
     }
 
@@ -107,6 +119,9 @@ impl Store for FakeStore {
         }
         let etag = self.inner.put_if(key, obj, sources, condition)?;
         self.written.lock().unwrap().push(key.to_string());
+        if let Some(hook) = &self.after_put {
+            hook(key);
+        }
         Ok(etag)
     }
 

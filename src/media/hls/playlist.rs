@@ -16,7 +16,7 @@ use std::io::Write;
 
 use m3u8_rs::{
     AlternativeMedia, AlternativeMediaType, ByteRange, Map, MasterPlaylist, MediaPlaylist,
-    MediaPlaylistType, QuotedOrUnquoted, Resolution, VariantStream,
+    MediaPlaylistType, QuotedOrUnquoted, Resolution, Start, VariantStream,
 };
 
 use super::{MasterPlaylistSpec, MediaPlaylistSpec, SegmentEntry, VideoRange};
@@ -35,6 +35,21 @@ const EXTINF_DECIMALS: usize = 5;
 /// nearest integer (RFC 8216 § 4.3.3.1), and at least 1. `EXT-X-VERSION` is the
 /// lowest that the features used allow (RFC 8216 § 7).
 pub fn media_playlist(spec: &MediaPlaylistSpec) -> String {
+    render_media(spec, None)
+}
+
+/// The media playlist of a title being published progressively: `EXT-X-PLAYLIST-TYPE:EVENT`
+/// with its first `upto` segments, `EXT-X-ENDLIST` once `ended`. Every version of it is the
+/// one before with lines appended, which is all RFC 8216 § 6.2.1 allows an EVENT playlist:
+/// `EXT-X-TARGETDURATION` is the whole spec's from the first version on, and the type never
+/// changes. `EXT-X-START:TIME-OFFSET=0` has players start at the beginning, not near the
+/// end as they would in a playlist without `EXT-X-ENDLIST` (§ 6.3.3).
+pub fn event_playlist(spec: &MediaPlaylistSpec, upto: usize, ended: bool) -> String {
+    render_media(spec, Some((upto, ended)))
+}
+
+/// `event`: `None` for VOD; the segments listed and whether it has ended, for EVENT.
+fn render_media(spec: &MediaPlaylistSpec, event: Option<(usize, bool)>) -> String {
     let extinfs: Vec<String> = spec.segments.iter().map(extinf_value).collect();
     let target_duration = extinfs
         .iter()
@@ -42,13 +57,25 @@ pub fn media_playlist(spec: &MediaPlaylistSpec) -> String {
         .max()
         .unwrap_or(0)
         .max(1);
+    let (listed, ended) = match event {
+        None => (spec.segments.len(), true),
+        Some((upto, ended)) => (upto.min(spec.segments.len()), ended),
+    };
 
     let header = MediaPlaylist {
         version: Some(media_version(spec)),
         target_duration,
-        playlist_type: Some(MediaPlaylistType::Vod),
+        playlist_type: Some(if event.is_some() {
+            MediaPlaylistType::Event
+        } else {
+            MediaPlaylistType::Vod
+        }),
         i_frames_only: spec.iframes_only,
         independent_segments: true,
+        start: event.map(|_| Start {
+            time_offset: 0.0,
+            ..Start::default()
+        }),
         // Segments and ENDLIST are written below; see the module comment.
         segments: Vec::new(),
         end_list: false,
@@ -67,7 +94,7 @@ pub fn media_playlist(spec: &MediaPlaylistSpec) -> String {
         let _ = map.write_attributes_to(&mut out);
         let _ = writeln!(out);
     }
-    for (segment, extinf) in spec.segments.iter().zip(&extinfs) {
+    for (segment, extinf) in spec.segments.iter().zip(&extinfs).take(listed) {
         let _ = writeln!(out, "#EXTINF:{extinf},");
         if let Some(range) = segment.byte_range {
             let _ = write!(out, "#EXT-X-BYTERANGE:");
@@ -76,7 +103,9 @@ pub fn media_playlist(spec: &MediaPlaylistSpec) -> String {
         }
         let _ = writeln!(out, "{}", uri_line(&segment.uri));
     }
-    let _ = writeln!(out, "#EXT-X-ENDLIST");
+    if ended {
+        let _ = writeln!(out, "#EXT-X-ENDLIST");
+    }
     // Every piece written is a Rust string, so this is always valid UTF-8.
     String::from_utf8_lossy(&out).into_owned()
 }
@@ -307,6 +336,56 @@ mod tests {
              seg00002.m4s\n\
              #EXT-X-ENDLIST\n"
         );
+    }
+
+    #[test]
+    fn an_event_playlist_only_grows_and_ends_with_the_vod_one_s_segments() {
+        let spec = MediaPlaylistSpec {
+            init_uri: Some("init.mp4".into()),
+            init_byte_range: None,
+            iframes_only: false,
+            segments: vec![
+                seg("seg_00001.m4s", 4.0),
+                seg("seg_00002.m4s", 6.506),
+                seg("seg_00003.m4s", 1.5),
+            ],
+        };
+        let first = event_playlist(&spec, 1, false);
+        assert_eq!(
+            first,
+            "#EXTM3U\n\
+             #EXT-X-VERSION:6\n\
+             #EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-TARGETDURATION:7\n\
+             #EXT-X-PLAYLIST-TYPE:EVENT\n\
+             #EXT-X-START:TIME-OFFSET=0\n\
+             #EXT-X-MAP:URI=\"init.mp4\"\n\
+             #EXTINF:4.00000,\n\
+             seg_00001.m4s\n",
+            "the target is the whole plan's from the first version"
+        );
+        let versions: Vec<String> = [(2, false), (3, false), (3, true)]
+            .iter()
+            .map(|&(n, ended)| event_playlist(&spec, n, ended))
+            .collect();
+        let mut before = first;
+        for v in &versions {
+            assert!(
+                v.starts_with(&before),
+                "only appended to:\n{before}---\n{v}"
+            );
+            before.clone_from(v);
+        }
+        let last = versions.last().unwrap();
+        assert!(last.ends_with("seg_00003.m4s\n#EXT-X-ENDLIST\n"), "{last}");
+        let vod = media_playlist(&spec);
+        let segments = |text: &str| -> Vec<String> {
+            text.lines()
+                .skip_while(|l| !l.starts_with("#EXT-X-MAP"))
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(segments(last), segments(&vod));
     }
 
     #[test]

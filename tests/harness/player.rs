@@ -372,3 +372,107 @@ fn packaged(args: &[&str], input: &std::path::Path) -> (tempfile::TempDir, std::
     );
     (tmp, out)
 }
+
+/// A new title published progressively: hls.js starts at 0 while it is still being written,
+/// follows the growing playlists (reloading them) to their `EXT-X-ENDLIST` without a stall,
+/// and ends with a finite duration, the source's.
+#[test]
+fn hlsjs_plays_a_title_from_0_while_it_is_published_and_on_to_its_end() {
+    use crate::support::buckets::{record, Buckets};
+    use crate::support::minute_clip;
+    use crate::support::store::FakeStore;
+    use hlspipe::pipeline::config::PipelineConfig;
+    use hlspipe::pipeline::event::RecordKind;
+    use hlspipe::pipeline::invalidate::NoInvalidation;
+    use hlspipe::pipeline::job::Pipeline;
+    use hlspipe::pipeline::notify::NoNotification;
+    use hlspipe::pipeline::outcome::Outcome;
+    use hlspipe::store::Store;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let b = Buckets::new();
+    let key = "uploads/live/talk.mp4";
+    let etag = b.put_file(key, minute_clip());
+    let title = "hls/live/talk.hls/";
+    let folder = b.bucket().join(title);
+    std::fs::create_dir_all(&folder).unwrap();
+    let server = serve_dir(&folder);
+    // A slow link: 400 ms a segment, two at a time, so the minute takes about 12 s to write,
+    // 5 s of it a second: ahead of the player at 4x, which must never catch up and stall.
+    let store: Arc<dyn Store> = Arc::new(FakeStore::new(b.store()).before_put(|k| {
+        if k.ends_with(".m4s") {
+            std::thread::sleep(Duration::from_millis(400));
+        }
+    }));
+    let publisher = std::thread::spawn(move || {
+        let config = PipelineConfig {
+            segment_duration: 2.0,
+            concurrency: 2,
+            ..PipelineConfig::default()
+        };
+        let worker = Pipeline {
+            config: &config,
+            invalidator: &NoInvalidation,
+            notifier: &NoNotification,
+            parts: None,
+            deadline: None,
+            clock: &|| 1_000,
+        };
+        worker.handle_record(&store, &record(RecordKind::Created, key, Some(&etag)))
+    });
+    // The player starts once the title plays, with ten seconds of it listed.
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        if !b.exists(&format!("{title}manifest.json")) {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        let m = b.manifest(title);
+        let playable = m["progress"]["playable_seconds"].as_f64().unwrap_or(0.0);
+        if m["state"] == "publishing" && playable >= 10.0 {
+            break;
+        }
+        assert_ne!(
+            m["state"], "complete",
+            "published before the player could start: {m}"
+        );
+        assert!(Instant::now() < until, "never playable: {m}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let shot = artifact("player-progressive.png");
+    let report = play_in_browser_with(
+        &server.url("master.m3u8"),
+        &[
+            "--seconds",
+            "0",
+            "--playback-rate",
+            "4",
+            "--until-ended",
+            "--timeout",
+            "120",
+            "--screenshot",
+            shot.to_str().unwrap(),
+        ],
+    );
+    let outcome = publisher.join().unwrap();
+    assert!(matches!(outcome, Outcome::Processed { .. }), "{outcome}");
+    assert!(report.ok && report.ended, "{report:?}");
+    assert_eq!(report.fatal, None);
+    assert!(report.http_errors.is_empty(), "{report:?}");
+    assert_eq!(report.stalls, 0, "{report:?}");
+    let duration = report.duration.expect("a finite duration");
+    assert!((duration - 60.0).abs() < 0.2, "{report:?}");
+    assert!(buffered_start(&report, "video") < 0.05, "{report:?}");
+    // It played the growing playlists, reloading them as they grew.
+    let requests = server.requests();
+    let reloads = requests
+        .iter()
+        .filter(|r| r.target.ends_with("/event.m3u8") && r.status == 200)
+        .count();
+    assert!(reloads >= 4, "{requests:?}");
+    assert!(
+        !requests.iter().any(|r| r.target.ends_with("/index.m3u8")),
+        "{requests:?}"
+    );
+}

@@ -4,6 +4,7 @@
 //        [--screenshot out.png] [--page-origin http://host:port] [--credentials]
 //        [--cookie name=value]... [--visit URL]... [--subtitle-track N] [--cues N]
 //        [--api URL [--api-token T] [--refresh]] [--max-buffer SECS] [--switch-levels N]
+//        [--playback-rate R] [--until-ended]
 //
 // Prints one JSON line:
 //   {"ok":bool,"currentTime":n,"fatal":null|"type/details","fragsLoaded":n,"httpErrors":[...],"timedOut":bool,
@@ -29,6 +30,9 @@
 // one round the ladder) N times, each after the last switch landed; the report lists the
 // levels (their heights) and each LEVEL_SWITCHED, and playback must go on through them.
 // --page-origin to test cross-origin delivery (CORS, and --credentials/--cookie for signed cookies).
+// --playback-rate R plays at R times the speed once playing; --until-ended keeps playing (up to
+// the timeout) until the video has ended, and ok then also needs that. The report has the
+// video's `duration` and `ended`, and `stalls`: the `waiting` events after playback began.
 // Debian's Chromium plays H.264/AAC, not HEVC.
 
 import { chromium } from 'playwright-core';
@@ -48,7 +52,7 @@ function harnessFailure(message) {
 }
 
 function parseArgs(argv) {
-  const opts = { url: null, seconds: 3, timeout: 40, screenshot: null, pageOrigin: null, credentials: false, cookies: [], visits: [], subtitleTrack: null, cues: 0, api: null, apiToken: null, refresh: false, maxBuffer: null, switchLevels: 0 };
+  const opts = { url: null, seconds: 3, timeout: 40, screenshot: null, pageOrigin: null, credentials: false, cookies: [], visits: [], subtitleTrack: null, cues: 0, api: null, apiToken: null, refresh: false, maxBuffer: null, switchLevels: 0, playbackRate: 1, untilEnded: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -69,6 +73,8 @@ function parseArgs(argv) {
     else if (a === '--refresh') opts.refresh = true;
     else if (a === '--max-buffer') opts.maxBuffer = Number(value());
     else if (a === '--switch-levels') opts.switchLevels = Number(value());
+    else if (a === '--playback-rate') opts.playbackRate = Number(value());
+    else if (a === '--until-ended') opts.untilEnded = true;
     else if (a.startsWith('--')) harnessFailure(`unknown option ${a}`);
     else if (opts.url === null) opts.url = a;
     else harnessFailure(`unexpected argument ${a}`);
@@ -78,6 +84,7 @@ function parseArgs(argv) {
   if (opts.subtitleTrack !== null && !(opts.subtitleTrack >= 0)) harnessFailure('--subtitle-track must be a track index');
   if (!(opts.cues >= 0)) harnessFailure('--cues must be a count');
   if (!(opts.switchLevels >= 0)) harnessFailure('--switch-levels must be a count');
+  if (!(opts.playbackRate > 0)) harnessFailure('--playback-rate must be a positive number');
   opts.pageOrigin ??= new URL(opts.url).origin;
   return opts;
 }
@@ -89,7 +96,7 @@ const PAGE = `<!doctype html>
 <script src="hls.min.js"></script>
 <script>
   const params = new URLSearchParams(location.search);
-  const state = { fatal: null, fragsLoaded: 0, subtitleTracks: [], sourceBuffers: [], apiCalls: 0, levels: [], levelSwitches: [] };
+  const state = { fatal: null, fragsLoaded: 0, subtitleTracks: [], sourceBuffers: [], apiCalls: 0, levels: [], levelSwitches: [], stalls: 0, playing: false };
   window.__player = state;
   // Remember every SourceBuffer hls.js makes, to report what each one holds.
   const addSourceBuffer = MediaSource.prototype.addSourceBuffer;
@@ -99,6 +106,12 @@ const PAGE = `<!doctype html>
     return sb;
   };
   const video = document.getElementById('v');
+  const rate = Number(params.get('rate') ?? 1);
+  video.addEventListener('playing', () => {
+    state.playing = true;
+    video.playbackRate = rate;
+  });
+  video.addEventListener('waiting', () => { if (state.playing) state.stalls += 1; });
   video.addEventListener('error', () => {
     state.fatal ??= 'media/' + (video.error ? 'code ' + video.error.code + ' ' + video.error.message : 'error');
   });
@@ -254,6 +267,7 @@ async function main() {
     if (opts.refresh) pageUrl.searchParams.set('refresh', '1');
     if (opts.maxBuffer !== null) pageUrl.searchParams.set('maxBuffer', String(opts.maxBuffer));
     if (opts.switchLevels > 0) pageUrl.searchParams.set('switchLevels', String(opts.switchLevels));
+    if (opts.playbackRate !== 1) pageUrl.searchParams.set('rate', String(opts.playbackRate));
     await page.goto(pageUrl.href, { timeout: opts.timeout * 1000 });
 
     const deadline = Date.now() + opts.timeout * 1000;
@@ -269,6 +283,9 @@ async function main() {
         }
         return {
           currentTime: video.currentTime,
+          duration: video.duration,
+          ended: video.ended,
+          stalls: window.__player.stalls,
           fatal: window.__player.fatal,
           fragsLoaded: window.__player.fragsLoaded,
           apiCalls: window.__player.apiCalls,
@@ -290,13 +307,16 @@ async function main() {
       const timedOut = Date.now() > deadline;
       // Switching needs LEVEL_SWITCHED for the first level as well as for each one asked for.
       const switched = opts.switchLevels === 0 || s.levelSwitches.length > opts.switchLevels;
-      const played = s.currentTime > opts.seconds && s.cues.length >= opts.cues && switched;
+      const played = s.currentTime > opts.seconds && s.cues.length >= opts.cues && switched
+        && (!opts.untilEnded || s.ended);
       if (played || s.fatal !== null || timedOut) {
         const ok = played && s.fatal === null;
         report = {
           ok, currentTime: s.currentTime, fatal: s.fatal, fragsLoaded: s.fragsLoaded, apiCalls: s.apiCalls, httpErrors, timedOut: !ok && timedOut,
           subtitleTracks: s.subtitleTracks, cues: s.cues, buffered: s.buffered,
           levels: s.levels, levelSwitches: s.levelSwitches,
+          // JSON has no Infinity or NaN: a duration that is not finite is reported as null.
+          duration: Number.isFinite(s.duration) ? s.duration : null, ended: s.ended, stalls: s.stalls,
         };
         break;
       }

@@ -822,6 +822,14 @@ pub struct PlayerReport {
     /// Each LEVEL_SWITCHED, in order (`--switch-levels`).
     #[serde(default)]
     pub level_switches: Vec<LevelSwitch>,
+    /// `video.duration` at the end; `None` when not finite.
+    #[serde(default)]
+    pub duration: Option<f64>,
+    #[serde(default)]
+    pub ended: bool,
+    /// `waiting` events after playback began.
+    #[serde(default)]
+    pub stalls: u64,
 }
 
 /// One LEVEL_SWITCHED: the level, its height, and the playback time then.

@@ -7,7 +7,7 @@ pub mod watch;
 
 use crate::delivery::sign::PrivateKey;
 use crate::error::{Error, Result};
-use crate::pipeline::manifest::{Manifest, State, MANIFEST_KEY};
+use crate::pipeline::manifest::{JobProgress, Manifest, State, MANIFEST_KEY};
 use crate::store::Store;
 use crate::title::Title;
 use std::path::Path;
@@ -80,6 +80,9 @@ pub struct TitleSummary {
     pub resolution: Option<String>,
     /// Whether a version is playable (a master exists), whatever the latest job did.
     pub playable: bool,
+    /// How far the running job is (`encoding`, `publishing`), when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<JobProgress>,
 }
 
 /// Every title under `output_prefix`, read from the manifests, sorted by title.
@@ -110,6 +113,7 @@ pub fn titles(store: &dyn Store, output_prefix: &str) -> Result<Vec<TitleSummary
                     .max_by_key(|&(w, h)| u32::from(w) * u32::from(h))
                     .map(|(w, h)| format!("{w}x{h}")),
                 playable,
+                progress: m.progress,
             },
             Err(e) => TitleSummary {
                 title: title.to_string(),
@@ -119,9 +123,40 @@ pub fn titles(store: &dyn Store, output_prefix: &str) -> Result<Vec<TitleSummary
                 error: Some(e.to_string()),
                 resolution: None,
                 playable,
+                progress: None,
             },
         });
     }
     out.sort_by(|a, b| a.title.cmp(&b.title));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::DirStore;
+
+    #[test]
+    fn a_title_being_published_is_listed_playable_with_its_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("hls/talk.hls");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(
+            folder.join("manifest.json"),
+            r#"{"state":"publishing","sources":[],"version":"v1","target_version":"v1","started_at":1,
+                "progress":{"stage":"publishing","done":12,"total":60,"unit":"segments","at":2,"playable_seconds":12.0}}"#,
+        )
+        .unwrap();
+        std::fs::write(folder.join("master.m3u8"), "#EXTM3U\n").unwrap();
+        let listed = titles(&DirStore::new(dir.path()), "hls/").unwrap();
+        assert_eq!(listed.len(), 1);
+        let t = &listed[0];
+        assert_eq!(
+            (t.title.as_str(), t.state, t.playable),
+            ("talk", State::Publishing, true)
+        );
+        let progress = t.progress.as_ref().unwrap();
+        assert_eq!((progress.done, progress.total), (12.0, 60.0));
+        assert_eq!(progress.playable_seconds, Some(12.0));
+    }
 }

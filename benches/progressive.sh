@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Progressive publish through S3: how soon a new title plays, and how long until it is
+# complete, against one plain GET + multipart PUT of the same bytes, through s3s-fs on
+# 127.0.0.1.
+#
+#   bash benches/progressive.sh                  # 60 minutes of 1080p at 8 Mb/s (~3.6 GB)
+#   BENCH_MINUTES=5 bash benches/progressive.sh  # a quick run
+#
+# The upload is a minute of 1080p25 H.264 (8 Mb/s CBR) with AAC, joined BENCH_MINUTES times
+# with `ffmpeg -f concat -c copy` (no encoding), made once into bench-data/. Then:
+#   baseline: examples/s3_copy copy  — one streaming GET of the upload, multipart PUT of it
+#   publish:  hlspipe process-event on the upload's S3 event (the worker's own job, with no
+#             live version: published progressively), under /usr/bin/time -v
+# Reported: seconds to the first master (the title plays; the s3s-fs folder is watched every
+# 50 ms), seconds to complete, peak RSS. Targets (the progressive-publish issue): first
+# playable <= 5 s, complete <= 1.1 x the plain copy, peak RSS <= 128 MiB.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+minutes=${BENCH_MINUTES:-60}
+say() { printf '[bench] %s\n' "$*"; }
+
+mkdir -p bench-data
+minute=bench-data/h264_aac_1080p_60s_8M.mp4
+if [[ ! -s $minute ]]; then
+  say "making $minute (60 s, 1080p25, 8 Mb/s CBR, AAC 128 kb/s)"
+  ffmpeg -nostdin -v error -y \
+    -f lavfi -i "testsrc2=size=1920x1080:rate=25" -f lavfi -i "sine=frequency=440" \
+    -t 60 -c:v libx264 -preset ultrafast -g 50 \
+    -b:v 8M -minrate 8M -maxrate 8M -bufsize 8M -x264-params nal-hrd=cbr \
+    -c:a aac -b:a 128k "$minute.tmp.mp4"
+  mv "$minute.tmp.mp4" "$minute"
+fi
+input=bench-data/h264_aac_1080p_${minutes}min_8M.mp4
+if [[ ! -s $input ]]; then
+  say "joining $minutes copies into $input"
+  for _ in $(seq 1 "$minutes"); do printf "file '%s'\n" "$PWD/$minute"; done >bench-data/concat.txt
+  ffmpeg -nostdin -v error -y -f concat -safe 0 -i bench-data/concat.txt -c copy \
+    -movflags +faststart "$input.tmp.mp4"
+  mv "$input.tmp.mp4" "$input"
+fi
+bytes=$(stat -c %s "$input")
+say "input: $input, $((bytes / 1000000)) MB"
+
+cargo build --quiet --release --locked --bin hlspipe --example s3_copy
+bin=target/release
+bash scripts/install-s3s-fs.sh >/dev/null
+
+key=bench secret=bench-secret
+data=bench-data/s3s-fs
+rm -rf "$data" && mkdir -p "$data"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+.test-deps/s3s-fs/bin/s3s-fs --host 127.0.0.1 --port "$port" \
+  --access-key "$key" --secret-key "$secret" "$data" >/dev/null 2>bench-data/s3s-fs.log &
+server_pid=$!
+cleanup() {
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  rm -rf "$data"
+}
+trap cleanup EXIT
+for _ in $(seq 1 300); do
+  curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+  sleep 0.2
+done
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret"
+export AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+unset HLSPIPE_STORE HLSPIPE_LADDER
+
+"$bin/examples/s3_copy" mb s3://bench
+"$bin/examples/s3_copy" put "$input" s3://bench/uploads/talk.mp4 >/dev/null
+
+time_log=bench-data/time.log
+measure() { # runs a command under /usr/bin/time -v; sets $secs and $rss_kb
+  /usr/bin/time -v "$@" >bench-data/out.log 2>"$time_log" || { cat bench-data/out.log "$time_log" >&2; exit 1; }
+  secs=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s}' "$time_log")
+  rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$time_log")
+}
+measure "$bin/examples/s3_copy" copy s3://bench/uploads/talk.mp4 s3://bench/copy/talk.mp4
+copy_secs=$secs
+rm -rf "$data/bench/copy"
+
+# The upload's event, as S3 sends it (the key and size; no ETag: the job reads it).
+event=bench-data/progressive-event.json
+python3 - "$bytes" >"$event" <<'PY'
+import json, sys
+print(json.dumps({"Records": [{
+    "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+    "eventTime": "2026-01-01T00:00:00.000Z", "eventName": "ObjectCreated:Put",
+    "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": "bench", "arn": "arn:aws:s3:::bench"},
+           "object": {"key": "uploads/talk.mp4", "size": int(sys.argv[1]), "sequencer": "01"}}}]}))
+PY
+
+master=$data/bench/hls/talk.hls/master.m3u8
+start=$(date +%s.%N)
+/usr/bin/time -v "$bin/hlspipe" process-event "$event" --json >bench-data/out.log 2>"$time_log" &
+job=$!
+first=""
+while kill -0 "$job" 2>/dev/null; do
+  if [[ -z $first && -s $master ]]; then
+    first=$(python3 -c 'import sys,time; print(time.time() - float(sys.argv[1]))' "$start")
+    say "first master after ${first} s: $(grep -c event.m3u8 "$master") growing playlists"
+  fi
+  sleep 0.05
+done
+wait "$job" || { cat bench-data/out.log "$time_log" >&2; exit 1; }
+complete=$(python3 -c 'import sys,time; print(time.time() - float(sys.argv[1]))' "$start")
+rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$time_log")
+grep -q '"processed"' bench-data/out.log || { cat bench-data/out.log >&2; exit 1; }
+grep -q 'index.m3u8' "$master" || { say "the final master names no VOD playlist" >&2; exit 1; }
+segments=$(find "$data/bench/hls/talk.hls" -name '*.m4s' | wc -l)
+say "published: $segments segments"
+
+python3 - "$bytes" "$copy_secs" "${first:-nan}" "$complete" "$rss_kb" "$minutes" <<'PY'
+import math, sys
+size, copy, first, complete, rss, minutes = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+mb = size / 1e6
+print(f"{minutes} min of 1080p, {mb:.0f} MB, through s3s-fs")
+print(f"  plain GET + multipart PUT      {copy:8.1f} s  {mb / copy:6.1f} MB/s")
+print(f"  first playable master          {first:8.1f} s  (target <= 5): {'ok' if first <= 5 else 'MISSED'}")
+ratio = complete / copy
+print(f"  complete                       {complete:8.1f} s  {mb / complete:6.1f} MB/s, {ratio:.2f} x the copy (target <= 1.10): {'ok' if ratio <= 1.1 else 'MISSED'}")
+print(f"  peak RSS                       {rss / 1024:8.1f} MiB (target <= 128): {'ok' if rss <= 128 * 1024 else 'MISSED'}")
+PY

@@ -200,14 +200,10 @@ impl Pipeline<'_> {
                 class: RetryClass::Permanent,
             });
         };
-        let Some((source, info)) = open_source(store, &message.key)? else {
-            return Ok(Step::Stale("the upload no longer exists".into()));
+        let (source, _) = match planned_upload(store, message)? {
+            Ok(upload) => upload,
+            Err(stale) => return Ok(stale),
         };
-        if info.etag != message.etag {
-            return Ok(Step::Stale(
-                "the upload was replaced after its ladder was planned".into(),
-            ));
-        }
         let work = Work::new(
             store,
             &title.folder(&self.config.output_prefix),
@@ -245,14 +241,14 @@ impl Pipeline<'_> {
                 "ladder part encoded"
             );
         }
-        let done = work.done()?;
-        let finished = plan.parts.iter().filter(|p| done.contains(*p)).count();
-        let of = plan.parts.len();
-        self.note_progress(store, title, &message.version, "encoding", (finished, of));
-        if finished == of && work.write_once("stitch", &message.part)? {
-            return Ok(Step::Last(work.folder));
-        }
-        Ok(Step::Encoded { done: finished, of })
+        self.stage_step(
+            store,
+            title,
+            message,
+            work,
+            &plan.parts,
+            ("encoding", "stitch"),
+        )
     }
 
     /// A share's message: writes the share's segments (unless a duplicate already did);
@@ -265,14 +261,10 @@ impl Pipeline<'_> {
         message: &PartMessage,
         index: usize,
     ) -> Result<Step> {
-        let Some((source, info)) = open_source(store, &message.key)? else {
-            return Ok(Step::Stale("the upload no longer exists".into()));
+        let (source, info) = match planned_upload(store, message)? {
+            Ok(upload) => upload,
+            Err(stale) => return Ok(stale),
         };
-        if info.etag != message.etag {
-            return Ok(Step::Stale(
-                "the upload was replaced after its ladder was planned".into(),
-            ));
-        }
         let prefix = title.folder(&self.config.output_prefix);
         let work = Work::new(store, &prefix, &message.version);
         let Some(shares) = work.shares()? else {
@@ -309,7 +301,6 @@ impl Pipeline<'_> {
                 progress: &|_| {},
                 before_flip: None,
                 deadline: self.deadline,
-                progressive: None,
             };
             publish::write_share(
                 store.as_ref(),
@@ -327,14 +318,30 @@ impl Pipeline<'_> {
                 "share of the segments written"
             );
         }
+        let names: Vec<String> = shares.names().collect();
+        self.stage_step(store, title, message, work, &names, ("publishing", "flip"))
+    }
+
+    /// After a part of a stage (`encoding` the parts, `publishing` the shares) was done here or
+    /// found done: the stage's progress in the manifest, and [`Step::Last`] for the one worker
+    /// that claims `claim` (`stitch`, `flip`) once every part of the stage is done.
+    fn stage_step(
+        &self,
+        store: &Arc<dyn Store>,
+        title: &Title,
+        message: &PartMessage,
+        work: Work<'_>,
+        parts: &[String],
+        (stage, claim): (&str, &str),
+    ) -> Result<Step> {
         let done = work.done()?;
-        let written = shares.names().filter(|n| done.contains(n)).count();
-        let of = shares.count;
-        self.note_progress(store, title, &message.version, "publishing", (written, of));
-        if written == of && work.write_once("flip", &message.part)? {
+        let finished = parts.iter().filter(|p| done.contains(*p)).count();
+        let of = parts.len();
+        self.note_progress(store, title, &message.version, stage, (finished, of));
+        if finished == of && work.write_once(claim, &message.part)? {
             return Ok(Step::Last(work.folder));
         }
-        Ok(Step::Encoded { done: written, of })
+        Ok(Step::Encoded { done: finished, of })
     }
 
     /// Records in the manifest how many parts of a stage (`encoding`, `publishing`) are done.
@@ -359,6 +366,26 @@ impl Pipeline<'_> {
             tracing::warn!(title = %title, error = %e, "progress not recorded");
         }
     }
+}
+
+/// An upload and what the store says of it.
+type Upload = (Arc<dyn Source>, ObjectInfo);
+
+/// The upload a part's message names, as it was when the ladder was planned; `Err` with the
+/// step to report when it is gone or was replaced since.
+fn planned_upload(
+    store: &Arc<dyn Store>,
+    message: &PartMessage,
+) -> Result<std::result::Result<Upload, Step>> {
+    let Some((source, info)) = open_source(store, &message.key)? else {
+        return Ok(Err(Step::Stale("the upload no longer exists".into())));
+    };
+    if info.etag != message.etag {
+        return Ok(Err(Step::Stale(
+            "the upload was replaced after its ladder was planned".into(),
+        )));
+    }
+    Ok(Ok((source, info)))
 }
 
 /// A worker whose settings differ from the plan's (a deploy rolling across the fleet): the

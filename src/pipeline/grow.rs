@@ -27,7 +27,7 @@ use crate::media::package::{GrowingPlaylist, PackagedTitle};
 use crate::media::source::Source;
 use crate::pipeline::manifest::{jitter, UPDATE_ATTEMPTS};
 use crate::pipeline::pool::try_map_bounded;
-use crate::pipeline::publish::{flip, write_all, write_one, PublishOptions};
+use crate::pipeline::publish::{self, flip, present_objects, write_all, write_one, PublishOptions};
 use crate::store::{Precondition, Store};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -48,10 +48,27 @@ pub struct Growth {
     pub playable: bool,
 }
 
-/// Writes `title` progressively; returns the ETag of the final master, or `None` when
-/// every segment is written already (the caller publishes it whole). `report` hears of the
-/// growth after every round of playlist writes.
-pub(crate) fn publish_growing(
+/// Writes `title` progressively and returns the ETag of the final master (as
+/// [`publish::publish`] does). `report` hears of the growth after every round of playlist
+/// writes. A title whose segments are all written already (by the fleet's shares, or a run
+/// that stopped after its last one) has nothing to grow: it is published whole.
+pub fn publish_progressively(
+    store: &dyn Store,
+    title: &PackagedTitle,
+    sources: &[Arc<dyn Source>],
+    opts: &PublishOptions<'_>,
+    report: &(dyn Fn(Growth) + Sync),
+) -> Result<String> {
+    let present = present_objects(store, title, opts.prefix)?;
+    match publish_growing(store, title, sources, &present, opts, report)? {
+        Some(master) => Ok(master),
+        None => publish::publish(store, title, sources, opts),
+    }
+}
+
+/// [`publish_progressively`] once the objects `present` are known; `None` when there is
+/// nothing to grow.
+fn publish_growing(
     store: &dyn Store,
     title: &PackagedTitle,
     sources: &[Arc<dyn Source>],
@@ -72,8 +89,6 @@ pub(crate) fn publish_growing(
     let is_present =
         |o: &&Object| present.get(&format!("{}{}", opts.prefix, o.key)) == Some(&o.body.len());
     if listed.iter().all(is_present) {
-        // Written already (by the fleet's shares, or a run that stopped after its last
-        // segment): nothing to grow, the title is complete at once.
         return Ok(None);
     }
     write_all(store, &unlisted, sources, present, opts)?;

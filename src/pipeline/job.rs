@@ -54,7 +54,7 @@ use crate::media::text::MAX_FILE_BYTES as MAX_SUBTITLE_BYTES;
 use crate::pipeline::batch::Handled;
 use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::event::{Job, ParsedRecord, Record, RecordKind};
-use crate::pipeline::grow::Growth;
+use crate::pipeline::grow::{self, Growth};
 use crate::pipeline::invalidate::{invalidation_reference, Invalidator};
 use crate::pipeline::keys::{
     classify_key, parent, KeyRole, TitleManifest, TITLE_MANIFEST_MAX_BYTES, TITLE_MANIFEST_SUFFIX,
@@ -761,9 +761,12 @@ impl Pipeline<'_> {
             progress: &|_| {},
             before_flip: Some(&still_current),
             deadline: self.deadline,
-            progressive: progressive.then_some(&report as &(dyn Fn(Growth) + Sync)),
         };
-        let master_etag = publish::publish(store, &packaged, &dyn_sources, &opts)?;
+        let master_etag = if progressive {
+            grow::publish_progressively(store, &packaged, &dyn_sources, &opts, &report)?
+        } else {
+            publish::publish(store, &packaged, &dyn_sources, &opts)?
+        };
         Ok((packaged, master_etag, transcoded.map(|t| t.report)))
     }
 

@@ -14,7 +14,6 @@ use crate::error::{Error, Result};
 use crate::media::object::{Object, Piece};
 use crate::media::package::PackagedTitle;
 use crate::media::source::Source;
-use crate::pipeline::grow::{publish_growing, Growth};
 use crate::pipeline::manifest::{jitter, UPDATE_ATTEMPTS};
 use crate::pipeline::pool::try_map_bounded;
 use crate::store::{Precondition, Store};
@@ -38,9 +37,6 @@ pub struct PublishOptions<'a> {
     /// No object is started after this instant (the Lambda function's deadline, less a
     /// margin): the publish stops with [`Error::OutOfTime`], the master untouched.
     pub deadline: Option<Instant>,
-    /// Publish progressively ([`crate::pipeline::grow`]), telling this how it grows; `None`:
-    /// the master flips once everything is written.
-    pub progressive: Option<&'a (dyn Fn(Growth) + Sync)>,
 }
 
 /// Writes `title` in publish order and returns the ETag of the master it wrote (a reader of
@@ -53,11 +49,6 @@ pub fn publish(
     opts: &PublishOptions<'_>,
 ) -> Result<String> {
     let present = present_objects(store, title, opts.prefix)?;
-    if let Some(report) = opts.progressive {
-        if let Some(master) = publish_growing(store, title, sources, &present, opts, report)? {
-            return Ok(master);
-        }
-    }
     write_all(
         store,
         &in_input_order(&title.media),
@@ -178,7 +169,7 @@ fn in_input_order(objects: &[Object]) -> Vec<&Object> {
 /// A version's objects are a function of its sources and settings (the version names
 /// both), and a store write is atomic, so an object present at its full size is the one
 /// this run would write. One listing of `v/<version>/`.
-fn present_objects(
+pub(crate) fn present_objects(
     store: &dyn Store,
     title: &PackagedTitle,
     prefix: &str,

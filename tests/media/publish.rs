@@ -35,7 +35,6 @@ fn segments_then_media_playlists_then_the_master() {
         progress: &|_| {},
         before_flip: None,
         deadline: None,
-        progressive: None,
     };
     publish(&store, &title, &sources, &opts).unwrap();
     let puts = store.written();
@@ -72,7 +71,6 @@ fn a_failed_write_never_flips_the_master() {
             progress: &|_| {},
             before_flip: None,
             deadline: None,
-            progressive: None,
         };
         let err = publish(&store, &title, &sources, &opts).unwrap_err();
         assert!(err.to_string().contains("injected failure"), "{err}");

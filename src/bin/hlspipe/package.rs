@@ -338,7 +338,6 @@ fn package_and_publish(
         progress: &progress,
         before_flip: None,
         deadline: None,
-        progressive: None,
     };
     publish::publish(output.store.as_ref(), &title, sources, &opts)?;
     if let Some(b) = &bar {

@@ -144,30 +144,22 @@ printf 'on %s s: previews %.1f s, sound %.1f s\n' "$long_seconds" "$previews_lon
 
 # ---- the queue's and the store's overheads, against local servers ---------------------------
 bash scripts/install-s3-test-deps.sh >/dev/null
-bash scripts/install-s3s-fs.sh >/dev/null
 cargo build --quiet --release --locked --example s3_copy
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-s3_port=$(free_port)
-sqs_port=$(free_port)
+# shellcheck source=benches/local-s3.sh
+source benches/local-s3.sh
 s3_data="$data/s3s-fs"
-rm -rf "$s3_data" && mkdir -p "$s3_data"
-.test-deps/s3s-fs/bin/s3s-fs --host 127.0.0.1 --port "$s3_port" --access-key bench \
-  --secret-key bench-secret "$s3_data" >/dev/null 2>"$data/s3s-fs.log" &
-s3_pid=$!
+start_s3s_fs "$s3_data" "$data/s3s-fs.log"
+s3_port=$s3s_fs_port
+sqs_port=$(free_port)
 .test-deps/s3-venv/bin/moto_server -H 127.0.0.1 -p "$sqs_port" >/dev/null 2>"$data/moto.log" &
 moto_pid=$!
 cleanup() {
-  kill "$s3_pid" "$moto_pid" 2>/dev/null || true
-  wait "$s3_pid" "$moto_pid" 2>/dev/null || true
+  kill "$s3s_fs_pid" "$moto_pid" 2>/dev/null || true
+  wait "$s3s_fs_pid" "$moto_pid" 2>/dev/null || true
   rm -rf "$s3_data"
 }
 trap cleanup EXIT
-for port in "$s3_port" "$sqs_port"; do
-  for _ in $(seq 1 300); do
-    curl -s -o /dev/null "http://127.0.0.1:$port/" && break
-    sleep 0.2
-  done
-done
+wait_listening "$sqs_port"
 
 # One chunk's rungs, and a whole 60-minute ladder scaled from this one's bytes per second.
 chunk_file="$data/chunk-rungs.bin"

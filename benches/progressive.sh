@@ -44,26 +44,18 @@ say "input: $input, $((bytes / 1000000)) MB"
 
 cargo build --quiet --release --locked --bin hlspipe --example s3_copy
 bin=target/release
-bash scripts/install-s3s-fs.sh >/dev/null
 
-key=bench secret=bench-secret
+# shellcheck source=benches/local-s3.sh
+source benches/local-s3.sh
 data=bench-data/s3s-fs
-rm -rf "$data" && mkdir -p "$data"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-.test-deps/s3s-fs/bin/s3s-fs --host 127.0.0.1 --port "$port" \
-  --access-key "$key" --secret-key "$secret" "$data" >/dev/null 2>bench-data/s3s-fs.log &
-server_pid=$!
+start_s3s_fs "$data" bench-data/s3s-fs.log
 cleanup() {
-  kill "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
+  kill "$s3s_fs_pid" 2>/dev/null || true
+  wait "$s3s_fs_pid" 2>/dev/null || true
   rm -rf "$data"
 }
 trap cleanup EXIT
-for _ in $(seq 1 300); do
-  curl -s -o /dev/null "http://127.0.0.1:$port/" && break
-  sleep 0.2
-done
-export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret"
+export AWS_ENDPOINT_URL="http://127.0.0.1:$s3s_fs_port" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret
 export AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 unset HLSPIPE_STORE HLSPIPE_LADDER
 

@@ -220,6 +220,9 @@ get, previews_long, sound_long, long_seconds = map(float, sys.argv[14:18])
 # hlspipe's publish through the store, bytes per second (ranged reads, PUTs in parallel).
 publish_rate = source_bytes / package
 chunk_times = [v for k, v in parts.items() if k.startswith("chunk-")]
+if not chunk_times:
+    print(f"\nno projection: {seconds:.0f} s is encoded in one run (no chunks); try BENCH_SECONDS=60")
+    sys.exit(0)
 # A worker like this machine takes two parts at a time (two cores), as the parts ran here:
 # the measured times are the times a worker's part takes.
 chunk = max(chunk_times)

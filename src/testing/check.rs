@@ -138,12 +138,27 @@ const MEDIA_ONLY_TAGS: &[&str] = &[
 /// used (§ 7); no zero-length segment; an `EXT-X-MAP` before every fMP4 (`.m4s`)
 /// segment (§ 3.3). Returns every violation found.
 pub fn check_media_playlist(text: &str) -> Result<MediaSummary, Vec<String>> {
+    check_playlist(text, false)
+}
+
+/// Checks a growing playlist of a title published progressively with the same rules, except
+/// that it is `EXT-X-PLAYLIST-TYPE:EVENT`, starts at `EXT-X-START:TIME-OFFSET=0` (RFC 8216
+/// § 4.3.5.2), and may not have ended yet (`EXT-X-ENDLIST` optional, § 6.2.1).
+pub fn check_event_playlist(text: &str) -> Result<MediaSummary, Vec<String>> {
+    check_playlist(text, true)
+}
+
+fn check_playlist(text: &str, event: bool) -> Result<MediaSummary, Vec<String>> {
     let mut errors = Vec::new();
     let Some(pl) = read_media_playlist(text, &mut errors) else {
         return Err(errors);
     };
     let (durations, decimal_extinf) = exact_durations(text, &pl, &mut errors);
-    check_vod_tags(&pl, &mut errors);
+    if event {
+        check_event_tags(&pl, &mut errors);
+    } else {
+        check_vod_tags(&pl, &mut errors);
+    }
     let mut walk = SegmentWalk::default();
     for (i, (segment, &duration)) in pl.segments.iter().zip(&durations).enumerate() {
         walk.segment(i, segment, duration, pl.target_duration, &mut errors);
@@ -229,6 +244,24 @@ fn exact_durations(text: &str, pl: &MediaPlaylist, errors: &mut Vec<String>) -> 
 
 /// hlspipe writes VOD playlists: segments, a target duration, the type, the end, and
 /// independent segments.
+fn check_event_tags(pl: &MediaPlaylist, errors: &mut Vec<String>) {
+    if pl.segments.is_empty() {
+        errors.push("no media segments".into());
+    }
+    if pl.target_duration == 0 {
+        errors.push("EXT-X-TARGETDURATION is missing or 0 (RFC 8216 § 4.3.3.1)".into());
+    }
+    if pl.playlist_type != Some(MediaPlaylistType::Event) {
+        errors.push("EXT-X-PLAYLIST-TYPE:EVENT is missing (RFC 8216 § 4.3.3.5)".into());
+    }
+    if pl.start.as_ref().map(|s| s.time_offset) != Some(0.0) {
+        errors.push("EXT-X-START:TIME-OFFSET=0 is missing (RFC 8216 § 4.3.5.2)".into());
+    }
+    if !pl.independent_segments {
+        errors.push("EXT-X-INDEPENDENT-SEGMENTS is missing (RFC 8216 § 4.3.5.1)".into());
+    }
+}
+
 fn check_vod_tags(pl: &MediaPlaylist, errors: &mut Vec<String>) {
     if pl.segments.is_empty() {
         errors.push("no media segments".into());
@@ -791,6 +824,37 @@ v/360p.m3u8
             s.uris(),
             ["init.mp4", "seg00000.m4s", "seg00001.m4s", "seg00002.m4s"]
         );
+    }
+
+    #[test]
+    fn growing_playlists_pass_the_event_rules_and_only_those() {
+        let spec = MediaPlaylistSpec {
+            init_uri: Some("init.mp4".into()),
+            init_byte_range: None,
+            iframes_only: false,
+            segments: vec![
+                SegmentEntry {
+                    uri: "seg_00001.m4s".into(),
+                    duration: 6.0,
+                    byte_range: None,
+                },
+                SegmentEntry {
+                    uri: "seg_00002.m4s".into(),
+                    duration: 4.0,
+                    byte_range: None,
+                },
+            ],
+        };
+        for (upto, ended) in [(1, false), (2, false), (2, true)] {
+            let text = crate::media::hls::event_playlist(&spec, upto, ended);
+            let s = check_event_playlist(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+            assert_eq!(s.segment_uris.len(), upto);
+            assert!(check_media_playlist(&text).is_err(), "not VOD");
+        }
+        let vod = media_playlist(&spec);
+        let errors = check_event_playlist(&vod).expect_err("VOD is not EVENT");
+        assert!(has(&errors, "EXT-X-PLAYLIST-TYPE:EVENT"), "{errors:?}");
+        assert!(has(&errors, "EXT-X-START"), "{errors:?}");
     }
 
     #[test]

@@ -3,14 +3,18 @@
 //! title into the folder store, while another thread samples the title the whole time. At
 //! every sample and after every kill, the master (if any) names only media playlists that
 //! exist and they name only objects that exist, and the live version stays playable; the
-//! re-delivered event then completes the title.
+//! re-delivered event then completes the title. A second test kills the progressive publish
+//! of new titles the same way: the growing master names only what exists, and a growing
+//! playlist only ever grows, across the kill and the redelivery too.
 //!
 //! The suite runs `HLSPIPE_KILLS` kills (default 20); `bash scripts/kill-campaign.sh` runs 200
 //! against the folder store and against the S3 server through the fault proxy.
 
-use crate::support::buckets::{process_event, Buckets};
-use crate::support::{assert_decodes, clip, event_fixture, hlspipe_isolated, small_clip};
-use hlspipe::testing::check::{check_master_playlist, check_media_playlist};
+use crate::support::buckets::{process_event, Buckets, BUCKET};
+use crate::support::{
+    assert_decodes, clip, event_fixture, hlspipe_isolated, minute_clip, small_clip,
+};
+use hlspipe::testing::check::{check_event_playlist, check_master_playlist, check_media_playlist};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -24,7 +28,13 @@ pub(crate) const TITLE: &str = "hls/shows/Happy Faceé.hls/";
 /// when there is no master yet. Objects are replaced by rename, so a reader never sees half
 /// a playlist: a playlist that does not parse is a failure too.
 pub(crate) fn references_exist(bucket: &Path) -> Result<bool, String> {
-    let dir = bucket.join(TITLE);
+    references_exist_in(bucket, TITLE)
+}
+
+/// [`references_exist`] for the title whose folder is `title`. The master of a title being
+/// published progressively names growing playlists: those must pass the EVENT rules.
+pub(crate) fn references_exist_in(bucket: &Path, title: &str) -> Result<bool, String> {
+    let dir = bucket.join(title);
     let Ok(master) = std::fs::read_to_string(dir.join("master.m3u8")) else {
         return Ok(false);
     };
@@ -33,7 +43,12 @@ pub(crate) fn references_exist(bucket: &Path) -> Result<bool, String> {
         let path = dir.join(uri);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("the master names {uri}, which is missing: {e}"))?;
-        let media = check_media_playlist(&text).map_err(|e| format!("{uri}: {e:?}"))?;
+        let media = if uri.ends_with("/event.m3u8") {
+            check_event_playlist(&text)
+        } else {
+            check_media_playlist(&text)
+        }
+        .map_err(|e| format!("{uri}: {e:?}"))?;
         let base = path.parent().unwrap_or(&dir);
         for object in media.uris() {
             if !base.join(object).is_file() {
@@ -146,5 +161,164 @@ fn sigkill_at_random_moments_never_exposes_a_missing_object_and_redelivery_compl
     assert!(
         killed_mid_job * 2 >= kills,
         "only {killed_mid_job} of {kills} kills landed mid-job"
+    );
+}
+
+/// The growing playlists of `title` as they are now, by path.
+fn growing_playlists(bucket: &Path, title: &str) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(versions) = std::fs::read_dir(bucket.join(title).join("v")) else {
+        return out;
+    };
+    for rendition in versions
+        .flatten()
+        .flat_map(|v| std::fs::read_dir(v.path()).into_iter().flatten().flatten())
+    {
+        let path = rendition.path().join("event.m3u8");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            out.insert(path.display().to_string(), text);
+        }
+    }
+    out
+}
+
+/// Each playlist in `now` is the one in `before` with lines appended (or new).
+fn only_appended(
+    before: &std::collections::BTreeMap<String, String>,
+    now: &std::collections::BTreeMap<String, String>,
+) -> Result<(), String> {
+    for (path, old) in before {
+        match now.get(path) {
+            Some(new) if new.starts_with(old.as_str()) => {}
+            Some(new) => return Err(format!("{path} was not appended to:\n{old}---\n{new}")),
+            None => return Err(format!("{path} disappeared")),
+        }
+    }
+    Ok(())
+}
+
+/// Samples `title` until `stop`: every master names what exists, every growing playlist only
+/// grows. Returns the samples taken, or the first violation.
+fn sample(
+    bucket: std::path::PathBuf,
+    title: &str,
+    stop: &Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Result<usize, String>> {
+    let (stop, title) = (Arc::clone(stop), title.to_owned());
+    std::thread::spawn(move || {
+        let (mut seen, mut samples) = (Default::default(), 0);
+        while !stop.load(Ordering::Relaxed) {
+            references_exist_in(&bucket, &title)?;
+            let now = growing_playlists(&bucket, &title);
+            only_appended(&seen, &now)?;
+            seen = now;
+            samples += 1;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(samples)
+    })
+}
+
+/// New titles, each published progressively and killed with SIGKILL at a seeded random
+/// moment: at every sample and after every kill, a master (once out) names only playlists
+/// that exist and they only objects that exist; a growing playlist only ever grows, across
+/// the kill and the redelivery too; the redelivered event completes the title.
+#[test]
+fn sigkill_during_a_progressive_publish_never_exposes_a_missing_object_nor_shrinks_a_playlist() {
+    let kills: usize = std::env::var("HLSPIPE_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+        / 2;
+    let b = Buckets::new();
+    // One-second segments: 120 objects a title, so kills land between many writes.
+    let env = [("HLSPIPE_SEGMENT_DURATION", "1")];
+    let event_for = |key: &str| {
+        let etag = b.put_file(key, minute_clip());
+        let size = std::fs::metadata(minute_clip()).unwrap().len();
+        hlspipe::pipeline::event::s3_put_event(BUCKET, key, &etag, size, 1_700_000_000)
+    };
+    // How long a whole publish takes here, watched as the killed ones will be.
+    let stop = Arc::new(AtomicBool::new(false));
+    let probe = sample(b.bucket(), "hls/new/probe.hls/", &stop);
+    let t0 = Instant::now();
+    let out = process_event(&b, &event_for("uploads/new/probe.mp4"), &env, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let span = t0.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    probe.join().unwrap().unwrap();
+
+    let mut seed = 0x9e0_u64;
+    let mut killed_playable = 0;
+    for i in 0..kills {
+        let key = format!("uploads/new/title-{i}.mp4");
+        let title = format!("hls/new/title-{i}.hls/");
+        let event = event_for(&key);
+        let event_file = b.dir.path().join(format!("progressive-event-{i}.json"));
+        std::fs::write(&event_file, &event).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = sample(b.bucket(), &title, &stop);
+        let mut child = hlspipe_isolated()
+            .arg("process-event")
+            .arg(&event_file)
+            .env("HLSPIPE_STORE", b.url())
+            .envs(env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Even rounds: anywhere in the job. Odd rounds: once the master is out, while the
+        // segments are still being written (the publish is the short end of the job here).
+        let master = b.bucket().join(&title).join("master.m3u8");
+        let micros = span.as_micros() as u64;
+        let delay = if i % 2 == 0 {
+            Duration::from_micros(next(&mut seed) % (micros * 15 / 10 + 1))
+        } else {
+            while !master.exists() && child.try_wait().unwrap().is_none() {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Duration::from_micros(next(&mut seed) % (micros / 20 + 1))
+        };
+        std::thread::sleep(delay);
+        let running = child.try_wait().unwrap().is_none();
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        stop.store(true, Ordering::Relaxed);
+        let samples = sampler.join().unwrap();
+        if let Err(e) = samples {
+            panic!("during kill {i} ({delay:?}): {e}");
+        }
+        let playable = references_exist_in(&b.bucket(), &title)
+            .unwrap_or_else(|e| panic!("after kill {i}: {e}"));
+        let complete =
+            b.exists(&format!("{title}manifest.json")) && b.manifest(&title)["state"] == "complete";
+        if running && playable && !complete {
+            killed_playable += 1;
+        }
+        let after_kill = growing_playlists(&b.bucket(), &title);
+
+        // At-least-once delivery: the event comes again and completes the title, growing
+        // the same playlists on from where they were.
+        let out = process_event(&b, &event, &env, &[]);
+        assert!(
+            out.status.success(),
+            "redelivery {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(b.manifest(&title)["state"], "complete");
+        only_appended(&after_kill, &growing_playlists(&b.bucket(), &title))
+            .unwrap_or_else(|e| panic!("redelivery {i}: {e}"));
+        assert!(references_exist_in(&b.bucket(), &title).unwrap());
+    }
+    eprintln!(
+        "progressive kills survived: {kills}/{kills} ({killed_playable} left a playable title)"
+    );
+    assert!(
+        killed_playable * 4 >= kills,
+        "only {killed_playable} of {kills} kills landed after the master was out, before the end"
     );
 }

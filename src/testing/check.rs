@@ -244,39 +244,36 @@ fn exact_durations(text: &str, pl: &MediaPlaylist, errors: &mut Vec<String>) -> 
 
 /// hlspipe writes VOD playlists: segments, a target duration, the type, the end, and
 /// independent segments.
-fn check_event_tags(pl: &MediaPlaylist, errors: &mut Vec<String>) {
+/// The tags every media playlist of ours has, VOD or EVENT.
+fn check_common_tags(pl: &MediaPlaylist, errors: &mut Vec<String>) {
     if pl.segments.is_empty() {
         errors.push("no media segments".into());
     }
     if pl.target_duration == 0 {
         errors.push("EXT-X-TARGETDURATION is missing or 0 (RFC 8216 § 4.3.3.1)".into());
-    }
-    if pl.playlist_type != Some(MediaPlaylistType::Event) {
-        errors.push("EXT-X-PLAYLIST-TYPE:EVENT is missing (RFC 8216 § 4.3.3.5)".into());
-    }
-    if pl.start.as_ref().map(|s| s.time_offset) != Some(0.0) {
-        errors.push("EXT-X-START:TIME-OFFSET=0 is missing (RFC 8216 § 4.3.5.2)".into());
     }
     if !pl.independent_segments {
         errors.push("EXT-X-INDEPENDENT-SEGMENTS is missing (RFC 8216 § 4.3.5.1)".into());
     }
 }
 
+fn check_event_tags(pl: &MediaPlaylist, errors: &mut Vec<String>) {
+    check_common_tags(pl, errors);
+    if pl.playlist_type != Some(MediaPlaylistType::Event) {
+        errors.push("EXT-X-PLAYLIST-TYPE:EVENT is missing (RFC 8216 § 4.3.3.5)".into());
+    }
+    if pl.start.as_ref().map(|s| s.time_offset) != Some(0.0) {
+        errors.push("EXT-X-START:TIME-OFFSET=0 is missing (RFC 8216 § 4.3.5.2)".into());
+    }
+}
+
 fn check_vod_tags(pl: &MediaPlaylist, errors: &mut Vec<String>) {
-    if pl.segments.is_empty() {
-        errors.push("no media segments".into());
-    }
-    if pl.target_duration == 0 {
-        errors.push("EXT-X-TARGETDURATION is missing or 0 (RFC 8216 § 4.3.3.1)".into());
-    }
+    check_common_tags(pl, errors);
     if pl.playlist_type != Some(MediaPlaylistType::Vod) {
         errors.push("EXT-X-PLAYLIST-TYPE:VOD is missing (RFC 8216 § 4.3.3.5)".into());
     }
     if !pl.end_list {
         errors.push("EXT-X-ENDLIST is missing (RFC 8216 § 4.3.3.4)".into());
-    }
-    if !pl.independent_segments {
-        errors.push("EXT-X-INDEPENDENT-SEGMENTS is missing (RFC 8216 § 4.3.5.1)".into());
     }
 }
 

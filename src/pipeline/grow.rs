@@ -50,8 +50,8 @@ pub struct Growth {
 
 /// Writes `title` progressively and returns the ETag of the final master (as
 /// [`publish::publish`] does). `report` hears of the growth after every round of playlist
-/// writes. A title whose segments are all written already (by the fleet's shares, or a run
-/// that stopped after its last one) has nothing to grow: it is published whole.
+/// writes. A title whose segments are all written already (by the fleet's shares) and that
+/// has no growing playlist yet has nothing to grow: it is published whole.
 pub fn publish_progressively(
     store: &dyn Store,
     title: &PackagedTitle,
@@ -88,7 +88,13 @@ fn publish_growing(
         .partition(|o| entry_of.contains_key(o.key.as_str()));
     let is_present =
         |o: &&Object| present.get(&format!("{}{}", opts.prefix, o.key)) == Some(&o.body.len());
-    if listed.iter().all(is_present) {
+    // Growing playlists from a run that stopped must still get their end, even when every
+    // segment is there already: players that started on them would wait for more forever.
+    let grown_before = title
+        .growing
+        .iter()
+        .any(|g| present.contains_key(&format!("{}{}", opts.prefix, g.key)));
+    if !grown_before && listed.iter().all(is_present) {
         return Ok(None);
     }
     write_all(store, &unlisted, sources, present, opts)?;

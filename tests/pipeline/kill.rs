@@ -310,8 +310,15 @@ fn sigkill_during_a_progressive_publish_never_exposes_a_missing_object_nor_shrin
             String::from_utf8_lossy(&out.stderr)
         );
         assert_eq!(b.manifest(&title)["state"], "complete");
-        only_appended(&after_kill, &growing_playlists(&b.bucket(), &title))
-            .unwrap_or_else(|e| panic!("redelivery {i}: {e}"));
+        let finished = growing_playlists(&b.bucket(), &title);
+        only_appended(&after_kill, &finished).unwrap_or_else(|e| panic!("redelivery {i}: {e}"));
+        // Every growing playlist a player may hold has its end.
+        for (path, text) in &finished {
+            assert!(
+                text.ends_with("#EXT-X-ENDLIST\n"),
+                "redelivery {i}: {path}:\n{text}"
+            );
+        }
         assert!(references_exist_in(&b.bucket(), &title).unwrap());
     }
     eprintln!(

@@ -358,3 +358,67 @@ fn a_progressive_publish_that_fails_half_way_stays_playable_as_far_as_it_got_and
     assert_eq!(b.manifest(TITLE)["state"], "complete");
     assert_decodes(&bucket.join(TITLE).join("master.m3u8"));
 }
+
+/// A run stopped after its last segment but before the growing playlists got their end (a
+/// kill in that moment): the retry finds every segment written and still ends each growing
+/// playlist, or players that started on them would wait for more forever.
+#[test]
+fn a_retry_with_every_segment_written_still_ends_the_growing_playlists() {
+    let b = Buckets::new();
+    let key = "uploads/long/talk.mp4";
+    let etag = b.put_file(key, minute_clip());
+    let (store, _) = watched(&b, Duration::ZERO);
+    let Outcome::Processed { version, .. } = publish(&store, &config(), key, &etag) else {
+        panic!("first publish");
+    };
+    // What the stopped run left: the growing playlists listing every segment, no end, the
+    // growing master live, no VOD playlist, and a manifest that is not complete.
+    let root = b.bucket().join(TITLE);
+    let mut growing = Vec::new();
+    for p in walk(&root) {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "event.m3u8" {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let unended = text.strip_suffix("#EXT-X-ENDLIST\n").unwrap().to_owned();
+            std::fs::write(&p, &unended).unwrap();
+            growing.push((p, unended));
+        } else if name == "index.m3u8" || name == "iframes.m3u8" {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+    assert_eq!(growing.len(), 2);
+    let master = std::fs::read_to_string(root.join("master.m3u8")).unwrap();
+    let growing_master: String = master
+        .lines()
+        .filter(|l| !l.starts_with("#EXT-X-I-FRAME-STREAM-INF"))
+        .map(|l| l.replace("/index.m3u8", "/event.m3u8") + "\n")
+        .collect();
+    std::fs::write(root.join("master.m3u8"), growing_master).unwrap();
+    let mut m = b.manifest(TITLE);
+    m["state"] = "failed".into();
+    m["target_version"] = version.as_str().into();
+    std::fs::write(root.join("manifest.json"), m.to_string()).unwrap();
+
+    let (store, seen) = watched(&b, Duration::ZERO);
+    let Outcome::Processed { version: again, .. } = publish(&store, &config(), key, &etag) else {
+        panic!("retry");
+    };
+    assert_eq!(again, version);
+    for (path, before) in &growing {
+        let now = std::fs::read_to_string(path).unwrap();
+        assert_eq!(
+            now,
+            format!("{before}#EXT-X-ENDLIST\n"),
+            "{}",
+            path.display()
+        );
+    }
+    let seen = seen.lock().unwrap();
+    assert!(seen.missing.is_empty(), "{:#?}", seen.missing);
+    let master = std::fs::read_to_string(root.join("master.m3u8")).unwrap();
+    assert!(
+        master.contains("/index.m3u8") && !master.contains("event.m3u8"),
+        "{master}"
+    );
+    assert_eq!(b.manifest(TITLE)["state"], "complete");
+}

@@ -383,9 +383,6 @@ fn hlsjs_plays_a_title_from_0_while_it_is_published_and_on_to_its_end() {
     use crate::support::store::FakeStore;
     use hlspipe::pipeline::config::PipelineConfig;
     use hlspipe::pipeline::event::RecordKind;
-    use hlspipe::pipeline::invalidate::NoInvalidation;
-    use hlspipe::pipeline::job::Pipeline;
-    use hlspipe::pipeline::notify::NoNotification;
     use hlspipe::pipeline::outcome::Outcome;
     use hlspipe::store::Store;
     use std::sync::Arc;
@@ -411,15 +408,8 @@ fn hlsjs_plays_a_title_from_0_while_it_is_published_and_on_to_its_end() {
             concurrency: 2,
             ..PipelineConfig::default()
         };
-        let worker = Pipeline {
-            config: &config,
-            invalidator: &NoInvalidation,
-            notifier: &NoNotification,
-            parts: None,
-            deadline: None,
-            clock: &|| 1_000,
-        };
-        worker.handle_record(&store, &record(RecordKind::Created, key, Some(&etag)))
+        crate::support::pipeline(&config)
+            .handle_record(&store, &record(RecordKind::Created, key, Some(&etag)))
     });
     // The player starts once the title plays, with ten seconds of it listed.
     let until = Instant::now() + Duration::from_secs(60);

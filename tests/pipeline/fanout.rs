@@ -7,9 +7,7 @@ use crate::support::store::FakeStore;
 use crate::support::{assert_decodes, ladder_source_720p_16s};
 use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::event::{parse_message_body, RecordKind};
-use hlspipe::pipeline::invalidate::NoInvalidation;
 use hlspipe::pipeline::job::Pipeline;
-use hlspipe::pipeline::notify::NoNotification;
 use hlspipe::pipeline::outcome::Outcome;
 use hlspipe::pipeline::work::PartQueue;
 use hlspipe::store::Store;
@@ -64,12 +62,8 @@ fn a_fanned_out_ladder_is_published_in_shares_each_segment_written_once() {
     };
     let queue = Queue::default();
     let worker = Pipeline {
-        config: &config,
-        invalidator: &NoInvalidation,
-        notifier: &NoNotification,
         parts: Some(&queue),
-        deadline: None,
-        clock: &|| 1_000,
+        ..crate::support::pipeline(&config)
     };
     let title = "hls/fan/clip.hls/";
 

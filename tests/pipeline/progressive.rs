@@ -6,9 +6,6 @@ use crate::support::store::FakeStore;
 use crate::support::{assert_decodes, decoded_frame_count, minute_clip, small_clip};
 use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::event::RecordKind;
-use hlspipe::pipeline::invalidate::NoInvalidation;
-use hlspipe::pipeline::job::Pipeline;
-use hlspipe::pipeline::notify::NoNotification;
 use hlspipe::pipeline::outcome::Outcome;
 use hlspipe::store::Store;
 use hlspipe::testing::check::{check_master_playlist, check_media_playlist};
@@ -109,15 +106,8 @@ fn watched(b: &Buckets, delay: Duration) -> (Arc<FakeStore>, Arc<Mutex<Seen>>) {
 
 fn publish(store: &Arc<FakeStore>, config: &PipelineConfig, key: &str, etag: &str) -> Outcome {
     let store: Arc<dyn Store> = store.clone();
-    let worker = Pipeline {
-        config,
-        invalidator: &NoInvalidation,
-        notifier: &NoNotification,
-        parts: None,
-        deadline: None,
-        clock: &|| 1_000,
-    };
-    worker.handle_record(&store, &record(RecordKind::Created, key, Some(etag)))
+    crate::support::pipeline(config)
+        .handle_record(&store, &record(RecordKind::Created, key, Some(etag)))
 }
 
 fn config() -> PipelineConfig {

@@ -79,13 +79,7 @@ impl Pipeline<'_> {
         work.record_plan(&plan)?;
         let done = work.done()?;
         let left = plan.parts.iter().filter(|p| !done.contains(*p)).cloned();
-        send_parts(queue, bucket, info, version, left).map(|sent| {
-            Some(Outcome::FannedOut {
-                title: title.to_string(),
-                version: version.to_owned(),
-                parts: sent,
-            })
-        })
+        send_parts(queue, bucket, info, (title, version), left).map(Some)
     }
 
     /// After the last part of a fan-out, with the title packaged from the parts: when its
@@ -124,13 +118,7 @@ impl Pipeline<'_> {
         if left.is_empty() {
             return Ok(None);
         }
-        send_parts(queue, bucket, info, version, left.into_iter()).map(|sent| {
-            Some(Outcome::FannedOut {
-                title: title.to_string(),
-                version: version.to_owned(),
-                parts: sent,
-            })
-        })
+        send_parts(queue, bucket, info, (title, version), left.into_iter()).map(Some)
     }
 
     /// A part's message: encodes the part (unless a duplicate already did), and when it
@@ -399,14 +387,15 @@ fn not_the_plan_s(reason: String) -> Error {
     }
 }
 
-/// Sends one part message per name in `parts`; returns how many were sent.
+/// Sends one part message per name in `parts` for `version` of `title`; returns what to
+/// report.
 fn send_parts(
     queue: &dyn PartQueue,
     bucket: &str,
     upload: &ObjectInfo,
-    version: &str,
+    (title, version): (&Title, &str),
     parts: impl Iterator<Item = String>,
-) -> Result<usize> {
+) -> Result<Outcome> {
     let messages: Vec<String> = parts
         .map(|part| {
             let message = PartMessage {
@@ -421,7 +410,11 @@ fn send_parts(
         })
         .collect();
     queue.send(&messages)?;
-    Ok(messages.len())
+    Ok(Outcome::FannedOut {
+        title: title.to_string(),
+        version: version.to_owned(),
+        parts: messages.len(),
+    })
 }
 
 enum Step {

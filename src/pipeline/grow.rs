@@ -27,7 +27,9 @@ use crate::media::package::{GrowingPlaylist, PackagedTitle};
 use crate::media::source::Source;
 use crate::pipeline::manifest::{jitter, UPDATE_ATTEMPTS};
 use crate::pipeline::pool::try_map_bounded;
-use crate::pipeline::publish::{self, flip, present_objects, write_all, write_one, PublishOptions};
+use crate::pipeline::publish::{
+    flip, is_present, present_objects, publish_with, write_all, write_one, PublishOptions,
+};
 use crate::store::{Precondition, Store};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -49,7 +51,7 @@ pub struct Growth {
 }
 
 /// Writes `title` progressively and returns the ETag of the final master (as
-/// [`publish::publish`] does). `report` hears of the growth after every round of playlist
+/// [`crate::pipeline::publish::publish`] does). `report` hears of the growth after every round of playlist
 /// writes. A title whose segments are all written already (by the fleet's shares) and that
 /// has no growing playlist yet has nothing to grow: it is published whole.
 pub fn publish_progressively(
@@ -62,7 +64,7 @@ pub fn publish_progressively(
     let present = present_objects(store, title, opts.prefix)?;
     match publish_growing(store, title, sources, &present, opts, report)? {
         Some(master) => Ok(master),
-        None => publish::publish(store, title, sources, opts),
+        None => publish_with(store, title, sources, &present, opts),
     }
 }
 
@@ -86,15 +88,13 @@ fn publish_growing(
         .media
         .iter()
         .partition(|o| entry_of.contains_key(o.key.as_str()));
-    let is_present =
-        |o: &&Object| present.get(&format!("{}{}", opts.prefix, o.key)) == Some(&o.body.len());
     // Growing playlists from a run that stopped must still get their end, even when every
     // segment is there already: players that started on them would wait for more forever.
     let grown_before = title
         .growing
         .iter()
         .any(|g| present.contains_key(&format!("{}{}", opts.prefix, g.key)));
-    if !grown_before && listed.iter().all(is_present) {
+    if !grown_before && listed.iter().all(|o| is_present(o, present, opts)) {
         return Ok(None);
     }
     write_all(store, &unlisted, sources, present, opts)?;

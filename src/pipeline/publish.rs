@@ -49,18 +49,23 @@ pub fn publish(
     opts: &PublishOptions<'_>,
 ) -> Result<String> {
     let present = present_objects(store, title, opts.prefix)?;
-    write_all(
-        store,
-        &in_input_order(&title.media),
-        sources,
-        &present,
-        opts,
-    )?;
+    publish_with(store, title, sources, &present, opts)
+}
+
+/// [`publish`], once the objects `present` are known.
+pub(crate) fn publish_with(
+    store: &dyn Store,
+    title: &PackagedTitle,
+    sources: &[Arc<dyn Source>],
+    present: &HashMap<String, u64>,
+    opts: &PublishOptions<'_>,
+) -> Result<String> {
+    write_all(store, &in_input_order(&title.media), sources, present, opts)?;
     write_all(
         store,
         &title.playlists.iter().collect::<Vec<_>>(),
         sources,
-        &present,
+        present,
         opts,
     )?;
     flip(store, &title.master, sources, opts)
@@ -198,6 +203,15 @@ pub(crate) fn write_all(
     .map(|_| ())
 }
 
+/// Whether `obj` is in the store at its size already (`present`: [`present_objects`]).
+pub(crate) fn is_present(
+    obj: &Object,
+    present: &HashMap<String, u64>,
+    opts: &PublishOptions<'_>,
+) -> bool {
+    present.get(&format!("{}{}", opts.prefix, obj.key)) == Some(&obj.body.len())
+}
+
 /// Writes `obj` unless it is `present` at its size; refuses once the deadline has passed
 /// (`of`: how many objects the pass had, for the message).
 pub(crate) fn write_one(
@@ -208,14 +222,13 @@ pub(crate) fn write_one(
     opts: &PublishOptions<'_>,
     of: usize,
 ) -> Result<()> {
-    let key = format!("{}{}", opts.prefix, obj.key);
-    if present.get(&key) != Some(&obj.body.len()) {
+    if !is_present(obj, present, opts) {
         if opts.deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(Error::OutOfTime(format!(
                 "{of} of the title's objects not yet written"
             )));
         }
-        store.put(&key, obj, sources)?;
+        store.put(&format!("{}{}", opts.prefix, obj.key), obj, sources)?;
     }
     (opts.progress)(obj.body.len());
     Ok(())

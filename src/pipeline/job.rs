@@ -76,15 +76,16 @@ use std::sync::Arc;
 /// How often a running encode's progress is written to the manifest, at most.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Calls `f` at most once per `every` (the first call at once): progress reports arrive
-/// several times a second, a manifest write is a round trip to the store.
+/// Calls `f` at most once per `every` (the first call at once, and any call asked to be):
+/// progress reports arrive several times a second, a manifest write is a round trip to the
+/// store.
 struct Throttled<F> {
     every: std::time::Duration,
     last: std::sync::Mutex<Option<std::time::Instant>>,
     f: F,
 }
 
-impl<F: Fn(f64, f64) + Sync> Throttled<F> {
+impl<F> Throttled<F> {
     fn new(every: std::time::Duration, f: F) -> Self {
         Throttled {
             every,
@@ -93,15 +94,19 @@ impl<F: Fn(f64, f64) + Sync> Throttled<F> {
         }
     }
 
-    fn call(&self, done: f64, total: f64) {
+    /// `f(report)` if it is due, or `at_once`.
+    fn call<T>(&self, report: T, at_once: bool)
+    where
+        F: Fn(T),
+    {
         {
             let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-            if last.is_some_and(|t| t.elapsed() < self.every) {
+            if !at_once && last.is_some_and(|t| t.elapsed() < self.every) {
                 return;
             }
             *last = Some(std::time::Instant::now());
         }
-        (self.f)(done, total);
+        (self.f)(report);
     }
 }
 
@@ -663,7 +668,7 @@ impl Pipeline<'_> {
         subs: &[ObjectInfo],
     ) -> Result<Ready> {
         let work = Work::new(store, prefix, version);
-        let progress = Throttled::new(PROGRESS_EVERY, |done, total| {
+        let progress = Throttled::new(PROGRESS_EVERY, |(done, total): (f64, f64)| {
             let progress = JobProgress {
                 stage: "encoding".into(),
                 done,
@@ -677,7 +682,7 @@ impl Pipeline<'_> {
             }
         });
         let transcoded = ladder::transcode(self.config, sources, &work, self.deadline, &|d, t| {
-            progress.call(d, t)
+            progress.call((d, t), false)
         })?;
         let ladder::PackagerInputs {
             inputs,
@@ -715,18 +720,7 @@ impl Pipeline<'_> {
             transcoded,
         } = ready;
         let version = packaged.version.clone();
-        // The manifest hears of the growth at once when the title becomes playable (the
-        // playback API hands out cookies from then on), then every few seconds.
-        let last = std::sync::Mutex::new((false, None::<std::time::Instant>));
-        let report = |g: Growth| {
-            {
-                let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-                let due = last.1.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
-                if !(due || (g.playable && !last.0)) {
-                    return;
-                }
-                *last = (g.playable, Some(std::time::Instant::now()));
-            }
+        let growth = Throttled::new(PROGRESS_EVERY, |g: Growth| {
             let progress = JobProgress {
                 stage: "publishing".into(),
                 done: g.segments_done as f64,
@@ -738,6 +732,14 @@ impl Pipeline<'_> {
             if let Err(e) = manifest::record_growth(store, prefix, &version, g.playable, progress) {
                 tracing::warn!(prefix, error = %e, "progress not recorded");
             }
+        });
+        // The manifest hears of the growth at once when the title becomes playable (the
+        // playback API hands out cookies from then on), then every few seconds.
+        let playable_told = std::sync::atomic::AtomicBool::new(false);
+        let report = |g: Growth| {
+            let first_playable =
+                g.playable && !playable_told.swap(true, std::sync::atomic::Ordering::SeqCst);
+            growth.call(g, first_playable);
         };
         // Just before the flip: are the sources (side files included) still the versions
         // read? If a newer upload replaced one meanwhile, its own job may have flipped the

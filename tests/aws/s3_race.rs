@@ -4,8 +4,9 @@
 //! the master and the manifest, the manifest records every version any job wrote, and
 //! every write of the manifest and of the master carried its condition (`If-Match` on the
 //! ETag read, or `If-None-Match: *`). moto checks a condition and then writes, not as one
-//! step, so exclusivity itself is proven on the folder store (`tests/pipeline/race.rs`);
-//! here the requests and the outcome are.
+//! step: the proxy hands it conditional writes one at a time, as S3 applies them. The
+//! exclusivity of the store's own writes is proven on the folder store
+//! (`tests/pipeline/race.rs`); here the requests and the outcome are.
 
 use crate::support::proxy::{Fault, Proxy};
 use crate::support::s3::S3Server;
@@ -82,7 +83,15 @@ fn racing_jobs_on_s3_end_with_the_newest_live_every_version_recorded_and_conditi
                     .unwrap()
                     .push((name.to_string(), h("if-match"), h("if-none-match")));
             }
-            Fault::Forward
+            // moto checks a condition and then writes, as two steps: two jobs' writes over
+            // the same ETag could both pass. S3 applies them atomically, and so does moto
+            // when they reach it one at a time.
+            let conditional = r.header("if-match").is_some() || r.header("if-none-match").is_some();
+            if conditional && r.method == "PUT" {
+                Fault::OneAtATime
+            } else {
+                Fault::Forward
+            }
         })
     };
     let client = Arc::new(S3Client::new(&S3Server::settings_for(&proxy.endpoint(), 4)).unwrap());

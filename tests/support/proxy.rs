@@ -23,6 +23,10 @@ pub enum Fault {
     InternalError,
     /// Wait this long, then forward.
     Delay(Duration),
+    /// Forward, one such request at a time (across every proxy) from the request's first
+    /// byte to the answer's last: a server that checks a write's condition and then writes,
+    /// as two steps (moto), then applies conditional writes as S3 does, atomically.
+    OneAtATime,
     /// Forward; a `404` answer becomes `403 AccessDenied`, as S3 answers a HEAD or GET of a
     /// missing key to a caller without `s3:ListBucket` (Amazon S3 API Reference, HeadObject,
     /// "Permissions").
@@ -225,6 +229,11 @@ fn serve(
             forward(&head, &mut reader, body_len, upstream, &mut client_w)?;
         }
         Fault::Forward => forward(&head, &mut reader, body_len, upstream, &mut client_w)?,
+        Fault::OneAtATime => {
+            static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
+            forward(&head, &mut reader, body_len, upstream, &mut client_w)?;
+        }
         Fault::DenyMissing => {
             let mut up_r = send_upstream(&head, &mut reader, body_len, upstream)?;
             let resp = read_head(&mut up_r)?.ok_or(io::ErrorKind::UnexpectedEof)?;

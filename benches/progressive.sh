@@ -11,9 +11,12 @@
 #   baseline: examples/s3_copy copy  — one streaming GET of the upload, multipart PUT of it
 #   publish:  hlspipe process-event on the upload's S3 event (the worker's own job, with no
 #             live version: published progressively), under /usr/bin/time -v
+#   far:      the same publish through examples/latency_proxy, which holds every request
+#             back BENCH_LATENCY_MS (20) ms, as far as S3 is from an instance in its region
+#   ladder:   one minute of it with HLSPIPE_LADDER=auto: playable from its first chunks on
 # Reported: seconds to the first master (the title plays; the s3s-fs folder is watched every
 # 50 ms), seconds to complete, peak RSS. Targets (the progressive-publish issue): first
-# playable <= 5 s, complete <= 1.1 x the plain copy, peak RSS <= 128 MiB.
+# playable <= 5 s (near and far), complete <= 1.1 x the plain copy, peak RSS <= 128 MiB.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -42,7 +45,7 @@ fi
 bytes=$(stat -c %s "$input")
 say "input: $input, $((bytes / 1000000)) MB"
 
-cargo build --quiet --release --locked --bin hlspipe --example s3_copy
+cargo build --quiet --release --locked --bin hlspipe --example s3_copy --example latency_proxy
 bin=target/release
 
 # shellcheck source=benches/local-s3.sh
@@ -72,45 +75,86 @@ measure "$bin/examples/s3_copy" copy s3://bench/uploads/talk.mp4 s3://bench/copy
 copy_secs=$secs
 rm -rf "$data/bench/copy"
 
-# The upload's event, as S3 sends it (the key and size; no ETag: the job reads it).
-event=bench-data/progressive-event.json
-python3 - "$bytes" >"$event" <<'PY'
+# run_publish KEY ENDPOINT [VAR=VALUE...]: hlspipe process-event on KEY's upload event (the
+# worker's own job; the title has no live version, so it is published progressively), with
+# the store at ENDPOINT and the settings given, under /usr/bin/time -v. The s3s-fs folder is
+# watched every 50 ms for the master. Sets $first (seconds to the first master: the title
+# plays), $complete and $rss_kb; removes what it published afterwards.
+run_publish() {
+  local key=$1 endpoint=$2 size title master event=bench-data/progressive-event.json
+  shift 2
+  size=$(stat -c %s "$data/bench/$key")
+  title=${key#uploads/}
+  master=$data/bench/hls/${title%.*}.hls/master.m3u8
+  # The upload's event, as S3 sends it (the key and size; no ETag: the job reads it).
+  python3 - "$key" "$size" >"$event" <<'PY'
 import json, sys
 print(json.dumps({"Records": [{
     "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
     "eventTime": "2026-01-01T00:00:00.000Z", "eventName": "ObjectCreated:Put",
     "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": "bench", "arn": "arn:aws:s3:::bench"},
-           "object": {"key": "uploads/talk.mp4", "size": int(sys.argv[1]), "sequencer": "01"}}}]}))
+           "object": {"key": sys.argv[1], "size": int(sys.argv[2]), "sequencer": "01"}}}]}))
 PY
+  local start job
+  start=$(date +%s.%N)
+  env AWS_ENDPOINT_URL="$endpoint" "$@" /usr/bin/time -v "$bin/hlspipe" process-event "$event" \
+    --json >bench-data/out.log 2>"$time_log" &
+  job=$!
+  first=""
+  while kill -0 "$job" 2>/dev/null; do
+    if [[ -z $first && -s $master ]]; then
+      first=$(python3 -c 'import sys,time; print(time.time() - float(sys.argv[1]))' "$start")
+      say "first master after ${first} s: $(grep -c event.m3u8 "$master") growing playlists"
+    fi
+    sleep 0.05
+  done
+  wait "$job" || { cat bench-data/out.log "$time_log" >&2; exit 1; }
+  complete=$(python3 -c 'import sys,time; print(time.time() - float(sys.argv[1]))' "$start")
+  rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$time_log")
+  grep -q '"processed"' bench-data/out.log || { cat bench-data/out.log >&2; exit 1; }
+  grep -q 'index.m3u8' "$master" || { say "the final master names no VOD playlist" >&2; exit 1; }
+  say "published: $(find "$(dirname "$master")" -name '*.m4s' | wc -l) segments in $complete s"
+  rm -rf "$data/bench/hls"
+}
 
-master=$data/bench/hls/talk.hls/master.m3u8
-start=$(date +%s.%N)
-/usr/bin/time -v "$bin/hlspipe" process-event "$event" --json >bench-data/out.log 2>"$time_log" &
-job=$!
-first=""
-while kill -0 "$job" 2>/dev/null; do
-  if [[ -z $first && -s $master ]]; then
-    first=$(python3 -c 'import sys,time; print(time.time() - float(sys.argv[1]))' "$start")
-    say "first master after ${first} s: $(grep -c event.m3u8 "$master") growing playlists"
-  fi
-  sleep 0.05
-done
-wait "$job" || { cat bench-data/out.log "$time_log" >&2; exit 1; }
-complete=$(python3 -c 'import sys,time; print(time.time() - float(sys.argv[1]))' "$start")
-rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$time_log")
-grep -q '"processed"' bench-data/out.log || { cat bench-data/out.log >&2; exit 1; }
-grep -q 'index.m3u8' "$master" || { say "the final master names no VOD playlist" >&2; exit 1; }
-segments=$(find "$data/bench/hls/talk.hls" -name '*.m4s' | wc -l)
-say "published: $segments segments"
+store="http://127.0.0.1:$s3s_fs_port"
+run_publish uploads/talk.mp4 "$store"
+near_first=$first near_complete=$complete near_rss=$rss_kb
 
-python3 - "$bytes" "$copy_secs" "${first:-nan}" "$complete" "$rss_kb" "$minutes" <<'PY'
-import math, sys
+# The same through a proxy adding 20 ms to every request (BENCH_LATENCY_MS).
+latency_ms=${BENCH_LATENCY_MS:-20}
+"$bin/examples/latency_proxy" "127.0.0.1:$s3s_fs_port" "$latency_ms" >bench-data/proxy.out &
+proxy_pid=$!
+trap 'kill "$proxy_pid" 2>/dev/null || true; cleanup' EXIT
+for _ in $(seq 1 100); do grep -q listening bench-data/proxy.out && break; sleep 0.1; done
+proxy=$(awk '/listening/ {print $2}' bench-data/proxy.out)
+run_publish uploads/talk.mp4 "http://$proxy"
+far_first=$first far_complete=$complete
+
+# With the ladder on (auto, in 10 s chunks, two at a time on this machine): one minute of
+# the same picture, published from its first chunks on while the later ones encode.
+"$bin/examples/s3_copy" put "$minute" s3://bench/uploads/ladder.mp4 >/dev/null
+run_publish uploads/ladder.mp4 "$store" HLSPIPE_LADDER=auto HLSPIPE_CONCURRENCY=2
+ladder_first=$first ladder_complete=$complete
+
+python3 - "$bytes" "$copy_secs" "${near_first:-nan}" "$near_complete" "$near_rss" "$minutes" \
+  "$latency_ms" "${far_first:-nan}" "$far_complete" "${ladder_first:-nan}" "$ladder_complete" <<'PY'
+import sys
 size, copy, first, complete, rss, minutes = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+latency, far_first, far_complete = sys.argv[7], float(sys.argv[8]), float(sys.argv[9])
+ladder_first, ladder_complete = float(sys.argv[10]), float(sys.argv[11])
 mb = size / 1e6
+ok = lambda good: "ok" if good else "MISSED"
 print(f"{minutes} min of 1080p, {mb:.0f} MB, through s3s-fs")
 print(f"  plain GET + multipart PUT      {copy:8.1f} s  {mb / copy:6.1f} MB/s")
-print(f"  first playable master          {first:8.1f} s  (target <= 5): {'ok' if first <= 5 else 'MISSED'}")
+print(f"  first playable master          {first:8.1f} s  (target <= 5): {ok(first <= 5)}")
 ratio = complete / copy
-print(f"  complete                       {complete:8.1f} s  {mb / complete:6.1f} MB/s, {ratio:.2f} x the copy (target <= 1.10): {'ok' if ratio <= 1.1 else 'MISSED'}")
-print(f"  peak RSS                       {rss / 1024:8.1f} MiB (target <= 128): {'ok' if rss <= 128 * 1024 else 'MISSED'}")
+print(f"  complete                       {complete:8.1f} s  {mb / complete:6.1f} MB/s, {ratio:.2f} x the copy (target <= 1.10): {ok(ratio <= 1.1)}")
+print(f"  peak RSS                       {rss / 1024:8.1f} MiB (target <= 128): {ok(rss <= 128 * 1024)}")
+print(f"with {latency} ms added to every request")
+print(f"  first playable master          {far_first:8.1f} s  (target <= 5): {ok(far_first <= 5)}")
+print(f"  complete                       {far_complete:8.1f} s  {far_complete / copy:.2f} x the plain copy")
+print("1 min of the same, ladder auto in 10 s chunks")
+print(f"  first playable master          {ladder_first:8.1f} s")
+print(f"  complete                       {ladder_complete:8.1f} s")
 PY

@@ -835,16 +835,27 @@ fn version(
     side_files: &[SubtitleInput],
     settings: &Settings,
 ) -> String {
-    let ids = inputs
-        .iter()
-        .zip(movies)
-        .filter(|(input, _)| !input.etag.as_deref().is_some_and(is_derived))
-        .map(|(input, movie)| match &input.etag {
-            Some(etag) => format!("etag={etag}"),
-            None => format!("moov={}", hex::encode(movie.fingerprint)),
-        });
-    version_hash(ids.chain(side_file_ids(side_files)), settings)
+    let mut ids: Vec<String> = Vec::with_capacity(inputs.len());
+    for (input, movie) in inputs.iter().zip(movies) {
+        match input.etag.as_deref() {
+            // A rung stands for the upload it was made of (its identity, once): the version
+            // is the upload's and the ladder settings', whether the upload is packaged too
+            // (kept as the top rung) or not.
+            Some(etag) if is_derived(etag) => {
+                if let Some((_, from)) = etag.split_once(DERIVED_FROM) {
+                    if !ids.iter().any(|id| id == from) {
+                        ids.push(from.to_owned());
+                    }
+                }
+            }
+            other => ids.push(upload_identity(other, &movie.fingerprint)),
+        }
+    }
+    version_hash(ids.into_iter().chain(side_file_ids(side_files)), settings)
 }
+
+/// Between a derived input's name and the identity of the upload it was made of.
+const DERIVED_FROM: &str = "|from=";
 
 /// The side files' part of the version: name (it carries the language and tags) and
 /// ETag, or a hash of the bytes without one. A title without side files hashes as before.
@@ -882,9 +893,20 @@ pub fn version_for_etags<S: AsRef<str>>(etags: &[S], settings: &Settings) -> Str
     )
 }
 
-/// The ETag of an input made by the transcoding stage ([`Settings::transcode`]).
-pub fn derived_etag(name: &str) -> String {
-    format!("derived:{name}")
+/// The ETag of an input `name` made by the transcoding stage ([`Settings::transcode`]) from
+/// the upload whose identity is `from`: `etag=<its ETag>`, as the version hashes an input
+/// ([`upload_identity`]).
+pub fn derived_etag(name: &str, from: &str) -> String {
+    format!("derived:{name}{DERIVED_FROM}{from}")
+}
+
+/// How the version names an upload: by its ETag, or without one by the fingerprint of its
+/// `moov` (`fingerprint`, as the demuxer gives it).
+pub fn upload_identity(etag: Option<&str>, fingerprint: &[u8; 32]) -> String {
+    match etag {
+        Some(etag) => format!("etag={etag}"),
+        None => format!("moov={}", hex::encode(fingerprint)),
+    }
 }
 
 fn is_derived(etag: &str) -> bool {

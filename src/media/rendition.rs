@@ -102,14 +102,25 @@ impl GrowingPlaylist {
         }
     }
 
-    /// The playlist listing the first `upto` entries, with `EXT-X-ENDLIST` when `ended`.
-    pub fn object(&self, upto: usize, ended: bool) -> Object {
+    /// The playlist listing the first `upto` entries, with `EXT-X-ENDLIST` when `ended`;
+    /// `target`: its target duration, when planned ahead of the whole spec.
+    pub fn object(&self, upto: usize, ended: bool, target: Option<u64>) -> Object {
+        let text = hls::event_playlist(&self.spec, upto, ended, target);
         Object {
             key: self.key.clone(),
             content_type: content_type::PLAYLIST,
             cache_control: cache_control::GROWING,
-            body: Body::from_bytes(hls::event_playlist(&self.spec, upto, ended).into_bytes()),
+            body: Body::from_bytes(text.into_bytes()),
         }
+    }
+
+    /// The target duration (RFC 8216 § 4.3.3.1) of the first `upto` entries.
+    pub fn target_duration(&self, upto: usize) -> u64 {
+        let spec = hls::MediaPlaylistSpec {
+            segments: self.spec.segments.iter().take(upto).cloned().collect(),
+            ..self.spec.clone()
+        };
+        hls::target_duration(&spec)
     }
 
     /// Seconds of media in the first `upto` entries.

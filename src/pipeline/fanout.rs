@@ -274,7 +274,8 @@ impl Pipeline<'_> {
                     message.version
                 )));
             }
-            let ready = self.package_title(store, &prefix, &message.version, &sources, &subs)?;
+            let ready =
+                self.package_title(store, &prefix, &message.version, &sources, &subs, None)?;
             let cut = publish::shares(&ready.packaged, shares.bytes);
             let Some(share) = cut.get(index).filter(|_| cut.len() == shares.count) else {
                 return Err(Error::Settings(format!(

@@ -54,7 +54,7 @@ use crate::media::text::MAX_FILE_BYTES as MAX_SUBTITLE_BYTES;
 use crate::pipeline::batch::Handled;
 use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::event::{Job, ParsedRecord, Record, RecordKind};
-use crate::pipeline::grow::{self, Growth};
+use crate::pipeline::grow::{self, GrowPlan, Growth};
 use crate::pipeline::invalidate::{invalidation_reference, Invalidator};
 use crate::pipeline::keys::{
     classify_key, parent, KeyRole, TitleManifest, TITLE_MANIFEST_MAX_BYTES, TITLE_MANIFEST_SUFFIX,
@@ -70,7 +70,7 @@ use crate::pipeline::retention::{expired_versions, gc, remove_title};
 use crate::pipeline::work::{PartQueue, Work};
 use crate::store::{open_source, ObjectInfo, Store};
 use crate::title::Title;
-use crate::transcode::encode::TranscodeReport;
+use crate::transcode::encode::{Encoded, TranscodeReport};
 use std::sync::Arc;
 
 /// How often a running encode's progress is written to the manifest, at most.
@@ -118,6 +118,31 @@ pub(crate) struct Ready {
     /// The ladder, when the title has one: its rungs (and their scratch folder) live until
     /// the title is written.
     pub(crate) transcoded: Option<ladder::Transcoded>,
+}
+
+/// What a job's writes are checked against: the title's prefix, the version written and
+/// the sources (side files included) it was made of.
+#[derive(Clone, Copy)]
+struct Checks<'c> {
+    prefix: &'c str,
+    version: &'c str,
+    sources: &'c [(Arc<dyn Source>, ObjectInfo)],
+    subs: &'c [ObjectInfo],
+}
+
+/// What every write of a job's title goes through: the publish options (with the check
+/// before a flip) and where the growth of a progressive publish is reported.
+pub(crate) struct Publishing<'p> {
+    opts: PublishOptions<'p>,
+    report: &'p (dyn Fn(Growth) + Sync),
+}
+
+/// The plan a ladder's growing playlists follow.
+fn grow_plan(encoded: &Encoded) -> GrowPlan {
+    GrowPlan {
+        target_duration: encoded.planned.target_duration,
+        segments_per_rendition: encoded.planned.count,
+    }
 }
 
 /// A title written up to its master flip: what `finish` records.
@@ -611,34 +636,35 @@ impl Pipeline<'_> {
                 return self.fail(store.as_ref(), title, &prefix, manifest, Some(&version), &e)
             }
         }
-        let ready = match self.package_title(store, &prefix, &version, &sources, &subs) {
-            Ok(ready) => ready,
-            Err(e) => {
-                return self.fail(store.as_ref(), title, &prefix, manifest, Some(&version), &e)
-            }
-        };
-        match self.share_out(store, bucket, title, &version, &sources, &ready.packaged) {
-            Ok(Some(shared_out)) => return shared_out,
-            Ok(None) => {}
-            Err(e) => {
-                return self.fail(store.as_ref(), title, &prefix, manifest, Some(&version), &e)
-            }
-        }
-        // A title with no live version plays while it is written; a re-upload of a live one
-        // flips only once complete, so that its viewers never move to a half-written version
-        // (DESIGN.md "Publish protocol" 2). The live version may be this one, grown part-way
-        // by a job that stopped: this one goes on growing it.
+        // A title with no live version plays while it is written (with a ladder, from its
+        // first chunks on); a re-upload of a live one flips only once complete, so that its
+        // viewers never move to a half-written version (DESIGN.md "Publish protocol" 2). The
+        // live version may be this one, grown part-way by a job that stopped: this one goes
+        // on growing it.
         let progressive = manifest.version.is_none() || manifest.version == Some(version.clone());
-        match self.publish_ready(store.as_ref(), &prefix, ready, &sources, &subs, progressive) {
-            Ok((mut packaged, master_etag, transcode)) => {
-                packaged.warnings.extend(sub_warnings);
-                let published = Published {
-                    title: packaged,
-                    master_etag,
-                    transcode,
-                };
+        let checks = Checks {
+            prefix: &prefix,
+            version: &version,
+            sources: &sources,
+            subs: &subs,
+        };
+        let written = self.with_publishing(store.as_ref(), &checks, |publishing| {
+            let grow = progressive.then_some(publishing);
+            let ready = self.package_title(store, &prefix, &version, &sources, &subs, grow)?;
+            if let Some(out) =
+                self.share_out(store, bucket, title, &version, &sources, &ready.packaged)?
+            {
+                return Ok(Err(out));
+            }
+            self.publish_ready(store.as_ref(), ready, publishing, progressive)
+                .map(Ok)
+        });
+        match written {
+            Ok(Ok(mut published)) => {
+                published.title.warnings.extend(sub_warnings);
                 self.finish(store.as_ref(), title, &prefix, manifest, published)
             }
+            Ok(Err(shared_out)) => shared_out,
             Err(e) => self.fail(store.as_ref(), title, &prefix, manifest, Some(&version), &e),
         }
     }
@@ -658,7 +684,8 @@ impl Pipeline<'_> {
     }
 
     /// Encodes the ladder (or assembles it from the fleet's parts) and packages the sources:
-    /// the title, ready to write.
+    /// the title, ready to write. With `grow` (a progressive publish), a ladder encoded
+    /// here in chunks is written ahead as its first chunks are done ([`Self::write_ahead`]).
     pub(crate) fn package_title(
         &self,
         store: &Arc<dyn Store>,
@@ -666,6 +693,7 @@ impl Pipeline<'_> {
         version: &str,
         sources: &[(Arc<dyn Source>, ObjectInfo)],
         subs: &[ObjectInfo],
+        grow: Option<&Publishing<'_>>,
     ) -> Result<Ready> {
         let work = Work::new(store, prefix, version);
         let progress = Throttled::new(PROGRESS_EVERY, |(done, total): (f64, f64)| {
@@ -681,21 +709,42 @@ impl Pipeline<'_> {
                 tracing::warn!(prefix, error = %e, "progress not recorded");
             }
         });
-        let transcoded = ladder::transcode(self.config, sources, &work, self.deadline, &|d, t| {
-            progress.call((d, t), false)
-        })?;
-        let ladder::PackagerInputs {
-            inputs,
-            sources: dyn_sources,
-        } = ladder::inputs(sources, transcoded.as_ref())?;
         let side_inputs = read_side_files(store.as_ref(), subs)?;
-        let mut packaged = package_with_subtitles(&inputs, &side_inputs, &self.config.settings())?;
-        if let Some(t) = &transcoded {
-            // The poster and the thumbnails, written with the segments, before the flip.
-            packaged
-                .media
-                .extend(t.encoded.preview_objects(&packaged.version)?);
-        }
+        let transcoded = std::thread::scope(|scope| {
+            let (ahead, partials) = std::sync::mpsc::channel::<Encoded>();
+            let writer = grow.map(|publishing| {
+                let side_inputs = &side_inputs;
+                scope.spawn(move || {
+                    self.write_ahead(store.as_ref(), sources, side_inputs, publishing, partials)
+                })
+            });
+            let ahead = move |partial: Encoded| {
+                // The writer stops taking partial titles after a failure: a missed head start.
+                let _ = ahead.send(partial);
+            };
+            let partial: Option<&(dyn Fn(Encoded) + Sync)> = match writer {
+                Some(_) => Some(&ahead),
+                None => None,
+            };
+            let transcoded = ladder::transcode(
+                self.config,
+                sources,
+                &work,
+                self.deadline,
+                &|d, t| progress.call((d, t), false),
+                partial,
+            );
+            drop(ahead);
+            if let Some(writer) = writer {
+                // Its last round ends before the whole is written; a panic there is a bug.
+                if writer.join().is_err() {
+                    tracing::error!(prefix, "writing ahead panicked");
+                }
+            }
+            transcoded
+        })?;
+        let encoded = transcoded.as_ref().map(|t| &t.encoded);
+        let (packaged, dyn_sources) = self.package_encoded(sources, encoded, &side_inputs)?;
         Ok(Ready {
             packaged,
             sources: dyn_sources,
@@ -703,23 +752,70 @@ impl Pipeline<'_> {
         })
     }
 
-    /// Writes a packaged title up to the master flip, which happens only if the sources are
-    /// still the versions read; returns the title and the flipped master's ETag.
-    fn publish_ready(
+    /// The title of the sources and the ladder `encoded` from them (the whole, or its first
+    /// chunks), and the sources its objects' bodies read.
+    fn package_encoded(
+        &self,
+        sources: &[(Arc<dyn Source>, ObjectInfo)],
+        encoded: Option<&Encoded>,
+        side_inputs: &[SubtitleInput],
+    ) -> Result<(PackagedTitle, Vec<Arc<dyn Source>>)> {
+        let ladder::PackagerInputs {
+            inputs,
+            sources: dyn_sources,
+        } = ladder::inputs(sources, encoded)?;
+        let mut packaged = package_with_subtitles(&inputs, side_inputs, &self.config.settings())?;
+        if let Some(e) = encoded {
+            // The poster and the thumbnails, written with the segments, before the flip.
+            packaged.media.extend(e.preview_objects(&packaged.version)?);
+        }
+        Ok((packaged, dyn_sources))
+    }
+
+    /// Writes ahead, while the ladder is encoded, the titles made of its first chunks as
+    /// they arrive (the latest one when several are waiting): the viewer can start on the
+    /// first chunks' segments long before the last chunk is encoded. A failure here stops
+    /// the writing ahead only; the title's publish, once encoded, writes what is missing.
+    fn write_ahead(
         &self,
         store: &dyn Store,
-        prefix: &str,
-        ready: Ready,
         sources: &[(Arc<dyn Source>, ObjectInfo)],
-        subs: &[ObjectInfo],
-        progressive: bool,
-    ) -> Result<(PackagedTitle, String, Option<TranscodeReport>)> {
-        let Ready {
-            packaged,
-            sources: dyn_sources,
-            transcoded,
-        } = ready;
-        let version = packaged.version.clone();
+        side_inputs: &[SubtitleInput],
+        publishing: &Publishing<'_>,
+        partials: std::sync::mpsc::Receiver<Encoded>,
+    ) {
+        while let Ok(mut encoded) = partials.recv() {
+            while let Ok(later) = partials.try_recv() {
+                encoded = later;
+            }
+            let plan = grow_plan(&encoded);
+            let written = self
+                .package_encoded(sources, Some(&encoded), side_inputs)
+                .and_then(|(title, dyn_sources)| {
+                    let (opts, report) = (&publishing.opts, publishing.report);
+                    grow::publish_partial(store, &title, &dyn_sources, opts, report, plan)
+                });
+            if let Err(e) = written {
+                tracing::warn!(prefix = publishing.opts.prefix, error = %e, "stopped writing ahead");
+                return;
+            }
+        }
+    }
+
+    /// Builds what every write of a job's title goes through (the checks before a flip, the
+    /// growth reports to the manifest) and hands it to `f`.
+    fn with_publishing<R>(
+        &self,
+        store: &dyn Store,
+        checks: &Checks<'_>,
+        f: impl FnOnce(&Publishing<'_>) -> R,
+    ) -> R {
+        let Checks {
+            prefix,
+            version,
+            sources,
+            subs,
+        } = *checks;
         let growth = Throttled::new(PROGRESS_EVERY, |g: Growth| {
             let progress = JobProgress {
                 stage: "publishing".into(),
@@ -729,7 +825,7 @@ impl Pipeline<'_> {
                 at: (self.clock)(),
                 playable_seconds: Some(g.seconds_playable),
             };
-            if let Err(e) = manifest::record_growth(store, prefix, &version, g.playable, progress) {
+            if let Err(e) = manifest::record_growth(store, prefix, version, g.playable, progress) {
                 tracing::warn!(prefix, error = %e, "progress not recorded");
             }
         });
@@ -757,19 +853,60 @@ impl Pipeline<'_> {
             }
             Ok(())
         };
-        let opts = PublishOptions {
-            prefix,
-            concurrency: self.config.concurrency,
-            progress: &|_| {},
-            before_flip: Some(&still_current),
-            deadline: self.deadline,
-        };
-        let master_etag = if progressive {
-            grow::publish_progressively(store, &packaged, &dyn_sources, &opts, &report)?
-        } else {
-            publish::publish(store, &packaged, &dyn_sources, &opts)?
-        };
-        Ok((packaged, master_etag, transcoded.map(|t| t.report)))
+        f(&Publishing {
+            opts: PublishOptions {
+                prefix,
+                concurrency: self.config.concurrency,
+                progress: &|_| {},
+                before_flip: Some(&still_current),
+                deadline: self.deadline,
+            },
+            report: &report,
+        })
+    }
+
+    /// Writes a packaged title up to the master flip, which happens only if the sources are
+    /// still the versions read; returns the title and the flipped master's ETag.
+    fn publish_ready(
+        &self,
+        store: &dyn Store,
+        ready: Ready,
+        publishing: &Publishing<'_>,
+        progressive: bool,
+    ) -> Result<Published> {
+        let Ready {
+            packaged,
+            sources: dyn_sources,
+            transcoded,
+        } = ready;
+        let (opts, report) = (&publishing.opts, publishing.report);
+        let master_etag =
+            if progressive {
+                // A ladder's playlists grow by its plan, as they did while it was encoded.
+                let plan = transcoded.as_ref().map(|t| grow_plan(&t.encoded));
+                let longest = packaged
+                    .growing
+                    .iter()
+                    .map(|g| g.target_duration(g.segments.len()))
+                    .max();
+                let plan =
+                    plan.filter(|p| {
+                        let fits = longest.is_none_or(|t| t <= p.target_duration);
+                        if !fits {
+                            tracing::warn!(prefix = opts.prefix, ?longest, plan = p.target_duration,
+                        "a segment is longer than planned: the playlists declare its length");
+                        }
+                        fits
+                    });
+                grow::publish_progressively(store, &packaged, &dyn_sources, opts, report, plan)?
+            } else {
+                publish::publish(store, &packaged, &dyn_sources, opts)?
+            };
+        Ok(Published {
+            title: packaged,
+            master_etag,
+            transcode: transcoded.map(|t| t.report),
+        })
     }
 
     /// After the flip: the `complete` manifest (applied to the manifest as it is now, which

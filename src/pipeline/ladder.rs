@@ -24,13 +24,15 @@ pub struct Transcoded {
 /// Encodes the ladder of a one-upload title, when the configuration has one. ffmpeg is
 /// stopped before `deadline`. When the fleet has encoded every part already (`work`,
 /// [`crate::pipeline::fanout`]), the rungs are assembled from the parts in the store.
-/// `progress` gets the seconds of video encoded, and of the whole.
+/// `progress` gets the seconds of video encoded, and of the whole; `partial`, the title as
+/// far as its first chunks while the rest encode here ([`encode_ladder`]).
 pub fn transcode(
     config: &PipelineConfig,
     sources: &[(Arc<dyn Source>, ObjectInfo)],
     work: &Work<'_>,
     deadline: Option<Instant>,
     progress: &(dyn Fn(f64, f64) + Sync),
+    partial: Option<&(dyn Fn(Encoded) + Sync)>,
 ) -> Result<Option<Transcoded>> {
     let [(source, _)] = sources else {
         return Ok(None);
@@ -54,8 +56,8 @@ pub fn transcode(
         let report = encoded.report(&settings, &ffmpeg, started.elapsed().as_secs_f64());
         return Ok(Some(Transcoded { encoded, report }));
     }
-    let encoded =
-        encode_ladder(&ffmpeg, Arc::clone(source), &settings, progress).map_err(|e| match e {
+    let encoded = encode_ladder(&ffmpeg, Arc::clone(source), &settings, progress, partial)
+        .map_err(|e| match e {
             // Stopped for the invocation's deadline: the retry starts it again.
             Error::Transcode {
                 class: RetryClass::Retryable,
@@ -78,7 +80,7 @@ pub struct PackagerInputs {
 /// The uploads (the one upload only when it stays the top rung), then the rungs.
 pub fn inputs(
     sources: &[(Arc<dyn Source>, ObjectInfo)],
-    transcoded: Option<&Transcoded>,
+    encoded: Option<&Encoded>,
 ) -> Result<PackagerInputs> {
     let originals: Vec<Input> = sources
         .iter()
@@ -87,8 +89,8 @@ pub fn inputs(
             etag: Some(info.etag.clone()),
         })
         .collect();
-    let inputs = match transcoded {
-        Some(t) => t.encoded.with_originals(originals)?,
+    let inputs = match encoded {
+        Some(e) => e.with_originals(originals)?,
         None => originals,
     };
     Ok(PackagerInputs {

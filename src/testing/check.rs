@@ -843,7 +843,7 @@ v/360p.m3u8
             ],
         };
         for (upto, ended) in [(1, false), (2, false), (2, true)] {
-            let text = crate::media::hls::event_playlist(&spec, upto, ended);
+            let text = crate::media::hls::event_playlist(&spec, upto, ended, None);
             let s = check_event_playlist(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
             assert_eq!(s.segment_uris.len(), upto);
             assert!(check_media_playlist(&text).is_err(), "not VOD");

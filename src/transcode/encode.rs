@@ -22,7 +22,7 @@ use crate::error::{Error, Result, RetryClass};
 use crate::media::model::{Codec, Movie, Track, TrackKind};
 use crate::media::mp4::{demux, Limits};
 use crate::media::object::{cache_control, content_type, Body, Object};
-use crate::media::package::{derived_etag, displayed_resolution, Input};
+use crate::media::package::{derived_etag, displayed_resolution, upload_identity, Input};
 use crate::media::plan;
 use crate::media::source::{read_vec, FileSource, Source};
 use crate::transcode::args::{KeyFrames, Output, Run, Shots, Sound};
@@ -162,8 +162,29 @@ pub struct Encoded {
     pub source_kept: bool,
     /// The poster and the thumbnail sprite, with its WebVTT track (none for sound only).
     pub previews: Option<Previews>,
+    /// The segments the title will have, known from the source before any encode.
+    pub planned: PlannedSegments,
+    /// The first chunks only (the rest still encoding): `Some(seconds)` of video. Its
+    /// rungs end there; every segment but each rendition's last is as the whole title's.
+    pub partial: Option<f64>,
+    /// The fingerprint of the source's `moov` (zero when only ffprobe could read it): the
+    /// upload's identity in the version when it has no ETag.
+    source_fingerprint: [u8; 32],
     /// Where the encode wrote, when it was here.
     scratch: Option<Scratch>,
+}
+
+/// A title's segments as planned from the source's cut times, before any encode: what a
+/// playlist published while the rungs are still encoding must declare from its first
+/// version on (RFC 8216 § 6.2.1: `EXT-X-TARGETDURATION` never changes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlannedSegments {
+    /// Segments per rendition.
+    pub count: usize,
+    /// A target duration no segment's `EXTINF` rounds above: the longest planned segment
+    /// plus the slack of an IDR frame forced one frame late (a rung's frame falls at or
+    /// after the planned time) and of an audio frame's nearest boundary.
+    pub target_duration: u64,
 }
 
 /// The preview images ([`preview`]) and the sprite's track.
@@ -188,19 +209,24 @@ impl Encoded {
     /// The title's packager inputs: `originals` (the upload, as the caller opened it) first
     /// when the source is kept as the top rung, then [`Encoded::inputs`].
     pub fn with_originals(&self, originals: Vec<Input>) -> Result<Vec<Input>> {
+        let from = upload_identity(
+            originals.first().and_then(|o| o.etag.as_deref()),
+            &self.source_fingerprint,
+        );
         let mut all = if self.source_kept {
             originals
         } else {
             Vec::new()
         };
-        all.extend(self.inputs()?);
+        all.extend(self.inputs(&from)?);
         Ok(all)
     }
 
-    /// The outputs as the packager's inputs, in order, each marked as derived (its ETag
-    /// `derived:<file>`): the title's version is its upload's and the ladder settings'
-    /// (`Settings::transcode`), known without reading the rungs.
-    pub fn inputs(&self) -> Result<Vec<Input>> {
+    /// The outputs as the packager's inputs, in order, each marked as derived from the
+    /// upload whose identity is `from` ([`derived_etag`]): the title's version is its
+    /// upload's and the ladder settings' (`Settings::transcode`), known without reading the
+    /// rungs, and never the same for two uploads.
+    fn inputs(&self, from: &str) -> Result<Vec<Input>> {
         self.outputs
             .iter()
             .zip(&self.sources)
@@ -208,7 +234,7 @@ impl Encoded {
                 let name = o.path.file_name().map(|n| n.to_string_lossy().into_owned());
                 Ok(Input {
                     source: Arc::clone(source),
-                    etag: Some(derived_etag(&name.unwrap_or_default())),
+                    etag: Some(derived_etag(&name.unwrap_or_default(), from)),
                 })
             })
             .collect()
@@ -426,6 +452,24 @@ impl LadderJob {
         self.facts.duration
     }
 
+    /// The segments every rendition will have: cut at the planned cut times
+    /// ([`Facts::cut_times`]), to the end of the video.
+    pub fn planned(&self) -> PlannedSegments {
+        let end = self.facts.duration;
+        let mut bounds = vec![0.0];
+        bounds.extend(self.facts.cut_times().into_iter().filter(|&t| t < end));
+        bounds.push(end);
+        let longest = bounds.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+        let frame = self.facts.video.as_ref().map_or(0.0, |v| {
+            let longest = v.samples.iter().map(|s| s.duration).max().unwrap_or(0);
+            f64::from(longest) / f64::from(v.timescale.max(1))
+        });
+        PlannedSegments {
+            count: bounds.len() - 1,
+            target_duration: ((longest + frame + PLAN_SLACK_SECS).round() as u64).max(1),
+        }
+    }
+
     /// The run of `part` (the rest, the previews or the sound) that reads the whole source,
     /// writing into `folder`.
     fn whole_source_run(&self, part: Part, folder: &Path) -> Run<'_> {
@@ -593,7 +637,21 @@ impl LadderJob {
         open: &dyn Fn(&str) -> Result<Arc<dyn Source>>,
         scratch: Option<Scratch>,
     ) -> Result<Encoded> {
+        self.assemble_upto(open, scratch, self.chunks.len())
+    }
+
+    /// [`LadderJob::assemble`] from the first `chunks` chunks only (all of them: the
+    /// whole), once the previews and the sound are done: a title that ends where they end.
+    fn assemble_upto(
+        &self,
+        open: &dyn Fn(&str) -> Result<Arc<dyn Source>>,
+        scratch: Option<Scratch>,
+        chunks: usize,
+    ) -> Result<Encoded> {
         let started = Instant::now();
+        let partial = (chunks < self.chunks.len())
+            .then(|| self.chunks.get(chunks).map(|c| c.start))
+            .flatten();
         let rest = |name: &Path| format!("{}/{}", self.home_of_rest(false).name(), name.display());
         let shot = |name: &str| format!("{}/{name}", self.home_of_rest(true).name());
         let mut outputs = Vec::new();
@@ -605,6 +663,7 @@ impl LadderJob {
                 let parts = self
                     .chunks
                     .iter()
+                    .take(chunks)
                     .map(|c| {
                         open(&format!(
                             "{}/{}",
@@ -639,18 +698,46 @@ impl LadderJob {
             chunks: self.chunks.len().max(1),
             source_kept: self.facts.keep,
             previews,
+            planned: self.planned(),
+            partial,
+            source_fingerprint: self.facts.fingerprint,
             scratch,
         })
     }
+
+    /// The number of chunks a partial title can be made of once `done` are encoded: the
+    /// leading chunks done, when the parts that read the whole source are done too.
+    fn leading_chunks(&self, done: &std::collections::BTreeSet<Part>) -> usize {
+        let whole_source_done = self
+            .parts()
+            .iter()
+            .all(|p| matches!(p, Part::Chunk(_)) || done.contains(p));
+        if !whole_source_done {
+            return 0;
+        }
+        self.chunks
+            .iter()
+            .take_while(|c| done.contains(&Part::Chunk(c.index)))
+            .count()
+    }
 }
 
+/// Added to a planned segment's length before it is rounded to a target duration: an audio
+/// segment's end falls on the nearest audio frame (AAC: 21 ms at 48 kHz), besides the
+/// video's frame.
+const PLAN_SLACK_SECS: f64 = 0.05;
+
 /// Encodes the ladder of `source` here (see the module's notes), its parts `concurrency`
-/// at a time. `progress` gets the seconds of video done so far, and of the whole.
+/// at a time. `progress` gets the seconds of video done so far, and of the whole. In chunks,
+/// `partial` gets the title as far as the chunks done without a gap from the first go
+/// ([`Encoded::partial`]), each time that grows, while the rest encode: what a progressive
+/// publish writes ahead.
 pub fn encode_ladder(
     ffmpeg: &Ffmpeg,
     source: Arc<dyn Source>,
     settings: &LadderSettings,
     progress: &(dyn Fn(f64, f64) + Sync),
+    partial: Option<&(dyn Fn(Encoded) + Sync)>,
 ) -> Result<Encoded> {
     let job = LadderJob::plan(ffmpeg, source, settings)?;
     let scratch = Scratch::new()?;
@@ -658,6 +745,10 @@ pub fn encode_ladder(
     let parts = job.parts();
     let done = Mutex::new(BTreeMap::new());
     let times = Mutex::new(BTreeMap::new());
+    let root = scratch.0.clone();
+    let open = |name: &str| Ok(Arc::new(FileSource::open(&root.join(name))?) as Arc<dyn Source>);
+    // The parts finished, and the leading chunks last handed to `partial`.
+    let finished = Mutex::new((std::collections::BTreeSet::new(), 0usize));
     chunks::run_all(&parts, settings.concurrency, &|&part| {
         // Progress counts the video: the chunks, or the one run.
         let counted = matches!(part, Part::Chunk(_)) || job.chunks.is_empty();
@@ -671,15 +762,31 @@ pub fn encode_ladder(
         })?;
         let seconds = started.elapsed().as_secs_f64();
         tracing::info!(part = %part.name(), seconds, "ladder part encoded");
-        let mut times = times.lock().unwrap_or_else(|p| p.into_inner());
-        times.insert(part, seconds);
+        times
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(part, seconds);
+        let Some(partial) = partial else {
+            return Ok(());
+        };
+        let grew = {
+            let mut f = finished.lock().unwrap_or_else(|p| p.into_inner());
+            f.0.insert(part);
+            let leading = job.leading_chunks(&f.0);
+            let grew = leading > f.1 && leading < job.chunks.len();
+            f.1 = f.1.max(leading);
+            grew.then_some(leading)
+        };
+        if let Some(leading) = grew {
+            // A partial title that cannot be read is only a missed head start.
+            match job.assemble_upto(&open, None, leading) {
+                Ok(encoded) => partial(encoded),
+                Err(e) => tracing::warn!(error = %e, "the chunks done could not be assembled"),
+            }
+        }
         Ok(())
     })?;
-    let root = scratch.0.clone();
-    let mut encoded = job.assemble(
-        &|name| Ok(Arc::new(FileSource::open(&root.join(name))?) as Arc<dyn Source>),
-        Some(scratch),
-    )?;
+    let mut encoded = job.assemble(&open, Some(scratch))?;
     encoded.part_times = times
         .into_inner()
         .unwrap_or_else(|p| p.into_inner())
@@ -706,6 +813,8 @@ struct Facts {
     duration: f64,
     /// The source's video, when the demuxer carries it: what chunks are cut from.
     video: Option<Track>,
+    /// The `moov`'s fingerprint, when the demuxer read it (else zero).
+    fingerprint: [u8; 32],
 }
 
 /// The source's first audio track, as far as making AAC of it goes.
@@ -778,6 +887,7 @@ impl Facts {
                     audio: None,
                     duration: 0.0,
                     video: None,
+                    fingerprint: movie.fingerprint,
                 });
             }
         }
@@ -802,6 +912,7 @@ impl Facts {
             }),
             duration: probed.duration,
             video: None,
+            fingerprint: movie.as_ref().map_or([0; 32], |m| m.fingerprint),
         })
     }
 
@@ -840,6 +951,7 @@ impl Facts {
             audio,
             duration: video.duration_secs(),
             video: Some(video.clone()),
+            fingerprint: movie.fingerprint,
         }
     }
 

@@ -518,3 +518,32 @@ fn manifest_lists_every_track_and_what_became_of_it() {
     assert_eq!(tracks[3]["became"], "same_as", "{tracks:?}");
     assert_eq!(tracks[3]["rendition"], tracks[1]["rendition"]);
 }
+
+/// A ladder's rungs stand for the upload they were made of: the version of a title of rungs
+/// alone (the source not kept) is the upload's and the settings', the same as the one the
+/// worker computes from the upload's ETag before encoding, and never the same for two
+/// uploads. Regression: rungs without the source once gave every upload the same version,
+/// so two titles' immutable objects shared their paths.
+#[test]
+fn a_title_of_rungs_alone_has_its_uploads_version_regression_shared_version() {
+    use hlspipe::media::package::{derived_etag, package, version_for_etags, Input, Settings};
+    use hlspipe::media::source::FileSource;
+    let settings = Settings {
+        transcode: Some("ladder 234p:200k".into()),
+        ..Settings::default()
+    };
+    let rung = |from: &str| Input {
+        source: std::sync::Arc::new(FileSource::open(crate::support::small_clip()).unwrap()),
+        etag: Some(derived_etag("234p.mp4", from)),
+    };
+    let version = |inputs: &[Input]| package(inputs, &settings).unwrap().version;
+    let of_one = version(&[rung("etag=\"aaa\"")]);
+    assert_eq!(of_one, version_for_etags(&["\"aaa\""], &settings));
+    assert_ne!(of_one, version(&[rung("etag=\"bbb\"")]));
+    // Kept as the top rung, the upload is an input too: its identity counts once.
+    let kept = Input {
+        source: std::sync::Arc::new(FileSource::open(crate::support::small_clip()).unwrap()),
+        etag: Some("\"aaa\"".into()),
+    };
+    assert_eq!(version(&[kept, rung("etag=\"aaa\"")]), of_one);
+}

@@ -3,7 +3,9 @@
 
 use crate::support::buckets::{record, Buckets};
 use crate::support::store::FakeStore;
-use crate::support::{assert_decodes, decoded_frame_count, minute_clip, small_clip};
+use crate::support::{
+    assert_decodes, decoded_frame_count, ladder_source_720p_16s, minute_clip, small_clip,
+};
 use hlspipe::pipeline::config::PipelineConfig;
 use hlspipe::pipeline::event::RecordKind;
 use hlspipe::pipeline::outcome::Outcome;
@@ -25,6 +27,8 @@ struct Seen {
     playlists: BTreeMap<String, Vec<String>>,
     /// Media segments in the store when the master was first written, and in all.
     segments_at_first_master: Option<usize>,
+    /// When the master was first written, Unix seconds.
+    first_master_at: Option<f64>,
     /// The manifest's states, in the order written.
     states: Vec<serde_json::Value>,
 }
@@ -98,6 +102,7 @@ fn watched(b: &Buckets, delay: Duration) -> (Arc<FakeStore>, Arc<Mutex<Seen>>) {
             }
             if key.ends_with("master.m3u8") && seen.segments_at_first_master.is_none() {
                 seen.segments_at_first_master = Some(segments_in(&root.join(TITLE)));
+                seen.first_master_at = Some(unix_now());
             }
             seen.playlists.entry(key.to_owned()).or_default().push(text);
         });
@@ -411,4 +416,233 @@ fn a_retry_with_every_segment_written_still_ends_the_growing_playlists() {
         "{master}"
     );
     assert_eq!(b.manifest(TITLE)["state"], "complete");
+}
+
+/// An ffmpeg that notes when each run of it ends (Unix seconds, one line each) in the log
+/// beside it, then exits as the real one did; ffprobe beside it is the real one. Each run
+/// starts half a second late, so that the writes a test expects between the chunks' runs
+/// have time to happen on a loaded machine. With `fail_from`, that run and every later one
+/// fails at once, as an ffmpeg killed would.
+fn ffmpeg_noting_exits(dir: &Path, fail_from: Option<usize>) -> (PathBuf, PathBuf) {
+    let real = |tool: &str| {
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let log = dir.join("exits.log");
+    let ffmpeg = dir.join("ffmpeg");
+    std::fs::write(
+        &ffmpeg,
+        format!(
+            "#!/bin/sh\nsleep 0.5\n{}'{}' \"$@\"\nrc=$?\ndate +%s.%N >> '{}'\nexit $rc\n",
+            fail_from.map_or(String::new(), |n| format!(
+                "[ \"$(wc -l < '{log}' 2>/dev/null || echo 0)\" -ge {} ] && exit 1\n",
+                n - 1,
+                log = log.display()
+            )),
+            real("ffmpeg"),
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(real("ffprobe"), dir.join("ffprobe")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ffmpeg, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (ffmpeg, log)
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The target duration a playlist declares.
+fn target_of(text: &str) -> &str {
+    text.lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-TARGETDURATION:"))
+        .unwrap_or_else(|| panic!("no target duration:\n{text}"))
+}
+
+/// Every file of `dir`, by its path below it, with its bytes.
+fn files_of(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    walk(dir)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p.strip_prefix(dir).unwrap().to_owned(), bytes)
+        })
+        .collect()
+}
+
+/// With the ladder on, a new title plays from its first chunks on while the later ones are
+/// still encoding, and comes out the same to the byte as the title published whole: with
+/// the source kept as the top rung (the rungs cut where the source is), and without it (the
+/// top rung cut every target duration, the sound encoded apart).
+#[test]
+fn a_ladder_title_plays_from_its_first_chunks_while_the_later_ones_encode() {
+    for (ladder, keep_source) in [("234p:200k", true), ("360p:400k,234p:200k", false)] {
+        let tools = tempfile::tempdir().unwrap();
+        let (ffmpeg, exits) = ffmpeg_noting_exits(tools.path(), None);
+        let config = PipelineConfig {
+            ladder: ladder.parse().unwrap(),
+            keep_source,
+            chunk_seconds: 4.0,
+            ffmpeg: Some(ffmpeg.to_string_lossy().into_owned()),
+            ..config()
+        };
+        let b = Buckets::new();
+        let key = "uploads/long/talk.mp4";
+        let etag = b.put_file(key, ladder_source_720p_16s());
+        let (store, seen) = watched(&b, Duration::ZERO);
+        let Outcome::Processed { version, .. } = publish(&store, &config, key, &etag) else {
+            panic!("{ladder}: not processed");
+        };
+        let seen = seen.lock().unwrap();
+        assert!(seen.missing.is_empty(), "{ladder}: {:#?}", seen.missing);
+
+        // The growing master was out, naming segments already written, before the last
+        // chunk's ffmpeg ended.
+        let last_exit = std::fs::read_to_string(&exits)
+            .unwrap()
+            .lines()
+            .map(|l| l.parse::<f64>().unwrap())
+            .fold(0.0, f64::max);
+        let master_at = seen.first_master_at.expect("a master");
+        assert!(
+            master_at < last_exit,
+            "{ladder}: the master came {:.2} s after the last encode",
+            master_at - last_exit
+        );
+        assert!(seen.segments_at_first_master.unwrap() > 0, "{ladder}");
+        let masters = &seen.playlists[&format!("{TITLE}master.m3u8")];
+        assert_eq!(
+            masters.len(),
+            2,
+            "{ladder}: the growing master, then the whole"
+        );
+        assert!(masters[0].contains("event.m3u8"), "{}", masters[0]);
+
+        // Each growing playlist only grew, from its first version on with the target
+        // duration its VOD playlist has (planned before a rung was encoded).
+        let bucket = b.bucket();
+        assert!(assert_grew_by_appending(&seen, &bucket) >= 1, "{ladder}");
+        for (k, versions) in seen
+            .playlists
+            .iter()
+            .filter(|(k, _)| k.ends_with("event.m3u8"))
+        {
+            let vod = std::fs::read_to_string(bucket.join(k.replace("event", "index"))).unwrap();
+            assert_eq!(target_of(&versions[0]), target_of(&vod), "{ladder} {k}");
+        }
+        let publishing = seen.states.iter().find(|m| m["state"] == "publishing");
+        assert_eq!(publishing.expect("publishing")["version"], version.as_str());
+        let master = bucket.join(TITLE).join("master.m3u8");
+        assert_decodes(&master);
+        assert_eq!(
+            decoded_frame_count(&master),
+            decoded_frame_count(ladder_source_720p_16s()),
+            "{ladder}"
+        );
+
+        // The title published whole (a re-upload of a live one flips once complete) is the
+        // same, object for object, to the byte: the segments written ahead are the whole's.
+        let whole = Buckets::new();
+        let (whole_store, _) = watched(&whole, Duration::ZERO);
+        let before = whole.put_file(key, small_clip());
+        assert!(matches!(
+            publish(&whole_store, &config, key, &before),
+            Outcome::Processed { .. }
+        ));
+        let etag_again = whole.put_file(key, ladder_source_720p_16s());
+        assert_eq!(etag_again, etag);
+        let Outcome::Processed { version: same, .. } =
+            publish(&whole_store, &config, key, &etag_again)
+        else {
+            panic!("{ladder}: the whole publish");
+        };
+        assert_eq!(same, version);
+        let folder = format!("{TITLE}v/{version}");
+        let grown = files_of(&bucket.join(&folder));
+        let published = files_of(&whole.bucket().join(&folder));
+        // The growing playlists (and the local store's locks of them) only in the grown.
+        let not_event = |p: &PathBuf| !p.to_string_lossy().contains("event.m3u8");
+        assert_eq!(
+            grown.keys().filter(|p| not_event(p)).collect::<Vec<_>>(),
+            published.keys().collect::<Vec<_>>(),
+            "{ladder}"
+        );
+        for (path, bytes) in &published {
+            assert!(
+                grown[path] == *bytes,
+                "{ladder}: {} differs",
+                path.display()
+            );
+        }
+    }
+}
+
+/// A ladder whose later chunks fail to encode after its first ones were written ahead: the
+/// title plays as far as they go, every playlist names only what is written, and the retry
+/// of the event encodes again and finishes the same playlists, only appending to them.
+#[test]
+fn a_ladder_that_fails_after_its_first_chunks_plays_as_far_as_they_go_and_its_retry_finishes_it() {
+    let tools = tempfile::tempdir().unwrap();
+    // Runs: the version check, the previews, the sound, chunk 0 and 1; a run that starts
+    // after five have ended fails: the last chunk (and every try of it again) at least.
+    let (ffmpeg, _) = ffmpeg_noting_exits(tools.path(), Some(6));
+    let config = PipelineConfig {
+        ladder: "234p:200k".parse().unwrap(),
+        keep_source: false,
+        chunk_seconds: 4.0,
+        ..config()
+    };
+    let failing = PipelineConfig {
+        ffmpeg: Some(ffmpeg.to_string_lossy().into_owned()),
+        ..config.clone()
+    };
+    let b = Buckets::new();
+    let key = "uploads/long/talk.mp4";
+    let etag = b.put_file(key, ladder_source_720p_16s());
+    let (store, seen) = watched(&b, Duration::ZERO);
+    let outcome = publish(&store, &failing, key, &etag);
+    assert!(matches!(outcome, Outcome::Failed { .. }), "{outcome}");
+    let m = b.manifest(TITLE);
+    assert_eq!(m["state"], "failed", "{m}");
+    let version = m["version"]
+        .as_str()
+        .expect("the growing version is live")
+        .to_owned();
+    let root = b.bucket().join(TITLE);
+    let master = std::fs::read_to_string(root.join("master.m3u8")).unwrap();
+    assert!(master.contains("event.m3u8"), "{master}");
+    let before: BTreeMap<PathBuf, String> = walk(&root)
+        .into_iter()
+        .filter(|p| p.ends_with("event.m3u8"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            assert!(!text.contains("#EXT-X-ENDLIST"), "{}", p.display());
+            assert!(text.contains("#EXTINF"), "{}: {text}", p.display());
+            (p, text)
+        })
+        .collect();
+    assert_eq!(before.len(), 2, "video and sound");
+    assert!(seen.lock().unwrap().missing.is_empty());
+
+    let Outcome::Processed { version: again, .. } = publish(&store, &config, key, &etag) else {
+        panic!("retry");
+    };
+    assert_eq!(again, version);
+    let seen = seen.lock().unwrap();
+    assert!(seen.missing.is_empty(), "{:#?}", seen.missing);
+    for (path, text) in &before {
+        let now = std::fs::read_to_string(path).unwrap();
+        assert!(now.starts_with(text.as_str()), "{} shrank", path.display());
+        assert!(now.ends_with("#EXT-X-ENDLIST\n"), "{now}");
+    }
+    assert_eq!(b.manifest(TITLE)["state"], "complete");
+    assert_decodes(&root.join("master.m3u8"));
 }

@@ -393,13 +393,14 @@ fn transcode(
         args.json,
         "{spinner} encoding the ladder {wide_bar} {percent} % {eta}",
     );
-    let encoded = encode_ladder(&ffmpeg, Arc::clone(source), &settings, &|done, total| {
+    let shown = |done: f64, total: f64| {
         if let Some(b) = &bar {
             if total > 0.0 {
                 b.set_position((done / total * 1000.0).clamp(0.0, 1000.0) as u64);
             }
         }
-    })?;
+    };
+    let encoded = encode_ladder(&ffmpeg, Arc::clone(source), &settings, &shown, None)?;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

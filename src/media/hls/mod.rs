@@ -7,7 +7,7 @@ pub mod codecs;
 mod playlist;
 
 pub use crate::media::model::VideoRange;
-pub use playlist::{event_playlist, master_playlist, media_playlist};
+pub use playlist::{event_playlist, master_playlist, media_playlist, target_duration};
 
 /// One media segment line of a media playlist.
 #[derive(Debug, Clone, PartialEq)]

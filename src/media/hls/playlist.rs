@@ -35,28 +35,50 @@ const EXTINF_DECIMALS: usize = 5;
 /// nearest integer (RFC 8216 § 4.3.3.1), and at least 1. `EXT-X-VERSION` is the
 /// lowest that the features used allow (RFC 8216 § 7).
 pub fn media_playlist(spec: &MediaPlaylistSpec) -> String {
-    render_media(spec, None)
+    render_media(spec, None, None)
 }
 
 /// The media playlist of a title being published progressively: `EXT-X-PLAYLIST-TYPE:EVENT`
 /// with its first `upto` segments, `EXT-X-ENDLIST` once `ended`. Every version of it is the
 /// one before with lines appended, which is all RFC 8216 § 6.2.1 allows an EVENT playlist:
-/// `EXT-X-TARGETDURATION` is the whole spec's from the first version on, and the type never
-/// changes. `EXT-X-START:TIME-OFFSET=0` has players start at the beginning, not near the
-/// end as they would in a playlist without `EXT-X-ENDLIST` (§ 6.3.3).
-pub fn event_playlist(spec: &MediaPlaylistSpec, upto: usize, ended: bool) -> String {
-    render_media(spec, Some((upto, ended)))
+/// `EXT-X-TARGETDURATION` is the same from the first version on (`target`, when the whole
+/// is planned but not yet made; else the whole spec's), and the type never changes.
+/// `EXT-X-START:TIME-OFFSET=0` has players start at the beginning, not near the end as they
+/// would in a playlist without `EXT-X-ENDLIST` (§ 6.3.3).
+pub fn event_playlist(
+    spec: &MediaPlaylistSpec,
+    upto: usize,
+    ended: bool,
+    target: Option<u64>,
+) -> String {
+    render_media(spec, Some((upto, ended)), target)
 }
 
-/// `event`: `None` for VOD; the segments listed and whether it has ended, for EVENT.
-fn render_media(spec: &MediaPlaylistSpec, event: Option<(usize, bool)>) -> String {
+/// `EXT-X-TARGETDURATION` of `spec`: its largest `EXTINF`, as written, rounded to the
+/// nearest integer (RFC 8216 § 4.3.3.1), and at least 1.
+pub fn target_duration(spec: &MediaPlaylistSpec) -> u64 {
     let extinfs: Vec<String> = spec.segments.iter().map(extinf_value).collect();
-    let target_duration = extinfs
+    target_of(&extinfs)
+}
+
+fn target_of(extinfs: &[String]) -> u64 {
+    extinfs
         .iter()
         .map(|v| v.parse::<f64>().map_or(0, |d| d.round() as u64))
         .max()
         .unwrap_or(0)
-        .max(1);
+        .max(1)
+}
+
+/// `event`: `None` for VOD; the segments listed and whether it has ended, for EVENT.
+/// `target`: the target duration, when not the spec's.
+fn render_media(
+    spec: &MediaPlaylistSpec,
+    event: Option<(usize, bool)>,
+    target: Option<u64>,
+) -> String {
+    let extinfs: Vec<String> = spec.segments.iter().map(extinf_value).collect();
+    let target_duration = target.unwrap_or_else(|| target_of(&extinfs));
     let (listed, ended) = match event {
         None => (spec.segments.len(), true),
         Some((upto, ended)) => (upto.min(spec.segments.len()), ended),
@@ -350,7 +372,7 @@ mod tests {
                 seg("seg_00003.m4s", 1.5),
             ],
         };
-        let first = event_playlist(&spec, 1, false);
+        let first = event_playlist(&spec, 1, false, None);
         assert_eq!(
             first,
             "#EXTM3U\n\
@@ -366,7 +388,7 @@ mod tests {
         );
         let versions: Vec<String> = [(2, false), (3, false), (3, true)]
             .iter()
-            .map(|&(n, ended)| event_playlist(&spec, n, ended))
+            .map(|&(n, ended)| event_playlist(&spec, n, ended, None))
             .collect();
         let mut before = first;
         for v in &versions {

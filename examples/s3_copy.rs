@@ -5,6 +5,8 @@
 //! s3_copy put  FILE s3://bucket/key        upload a file (multipart, 8 MiB parts)
 //! s3_copy copy s3://b/src s3://b/dst       one streaming GET of src, PUT of the same bytes
 //! s3_copy gets s3://b/k N                  N ranged reads of 64 KiB in a row: seconds each
+//! s3_copy put-many FILE s3://b/prefix/ N  FILE under N keys (prefix/t00000.mp4 …)
+//! s3_copy ls   s3://b/prefix/             list every key, page after page: the seconds
 //! ```
 //!
 //! `copy` is the plain transfer packaging is measured against: a single GET whose
@@ -155,6 +157,53 @@ async fn run(args: Vec<String>) -> Result<(), BoxError> {
             let (bucket, key) = split(url)?;
             let n = upload(&client, &bucket, &key, FromFile(std::fs::File::open(file)?)).await?;
             println!("put {n} bytes");
+            Ok(())
+        }
+        ["put-many", file, prefix, n] => {
+            // The same small file under N keys (`<prefix>t00000.mp4` …), 16 at a time: a
+            // catalogue for the reprocess bench.
+            let (bucket, key_prefix) = split(prefix)?;
+            let bytes = std::fs::read(file)?;
+            let n: usize = n.parse()?;
+            let mut keys = (0..n).map(|i| format!("{key_prefix}t{i:05}.mp4"));
+            loop {
+                let batch: Vec<String> = keys.by_ref().take(16).collect();
+                if batch.is_empty() {
+                    break;
+                }
+                let puts = batch.iter().map(|key| {
+                    client
+                        .put_object()
+                        .bucket(&bucket)
+                        .key(key)
+                        .body(aws_sdk_s3::primitives::ByteStream::from(bytes.clone()))
+                        .send()
+                });
+                for put in futures_util::future::join_all(puts).await {
+                    put?;
+                }
+            }
+            println!("put {n} objects");
+            Ok(())
+        }
+        ["ls", url] => {
+            // Every key under a prefix, page after page: the server's own time to list.
+            let (bucket, prefix) = split(url)?;
+            let started = std::time::Instant::now();
+            let mut pages = client
+                .list_objects_v2()
+                .bucket(&bucket)
+                .prefix(&prefix)
+                .into_paginator()
+                .send();
+            let mut keys = 0usize;
+            while let Some(page) = pages.next().await {
+                keys += page?.contents().len();
+            }
+            println!(
+                "listed {keys} keys in {:.2} s",
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         ["copy", from, to] => {

@@ -385,6 +385,7 @@ impl QueueConsumer {
             parts: self.parts.as_deref(),
             deadline: None,
             clock: &unix_now,
+            rebuild: false,
         };
         let stores = Arc::clone(&self.stores);
         let store_for = move |bucket: &str| stores.store_for(bucket);
@@ -683,6 +684,62 @@ pub async fn enqueue(
         format!("the event of '{key}'")
     })
     .await
+}
+
+/// Sends at most ten bodies in one SendMessageBatch (SQS's limit), and the entries the queue
+/// failed again, alone, up to four more times with a growing pause: a batch can succeed in
+/// part ("SendMessageBatch", SQS API Reference: check each entry's result). Returns how
+/// many were sent; an entry still refused after that is an error naming it.
+pub async fn send_batch(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    bodies: &[String],
+) -> Result<usize> {
+    let mut left: Vec<usize> = (0..bodies.len().min(10)).collect();
+    let mut attempt = 0u32;
+    loop {
+        let mut entries = Vec::with_capacity(left.len());
+        for &i in &left {
+            entries.push(
+                SendMessageBatchRequestEntry::builder()
+                    .id(format!("m{i}"))
+                    .message_body(&bodies[i])
+                    .build()
+                    .map_err(|e| Error::Queue(e.to_string()))?,
+            );
+        }
+        let out = sqs
+            .send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| {
+                Error::Queue(format!(
+                    "SendMessageBatch to {queue_url}: {}",
+                    DisplayErrorContext(&e)
+                ))
+            })?;
+        let failed: Vec<usize> = out
+            .failed()
+            .iter()
+            .filter_map(|f| f.id().trim_start_matches('m').parse().ok())
+            .collect();
+        if failed.is_empty() {
+            return Ok(bodies.len().min(10));
+        }
+        attempt += 1;
+        if attempt > 4 {
+            let f = &out.failed()[0];
+            return Err(Error::Queue(format!(
+                "the queue refused a message {attempt} times: {} ({})",
+                f.message().unwrap_or_default(),
+                f.code()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+        left = failed;
+    }
 }
 
 /// Sends every body (SendMessageBatch, 10 a call: SQS's limit). Returns how many were

@@ -913,6 +913,16 @@ fn is_derived(etag: &str) -> bool {
     etag.starts_with("derived:")
 }
 
+/// What goes into a version's hash besides its inputs, in words: the packager's format, and
+/// the settings (segment length, the ladder).
+pub fn settings_in_version(settings: &Settings) -> (String, String) {
+    let mut described = format!("segments of {} s", settings.segment_duration);
+    if let Some(transcode) = &settings.transcode {
+        described.push_str(&format!(", {transcode}"));
+    }
+    (FORMAT_VERSION.to_string(), described)
+}
+
 fn version_hash(ids: impl Iterator<Item = String>, settings: &Settings) -> String {
     let mut h = Sha256::new();
     h.update(FORMAT_VERSION.as_bytes());

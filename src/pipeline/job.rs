@@ -47,7 +47,7 @@
 
 use crate::error::{Error, Result};
 use crate::media::package::{
-    package_with_subtitles, version_for_sources, PackagedTitle, SubtitleInput,
+    package_with_subtitles, settings_in_version, version_for_sources, PackagedTitle, SubtitleInput,
 };
 use crate::media::source::Source;
 use crate::media::text::MAX_FILE_BYTES as MAX_SUBTITLE_BYTES;
@@ -61,7 +61,7 @@ use crate::pipeline::keys::{
 };
 use crate::pipeline::ladder;
 use crate::pipeline::manifest::{
-    self, Change, JobProgress, Manifest, SourceInfo, State, MASTER_KEY,
+    self, Change, JobProgress, MadeWith, Manifest, SourceInfo, State, MASTER_KEY,
 };
 use crate::pipeline::notify::{Notifier, TitleChange, TitleEvent};
 use crate::pipeline::outcome::Outcome;
@@ -166,6 +166,10 @@ pub struct Pipeline<'a> {
     pub deadline: Option<std::time::Instant>,
     /// Unix seconds, now. Passed in so tests control time.
     pub clock: &'a (dyn Fn() -> u64 + Send + Sync),
+    /// Publish a title again even when its manifest says it is complete with the version
+    /// its sources give (`reprocess --force`): its objects are found written and skipped;
+    /// the playlists, the master and the manifest are written again.
+    pub rebuild: bool,
 }
 
 impl Pipeline<'_> {
@@ -610,7 +614,8 @@ impl Pipeline<'_> {
                 self.check_owner(store.as_ref(), title, key, previous.as_ref())?;
             }
             if let Some(prev) = &previous {
-                if prev.state == State::Complete && prev.version.as_deref() == Some(&version) {
+                let same = prev.version.as_deref() == Some(&version);
+                if prev.state == State::Complete && same && !self.rebuild {
                     return Ok(Change::Keep(None));
                 }
             }
@@ -936,6 +941,8 @@ impl Pipeline<'_> {
             let previous_live = next.complete(&packaged, now, mine);
             if mine {
                 next.transcode = transcode.clone();
+                let (packager, settings) = settings_in_version(&self.config.settings());
+                next.made_with = Some(MadeWith { packager, settings });
             }
             Ok(Change::Write(Box::new(next.clone()), (next, previous_live)))
         });
@@ -1155,10 +1162,23 @@ pub(crate) fn side_files(
     folder: &str,
     title: &Title,
 ) -> Result<(Vec<ObjectInfo>, Vec<String>)> {
+    Ok(pick_side_files(config, folder, title, store.list(folder)?))
+}
+
+/// The side files of `title` among `listed` (objects of `folder` and below, in key order)
+/// that its job reads, and a warning for each one it leaves out: the rule both the job and
+/// `reprocess`'s plan follow, so that they reckon the same version.
+pub(crate) fn pick_side_files(
+    config: &PipelineConfig,
+    folder: &str,
+    title: &Title,
+    listed: impl IntoIterator<Item = ObjectInfo>,
+) -> (Vec<ObjectInfo>, Vec<String>) {
     let mut found = Vec::new();
     let mut warnings = Vec::new();
-    for obj in store.list(folder)? {
-        let mine = !obj.key[folder.len()..].contains('/')
+    for obj in listed {
+        let mine = obj.key.starts_with(folder)
+            && !obj.key[folder.len()..].contains('/')
             && matches!(classify_key(config, &obj.key), KeyRole::Subtitles { title: t } if t == *title);
         if !mine {
             continue;
@@ -1178,7 +1198,7 @@ pub(crate) fn side_files(
         }
     }
     found.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok((found, warnings))
+    (found, warnings)
 }
 
 /// The source was replaced (or removed) after this job's HEAD of it: the newer upload's

@@ -94,6 +94,17 @@ pub struct Manifest {
     /// While `processing`: how far the running job is (what a progress bar shows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<JobProgress>,
+    /// What made the live version besides its sources: what `reprocess` tells an outdated
+    /// title by (absent in manifests written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub made_with: Option<MadeWith>,
+}
+
+/// The packager's format and the settings that went into a version's hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MadeWith {
+    pub packager: String,
+    pub settings: String,
 }
 
 /// How far a running job is: `done` of `total` in `unit`, in the stage named.
@@ -189,6 +200,7 @@ impl Manifest {
             elapsed_seconds: None,
             transcode: None,
             progress: None,
+            made_with: None,
         }
     }
 

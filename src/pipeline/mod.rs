@@ -10,6 +10,7 @@
 //! [`invalidate::Invalidator`]; AWS types stay in [`crate::aws`].
 
 pub mod batch;
+pub mod catalogue;
 pub mod config;
 pub mod event;
 pub mod fanout;

@@ -215,16 +215,65 @@ impl Store for DirStore {
     /// or file without permission, a name that is not UTF-8) is left out with a warning, as
     /// S3 would never list it; any other error fails the listing.
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let mut out = Vec::new();
+        self.list_pages(prefix, &mut |page| {
+            out.extend(page);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// The sub-folders of the prefix's folder, read from it alone (never what they hold).
+    fn folders(&self, prefix: &str) -> Result<Vec<String>> {
+        let dir = match prefix.trim_end_matches('/') {
+            "" => self.root.clone(),
+            folder => self.path(folder)?,
+        };
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(store_err(prefix, e)),
+        };
+        let mut folders = Vec::new();
+        for entry in entries.flatten() {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if !name.starts_with('.') && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                folders.push(format!("{prefix}{name}/"));
+            }
+        }
+        folders.sort();
+        Ok(folders)
+    }
+
+    /// The keys are walked first (names only), then each page's objects are read
+    /// (their HEAD: size, time and ETag) as it is handed out.
+    fn list_pages(
+        &self,
+        prefix: &str,
+        page: &mut dyn FnMut(Vec<ObjectInfo>) -> Result<bool>,
+    ) -> Result<()> {
         let mut keys = Vec::new();
         let mut skipped = Vec::new();
         walk(&self.root, &self.root, &mut keys, &mut skipped).map_err(|e| store_err(prefix, e))?;
         keys.retain(|k| k.starts_with(prefix));
         keys.sort();
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            match fs::metadata(self.root.join(&key)) {
-                Err(e) if unreadable_entry(&e) => skipped.push((key, e.to_string())),
-                _ => out.extend(self.head(&key)?),
+        let mut result = Ok(());
+        for chunk in keys.chunks(super::LIST_PAGE) {
+            let mut out = Vec::with_capacity(chunk.len());
+            for key in chunk {
+                match fs::metadata(self.root.join(key)) {
+                    Err(e) if unreadable_entry(&e) => skipped.push((key.clone(), e.to_string())),
+                    _ => out.extend(self.head(key)?),
+                }
+            }
+            match page(out) {
+                Ok(true) => {}
+                done => {
+                    result = done.map(|_| ());
+                    break;
+                }
             }
         }
         for (key, why) in skipped {
@@ -232,7 +281,7 @@ impl Store for DirStore {
                 tracing::warn!("listing {prefix}: skipped {}: {why}", escape_name(&key));
             }
         }
-        Ok(out)
+        result
     }
 
     /// Only the folder of `prefix` is walked, symbolic links to folders are not followed, and

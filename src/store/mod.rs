@@ -25,6 +25,9 @@ use crate::media::object::Object;
 use crate::media::source::Source;
 use std::sync::Arc;
 
+/// Keys in a page of [`Store::list_pages`]: S3's most per ListObjectsV2 call.
+pub const LIST_PAGE: usize = 1000;
+
 /// What a HEAD or a listing says about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -129,6 +132,45 @@ pub trait Store: Send + Sync {
 
     /// Every object under `prefix`, sorted by key (all pages).
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+
+    /// Every object under `prefix`, sorted by key, a page at a time: `page` gets each page
+    /// as it arrives and returns whether to go on. S3 lists 1,000 keys a page and follows
+    /// each page's continuation token (ListObjectsV2), so a catalogue of any size is
+    /// listed in the memory of one page and its work can start before the listing ends.
+    /// A store without pages of its own lists whole and hands that out in pages.
+    fn list_pages(
+        &self,
+        prefix: &str,
+        page: &mut dyn FnMut(Vec<ObjectInfo>) -> Result<bool>,
+    ) -> Result<()> {
+        let all = self.list(prefix)?;
+        for chunk in all.chunks(LIST_PAGE) {
+            if !page(chunk.to_vec())? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The folders directly under `prefix` (which ends in `/`, or is empty), each ending in
+    /// `/`, sorted: S3's common prefixes of a listing with the delimiter `/`, which never
+    /// lists what the folders hold.
+    fn folders(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut folders: Vec<String> = Vec::new();
+        self.list_pages(prefix, &mut |page| {
+            for info in page {
+                if let Some((folder, _)) = info.key[prefix.len()..].split_once('/') {
+                    let folder = format!("{prefix}{folder}/");
+                    if folders.last() != Some(&folder) {
+                        folders.push(folder);
+                    }
+                }
+            }
+            Ok(true)
+        })?;
+        folders.dedup();
+        Ok(folders)
+    }
 
     /// Every object under `prefix`, sorted by key, for a watcher polling for changes: never
     /// reads an object's bytes, and leaves out (in [`Listing::skipped`]) entries it cannot

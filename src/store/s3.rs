@@ -739,41 +739,94 @@ impl Store for S3Store {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let full_prefix = format!("{}{prefix}", self.prefix);
         let mut out = Vec::new();
-        self.client.block_on(async {
-            // ListObjectsV2 returns at most 1,000 keys a page; the paginator follows
-            // NextContinuationToken until IsTruncated is false.
-            let mut pages = self
-                .client
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(&full_prefix)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| sdk_error(prefix, "LIST", e))?;
-                for o in page.contents() {
-                    let Some(k) = o.key() else { continue };
-                    let Some(rel) = k.strip_prefix(&self.prefix) else {
-                        continue;
-                    };
-                    // A listing carries no content type or cache control (HEAD has them).
-                    out.push(ObjectInfo {
-                        key: rel.to_string(),
-                        size: size_of(k, o.size())?,
-                        etag: unquote(o.e_tag()),
-                        last_modified: o.last_modified().and_then(|t| u64::try_from(t.secs()).ok()),
-                        content_type: None,
-                        cache_control: None,
-                    });
-                }
-            }
-            Ok::<(), Error>(())
+        self.list_pages(prefix, &mut |page| {
+            out.extend(page);
+            Ok(true)
         })?;
-        out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    /// ListObjectsV2, a page (at most 1,000 keys) per call, each call with the page
+    /// before's NextContinuationToken until IsTruncated is false; `page` runs between the
+    /// calls, outside the client's runtime, so it may use the store itself.
+    fn list_pages(
+        &self,
+        prefix: &str,
+        page: &mut dyn FnMut(Vec<ObjectInfo>) -> Result<bool>,
+    ) -> Result<()> {
+        let full_prefix = format!("{}{prefix}", self.prefix);
+        let mut token: Option<String> = None;
+        loop {
+            let out = self.client.block_on(
+                self.client
+                    .client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(&full_prefix)
+                    .set_continuation_token(token.take())
+                    .send(),
+            );
+            let out = out.map_err(|e| sdk_error(prefix, "LIST", e))?;
+            let mut objects = Vec::with_capacity(out.contents().len());
+            for o in out.contents() {
+                let Some(rel) = o.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
+                    continue;
+                };
+                // A listing carries no content type or cache control (HEAD has them).
+                objects.push(ObjectInfo {
+                    key: rel.to_string(),
+                    size: size_of(rel, o.size())?,
+                    etag: unquote(o.e_tag()),
+                    last_modified: o.last_modified().and_then(|t| u64::try_from(t.secs()).ok()),
+                    content_type: None,
+                    cache_control: None,
+                });
+            }
+            // S3 lists keys in UTF-8 binary order, which is how Rust orders strings; a
+            // server that does not is put right within the page.
+            objects.sort_by(|a, b| a.key.cmp(&b.key));
+            if !page(objects)? {
+                return Ok(());
+            }
+            match out.next_continuation_token() {
+                Some(next) if out.is_truncated() == Some(true) => token = Some(next.to_owned()),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// ListObjectsV2 with the delimiter `/`: the common prefixes, page after page.
+    fn folders(&self, prefix: &str) -> Result<Vec<String>> {
+        let full_prefix = format!("{}{prefix}", self.prefix);
+        let mut token: Option<String> = None;
+        let mut folders = Vec::new();
+        loop {
+            let out = self.client.block_on(
+                self.client
+                    .client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(&full_prefix)
+                    .delimiter("/")
+                    .set_continuation_token(token.take())
+                    .send(),
+            );
+            let out = out.map_err(|e| sdk_error(prefix, "LIST", e))?;
+            folders.extend(
+                out.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix()?.strip_prefix(&self.prefix))
+                    .map(str::to_owned),
+            );
+            match out.next_continuation_token() {
+                Some(next) if out.is_truncated() == Some(true) => token = Some(next.to_owned()),
+                _ => break,
+            }
+        }
+        folders.sort();
+        folders.dedup();
+        Ok(folders)
     }
 }
 

@@ -3,6 +3,7 @@
 //! integration tests and the Lambda crate's dev-dependencies use them; the default build of
 //! the library does not ship them.
 
+pub mod catalogue;
 pub mod check;
 pub mod fuzz;
 

@@ -7,6 +7,7 @@ mod support;
 mod aws_worker;
 mod deploy_template;
 mod events;
+mod reprocess;
 mod s3_denied;
 mod s3_kill;
 mod s3_package;

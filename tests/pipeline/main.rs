@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod catalogue;
 mod events;
 mod fanout;
 mod kill;

@@ -240,6 +240,7 @@ fn interleaved(b: &Buckets, at: fn(&str, usize) -> bool) -> (Outcome, String, St
                 parts: None,
                 deadline: None,
                 clock: &|| 2_000,
+                rebuild: false,
             };
             let store: Arc<dyn Store> = Arc::new(DirStore::new(&bucket));
             match worker.handle_record(&store, &record(RecordKind::Created, KEY, Some(&etag))) {

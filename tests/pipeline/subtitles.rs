@@ -42,6 +42,7 @@ impl Setup {
             parts: None,
             deadline: None,
             clock: &|| 1_000,
+            rebuild: false,
         };
         pipeline.handle_record(&self.store, &record(kind, key, etag))
     }

@@ -156,6 +156,7 @@ fn failed_republish_keeps_the_previous_master() {
         parts: None,
         deadline: None,
         clock: &|| 5,
+        rebuild: false,
     };
     let Outcome::Processed { version, .. } =
         worker.handle_record(&store, &record(RecordKind::Created, key, Some(&etag)))
@@ -206,6 +207,7 @@ fn overtaken_republish(
         parts: None,
         deadline: None,
         clock: &|| 5,
+        rebuild: false,
     };
     let plain: Arc<dyn Store> = Arc::new(b.store());
     let Outcome::Processed { .. } =
@@ -292,6 +294,7 @@ fn republish_invalidates_only_the_master_and_gc_collects_old_versions() {
             parts: None,
             deadline: None,
             clock: &clock,
+            rebuild: false,
         };
         match worker.handle_record(&store, &record(RecordKind::Created, key, Some(etag))) {
             Outcome::Processed { version, .. } => version,
@@ -372,6 +375,7 @@ fn objects_under_the_output_prefix_are_never_processed() {
         parts: None,
         deadline: None,
         clock: &|| 1,
+        rebuild: false,
     };
     for kind in [RecordKind::Created, RecordKind::Removed] {
         let outcome = worker.handle_record(&store, &record(kind, key, Some(&etag)));
@@ -405,6 +409,7 @@ fn title_manifest_publishes_a_ladder() {
         parts: None,
         deadline: None,
         clock: &|| 7,
+        rebuild: false,
     };
     let manifest_key = "uploads/shows/ep1.title.json";
     let m_etag = b.put_bytes(
@@ -488,6 +493,7 @@ fn a_bad_title_manifest_is_a_permanent_failure_with_a_failed_manifest() {
         parts: None,
         deadline: None,
         clock: &|| 7,
+        rebuild: false,
     };
     let key = "uploads/shows/ep2.title.json";
     let etag = b.put_bytes(key, br#"{ "inputs": ["elsewhere/ep2.mp4"] }"#);
@@ -634,6 +640,7 @@ fn removal_by_record_spares_nested_titles_and_unflipped_versions_are_collected_r
         parts: None,
         deadline: None,
         clock: &clock,
+        rebuild: false,
     };
     let parent = b.put_file("uploads/show.mp4", clip());
     let nested = b.put_file("uploads/show/ep1.mp4", small_clip());
@@ -706,6 +713,7 @@ fn the_notifier_hears_of_publishes_failures_and_removals() {
         parts: None,
         deadline: None,
         clock: &|| 1_000,
+        rebuild: false,
     };
     let key = "uploads/shows/ep 1.mp4";
     let etag = b.put_file(key, clip());
@@ -799,6 +807,7 @@ fn a_job_out_of_time_stops_records_it_and_the_retry_resumes_regression_timeout_l
         parts: None,
         deadline: Some(std::time::Instant::now() + std::time::Duration::from_secs(3)),
         clock: &|| 1_000,
+        rebuild: false,
     };
     let outcome = worker.handle_record(&store, &rec);
     let Outcome::Failed {

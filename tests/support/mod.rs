@@ -920,5 +920,6 @@ pub fn pipeline(
         parts: None,
         deadline: None,
         clock: &|| 1_000,
+        rebuild: false,
     }
 }

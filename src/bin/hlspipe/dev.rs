@@ -284,6 +284,7 @@ fn run_record(store: &Arc<dyn Store>, config: &PipelineConfig, record: &Record) 
         parts: None,
         deadline: None,
         clock: &hlspipe::clock::unix_now,
+        rebuild: false,
     };
     let started = std::time::Instant::now();
     let outcome = worker.handle_record(store, record);

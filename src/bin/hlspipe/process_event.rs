@@ -59,6 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         parts: None,
         deadline: None,
         clock: &hlspipe::clock::unix_now,
+        rebuild: false,
     };
     let store_for = |bucket: &str| stores.store_for(bucket);
     let handled = worker.handle_all(&records, &store_for);

@@ -1,13 +1,25 @@
-//! `hlspipe reprocess --prefix [s3://BUCKET/]uploads/shows/ [--bucket B] [--concurrency N]
-//! [--enqueue --queue-url URL]`: every source under a prefix again, locally or through
-//! the queue ([`hlspipe::pipeline::reprocess`]).
+//! `hlspipe reprocess --prefix [s3://BUCKET/]uploads/shows/ [--dry-run] [--json] …`: the
+//! catalogue under a prefix planned title by title (`new`, `up to date`, `outdated`, `failed
+//! before`, `in progress`, `orphaned`: [`hlspipe::pipeline::catalogue`]) from the listing and
+//! the manifests alone, then the titles that need it done, here or through the queue
+//! (`--enqueue`). See docs/reprocess.md.
 
 use crate::setup;
 use anyhow::Context;
-use hlspipe::aws::sqs::enqueue;
-use hlspipe::pipeline::batch::log_handled;
+use hlspipe::aws::sqs::send_batch;
+use hlspipe::pipeline::catalogue::{PlannedTitle, Scope, Status};
+use hlspipe::pipeline::event::s3_put_event;
+use hlspipe::pipeline::invalidate::{Invalidator, NoInvalidation};
 use hlspipe::pipeline::job::Pipeline;
-use hlspipe::pipeline::reprocess::{process_locally, sources_under};
+use hlspipe::pipeline::outcome::Outcome;
+use hlspipe::pipeline::reprocess::{run as run_plan, Progress, RunOptions};
+use hlspipe::pipeline::retention::remove_title;
+use hlspipe::store::Store;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,25 +29,126 @@ pub struct Args {
     /// The bucket, when --prefix does not name it.
     #[arg(long, value_name = "NAME")]
     bucket: Option<String>,
-    /// Send one S3 upload event per source to the queue instead of processing here.
+    /// The plan only: every title with its status (and why); nothing is written.
+    #[arg(long)]
+    dry_run: bool,
+    /// Also the titles whose last run of this version failed.
+    #[arg(long)]
+    retry_failed: bool,
+    /// Every title with a source, up to date or not: published again (its objects are
+    /// found written; its playlists, master and manifest are written again).
+    #[arg(long)]
+    force: bool,
+    /// Only sources whose key or title matches (`*`: any run of characters, `?`: one).
+    #[arg(long, value_name = "PATTERN")]
+    only: Option<String>,
+    /// Only sources written at or after this time (`2026-11-30` or `2026-11-30T12:00:00Z`).
+    #[arg(long, value_name = "DATE")]
+    since: Option<String>,
+    /// Remove the outputs of orphaned titles (whose sources are gone).
+    #[arg(long)]
+    prune: bool,
+    /// Send the selected titles' upload events to the queue instead of processing here.
     #[arg(long, requires = "queue_url")]
     enqueue: bool,
-    /// The queue for --enqueue.
+    /// The queue for --enqueue (a queue of its own for reprocessing keeps fresh uploads
+    /// from waiting behind a catalogue; see docs/reprocess.md).
     #[arg(long, value_name = "URL")]
     queue_url: Option<String>,
-    /// Sources processed at once (local mode).
+    /// With --enqueue: at most this many messages a second.
+    #[arg(long, value_name = "N")]
+    rate: Option<f64>,
+    /// After a local run, invalidate on the CDN the masters that changed, in batches.
+    #[arg(long)]
+    invalidate: bool,
+    /// Titles processed at once (local mode).
     #[arg(long, default_value_t = 2, value_name = "N")]
     concurrency: usize,
     #[command(flatten)]
     job: setup::JobArgs,
-    /// Print one JSON document instead of text.
+    /// JSON lines: one per title, then the summary.
     #[arg(long)]
     json: bool,
 }
 
+/// CloudFront keeps at most 3,000 invalidation paths in progress per distribution
+/// ("Quotas on invalidations", CloudFront Developer Guide): one request's most.
+const INVALIDATION_BATCH: usize = 3000;
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (config, stores) = args.job.load()?;
-    let (bucket, prefix) = match args.prefix.strip_prefix("s3://") {
+    let (bucket, prefix) = bucket_and_prefix(&args)?;
+    let store = stores.store_for(&bucket)?;
+    let scope = Scope {
+        prefix,
+        only: args.only.clone(),
+        since: args.since.as_deref().map(parse_since).transpose()?,
+        orphans: true,
+    };
+    let opts = RunOptions {
+        concurrency: args.concurrency,
+        dry_run: args.dry_run,
+        retry_failed: args.retry_failed,
+        force: args.force,
+    };
+    let runtime = setup::runtime()?;
+    // Ctrl-C (or SIGTERM): no title is started any more; the running ones finish, and the
+    // summary so far is printed.
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        runtime.spawn(async move {
+            hlspipe::delivery::http::shutdown_signal().await;
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    let tally = Tally::new(args.json, args.dry_run);
+    if args.enqueue {
+        let queue_url = args
+            .queue_url
+            .clone()
+            .context("--enqueue needs --queue-url")?;
+        let sqs = runtime.block_on(async {
+            aws_sdk_sqs::Client::new(&hlspipe::aws::load_config("us-east-1").await)
+        });
+        let queue = Queue {
+            sqs: &sqs,
+            url: &queue_url,
+            bucket: &bucket,
+            rate: args.rate,
+            runtime: &runtime,
+        };
+        queue.send_plan(store.as_ref(), &config, &scope, opts, &stop, &tally)?;
+    } else {
+        // One invalidation per title would be 100,000 paths for a catalogue: none here;
+        // `--invalidate` sends the changed masters at the end, in batches.
+        let notifier = runtime.block_on(setup::notifier(&config))?;
+        let worker = Pipeline {
+            config: &config,
+            invalidator: &NoInvalidation,
+            notifier: notifier.as_ref(),
+            parts: None,
+            deadline: None,
+            clock: &hlspipe::clock::unix_now,
+            rebuild: args.force,
+        };
+        run_plan(&worker, &store, &bucket, &scope, opts, &stop, &|p| {
+            tally.heard(p)
+        })?;
+        if args.prune && !args.dry_run && !stop.load(Ordering::SeqCst) {
+            tally.prune(store.as_ref())?;
+        }
+        if args.invalidate && !args.dry_run {
+            let invalidator = runtime.block_on(setup::invalidator(&config))?;
+            tally.invalidate(invalidator.as_ref())?;
+        }
+    }
+    runtime.shutdown_background();
+    tally.finish(stop.load(Ordering::SeqCst))
+}
+
+fn bucket_and_prefix(args: &Args) -> anyhow::Result<(String, String)> {
+    Ok(match args.prefix.strip_prefix("s3://") {
         Some(rest) => {
             let (b, p) = rest.split_once('/').unwrap_or((rest, ""));
             anyhow::ensure!(
@@ -50,66 +163,372 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .context("name the bucket: --bucket NAME or --prefix s3://NAME/PREFIX")?,
             args.prefix.clone(),
         ),
-    };
-    let store = stores.store_for(&bucket)?;
-    let sources = sources_under(store.as_ref(), &config, &prefix)?;
-    let runtime = setup::runtime()?;
+    })
+}
 
-    if args.enqueue {
-        let queue_url = args.queue_url.context("--enqueue needs --queue-url")?;
-        let sent = runtime.block_on(async {
-            let sqs = aws_sdk_sqs::Client::new(&hlspipe::aws::load_config("us-east-1").await);
-            enqueue(
-                &sqs,
-                &queue_url,
-                &bucket,
-                &sources,
-                hlspipe::clock::unix_now(),
-            )
-            .await
+/// Unix seconds of `2026-11-30` (midnight UTC) or `2026-11-30T12:00:00Z` (RFC 3339, UTC).
+fn parse_since(text: &str) -> anyhow::Result<u64> {
+    let bad = || anyhow::anyhow!("--since '{text}': a date (2026-11-30) or 2026-11-30T12:00:00Z");
+    let (date, time) = text.split_once('T').unwrap_or((text, "00:00:00Z"));
+    let num = |s: &str| s.parse::<i64>().map_err(|_| bad());
+    let d: Vec<&str> = date.split('-').collect();
+    let t: Vec<&str> = time.trim_end_matches('Z').split(':').collect();
+    let ([y, m, day], [hh, mm, ss]) = (d.as_slice(), t.as_slice()) else {
+        return Err(bad());
+    };
+    let (y, m, day) = (num(y)?, num(m)?, num(day)?);
+    let secs = num(hh)? * 3600 + num(mm)? * 60 + num(ss.split('.').next().unwrap_or("0"))?;
+    anyhow::ensure!((1..=12).contains(&m) && (1..=31).contains(&day), bad());
+    // Days from 1970-01-01 (proleptic Gregorian; Howard Hinnant's days-from-civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + secs).map_err(|_| bad())
+}
+
+/// Where `--enqueue` sends the plan.
+struct Queue<'a> {
+    sqs: &'a aws_sdk_sqs::Client,
+    url: &'a str,
+    bucket: &'a str,
+    rate: Option<f64>,
+    runtime: &'a tokio::runtime::Runtime,
+}
+
+impl Queue<'_> {
+    /// Plans `scope` and sends the selected titles' upload events, ten a call, at most
+    /// `rate` a second. The events say they come from a reprocess, so the fleet sends no
+    /// invalidation for them one by one.
+    fn send_plan(
+        &self,
+        store: &dyn Store,
+        config: &hlspipe::pipeline::config::PipelineConfig,
+        scope: &Scope,
+        opts: RunOptions,
+        stop: &AtomicBool,
+        tally: &Tally,
+    ) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let mut batch: Vec<PlannedTitle> = Vec::with_capacity(10);
+        let mut sent = 0usize;
+        let mut flush = |batch: &mut Vec<PlannedTitle>| -> hlspipe::Result<()> {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let now = hlspipe::clock::unix_now();
+            let bodies: Vec<String> = batch
+                .iter()
+                .filter_map(|p| p.source.as_ref())
+                .map(|s| s3_put_event(self.bucket, &s.key, &s.etag, s.size, now))
+                .collect();
+            self.runtime
+                .block_on(send_batch(self.sqs, self.url, &bodies))?;
+            sent += bodies.len();
+            for p in batch.drain(..) {
+                tally.enqueued(p);
+            }
+            if let Some(rate) = self.rate.filter(|r| *r > 0.0) {
+                let due = Duration::from_secs_f64(sent as f64 / rate);
+                std::thread::sleep(due.saturating_sub(started.elapsed()));
+            }
+            Ok(())
+        };
+        hlspipe::pipeline::catalogue::plan(store, config, scope, &mut |p| {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(false);
+            }
+            if opts.dry_run || !opts.selects(&p.status) {
+                tally.heard(Progress::Left(p));
+                return Ok(true);
+            }
+            batch.push(p);
+            if batch.len() == 10 {
+                flush(&mut batch)?;
+            }
+            Ok(true)
         })?;
-        if args.json {
-            println!("{}", serde_json::json!({ "enqueued": sent }));
-        } else {
-            println!("enqueued {sent} sources to {queue_url}");
+        flush(&mut batch)?;
+        Ok(())
+    }
+}
+
+/// What the run did so far, printed as it goes and summed up at the end.
+struct Tally {
+    json: bool,
+    dry_run: bool,
+    bar: Option<indicatif::ProgressBar>,
+    started: Instant,
+    state: Mutex<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    planned: BTreeMap<&'static str, usize>,
+    outcomes: BTreeMap<String, usize>,
+    /// (key, why) of each failure.
+    failures: Vec<(String, String)>,
+    bytes_done: u64,
+    selected: usize,
+    done: usize,
+    enqueued: usize,
+    /// The masters a run replaced the live version of, and the orphans.
+    changed: Vec<String>,
+    orphans: Vec<String>,
+}
+
+impl Tally {
+    fn new(json: bool, dry_run: bool) -> Tally {
+        let bar = (!json && !dry_run && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} {pos}/{len} titles {wide_bar} {msg} {eta}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Tally {
+            json,
+            dry_run,
+            bar,
+            started: Instant::now(),
+            state: Mutex::new(Counts::default()),
         }
-        return Ok(());
     }
 
-    let invalidator = runtime.block_on(setup::invalidator(&config))?;
-    let notifier = runtime.block_on(setup::notifier(&config))?;
-    let worker = Pipeline {
-        config: &config,
-        invalidator: invalidator.as_ref(),
-        notifier: notifier.as_ref(),
-        parts: None,
-        deadline: None,
-        clock: &hlspipe::clock::unix_now,
-    };
-    let handled = process_locally(&worker, &bucket, &sources, &store, args.concurrency);
-    let failed = handled
-        .iter()
-        .filter(|(h, _)| h.outcome.is_failure())
-        .count();
-    if args.json {
-        let records: Vec<_> = handled.iter().map(|(h, _)| h).collect();
-        println!(
-            "{}",
-            serde_json::json!({ "records": records, "failed": failed })
-        );
-    } else {
-        if handled.is_empty() {
-            println!("no sources under s3://{bucket}/{prefix}");
-        }
-        for (h, elapsed) in &handled {
-            let key = h.key.as_deref().unwrap_or("?");
-            println!("{key}: {} ({} ms)", h.outcome, elapsed.as_millis());
-            log_handled(h, *elapsed);
+    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Prints a line: above the progress bar on a terminal.
+    fn say(&self, line: String) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => println!("{line}"),
         }
     }
-    runtime.shutdown_background();
-    if failed > 0 {
-        anyhow::bail!("{failed} of {} sources failed", handled.len());
+
+    fn heard(&self, progress: Progress) {
+        match progress {
+            Progress::Left(p) => self.left(p),
+            Progress::Started(p) => {
+                let mut c = self.counts();
+                *c.planned.entry(p.status.name()).or_default() += 1;
+                c.selected += 1;
+                if let Some(bar) = &self.bar {
+                    bar.set_length(c.selected as u64);
+                }
+            }
+            Progress::Done(p, handled, took) => self.done(p, &handled.outcome, took),
+        }
     }
-    Ok(())
+
+    /// A title planned and not run (or the plan of a dry run).
+    fn left(&self, p: PlannedTitle) {
+        let mut c = self.counts();
+        *c.planned.entry(p.status.name()).or_default() += 1;
+        if matches!(p.status, Status::Orphaned(_)) {
+            c.orphans.push(p.folder.clone());
+        }
+        drop(c);
+        if self.json {
+            self.say(serde_json::json!({ "planned": p }).to_string());
+        } else if self.dry_run {
+            let why = p
+                .status
+                .reason()
+                .map(|r| format!("  ({r})"))
+                .unwrap_or_default();
+            self.say(format!("{:<13}  {}{why}", p.status.name(), p.title));
+        }
+    }
+
+    fn enqueued(&self, p: PlannedTitle) {
+        let mut c = self.counts();
+        *c.planned.entry(p.status.name()).or_default() += 1;
+        c.enqueued += 1;
+        drop(c);
+        if self.json {
+            self.say(serde_json::json!({ "planned": p, "enqueued": true }).to_string());
+        }
+    }
+
+    fn done(&self, p: PlannedTitle, outcome: &Outcome, took: Duration) {
+        let name = serde_json::to_value(outcome)
+            .ok()
+            .and_then(|v| v["outcome"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "?".into());
+        let mut c = self.counts();
+        *c.outcomes.entry(name.clone()).or_default() += 1;
+        c.done += 1;
+        c.bytes_done += p.bytes;
+        if let Outcome::Failed { reason, .. } = outcome {
+            c.failures
+                .push((p.key.clone().unwrap_or_default(), reason.clone()));
+        }
+        if let Outcome::Processed { version, .. } = outcome {
+            if p.live.as_ref().is_some_and(|old| old != version) {
+                c.changed.push(format!("/{}{}", p.folder, "master.m3u8"));
+            }
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_position(c.done as u64);
+            let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+            bar.set_message(format!(
+                "{:.1} MB/s, {} failed",
+                c.bytes_done as f64 / 1e6 / secs,
+                c.failures.len()
+            ));
+        }
+        drop(c);
+        if self.json {
+            let line = serde_json::json!({
+                "planned": p, "result": outcome, "seconds": took.as_secs_f64(),
+            });
+            self.say(line.to_string());
+        } else {
+            let why = match outcome {
+                Outcome::Failed { reason, .. } => format!(": {reason}"),
+                _ => String::new(),
+            };
+            let secs = took.as_secs_f64();
+            self.say(format!("{name:<13}  {}  ({secs:.2} s){why}", p.title));
+        }
+    }
+
+    fn prune(&self, store: &dyn Store) -> anyhow::Result<()> {
+        let orphans = self.counts().orphans.clone();
+        for folder in orphans {
+            let mut removed = remove_title(store, &folder)?;
+            // What no manifest recorded (a title left half-removed): everything under it.
+            let mut left = Vec::new();
+            store.list_pages(&folder, &mut |page| {
+                left.extend(page.into_iter().map(|o| o.key));
+                Ok(true)
+            })?;
+            for key in left {
+                store.delete(&key)?;
+                removed += 1;
+            }
+            if self.json {
+                self.say(serde_json::json!({ "pruned": folder, "objects": removed }).to_string());
+            } else {
+                self.say(format!("pruned         {folder}  ({removed} objects)"));
+            }
+        }
+        Ok(())
+    }
+
+    fn invalidate(&self, invalidator: &dyn Invalidator) -> anyhow::Result<()> {
+        let mut changed = self.counts().changed.clone();
+        changed.sort();
+        for batch in changed.chunks(INVALIDATION_BATCH) {
+            let reference = batch_reference(batch);
+            invalidator.invalidate(batch, &reference)?;
+            if self.json {
+                let line = serde_json::json!({ "invalidated": batch, "reference": reference });
+                self.say(line.to_string());
+            } else {
+                self.say(format!(
+                    "invalidated    {} masters ({reference})",
+                    batch.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Prints the summary; an error (exit 1) when a title failed, exit 130 when stopped.
+    fn finish(&self, interrupted: bool) -> anyhow::Result<()> {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        let c = self.counts();
+        let secs = self.started.elapsed().as_secs_f64();
+        if self.json {
+            let failed: Vec<_> = c
+                .failures
+                .iter()
+                .map(|(key, why)| serde_json::json!({ "key": key, "reason": why }))
+                .collect();
+            // JSON names statuses as the title lines do: `up_to_date`.
+            let planned: BTreeMap<String, usize> = c
+                .planned
+                .iter()
+                .map(|(k, n)| (k.replace(' ', "_"), *n))
+                .collect();
+            let summary = serde_json::json!({ "summary": {
+                "planned": planned, "outcomes": c.outcomes, "enqueued": c.enqueued,
+                "failed": failed, "seconds": secs, "interrupted": interrupted,
+            }});
+            println!("{summary}");
+        } else {
+            let planned: Vec<String> = Status::NAMES
+                .iter()
+                .map(|name| format!("{} {name}", c.planned.get(name).copied().unwrap_or(0)))
+                .collect();
+            let total: usize = c.planned.values().sum();
+            println!("plan: {} ({total} titles)", planned.join(", "));
+            if !self.dry_run {
+                let outcomes: Vec<String> =
+                    c.outcomes.iter().map(|(k, n)| format!("{n} {k}")).collect();
+                let rate = c.bytes_done as f64 / 1e6 / secs.max(1e-3);
+                println!(
+                    "done: {} in {secs:.1} s ({rate:.1} MB/s){}",
+                    if outcomes.is_empty() {
+                        "nothing".into()
+                    } else {
+                        outcomes.join(", ")
+                    },
+                    if c.enqueued > 0 {
+                        format!(", {} enqueued", c.enqueued)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            for (key, why) in &c.failures {
+                println!("failed: {key}: {why}");
+            }
+            if interrupted {
+                println!("interrupted: titles not yet started were left; run again to go on");
+            }
+        }
+        if interrupted {
+            std::process::exit(130);
+        }
+        if !c.failures.is_empty() {
+            anyhow::bail!("{} of {} titles failed", c.failures.len(), c.done);
+        }
+        Ok(())
+    }
+}
+
+/// The same masters, the same invalidation (CloudFront's `CallerReference`).
+fn batch_reference(paths: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in paths {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    format!("hlspipe-reprocess-{}", &hex::encode(h.finalize())[..24])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_since;
+
+    #[test]
+    fn since_reads_dates_and_times_in_utc() {
+        assert_eq!(parse_since("1970-01-01").unwrap(), 0);
+        assert_eq!(parse_since("2026-12-01").unwrap(), 1_796_083_200);
+        assert_eq!(parse_since("2026-12-01T01:02:03Z").unwrap(), 1_796_086_923);
+        assert_eq!(parse_since("2024-02-29").unwrap(), 1_709_164_800);
+        assert!(parse_since("yesterday").is_err());
+        assert!(parse_since("2026-13-01").is_err());
+    }
 }

@@ -266,6 +266,7 @@ where
             parts: parts.as_ref().map(|p| p as &dyn PartQueue),
             deadline,
             clock: &job.clock,
+            rebuild: false,
         };
         let store_for = |bucket: &str| job.stores.store_for(bucket);
         worker.handle_each(&records, &store_for)

@@ -296,12 +296,17 @@ impl Planner<'_> {
         source: &ObjectInfo,
         folder: &str,
     ) -> Result<PlannedTitle> {
+        let source = &self.with_etag(source.clone())?;
         let (side_files, _) = pick_side_files(
             self.config,
             parent(&source.key),
             &group.title,
             group.side_files.iter().cloned(),
         );
+        let side_files = side_files
+            .into_iter()
+            .map(|s| self.with_etag(s))
+            .collect::<Result<Vec<_>>>()?;
         // The inputs the version is made of: the media file, or a title manifest's inputs.
         let inputs: Option<Vec<ObjectInfo>> = match self.manifests.get(&source.key) {
             None => Some(vec![source.clone()]),
@@ -346,6 +351,15 @@ impl Planner<'_> {
             folder: folder.to_owned(),
             bytes: inputs.map_or(source.size, |i| i.iter().map(|o| o.size).sum()),
         })
+    }
+
+    /// `info` with its ETag: S3 lists every object's, but a server that lists none (s3s-fs)
+    /// costs a HEAD of each object the plan reckons with.
+    fn with_etag(&self, info: ObjectInfo) -> Result<ObjectInfo> {
+        if !info.etag.is_empty() {
+            return Ok(info);
+        }
+        Ok(self.store.head(&info.key)?.unwrap_or(info))
     }
 
     fn status_of(&self, m: &Manifest, now: &Now<'_>) -> Status {

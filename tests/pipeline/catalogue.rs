@@ -112,6 +112,34 @@ fn side_files_and_title_manifests_count_in_the_plan_as_the_job_counts_them() {
     assert_eq!(only, ["s/pair"]);
 }
 
+/// A server that lists no ETags (s3s-fs) still gets a true plan: each object the plan
+/// reckons with is read with a HEAD. Found by the reprocess bench: every title was planned
+/// with an empty ETag, and its job then stood aside as stale.
+#[test]
+fn a_listing_without_etags_is_planned_with_each_objects_own_regression_s3s_fs() {
+    let b = Buckets::new();
+    let config = PipelineConfig::default();
+    let store: Arc<dyn Store> = Arc::new(b.store());
+    let etag = b.put_file("uploads/s/ep1.mp4", small_clip());
+    b.put_bytes("uploads/s/ep1.en.srt", EN_SRT);
+    let outcome = crate::support::pipeline(&config).handle_record(
+        &store,
+        &record(RecordKind::Created, "uploads/s/ep1.mp4", Some(&etag)),
+    );
+    assert!(matches!(outcome, Outcome::Processed { .. }), "{outcome}");
+    b.put_file("uploads/s/ep2.mp4", small_clip());
+    let blank = crate::support::store::FakeStore::new(b.store()).without_listed_etags();
+    let all = planned(&blank, &config, "uploads/");
+    assert_eq!(
+        statuses(&all),
+        [
+            ("s/ep1".into(), Status::UpToDate),
+            ("s/ep2".into(), Status::New)
+        ]
+    );
+    assert_eq!(all[1].source.as_ref().unwrap().etag, etag);
+}
+
 #[test]
 fn a_catalogue_is_planned_a_page_at_a_time_one_manifest_read_a_title() {
     let config = PipelineConfig::default();

@@ -19,6 +19,8 @@ pub struct FakeStore {
     before_put: Option<PutHook>,
     after_put: Option<PutHook>,
     replaced_after_reads: Option<u64>,
+    /// Lists objects without their ETags, as s3s-fs does.
+    no_listed_etags: bool,
     puts: AtomicUsize,
     deletes: AtomicUsize,
     reads: AtomicUsize,
@@ -34,11 +36,18 @@ impl FakeStore {
             before_put: None,
             after_put: None,
             replaced_after_reads: None,
+            no_listed_etags: false,
             puts: AtomicUsize::new(0),
             deletes: AtomicUsize::new(0),
             reads: AtomicUsize::new(0),
             written: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Lists every object with an empty ETag (HEAD still has it), as s3s-fs 0.14 does.
+    pub fn without_listed_etags(mut self) -> Self {
+        self.no_listed_etags = true;
+        self
     }
 
     /// Answers the `n`-th put (1-based) with a retryable error saying "injected failure",
@@ -152,7 +161,13 @@ impl Store for FakeStore {
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         self.reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.list(prefix)
+        let mut listed = self.inner.list(prefix)?;
+        if self.no_listed_etags {
+            for o in &mut listed {
+                o.etag.clear();
+            }
+        }
+        Ok(listed)
     }
 
     fn source_for(&self, key: &str, info: &ObjectInfo) -> Result<Option<Arc<dyn Source>>> {

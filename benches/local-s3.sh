@@ -33,3 +33,21 @@ start_s3s_fs() {
   s3s_fs_pid=$!
   wait_listening "$s3s_fs_port"
 }
+
+# use_s3s_fs FOLDER LOG: start_s3s_fs, then this shell's AWS settings point at it (the key
+# and secret it checks; no instance metadata) and the hlspipe settings a bench must not
+# inherit are cleared. stop_s3s_fs stops it and removes FOLDER (for an EXIT trap).
+use_s3s_fs() {
+  s3s_fs_folder=$1
+  start_s3s_fs "$1" "$2"
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$s3s_fs_port" AWS_ACCESS_KEY_ID=bench
+  export AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+  unset HLSPIPE_STORE HLSPIPE_LADDER
+}
+
+# shellcheck disable=SC2317 # called by an EXIT trap
+stop_s3s_fs() {
+  kill "$s3s_fs_pid" 2>/dev/null || true
+  wait "$s3s_fs_pid" 2>/dev/null || true
+  rm -rf "$s3s_fs_folder"
+}

@@ -51,16 +51,8 @@ bin=target/release
 # shellcheck source=benches/local-s3.sh
 source benches/local-s3.sh
 data=bench-data/s3s-fs
-start_s3s_fs "$data" bench-data/s3s-fs.log
-cleanup() {
-  kill "$s3s_fs_pid" 2>/dev/null || true
-  wait "$s3s_fs_pid" 2>/dev/null || true
-  rm -rf "$data"
-}
-trap cleanup EXIT
-export AWS_ENDPOINT_URL="http://127.0.0.1:$s3s_fs_port" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret
-export AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
-unset HLSPIPE_STORE HLSPIPE_LADDER
+use_s3s_fs "$data" bench-data/s3s-fs.log
+trap stop_s3s_fs EXIT
 
 "$bin/examples/s3_copy" mb s3://bench
 "$bin/examples/s3_copy" put "$input" s3://bench/uploads/talk.mp4 >/dev/null
@@ -125,7 +117,7 @@ near_first=$first near_complete=$complete near_rss=$rss_kb
 latency_ms=${BENCH_LATENCY_MS:-20}
 "$bin/examples/latency_proxy" "127.0.0.1:$s3s_fs_port" "$latency_ms" >bench-data/proxy.out &
 proxy_pid=$!
-trap 'kill "$proxy_pid" 2>/dev/null || true; cleanup' EXIT
+trap 'kill "$proxy_pid" 2>/dev/null || true; stop_s3s_fs' EXIT
 for _ in $(seq 1 100); do grep -q listening bench-data/proxy.out && break; sleep 0.1; done
 proxy=$(awk '/listening/ {print $2}' bench-data/proxy.out)
 run_publish uploads/talk.mp4 "http://$proxy"

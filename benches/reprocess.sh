@@ -39,16 +39,8 @@ fi
 # shellcheck source=benches/local-s3.sh
 source benches/local-s3.sh
 data=bench-data/s3s-fs
-start_s3s_fs "$data" bench-data/s3s-fs.log
-cleanup() {
-  kill "$s3s_fs_pid" 2>/dev/null || true
-  wait "$s3s_fs_pid" 2>/dev/null || true
-  rm -rf "$data"
-}
-trap cleanup EXIT
-export AWS_ENDPOINT_URL="http://127.0.0.1:$s3s_fs_port" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret
-export AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
-unset HLSPIPE_STORE HLSPIPE_LADDER
+use_s3s_fs "$data" bench-data/s3s-fs.log
+trap stop_s3s_fs EXIT
 
 "$bin/examples/s3_copy" mb s3://bench
 "$bin/examples/s3_copy" put-many "$clip" s3://bench/uploads/c/ "$titles" >/dev/null

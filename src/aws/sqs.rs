@@ -689,11 +689,13 @@ pub async fn enqueue(
 /// Sends at most ten bodies in one SendMessageBatch (SQS's limit), and the entries the queue
 /// failed again, alone, up to four more times with a growing pause: a batch can succeed in
 /// part ("SendMessageBatch", SQS API Reference: check each entry's result). Returns how
-/// many were sent; an entry still refused after that is an error naming it.
+/// many were sent; an entry still refused after that is an error, `what` naming it by its
+/// index in `bodies`.
 pub async fn send_batch(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
     bodies: &[String],
+    what: &(dyn Fn(usize) -> String + Sync),
 ) -> Result<usize> {
     let mut left: Vec<usize> = (0..bodies.len().min(10)).collect();
     let mut attempt = 0u32;
@@ -720,21 +722,18 @@ pub async fn send_batch(
                     DisplayErrorContext(&e)
                 ))
             })?;
-        let failed: Vec<usize> = out
-            .failed()
-            .iter()
-            .filter_map(|f| f.id().trim_start_matches('m').parse().ok())
-            .collect();
-        if failed.is_empty() {
+        let index = |id: &str| id.trim_start_matches('m').parse::<usize>().ok();
+        let failed: Vec<usize> = out.failed().iter().filter_map(|f| index(f.id())).collect();
+        let Some(refused) = out.failed().first() else {
             return Ok(bodies.len().min(10));
-        }
+        };
         attempt += 1;
         if attempt > 4 {
-            let f = &out.failed()[0];
             return Err(Error::Queue(format!(
-                "the queue refused a message {attempt} times: {} ({})",
-                f.message().unwrap_or_default(),
-                f.code()
+                "the queue refused {} {attempt} times: {} ({})",
+                what(index(refused.id()).unwrap_or(0)),
+                refused.message().unwrap_or_default(),
+                refused.code()
             )));
         }
         tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
@@ -742,8 +741,8 @@ pub async fn send_batch(
     }
 }
 
-/// Sends every body (SendMessageBatch, 10 a call: SQS's limit). Returns how many were
-/// sent; a message the queue refused is an error, `what` naming it by its index.
+/// Sends every body, ten a call ([`send_batch`]). Returns how many were sent; a message the
+/// queue refused is an error, `what` naming it by its index.
 pub async fn send_all(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
@@ -752,38 +751,7 @@ pub async fn send_all(
 ) -> Result<usize> {
     let mut sent = 0;
     for (batch_no, batch) in bodies.chunks(10).enumerate() {
-        let mut entries = Vec::with_capacity(batch.len());
-        for (i, body) in batch.iter().enumerate() {
-            entries.push(
-                SendMessageBatchRequestEntry::builder()
-                    .id(format!("m{}", batch_no * 10 + i))
-                    .message_body(body)
-                    .build()
-                    .map_err(|e| Error::Queue(e.to_string()))?,
-            );
-        }
-        let out = sqs
-            .send_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| {
-                Error::Queue(format!(
-                    "SendMessageBatch to {queue_url}: {}",
-                    DisplayErrorContext(&e)
-                ))
-            })?;
-        if let Some(f) = out.failed().first() {
-            let index: usize = f.id().trim_start_matches('m').parse().unwrap_or(0);
-            return Err(Error::Queue(format!(
-                "the queue refused {}: {} ({})",
-                what(index),
-                f.message().unwrap_or_default(),
-                f.code()
-            )));
-        }
-        sent += out.successful().len();
+        sent += send_batch(sqs, queue_url, batch, &|i| what(batch_no * 10 + i)).await?;
     }
     Ok(sent)
 }

@@ -98,6 +98,7 @@ mod tests {
 
     fn record(key: &str) -> Record {
         Record {
+            reprocess: false,
             kind: RecordKind::Created,
             job: Job {
                 bucket: "media".into(),

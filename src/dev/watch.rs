@@ -112,6 +112,7 @@ impl UploadWatcher {
 
     fn record(&self, kind: RecordKind, key: &str, seen: Option<&Listed>) -> Record {
         Record {
+            reprocess: false,
             kind,
             job: Job {
                 bucket: self.bucket.clone(),

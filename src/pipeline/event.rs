@@ -77,6 +77,11 @@ pub struct Job {
 pub struct Record {
     pub kind: RecordKind,
     pub job: Job,
+    /// Sent by `hlspipe reprocess --enqueue` (its events say so, [`REPROCESS_CONFIGURATION`]):
+    /// the worker sends no CDN invalidation for it; the reprocess sends the changed masters
+    /// in batches once the queue has drained.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reprocess: bool,
     /// The SQS message the record came in, for partial batch failure reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
@@ -173,6 +178,7 @@ fn parse_value(
     if map.get("hlspipe").and_then(Value::as_str) == Some(PART_MESSAGE) {
         let record = serde_json::from_value::<PartMessage>(doc)
             .map(|part| Record {
+                reprocess: false,
                 job: Job {
                     bucket: part.bucket.clone(),
                     key: part.key.clone(),
@@ -196,6 +202,7 @@ fn parse_value(
             .unwrap_or_default()
             .to_string();
         return Ok(vec![Ok(Record {
+            reprocess: false,
             kind: RecordKind::Test,
             job: Job {
                 bucket,
@@ -321,7 +328,10 @@ fn s3_record(mut v: Value, index: usize) -> std::result::Result<Record, String> 
         }
         None => None,
     };
+    // The events `reprocess --enqueue` sends name this configuration (`s3_created_event`).
+    let reprocess = rec.s3.configuration_id.as_deref() == Some(REPROCESS_CONFIGURATION);
     Ok(Record {
+        reprocess,
         kind,
         job: Job {
             bucket,
@@ -388,6 +398,7 @@ fn eventbridge(doc: Value, message_id: Option<String>) -> std::result::Result<Re
             .unwrap_or_default()
             .to_string();
         return Ok(Record {
+            reprocess: false,
             kind,
             job: Job {
                 bucket,
@@ -405,6 +416,7 @@ fn eventbridge(doc: Value, message_id: Option<String>) -> std::result::Result<Re
         return Err("EventBridge S3 event without a bucket name or an object key".into());
     }
     Ok(Record {
+        reprocess: false,
         kind,
         job: Job {
             bucket: detail.bucket.name,
@@ -462,6 +474,10 @@ pub fn s3_put_event(bucket: &str, key: &str, etag: &str, size: u64, unix_seconds
     s3_created_event(&job, unix_seconds)
 }
 
+/// The `configurationId` of the S3 events `hlspipe reprocess` sends ([`s3_put_event`]):
+/// a bucket's own notification configurations never use it.
+pub const REPROCESS_CONFIGURATION: &str = "hlspipe-reprocess";
+
 /// The S3 `ObjectCreated:Put` notification for `job`, which reads back as the same job: its
 /// sequencer kept (one made from `unix_seconds` when it has none), so that a job handed on to
 /// another queue still orders against the other events of its key.
@@ -479,7 +495,7 @@ pub fn s3_created_event(job: &Job, unix_seconds: u64) -> String {
             "responseElements": {},
             "s3": {
                 "s3SchemaVersion": "1.0",
-                "configurationId": "hlspipe-reprocess",
+                "configurationId": REPROCESS_CONFIGURATION,
                 "bucket": {
                     "name": bucket,
                     "ownerIdentity": { "principalId": "hlspipe-reprocess" },

@@ -155,6 +155,7 @@ impl Pipeline<'_> {
             Ok(Step::Last(work_folder)) => {
                 // The last part: the title is published from the parts by its upload's job.
                 let record = Record {
+                    reprocess: false,
                     kind: RecordKind::Created,
                     job: job.clone(),
                     message_id: None,

@@ -55,7 +55,7 @@ use crate::pipeline::batch::Handled;
 use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::event::{Job, ParsedRecord, Record, RecordKind};
 use crate::pipeline::grow::{self, GrowPlan, Growth};
-use crate::pipeline::invalidate::{invalidation_reference, Invalidator};
+use crate::pipeline::invalidate::{invalidation_reference, Invalidator, NoInvalidation};
 use crate::pipeline::keys::{
     classify_key, parent, KeyRole, TitleManifest, TITLE_MANIFEST_MAX_BYTES, TITLE_MANIFEST_SUFFIX,
 };
@@ -155,6 +155,7 @@ struct Published {
 }
 
 /// Everything a job needs besides the store and the record.
+#[derive(Clone, Copy)]
 pub struct Pipeline<'a> {
     pub config: &'a PipelineConfig,
     pub invalidator: &'a dyn Invalidator,
@@ -294,6 +295,18 @@ impl Pipeline<'_> {
                 }
                 Err(e) => Outcome::failed(None, &e),
             },
+            RecordKind::Created | RecordKind::Removed if record.reprocess => {
+                // A reprocess invalidates the masters it changed in batches, at the end.
+                let quiet = Pipeline {
+                    invalidator: &NoInvalidation,
+                    ..*self
+                };
+                let record = Record {
+                    reprocess: false,
+                    ..record.clone()
+                };
+                quiet.handle_record_with(store, &record)
+            }
             RecordKind::Created | RecordKind::Removed => {
                 let role = classify_key(self.config, &job.key);
                 if let KeyRole::Ignored(reason) = role {

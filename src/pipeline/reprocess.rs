@@ -16,6 +16,7 @@ use std::time::Duration;
 /// The upload record of a listed source, as its upload event would give it.
 pub fn record_for(bucket: &str, source: &ObjectInfo) -> ParsedRecord {
     Ok(Record {
+        reprocess: false,
         kind: RecordKind::Created,
         job: Job {
             bucket: bucket.to_string(),

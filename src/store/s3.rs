@@ -21,6 +21,7 @@ use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use std::future::Future;
@@ -747,27 +748,14 @@ impl Store for S3Store {
         Ok(out)
     }
 
-    /// ListObjectsV2, a page (at most 1,000 keys) per call, each call with the page
-    /// before's NextContinuationToken until IsTruncated is false; `page` runs between the
-    /// calls, outside the client's runtime, so it may use the store itself.
+    /// ListObjectsV2, a page (at most 1,000 keys) per call ([`S3Store::list_v2`]); `page`
+    /// runs between the calls, outside the client's runtime, so it may use the store itself.
     fn list_pages(
         &self,
         prefix: &str,
         page: &mut dyn FnMut(Vec<ObjectInfo>) -> Result<bool>,
     ) -> Result<()> {
-        let full_prefix = format!("{}{prefix}", self.prefix);
-        let mut token: Option<String> = None;
-        loop {
-            let out = self.client.block_on(
-                self.client
-                    .client
-                    .list_objects_v2()
-                    .bucket(&self.bucket)
-                    .prefix(&full_prefix)
-                    .set_continuation_token(token.take())
-                    .send(),
-            );
-            let out = out.map_err(|e| sdk_error(prefix, "LIST", e))?;
+        self.list_v2(prefix, None, &mut |out| {
             let mut objects = Vec::with_capacity(out.contents().len());
             for o in out.contents() {
                 let Some(rel) = o.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
@@ -786,21 +774,39 @@ impl Store for S3Store {
             // S3 lists keys in UTF-8 binary order, which is how Rust orders strings; a
             // server that does not is put right within the page.
             objects.sort_by(|a, b| a.key.cmp(&b.key));
-            if !page(objects)? {
-                return Ok(());
-            }
-            match out.next_continuation_token() {
-                Some(next) if out.is_truncated() == Some(true) => token = Some(next.to_owned()),
-                _ => return Ok(()),
-            }
-        }
+            page(objects)
+        })
     }
 
     /// ListObjectsV2 with the delimiter `/`: the common prefixes, page after page.
     fn folders(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut folders = Vec::new();
+        self.list_v2(prefix, Some("/"), &mut |out| {
+            folders.extend(
+                out.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix()?.strip_prefix(&self.prefix))
+                    .map(str::to_owned),
+            );
+            Ok(true)
+        })?;
+        folders.sort();
+        folders.dedup();
+        Ok(folders)
+    }
+}
+
+impl S3Store {
+    /// ListObjectsV2 of `prefix` (with `delimiter`), one call per page, each with the page
+    /// before's NextContinuationToken until IsTruncated is false or `each` says stop.
+    fn list_v2(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+        each: &mut dyn FnMut(ListObjectsV2Output) -> Result<bool>,
+    ) -> Result<()> {
         let full_prefix = format!("{}{prefix}", self.prefix);
         let mut token: Option<String> = None;
-        let mut folders = Vec::new();
         loop {
             let out = self.client.block_on(
                 self.client
@@ -808,25 +814,23 @@ impl Store for S3Store {
                     .list_objects_v2()
                     .bucket(&self.bucket)
                     .prefix(&full_prefix)
-                    .delimiter("/")
+                    .set_delimiter(delimiter.map(str::to_owned))
                     .set_continuation_token(token.take())
                     .send(),
             );
             let out = out.map_err(|e| sdk_error(prefix, "LIST", e))?;
-            folders.extend(
-                out.common_prefixes()
-                    .iter()
-                    .filter_map(|p| p.prefix()?.strip_prefix(&self.prefix))
-                    .map(str::to_owned),
-            );
-            match out.next_continuation_token() {
-                Some(next) if out.is_truncated() == Some(true) => token = Some(next.to_owned()),
-                _ => break,
+            let next = match out.next_continuation_token() {
+                Some(next) if out.is_truncated() == Some(true) => Some(next.to_owned()),
+                _ => None,
+            };
+            if !each(out)? {
+                return Ok(());
+            }
+            match next {
+                Some(next) => token = Some(next),
+                None => return Ok(()),
             }
         }
-        folders.sort();
-        folders.dedup();
-        Ok(folders)
     }
 }
 

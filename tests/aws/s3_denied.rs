@@ -26,6 +26,7 @@ const GONE: &str = "uploads/shows/gone.mp4";
 
 fn record(kind: RecordKind, bucket: &str, key: &str, etag: Option<&str>, id: &str) -> Record {
     Record {
+        reprocess: false,
         kind,
         job: Job {
             bucket: bucket.into(),

@@ -50,6 +50,7 @@ fn job(store: &Arc<dyn Store>, etag: &str) -> Outcome {
     let config = PipelineConfig::default();
     let worker = crate::support::pipeline(&config);
     let record = Record {
+        reprocess: false,
         kind: RecordKind::Created,
         job: Job {
             bucket: BUCKET.into(),

@@ -16,6 +16,7 @@ const BUCKET: &str = "t-subtitles";
 
 fn record(kind: RecordKind, key: &str, etag: Option<String>) -> Record {
     Record {
+        reprocess: false,
         kind,
         job: Job {
             bucket: BUCKET.into(),

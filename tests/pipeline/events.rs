@@ -71,6 +71,7 @@ fn job(key: &str, etag: Option<&str>, size: Option<u64>, sequencer: &str) -> Job
 
 fn created(job: Job, message_id: Option<&str>) -> Record {
     Record {
+        reprocess: false,
         kind: RecordKind::Created,
         job,
         message_id: message_id.map(String::from),

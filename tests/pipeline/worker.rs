@@ -950,3 +950,56 @@ fn a_worker_with_a_ladder_publishes_the_upload_and_its_rungs_as_one_title() {
     ));
     assert_eq!(b.keys("hls/"), writes_before);
 }
+
+/// The events `reprocess --enqueue` sends are marked: the worker that handles one sends no
+/// CDN invalidation (the reprocess sends the changed masters in batches once the queue has
+/// drained), while a fresh upload's event keeps its one-path invalidation.
+#[test]
+fn an_enqueued_reprocess_event_is_not_invalidated_title_by_title() {
+    use hlspipe::pipeline::event::{parse_message_body, s3_put_event};
+    let b = Buckets::new();
+    let key = "uploads/shows/ep1.mp4";
+    let store: Arc<dyn Store> = Arc::new(b.store());
+    let invalidator = RecordingInvalidator::default();
+    let config = PipelineConfig::default();
+    let worker = Pipeline {
+        invalidator: &invalidator,
+        ..crate::support::pipeline(&config)
+    };
+    let handle = |body: &str| {
+        let parsed = parse_message_body(body, Some("m1"));
+        let [Ok(record)] = parsed.as_slice() else {
+            panic!("one record: {body}");
+        };
+        (record.reprocess, worker.handle_record(&store, record))
+    };
+    let etag = b.put_file(key, clip());
+    let (marked, outcome) = handle(&s3_put_event("media", key, &etag, 1, 1_700_000_000));
+    assert!(
+        marked && matches!(outcome, Outcome::Processed { .. }),
+        "{outcome}"
+    );
+
+    // A new version through a reprocess event: published, nothing invalidated.
+    let etag = b.put_file(key, small_clip());
+    let (marked, outcome) = handle(&s3_put_event("media", key, &etag, 1, 1_700_000_001));
+    assert!(
+        marked && matches!(outcome, Outcome::Processed { .. }),
+        "{outcome}"
+    );
+    assert!(invalidator.calls().is_empty(), "{:?}", invalidator.calls());
+
+    // A fresh upload's own event (S3's configuration id): its one path.
+    let etag = b.put_file(key, clip());
+    let fresh = s3_put_event("media", key, &etag, 1, 1_700_000_002)
+        .replace("\"hlspipe-reprocess\"", "\"uploads-to-queue\"");
+    let (marked, outcome) = handle(&fresh);
+    assert!(
+        !marked && matches!(outcome, Outcome::Processed { .. }),
+        "{outcome}"
+    );
+    assert_eq!(
+        invalidator.calls(),
+        [vec!["/hls/shows/ep1.hls/master.m3u8".to_string()]]
+    );
+}

@@ -96,6 +96,7 @@ pub fn process_event(
 /// An event record for `key` in [`BUCKET`], as the event parser would make it.
 pub fn record(kind: RecordKind, key: &str, etag: Option<&str>) -> Record {
     Record {
+        reprocess: false,
         kind,
         job: Job {
             bucket: BUCKET.into(),

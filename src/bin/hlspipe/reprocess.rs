@@ -14,7 +14,7 @@ use hlspipe::pipeline::job::Pipeline;
 use hlspipe::pipeline::outcome::Outcome;
 use hlspipe::pipeline::reprocess::{run as run_plan, Progress, RunOptions};
 use hlspipe::pipeline::retention::remove_title;
-use hlspipe::store::Store;
+use hlspipe::store::{ObjectInfo, Store};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -219,13 +219,15 @@ impl Queue<'_> {
                 return Ok(());
             }
             let now = hlspipe::clock::unix_now();
-            let bodies: Vec<String> = batch
+            let sources: Vec<&ObjectInfo> =
+                batch.iter().filter_map(|p| p.source.as_ref()).collect();
+            let bodies: Vec<String> = sources
                 .iter()
-                .filter_map(|p| p.source.as_ref())
                 .map(|s| s3_put_event(self.bucket, &s.key, &s.etag, s.size, now))
                 .collect();
+            let what = |i: usize| format!("the event of '{}'", sources[i].key);
             self.runtime
-                .block_on(send_batch(self.sqs, self.url, &bodies))?;
+                .block_on(send_batch(self.sqs, self.url, &bodies, &what))?;
             sent += bodies.len();
             for p in batch.drain(..) {
                 tally.enqueued(p);

@@ -66,7 +66,7 @@ use crate::pipeline::manifest::{
 use crate::pipeline::notify::{Notifier, TitleChange, TitleEvent};
 use crate::pipeline::outcome::Outcome;
 use crate::pipeline::publish::{self, PublishOptions};
-use crate::pipeline::retention::{expired_versions, gc, remove_title};
+use crate::pipeline::retention::{drop_collected, gc, remove_title};
 use crate::pipeline::work::{PartQueue, Work};
 use crate::store::{open_source, ObjectInfo, Store};
 use crate::title::Title;
@@ -666,18 +666,7 @@ impl Pipeline<'_> {
             sources: &sources,
             subs: &subs,
         };
-        let written = self.with_publishing(store.as_ref(), &checks, |publishing| {
-            let grow = progressive.then_some(publishing);
-            let ready = self.package_title(store, &prefix, &version, &sources, &subs, grow)?;
-            if let Some(out) =
-                self.share_out(store, bucket, title, &version, &sources, &ready.packaged)?
-            {
-                return Ok(Err(out));
-            }
-            self.publish_ready(store.as_ref(), ready, publishing, progressive)
-                .map(Ok)
-        });
-        match written {
+        match self.write_title(store, bucket, title, &checks, progressive) {
             Ok(Ok(mut published)) => {
                 published.title.warnings.extend(sub_warnings);
                 self.finish(store.as_ref(), title, &prefix, manifest, published)
@@ -685,6 +674,36 @@ impl Pipeline<'_> {
             Ok(Err(shared_out)) => shared_out,
             Err(e) => self.fail(store.as_ref(), title, &prefix, manifest, Some(&version), &e),
         }
+    }
+
+    /// Packages the title (encoding its ladder, writing ahead when `progressive`) and writes
+    /// it up to the master flip; or, when the fleet is to write it in shares, sends those
+    /// (`Err` of the outcome).
+    fn write_title(
+        &self,
+        store: &Arc<dyn Store>,
+        bucket: &str,
+        title: &Title,
+        checks: &Checks<'_>,
+        progressive: bool,
+    ) -> Result<std::result::Result<Published, Outcome>> {
+        let Checks {
+            prefix,
+            version,
+            sources,
+            subs,
+        } = *checks;
+        self.with_publishing(store.as_ref(), checks, |publishing| {
+            let grow = progressive.then_some(publishing);
+            let ready = self.package_title(store, prefix, version, sources, subs, grow)?;
+            if let Some(out) =
+                self.share_out(store, bucket, title, version, sources, &ready.packaged)?
+            {
+                return Ok(Err(out));
+            }
+            self.publish_ready(store.as_ref(), ready, publishing, progressive)
+                .map(Ok)
+        })
     }
 
     /// The version the sources (side files included) and the settings give.
@@ -997,16 +1016,7 @@ impl Pipeline<'_> {
             Ok(collected) => collected,
             Err(e) => return vec![format!("old versions not removed: {e}")],
         };
-        let dropped = manifest::update_manifest(store, prefix, |fresh| {
-            let Some(mut next) = fresh else {
-                return Ok(Change::Keep(()));
-            };
-            let still = expired_versions(&next, now, grace);
-            next.retired
-                .retain(|r| !(collected.contains(&r.version) && still.contains(&r.version)));
-            Ok(Change::Write(Box::new(next), ()))
-        });
-        match dropped {
+        match drop_collected(store, prefix, &collected, now, grace) {
             Ok(()) => Vec::new(),
             Err(e) => vec![format!(
                 "collected versions not dropped from the manifest: {e}"
@@ -1175,7 +1185,22 @@ pub(crate) fn side_files(
     folder: &str,
     title: &Title,
 ) -> Result<(Vec<ObjectInfo>, Vec<String>)> {
-    Ok(pick_side_files(config, folder, title, store.list(folder)?))
+    let listed = store.list(&side_file_prefix(config, title))?;
+    Ok(pick_side_files(config, folder, title, listed))
+}
+
+/// A key prefix every side file of `title` starts with (`uploads/shows/ep1.`), however its
+/// name is normalized: a title is NFC, and a name may come NFD from another system
+/// (`Cafe\u{301}.en.srt` beside `Caf\u{e9}.mp4`), so a non-ASCII title is listed from
+/// before its first non-ASCII character, where both forms still agree. Listing the title's
+/// own keys, not its whole folder, spares a job in a folder of 100,000 uploads a listing of
+/// 100,000 keys (the reprocess bench found every job listing the folder).
+fn side_file_prefix(config: &PipelineConfig, title: &Title) -> String {
+    let t = title.as_str();
+    match t.find(|c: char| !c.is_ascii()) {
+        Some(at) => format!("{}{}", config.input_prefix, &t[..at]),
+        None => format!("{}{t}.", config.input_prefix),
+    }
 }
 
 /// The side files of `title` among `listed` (objects of `folder` and below, in key order)

@@ -1,7 +1,9 @@
 //! Removing a title and collecting the versions a re-publish retired.
 
 use crate::error::Result;
-use crate::pipeline::manifest::{read_manifest, Manifest, MANIFEST_KEY, MASTER_KEY};
+use crate::pipeline::manifest::{
+    read_manifest, update_manifest, Change, Manifest, MANIFEST_KEY, MASTER_KEY,
+};
 use crate::store::{ObjectInfo, Store};
 
 /// Deletes the title at `prefix` by its record: the master first (the title stops being
@@ -68,6 +70,75 @@ pub fn gc(
         store.delete(&key)?;
     }
     Ok(expired_versions(manifest, now, grace))
+}
+
+/// What [`collect_title`] removed (or, in a dry run, would remove) of one title.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Collected {
+    pub versions: Vec<String>,
+    pub objects: usize,
+    pub bytes: u64,
+}
+
+/// Removes the versions of the title at `prefix` that its manifest records as retired at
+/// least `grace` seconds before `now` (never the live one, nor the one being written or
+/// grown: [`expired_versions`]), each by its own folder (`v/<version>/`), then drops them
+/// from the manifest; with `dry_run`, only counts them. For `reprocess --gc`, across a
+/// catalogue; a job collects its own title's after each publish.
+pub fn collect_title(
+    store: &dyn Store,
+    prefix: &str,
+    now: u64,
+    grace: u64,
+    dry_run: bool,
+) -> Result<Collected> {
+    let Some(manifest) = read_manifest(store, prefix)? else {
+        return Ok(Collected::default());
+    };
+    let mut collected = Collected {
+        versions: expired_versions(&manifest, now, grace),
+        ..Collected::default()
+    };
+    for version in &collected.versions {
+        let mut keys = Vec::new();
+        store.list_pages(&format!("{prefix}v/{version}/"), &mut |page| {
+            for o in page {
+                collected.objects += 1;
+                collected.bytes += o.size;
+                keys.push(o.key);
+            }
+            Ok(true)
+        })?;
+        if !dry_run {
+            for key in keys {
+                store.delete(&key)?;
+            }
+        }
+    }
+    if !dry_run && !collected.versions.is_empty() {
+        drop_collected(store, prefix, &collected.versions, now, grace)?;
+    }
+    Ok(collected)
+}
+
+/// Drops `collected` from the manifest's retired versions, as it is now (another job may
+/// have taken one up again meanwhile: only those still expired go).
+pub fn drop_collected(
+    store: &dyn Store,
+    prefix: &str,
+    collected: &[String],
+    now: u64,
+    grace: u64,
+) -> Result<()> {
+    update_manifest(store, prefix, |fresh| {
+        let Some(mut next) = fresh else {
+            return Ok(Change::Keep(()));
+        };
+        let still = expired_versions(&next, now, grace);
+        next.retired
+            .retain(|r| !(collected.contains(&r.version) && still.contains(&r.version)));
+        Ok(Change::Write(Box::new(next), ()))
+    })
 }
 
 pub fn expired_versions(manifest: &Manifest, now: u64, grace: u64) -> Vec<String> {

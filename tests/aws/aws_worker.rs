@@ -191,7 +191,7 @@ fn manifest_state(store: &S3Store, title_prefix: &str) -> Option<String> {
 }
 
 /// Copies the title's objects out of the bucket and decodes its master with ffmpeg.
-fn assert_title_decodes(store: &S3Store, title_prefix: &str) {
+pub(crate) fn assert_title_decodes(store: &S3Store, title_prefix: &str) {
     let dir = tempfile::tempdir().unwrap();
     let objects = store.list(title_prefix).unwrap();
     assert!(!objects.is_empty());

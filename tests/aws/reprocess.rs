@@ -81,6 +81,9 @@ fn lines_of(out: &Output) -> (BTreeMap<String, String>, serde_json::Value) {
             summary = v["summary"].clone();
             continue;
         }
+        if v.get("planned").is_none() {
+            continue;
+        }
         let title = v["planned"]["title"].as_str().unwrap().to_owned();
         let what = match v.get("result") {
             Some(r) => r["outcome"].as_str().unwrap().to_owned(),
@@ -232,6 +235,70 @@ fn reprocess_plans_a_mixed_catalogue_and_does_only_what_it_needs() {
         serde_json::json!({"processed": 4, "failed": 2})
     );
     assert_eq!(titles["cat/gone"], "orphaned");
+    assert!(!writes(&methods).is_empty());
+
+    // --gc: the versions the runs retired (by the settings, the source, the failures), with
+    // their sizes in a dry run, then removed; the live ones stay and still decode.
+    let grace = ["--gc", "--grace", "0", "--json"];
+    let listed = reprocess(
+        &endpoint,
+        &[&["--prefix", prefix.as_str(), "--dry-run"], &grace[..]].concat(),
+    );
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert_eq!(
+        writes(&methods),
+        Vec::<String>::new(),
+        "a dry run collected"
+    );
+    let collectable: BTreeMap<String, serde_json::Value> = stdout(&listed)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("gc").is_some())
+        .map(|v| (v["gc"].as_str().unwrap().to_owned(), v["collected"].clone()))
+        .collect();
+    let old_live = |title: &str| -> String {
+        let m = store
+            .get(&format!("hls/cat/{title}.hls/manifest.json"))
+            .unwrap()
+            .unwrap();
+        let m: serde_json::Value = serde_json::from_slice(&m).unwrap();
+        m["version"].as_str().unwrap().to_owned()
+    };
+    for title in ["old", "changed"] {
+        let c = &collectable[&format!("hls/cat/{title}.hls/")];
+        assert_eq!(c["versions"].as_array().unwrap().len(), 1, "{c}");
+        assert_ne!(c["versions"][0].as_str().unwrap(), old_live(title));
+        assert!(
+            c["bytes"].as_u64().unwrap() > 0 && c["objects"].as_u64().unwrap() > 2,
+            "{c}"
+        );
+    }
+    let removed = reprocess(
+        &endpoint,
+        &[&["--prefix", prefix.as_str()], &grace[..]].concat(),
+    );
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    for title in ["old", "changed"] {
+        let live = old_live(title);
+        let versions: std::collections::BTreeSet<String> = store
+            .list(&format!("hls/cat/{title}.hls/v/"))
+            .unwrap()
+            .iter()
+            .map(|o| o.key.split('/').nth(4).unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            versions,
+            std::collections::BTreeSet::from([live]),
+            "{title}"
+        );
+        let m = store
+            .get(&format!("hls/cat/{title}.hls/manifest.json"))
+            .unwrap()
+            .unwrap();
+        let m: serde_json::Value = serde_json::from_slice(&m).unwrap();
+        assert!(m.get("retired").is_none(), "{m}");
+    }
+    crate::aws_worker::assert_title_decodes(&store, "hls/cat/old.hls/");
 
     // --prune removes the orphan's outputs, and only those.
     let pruned = reprocess(

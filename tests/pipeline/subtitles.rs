@@ -206,3 +206,47 @@ fn a_side_file_of_a_ladder_title_republishes_it_through_its_title_manifest() {
         "only the title's own side file is read"
     );
 }
+
+/// A job lists its title's own keys for side files, not its whole folder (a folder of
+/// 100,000 uploads would make every job list 100,000 keys), and still finds a side file
+/// whose name came NFD (`Cafe` + U+0301, as macOS writes it) beside an NFC video.
+#[test]
+fn side_files_are_found_by_the_titles_own_keys_in_either_normalization() {
+    let b = Buckets::new();
+    let fake = Arc::new(crate::support::store::FakeStore::new(b.store()));
+    let store: Arc<dyn Store> = fake.clone();
+    let config = PipelineConfig::default();
+    for n in 0..20 {
+        b.put_file(
+            &format!("uploads/shows/other{n:02}.mp4"),
+            crate::support::small_clip(),
+        );
+    }
+    b.put_bytes("uploads/shows/ep1.en.srt", EN_SRT);
+    b.put_bytes("uploads/shows/Cafe\u{301}.fr.srt", EN_SRT);
+    let publish = |key: &str| {
+        let etag = b.put_file(key, crate::support::small_clip());
+        crate::support::pipeline(&config)
+            .handle_record(&store, &record(RecordKind::Created, key, Some(&etag)))
+    };
+    assert!(matches!(publish(VIDEO), Outcome::Processed { .. }));
+    assert_eq!(
+        b.manifest(OUT)["subtitles"][0]["key"],
+        "uploads/shows/ep1.en.srt"
+    );
+    assert!(matches!(
+        publish("uploads/shows/Caf\u{e9}.mp4"),
+        Outcome::Processed { .. }
+    ));
+    let m = b.manifest("hls/shows/Caf\u{e9}.hls/");
+    assert_eq!(m["subtitles"][0]["key"], "uploads/shows/Cafe\u{301}.fr.srt");
+    // The side files: each title's own keys. (The folder itself is still listed once a
+    // job, for the title manifests that may claim the upload: their names are free.)
+    let listed = fake.listed_prefixes();
+    let side: Vec<&String> = listed
+        .iter()
+        .filter(|p| p.starts_with("uploads/") && *p != "uploads/shows/")
+        .collect();
+    assert_eq!(side, ["uploads/shows/ep1.", "uploads/shows/Caf"]);
+    assert_eq!(listed.iter().filter(|p| *p == "uploads/shows/").count(), 2);
+}

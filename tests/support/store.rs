@@ -25,6 +25,7 @@ pub struct FakeStore {
     deletes: AtomicUsize,
     reads: AtomicUsize,
     written: Mutex<Vec<String>>,
+    listed: Mutex<Vec<String>>,
 }
 
 impl FakeStore {
@@ -41,7 +42,13 @@ impl FakeStore {
             deletes: AtomicUsize::new(0),
             reads: AtomicUsize::new(0),
             written: Mutex::new(Vec::new()),
+            listed: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The prefix of every listing asked for, in order.
+    pub fn listed_prefixes(&self) -> Vec<String> {
+        self.listed.lock().unwrap().clone()
     }
 
     /// Lists every object with an empty ETag (HEAD still has it), as s3s-fs 0.14 does.
@@ -161,6 +168,7 @@ impl Store for FakeStore {
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         self.reads.fetch_add(1, Ordering::SeqCst);
+        self.listed.lock().unwrap().push(prefix.to_owned());
         let mut listed = self.inner.list(prefix)?;
         if self.no_listed_etags {
             for o in &mut listed {

@@ -13,7 +13,7 @@ use hlspipe::pipeline::invalidate::{Invalidator, NoInvalidation};
 use hlspipe::pipeline::job::Pipeline;
 use hlspipe::pipeline::outcome::Outcome;
 use hlspipe::pipeline::reprocess::{run as run_plan, Progress, RunOptions};
-use hlspipe::pipeline::retention::remove_title;
+use hlspipe::pipeline::retention::{collect_title, remove_title};
 use hlspipe::store::{ObjectInfo, Store};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -61,6 +61,14 @@ pub struct Args {
     /// After a local run, invalidate on the CDN the masters that changed, in batches.
     #[arg(long)]
     invalidate: bool,
+    /// Remove every planned title's versions retired longer ago than the grace period
+    /// (never the live one, nor one being written); with --dry-run, list them with sizes.
+    #[arg(long)]
+    gc: bool,
+    /// With --gc: the grace period instead of the configured `gc_grace_seconds`
+    /// (`3600`, `90m`, `12h`, `7d`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    grace: Option<u64>,
     /// Titles processed at once (local mode).
     #[arg(long, default_value_t = 2, value_name = "N")]
     concurrency: usize,
@@ -138,6 +146,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if args.prune && !args.dry_run && !stop.load(Ordering::SeqCst) {
             tally.prune(store.as_ref())?;
         }
+        if args.gc && !stop.load(Ordering::SeqCst) {
+            let grace = args.grace.unwrap_or(config.gc_grace_seconds);
+            tally.collect(store.as_ref(), grace)?;
+        }
         if args.invalidate && !args.dry_run {
             let invalidator = runtime.block_on(setup::invalidator(&config))?;
             tally.invalidate(invalidator.as_ref())?;
@@ -164,6 +176,26 @@ fn bucket_and_prefix(args: &Args) -> anyhow::Result<(String, String)> {
             args.prefix.clone(),
         ),
     })
+}
+
+/// Seconds of `3600`, `90s`, `90m`, `12h` or `7d`.
+fn parse_duration(text: &str) -> Result<u64, String> {
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}': a number of seconds, or with s, m, h or d"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("'{text}': the unit is s, m, h or d")),
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("'{text}' is too long"))
 }
 
 /// Unix seconds of `2026-11-30` (midnight UTC) or `2026-11-30T12:00:00Z` (RFC 3339, UTC).
@@ -279,6 +311,8 @@ struct Counts {
     /// The masters a run replaced the live version of, and the orphans.
     changed: Vec<String>,
     orphans: Vec<String>,
+    /// Every planned title's folder, for `--gc`.
+    folders: Vec<String>,
 }
 
 impl Tally {
@@ -319,6 +353,7 @@ impl Tally {
             Progress::Started(p) => {
                 let mut c = self.counts();
                 *c.planned.entry(p.status.name()).or_default() += 1;
+                c.folders.push(p.folder.clone());
                 c.selected += 1;
                 if let Some(bar) = &self.bar {
                     bar.set_length(c.selected as u64);
@@ -332,6 +367,7 @@ impl Tally {
     fn left(&self, p: PlannedTitle) {
         let mut c = self.counts();
         *c.planned.entry(p.status.name()).or_default() += 1;
+        c.folders.push(p.folder.clone());
         if matches!(p.status, Status::Orphaned(_)) {
             c.orphans.push(p.folder.clone());
         }
@@ -420,6 +456,50 @@ impl Tally {
             } else {
                 self.say(format!("pruned         {folder}  ({removed} objects)"));
             }
+        }
+        Ok(())
+    }
+
+    /// `--gc`: every planned title's expired versions, removed (or listed, in a dry run).
+    fn collect(&self, store: &dyn Store, grace: u64) -> anyhow::Result<()> {
+        let folders = std::mem::take(&mut self.counts().folders);
+        let now = hlspipe::clock::unix_now();
+        let (mut versions, mut objects, mut bytes) = (0, 0, 0u64);
+        for folder in folders {
+            let collected = collect_title(store, &folder, now, grace, self.dry_run)?;
+            if collected.versions.is_empty() {
+                continue;
+            }
+            versions += collected.versions.len();
+            objects += collected.objects;
+            bytes += collected.bytes;
+            if self.json {
+                let line = serde_json::json!({ "gc": folder, "dry_run": self.dry_run, "collected": collected });
+                self.say(line.to_string());
+            } else {
+                let verb = if self.dry_run {
+                    "would remove"
+                } else {
+                    "removed"
+                };
+                self.say(format!(
+                    "gc             {folder}  {verb} {} ({} objects, {:.1} MB)",
+                    collected.versions.join(", "),
+                    collected.objects,
+                    collected.bytes as f64 / 1e6
+                ));
+            }
+        }
+        if !self.json {
+            let verb = if self.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            };
+            self.say(format!(
+                "gc: {verb} {versions} versions, {objects} objects, {:.1} MB (grace {grace} s)",
+                bytes as f64 / 1e6
+            ));
         }
         Ok(())
     }
@@ -522,7 +602,17 @@ fn batch_reference(paths: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_since;
+    use super::{parse_duration, parse_since};
+
+    #[test]
+    fn durations_read_seconds_or_a_unit() {
+        assert_eq!(parse_duration("3600"), Ok(3600));
+        assert_eq!(parse_duration("90m"), Ok(5400));
+        assert_eq!(parse_duration("12h"), Ok(43_200));
+        assert_eq!(parse_duration("7d"), Ok(604_800));
+        assert!(parse_duration("7w").is_err());
+        assert!(parse_duration("h").is_err());
+    }
 
     #[test]
     fn since_reads_dates_and_times_in_utc() {

@@ -821,3 +821,94 @@ fn two_workers_share_a_ladder_s_chunks_and_publish_one_title() {
     assert_eq!(after["state"], "complete");
     assert_eq!(after["version"], version.as_str());
 }
+
+/// `reprocess --enqueue` sends exactly the titles its plan selects (outdated by a settings
+/// change; an up-to-date one is left), marked as a reprocess; two `hlspipe worker`
+/// processes drain the queue, each title is published once with the new settings, and no
+/// invalidation is sent title by title (the distribution has none).
+#[test]
+fn reprocess_enqueue_sends_the_plan_and_two_workers_drain_it_without_invalidating() {
+    let server = S3Server::shared();
+    let endpoint = server.endpoint();
+    let name = bucket_name("reprocess-enqueue-drain");
+    let store = server.bucket(&name);
+    let distribution = cloudfront(&endpoint, CREATE_DISTRIBUTION, &name);
+    let prefix = format!("s3://{name}/uploads/q/");
+    let two = [("HLSPIPE_SEGMENT_DURATION", "2")];
+    for k in ["t0", "t1", "t2"] {
+        put(&store, &format!("uploads/q/{k}.mp4"), media());
+    }
+    let first = hlspipe(&endpoint, &["reprocess", "--prefix", &prefix], &[])
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", output(&first));
+    put(&store, "uploads/q/keep.mp4", media());
+    let kept = hlspipe(
+        &endpoint,
+        &["reprocess", "--prefix", &prefix, "--only", "*keep*"],
+        &two,
+    )
+    .output()
+    .unwrap();
+    assert!(kept.status.success(), "{}", output(&kept));
+    let live = |t: &str| read_manifest(&store, &format!("hls/q/{t}.hls/"))["version"].clone();
+    let before: Vec<serde_json::Value> = ["t0", "t1", "t2"].iter().map(|t| live(t)).collect();
+
+    let rt = runtime();
+    let sqs = rt.block_on(sqs(&endpoint));
+    let (queue_url, _) = rt.block_on(queue(&sqs, &format!("{name}-q")));
+    let args = [
+        "reprocess",
+        "--prefix",
+        &prefix,
+        "--enqueue",
+        "--queue-url",
+        &queue_url,
+        "--json",
+    ];
+    let sent = hlspipe(&endpoint, &args, &two).output().unwrap();
+    assert!(sent.status.success(), "{}", output(&sent));
+    let lines: Vec<serde_json::Value> = stdout(&sent)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut enqueued: Vec<&str> = lines
+        .iter()
+        .filter(|v| v["enqueued"] == true)
+        .map(|v| v["planned"]["title"].as_str().unwrap())
+        .collect();
+    enqueued.sort();
+    assert_eq!(enqueued, ["q/t0", "q/t1", "q/t2"], "{}", stdout(&sent));
+    assert_eq!(lines.last().unwrap()["summary"]["enqueued"], 3);
+    assert_eq!(rt.block_on(queue_depth(&sqs, &queue_url)), 3);
+
+    let env = [
+        ("HLSPIPE_SEGMENT_DURATION", "2"),
+        ("HLSPIPE_DISTRIBUTION_ID", distribution.as_str()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let workers = [
+        start_worker(&endpoint, &queue_url, &env, dir.path().join("a.log")),
+        start_worker(&endpoint, &queue_url, &env, dir.path().join("b.log")),
+    ];
+    wait_for("the titles", &workers[0], Duration::from_secs(120), || {
+        ["t0", "t1", "t2"].iter().zip(&before).all(|(t, old)| {
+            live(t) != *old
+                && manifest_state(&store, &format!("hls/q/{t}.hls/")).as_deref() == Some("complete")
+        })
+    });
+    wait_for(
+        "the queue drained",
+        &workers[0],
+        Duration::from_secs(30),
+        || rt.block_on(queue_depth(&sqs, &queue_url)) == 0,
+    );
+    let invalidations: serde_json::Value =
+        serde_json::from_str(&cloudfront(&endpoint, LIST_INVALIDATIONS, &distribution)).unwrap();
+    assert_eq!(
+        invalidations,
+        serde_json::json!([]),
+        "marked: none title by title"
+    );
+    assert_title_decodes(&store, "hls/q/t1.hls/");
+}

@@ -1,6 +1,6 @@
 //! A directory as an object store.
 
-use super::{Listed, Listing, ObjectInfo, Precondition, Store, Versioned};
+use super::{collect_pages, Listed, Listing, ObjectInfo, Precondition, Store, Versioned};
 use crate::error::{Error, Result};
 use crate::logs::escape_name;
 use crate::media::object::{self, Body, Object, Piece};
@@ -215,12 +215,7 @@ impl Store for DirStore {
     /// or file without permission, a name that is not UTF-8) is left out with a warning, as
     /// S3 would never list it; any other error fails the listing.
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let mut out = Vec::new();
-        self.list_pages(prefix, &mut |page| {
-            out.extend(page);
-            Ok(true)
-        })?;
-        Ok(out)
+        collect_pages(self, prefix)
     }
 
     /// The sub-folders of the prefix's folder, read from it alone (never what they hold).

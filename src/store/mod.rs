@@ -203,6 +203,17 @@ pub trait Store: Send + Sync {
     }
 }
 
+/// Every object under `prefix`, its pages gathered: [`Store::list`] for a store whose
+/// [`Store::list_pages`] is its own.
+pub fn collect_pages(store: &dyn Store, prefix: &str) -> Result<Vec<ObjectInfo>> {
+    let mut all = Vec::new();
+    store.list_pages(prefix, &mut |page| {
+        all.extend(page);
+        Ok(true)
+    })?;
+    Ok(all)
+}
+
 /// Opens `key` of `store` for the demuxer and the segment writers, with its HEAD (size
 /// and ETag); `None` when there is no such object.
 pub fn open_source(

@@ -12,7 +12,9 @@
 //! memory a put holds is one part (or one small object), whatever the object's size.
 //! A failed multipart upload is aborted, so it leaves no billed parts behind.
 
-use super::{ObjectInfo, Precondition, ReadAheadConfig, ReadAheadSource, Store, Versioned};
+use super::{
+    collect_pages, ObjectInfo, Precondition, ReadAheadConfig, ReadAheadSource, Store, Versioned,
+};
 use crate::error::{Error, Result, RetryClass};
 use crate::media::object::{self, Object, Piece};
 use crate::media::source::Source;
@@ -740,12 +742,7 @@ impl Store for S3Store {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let mut out = Vec::new();
-        self.list_pages(prefix, &mut |page| {
-            out.extend(page);
-            Ok(true)
-        })?;
-        Ok(out)
+        collect_pages(self, prefix)
     }
 
     /// ListObjectsV2, a page (at most 1,000 keys) per call ([`S3Store::list_v2`]); `page`

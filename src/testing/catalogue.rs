@@ -9,7 +9,7 @@ use crate::media::package::{settings_in_version, version_for_sources};
 use crate::media::source::Source;
 use crate::pipeline::config::PipelineConfig;
 use crate::pipeline::manifest::{MadeWith, Manifest, SourceInfo, State, MANIFEST_KEY};
-use crate::store::{ObjectInfo, Precondition, Store, Versioned, LIST_PAGE};
+use crate::store::{collect_pages, ObjectInfo, Precondition, Store, Versioned, LIST_PAGE};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -128,12 +128,7 @@ impl Store for SyntheticCatalogue {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let mut all = Vec::new();
-        self.list_pages(prefix, &mut |page| {
-            all.extend(page);
-            Ok(true)
-        })?;
-        Ok(all)
+        collect_pages(self, prefix)
     }
 
     /// The uploads, generated a page at a time (the outputs hold only manifests, which are

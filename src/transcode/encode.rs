@@ -164,9 +164,6 @@ pub struct Encoded {
     pub previews: Option<Previews>,
     /// The segments the title will have, known from the source before any encode.
     pub planned: PlannedSegments,
-    /// The first chunks only (the rest still encoding): `Some(seconds)` of video. Its
-    /// rungs end there; every segment but each rendition's last is as the whole title's.
-    pub partial: Option<f64>,
     /// The fingerprint of the source's `moov` (zero when only ffprobe could read it): the
     /// upload's identity in the version when it has no ETag.
     source_fingerprint: [u8; 32],
@@ -649,9 +646,6 @@ impl LadderJob {
         chunks: usize,
     ) -> Result<Encoded> {
         let started = Instant::now();
-        let partial = (chunks < self.chunks.len())
-            .then(|| self.chunks.get(chunks).map(|c| c.start))
-            .flatten();
         let rest = |name: &Path| format!("{}/{}", self.home_of_rest(false).name(), name.display());
         let shot = |name: &str| format!("{}/{name}", self.home_of_rest(true).name());
         let mut outputs = Vec::new();
@@ -699,7 +693,6 @@ impl LadderJob {
             source_kept: self.facts.keep,
             previews,
             planned: self.planned(),
-            partial,
             source_fingerprint: self.facts.fingerprint,
             scratch,
         })
@@ -730,7 +723,7 @@ const PLAN_SLACK_SECS: f64 = 0.05;
 /// Encodes the ladder of `source` here (see the module's notes), its parts `concurrency`
 /// at a time. `progress` gets the seconds of video done so far, and of the whole. In chunks,
 /// `partial` gets the title as far as the chunks done without a gap from the first go
-/// ([`Encoded::partial`]), each time that grows, while the rest encode: what a progressive
+/// (its rungs end there), each time that grows, while the rest encode: what a progressive
 /// publish writes ahead.
 pub fn encode_ladder(
     ffmpeg: &Ffmpeg,

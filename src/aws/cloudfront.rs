@@ -6,12 +6,13 @@
 //! month are free, after that each costs ("Paying for file invalidation", CloudFront
 //! Developer Guide): one path per re-publish keeps that at zero for most catalogues.
 //!
-//! This is the one CloudFront API call hlspipe makes, `CreateInvalidation` ("POST
-//! /2020-05-31/distribution/{Id}/invalidation", CloudFront API Reference), so it is built
-//! here from its XML body, signed with Signature Version 4 (`aws-sigv4`, the SDK's own
+//! These are the two CloudFront API calls hlspipe makes, `CreateInvalidation` ("POST
+//! /2020-05-31/distribution/{Id}/invalidation", CloudFront API Reference) and, for
+//! `reprocess --wait`, `GetInvalidation`, so they are built here (an XML body; the two fields
+//! read from the answers), signed with Signature Version 4 (`aws-sigv4`, the SDK's own
 //! signer) and sent over the hyper + rustls stack the S3 client already links, instead of
 //! through `aws-sdk-cloudfront`, whose generated code is larger than the S3 SDK's and would
-//! double the build for one operation.
+//! double the build for two operations.
 
 use crate::aws::signed::{endpoint_from_env, Attempt, Service, SignedClient};
 use crate::error::{Error, Result, RetryClass};
@@ -42,6 +43,8 @@ pub struct CloudFrontInvalidator {
     endpoint: String,
     client: SignedClient,
     handle: tokio::runtime::Handle,
+    /// How often `wait_until_done` asks.
+    poll: Duration,
 }
 
 impl CloudFrontInvalidator {
@@ -78,6 +81,7 @@ impl CloudFrontInvalidator {
             endpoint,
             client,
             handle,
+            poll: Duration::from_secs(5),
         })
     }
 
@@ -107,7 +111,9 @@ impl CloudFrontInvalidator {
         &self.distribution_id
     }
 
-    async fn create(&self, paths: &[String], reference: &str) -> Result<()> {
+    /// CreateInvalidation: the new invalidation's id, or `None` when `reference` was used
+    /// before.
+    async fn create(&self, paths: &[String], reference: &str) -> Result<Option<String>> {
         let url = format!(
             "{}/{API_VERSION}/distribution/{}/invalidation",
             self.endpoint, self.distribution_id
@@ -138,7 +144,8 @@ impl CloudFrontInvalidator {
                 }
             };
             if (200..300).contains(&status) {
-                return Ok(());
+                // `<Invalidation><Id>I2J0I21PCUYOIK</Id><Status>InProgress</Status>…`
+                return Ok(xml_text(&text, "Id"));
             }
             let code = xml_text(&text, "Code").unwrap_or_default();
             let message = xml_text(&text, "Message").unwrap_or_default();
@@ -146,7 +153,7 @@ impl CloudFrontInvalidator {
             // retried job), which is all that was wanted (CreateInvalidation, CloudFront
             // API Reference: InvalidationBatchAlreadyExists).
             if code == "InvalidationBatchAlreadyExists" {
-                return Ok(());
+                return Ok(None);
             }
             last = format!("HTTP {status} {code}: {message}");
             let retryable = status >= 500
@@ -171,6 +178,58 @@ impl CloudFrontInvalidator {
             ),
             class,
         })
+    }
+}
+
+impl CloudFrontInvalidator {
+    /// GetInvalidation ("GET /2020-05-31/distribution/{Id}/invalidation/{InvalidationId}",
+    /// CloudFront API Reference) until its `Status` is `Completed`, every `POLL` (CloudFront
+    /// takes from seconds to minutes: "Invalidating files", CloudFront Developer Guide).
+    async fn wait(&self, id: &str, within: Duration) -> Result<()> {
+        let failed = |reason: String, class| Error::Cdn { reason, class };
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(failed(
+                format!("{id:?} is not a CloudFront invalidation id"),
+                RetryClass::Permanent,
+            ));
+        }
+        let url = format!(
+            "{}/{API_VERSION}/distribution/{}/invalidation/{id}",
+            self.endpoint, self.distribution_id
+        );
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let answer = self.client.get_within(ATTEMPT_TIMEOUT, SERVICE, &url).await;
+            let status = match answer {
+                Ok((200, text)) => xml_text(&text, "Status").unwrap_or_default(),
+                Ok((status, text)) => {
+                    let code = xml_text(&text, "Code").unwrap_or_default();
+                    let reason = format!("GetInvalidation {id}: HTTP {status} {code}");
+                    if status < 500 && status != 429 {
+                        return Err(failed(reason, RetryClass::Permanent));
+                    }
+                    reason
+                }
+                Err(Attempt::Final(reason)) => return Err(failed(reason, RetryClass::Permanent)),
+                Err(Attempt::Retry(reason)) => reason,
+            };
+            // AWS spells it `Completed`; some emulators `COMPLETED`.
+            if status.eq_ignore_ascii_case("completed") {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() + self.poll > deadline {
+                return Err(failed(
+                    format!(
+                        "invalidation {id} on distribution {} not completed within {} s \
+                         (last: {status})",
+                        self.distribution_id,
+                        within.as_secs()
+                    ),
+                    RetryClass::Retryable,
+                ));
+            }
+            tokio::time::sleep(self.poll).await;
+        }
     }
 }
 
@@ -220,10 +279,18 @@ fn xml_text(xml: &str, tag: &str) -> Option<String> {
 
 impl Invalidator for CloudFrontInvalidator {
     fn invalidate(&self, paths: &[String], reference: &str) -> Result<()> {
+        self.invalidate_with_id(paths, reference).map(drop)
+    }
+
+    fn invalidate_with_id(&self, paths: &[String], reference: &str) -> Result<Option<String>> {
         if paths.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         self.handle.block_on(self.create(paths, reference))
+    }
+
+    fn wait_until_done(&self, id: &str, within: Duration) -> Result<()> {
+        self.handle.block_on(self.wait(id, within))
     }
 }
 
@@ -425,6 +492,84 @@ mod tests {
         // Nothing to invalidate: no request.
         cdn.invalidate(&[], "hlspipe-3").unwrap();
         assert_eq!(seen.lock().unwrap().len(), 4);
+    }
+
+    /// CreateInvalidation's answer gives the id; GetInvalidation is asked until it says
+    /// `Completed`; a wait that outlasts its time says so; ids are checked before use.
+    #[test]
+    fn the_id_is_returned_and_waited_for_until_completed() {
+        use std::sync::{Arc, Mutex};
+        let gets: Arc<Mutex<Vec<String>>> = Arc::default();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = {
+            let gets = Arc::clone(&gets);
+            axum::Router::new()
+                .route(
+                    "/2020-05-31/distribution/{id}/invalidation",
+                    axum::routing::post(|| async {
+                        (
+                            axum::http::StatusCode::CREATED,
+                            "<Invalidation><Id>I2J0I21PCUYOIK</Id><Status>InProgress</Status></Invalidation>",
+                        )
+                    }),
+                )
+                .route(
+                    "/2020-05-31/distribution/{d}/invalidation/{id}",
+                    axum::routing::get(
+                        move |axum::extract::Path((_, id)): axum::extract::Path<(String, String)>| {
+                            let gets = Arc::clone(&gets);
+                            async move {
+                                let mut gets = gets.lock().unwrap();
+                                gets.push(id.clone());
+                                let status = if id == "NEVER" || gets.len() < 3 {
+                                    "InProgress"
+                                } else {
+                                    "Completed"
+                                };
+                                format!("<Invalidation><Id>{id}</Id><Status>{status}</Status></Invalidation>")
+                            }
+                        },
+                    ),
+                )
+        };
+        rt.spawn(async move { axum::serve(listener, app).await });
+        let creds = SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
+            "AKID", "secret", None, None, "test",
+        ));
+        let mut cdn = CloudFrontInvalidator::new(
+            "E2QWRUHEXAMPLE",
+            format!("http://127.0.0.1:{port}"),
+            creds,
+            rt.handle().clone(),
+        )
+        .unwrap();
+        cdn.poll = Duration::from_millis(10);
+        let paths = vec!["/hls/a/master.m3u8".to_string()];
+        let id = cdn.invalidate_with_id(&paths, "r").unwrap();
+        assert_eq!(id.as_deref(), Some("I2J0I21PCUYOIK"));
+        cdn.wait_until_done("I2J0I21PCUYOIK", Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(gets.lock().unwrap().len(), 3, "asked until completed");
+        let e = cdn
+            .wait_until_done("NEVER", Duration::from_millis(50))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not completed") && e.contains("InProgress"),
+            "{e}"
+        );
+        let e = cdn
+            .wait_until_done("../x", Duration::from_secs(1))
+            .unwrap_err();
+        assert!(e.to_string().contains("not a CloudFront invalidation id"));
     }
 
     #[test]

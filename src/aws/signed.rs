@@ -60,13 +60,19 @@ impl SignedClient {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<(u16, String), Attempt> {
-        match tokio::time::timeout(timeout, self.post(service, url, headers, body)).await {
-            Ok(answer) => answer,
-            Err(_) => Err(Attempt::Retry(format!(
-                "{url}: no answer within {} s",
-                timeout.as_secs()
-            ))),
-        }
+        let post = self.send(hyper::Method::POST, service, url, headers, body);
+        within(timeout, url, post).await
+    }
+
+    /// A signed GET of `url` that gives up after `timeout` (worth another attempt).
+    pub async fn get_within(
+        &self,
+        timeout: std::time::Duration,
+        service: Service,
+        url: &str,
+    ) -> Result<(u16, String), Attempt> {
+        let get = self.send(hyper::Method::GET, service, url, &[], Bytes::new());
+        within(timeout, url, get).await
     }
 
     /// One signed POST of `body` with `headers`; the status and (at most 256 KiB of) the
@@ -78,12 +84,24 @@ impl SignedClient {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<(u16, String), Attempt> {
+        self.send(hyper::Method::POST, service, url, headers, body)
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: hyper::Method,
+        service: Service,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<(u16, String), Attempt> {
         let credentials = self
             .credentials
             .provide_credentials()
             .await
             .map_err(|e| Attempt::Retry(format!("AWS credentials: {e}")))?;
-        let mut builder = hyper::Request::post(url);
+        let mut builder = hyper::Request::builder().method(method).uri(url);
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
@@ -106,6 +124,20 @@ impl SignedClient {
             .to_bytes();
         let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_ANSWER_BYTES)]);
         Ok((status, text.into_owned()))
+    }
+}
+
+async fn within(
+    timeout: std::time::Duration,
+    url: &str,
+    call: impl std::future::Future<Output = Result<(u16, String), Attempt>>,
+) -> Result<(u16, String), Attempt> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(answer) => answer,
+        Err(_) => Err(Attempt::Retry(format!(
+            "{url}: no answer within {} s",
+            timeout.as_secs()
+        ))),
     }
 }
 

@@ -98,6 +98,9 @@ pub struct PlannedTitle {
     pub version: Option<String>,
     /// The version the master names now.
     pub live: Option<String>,
+    /// When the master last switched versions (the manifest's `flipped_at`).
+    #[serde(skip)]
+    pub flipped_at: Option<u64>,
     /// The title's folder of outputs.
     pub folder: String,
     /// Bytes of the source (its inputs, for a title manifest); 0 for an orphan.
@@ -326,10 +329,11 @@ impl Planner<'_> {
         });
         let manifest = self.store.get(&format!("{folder}{MANIFEST_KEY}"))?;
         let manifest = manifest.map(|bytes| Manifest::parse(&bytes));
-        let (status, live) = match manifest {
-            None => (Status::New, None),
+        let (status, live, flipped_at) = match manifest {
+            None => (Status::New, None, None),
             Some(Err(e)) => (
                 Status::Outdated(format!("its manifest cannot be read: {e}")),
+                None,
                 None,
             ),
             Some(Ok(m)) => {
@@ -338,7 +342,7 @@ impl Planner<'_> {
                     side_files: &side_files,
                     version: version.as_deref(),
                 };
-                (self.status_of(&m, &now), m.version.clone())
+                (self.status_of(&m, &now), m.version.clone(), m.flipped_at)
             }
         };
         Ok(PlannedTitle {
@@ -348,6 +352,7 @@ impl Planner<'_> {
             status,
             version,
             live,
+            flipped_at,
             folder: folder.to_owned(),
             bytes: inputs.map_or(source.size, |i| i.iter().map(|o| o.size).sum()),
         })
@@ -494,6 +499,7 @@ impl Planner<'_> {
             source: None,
             status: Status::Orphaned(reason),
             version: None,
+            flipped_at: manifest.as_ref().and_then(|m| m.flipped_at),
             live: manifest.and_then(|m| m.version),
             folder: folder.to_owned(),
             bytes: 0,

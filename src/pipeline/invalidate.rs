@@ -17,6 +17,20 @@ pub trait Invalidator: Send + Sync {
     /// handled twice asks for the same invalidation, which CloudFront answers with the first
     /// one instead of making another (its `CallerReference`).
     fn invalidate(&self, paths: &[String], reference: &str) -> Result<()>;
+
+    /// [`Invalidator::invalidate`], and the id the CDN gave the invalidation: `None` when
+    /// it gives none, or when `reference` was used before (CloudFront answers a repeated
+    /// `CallerReference` with an error, not with the first invalidation's id).
+    fn invalidate_with_id(&self, paths: &[String], reference: &str) -> Result<Option<String>> {
+        self.invalidate(paths, reference).map(|()| None)
+    }
+
+    /// Returns once the invalidation `id` has reached every edge location (CloudFront's
+    /// `Completed`), or fails after `within`. A CDN that has nothing to wait for returns
+    /// at once.
+    fn wait_until_done(&self, _id: &str, _within: std::time::Duration) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The invalidation reference of one flip of a title's master: `hlspipe-` and 32 hex digits

@@ -559,28 +559,33 @@ impl Pipeline<'_> {
     }
 
     /// Title manifests in the folder of `key` that name it: `(manifest key, title)`.
-    /// One listing of the folder; a title manifest that does not parse claims nothing (its
-    /// own event reports it).
+    /// One listing of the folder, a page at a time (memory stays flat in a folder of a
+    /// catalogue); a title manifest that does not parse claims nothing (its own event
+    /// reports it).
     fn claims(&self, store: &dyn Store, key: &str) -> Result<Vec<(String, Title)>> {
         let folder = parent(key);
+        let mut found = Vec::new();
+        store.list_pages(folder, &mut |page| {
+            found.extend(page.into_iter().filter_map(|obj| {
+                let name = &obj.key[folder.len()..];
+                let candidate = !name.contains('/')
+                    && name.to_ascii_lowercase().ends_with(TITLE_MANIFEST_SUFFIX)
+                    && obj.size <= TITLE_MANIFEST_MAX_BYTES;
+                match classify_key(self.config, &obj.key) {
+                    KeyRole::TitleManifest { title } if candidate => Some((obj.key, title)),
+                    _ => None,
+                }
+            }));
+            Ok(true)
+        })?;
         let mut out = Vec::new();
-        for obj in store.list(folder)? {
-            let name = &obj.key[folder.len()..];
-            if name.contains('/')
-                || !name.to_ascii_lowercase().ends_with(TITLE_MANIFEST_SUFFIX)
-                || obj.size > TITLE_MANIFEST_MAX_BYTES
-            {
-                continue;
-            }
-            let KeyRole::TitleManifest { title } = classify_key(self.config, &obj.key) else {
+        for (manifest_key, title) in found {
+            let Some(bytes) = store.get(&manifest_key)? else {
                 continue;
             };
-            let Some(bytes) = store.get(&obj.key)? else {
-                continue;
-            };
-            if let Ok(inputs) = TitleManifest::parse(self.config, &obj.key, &bytes) {
+            if let Ok(inputs) = TitleManifest::parse(self.config, &manifest_key, &bytes) {
                 if inputs.iter().any(|k| k == key) {
-                    out.push((obj.key.clone(), title));
+                    out.push((manifest_key, title));
                 }
             }
         }

@@ -70,6 +70,10 @@ pub struct Manifest {
     /// Versions no longer named by the master, awaiting removal.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retired: Vec<RetiredVersion>,
+    /// Unix seconds when the master last switched from one version to another (a title's
+    /// first publish sets none): what `reprocess --invalidate-changed-since` reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flipped_at: Option<u64>,
     #[serde(default)]
     pub renditions: Vec<Rendition>,
     /// Every track of the live version's inputs and what became of it.
@@ -190,6 +194,7 @@ impl Manifest {
             version: None,
             target_version: None,
             retired: Vec::new(),
+            flipped_at: None,
             renditions: Vec::new(),
             tracks: Vec::new(),
             duration: None,
@@ -278,6 +283,7 @@ impl Manifest {
             if let Some(old) = &previous_live {
                 if old != ours {
                     self.retire(old, now);
+                    self.flipped_at = Some(now);
                 }
             }
             self.version = Some(ours.to_string());
@@ -507,6 +513,27 @@ mod tests {
             warnings: Vec::new(),
             media_bytes: 0,
         }
+    }
+
+    /// `flipped_at` says when the master last switched versions: not on a title's first
+    /// publish, nor when the same version is published again; on a switch, the time of it.
+    #[test]
+    fn flipped_at_records_switches_only() {
+        let mut m = Manifest::start(None, Vec::new(), Some("aaaaaaaaaaaa".into()), 10);
+        m.complete(&packaged("aaaaaaaaaaaa"), 11, true);
+        assert_eq!(m.flipped_at, None, "a first publish switches nothing");
+        let mut m = Manifest::start(Some(m), Vec::new(), Some("aaaaaaaaaaaa".into()), 20);
+        m.complete(&packaged("aaaaaaaaaaaa"), 21, true);
+        assert_eq!(m.flipped_at, None, "the same version again");
+        let mut m = Manifest::start(Some(m), Vec::new(), Some("bbbbbbbbbbbb".into()), 30);
+        m.complete(&packaged("bbbbbbbbbbbb"), 31, true);
+        assert_eq!(m.flipped_at, Some(31));
+        // A job whose flip a later one replaced records none of its own.
+        let mut m = Manifest::start(Some(m), Vec::new(), Some("cccccccccccc".into()), 40);
+        m.complete(&packaged("cccccccccccc"), 41, false);
+        assert_eq!(m.flipped_at, Some(31));
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["flipped_at"], 31);
     }
 
     /// Two jobs of one title, A (the older upload) and B, each `start` → flip → `complete`,

@@ -825,7 +825,9 @@ fn two_workers_share_a_ladder_s_chunks_and_publish_one_title() {
 /// `reprocess --enqueue` sends exactly the titles its plan selects (outdated by a settings
 /// change; an up-to-date one is left), marked as a reprocess; two `hlspipe worker`
 /// processes drain the queue, each title is published once with the new settings, and no
-/// invalidation is sent title by title (the distribution has none).
+/// invalidation is sent title by title (the distribution has none). After the drain,
+/// `--invalidate-changed-since` invalidates exactly the three masters that switched, in
+/// batches of the limit (2 here), and `--wait` returns once CloudFront says completed.
 #[test]
 fn reprocess_enqueue_sends_the_plan_and_two_workers_drain_it_without_invalidating() {
     let server = S3Server::shared();
@@ -857,6 +859,7 @@ fn reprocess_enqueue_sends_the_plan_and_two_workers_drain_it_without_invalidatin
     let rt = runtime();
     let sqs = rt.block_on(sqs(&endpoint));
     let (queue_url, _) = rt.block_on(queue(&sqs, &format!("{name}-q")));
+    let enqueued_at = hlspipe::clock::unix_now().to_string();
     let args = [
         "reprocess",
         "--prefix",
@@ -911,4 +914,66 @@ fn reprocess_enqueue_sends_the_plan_and_two_workers_drain_it_without_invalidatin
         "marked: none title by title"
     );
     assert_title_decodes(&store, "hls/q/t1.hls/");
+
+    let masters: Vec<String> = ["t0", "t1", "t2"]
+        .iter()
+        .map(|t| format!("/hls/q/{t}.hls/master.m3u8"))
+        .collect();
+    let since = [
+        "reprocess",
+        "--prefix",
+        &prefix,
+        "--invalidate-changed-since",
+        &enqueued_at,
+        "--invalidation-batch",
+        "2",
+    ];
+    let listed = hlspipe(&endpoint, &[&since[..], &["--dry-run"]].concat(), &env)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{}", output(&listed));
+    let listed = stdout(&listed);
+    let changed: Vec<&str> = listed
+        .lines()
+        .filter_map(|l| l.strip_prefix("changed        "))
+        .collect();
+    assert_eq!(changed, masters, "{listed}");
+    let none: serde_json::Value =
+        serde_json::from_str(&cloudfront(&endpoint, LIST_INVALIDATIONS, &distribution)).unwrap();
+    assert_eq!(none, serde_json::json!([]), "a dry run invalidates nothing");
+
+    let sent = hlspipe(
+        &endpoint,
+        &[&since[..], &["--wait", "--json"]].concat(),
+        &env,
+    )
+    .output()
+    .unwrap();
+    assert!(sent.status.success(), "{}", output(&sent));
+    let lines: Vec<serde_json::Value> = stdout(&sent)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = lines.iter().filter_map(|v| v["id"].as_str()).collect();
+    let completed: Vec<&str> = lines
+        .iter()
+        .filter_map(|v| v["completed"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 2, "{}", stdout(&sent));
+    assert_eq!(completed, ids, "--wait waited for each");
+    assert_eq!(lines.last().unwrap()["summary"]["invalidated"], 3);
+    let invalidations: serde_json::Value =
+        serde_json::from_str(&cloudfront(&endpoint, LIST_INVALIDATIONS, &distribution)).unwrap();
+    let mut batches: Vec<Vec<String>> = invalidations
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| serde_json::from_value(i["paths"].clone()).unwrap())
+        .collect();
+    batches.sort();
+    assert_eq!(
+        batches,
+        [masters[..2].to_vec(), masters[2..].to_vec()],
+        "exactly the masters that switched (not keep's), two a request"
+    );
 }

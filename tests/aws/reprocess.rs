@@ -43,6 +43,51 @@ fn variant(n: u32) -> Vec<u8> {
     bytes
 }
 
+/// The versions of [`grow_a_title`]'s title: the one its manifest names, and a retired one.
+struct Growing {
+    named: String,
+    retired: String,
+}
+
+/// `uploads/cat/growing.mp4` as a progressive publish leaves it halfway: its manifest
+/// `publishing` the version the source and `config` give (so the plan says "in progress"),
+/// with a segment of it and of a version retired at time 0.
+fn grow_a_title(store: &S3Store, config: &PipelineConfig) -> Growing {
+    use hlspipe::pipeline::manifest::{Manifest, RetiredVersion, SourceInfo, State};
+    let etag = put(store, "uploads/cat/growing.mp4", variant(7));
+    let named =
+        hlspipe::media::package::version_for_sources(&[etag.as_str()], &[], &config.settings());
+    let retired = "0123456789ab".to_string();
+    let sources = vec![SourceInfo {
+        key: "uploads/cat/growing.mp4".into(),
+        etag: Some(etag),
+        size: 1,
+    }];
+    let manifest = Manifest {
+        state: State::Publishing,
+        version: Some(named.clone()),
+        target_version: Some(named.clone()),
+        retired: [&retired, &named]
+            .into_iter()
+            .map(|v| RetiredVersion {
+                version: v.clone(),
+                retired_at: 0,
+            })
+            .collect(),
+        ..Manifest::processing(sources, hlspipe::clock::unix_now())
+    };
+    let folder = "hls/cat/growing.hls/";
+    put(
+        store,
+        &format!("{folder}manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    );
+    for v in [&named, &retired] {
+        put(store, &format!("{folder}v/{v}/seg.m4s"), vec![0; 100]);
+    }
+    Growing { named, retired }
+}
+
 /// moto behind a proxy that notes the method of every request.
 fn recorded(server: &S3Server) -> (Proxy, Arc<Mutex<Vec<String>>>) {
     let methods: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -237,6 +282,11 @@ fn reprocess_plans_a_mixed_catalogue_and_does_only_what_it_needs() {
     assert_eq!(titles["cat/gone"], "orphaned");
     assert!(!writes(&methods).is_empty());
 
+    // A title being published progressively: its manifest names the growing version (as
+    // live and as the one being written; an older entry retiring it too is stale) and one
+    // retired long ago. GC takes the retired one only.
+    let growing = grow_a_title(&store, &default);
+
     // --gc: the versions the runs retired (by the settings, the source, the failures), with
     // their sizes in a dry run, then removed; the live ones stay and still decode.
     let grace = ["--gc", "--grace", "0", "--json"];
@@ -264,6 +314,10 @@ fn reprocess_plans_a_mixed_catalogue_and_does_only_what_it_needs() {
         let m: serde_json::Value = serde_json::from_slice(&m).unwrap();
         m["version"].as_str().unwrap().to_owned()
     };
+    assert_eq!(
+        collectable["hls/cat/growing.hls/"]["versions"],
+        serde_json::json!([growing.retired])
+    );
     for title in ["old", "changed"] {
         let c = &collectable[&format!("hls/cat/{title}.hls/")];
         assert_eq!(c["versions"].as_array().unwrap().len(), 1, "{c}");
@@ -299,6 +353,17 @@ fn reprocess_plans_a_mixed_catalogue_and_does_only_what_it_needs() {
         assert!(m.get("retired").is_none(), "{m}");
     }
     crate::aws_worker::assert_title_decodes(&store, "hls/cat/old.hls/");
+    let left: Vec<String> = store
+        .list("hls/cat/growing.hls/v/")
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(
+        left,
+        [format!("hls/cat/growing.hls/v/{}/seg.m4s", growing.named)],
+        "the version a publishing manifest names stays"
+    );
 
     // --prune removes the orphan's outputs, and only those.
     let pruned = reprocess(

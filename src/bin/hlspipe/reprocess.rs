@@ -42,7 +42,8 @@ pub struct Args {
     /// Only sources whose key or title matches (`*`: any run of characters, `?`: one).
     #[arg(long, value_name = "PATTERN")]
     only: Option<String>,
-    /// Only sources written at or after this time (`2026-11-30` or `2026-11-30T12:00:00Z`).
+    /// Only sources written at or after this time (`2026-11-30`, `2026-11-30T12:00:00Z` or
+    /// Unix seconds).
     #[arg(long, value_name = "DATE")]
     since: Option<String>,
     /// Remove the outputs of orphaned titles (whose sources are gone).
@@ -61,6 +62,18 @@ pub struct Args {
     /// After a local run, invalidate on the CDN the masters that changed, in batches.
     #[arg(long)]
     invalidate: bool,
+    /// Process nothing: invalidate on the CDN the masters of the titles under --prefix that
+    /// switched versions at or after TIME (after an --enqueue run has drained; from what
+    /// the manifests record). With --dry-run, list them.
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["enqueue", "invalidate", "force", "gc", "prune"])]
+    invalidate_changed_since: Option<String>,
+    /// With --invalidate or --invalidate-changed-since: return once CloudFront has
+    /// completed the invalidations (at most 30 minutes).
+    #[arg(long)]
+    wait: bool,
+    /// Paths per invalidation request (at most CloudFront's 3,000).
+    #[arg(long, hide = true, default_value_t = 3000, value_parser = clap::value_parser!(u16).range(1..=3000))]
+    invalidation_batch: u16,
     /// Remove every planned title's versions retired longer ago than the grace period
     /// (never the live one, nor one being written); with --dry-run, list them with sizes.
     #[arg(long)]
@@ -82,6 +95,9 @@ pub struct Args {
 /// CloudFront keeps at most 3,000 invalidation paths in progress per distribution
 /// ("Quotas on invalidations", CloudFront Developer Guide): one request's most.
 const INVALIDATION_BATCH: usize = 3000;
+/// How long `--wait` waits for one invalidation (CloudFront usually completes them in
+/// minutes).
+const WAIT_AT_MOST: Duration = Duration::from_secs(30 * 60);
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (config, stores) = args.job.load()?;
@@ -111,7 +127,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         });
     }
     let tally = Tally::new(args.json, args.dry_run);
-    if args.enqueue {
+    let cdn = Cdn {
+        batch: usize::from(args.invalidation_batch),
+        wait: args.wait,
+    };
+    if let Some(since) = &args.invalidate_changed_since {
+        let since = parse_since(since)?;
+        hlspipe::pipeline::catalogue::plan(store.as_ref(), &config, &scope, &mut |p| {
+            tally.looked(p, since);
+            Ok(!stop.load(Ordering::SeqCst))
+        })?;
+        if !args.dry_run && !stop.load(Ordering::SeqCst) {
+            let invalidator = runtime.block_on(setup::invalidator(&config))?;
+            tally.invalidate(invalidator.as_ref(), cdn)?;
+        }
+    } else if args.enqueue {
         let queue_url = args
             .queue_url
             .clone()
@@ -152,7 +182,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         if args.invalidate && !args.dry_run {
             let invalidator = runtime.block_on(setup::invalidator(&config))?;
-            tally.invalidate(invalidator.as_ref())?;
+            tally.invalidate(invalidator.as_ref(), cdn)?;
         }
     }
     runtime.shutdown_background();
@@ -198,9 +228,14 @@ fn parse_duration(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{text}' is too long"))
 }
 
-/// Unix seconds of `2026-11-30` (midnight UTC) or `2026-11-30T12:00:00Z` (RFC 3339, UTC).
+/// Unix seconds of `2026-11-30` (midnight UTC), `2026-11-30T12:00:00Z` (RFC 3339, UTC) or
+/// `1796083200` (Unix seconds, as `date +%s` prints them).
 fn parse_since(text: &str) -> anyhow::Result<u64> {
-    let bad = || anyhow::anyhow!("--since '{text}': a date (2026-11-30) or 2026-11-30T12:00:00Z");
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().context("a time of Unix seconds");
+    }
+    let bad =
+        || anyhow::anyhow!("'{text}': a date (2026-11-30), 2026-11-30T12:00:00Z or Unix seconds");
     let (date, time) = text.split_once('T').unwrap_or((text, "00:00:00Z"));
     let num = |s: &str| s.parse::<i64>().map_err(|_| bad());
     let d: Vec<&str> = date.split('-').collect();
@@ -289,6 +324,13 @@ impl Queue<'_> {
     }
 }
 
+/// How the changed masters are invalidated.
+#[derive(Clone, Copy)]
+struct Cdn {
+    batch: usize,
+    wait: bool,
+}
+
 /// What the run did so far, printed as it goes and summed up at the end.
 struct Tally {
     json: bool,
@@ -313,6 +355,8 @@ struct Counts {
     orphans: Vec<String>,
     /// Every planned title's folder, for `--gc`.
     folders: Vec<String>,
+    /// Masters invalidated.
+    invalidated: usize,
 }
 
 impl Tally {
@@ -381,6 +425,28 @@ impl Tally {
                 .map(|r| format!("  ({r})"))
                 .unwrap_or_default();
             self.say(format!("{:<13}  {}{why}", p.status.name(), p.title));
+        }
+    }
+
+    /// `--invalidate-changed-since`: a title planned, its master noted if it switched
+    /// versions at or after `since` (in a dry run, printed).
+    fn looked(&self, p: PlannedTitle, since: u64) {
+        let mut c = self.counts();
+        *c.planned.entry(p.status.name()).or_default() += 1;
+        let flipped = p.flipped_at.filter(|at| *at >= since);
+        if flipped.is_none() || matches!(p.status, Status::Orphaned(_)) {
+            return;
+        }
+        let path = format!("/{}{}", p.folder, "master.m3u8");
+        c.changed.push(path.clone());
+        drop(c);
+        if self.dry_run {
+            if self.json {
+                let line = serde_json::json!({ "changed": path, "flipped_at": flipped });
+                self.say(line.to_string());
+            } else {
+                self.say(format!("changed        {path}"));
+            }
         }
     }
 
@@ -504,22 +570,39 @@ impl Tally {
         Ok(())
     }
 
-    fn invalidate(&self, invalidator: &dyn Invalidator) -> anyhow::Result<()> {
+    /// The changed masters invalidated, `cdn.batch` paths a request; with `cdn.wait`, each
+    /// request waited for until CloudFront has completed it.
+    fn invalidate(&self, invalidator: &dyn Invalidator, cdn: Cdn) -> anyhow::Result<()> {
         let mut changed = self.counts().changed.clone();
         changed.sort();
-        for batch in changed.chunks(INVALIDATION_BATCH) {
+        changed.dedup();
+        let mut ids = Vec::new();
+        for batch in changed.chunks(cdn.batch.clamp(1, INVALIDATION_BATCH)) {
             let reference = batch_reference(batch);
-            invalidator.invalidate(batch, &reference)?;
+            let id = invalidator.invalidate_with_id(batch, &reference)?;
             if self.json {
-                let line = serde_json::json!({ "invalidated": batch, "reference": reference });
+                let line = serde_json::json!({
+                    "invalidated": batch, "reference": reference, "id": id,
+                });
                 self.say(line.to_string());
             } else {
-                self.say(format!(
-                    "invalidated    {} masters ({reference})",
-                    batch.len()
-                ));
+                let id = id.as_deref().unwrap_or("requested before");
+                let n = batch.len();
+                self.say(format!("invalidated    {n} masters: {id} ({reference})"));
+            }
+            ids.extend(id);
+        }
+        if cdn.wait {
+            for id in &ids {
+                invalidator.wait_until_done(id, WAIT_AT_MOST)?;
+                if self.json {
+                    self.say(serde_json::json!({ "completed": id }).to_string());
+                } else {
+                    self.say(format!("completed      {id}"));
+                }
             }
         }
+        self.counts().invalidated = changed.len();
         Ok(())
     }
 
@@ -544,6 +627,7 @@ impl Tally {
                 .collect();
             let summary = serde_json::json!({ "summary": {
                 "planned": planned, "outcomes": c.outcomes, "enqueued": c.enqueued,
+                "invalidated": c.invalidated,
                 "failed": failed, "seconds": secs, "interrupted": interrupted,
             }});
             println!("{summary}");
@@ -571,6 +655,15 @@ impl Tally {
                         String::new()
                     }
                 );
+            }
+            if c.invalidated > 0 || (self.dry_run && !c.changed.is_empty()) {
+                let verb = if self.dry_run {
+                    "to invalidate"
+                } else {
+                    "invalidated"
+                };
+                let n = c.changed.len();
+                println!("{verb}: {n} masters");
             }
             for (key, why) in &c.failures {
                 println!("failed: {key}: {why}");
@@ -602,7 +695,74 @@ fn batch_reference(paths: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_duration, parse_since};
+    use super::{parse_duration, parse_since, Cdn, Tally, INVALIDATION_BATCH};
+    use hlspipe::pipeline::invalidate::Invalidator;
+    use std::sync::Mutex;
+
+    /// What was asked of the CDN: (paths, reference) of each request, and the ids waited for.
+    #[derive(Default)]
+    struct Recorded {
+        requests: Mutex<Vec<(Vec<String>, String)>>,
+        waited: Mutex<Vec<String>>,
+    }
+
+    impl Invalidator for Recorded {
+        fn invalidate(&self, paths: &[String], reference: &str) -> hlspipe::Result<()> {
+            let mut requests = self.requests.lock().unwrap();
+            requests.push((paths.to_vec(), reference.to_string()));
+            Ok(())
+        }
+
+        fn invalidate_with_id(
+            &self,
+            paths: &[String],
+            reference: &str,
+        ) -> hlspipe::Result<Option<String>> {
+            self.invalidate(paths, reference)?;
+            Ok(Some(format!("I{}", self.requests.lock().unwrap().len())))
+        }
+
+        fn wait_until_done(&self, id: &str, _: std::time::Duration) -> hlspipe::Result<()> {
+            self.waited.lock().unwrap().push(id.to_string());
+            Ok(())
+        }
+    }
+
+    /// 3,001 changed masters (and one twice): two requests, 3,000 paths (CloudFront's most
+    /// in progress) and 1, each path once, in order, each request with its own reference;
+    /// `--wait` waits for both.
+    #[test]
+    fn changed_masters_are_invalidated_in_batches_of_the_limit() {
+        let tally = Tally::new(true, false);
+        let mut changed: Vec<String> = (0..3001)
+            .rev()
+            .map(|i| format!("/hls/t{i:05}.hls/master.m3u8"))
+            .collect();
+        changed.push(changed[0].clone());
+        tally.counts().changed = changed;
+        let cdn = Recorded::default();
+        let wait = Cdn {
+            batch: INVALIDATION_BATCH,
+            wait: true,
+        };
+        tally.invalidate(&cdn, wait).unwrap();
+        let requests = cdn.requests.lock().unwrap();
+        let sizes: Vec<usize> = requests.iter().map(|(p, _)| p.len()).collect();
+        assert_eq!(sizes, [3000, 1]);
+        assert_eq!(requests[0].0[0], "/hls/t00000.hls/master.m3u8");
+        assert_eq!(requests[1].0[0], "/hls/t03000.hls/master.m3u8");
+        assert_ne!(requests[0].1, requests[1].1);
+        assert_eq!(*cdn.waited.lock().unwrap(), ["I1", "I2"]);
+        assert_eq!(tally.counts().invalidated, 3001);
+        // A batch size past the limit is held to it.
+        let past = Cdn {
+            batch: 5000,
+            wait: false,
+        };
+        drop(requests);
+        tally.invalidate(&cdn, past).unwrap();
+        assert_eq!(cdn.requests.lock().unwrap()[2].0.len(), 3000);
+    }
 
     #[test]
     fn durations_read_seconds_or_a_unit() {
@@ -620,6 +780,7 @@ mod tests {
         assert_eq!(parse_since("2026-12-01").unwrap(), 1_796_083_200);
         assert_eq!(parse_since("2026-12-01T01:02:03Z").unwrap(), 1_796_086_923);
         assert_eq!(parse_since("2024-02-29").unwrap(), 1_709_164_800);
+        assert_eq!(parse_since("1796086923").unwrap(), 1_796_086_923);
         assert!(parse_since("yesterday").is_err());
         assert!(parse_since("2026-13-01").is_err());
     }

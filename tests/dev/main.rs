@@ -317,3 +317,163 @@ fn dev_turns_the_ladder_on_when_ffmpeg_is_there() {
     let version = manifest["version"].as_str().unwrap();
     assert!(title.join(format!("v/{version}/poster.jpg")).is_file());
 }
+
+/// `curl -T` against the page's upload endpoint: the name as given (spaces, accents, the
+/// extension lower-cased), streamed into the bucket, then packaged like any upload; a file
+/// over the limit, one the worker would not take, and a body cut short are refused with a
+/// reason and leave nothing in the bucket.
+#[test]
+fn dev_takes_a_curl_upload_and_refuses_what_it_must() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let dev = start_with(&data, &["--ladder", "off", "--upload-max-bytes", "2000000"]);
+    let file = tmp.path().join("Été à la plage 1.MP4");
+    std::fs::copy(fixture("h264_aac_faststart.mp4"), &file).unwrap();
+    let out = Command::new("curl")
+        .args(["-sS", "-T"])
+        .arg(&file)
+        .arg(format!("{}/dev/uploads/", dev.base))
+        .output()
+        .expect("curl: run scripts/install-test-deps.sh");
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["title"], "Été à la plage 1", "{answer}");
+    assert_eq!(answer["key"], "uploads/Été à la plage 1.mp4");
+    let stored = data.join("media/uploads/Été à la plage 1.mp4");
+    assert_eq!(
+        std::fs::read(&stored).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+    wait_playable(&dev, "Été à la plage 1");
+
+    // Re-process: the upload's job again, published anew; then Delete: the upload goes, and
+    // the watcher's removal takes the title down.
+    let jobs = || {
+        let log = dev.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.iter()
+            .filter(|l| {
+                l.starts_with("hlspipe dev: upload uploads/Été à la plage 1.mp4: processed")
+            })
+            .count()
+    };
+    assert_eq!(jobs(), 1);
+    let encoded = "%C3%89t%C3%A9%20%C3%A0%20la%20plage%201";
+    let post =
+        |path: &str| support::edge::request_url("POST", &format!("{}{path}", dev.base), &[], None);
+    let r = post(&format!("/dev/titles/{encoded}/reprocess"));
+    assert_eq!(r.status, 202, "{}", r.text());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while jobs() < 2 {
+        assert!(Instant::now() < deadline, "the title was not re-processed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(post("/dev/titles/nothing-here/delete").status, 404);
+    let r = post(&format!("/dev/titles/{encoded}/delete"));
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert!(!stored.exists());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while data
+        .join("media/hls/Été à la plage 1.hls/master.m3u8")
+        .exists()
+    {
+        assert!(Instant::now() < deadline, "the title was not taken down");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, listed) = get(&dev.base, "/dev/titles");
+    assert!(!listed.contains("plage"), "{listed}");
+
+    let put = |name: &str, len: usize, send: usize| -> (u16, String) {
+        let addr = dev.base.trim_start_matches("http://");
+        let mut s = TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "PUT /dev/uploads/{name} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let _ = s.write_all(&vec![0u8; send]);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, text)
+    };
+    let (status, text) = put("big.mp4", 3_000_000, 0);
+    assert!(status == 413 && text.contains("allowed"), "{text}");
+    let (status, text) = put("notes.txt", 10, 10);
+    assert!(status == 400 && text.contains("not a video"), "{text}");
+    let (status, text) = put("cut.mp4", 1000, 400);
+    assert!(status == 400 && text.contains("broke off"), "{text}");
+    assert!(!data.join("media/uploads/cut.mp4").exists());
+    assert!(!data.join("media/uploads/big.mp4").exists());
+}
+
+/// The page as a person uses it, in headless Chromium, with nothing reachable but
+/// 127.0.0.1: three files chosen in its file input upload with progress bars; the two
+/// videos complete and the corrupt one shows why it failed and which file; the
+/// two-language title switches audio and plays on; subtitles show cues; the sample's
+/// ladder switches rung by hand; the player keys work; cookies of 8 s are renewed before
+/// they expire and the edge serves the title after the first ones have; screenshots of the list, a title playing, the failure
+/// and the phone-width layout are kept in target/test-artifacts/.
+#[test]
+fn the_dev_page_uploads_plays_and_switches_audio_subtitles_and_quality_offline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // Cookies of 8 s: the page must renew them to go on playing.
+    let dev = start_with(&data, &["--segment-duration", "2", "--cookie-seconds", "8"]);
+    let corrupt = tmp.path().join("corrupt.mp4");
+    std::fs::write(&corrupt, b"\0\0\0\x18ftypisom this is not a video at all").unwrap();
+    let shots = artifact("dev-page-list.png")
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let out = Command::new("node")
+        .arg(repo_root().join("tests/player/devpage.mjs"))
+        .arg(&dev.base)
+        .arg(&shots)
+        .arg(fixture("two_audio_langs.mp4"))
+        .arg(fixture("h264_aac_subs.mp4"))
+        .arg(&corrupt)
+        .output()
+        .expect("node: run scripts/install-test-deps.sh");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(text.lines().last().unwrap_or("{}")).unwrap_or_default();
+    assert_eq!(
+        report["ok"],
+        true,
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report["offHost"], serde_json::json!([]));
+    assert!(report["audio"].as_array().unwrap().len() >= 2, "{report}");
+    assert!(report["levels"].as_array().unwrap().len() >= 2, "{report}");
+    assert_eq!(report["afterExpiry"], 200, "{report}");
+    for shot in ["list", "playing", "failed", "phone"] {
+        let path = shots.join(format!("dev-page-{shot}.png"));
+        assert!(std::fs::metadata(&path).unwrap().len() > 10_000, "{shot}");
+    }
+}
+
+/// The hls.js in the binary is the release the player tests install (their package.json
+/// pins it), byte for byte.
+#[test]
+fn vendored_hls_js_is_the_release_the_player_tests_pin() {
+    let installed =
+        std::fs::read(repo_root().join("tests/player/node_modules/hls.js/dist/hls.min.js"))
+            .expect("tests/player/node_modules: run scripts/install-test-deps.sh");
+    assert!(
+        installed == hlspipe::dev::HLS_JS,
+        "src/dev/vendor/hls.js/README.md says how to update"
+    );
+    let package: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo_root().join("tests/player/package.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        package["dependencies"]["hls.js"],
+        hlspipe::dev::HLS_JS_VERSION
+    );
+}

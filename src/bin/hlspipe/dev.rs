@@ -2,12 +2,9 @@
 //! bucket, upload events from it into the worker, the edge, the playback API with
 //! a development key, and a player page, all on one loopback listener.
 
+use crate::dev_page::{self, Page};
 use anyhow::Context;
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use hlspipe::delivery::api::{self, ApiConfig, Auth};
 use hlspipe::delivery::edge::{self, Access, EdgeConfig};
 use hlspipe::delivery::http::{self, AccessLog};
@@ -15,7 +12,7 @@ use hlspipe::delivery::sign::{HashAlgorithm, KeySet, Signer, Verifier};
 use hlspipe::delivery::uploads::{self, UploadRules, Uploads};
 use hlspipe::dev::lanes::Lanes;
 use hlspipe::dev::watch::UploadWatcher;
-use hlspipe::dev::{self, DEV_KEY_PAIR_ID, PLAYER_PAGE, SAMPLE_MP4};
+use hlspipe::dev::{self, DEV_KEY_PAIR_ID, SAMPLE_MP4};
 use hlspipe::logs::escape_name;
 use hlspipe::media::object::{Body, Object};
 use hlspipe::pipeline::config::PipelineConfig;
@@ -27,15 +24,13 @@ use hlspipe::transcode::ffmpeg::Ffmpeg;
 use hlspipe::transcode::ladder::Ladder;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The local bucket's name: `DIR/media/` holds it, so `HLSPIPE_STORE=file://DIR`
 /// names the same objects.
 const BUCKET: &str = "media";
-
-/// hls.js for the player page when no local copy is found (a pinned major version).
-const HLS_JS_CDN: &str = "https://cdn.jsdelivr.net/npm/hls.js@1/dist/hls.min.js";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -51,10 +46,13 @@ pub struct Args {
     /// Target segment duration in seconds.
     #[arg(long, default_value_t = 6.0)]
     segment_duration: f64,
-    /// A local hls.min.js for the player page (default: the test harness's copy if
-    /// present, else the page loads it from a CDN).
-    #[arg(long, env = "HLSPIPE_HLS_JS", value_name = "PATH")]
-    hls_js: Option<PathBuf>,
+    /// How long the playback API's cookies last, in seconds (the page renews them before
+    /// they expire).
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    cookie_seconds: u64,
+    /// The largest file the page (or `curl -T`) may upload, in bytes.
+    #[arg(long, env = "HLSPIPE_UPLOAD_MAX_BYTES", default_value_t = 20 << 30, value_name = "BYTES")]
+    upload_max_bytes: u64,
     /// Seconds between looks at the uploads folder.
     #[arg(long, default_value_t = 1.0)]
     poll_seconds: f64,
@@ -62,12 +60,6 @@ pub struct Args {
     /// found (on PATH, or HLSPIPE_FFMPEG), else `off`.
     #[arg(long, env = "HLSPIPE_LADDER", value_name = "off|auto|RUNGS")]
     ladder: Option<Ladder>,
-}
-
-struct Page {
-    store: Arc<dyn Store>,
-    output_prefix: String,
-    hls_js: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -82,37 +74,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&bucket_dir)
         .with_context(|| format!("creating {}", bucket_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(DirStore::new(&bucket_dir));
-    let ffmpeg_path = std::env::var("HLSPIPE_FFMPEG")
-        .ok()
-        .filter(|p| !p.is_empty());
-    let ffmpeg = Ffmpeg::locate(ffmpeg_path.as_deref().map(std::ffi::OsStr::new));
-    let ladder = match (&args.ladder, &ffmpeg) {
-        (Some(ladder), _) => ladder.clone(),
-        (None, Ok(_)) => Ladder::Auto,
-        (None, Err(_)) => Ladder::Off,
-    };
-    let config = Arc::new(
-        PipelineConfig {
-            segment_duration: args.segment_duration,
-            ladder,
-            ffmpeg: ffmpeg_path,
-            ..PipelineConfig::default()
-        }
-        .validate()?,
-    );
-    let ladder_line = match (&config.ladder, &ffmpeg) {
-        (Ladder::Off, Err(e)) => format!("off ({e})"),
-        (Ladder::Off, Ok(_)) => "off".to_owned(),
-        (ladder, Ok(f)) => format!("{ladder} ({}, {})", f.version, f.path().display()),
-        (ladder, Err(e)) => format!("{ladder}, but {e}"),
-    };
+    let (config, ladder_line) = pipeline_config(&args)?;
+    let config = Arc::new(config);
     seed_sample(store.as_ref(), &config.input_prefix)?;
 
     let key = dev::dev_key(&args.data.join("dev-key.pem"))?;
     let keys = KeySet::new(DEV_KEY_PAIR_ID, key)?;
     let verifier = Arc::new(Verifier::new(keys.public_keys()));
     let signer = Arc::new(Signer::new(keys, HashAlgorithm::Sha1));
-    let hls_js = args.hls_js.clone().or_else(find_hls_js);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -129,14 +98,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.data.join(".hlspipe-uploads").join(BUCKET),
         )?;
         let uploads = Uploads::new(UploadRules::new((*config).clone()), target, &base);
+        let page = Arc::new(Page {
+            store: Arc::clone(&store),
+            config: Arc::clone(&config),
+            bucket: BUCKET,
+            token: args.token.clone(),
+            staging: args.data.join(".hlspipe-uploads").join("page"),
+            max_upload_bytes: args.upload_max_bytes,
+            received: AtomicU64::new(0),
+        });
         let app = dev_app(
             &base,
-            args.token.as_deref(),
-            &store,
-            &config,
+            page,
+            args.cookie_seconds,
             (signer, verifier),
             uploads,
-            hls_js.clone(),
         )?;
         let watcher = tokio::spawn(watch_uploads(
             Arc::clone(&store),
@@ -144,7 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Duration::from_secs_f64(args.poll_seconds.clamp(0.1, 60.0)),
         ));
         let shutdown = http::shutdown_signal();
-        eprintln!("{}", banner(&base, &bucket_dir, &config, hls_js.as_deref()));
+        eprintln!("{}", banner(&base, &bucket_dir, &config));
         eprintln!("  ladder:   {ladder_line}");
         http::serve(listener, app, shutdown).await?;
         watcher.abort();
@@ -153,38 +129,59 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })
 }
 
-/// Everything on one listener: the player page and its title list, the playback API
-/// (cookies for anyone on loopback, or for `token`), uploads from a page into the bucket
-/// folder (`POST /v1/uploads`, behind the same check), and the edge that checks cookies.
+/// The worker's settings: the ladder on when ffmpeg is found (unless the flag says), and the
+/// line the banner prints about it.
+fn pipeline_config(args: &Args) -> anyhow::Result<(PipelineConfig, String)> {
+    let ffmpeg_path = std::env::var("HLSPIPE_FFMPEG")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let ffmpeg = Ffmpeg::locate(ffmpeg_path.as_deref().map(std::ffi::OsStr::new));
+    let ladder = match (&args.ladder, &ffmpeg) {
+        (Some(ladder), _) => ladder.clone(),
+        (None, Ok(_)) => Ladder::Auto,
+        (None, Err(_)) => Ladder::Off,
+    };
+    let config = PipelineConfig {
+        segment_duration: args.segment_duration,
+        ladder,
+        ffmpeg: ffmpeg_path,
+        ..PipelineConfig::default()
+    }
+    .validate()?;
+    let ladder_line = match (&config.ladder, &ffmpeg) {
+        (Ladder::Off, Err(e)) => format!("off ({e})"),
+        (Ladder::Off, Ok(_)) => "off".to_owned(),
+        (ladder, Ok(f)) => format!("{ladder} ({}, {})", f.version, f.path().display()),
+        (ladder, Err(e)) => format!("{ladder}, but {e}"),
+    };
+    Ok((config, ladder_line))
+}
+
+/// Everything on one listener: the player page, its title list, uploads and buttons
+/// (`dev_page`), the playback API (cookies for anyone on loopback, or for the token),
+/// uploads from a site into the bucket folder (`POST /v1/uploads`, behind the same check),
+/// and the edge that checks cookies.
 fn dev_app(
     base: &str,
-    token: Option<&str>,
-    store: &Arc<dyn Store>,
-    config: &PipelineConfig,
+    page: Arc<Page>,
+    cookie_seconds: u64,
     (signer, verifier): (Arc<Signer>, Arc<Verifier>),
     uploads: Uploads,
-    hls_js: Option<PathBuf>,
 ) -> anyhow::Result<Router> {
-    let auth = match token {
-        Some(t) => Auth::Bearer(t.to_string()),
+    let auth = match &page.token {
+        Some(t) => Auth::Bearer(t.clone()),
         None => Auth::Disabled,
     };
-    let out = config.output_prefix.clone();
+    let store = &page.store;
+    let out = page.config.output_prefix.clone();
+    // Expiries rounded up to a quarter of the lifetime (at most a minute), so one viewer's
+    // cookies do not change with every request.
     let api_config = ApiConfig::new(base, auth)?
+        .lifetime(cookie_seconds, (cookie_seconds / 4).clamp(1, 60))?
         .output_prefix(&out)?
         .uploads(uploads);
     let edge_config = EdgeConfig::new(base)?.map_prefix(&format!("/{out}"), &out)?;
-    let page = Arc::new(Page {
-        store: Arc::clone(store),
-        output_prefix: out,
-        hls_js,
-    });
-    let dev_routes = Router::new()
-        .route("/", get(player_page))
-        .route("/dev/titles", get(list_titles))
-        .route("/player/hls.min.js", get(hls_js_file))
-        .with_state(page);
-    let app = dev_routes
+    let app = dev_page::routes(Arc::clone(&page))
         .merge(api::router(api_config, Arc::clone(store), signer))
         .merge(edge::router(
             edge_config,
@@ -199,21 +196,19 @@ fn dev_app(
 }
 
 /// What a newcomer needs to know on start: where to look, where to copy files.
-fn banner(base: &str, bucket_dir: &Path, config: &PipelineConfig, hls_js: Option<&Path>) -> String {
+fn banner(base: &str, bucket_dir: &Path, config: &PipelineConfig) -> String {
     let out = &config.output_prefix;
     format!(
-        "hlspipe dev: {base}/ (player page)\n  \
-         upload:   cp movie.mp4 {}\n  \
+        "hlspipe dev: {base}/ (player page: drop videos on it)\n  \
+         upload:   curl -T movie.mp4 {base}/dev/uploads/   (or cp movie.mp4 {})\n  \
          titles:   {}\n  \
          playback: {base}/v1/titles/<title>/playback (sets the CloudFront cookies)\n  \
          uploads:  POST {base}/v1/uploads (docs/uploads.md)\n  \
          edge:     {base}/{out}<title>.hls/master.m3u8 (needs the cookies)\n  \
-         hls.js:   {}",
+         hls.js:   {} (in the binary)",
         bucket_dir.join(&config.input_prefix).display(),
         bucket_dir.join(out).display(),
-        hls_js
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| HLS_JS_CDN.to_string()),
+        dev::HLS_JS_VERSION,
     )
 }
 
@@ -242,7 +237,9 @@ async fn watch_uploads(store: Arc<dyn Store>, config: Arc<PipelineConfig>, every
     let mut watcher = UploadWatcher::new(BUCKET, config.input_prefix.clone());
     let (s, c) = (Arc::clone(&store), Arc::clone(&config));
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
-    let mut lanes = Lanes::new(jobs, move |record: &Record| run_record(&s, &c, record));
+    let mut lanes = Lanes::new(jobs, move |record: &Record| {
+        run_record(&s, &c, record, false)
+    });
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -274,9 +271,15 @@ async fn watch_uploads(store: Arc<dyn Store>, config: Arc<PipelineConfig>, every
     }
 }
 
-/// One record through the worker, and a line saying how it went (the key escaped: an upload
-/// name with a newline cannot split the line).
-fn run_record(store: &Arc<dyn Store>, config: &PipelineConfig, record: &Record) {
+/// One record through the worker (with `rebuild`, published again even if its version is
+/// live), and a line saying how it went (the key escaped: an upload name with a newline
+/// cannot split the line).
+pub(crate) fn run_record(
+    store: &Arc<dyn Store>,
+    config: &PipelineConfig,
+    record: &Record,
+    rebuild: bool,
+) {
     let worker = Pipeline {
         config,
         invalidator: &NoInvalidation,
@@ -284,7 +287,7 @@ fn run_record(store: &Arc<dyn Store>, config: &PipelineConfig, record: &Record) 
         parts: None,
         deadline: None,
         clock: &hlspipe::clock::unix_now,
-        rebuild: false,
+        rebuild,
     };
     let started = std::time::Instant::now();
     let outcome = worker.handle_record(store, record);
@@ -297,53 +300,4 @@ fn run_record(store: &Arc<dyn Store>, config: &PipelineConfig, record: &Record) 
         escape_name(&record.job.key),
         started.elapsed().as_secs_f64()
     );
-}
-
-async fn player_page() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        PLAYER_PAGE,
-    )
-        .into_response()
-}
-
-async fn list_titles(State(page): State<Arc<Page>>) -> Response {
-    let p = Arc::clone(&page);
-    match tokio::task::spawn_blocking(move || dev::titles(p.store.as_ref(), &p.output_prefix)).await
-    {
-        Ok(Ok(titles)) => ([(header::CACHE_CONTROL, "no-cache")], Json(titles)).into_response(),
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
-}
-
-async fn hls_js_file(State(page): State<Arc<Page>>) -> Response {
-    let Some(path) = page.hls_js.clone() else {
-        return Redirect::temporary(HLS_JS_CDN).into_response();
-    };
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => (
-            [
-                (header::CONTENT_TYPE, "text/javascript"),
-                (header::CACHE_CONTROL, "max-age=3600"),
-            ],
-            bytes,
-        )
-            .into_response(),
-        Err(_) => Redirect::temporary(HLS_JS_CDN).into_response(),
-    }
-}
-
-/// The hls.js the test harness installs (`npm ci` in tests/player), if this is a
-/// checkout that has it.
-fn find_hls_js() -> Option<PathBuf> {
-    let candidates = [
-        PathBuf::from("tests/player/node_modules/hls.js/dist/hls.min.js"),
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/player/node_modules/hls.js/dist/hls.min.js"),
-    ];
-    candidates.into_iter().find(|p| p.is_file())
 }

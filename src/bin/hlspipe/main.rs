@@ -2,6 +2,7 @@
 //! exit 0 (success), 1 (failure) or 2 (usage; clap's own code).
 
 mod dev;
+mod dev_page;
 mod package;
 mod process_event;
 mod reprocess;

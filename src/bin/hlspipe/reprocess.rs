@@ -116,16 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         force: args.force,
     };
     let runtime = setup::runtime()?;
-    // Ctrl-C (or SIGTERM): no title is started any more; the running ones finish, and the
-    // summary so far is printed.
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        runtime.spawn(async move {
-            hlspipe::delivery::http::shutdown_signal().await;
-            stop.store(true, Ordering::SeqCst);
-        });
-    }
+    let stop = stop_on_signal(&runtime);
     let tally = Tally::new(args.json, args.dry_run);
     let cdn = Cdn {
         batch: usize::from(args.invalidation_batch),
@@ -187,6 +178,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     runtime.shutdown_background();
     tally.finish(stop.load(Ordering::SeqCst))
+}
+
+/// Ctrl-C (or SIGTERM) sets the flag: no title is started any more, the running ones
+/// finish, and the summary so far is printed.
+fn stop_on_signal(runtime: &tokio::runtime::Runtime) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    runtime.spawn(async move {
+        hlspipe::delivery::http::shutdown_signal().await;
+        flag.store(true, Ordering::SeqCst);
+    });
+    stop
 }
 
 fn bucket_and_prefix(args: &Args) -> anyhow::Result<(String, String)> {

@@ -457,6 +457,55 @@ fn the_dev_page_uploads_plays_and_switches_audio_subtitles_and_quality_offline()
     }
 }
 
+/// With `--token`, the page's routes want it as the playback API does: the list, the
+/// limits, uploads and the buttons answer 401 without it and work with it; the page
+/// itself and hls.js are served to anyone (the page asks for the token).
+#[test]
+fn the_dev_page_routes_want_the_token_when_there_is_one() {
+    use support::edge::request_url;
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = start_with(
+        &tmp.path().join("data"),
+        &["--ladder", "off", "--token", "dev-page-token-0123456789"],
+    );
+    let url = |path: &str| format!("{}{path}", dev.base);
+    let bearer = [("Authorization", "Bearer dev-page-token-0123456789")];
+    let wrong = [("Authorization", "Bearer guess")];
+    for path in ["/dev/titles", "/dev/limits"] {
+        assert_eq!(
+            request_url("GET", &url(path), &[], None).status,
+            401,
+            "{path}"
+        );
+        assert_eq!(
+            request_url("GET", &url(path), &wrong, None).status,
+            401,
+            "{path}"
+        );
+        assert_eq!(
+            request_url("GET", &url(path), &bearer, None).status,
+            200,
+            "{path}"
+        );
+    }
+    let clip = std::fs::read(fixture("tiny_faststart.mp4")).unwrap();
+    let put = |headers: &[(&str, &str)]| {
+        request_url("PUT", &url("/dev/uploads/tiny.mp4"), headers, Some(&clip)).status
+    };
+    assert_eq!(put(&[]), 401);
+    assert_eq!(put(&bearer), 201);
+    let act = |headers: &[(&str, &str)]| {
+        request_url("POST", &url("/dev/titles/tiny/reprocess"), headers, None).status
+    };
+    assert_eq!(act(&[]), 401);
+    assert_eq!(act(&bearer), 202);
+    assert_eq!(request_url("GET", &url("/"), &[], None).status, 200);
+    assert_eq!(
+        request_url("GET", &url("/player/hls.min.js"), &[], None).status,
+        200
+    );
+}
+
 /// The hls.js in the binary is the release the player tests install (their package.json
 /// pins it), byte for byte.
 #[test]

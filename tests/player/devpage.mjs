@@ -77,6 +77,41 @@ async function main() {
       return li?.dataset.state === 'failed' && li.querySelector('.error')?.textContent.includes('uploads/corrupt.mp4');
     }, null);
     report.corruptError = await page.textContent('#titles li.title[data-title="corrupt"] .error');
+
+    // Accessible: every control has a name; text keeps a contrast of 4.5:1 (WCAG 2.1, 1.4.3);
+    // Tab starts at the file picker and reaches the first title's buttons in reading order.
+    report.unnamed = await page.evaluate(() => [...document.querySelectorAll('button, select, input, a, summary')]
+      .filter((e) => !e.closest('[hidden]'))
+      .filter((e) => !(e.getAttribute('aria-label') || e.closest('label')?.textContent || e.textContent || '').trim())
+      .map((e) => e.outerHTML.slice(0, 80)));
+    report.lowContrast = await page.evaluate(() => {
+      const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+      const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+        .reduce((a, v, i) => a + v * [0.2126, 0.7152, 0.0722][i], 0);
+      const background = (e) => {
+        for (; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c.length === 3 || c[3] > 0) return c.slice(0, 3); }
+        return [255, 255, 255];
+      };
+      const low = [];
+      for (const e of document.querySelectorAll('.state, .facts, .error, button:not([disabled]), label, #status, #rung, .keys, h1, h2, .name')) {
+        const [a, b] = [lum(rgb(getComputedStyle(e).color)), lum(background(e))];
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        if (ratio < 4.5) low.push(`${e.className || e.tagName}: ${ratio.toFixed(2)}`);
+      }
+      return low;
+    });
+    await page.evaluate(() => document.activeElement?.blur());
+    const order = [];
+    for (let i = 0; i < 4; i++) {
+      await page.keyboard.press('Tab');
+      order.push(await page.evaluate(() => document.activeElement.id || document.activeElement.className || document.activeElement.tagName));
+    }
+    report.tabOrder = order;
+
+    // A file the pipeline would not take is refused on the page, before it is sent.
+    await page.setInputFiles('#file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hello') });
+    await until(page, 'a text file refused', () => [...document.querySelectorAll('#uploads li')]
+      .some((li) => li.textContent.includes('notes.txt') && li.textContent.includes('refused: not a video')), null, 10);
     await page.screenshot({ path: join(shots, 'dev-page-list.png'), fullPage: true });
 
     // Audio: two languages; switch to the other, and playback goes on.
@@ -135,6 +170,7 @@ async function main() {
     await page.screenshot({ path: join(shots, 'dev-page-phone.png'), fullPage: true });
     report.phoneOverflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
     report.ok = report.offHost.length === 0 && report.pageErrors.length === 0 && !report.phoneOverflow &&
+      report.unnamed.length === 0 && report.lowContrast.length === 0 && report.tabOrder[0] === 'file' &&
       keys.unmuted && keys.paused && keys.seeked && report.afterExpiry === 200;
   } finally {
     await context.close().catch(() => {});

@@ -42,6 +42,7 @@ pub fn routes(page: Arc<Page>) -> Router {
     Router::new()
         .route("/", get(player_page))
         .route("/dev/titles", get(list_titles))
+        .route("/dev/limits", get(limits))
         .route("/dev/uploads/{name}", put(receive_upload))
         .route("/dev/titles/{*title}", post(act_on_title))
         .route("/player/hls.min.js", get(hls_js))
@@ -75,7 +76,22 @@ fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn list_titles(State(page): State<Arc<Page>>) -> Response {
+/// What an upload must be, for the page to refuse a file before sending it.
+async fn limits(State(page): State<Arc<Page>>, headers: HeaderMap) -> Response {
+    if let Err((status, why)) = authorised(&page, &headers) {
+        return error(status, why);
+    }
+    let body = serde_json::json!({
+        "max_upload_bytes": page.max_upload_bytes,
+        "extensions": page.config.extensions,
+    });
+    Json(body).into_response()
+}
+
+async fn list_titles(State(page): State<Arc<Page>>, headers: HeaderMap) -> Response {
+    if let Err((status, why)) = authorised(&page, &headers) {
+        return error(status, why);
+    }
     let p = Arc::clone(&page);
     match tokio::task::spawn_blocking(move || dev::titles(p.store.as_ref(), &p.config)).await {
         Ok(Ok(titles)) => ([(header::CACHE_CONTROL, "no-cache")], Json(titles)).into_response(),
@@ -84,7 +100,8 @@ async fn list_titles(State(page): State<Arc<Page>>) -> Response {
     }
 }
 
-/// With a token configured, the writing routes take it as the playback API does.
+/// With a token configured, the page's routes (but the page itself and hls.js) take it as
+/// the playback API does.
 /// Why a request is refused: the status and the message of its JSON error.
 type Refusal = (StatusCode, String);
 

@@ -427,6 +427,29 @@ mod tests {
         assert_eq!(header("x-amz-security-token"), "session");
     }
 
+    /// `app` on 127.0.0.1, on a runtime of one worker thread (which drives the client too),
+    /// and its port.
+    fn serve(app: axum::Router) -> (tokio::runtime::Runtime, u16) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        rt.spawn(async move { axum::serve(listener, app).await });
+        (rt, port)
+    }
+
+    fn invalidator(rt: &tokio::runtime::Runtime, endpoint: &str) -> CloudFrontInvalidator {
+        let creds = SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
+            "AKID", "secret", None, None, "test",
+        ));
+        CloudFrontInvalidator::new("E2QWRUHEXAMPLE", endpoint, creds, rt.handle().clone()).unwrap()
+    }
+
     /// Against a local server that answers from a script: 503 is retried, an
     /// already-used reference is success, AccessDenied is final and reported.
     #[test]
@@ -440,15 +463,6 @@ mod tests {
             (503, "<ErrorResponse><Error><Code>ServiceUnavailable</Code></Error></ErrorResponse>"),
         ]));
         let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let port = listener.local_addr().unwrap().port();
         let app = {
             let (answers, seen) = (Arc::clone(&answers), Arc::clone(&seen));
             axum::Router::new().route(
@@ -464,17 +478,8 @@ mod tests {
                 }),
             )
         };
-        rt.spawn(async move { axum::serve(listener, app).await });
-        let creds = SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
-            "AKID", "secret", None, None, "test",
-        ));
-        let cdn = CloudFrontInvalidator::new(
-            "E2QWRUHEXAMPLE",
-            format!("http://127.0.0.1:{port}/"),
-            creds,
-            rt.handle().clone(),
-        )
-        .unwrap();
+        let (rt, port) = serve(app);
+        let cdn = invalidator(&rt, &format!("http://127.0.0.1:{port}/"));
         let paths = vec!["/hls/shows/ep 1/master.m3u8".to_string()];
         // 503, then 201.
         cdn.invalidate(&paths, "hlspipe-1").unwrap();
@@ -500,15 +505,6 @@ mod tests {
     fn the_id_is_returned_and_waited_for_until_completed() {
         use std::sync::{Arc, Mutex};
         let gets: Arc<Mutex<Vec<String>>> = Arc::default();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let port = listener.local_addr().unwrap().port();
         let app = {
             let gets = Arc::clone(&gets);
             axum::Router::new()
@@ -540,17 +536,8 @@ mod tests {
                     ),
                 )
         };
-        rt.spawn(async move { axum::serve(listener, app).await });
-        let creds = SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
-            "AKID", "secret", None, None, "test",
-        ));
-        let mut cdn = CloudFrontInvalidator::new(
-            "E2QWRUHEXAMPLE",
-            format!("http://127.0.0.1:{port}"),
-            creds,
-            rt.handle().clone(),
-        )
-        .unwrap();
+        let (rt, port) = serve(app);
+        let mut cdn = invalidator(&rt, &format!("http://127.0.0.1:{port}"));
         cdn.poll = Duration::from_millis(10);
         let paths = vec!["/hls/a/master.m3u8".to_string()];
         let id = cdn.invalidate_with_id(&paths, "r").unwrap();

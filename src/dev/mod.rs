@@ -11,7 +11,14 @@ pub use titles::{titles, Shown, TitleSummary};
 
 use crate::delivery::sign::PrivateKey;
 use crate::error::{Error, Result};
+use crate::logs::escape_name;
+use crate::pipeline::config::PipelineConfig;
+use crate::pipeline::event::{Record, RecordKind};
+use crate::pipeline::invalidate::NoInvalidation;
+use crate::pipeline::job::Pipeline;
+use crate::store::Store;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The key-pair id the development key signs as. CloudFront ids are opaque strings;
 /// this one says what it is wherever it shows up.
@@ -71,4 +78,30 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?;
     f.write_all(bytes)
+}
+
+/// One record through the worker, as `hlspipe dev` runs it (no CDN, no event bus) (with `rebuild`, published again even if its version is
+/// live), and a line saying how it went (the key escaped: an upload name with a newline
+/// cannot split the line).
+pub fn run_record(store: &Arc<dyn Store>, config: &PipelineConfig, record: &Record, rebuild: bool) {
+    let worker = Pipeline {
+        config,
+        invalidator: &NoInvalidation,
+        notifier: &crate::pipeline::notify::NoNotification,
+        parts: None,
+        deadline: None,
+        clock: &crate::clock::unix_now,
+        rebuild,
+    };
+    let started = std::time::Instant::now();
+    let outcome = worker.handle_record(store, record);
+    eprintln!(
+        "hlspipe dev: {} {}: {outcome} ({:.2} s)",
+        match record.kind {
+            RecordKind::Removed => "removed",
+            _ => "upload",
+        },
+        escape_name(&record.job.key),
+        started.elapsed().as_secs_f64()
+    );
 }

@@ -13,12 +13,9 @@ use hlspipe::delivery::uploads::{self, UploadRules, Uploads};
 use hlspipe::dev::lanes::Lanes;
 use hlspipe::dev::watch::UploadWatcher;
 use hlspipe::dev::{self, DEV_KEY_PAIR_ID, SAMPLE_MP4};
-use hlspipe::logs::escape_name;
 use hlspipe::media::object::{Body, Object};
 use hlspipe::pipeline::config::PipelineConfig;
-use hlspipe::pipeline::event::{Record, RecordKind};
-use hlspipe::pipeline::invalidate::NoInvalidation;
-use hlspipe::pipeline::job::Pipeline;
+use hlspipe::pipeline::event::Record;
 use hlspipe::store::{DirStore, Store};
 use hlspipe::transcode::ffmpeg::Ffmpeg;
 use hlspipe::transcode::ladder::Ladder;
@@ -238,7 +235,7 @@ async fn watch_uploads(store: Arc<dyn Store>, config: Arc<PipelineConfig>, every
     let (s, c) = (Arc::clone(&store), Arc::clone(&config));
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
     let mut lanes = Lanes::new(jobs, move |record: &Record| {
-        run_record(&s, &c, record, false)
+        dev::run_record(&s, &c, record, false)
     });
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -269,35 +266,4 @@ async fn watch_uploads(store: Arc<dyn Store>, config: Arc<PipelineConfig>, every
             Some(()) = lanes.next_done() => {}
         }
     }
-}
-
-/// One record through the worker (with `rebuild`, published again even if its version is
-/// live), and a line saying how it went (the key escaped: an upload name with a newline
-/// cannot split the line).
-pub(crate) fn run_record(
-    store: &Arc<dyn Store>,
-    config: &PipelineConfig,
-    record: &Record,
-    rebuild: bool,
-) {
-    let worker = Pipeline {
-        config,
-        invalidator: &NoInvalidation,
-        notifier: &hlspipe::pipeline::notify::NoNotification,
-        parts: None,
-        deadline: None,
-        clock: &hlspipe::clock::unix_now,
-        rebuild,
-    };
-    let started = std::time::Instant::now();
-    let outcome = worker.handle_record(store, record);
-    eprintln!(
-        "hlspipe dev: {} {}: {outcome} ({:.2} s)",
-        match record.kind {
-            RecordKind::Removed => "removed",
-            _ => "upload",
-        },
-        escape_name(&record.job.key),
-        started.elapsed().as_secs_f64()
-    );
 }

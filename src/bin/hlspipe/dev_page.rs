@@ -183,13 +183,16 @@ async fn receive_upload(
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let n = page.received.fetch_add(1, Ordering::SeqCst);
-    let staged = page
-        .staging
-        .join(format!("{}-{n}.part", std::process::id()));
-    let received = receive_into(&staged, body, size).await;
+    // Removed however this ends, a client that goes away mid-body included (the server
+    // then drops this future at an await).
+    let staged = Staged(
+        page.staging
+            .join(format!("{}-{n}.part", std::process::id())),
+    );
+    let received = receive_into(&staged.0, body, size).await;
     let result = match received {
         Ok(()) => {
-            let (store, key, path) = (Arc::clone(&page.store), plan.key.clone(), staged.clone());
+            let (store, key, path) = (Arc::clone(&page.store), plan.key.clone(), staged.0.clone());
             tokio::task::spawn_blocking(move || put_file(store.as_ref(), &key, &path))
                 .await
                 .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
@@ -197,7 +200,7 @@ async fn receive_upload(
         }
         Err(e) => Err(e),
     };
-    let _ = std::fs::remove_file(&staged);
+    drop(staged);
     match result {
         Ok(()) => {
             let body = serde_json::json!({
@@ -206,6 +209,15 @@ async fn receive_upload(
             (StatusCode::CREATED, Json(body)).into_response()
         }
         Err((status, why)) => error(status, why),
+    }
+}
+
+/// A staging file, removed when dropped.
+struct Staged(PathBuf);
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -355,5 +367,5 @@ fn rebuild(page: &Page, key: &str) {
         reprocess: false,
         message_id: None,
     };
-    crate::dev::run_record(&page.store, &page.config, &record, true);
+    dev::run_record(&page.store, &page.config, &record, true);
 }

@@ -117,6 +117,8 @@ async function main() {
     // Audio: two languages; switch to the other, and playback goes on.
     await playFor(page, 'two_audio_langs', 1);
     await until(page, 'audio menu', () => document.querySelectorAll('#audio option').length >= 2, null, 30);
+    // One rung: no quality to choose.
+    report.oneRungMenu = await page.evaluate(() => [window.hlspipe.hls.levels.length, document.getElementById('quality').disabled]);
     const before = await page.evaluate(() => window.hlspipe.hls.audioTrack);
     const other = before === 0 ? '1' : '0';
     await page.selectOption('#audio', other);
@@ -170,7 +172,7 @@ async function main() {
     await page.screenshot({ path: join(shots, 'dev-page-phone.png'), fullPage: true });
     report.phoneOverflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
     report.ok = report.offHost.length === 0 && report.pageErrors.length === 0 && !report.phoneOverflow &&
-      report.unnamed.length === 0 && report.lowContrast.length === 0 && report.tabOrder[0] === 'file' &&
+      report.unnamed.length === 0 && report.oneRungMenu[0] === 1 && report.oneRungMenu[1] === true && report.lowContrast.length === 0 && report.tabOrder[0] === 'file' &&
       keys.unmuted && keys.paused && keys.seeked && report.afterExpiry === 200;
   } finally {
     await context.close().catch(() => {});

@@ -5,8 +5,11 @@ use crate::error::{Error, Result};
 use crate::media::model::TrackKind;
 use crate::media::package::TrackOutcome;
 use crate::pipeline::config::PipelineConfig;
+use crate::pipeline::job::side_file_prefix;
 use crate::pipeline::keys::{classify_key, KeyRole};
-use crate::pipeline::manifest::{JobProgress, Manifest, State, MANIFEST_KEY, MASTER_KEY};
+use crate::pipeline::manifest::{
+    read_manifest, JobProgress, Manifest, State, MANIFEST_KEY, MASTER_KEY,
+};
 use crate::store::Store;
 use crate::title::Title;
 use std::collections::BTreeMap;
@@ -141,6 +144,32 @@ pub fn titles(store: &dyn Store, config: &PipelineConfig) -> Result<Vec<TitleSum
         Ok(true)
     })?;
     Ok(out.into_values().collect())
+}
+
+/// The upload keys `title` is made of: its manifest's sources or, before a job has written
+/// one, the uploads that are this title (a listing of the title's own keys, not of the
+/// catalogue).
+pub fn uploads_of(
+    store: &dyn Store,
+    config: &PipelineConfig,
+    title: &Title,
+) -> Result<Vec<String>> {
+    if let Some(m) = read_manifest(store, &title.folder(&config.output_prefix))? {
+        if !m.sources.is_empty() {
+            return Ok(m.sources.into_iter().map(|s| s.key).collect());
+        }
+    }
+    let mut found = Vec::new();
+    store.list_pages(&side_file_prefix(config, title), &mut |page| {
+        found.extend(page.into_iter().map(|o| o.key).filter(|key| {
+            matches!(
+                classify_key(config, key),
+                KeyRole::Media { title: t } | KeyRole::TitleManifest { title: t } if t == *title
+            )
+        }));
+        Ok(true)
+    })?;
+    Ok(found)
 }
 
 fn blank(title: &Title, state: Shown) -> TitleSummary {
@@ -283,6 +312,11 @@ mod tests {
             ]
         );
         assert_eq!(listed[1].error.as_deref(), Some("not an MP4"));
+        let store = DirStore::new(dir.path());
+        let of = |t: &str| uploads_of(&store, &config(), &Title::new(t).unwrap()).unwrap();
+        assert_eq!(of("My Show/Épisode 1"), ["uploads/My Show/Épisode 1.mp4"]);
+        assert_eq!(of("done"), ["uploads/done.mp4"]);
+        assert!(of("My Show/notes").is_empty());
         assert_eq!(listed[0].encoded, "My%20Show/%C3%89pisode%201");
     }
 }

@@ -1200,7 +1200,7 @@ pub(crate) fn side_files(
 /// before its first non-ASCII character, where both forms still agree. Listing the title's
 /// own keys, not its whole folder, spares a job in a folder of 100,000 uploads a listing of
 /// 100,000 keys (the reprocess bench found every job listing the folder).
-fn side_file_prefix(config: &PipelineConfig, title: &Title) -> String {
+pub(crate) fn side_file_prefix(config: &PipelineConfig, title: &Title) -> String {
     let t = title.as_str();
     match t.find(|c: char| !c.is_ascii()) {
         Some(at) => format!("{}{}", config.input_prefix, &t[..at]),

@@ -6,6 +6,7 @@ use crate::dev_page::{self, Page};
 use anyhow::Context;
 use axum::Router;
 use hlspipe::delivery::api::{self, ApiConfig, Auth};
+use hlspipe::delivery::auth::BearerToken;
 use hlspipe::delivery::edge::{self, Access, EdgeConfig};
 use hlspipe::delivery::http::{self, AccessLog};
 use hlspipe::delivery::sign::{HashAlgorithm, KeySet, Signer, Verifier};
@@ -99,13 +100,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             store: Arc::clone(&store),
             config: Arc::clone(&config),
             bucket: BUCKET,
-            token: args.token.clone(),
+            bearer: args.token.as_deref().map(BearerToken::new).transpose()?,
             staging: args.data.join(".hlspipe-uploads").join("page"),
+            rules: UploadRules::new((*config).clone())
+                .max_size(args.upload_max_bytes)
+                .map_err(|e| anyhow::anyhow!("--upload-max-bytes: {e}"))?,
             max_upload_bytes: args.upload_max_bytes,
             received: AtomicU64::new(0),
         });
         let app = dev_app(
             &base,
+            args.token.as_deref(),
             page,
             args.cookie_seconds,
             (signer, verifier),
@@ -160,13 +165,14 @@ fn pipeline_config(args: &Args) -> anyhow::Result<(PipelineConfig, String)> {
 /// and the edge that checks cookies.
 fn dev_app(
     base: &str,
+    token: Option<&str>,
     page: Arc<Page>,
     cookie_seconds: u64,
     (signer, verifier): (Arc<Signer>, Arc<Verifier>),
     uploads: Uploads,
 ) -> anyhow::Result<Router> {
-    let auth = match &page.token {
-        Some(t) => Auth::Bearer(t.clone()),
+    let auth = match token {
+        Some(t) => Auth::Bearer(t.to_string()),
         None => Auth::Disabled,
     };
     let store = &page.store;

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use futures_util::StreamExt;
+use hlspipe::delivery::auth::{bearer_credential, BearerToken};
 use hlspipe::delivery::uploads::{UploadRequest, UploadRules};
 use hlspipe::dev::{self, HLS_JS, HLS_JS_LICENSE, PLAYER_PAGE};
 use hlspipe::media::object::{Body, Object};
@@ -28,10 +29,12 @@ pub struct Page {
     pub config: Arc<PipelineConfig>,
     /// The bucket's name in the records the page makes (re-process).
     pub bucket: &'static str,
-    /// `Authorization: Bearer` the writing routes require, when the server has a token.
-    pub token: Option<String>,
+    /// The token the page's routes require, when the server has one (the playback API's).
+    pub bearer: Option<BearerToken>,
     /// Where an upload is received before it is put in the bucket whole.
     pub staging: PathBuf,
+    /// What an upload must be: the rules of `POST /v1/uploads`, with the size limit below.
+    pub rules: UploadRules,
     /// The largest upload taken.
     pub max_upload_bytes: u64,
     /// Names staging files apart.
@@ -106,18 +109,15 @@ async fn list_titles(State(page): State<Arc<Page>>, headers: HeaderMap) -> Respo
 type Refusal = (StatusCode, String);
 
 fn authorised(page: &Page, headers: &HeaderMap) -> Result<(), Refusal> {
-    let Some(token) = &page.token else {
+    let Some(bearer) = &page.bearer else {
         return Ok(());
     };
-    let given = headers
+    let granted = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let same = given.is_some_and(|g| {
-        use subtle::ConstantTimeEq;
-        bool::from(g.as_bytes().ct_eq(token.as_bytes()))
-    });
-    if same {
+        .and_then(bearer_credential)
+        .is_some_and(|credential| bearer.check(credential).is_ok());
+    if granted {
         Ok(())
     } else {
         let why = "Authorization: Bearer <token> needed".to_string();
@@ -167,17 +167,13 @@ async fn receive_upload(
             "send the file with its Content-Length",
         );
     };
-    let rules = match UploadRules::new((*page.config).clone()).max_size(page.max_upload_bytes) {
-        Ok(rules) => rules,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
-    };
     let request = UploadRequest {
         filename: name,
         size,
         content_type: None,
         title,
     };
-    let plan = match rules.plan(&request) {
+    let plan = match page.rules.plan(&request) {
         Ok(plan) => plan,
         Err(e) if size > page.max_upload_bytes => return error(StatusCode::PAYLOAD_TOO_LARGE, e),
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
@@ -302,7 +298,11 @@ async fn act_on_title(
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let p = Arc::clone(&page);
-    let sources = match tokio::task::spawn_blocking(move || sources_of(&p, &title)).await {
+    let sources = match tokio::task::spawn_blocking(move || {
+        dev::titles::uploads_of(p.store.as_ref(), &p.config, &title)
+    })
+    .await
+    {
         Ok(Ok(s)) if !s.is_empty() => s,
         Ok(Ok(_)) => return error(StatusCode::NOT_FOUND, "no upload of this title"),
         Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
@@ -334,16 +334,6 @@ async fn act_on_title(
             "POST /dev/titles/<title>/delete or …/reprocess",
         ),
     }
-}
-
-/// The upload keys a title is made of: its manifest's sources, or the queued upload.
-fn sources_of(page: &Page, title: &Title) -> hlspipe::Result<Vec<String>> {
-    let listed = dev::titles(page.store.as_ref(), &page.config)?;
-    Ok(listed
-        .into_iter()
-        .find(|t| t.title == title.as_str())
-        .map(|t| t.sources)
-        .unwrap_or_default())
 }
 
 fn rebuild(page: &Page, key: &str) {
